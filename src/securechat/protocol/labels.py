@@ -1,0 +1,16 @@
+"""Context labels: every signed, MACed, derived or authenticated byte string starts
+with exactly one of these. The version is part of each label."""
+
+from __future__ import annotations
+
+AUTH_KEY_INFO = "securechat/v1/auth-key"
+WRAP_KEY_INFO = "securechat/v1/wrap-key"
+KEY_BUNDLE_AAD = "securechat/v1/key-bundle"
+KEY_BUNDLE_PLAINTEXT = "securechat/v1/private-keys"
+ENCRYPTION_KEY_BINDING = "securechat/v1/encryption-key"
+MESSAGE_HEADER = "securechat/v1/message-header"
+WRAPPED_KEY_LABEL = "securechat/v1/wrapped-key"
+MESSAGE_SIGNATURE = "securechat/v1/message-signature"
+DIRECT_CONVERSATION = "securechat/v1/direct-conversation"
+SAFETY_NUMBER = "securechat/v1/safety-number"
+PRELOGIN_FAKE_SALT = "securechat/v1/prelogin-fake-salt"
