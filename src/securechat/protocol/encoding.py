@@ -41,6 +41,10 @@ def b64decode(text: str, *, max_bytes: int | None = None) -> bytes:
         raise MalformedInput("invalid base64") from exc
     if base64.b64encode(raw).decode("ascii") != text:
         raise MalformedInput("non-canonical base64")
+    # The length check above works in whole 4-character groups, so it lets through
+    # up to two bytes more than max_bytes; this makes the limit exact.
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise MalformedInput("base64 value too long")
     return raw
 
 

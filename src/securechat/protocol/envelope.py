@@ -205,7 +205,11 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
         if not isinstance(text, str):
             raise MalformedInput("payload text must be a string")
         check_text(text, field="text", max_chars=MAX_TEXT_CHARS)
-    encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate in any string field (check_text covers only "text").
+        raise MalformedInput("payload is not valid Unicode") from exc
     if len(encoded) > MAX_PAYLOAD_BYTES:
         raise MalformedInput("payload too large")
     return encoded
@@ -214,7 +218,9 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
 def decode_payload(data: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: a hostile sender can nest arrays deeply enough to exhaust
+        # the JSON parser's recursion limit; that must look like any other failure.
         raise VerificationFailed() from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise VerificationFailed()

@@ -72,7 +72,10 @@ class DerivedKeys:
 
 def normalise_password(password: str) -> bytes:
     """Passwords are NFKC-normalised and UTF-8 encoded before PBKDF2."""
-    return unicodedata.normalize("NFKC", password).encode("utf-8")
+    try:
+        return unicodedata.normalize("NFKC", password).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedInput("password is not valid Unicode") from exc
 
 
 def derive_keys(password: str, params: KdfParams) -> DerivedKeys:

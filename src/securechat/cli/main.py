@@ -1,0 +1,334 @@
+"""The ``securechat`` command: the server, and a terminal client over the client library."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..client.errors import ClientError, KeyChanged
+from ..client.messenger import InboxItem, Messenger
+from ..protocol.errors import ProtocolError
+from ..protocol.keys import fingerprint, format_safety_number, safety_number
+from .config import ClientSettings
+
+app = typer.Typer(help="SecureChat: end-to-end encrypted messaging.", no_args_is_help=True, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
+
+
+def run(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
+    """Run an async command; print client errors plainly and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
+        except (ClientError, ProtocolError) as exc:
+            errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def messenger() -> Messenger:
+    settings = ClientSettings()
+    return Messenger(settings.home, settings.server)
+
+
+def read_password(from_stdin: bool, prompt: str = "Password: ", confirm: bool = False) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\n").rstrip("\r")
+    password = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        errors.print("error: the passwords differ")
+        raise typer.Exit(1)
+    return password
+
+
+def when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite database and secrets live.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="sqlite:///path or postgresql://...")] = None,
+) -> None:
+    """Start the server (SQLite in the data dir unless --database-url is given)."""
+    from .serve import run_server
+
+    run_server(host=host, port=port, data_dir=data_dir, database_url=database_url)
+
+
+@app.command()
+@run
+async def register(username: str, password_stdin: PasswordStdin = False) -> None:
+    """Create an account; keys are made here and sealed with your password."""
+    password = read_password(password_stdin, confirm=True)
+    client = messenger()
+    try:
+        with console.status("Deriving keys and generating key pairs..."):
+            await client.register(username, password)
+        console.print(f"Registered [bold]{client.username}[/bold] on {client.api.base_url}")
+    finally:
+        await client.close()
+
+
+@app.command()
+@run
+async def login(username: str, password_stdin: PasswordStdin = False) -> None:
+    """Log in on this device."""
+    password = read_password(password_stdin)
+    client = messenger()
+    try:
+        with console.status("Deriving keys..."):
+            await client.login(username, password)
+        console.print(f"Logged in as [bold]{client.username}[/bold]")
+    finally:
+        await client.close()
+
+
+@app.command()
+@run
+async def logout() -> None:
+    """End this device's session."""
+    client = messenger()
+    try:
+        await client.logout()
+        console.print("Logged out")
+    finally:
+        await client.close()
+
+
+async def unlocked(password_stdin: bool) -> Messenger:
+    client = messenger()
+    try:
+        _ = client.username
+        password = read_password(password_stdin)
+        await client.unlock(password)
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+@app.command()
+@run
+async def send(user: str, text: str, password_stdin: PasswordStdin = False) -> None:
+    """Send an encrypted message."""
+    client = await unlocked(password_stdin)
+    try:
+        result = await client.send_text(user, text)
+        console.print(f"sent {result['message_id']} (seq {result['seq']}) at {when(result['server_ts'])}")
+    except KeyChanged as exc:
+        show_key_change(client, exc)
+        raise typer.Exit(3) from None
+    finally:
+        await client.close()
+
+
+def show_key_change(client: Messenger, exc: KeyChanged) -> None:
+    errors.print(f"[bold red]The keys of {exc.username} have changed.[/bold red]")
+    for kind in ("signing_key", "encryption_key"):
+        errors.print(f"  {kind}: pinned {short_fp(exc.pinned[kind])} -> now {short_fp(exc.current[kind])}")
+    errors.print(f"Compare safety numbers, then run: securechat verify {exc.username} --accept-change")
+
+
+def short_fp(b64_spki: str) -> str:
+    import base64
+
+    return fingerprint(base64.b64decode(b64_spki))[:19]
+
+
+def item_line(item: InboxItem | dict[str, Any]) -> str:
+    data = item.to_json() if isinstance(item, InboxItem) else item
+    mark = "✓" if data.get("verified") else "⚠ UNVERIFIABLE"
+    text = data.get("text") if data.get("verified") else f"({data.get('reason')})"
+    return f"[{when(data.get('sent_at'))}] {data.get('sender')}: {text}  {mark}"
+
+
+@app.command()
+@run
+async def inbox(
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
+    include_sent: Annotated[bool, typer.Option("--all", help="Include messages you sent.")] = False,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Fetch new messages, then list the messages on this device."""
+    client = await unlocked(password_stdin)
+    try:
+        await client.sync_inbox()
+        me = client.username
+        for row in client.stored_messages():
+            if row["sender"] == me and not include_sent:
+                continue
+            record = {
+                "message_id": row["message_id"],
+                "conversation_id": row["conversation_id"],
+                "sender": row["sender"],
+                "peer": row["peer"],
+                "text": row["text"] if row["verified"] else None,
+                "sent_at": row["sent_at"],
+                "server_ts": row["server_ts"],
+                "received_at": row["received_at"],
+                "verified": bool(row["verified"]),
+                "reason": row["reason"],
+                "status": row["status"],
+                "seq": row["seq"],
+            }
+            if json_output:
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                console.print(item_line(record), markup=False, highlight=False)
+    finally:
+        await client.close()
+
+
+@app.command()
+@run
+async def chat(user: str, password_stdin: PasswordStdin = False) -> None:
+    """Interactive chat: incoming messages appear while you type. Ctrl-D quits."""
+    from .chat import run_chat
+
+    client = await unlocked(password_stdin)
+    try:
+        await run_chat(client, user)
+    finally:
+        await client.close()
+
+
+@app.command()
+def contacts() -> None:
+    """List contacts with their pinned key fingerprints and verification state."""
+    client = messenger()
+    try:
+        table = Table("contact", "signing key", "state")
+        for contact in client.state.list_contacts():
+            state = "verified" if contact.verified else "pinned (not verified)"
+            if contact.pending_identity is not None:
+                state = "KEYS CHANGED: not accepted"
+            table.add_row(contact.username, short_fp(contact.identity["signing_key"]), state)
+        console.print(table)
+    finally:
+        asyncio.run(client.close())
+
+
+@app.command(name="fingerprint")
+@run
+async def fingerprint_command(user: str) -> None:
+    """Show a user's key fingerprints as pinned here and as the server publishes them."""
+    import base64
+
+    client = messenger()
+    try:
+        await client.ensure_token()
+        current = await client.fetch_identity(user)
+        pinned = client.pinned_identity(current.username)
+        for kind in ("signing_key", "encryption_key"):
+            now_fp = fingerprint(getattr(current, kind))
+            console.print(f"{kind}: {now_fp}")
+            if pinned is not None and getattr(pinned, kind) != getattr(current, kind):
+                console.print(f"  [red]differs from the pinned key[/red] {fingerprint(base64.b64decode(base64.b64encode(getattr(pinned, kind))))}")
+        if pinned is None:
+            console.print("(not pinned yet: it will be pinned on first message)")
+    finally:
+        await client.close()
+
+
+@app.command()
+@run
+async def verify(
+    user: str,
+    mark_verified: Annotated[bool, typer.Option("--mark-verified", help="Record that you compared the number.")] = False,
+    accept_change: Annotated[bool, typer.Option("--accept-change", help="Accept the contact's new keys.")] = False,
+) -> None:
+    """Show the safety number for you and USER; compare it with them in person."""
+    client = messenger()
+    try:
+        await client.ensure_token()
+        if accept_change:
+            if client.accept_key_change(user):
+                console.print(f"Accepted the new keys of {user}. Verify the new safety number with them.")
+            else:
+                console.print(f"No pending key change for {user}.")
+        else:
+            try:
+                await client.trusted_identity(user)
+            except KeyChanged as exc:
+                show_key_change(client, exc)
+        mine = client.pinned_identity(client.username)
+        theirs = client.pinned_identity(user)
+        if mine is None or theirs is None:
+            raise ClientError(f"no pinned keys for {user}")
+        console.print(f"Safety number with {theirs.username}:")
+        console.print(format_safety_number(safety_number(mine, theirs)))
+        if mark_verified:
+            with client.state.transaction():
+                client.state.set_verified(theirs.username, True)
+            console.print(f"{theirs.username} marked as verified.")
+    finally:
+        await client.close()
+
+
+@app.command()
+@run
+async def sessions(
+    revoke: Annotated[str | None, typer.Option(help="Revoke the session with this id.")] = None,
+    revoke_others: Annotated[bool, typer.Option("--revoke-others", help="Log out every other session.")] = False,
+) -> None:
+    """List your sessions, or revoke them."""
+    client = messenger()
+    try:
+        await client.ensure_token()
+        if revoke:
+            await client.api.revoke_session(revoke)
+            console.print(f"Revoked {revoke}")
+        if revoke_others:
+            console.print(f"Revoked {await client.api.revoke_other_sessions()} other session(s)")
+        table = Table("id", "created", "last seen", "client", "")
+        for session in await client.api.sessions():
+            table.add_row(
+                session["id"], when(session["created_at"]), when(session["last_seen_at"]),
+                session["user_agent"], "this device" if session["current"] else "",
+            )
+        console.print(table)
+    finally:
+        await client.close()
+
+
+@app.command()
+@run
+async def passwd(password_stdin: PasswordStdin = False) -> None:
+    """Change your password (re-seals your keys here; other sessions are logged out).
+
+    With --password-stdin, the first line is the current password, the second the new one.
+    """
+    client = messenger()
+    try:
+        current = read_password(password_stdin, "Current password: ")
+        new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
+        revoked = await client.change_password(current, new)
+        console.print(f"Password changed; {revoked} other session(s) logged out")
+    finally:
+        await client.close()

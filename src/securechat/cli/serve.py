@@ -1,0 +1,43 @@
+"""Run the server under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from ..server.app import create_app
+from ..server.settings import Settings
+
+# Frames are bounded by the envelope limit plus the frame's own fields.
+WS_MAX_FRAME_BYTES = 1024 * 1024 + 4096
+
+
+def run_server(
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    data_dir: Path | None = None,
+    database_url: str | None = None,
+) -> None:
+    overrides = {
+        key: value
+        for key, value in {"host": host, "port": port, "data_dir": data_dir, "database_url": database_url}.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_FRAME_BYTES,
+        ws_ping_interval=settings.ws_heartbeat_seconds,
+        ws_ping_timeout=settings.ws_heartbeat_seconds,
+        # Uvicorn's access log prints query strings; ours carry no secrets, but ids only is the rule.
+        access_log=False,
+        log_level="info",
+        proxy_headers=False,
+    )

@@ -1,0 +1,107 @@
+"""HTTP transport: one method per endpoint, errors translated into ApiError.
+
+The httpx transport is injectable, so tests can run the client against the ASGI app
+in process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .errors import ApiError, ServerMisbehaved
+
+
+class ApiClient:
+    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.access_token: str | None = None
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, transport=transport, timeout=timeout, headers={"user-agent": "securechat-cli"}
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, *, json: Any = None, params: Any = None, auth: bool = True) -> Any:
+        headers = {}
+        if auth:
+            if self.access_token is None:
+                raise ApiError(401, "unauthorized", "not logged in")
+            headers["authorization"] = f"Bearer {self.access_token}"
+        try:
+            response = await self._http.request(method, path, json=json, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, "network_error", f"cannot reach the server at {self.base_url}: {exc}") from exc
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ServerMisbehaved(f"the server answered {response.status_code} without JSON") from exc
+        if response.is_error:
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            raise ApiError(response.status_code, str(error.get("code", "error")), str(error.get("message", "")), error)
+        return body
+
+    # Authentication
+    async def prelogin(self, username: str) -> dict[str, Any]:
+        return await self.request("POST", "/api/v1/auth/prelogin", json={"username": username}, auth=False)  # type: ignore[no-any-return]
+
+    async def register(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", "/api/v1/auth/register", json=body, auth=False)  # type: ignore[no-any-return]
+
+    async def login(self, username: str, auth_key: str) -> dict[str, Any]:
+        body = {"username": username, "auth_key": auth_key}
+        return await self.request("POST", "/api/v1/auth/login", json=body, auth=False)  # type: ignore[no-any-return]
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        body = {"refresh_token": refresh_token}
+        return await self.request("POST", "/api/v1/auth/refresh", json=body, auth=False)  # type: ignore[no-any-return]
+
+    async def logout(self) -> None:
+        await self.request("POST", "/api/v1/auth/logout")
+
+    # Account
+    async def key_bundle(self) -> dict[str, Any]:
+        return await self.request("GET", "/api/v1/account/key-bundle")  # type: ignore[no-any-return]
+
+    async def change_password(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", "/api/v1/account/password", json=body)  # type: ignore[no-any-return]
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        return (await self.request("GET", "/api/v1/sessions"))["sessions"]  # type: ignore[no-any-return]
+
+    async def revoke_session(self, session_id: str) -> None:
+        await self.request("DELETE", f"/api/v1/sessions/{session_id}")
+
+    async def revoke_other_sessions(self) -> int:
+        return int((await self.request("POST", "/api/v1/sessions/revoke-others"))["revoked_sessions"])
+
+    async def public_keys(self, username: str) -> dict[str, Any]:
+        return await self.request("GET", f"/api/v1/users/{username}/keys")  # type: ignore[no-any-return]
+
+    # Messages
+    async def send(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", "/api/v1/messages", json={"envelope": envelope})  # type: ignore[no-any-return]
+
+    async def inbox(self, since: int, limit: int = 200) -> dict[str, Any]:
+        return await self.request("GET", "/api/v1/inbox", params={"since": since, "limit": limit})  # type: ignore[no-any-return]
+
+    async def ack(self, seq: int) -> None:
+        await self.request("POST", "/api/v1/inbox/ack", json={"seq": seq})
+
+    async def conversations(self) -> list[dict[str, Any]]:
+        return (await self.request("GET", "/api/v1/conversations"))["conversations"]  # type: ignore[no-any-return]
+
+    async def history(self, conversation_id: str, before: int | None = None, limit: int = 50) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        return await self.request("GET", f"/api/v1/conversations/{conversation_id}/messages", params=params)  # type: ignore[no-any-return]
+
+    def websocket_url(self) -> str:
+        if self.base_url.startswith("https://"):
+            return "wss://" + self.base_url[len("https://") :] + "/api/v1/ws"
+        return "ws://" + self.base_url.removeprefix("http://") + "/api/v1/ws"

@@ -1,0 +1,49 @@
+"""Errors the client library raises.
+
+    ClientError
+    ├── ApiError              the server answered with an error (status, code, message)
+    ├── NotLoggedIn           no session in the state directory
+    ├── PasswordRejected      the password breaks the password policy
+    ├── KeyChanged            a contact's keys differ from the pinned ones
+    └── ServerMisbehaved      the server handed out something a client must refuse
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClientError(Exception):
+    pass
+
+
+class ApiError(ClientError):
+    def __init__(self, status: int, code: str, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body or {}
+
+
+class NotLoggedIn(ClientError):
+    pass
+
+
+class PasswordRejected(ClientError):
+    pass
+
+
+class KeyChanged(ClientError):
+    def __init__(self, username: str, pinned: dict[str, str], current: dict[str, str]) -> None:
+        super().__init__(
+            f"the keys of {username} changed; refusing to send until you accept the change "
+            f"(securechat verify {username} --accept-change)"
+        )
+        self.username = username
+        self.pinned = pinned
+        self.current = current
+
+
+class ServerMisbehaved(ClientError):
+    pass

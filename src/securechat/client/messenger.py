@@ -1,0 +1,436 @@
+"""The client: accounts, key pinning, sealing and opening messages, inbox sync.
+
+Every inbox frame becomes an :class:`InboxItem`: a verified message, a receipt, or an
+unverifiable message with a reason. Nothing that fails a check is dropped or shown
+as valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..protocol import errors as protocol_errors
+from ..protocol.encoding import b64encode
+from ..protocol.envelope import Envelope, open_message, seal_message
+from ..protocol.identifiers import ConversationId, Username, direct_conversation_id, parse_username
+from ..protocol.kdf import KdfParams, derive_keys
+from ..protocol.keys import PrivateIdentity, PublicIdentity, open_key_bundle, seal_key_bundle
+from .api import ApiClient
+from .errors import ApiError, KeyChanged, NotLoggedIn, ServerMisbehaved
+from .passwords import check_password
+from .state import StateStore
+
+# Refresh the access token this long before it expires.
+_REFRESH_MARGIN_S = 60
+
+
+@dataclass
+class InboxItem:
+    kind: str  # "message" or "receipt"
+    seq: int
+    verified: bool = False
+    message_id: str | None = None
+    conversation_id: str | None = None
+    sender: str | None = None
+    peer: str | None = None
+    text: str | None = None
+    sent_at: int | None = None
+    server_ts: int | None = None
+    reason: str | None = None
+    recipient: str | None = None
+    status: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "seq": self.seq,
+            "message_id": self.message_id,
+            "conversation_id": self.conversation_id,
+            "sender": self.sender,
+            "text": self.text,
+            "sent_at": self.sent_at,
+            "server_ts": self.server_ts,
+            "verified": self.verified,
+            "reason": self.reason,
+        }
+
+
+def _identity_dict(identity: PublicIdentity) -> dict[str, str]:
+    wire = identity.to_wire()
+    return {k: wire[k] for k in ("signing_key", "encryption_key", "encryption_key_signature")}
+
+
+class Messenger:
+    def __init__(
+        self, home: Path, server: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.state = StateStore(home)
+        server_url = server or self.state.get("server") or "http://127.0.0.1:8000"
+        self.api = ApiClient(server_url, transport=transport)
+        self.identity: PrivateIdentity | None = None
+        self._token_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self.api.close()
+        self.state.close()
+
+    @property
+    def username(self) -> Username:
+        name = self.state.get("username")
+        if name is None:
+            raise NotLoggedIn("not logged in: run `securechat login USER` first")
+        return Username(name)
+
+    def _me(self) -> PrivateIdentity:
+        if self.identity is None:
+            raise NotLoggedIn("keys are locked: this command needs your password")
+        return self.identity
+
+    # Accounts ---------------------------------------------------------------------
+    async def register(self, username: str, password: str) -> None:
+        name = parse_username(username)
+        check_password(password, name)
+        params = KdfParams.generate()
+        derived = await asyncio.to_thread(derive_keys, password, params)
+        identity = await asyncio.to_thread(PrivateIdentity.generate, name)
+        body = {
+            "username": name,
+            "auth_key": b64encode(derived.auth_key),
+            "kdf": params.to_wire(),
+            "public_keys": _identity_dict(identity.public),
+            "key_bundle": seal_key_bundle(identity, derived.wrap_key),
+        }
+        answer = await self.api.register(body)
+        with self.state.transaction():
+            self._save_session(name, answer)
+            self.state.put("last_seq", "0")
+            self.state.pin_contact(name, _identity_dict(identity.public))
+        self.identity = identity
+
+    async def login(self, username: str, password: str) -> None:
+        """Start a new session and unlock the keys."""
+        name = parse_username(username)
+        params = KdfParams.from_wire((await self.api.prelogin(name)).get("kdf"))
+        derived = await asyncio.to_thread(derive_keys, password, params)
+        answer = await self.api.login(name, b64encode(derived.auth_key))
+        identity = self._open_bundle(answer["key_bundle"], derived.wrap_key, name)
+        with self.state.transaction():
+            if self.state.get("username") not in (None, name):
+                # Another account's history and pins do not carry over.
+                raise NotLoggedIn("this SECURECHAT_HOME belongs to another user; use another directory")
+            self._save_session(name, answer)
+            if self.state.get_contact(name) is None:
+                self.state.pin_contact(name, _identity_dict(identity.public))
+        self.identity = identity
+        await self._check_own_keys()
+
+    async def unlock(self, password: str) -> None:
+        """Unlock the keys within the existing session (no new session is made)."""
+        name = self.username
+        await self.ensure_token()
+        bundle = await self.api.key_bundle()
+        params = KdfParams.from_wire(bundle["kdf"])
+        derived = await asyncio.to_thread(derive_keys, password, params)
+        self.identity = self._open_bundle(bundle["key_bundle"], derived.wrap_key, name)
+        await self._check_own_keys()
+
+    def _open_bundle(self, bundle: Any, wrap_key: bytes, name: Username) -> PrivateIdentity:
+        try:
+            return open_key_bundle(bundle, wrap_key, name)
+        except protocol_errors.VerificationFailed as exc:
+            raise ServerMisbehaved("the key bundle does not open with this password") from exc
+
+    async def _check_own_keys(self) -> None:
+        """The directory must publish exactly our keys; anything else is substitution."""
+        me = self._me()
+        published = await self.api.public_keys(me.username)
+        if {k: published.get(k) for k in ("signing_key", "encryption_key")} != {
+            k: _identity_dict(me.public)[k] for k in ("signing_key", "encryption_key")
+        }:
+            raise ServerMisbehaved("the server publishes keys for you that are not yours")
+
+    def _save_session(self, name: str, answer: dict[str, Any]) -> None:
+        self.state.put("server", self.api.base_url)
+        self.state.put("username", name)
+        self.state.put("session_id", answer["session_id"])
+        self._save_tokens(answer)
+
+    def _save_tokens(self, answer: dict[str, Any]) -> None:
+        self.state.put("refresh_token", answer["refresh_token"])
+        self.state.put("access_token", answer["access_token"])
+        self.state.put("access_expires", str(int(time.time()) + int(answer["expires_in"])))
+        self.api.access_token = answer["access_token"]
+
+    async def ensure_token(self) -> None:
+        """Use the cached access token, or rotate the refresh token.
+
+        Rotation holds a lock file, so two commands on one home never both spend the
+        same refresh token (which the server would treat as theft and revoke).
+        """
+        async with self._token_lock:
+            with self.state.file_lock():
+                refresh_token = self.state.get("refresh_token")
+                if refresh_token is None:
+                    raise NotLoggedIn("not logged in: run `securechat login USER` first")
+                expires = int(self.state.get("access_expires") or 0)
+                if expires - _REFRESH_MARGIN_S > time.time():
+                    self.api.access_token = self.state.get("access_token")
+                    return
+                try:
+                    answer = await self.api.refresh(refresh_token)
+                except ApiError as exc:
+                    if exc.status == 401:
+                        self.state.clear_session()
+                        raise NotLoggedIn("the session has ended: log in again") from exc
+                    raise
+                self._save_tokens(answer)
+
+    async def logout(self) -> None:
+        await self.ensure_token()
+        try:
+            await self.api.logout()
+        finally:
+            with self.state.transaction():
+                self.state.clear_session()
+            self.identity = None
+
+    async def change_password(self, current: str, new: str) -> int:
+        name = self.username
+        check_password(new, name)
+        await self.ensure_token()
+        bundle = await self.api.key_bundle()
+        old_params = KdfParams.from_wire(bundle["kdf"])
+        old = await asyncio.to_thread(derive_keys, current, old_params)
+        identity = self._open_bundle(bundle["key_bundle"], old.wrap_key, name)
+        params = KdfParams.generate()
+        new_keys = await asyncio.to_thread(derive_keys, new, params)
+        answer = await self.api.change_password(
+            {
+                "current_auth_key": b64encode(old.auth_key),
+                "new_auth_key": b64encode(new_keys.auth_key),
+                "kdf": params.to_wire(),
+                "key_bundle": seal_key_bundle(identity, new_keys.wrap_key),
+            }
+        )
+        self.identity = identity
+        return int(answer["revoked_sessions"])
+
+    # Trust ------------------------------------------------------------------------
+    async def fetch_identity(self, username: str) -> PublicIdentity:
+        name = parse_username(username)
+        data = await self.api.public_keys(name)
+        try:
+            return PublicIdentity.from_wire(name, data).verified()
+        except protocol_errors.ProtocolError as exc:
+            raise ServerMisbehaved(f"the server's keys for {name} are invalid: {exc}") from exc
+
+    async def trusted_identity(self, username: str) -> PublicIdentity:
+        """The contact's keys: pinned on first use; a change is recorded and refused."""
+        current = await self.fetch_identity(username)
+        current_dict = _identity_dict(current)
+        with self.state.transaction():
+            contact = self.state.get_contact(current.username)
+            if contact is None:
+                self.state.pin_contact(current.username, current_dict)
+                return current
+            if contact.identity != current_dict:
+                self.state.set_pending_identity(current.username, current_dict)
+                raise KeyChanged(current.username, contact.identity, current_dict)
+        return current
+
+    def pinned_identity(self, username: str) -> PublicIdentity | None:
+        contact = self.state.get_contact(username)
+        if contact is None:
+            return None
+        return PublicIdentity.from_wire(Username(username), dict(contact.identity))
+
+    def accept_key_change(self, username: str) -> bool:
+        with self.state.transaction():
+            contact = self.state.get_contact(username)
+            if contact is None or contact.pending_identity is None:
+                return False
+            self.state.pin_contact(username, contact.pending_identity)
+        return True
+
+    # Sending ----------------------------------------------------------------------
+    async def seal_text(self, peer: str, text: str) -> Envelope:
+        me = self._me()
+        peer_identity = await self.trusted_identity(peer)
+        conversation_id = direct_conversation_id(me.username, peer_identity.username)
+        recipients = {me.username: me.public, peer_identity.username: peer_identity}
+        return seal_message(me, conversation_id, recipients, {"type": "text", "text": text})
+
+    async def send_text(self, peer: str, text: str) -> dict[str, Any]:
+        await self.ensure_token()
+        envelope = await self.seal_text(peer, text)
+        result = await self.api.send(envelope.to_wire())
+        self.record_sent(envelope, text, result)
+        return result
+
+    def record_sent(self, envelope: Envelope, text: str, result: dict[str, Any]) -> None:
+        header = envelope.header
+        peer = next((r for r in envelope.recipients if r != header.sender), header.sender)
+        with self.state.transaction():
+            if self.state.seen(header.message_id):
+                return
+            self.state.mark_seen(header.message_id)
+            self.state.add_message(
+                seq=result.get("seq"),
+                message_id=header.message_id,
+                conversation_id=header.conversation_id,
+                sender=header.sender,
+                peer=peer,
+                text=text,
+                sent_at=header.sent_at,
+                server_ts=result.get("server_ts"),
+                verified=1,
+                status="sent",
+            )
+
+    # Receiving --------------------------------------------------------------------
+    def _direct_peer(self, conversation_id: ConversationId, envelope: Envelope) -> Username | None:
+        """The other member of a direct conversation, if the id really is ours with them."""
+        me = self.username
+        for name in envelope.recipients:
+            if name != me and direct_conversation_id(me, name) == conversation_id:
+                return name
+        return None
+
+    async def process_frame(self, frame: dict[str, Any]) -> InboxItem | None:
+        """Turn one inbox frame into an item and record it; None for an already-seen seq."""
+        seq = frame.get("seq")
+        if not isinstance(seq, int) or seq <= self.state.last_seq():
+            return None
+        if frame.get("type") == "receipt":
+            item = InboxItem(
+                kind="receipt",
+                seq=seq,
+                message_id=frame.get("message_id"),
+                recipient=frame.get("recipient"),
+                status=frame.get("status"),
+            )
+            with self.state.transaction():
+                if item.message_id and item.status == "delivered":
+                    self.state.set_status(str(item.message_id), "delivered")
+                self.state.put("last_seq", str(seq))
+            return item
+        item = await self._open_frame(seq, frame)
+        with self.state.transaction():
+            if item.verified and item.message_id:
+                if self.state.seen(item.message_id):
+                    if item.sender == self.username:
+                        # Our own message, already recorded when we sent it.
+                        self.state.put("last_seq", str(seq))
+                        return item
+                    item.verified, item.reason, item.text = False, "replayed message id", None
+                else:
+                    self.state.mark_seen(item.message_id)
+            self.state.add_message(
+                seq=seq,
+                message_id=item.message_id,
+                conversation_id=item.conversation_id,
+                sender=item.sender,
+                peer=item.peer,
+                text=item.text,
+                sent_at=item.sent_at,
+                server_ts=item.server_ts,
+                verified=int(item.verified),
+                reason=item.reason,
+                status="received" if item.sender != self.username else "sent",
+            )
+            self.state.put("last_seq", str(seq))
+        return item
+
+    async def _open_frame(self, seq: int, frame: dict[str, Any]) -> InboxItem:
+        server_ts = frame.get("server_ts") if isinstance(frame.get("server_ts"), int) else None
+        unverifiable = InboxItem(
+            kind="message",
+            seq=seq,
+            message_id=str(frame.get("message_id")),
+            sender=str(frame.get("sender")),
+            conversation_id=str(frame.get("conversation_id")),
+            server_ts=server_ts,
+        )
+        try:
+            envelope = Envelope.from_wire(frame.get("envelope"))
+        except protocol_errors.ProtocolError as exc:
+            unverifiable.reason = f"malformed envelope: {exc}"
+            return unverifiable
+        header = envelope.header
+        unverifiable.sender = header.sender
+        unverifiable.message_id = header.message_id
+        unverifiable.conversation_id = header.conversation_id
+        unverifiable.sent_at = header.sent_at
+        peer = self._direct_peer(header.conversation_id, envelope)
+        unverifiable.peer = peer
+        if peer is None:
+            unverifiable.reason = "conversation does not match its members"
+            return unverifiable
+        sender_identity = await self._sender_identity(header.sender)
+        if sender_identity is None:
+            unverifiable.reason = "sender keys unknown or changed"
+            return unverifiable
+        try:
+            opened = open_message(
+                envelope,
+                me=self._me(),
+                sender_identity=sender_identity,
+                conversation_id=header.conversation_id,
+                members=frozenset({self.username, peer}),
+            )
+        except protocol_errors.ProtocolError:
+            unverifiable.reason = "signature, key or ciphertext check failed"
+            return unverifiable
+        text = opened.payload.get("text")
+        return InboxItem(
+            kind="message",
+            seq=seq,
+            verified=True,
+            message_id=header.message_id,
+            conversation_id=header.conversation_id,
+            sender=header.sender,
+            peer=peer,
+            text=text if isinstance(text, str) else None,
+            sent_at=header.sent_at,
+            server_ts=server_ts,
+        )
+
+    async def _sender_identity(self, sender: Username) -> PublicIdentity | None:
+        pinned = self.pinned_identity(sender)
+        if pinned is not None:
+            return pinned
+        try:
+            return await self.trusted_identity(sender)
+        except (KeyChanged, ServerMisbehaved, ApiError):
+            return None
+
+    async def sync_inbox(self) -> list[InboxItem]:
+        """Fetch everything after the last sequence over REST, record it, acknowledge it."""
+        await self.ensure_token()
+        items: list[InboxItem] = []
+        while True:
+            page = await self.api.inbox(self.state.last_seq())
+            entries = page["entries"]
+            for frame in entries:
+                item = await self.process_frame(frame)
+                if item is not None:
+                    items.append(item)
+            if entries:
+                await self.api.ack(self.state.last_seq())
+            if len(entries) < 200:
+                return items
+
+    def stored_messages(self, peer: str | None = None) -> list[dict[str, Any]]:
+        return self.state.messages(peer)
+
+
+def dumps_item(item: dict[str, Any]) -> str:
+    return json.dumps(item, ensure_ascii=False)

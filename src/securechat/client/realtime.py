@@ -1,0 +1,108 @@
+"""The inbox WebSocket: authenticate in the first frame, resume from the last sequence,
+reconnect with backoff. Sending over the socket is acknowledged with a ``sent`` frame."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from .errors import ApiError
+from .messenger import InboxItem, Messenger
+
+
+class InboxSocket:
+    """One connection; ``items()`` yields processed inbox items and acknowledges them."""
+
+    def __init__(self, messenger: Messenger) -> None:
+        self.messenger = messenger
+        self._socket: ClientConnection | None = None
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ready = asyncio.Event()
+
+    async def connect(self) -> None:
+        await self.messenger.ensure_token()
+        self._socket = await websockets.connect(self.messenger.api.websocket_url(), max_size=2 * 1024 * 1024)
+        await self._socket.send(
+            json.dumps({"type": "auth", "token": self.messenger.api.access_token, "since": self.messenger.state.last_seq()})
+        )
+        ready = json.loads(await self._socket.recv())
+        if ready.get("type") != "ready":
+            await self._socket.close()
+            raise ApiError(401, str(ready.get("code", "unauthorized")), str(ready.get("message", "")))
+        self._ready.set()
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+
+    async def items(self) -> AsyncIterator[InboxItem]:
+        assert self._socket is not None
+        async for text in self._socket:
+            frame = json.loads(text)
+            kind = frame.get("type")
+            if kind in ("sent", "error") and frame.get("ref") in self._pending:
+                self._pending.pop(frame["ref"]).set_result(frame)
+                continue
+            if kind not in ("message", "receipt"):
+                continue
+            item = await self.messenger.process_frame(frame)
+            if item is not None:
+                await self._socket.send(json.dumps({"type": "ack", "seq": item.seq}))
+                yield item
+
+    async def send_envelope(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Send over the socket; returns the server's ``sent`` frame or raises ApiError."""
+        assert self._socket is not None
+        ref = envelope["message_id"]
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ref] = future
+        await self._socket.send(json.dumps({"type": "send", "ref": ref, "envelope": envelope}))
+        answer = await asyncio.wait_for(future, 30)
+        if answer.get("type") == "error":
+            raise ApiError(400, str(answer.get("code")), str(answer.get("message")), answer)
+        return answer
+
+
+async def run_inbox(
+    messenger: Messenger,
+    on_item: Callable[[InboxItem], Awaitable[None]],
+    *,
+    on_state: Callable[[str], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+    sockets: list[InboxSocket] | None = None,
+) -> None:
+    """Receive forever (until ``stop``), reconnecting with jittered exponential backoff."""
+    delay = 0.5
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        socket = InboxSocket(messenger)
+        try:
+            await socket.connect()
+            if sockets is not None:
+                sockets.append(socket)
+            delay = 0.5
+            if on_state:
+                await on_state("connected")
+            async for item in socket.items():
+                await on_item(item)
+        except (OSError, websockets.WebSocketException, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status == 401 and exc.code != "unauthorized":
+                raise
+        finally:
+            if sockets is not None and socket in sockets:
+                sockets.remove(socket)
+            await socket.close()
+        if stop.is_set():
+            return
+        if on_state:
+            await on_state("reconnecting")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay * (0.5 + random.random()))
+        delay = min(delay * 2, 30)

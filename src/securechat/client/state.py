@@ -1,0 +1,175 @@
+"""Client state in ``SECURECHAT_HOME``: one SQLite file, mode 0600.
+
+It holds the session (refresh token), pinned contact keys, received and sent
+messages, seen message ids (replay detection) and the last inbox sequence. Private
+keys are never written here: they live in memory, unsealed from the server's bundle
+with the password each time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+    username TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    pinned_at INTEGER NOT NULL,
+    verified INTEGER NOT NULL DEFAULT 0,
+    pending_identity TEXT
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER,
+    message_id TEXT,
+    conversation_id TEXT,
+    sender TEXT,
+    peer TEXT,
+    text TEXT,
+    sent_at INTEGER,
+    server_ts INTEGER,
+    received_at INTEGER NOT NULL,
+    verified INTEGER NOT NULL,
+    reason TEXT,
+    status TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_messages_message_id ON messages(message_id);
+CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY);
+"""
+
+
+@dataclass(frozen=True)
+class Contact:
+    username: str
+    identity: dict[str, str]
+    pinned_at: int
+    verified: bool
+    pending_identity: dict[str, str] | None
+
+
+class StateStore:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = home / "state.db"
+        if not path.exists():
+            # Create it 0600 before SQLite opens it, so it is never readable by others.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        for suffix in ("-wal", "-shm"):
+            extra = home / f"state.db{suffix}"
+            if extra.exists():
+                os.chmod(extra, 0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate transaction: other processes on the same home wait for it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def file_lock(self) -> Iterator[None]:
+        """An advisory lock shared by every process using this home."""
+        with open(self.home / "state.lock", "a", opener=_private_opener) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # Key-value settings
+    def get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def put(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+
+    def last_seq(self) -> int:
+        return int(self.get("last_seq") or 0)
+
+    def clear_session(self) -> None:
+        for key in ("refresh_token", "access_token", "access_expires", "session_id"):
+            self.put(key, None)
+
+    # Contacts
+    def get_contact(self, username: str) -> Contact | None:
+        row = self._db.execute("SELECT * FROM contacts WHERE username = ?", (username,)).fetchone()
+        if row is None:
+            return None
+        pending = json.loads(row["pending_identity"]) if row["pending_identity"] else None
+        return Contact(row["username"], json.loads(row["identity"]), row["pinned_at"], bool(row["verified"]), pending)
+
+    def list_contacts(self) -> list[Contact]:
+        names = [row["username"] for row in self._db.execute("SELECT username FROM contacts ORDER BY username")]
+        return [c for c in (self.get_contact(n) for n in names) if c is not None]
+
+    def pin_contact(self, username: str, identity: dict[str, str]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO contacts (username, identity, pinned_at, verified, pending_identity)"
+            " VALUES (?, ?, ?, 0, NULL)",
+            (username, json.dumps(identity), int(time.time() * 1000)),
+        )
+
+    def set_pending_identity(self, username: str, identity: dict[str, str]) -> None:
+        self._db.execute(
+            "UPDATE contacts SET pending_identity = ? WHERE username = ?", (json.dumps(identity), username)
+        )
+
+    def set_verified(self, username: str, verified: bool) -> None:
+        self._db.execute("UPDATE contacts SET verified = ? WHERE username = ?", (int(verified), username))
+
+    # Messages
+    def seen(self, message_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone() is not None
+
+    def mark_seen(self, message_id: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO seen_ids (message_id) VALUES (?)", (message_id,))
+
+    def add_message(self, **values: Any) -> None:
+        values.setdefault("received_at", int(time.time() * 1000))
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self._db.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+
+    def set_status(self, message_id: str, status: str) -> None:
+        self._db.execute("UPDATE messages SET status = ? WHERE message_id = ? AND verified = 1", (status, message_id))
+
+    def messages(self, peer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        query = "SELECT * FROM messages"
+        params: tuple[Any, ...] = ()
+        if peer is not None:
+            query += " WHERE peer = ?"
+            params = (peer,)
+        query += " ORDER BY id DESC LIMIT ?"
+        rows = self._db.execute(query, (*params, limit)).fetchall()
+        return [dict(row) for row in reversed(rows)]
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

@@ -1,0 +1,34 @@
+"""Request dependencies: the service context and the authenticated principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..errors import Unauthorized
+from ..services.accounts import Principal, authenticate
+from ..services.context import ServiceContext
+
+
+def get_context(request: Request) -> ServiceContext:
+    context: ServiceContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ServiceContext, Depends(get_context)]
+
+
+async def get_principal(request: Request, ctx: Context) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token")
+    return await authenticate(ctx, token.strip())
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def user_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")[:200]

@@ -1,0 +1,82 @@
+"""Request bodies: strict (no extra fields) with explicit size limits.
+
+Deeper checks (strict base64, key formats, KDF floors) happen in the services, which
+turn protocol errors into the server's error tree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+B64_SHORT = 64
+B64_KEY = 2048
+B64_BUNDLE = 12_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=B64_BUNDLE)
+
+
+class KdfBody(Strict):
+    algorithm: str = Field(max_length=32)
+    iterations: int
+    salt: str = Field(max_length=B64_SHORT)
+
+
+class PublicKeysBody(Strict):
+    signing_key: str = Field(max_length=B64_KEY)
+    encryption_key: str = Field(max_length=B64_KEY)
+    encryption_key_signature: str = Field(max_length=B64_SHORT * 2)
+
+
+class KeyBundleBody(Strict):
+    v: int
+    iv: str = Field(max_length=B64_SHORT)
+    ciphertext: str = Field(max_length=B64_BUNDLE)
+
+
+class UsernameBody(Strict):
+    username: str = Field(max_length=256)
+
+
+class RegisterBody(Strict):
+    username: str = Field(max_length=256)
+    auth_key: str = Field(max_length=B64_SHORT)
+    kdf: KdfBody
+    public_keys: PublicKeysBody
+    key_bundle: KeyBundleBody
+
+
+class LoginBody(Strict):
+    username: str = Field(max_length=256)
+    auth_key: str = Field(max_length=B64_SHORT)
+
+
+class RefreshBody(Strict):
+    refresh_token: str = Field(max_length=128)
+
+
+class PasswordChangeBody(Strict):
+    current_auth_key: str = Field(max_length=B64_SHORT)
+    new_auth_key: str = Field(max_length=B64_SHORT)
+    kdf: KdfBody
+    key_bundle: KeyBundleBody
+
+
+class DirectConversationBody(Strict):
+    peer: str = Field(max_length=256)
+
+
+class SendBody(Strict):
+    # The envelope is validated by the protocol layer's strict parser.
+    envelope: dict[str, Any]
+
+
+class AckBody(Strict):
+    seq: int = Field(ge=0, le=2**62)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump()

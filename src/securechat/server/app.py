@@ -1,0 +1,63 @@
+"""``create_app(settings)``: the one place the server is wired together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from .. import __version__
+from .api import account, auth, messages, websocket
+from .errors import install_error_handlers
+from .limits import BodySizeLimit
+from .realtime.broker import InProcessBroker
+from .services.context import ServiceContext
+from .services.passwords import AuthKeyHasher
+from .services.tokens import TokenIssuer
+from .settings import Settings
+from .storage.database import Database
+from .storage.migrate import migrate
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = settings.load_server_secret()
+        database = Database(settings.sqlalchemy_url())
+        await migrate(database)
+        broker = InProcessBroker()
+        app.state.context = ServiceContext(
+            settings=settings,
+            database=database,
+            broker=broker,
+            hasher=AuthKeyHasher(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+                concurrency=settings.password_hash_concurrency,
+            ),
+            tokens=TokenIssuer(secret, settings.access_token_ttl_seconds),
+            server_secret=secret,
+        )
+        try:
+            yield
+        finally:
+            await broker.close()
+            await database.dispose()
+
+    app = FastAPI(title="SecureChat", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (auth, account, messages, websocket):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,144 @@
+"""The server's error tree and its one JSON handler.
+
+    SecureChatError (code, status)
+    ├── BadRequest            400 bad_request
+    │   ├── InvalidEnvelope   400 invalid_envelope
+    │   └── WeakParameters    400 weak_parameters
+    ├── InvalidInput          422 invalid_input
+    ├── Unauthorized          401 unauthorized
+    ├── InvalidCredentials    401 invalid_credentials
+    ├── Forbidden             403 forbidden
+    ├── NotFound              404 not_found
+    ├── Conflict              409 conflict
+    │   ├── UsernameTaken     409 username_taken
+    │   └── MessageIdReused   409 message_id_reused
+    ├── TooLarge              413 too_large
+    └── UnsupportedMediaType  415 unsupported_media_type
+
+Anything else raised in a request becomes a logged 500 ``internal_error`` with no detail.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class SecureChatError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.fields}}
+
+
+class BadRequest(SecureChatError):
+    code, status = "bad_request", 400
+
+
+class InvalidEnvelope(BadRequest):
+    code = "invalid_envelope"
+
+
+class WeakParameters(BadRequest):
+    code = "weak_parameters"
+
+
+class InvalidInput(SecureChatError):
+    code, status = "invalid_input", 422
+
+
+class Unauthorized(SecureChatError):
+    code, status = "unauthorized", 401
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+
+
+class Forbidden(SecureChatError):
+    code, status = "forbidden", 403
+
+
+class NotFound(SecureChatError):
+    code, status = "not_found", 404
+
+
+class Conflict(SecureChatError):
+    code, status = "conflict", 409
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+
+
+class MessageIdReused(Conflict):
+    code = "message_id_reused"
+
+
+class TooLarge(SecureChatError):
+    code, status = "too_large", 413
+
+
+class UnsupportedMediaType(SecureChatError):
+    code, status = "unsupported_media_type", 415
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only locations and messages: never echo the offending input back.
+    return [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+        for err in exc.errors()[:20]
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SecureChatError)
+    async def _securechat_error(request: Request, exc: SecureChatError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = InvalidInput("request body or parameters are invalid", details=_validation_details(exc))
+        return JSONResponse(body.body(), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return JSONResponse(
+            {"error": {"code": code, "message": message}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)

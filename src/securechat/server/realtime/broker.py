@@ -1,0 +1,75 @@
+"""Fan-out of inbox events to the connections of a user.
+
+The database is the source of truth; an event only says "entry ``seq`` exists, and
+here is its frame". A connection that sees a gap in sequence numbers (an event lost,
+or published by another instance) reads the missing entries from the database, so a
+lost event costs latency, never a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    user_id: int
+    seq: int
+    frame: str
+
+
+# A subscription's queue holds events, or None when it overflowed and the connection
+# must re-read its inbox from the database.
+EventQueue = asyncio.Queue[InboxEvent | None]
+
+
+class Broker(Protocol):
+    async def publish(self, events: list[InboxEvent]) -> None: ...
+
+    def subscribe(self, user_id: int) -> AsyncIterator[EventQueue]: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessBroker:
+    """Fan-out within one process: enough for one server instance."""
+
+    QUEUE_SIZE = 1024
+
+    def __init__(self) -> None:
+        self._queues: dict[int, set[EventQueue]] = {}
+
+    async def publish(self, events: list[InboxEvent]) -> None:
+        for event in events:
+            for queue in self._queues.get(event.user_id, ()):
+                _offer(queue, event)
+
+    @asynccontextmanager
+    async def subscribe(self, user_id: int) -> AsyncIterator[EventQueue]:
+        queue: EventQueue = asyncio.Queue(self.QUEUE_SIZE)
+        self._queues.setdefault(user_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            queues = self._queues.get(user_id)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._queues[user_id]
+
+    async def close(self) -> None:
+        self._queues.clear()
+
+
+def _offer(queue: EventQueue, event: InboxEvent) -> None:
+    try:
+        queue.put_nowait(event)
+    except asyncio.QueueFull:
+        # A slow consumer: drop what is queued and tell it to resync from storage.
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)

@@ -1,0 +1,339 @@
+"""Accounts: registration, pre-login, login, refresh, sessions, password change, keys."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ...protocol import errors as protocol_errors
+from ...protocol.encoding import b64decode, b64encode, canonical
+from ...protocol.identifiers import Username, parse_username
+from ...protocol.kdf import KEY_BYTES, KdfParams
+from ...protocol.keys import (
+    KEY_BUNDLE_VERSION,
+    MAX_BUNDLE_BYTES,
+    PublicIdentity,
+    fingerprint,
+)
+from ...protocol.labels import PRELOGIN_FAKE_SALT
+from ...protocol.primitives import GCM_IV_BYTES, hmac_sha256
+from ..errors import (
+    Forbidden,
+    InvalidCredentials,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    UsernameTaken,
+    WeakParameters,
+)
+from ..storage import accounts as store
+from .context import ServiceContext, now_ms
+from .tokens import InvalidToken, new_refresh_token, refresh_token_hash
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    user_id: int
+    username: str
+    session_id: str
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "session_id": self.session_id,
+        }
+
+
+def _username(value: str) -> Username:
+    try:
+        return parse_username(value)
+    except protocol_errors.ProtocolError as exc:
+        raise InvalidInput(str(exc), field="username") from exc
+
+
+def _auth_key(value: str) -> bytes:
+    try:
+        key = b64decode(value, max_bytes=KEY_BYTES)
+    except protocol_errors.ProtocolError as exc:
+        raise InvalidInput("auth_key must be strict base64", field="auth_key") from exc
+    if len(key) != KEY_BYTES:
+        raise InvalidInput("auth_key must be 32 bytes", field="auth_key")
+    return key
+
+
+def _kdf(value: dict[str, Any]) -> KdfParams:
+    try:
+        return KdfParams.from_wire(value)
+    except protocol_errors.WeakParameters as exc:
+        raise WeakParameters(str(exc), field="kdf") from exc
+    except protocol_errors.ProtocolError as exc:
+        raise InvalidInput(str(exc), field="kdf") from exc
+
+
+def _key_bundle(value: dict[str, Any]) -> str:
+    """Check the bundle's shape only (it is opaque); return its stored JSON text."""
+    if set(value) != {"v", "iv", "ciphertext"} or value.get("v") != KEY_BUNDLE_VERSION:
+        raise InvalidInput("key_bundle must be {v: 1, iv, ciphertext}", field="key_bundle")
+    try:
+        iv = b64decode(value["iv"], max_bytes=GCM_IV_BYTES)
+        b64decode(value["ciphertext"], max_bytes=MAX_BUNDLE_BYTES)
+    except (protocol_errors.ProtocolError, TypeError) as exc:
+        raise InvalidInput("key_bundle fields must be strict base64", field="key_bundle") from exc
+    if len(iv) != GCM_IV_BYTES:
+        raise InvalidInput("key_bundle.iv must be 12 bytes", field="key_bundle")
+    return json.dumps({"v": KEY_BUNDLE_VERSION, "iv": value["iv"], "ciphertext": value["ciphertext"]})
+
+
+def _identity(username: Username, value: dict[str, Any]) -> PublicIdentity:
+    try:
+        return PublicIdentity.from_wire(username, value).verified()
+    except protocol_errors.WeakParameters as exc:
+        raise WeakParameters(str(exc), field="public_keys") from exc
+    except protocol_errors.ProtocolError as exc:
+        raise InvalidInput("public_keys are malformed or not bound to the username", field="public_keys") from exc
+
+
+async def _start_session(ctx: ServiceContext, conn: Any, user_id: int, username: str, user_agent: str) -> TokenPair:
+    now = now_ms()
+    session_id = str(uuid.uuid4())
+    await store.add_session(
+        conn,
+        id=session_id,
+        user_id=user_id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + ctx.settings.refresh_token_ttl_seconds * 1000,
+        user_agent=user_agent[:200],
+    )
+    return await _issue_tokens(ctx, conn, user_id, username, session_id, now)
+
+
+async def _issue_tokens(
+    ctx: ServiceContext, conn: Any, user_id: int, username: str, session_id: str, now: int
+) -> TokenPair:
+    refresh_token = new_refresh_token()
+    await store.add_refresh_token(conn, refresh_token_hash(refresh_token), session_id, now)
+    access_token = ctx.tokens.issue_access(
+        user_id=user_id, username=username, session_id=session_id, now_s=now // 1000
+    )
+    return TokenPair(access_token, refresh_token, ctx.tokens.access_ttl_seconds, session_id)
+
+
+async def register(
+    ctx: ServiceContext,
+    *,
+    username: str,
+    auth_key: str,
+    kdf: dict[str, Any],
+    public_keys: dict[str, Any],
+    key_bundle: dict[str, Any],
+    user_agent: str = "",
+) -> TokenPair:
+    name = _username(username)
+    key = _auth_key(auth_key)
+    params = _kdf(kdf)
+    identity = _identity(name, public_keys)
+    bundle_text = _key_bundle(key_bundle)
+    auth_hash = await ctx.hasher.hash(key)
+    now = now_ms()
+    async with ctx.database.write() as conn:
+        try:
+            user_id = await store.add_user(
+                conn,
+                username=name,
+                created_at=now,
+                auth_hash=auth_hash,
+                kdf_salt=params.salt,
+                kdf_iterations=params.iterations,
+                signing_key=identity.signing_key,
+                encryption_key=identity.encryption_key,
+                encryption_key_signature=identity.encryption_key_signature,
+                key_bundle=bundle_text,
+                keys_updated_at=now,
+            )
+        except store.DuplicateUsername as exc:
+            raise UsernameTaken("that username is taken", field="username") from exc
+        return await _start_session(ctx, conn, user_id, name, user_agent)
+
+
+def fake_kdf_params(ctx: ServiceContext, username: Username) -> KdfParams:
+    """A stable salt for a user that does not exist, so pre-login reveals nothing."""
+    salt = hmac_sha256(ctx.server_secret, canonical(PRELOGIN_FAKE_SALT, [username]))[:16]
+    return KdfParams(salt=salt, iterations=ctx.settings.default_kdf_iterations)
+
+
+async def prelogin(ctx: ServiceContext, username: str) -> dict[str, Any]:
+    name = _username(username)
+    async with ctx.database.read() as conn:
+        user = await store.get_user_by_name(conn, name)
+    if user is None:
+        return {"kdf": fake_kdf_params(ctx, name).to_wire()}
+    return {"kdf": KdfParams(salt=user["kdf_salt"], iterations=user["kdf_iterations"]).to_wire()}
+
+
+async def login(ctx: ServiceContext, *, username: str, auth_key: str, user_agent: str = "") -> dict[str, Any]:
+    name = _username(username)
+    key = _auth_key(auth_key)
+    async with ctx.database.read() as conn:
+        user = await store.get_user_by_name(conn, name)
+    ok = await ctx.hasher.verify(user["auth_hash"] if user else None, key)
+    if not ok or user is None:
+        raise InvalidCredentials("wrong username or password")
+    if user["disabled"]:
+        raise Forbidden("this account is disabled", reason="account_disabled")
+    async with ctx.database.write() as conn:
+        tokens = await _start_session(ctx, conn, user["id"], user["username"], user_agent)
+    return {
+        **tokens.to_wire(),
+        "username": user["username"],
+        "key_bundle": json.loads(user["key_bundle"]),
+        "kdf": KdfParams(salt=user["kdf_salt"], iterations=user["kdf_iterations"]).to_wire(),
+    }
+
+
+async def refresh(ctx: ServiceContext, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token. Reusing a rotated token revokes its whole session."""
+    token_hash = refresh_token_hash(refresh_token)
+    now = now_ms()
+    async with ctx.database.write() as conn:
+        row = await store.get_refresh_token(conn, token_hash)
+        if row is None:
+            raise Unauthorized("invalid refresh token")
+        session = await store.get_session(conn, row["session_id"])
+        if session is None:
+            raise Unauthorized("invalid refresh token")
+        if row["used_at"] is not None or not await store.mark_refresh_token_used(conn, token_hash, now):
+            await store.revoke_sessions(conn, session["user_id"], now, only=session["id"])
+            reuse = True
+        else:
+            reuse = False
+    if reuse:
+        # Committed above: the revocation must stick even though this request fails.
+        raise Unauthorized("refresh token was already used; the session is revoked", reason="token_reuse")
+    async with ctx.database.write() as conn:
+        active = await store.get_active_session(conn, session["id"], now)
+        if active is None or active["disabled"]:
+            raise Unauthorized("session expired or revoked")
+        await store.touch_session(conn, session["id"], now, now + ctx.settings.refresh_token_ttl_seconds * 1000)
+        return await _issue_tokens(ctx, conn, active["user_id"], active["username"], session["id"], now)
+
+
+async def authenticate(ctx: ServiceContext, access_token: str) -> Principal:
+    try:
+        claims = ctx.tokens.verify_access(access_token)
+    except InvalidToken as exc:
+        raise Unauthorized("invalid or expired access token") from exc
+    async with ctx.database.read() as conn:
+        session = await store.get_active_session(conn, claims.session_id, now_ms())
+    if session is None or session["user_id"] != claims.user_id or session["disabled"]:
+        raise Unauthorized("session expired or revoked")
+    return Principal(claims.user_id, session["username"], claims.session_id, bool(session["is_admin"]))
+
+
+async def logout(ctx: ServiceContext, principal: Principal) -> None:
+    async with ctx.database.write() as conn:
+        await store.revoke_sessions(conn, principal.user_id, now_ms(), only=principal.session_id)
+
+
+async def list_sessions(ctx: ServiceContext, principal: Principal) -> list[dict[str, Any]]:
+    async with ctx.database.read() as conn:
+        rows = await store.get_sessions_for_user(conn, principal.user_id, now_ms())
+    return [
+        {
+            "id": row["id"],
+            "created_at": row["created_at"],
+            "last_seen_at": row["last_seen_at"],
+            "user_agent": row["user_agent"],
+            "current": row["id"] == principal.session_id,
+        }
+        for row in rows
+    ]
+
+
+async def revoke_session(ctx: ServiceContext, principal: Principal, session_id: str) -> None:
+    async with ctx.database.write() as conn:
+        if not await store.revoke_sessions(conn, principal.user_id, now_ms(), only=session_id):
+            raise NotFound("no such session")
+
+
+async def revoke_other_sessions(ctx: ServiceContext, principal: Principal) -> int:
+    async with ctx.database.write() as conn:
+        return await store.revoke_sessions(conn, principal.user_id, now_ms(), keep=principal.session_id)
+
+
+async def change_password(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    current_auth_key: str,
+    new_auth_key: str,
+    kdf: dict[str, Any],
+    key_bundle: dict[str, Any],
+) -> int:
+    """Replace the auth key and re-sealed bundle; revoke every other session."""
+    current = _auth_key(current_auth_key)
+    new_key = _auth_key(new_auth_key)
+    params = _kdf(kdf)
+    bundle_text = _key_bundle(key_bundle)
+    async with ctx.database.read() as conn:
+        user = await store.get_user_by_id(conn, principal.user_id)
+    if user is None or not await ctx.hasher.verify(user["auth_hash"], current):
+        raise InvalidCredentials("current password is wrong")
+    new_hash = await ctx.hasher.hash(new_key)
+    now = now_ms()
+    async with ctx.database.write() as conn:
+        await store.update_user(
+            conn,
+            principal.user_id,
+            auth_hash=new_hash,
+            kdf_salt=params.salt,
+            kdf_iterations=params.iterations,
+            key_bundle=bundle_text,
+        )
+        return await store.revoke_sessions(conn, principal.user_id, now, keep=principal.session_id)
+
+
+async def get_key_bundle(ctx: ServiceContext, principal: Principal) -> dict[str, Any]:
+    async with ctx.database.read() as conn:
+        user = await store.get_user_by_id(conn, principal.user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return {
+        "key_bundle": json.loads(user["key_bundle"]),
+        "kdf": KdfParams(salt=user["kdf_salt"], iterations=user["kdf_iterations"]).to_wire(),
+    }
+
+
+async def get_public_keys(ctx: ServiceContext, username: str) -> dict[str, Any]:
+    name = _username(username)
+    async with ctx.database.read() as conn:
+        user = await store.get_user_by_name(conn, name)
+    if user is None:
+        raise NotFound("no such user")
+    return {
+        "username": user["username"],
+        "signing_key": b64encode(user["signing_key"]),
+        "encryption_key": b64encode(user["encryption_key"]),
+        "encryption_key_signature": b64encode(user["encryption_key_signature"]),
+        "fingerprints": {
+            "signing_key": fingerprint(user["signing_key"]),
+            "encryption_key": fingerprint(user["encryption_key"]),
+        },
+        "updated_at": user["keys_updated_at"],
+    }

@@ -1,0 +1,78 @@
+"""Server settings: read once at start from ``SECURECHAT_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SECURECHAT_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None  # default: SQLite in data_dir
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Secrets never have a default in code: they come from the environment, from a
+    # *_FILE path, or are generated into the data dir on first start.
+    server_secret: SecretStr | None = None
+    server_secret_file: Path | None = None
+
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+
+    max_body_bytes: int = 1024 * 1024
+    max_envelope_bytes: int = 768 * 1024
+    default_kdf_iterations: int = 600_000
+
+    # argon2id of a 256-bit auth key: the input has full entropy, so the cost only has
+    # to make a stolen hash useless as a login credential, not resist guessing.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 8192
+    argon2_parallelism: int = 1
+    password_hash_concurrency: int = 2
+
+    history_page_max: int = 200
+    inbox_batch_max: int = 500
+    ws_auth_timeout_seconds: float = 10.0
+    ws_heartbeat_seconds: float = 30.0
+
+    log_json: bool = False
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'securechat.db').resolve()}"
+
+    def load_server_secret(self) -> bytes:
+        """The HMAC/JWT secret: from settings, a file, or generated once (0600) in the data dir."""
+        if self.server_secret is not None:
+            return self.server_secret.get_secret_value().encode()
+        path = self.server_secret_file or (self.data_dir / "server-secret")
+        if path.exists():
+            return path.read_bytes().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48).encode()
+        # O_EXCL: if two instances start at once on a shared data dir, one secret wins.
+        try:
+            with open(path, "xb", opener=_private_opener) as handle:
+                handle.write(value)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        return value
+
+
+def _private_opener(path: str, flags: int) -> int:
+    import os
+
+    return os.open(path, flags, 0o600)

@@ -1,0 +1,193 @@
+"""Conversations, messages and per-user inboxes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .tables import conversation_members, conversations, inbox_entries, messages, users
+
+
+async def get_conversation(conn: AsyncConnection, conversation_id: str) -> RowMapping | None:
+    result = await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
+    return result.mappings().first()
+
+
+async def get_members(conn: AsyncConnection, conversation_id: str) -> dict[str, int]:
+    """Member usernames mapped to user ids."""
+    query = (
+        select(users.c.username, users.c.id)
+        .join(conversation_members, conversation_members.c.user_id == users.c.id)
+        .where(conversation_members.c.conversation_id == conversation_id)
+    )
+    return {row.username: row.id for row in await conn.execute(query)}
+
+
+async def add_conversation(
+    conn: AsyncConnection, conversation_id: str, kind: str, member_ids: list[int], now: int
+) -> None:
+    await conn.execute(insert(conversations).values(id=conversation_id, kind=kind, created_at=now))
+    await conn.execute(
+        insert(conversation_members),
+        [{"conversation_id": conversation_id, "user_id": uid, "joined_at": now} for uid in member_ids],
+    )
+
+
+async def get_conversations_for_user(conn: AsyncConnection, user_id: int) -> list[RowMapping]:
+    query = (
+        select(conversations)
+        .join(conversation_members, conversation_members.c.conversation_id == conversations.c.id)
+        .where(conversation_members.c.user_id == user_id)
+        .order_by(conversations.c.last_message_at.desc(), conversations.c.created_at.desc())
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+async def get_members_for_conversations(conn: AsyncConnection, ids: list[str]) -> dict[str, list[str]]:
+    query = (
+        select(conversation_members.c.conversation_id, users.c.username)
+        .join(users, users.c.id == conversation_members.c.user_id)
+        .where(conversation_members.c.conversation_id.in_(ids))
+    )
+    members: dict[str, list[str]] = {cid: [] for cid in ids}
+    for row in await conn.execute(query):
+        members[row.conversation_id].append(row.username)
+    return {cid: sorted(names) for cid, names in members.items()}
+
+
+async def get_message_by_message_id(conn: AsyncConnection, message_id: str) -> RowMapping | None:
+    result = await conn.execute(select(messages).where(messages.c.message_id == message_id))
+    return result.mappings().first()
+
+
+async def add_message(conn: AsyncConnection, **values: Any) -> int:
+    result = await conn.execute(insert(messages).values(**values).returning(messages.c.id))
+    return int(result.scalar_one())
+
+
+async def set_last_message_at(conn: AsyncConnection, conversation_id: str, now: int) -> None:
+    await conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(last_message_at=now))
+
+
+async def allocate_inbox_seqs(conn: AsyncConnection, counts: dict[int, int]) -> dict[int, int]:
+    """Reserve ``counts[user]`` new inbox sequence numbers per user, in the caller's
+    transaction; returns the first number of each user's block.
+
+    Users are locked in id order so that two concurrent sends cannot deadlock.
+    """
+    first: dict[int, int] = {}
+    for user_id in sorted(counts):
+        count = counts[user_id]
+        result = await conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(inbox_seq=users.c.inbox_seq + count)
+            .returning(users.c.inbox_seq)
+        )
+        first[user_id] = int(result.scalar_one()) - count + 1
+    return first
+
+
+async def add_inbox_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(inbox_entries), rows)
+
+
+_INBOX_COLUMNS = (
+    inbox_entries.c.seq,
+    inbox_entries.c.kind,
+    inbox_entries.c.data,
+    inbox_entries.c.created_at,
+    messages.c.message_id,
+    messages.c.conversation_id,
+    messages.c.server_ts,
+    messages.c.envelope,
+)
+
+
+async def get_inbox_after(conn: AsyncConnection, user_id: int, after_seq: int, limit: int) -> list[RowMapping]:
+    query = (
+        select(*_INBOX_COLUMNS, users.c.username.label("sender"))
+        .select_from(inbox_entries)
+        .outerjoin(messages, messages.c.id == inbox_entries.c.message_pk)
+        .outerjoin(users, users.c.id == messages.c.sender_id)
+        .where(and_(inbox_entries.c.user_id == user_id, inbox_entries.c.seq > after_seq))
+        .order_by(inbox_entries.c.seq)
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+async def get_inbox_head(conn: AsyncConnection, user_id: int) -> int:
+    result = await conn.execute(select(users.c.inbox_seq).where(users.c.id == user_id))
+    return int(result.scalar_one())
+
+
+async def get_undelivered_messages(conn: AsyncConnection, user_id: int, up_to_seq: int) -> list[RowMapping]:
+    """Message entries up to ``up_to_seq`` not yet marked delivered, with their senders."""
+    query = (
+        select(inbox_entries.c.seq, messages.c.message_id, messages.c.conversation_id, messages.c.sender_id)
+        .join(messages, messages.c.id == inbox_entries.c.message_pk)
+        .where(
+            and_(
+                inbox_entries.c.user_id == user_id,
+                inbox_entries.c.seq <= up_to_seq,
+                inbox_entries.c.kind == "message",
+                inbox_entries.c.delivered_at.is_(None),
+            )
+        )
+        .order_by(inbox_entries.c.seq)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+async def mark_delivered(conn: AsyncConnection, user_id: int, seqs: list[int], now: int) -> None:
+    if seqs:
+        await conn.execute(
+            update(inbox_entries)
+            .where(and_(inbox_entries.c.user_id == user_id, inbox_entries.c.seq.in_(seqs)))
+            .values(delivered_at=now)
+        )
+
+
+async def get_history(
+    conn: AsyncConnection, conversation_id: str, before_id: int | None, limit: int
+) -> list[RowMapping]:
+    condition = messages.c.conversation_id == conversation_id
+    if before_id is not None:
+        condition = and_(condition, messages.c.id < before_id)
+    query = (
+        select(messages.c.id, messages.c.message_id, messages.c.server_ts, messages.c.envelope,
+               users.c.username.label("sender"))
+        .join(users, users.c.id == messages.c.sender_id)
+        .where(condition)
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+async def get_delivered_to(conn: AsyncConnection, message_pks: list[int]) -> dict[int, list[str]]:
+    if not message_pks:
+        return {}
+    query = (
+        select(inbox_entries.c.message_pk, users.c.username)
+        .join(users, users.c.id == inbox_entries.c.user_id)
+        .where(and_(inbox_entries.c.message_pk.in_(message_pks), inbox_entries.c.delivered_at.is_not(None)))
+    )
+    delivered: dict[int, list[str]] = {pk: [] for pk in message_pks}
+    for row in await conn.execute(query):
+        delivered[row.message_pk].append(row.username)
+    return delivered
+
+
+async def get_inbox_seq_for_message(conn: AsyncConnection, user_id: int, message_pk: int) -> int:
+    result = await conn.execute(
+        select(inbox_entries.c.seq).where(
+            and_(inbox_entries.c.user_id == user_id, inbox_entries.c.message_pk == message_pk)
+        )
+    )
+    return int(result.scalar_one())

@@ -1,0 +1,112 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``server/migrations`` create them.
+
+Times are integer milliseconds since the Unix epoch, the same on SQLite and PostgreSQL.
+Envelopes are stored as the opaque JSON text the client sent; the server never
+decrypts them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(32), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("auth_hash", String(200), nullable=False),
+    Column("kdf_salt", LargeBinary(16), nullable=False),
+    Column("kdf_iterations", Integer, nullable=False),
+    Column("signing_key", LargeBinary, nullable=False),
+    Column("encryption_key", LargeBinary, nullable=False),
+    Column("encryption_key_signature", LargeBinary, nullable=False),
+    Column("key_bundle", Text, nullable=False),
+    Column("keys_updated_at", BigInteger, nullable=False),
+    # The last sequence number handed out in this user's inbox.
+    Column("inbox_seq", BigInteger, nullable=False, server_default="0"),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    Column("is_admin", Boolean, nullable=False, server_default="0"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("user_agent", String(200), nullable=False, server_default=""),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("session_id", String(36), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_message_at", BigInteger, nullable=True),
+)
+
+conversation_members = Table(
+    "conversation_members",
+    metadata,
+    Column("conversation_id", String(40), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("joined_at", BigInteger, nullable=False),
+    Index("ix_conversation_members_user", "user_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("conversation_id", String(40), ForeignKey("conversations.id"), nullable=False),
+    Column("sender_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("client_ts", BigInteger, nullable=False),
+    Column("server_ts", BigInteger, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("envelope", Text, nullable=False),
+    Index("ix_messages_conversation", "conversation_id", "id"),
+)
+
+inbox_entries = Table(
+    "inbox_entries",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("message_pk", Integer, ForeignKey("messages.id"), nullable=True),
+    # Small JSON for non-message entries (receipts); never ciphertext or plaintext.
+    Column("data", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Index("ix_inbox_entries_message", "message_pk"),
+)
