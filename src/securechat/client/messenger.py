@@ -423,8 +423,8 @@ class Messenger:
                 item = await self.process_frame(frame)
                 if item is not None:
                     items.append(item)
-            if entries:
-                await self.api.ack(self.state.last_seq())
+            # Always acknowledge: an ack lost on an earlier connection is made good here.
+            await self.api.ack(self.state.last_seq())
             if len(entries) < 200:
                 return items
 

@@ -25,6 +25,8 @@ class InboxSocket:
         self._socket: ClientConnection | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ready = asyncio.Event()
+        self._acked = 0
+        self._ack_sent = 0
 
     async def connect(self) -> None:
         await self.messenger.ensure_token()
@@ -37,10 +39,29 @@ class InboxSocket:
             await self._socket.close()
             raise ApiError(401, str(ready.get("code", "unauthorized")), str(ready.get("message", "")))
         self._ready.set()
+        # An ack sent just before a previous connection closed may never have been
+        # processed; acknowledging the last processed sequence again is harmless.
+        await self._send_ack(self.messenger.state.last_seq())
+
+    async def _send_ack(self, seq: int) -> None:
+        assert self._socket is not None
+        self._ack_sent = max(self._ack_sent, seq)
+        await self._socket.send(json.dumps({"type": "ack", "seq": seq}))
 
     async def close(self) -> None:
-        if self._socket is not None:
-            await self._socket.close()
+        """Close after the server confirmed the last acknowledgement (bounded wait)."""
+        if self._socket is None:
+            return
+        if self._acked < self._ack_sent:
+            with contextlib.suppress(TimeoutError, websockets.WebSocketException, OSError):
+                async with asyncio.timeout(5):
+                    async for text in self._socket:
+                        frame = json.loads(text)
+                        if frame.get("type") == "acked" and isinstance(frame.get("seq"), int):
+                            self._acked = max(self._acked, frame["seq"])
+                        if self._acked >= self._ack_sent:
+                            break
+        await self._socket.close()
 
     async def items(self) -> AsyncIterator[InboxItem]:
         assert self._socket is not None
@@ -50,11 +71,14 @@ class InboxSocket:
             if kind in ("sent", "error") and frame.get("ref") in self._pending:
                 self._pending.pop(frame["ref"]).set_result(frame)
                 continue
+            if kind == "acked" and isinstance(frame.get("seq"), int):
+                self._acked = max(self._acked, frame["seq"])
+                continue
             if kind not in ("message", "receipt"):
                 continue
             item = await self.messenger.process_frame(frame)
             if item is not None:
-                await self._socket.send(json.dumps({"type": "ack", "seq": item.seq}))
+                await self._send_ack(item.seq)
                 yield item
 
     async def send_envelope(self, envelope: dict[str, Any]) -> dict[str, Any]:

@@ -39,19 +39,26 @@ class BodySizeLimit:
                 await self._refuse(send)
                 return
         received = 0
+        exceeded = False
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if exceeded and not response_started:
+                # The app may catch BodyTooLarge and answer by itself: FastAPI turns any
+                # error while reading a body into 400 "error parsing the body". That
+                # answer is dropped; the 413 below replaces it.
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
@@ -59,8 +66,9 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
-            if not response_started:
-                await self._refuse(send)
+            pass
+        if exceeded and not response_started:
+            await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         start, body = _too_large_response(self.max_bytes)

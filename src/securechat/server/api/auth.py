@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from ...protocol.identifiers import parse_username
 from ..services import accounts
 from .deps import Context, CurrentUser, user_agent
 from .models import LoginBody, RefreshBody, RegisterBody, UsernameBody, dump
@@ -17,7 +18,9 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 async def register(body: RegisterBody, request: Request, ctx: Context) -> dict[str, Any]:
     data = dump(body)
     tokens = await accounts.register(ctx, **data, user_agent=user_agent(request))
-    return {"username": body.username.lower(), **tokens.to_wire()}
+    # The stored name (NFKC, lower case), not the caller's spelling: str.lower() alone
+    # would answer "ａlice" for an account stored as "alice". It parsed in register().
+    return {"username": parse_username(body.username), **tokens.to_wire()}
 
 
 @router.post("/prelogin")

@@ -105,6 +105,7 @@ class InboxConnection:
                     await self.websocket.send_text(error_frame("invalid_frame", "ack needs an integer seq", ref=ref))
                     return
                 await messages.acknowledge(self.ctx, self.principal, seq)
+                await self.websocket.send_text(json.dumps({"type": "acked", "seq": seq, "ref": ref}))
             elif kind == "ping":
                 await self.websocket.send_text(json.dumps({"type": "pong", "ref": ref}))
             else:

@@ -1,0 +1,35 @@
+"""Fixtures for tests against a real server process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from securechat.client.messenger import Messenger
+
+PASSWORDS = {
+    "alice": "correct horse battery staple",
+    "bob": "tr0ub4dor&3-but-longer",
+    "carol": "purple monkey dishwasher 9",
+    "mallory": "mallory-knows-nothing-42",
+}
+
+MakeClient = Callable[[str], Awaitable[Messenger]]
+
+
+@pytest.fixture
+async def make_client(tmp_path: Path, live_server) -> AsyncIterator[MakeClient]:  # type: ignore[no-untyped-def]
+    """Register a persona on the live server; each has its own SECURECHAT_HOME."""
+    clients: list[Messenger] = []
+
+    async def make(name: str) -> Messenger:
+        client = Messenger(tmp_path / f"home-{name}", live_server.url)
+        await client.register(name, PASSWORDS[name])
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
