@@ -181,7 +181,7 @@ async def inbox(
         await client.sync_inbox()
         me = client.username
         for row in client.stored_messages():
-            if row["sender"] == me and not include_sent:
+            if row["sender"] == me and row["verified"] and not include_sent:
                 continue
             record = {
                 "message_id": row["message_id"],

@@ -241,9 +241,12 @@ class Messenger:
             if contact is None:
                 self.state.pin_contact(current.username, current_dict)
                 return current
-            if contact.identity != current_dict:
+            changed = contact.identity != current_dict
+            if changed:
+                # Recorded (committed) so the change can be shown and accepted later.
                 self.state.set_pending_identity(current.username, current_dict)
-                raise KeyChanged(current.username, contact.identity, current_dict)
+        if changed:
+            raise KeyChanged(current.username, contact.identity, current_dict)
         return current
 
     def pinned_identity(self, username: str) -> PublicIdentity | None:

@@ -87,7 +87,9 @@ class InboxConnection:
     async def _handle(self, text: str) -> None:
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: deeply nested arrays exhaust the parser's recursion limit;
+            # left uncaught it would end the whole connection instead of this frame.
             await self.websocket.send_text(error_frame("invalid_frame", "frame is not JSON"))
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
