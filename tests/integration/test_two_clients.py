@@ -100,12 +100,15 @@ async def test_online_offline_delivery_receipts_and_nothing_in_clear(live_server
     await bob.send_text("alice", "got them all")
     # Acknowledgements travel asynchronously: wait for the receipts (bounded), no sleep.
     items: list[InboxItem] = []
+    def receipted() -> list[str]:
+        return [m for item in items if item.kind == "receipt" for m in item.message_ids]
+
     async with asyncio.timeout(20):
-        while sum(item.kind == "receipt" for item in items) < 8:
+        while len(receipted()) < 8:
             items += await alice.sync_inbox()
-    receipts = [item for item in items if item.kind == "receipt"]
-    assert len(receipts) == 8
-    assert {r.recipient for r in receipts} == {"bob"}
+    assert {item.recipient for item in items if item.kind == "receipt"} == {"bob"}
+    own = [row["message_id"] for row in alice.stored_messages() if row["sender"] == "alice"]
+    assert sorted(receipted()) == sorted(own)
     replies = [item for item in items if item.kind == "message" and item.sender == "bob"]
     assert [r.text for r in replies] == ["got them all"] and replies[0].verified
     statuses = {row["text"]: row["status"] for row in alice.stored_messages() if row["sender"] == "alice"}

@@ -22,14 +22,18 @@ from ..protocol.errors import ProtocolError
 from ..protocol.keys import fingerprint, format_safety_number, safety_number
 from .config import ClientSettings
 
-app = typer.Typer(help="SecureChat: end-to-end encrypted messaging.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="SecureChat: end-to-end encrypted messaging.", no_args_is_help=True, add_completion=False
+)
 console = Console()
 errors = Console(stderr=True)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
 
 
 def run(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
@@ -238,8 +242,6 @@ def contacts() -> None:
 @run
 async def fingerprint_command(user: str) -> None:
     """Show a user's key fingerprints as pinned here and as the server publishes them."""
-    import base64
-
     client = messenger()
     try:
         await client.ensure_token()
@@ -249,7 +251,8 @@ async def fingerprint_command(user: str) -> None:
             now_fp = fingerprint(getattr(current, kind))
             console.print(f"{kind}: {now_fp}")
             if pinned is not None and getattr(pinned, kind) != getattr(current, kind):
-                console.print(f"  [red]differs from the pinned key[/red] {fingerprint(base64.b64decode(base64.b64encode(getattr(pinned, kind))))}")
+                pinned_fp = fingerprint(getattr(pinned, kind))
+                console.print(f"  [red]differs from the pinned key[/red] {pinned_fp}")
         if pinned is None:
             console.print("(not pinned yet: it will be pinned on first message)")
     finally:
@@ -260,8 +263,12 @@ async def fingerprint_command(user: str) -> None:
 @run
 async def verify(
     user: str,
-    mark_verified: Annotated[bool, typer.Option("--mark-verified", help="Record that you compared the number.")] = False,
-    accept_change: Annotated[bool, typer.Option("--accept-change", help="Accept the contact's new keys.")] = False,
+    mark_verified: Annotated[
+        bool, typer.Option("--mark-verified", help="Record that you compared the number.")
+    ] = False,
+    accept_change: Annotated[
+        bool, typer.Option("--accept-change", help="Accept the contact's new keys.")
+    ] = False,
 ) -> None:
     """Show the safety number for you and USER; compare it with them in person."""
     client = messenger()
@@ -295,7 +302,9 @@ async def verify(
 @run
 async def sessions(
     revoke: Annotated[str | None, typer.Option(help="Revoke the session with this id.")] = None,
-    revoke_others: Annotated[bool, typer.Option("--revoke-others", help="Log out every other session.")] = False,
+    revoke_others: Annotated[
+        bool, typer.Option("--revoke-others", help="Log out every other session.")
+    ] = False,
 ) -> None:
     """List your sessions, or revoke them."""
     client = messenger()
@@ -309,8 +318,11 @@ async def sessions(
         table = Table("id", "created", "last seen", "client", "")
         for session in await client.api.sessions():
             table.add_row(
-                session["id"], when(session["created_at"]), when(session["last_seen_at"]),
-                session["user_agent"], "this device" if session["current"] else "",
+                session["id"],
+                when(session["created_at"]),
+                when(session["last_seen_at"]),
+                session["user_agent"],
+                "this device" if session["current"] else "",
             )
         console.print(table)
     finally:

@@ -23,7 +23,12 @@ def run_server(
 ) -> None:
     overrides = {
         key: value
-        for key, value in {"host": host, "port": port, "data_dir": data_dir, "database_url": database_url}.items()
+        for key, value in {
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "database_url": database_url,
+        }.items()
         if value is not None
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]

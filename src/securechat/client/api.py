@@ -14,17 +14,24 @@ from .errors import ApiError, ServerMisbehaved
 
 
 class ApiClient:
-    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0):
+    def __init__(
+        self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0
+    ):
         self.base_url = base_url.rstrip("/")
         self.access_token: str | None = None
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=transport, timeout=timeout, headers={"user-agent": "securechat-cli"}
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"user-agent": "securechat-cli"},
         )
 
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, *, json: Any = None, params: Any = None, auth: bool = True) -> Any:
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: Any = None, auth: bool = True
+    ) -> Any:
         headers = {}
         if auth:
             if self.access_token is None:
@@ -42,7 +49,9 @@ class ApiClient:
             raise ServerMisbehaved(f"the server answered {response.status_code} without JSON") from exc
         if response.is_error:
             error = body.get("error", {}) if isinstance(body, dict) else {}
-            raise ApiError(response.status_code, str(error.get("code", "error")), str(error.get("message", "")), error)
+            raise ApiError(
+                response.status_code, str(error.get("code", "error")), str(error.get("message", "")), error
+            )
         return body
 
     # Authentication
@@ -95,7 +104,9 @@ class ApiClient:
     async def conversations(self) -> list[dict[str, Any]]:
         return (await self.request("GET", "/api/v1/conversations"))["conversations"]  # type: ignore[no-any-return]
 
-    async def history(self, conversation_id: str, before: int | None = None, limit: int = 50) -> dict[str, Any]:
+    async def history(
+        self, conversation_id: str, before: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if before is not None:
             params["before"] = before

@@ -1,11 +1,11 @@
 """Errors the client library raises.
 
-    ClientError
-    ├── ApiError              the server answered with an error (status, code, message)
-    ├── NotLoggedIn           no session in the state directory
-    ├── PasswordRejected      the password breaks the password policy
-    ├── KeyChanged            a contact's keys differ from the pinned ones
-    └── ServerMisbehaved      the server handed out something a client must refuse
+ClientError
+├── ApiError              the server answered with an error (status, code, message)
+├── NotLoggedIn           no session in the state directory
+├── PasswordRejected      the password breaks the password policy
+├── KeyChanged            a contact's keys differ from the pinned ones
+└── ServerMisbehaved      the server handed out something a client must refuse
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class InboxItem:
     reason: str | None = None
     recipient: str | None = None
     status: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    message_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -313,16 +313,19 @@ class Messenger:
         if not isinstance(seq, int) or seq <= self.state.last_seq():
             return None
         if frame.get("type") == "receipt":
+            raw_ids = frame.get("message_ids")
+            message_ids = [m for m in raw_ids if isinstance(m, str)] if isinstance(raw_ids, list) else []
             item = InboxItem(
                 kind="receipt",
                 seq=seq,
-                message_id=frame.get("message_id"),
                 recipient=frame.get("recipient"),
                 status=frame.get("status"),
+                message_ids=message_ids,
             )
             with self.state.transaction():
-                if item.message_id and item.status == "delivered":
-                    self.state.set_status(str(item.message_id), "delivered")
+                if item.status == "delivered":
+                    for message_id in message_ids:
+                        self.state.set_status(message_id, "delivered")
                 self.state.put("last_seq", str(seq))
             return item
         item = await self._open_frame(seq, frame)

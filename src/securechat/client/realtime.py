@@ -32,7 +32,13 @@ class InboxSocket:
         await self.messenger.ensure_token()
         self._socket = await websockets.connect(self.messenger.api.websocket_url(), max_size=2 * 1024 * 1024)
         await self._socket.send(
-            json.dumps({"type": "auth", "token": self.messenger.api.access_token, "since": self.messenger.state.last_seq()})
+            json.dumps(
+                {
+                    "type": "auth",
+                    "token": self.messenger.api.access_token,
+                    "since": self.messenger.state.last_seq(),
+                }
+            )
         )
         ready = json.loads(await self._socket.recv())
         if ready.get("type") != "ready":

@@ -123,10 +123,14 @@ class StateStore:
         if row is None:
             return None
         pending = json.loads(row["pending_identity"]) if row["pending_identity"] else None
-        return Contact(row["username"], json.loads(row["identity"]), row["pinned_at"], bool(row["verified"]), pending)
+        return Contact(
+            row["username"], json.loads(row["identity"]), row["pinned_at"], bool(row["verified"]), pending
+        )
 
     def list_contacts(self) -> list[Contact]:
-        names = [row["username"] for row in self._db.execute("SELECT username FROM contacts ORDER BY username")]
+        names = [
+            row["username"] for row in self._db.execute("SELECT username FROM contacts ORDER BY username")
+        ]
         return [c for c in (self.get_contact(n) for n in names) if c is not None]
 
     def pin_contact(self, username: str, identity: dict[str, str]) -> None:
@@ -146,7 +150,10 @@ class StateStore:
 
     # Messages
     def seen(self, message_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone() is not None
+        return (
+            self._db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone()
+            is not None
+        )
 
     def mark_seen(self, message_id: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO seen_ids (message_id) VALUES (?)", (message_id,))
@@ -158,7 +165,9 @@ class StateStore:
         self._db.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
 
     def set_status(self, message_id: str, status: str) -> None:
-        self._db.execute("UPDATE messages SET status = ? WHERE message_id = ? AND verified = 1", (status, message_id))
+        self._db.execute(
+            "UPDATE messages SET status = ? WHERE message_id = ? AND verified = 1", (status, message_id)
+        )
 
     def messages(self, peer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         query = "SELECT * FROM messages"

@@ -206,18 +206,27 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
             raise MalformedInput("payload text must be a string")
         check_text(text, field="text", max_chars=MAX_TEXT_CHARS)
     try:
-        encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # allow_nan=False: NaN and Infinity are not JSON, and JavaScript cannot parse them.
+        encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+            "utf-8"
+        )
     except UnicodeEncodeError as exc:
         # A lone surrogate in any string field (check_text covers only "text").
         raise MalformedInput("payload is not valid Unicode") from exc
+    except ValueError as exc:
+        raise MalformedInput("payload contains a number JSON cannot represent") from exc
     if len(encoded) > MAX_PAYLOAD_BYTES:
         raise MalformedInput("payload too large")
     return encoded
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def decode_payload(data: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(data.decode("utf-8"))
+        payload = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # RecursionError: a hostile sender can nest arrays deeply enough to exhaust
         # the JSON parser's recursion limit; that must look like any other failure.

@@ -53,7 +53,9 @@ class PublicIdentity:
         """Check key formats, parameters and the binding signature; return self."""
         signing = load_ed25519_public_key(self.signing_key)
         load_rsa_public_key(self.encryption_key)
-        ed25519_verify(signing, self.encryption_key_signature, encryption_key_binding(self.username, self.encryption_key))
+        ed25519_verify(
+            signing, self.encryption_key_signature, encryption_key_binding(self.username, self.encryption_key)
+        )
         return self
 
     def to_wire(self) -> dict[str, str]:
@@ -120,7 +122,9 @@ def key_bundle_aad(username: str, version: int = KEY_BUNDLE_VERSION) -> bytes:
     return canonical(KEY_BUNDLE_AAD, [username, str(version)])
 
 
-def seal_key_bundle(identity: PrivateIdentity, wrap_key: bytes, *, iv: bytes | None = None) -> dict[str, object]:
+def seal_key_bundle(
+    identity: PrivateIdentity, wrap_key: bytes, *, iv: bytes | None = None
+) -> dict[str, object]:
     """Seal both private keys (PKCS#8) under the wrap key; the result is opaque to the server."""
     iv = iv if iv is not None else os.urandom(GCM_IV_BYTES)
     plaintext = canonical(
@@ -134,7 +138,12 @@ def open_key_bundle(bundle: object, wrap_key: bytes, username: Username) -> Priv
     """Unseal a key bundle; raise VerificationFailed for a wrong password or tampering."""
     if not isinstance(bundle, dict):
         raise MalformedInput("key bundle must be an object")
-    if bundle.get("v") != KEY_BUNDLE_VERSION:
+    if set(bundle) != {"v", "iv", "ciphertext"}:
+        raise MalformedInput("key bundle fields must be exactly v, iv, ciphertext")
+    version = bundle["v"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedInput("key bundle version must be an integer")
+    if version != KEY_BUNDLE_VERSION:
         raise UnsupportedVersion("unsupported key bundle version")
     iv_text, ciphertext_text = bundle.get("iv"), bundle.get("ciphertext")
     if not isinstance(iv_text, str) or not isinstance(ciphertext_text, str):
@@ -167,9 +176,7 @@ def _safety_half(identity: PublicIdentity) -> str:
     digest = hashlib.sha512(canonical(SAFETY_NUMBER, [identity.username, keys])).digest()
     for _ in range(SAFETY_NUMBER_ITERATIONS):
         digest = hashlib.sha512(digest + keys).digest()
-    return "".join(
-        f"{int.from_bytes(digest[i : i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5)
-    )
+    return "".join(f"{int.from_bytes(digest[i : i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5))
 
 
 def safety_number(first: PublicIdentity, second: PublicIdentity) -> str:

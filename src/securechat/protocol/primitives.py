@@ -43,9 +43,7 @@ def aes_gcm_decrypt(key: bytes, iv: bytes, ciphertext: bytes, aad: bytes) -> byt
 
 
 def _oaep(label: bytes) -> padding.OAEP:
-    return padding.OAEP(
-        mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=label
-    )
+    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=label)
 
 
 def rsa_oaep_encrypt(public_key: rsa.RSAPublicKey, plaintext: bytes, label: bytes) -> bytes:
@@ -79,9 +77,9 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
 
 
 def pbkdf2_sha256(password: bytes, salt: bytes, iterations: int, length: int) -> bytes:
-    return PBKDF2HMAC(
-        algorithm=hashes.SHA256(), length=length, salt=salt, iterations=iterations
-    ).derive(password)
+    return PBKDF2HMAC(algorithm=hashes.SHA256(), length=length, salt=salt, iterations=iterations).derive(
+        password
+    )
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
@@ -101,9 +99,10 @@ def load_rsa_public_key(spki_der: bytes) -> rsa.RSAPublicKey:
         raise WeakParameters("RSA key size must be 2048, 3072 or 4096 bits")
     if numbers.e != RSA_EXPONENT:
         raise WeakParameters("RSA public exponent must be 65537")
-    if key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) != spki_der:
+    if (
+        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        != spki_der
+    ):
         raise MalformedInput("RSA public key is not in canonical DER form")
     return key
 
@@ -119,9 +118,7 @@ def load_ed25519_public_key(spki_der: bytes) -> ed25519.Ed25519PublicKey:
 
 
 def spki(key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def pkcs8(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:

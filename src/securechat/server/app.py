@@ -16,6 +16,7 @@ from .realtime.broker import InProcessBroker
 from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
 from .services.tokens import TokenIssuer
+from .services.writer import MessageWriter
 from .settings import Settings
 from .storage.database import Database
 from .storage.migrate import migrate
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.sqlalchemy_url())
         await migrate(database)
         broker = InProcessBroker()
+        writer = MessageWriter(database, broker)
+        writer.start()
         app.state.context = ServiceContext(
             settings=settings,
             database=database,
@@ -43,10 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             tokens=TokenIssuer(secret, settings.access_token_ttl_seconds),
             server_secret=secret,
+            writer=writer,
         )
         try:
             yield
         finally:
+            await writer.stop()
             await broker.close()
             await database.dispose()
 

@@ -141,4 +141,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+        return JSONResponse(
+            {"error": {"code": "internal_error", "message": "internal error"}}, status_code=500
+        )

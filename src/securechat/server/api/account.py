@@ -15,7 +15,11 @@ router = APIRouter(prefix="/api/v1", tags=["account"])
 
 @router.get("/account")
 async def me(principal: CurrentUser) -> dict[str, Any]:
-    return {"username": principal.username, "session_id": principal.session_id, "is_admin": principal.is_admin}
+    return {
+        "username": principal.username,
+        "session_id": principal.session_id,
+        "is_admin": principal.is_admin,
+    }
 
 
 @router.get("/account/key-bundle")

@@ -30,7 +30,9 @@ async def prelogin(body: UsernameBody, ctx: Context) -> dict[str, Any]:
 
 @router.post("/login")
 async def login(body: LoginBody, request: Request, ctx: Context) -> dict[str, Any]:
-    return await accounts.login(ctx, username=body.username, auth_key=body.auth_key, user_agent=user_agent(request))
+    return await accounts.login(
+        ctx, username=body.username, auth_key=body.auth_key, user_agent=user_agent(request)
+    )
 
 
 @router.post("/refresh")

@@ -40,7 +40,9 @@ async def inbox_socket(websocket: WebSocket) -> None:
         or isinstance(since, bool)
         or not 0 <= since < 2**62
     ):
-        await websocket.send_text(error_frame("invalid_frame", "first frame must be {type: auth, token, since}"))
+        await websocket.send_text(
+            error_frame("invalid_frame", "first frame must be {type: auth, token, since}")
+        )
         await websocket.close(CLOSE_BAD_FRAME)
         return
     try:

@@ -104,7 +104,9 @@ class InboxConnection:
             elif kind == "ack":
                 seq = frame.get("seq")
                 if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**62:
-                    await self.websocket.send_text(error_frame("invalid_frame", "ack needs an integer seq", ref=ref))
+                    await self.websocket.send_text(
+                        error_frame("invalid_frame", "ack needs an integer seq", ref=ref)
+                    )
                     return
                 await messages.acknowledge(self.ctx, self.principal, seq)
                 await self.websocket.send_text(json.dumps({"type": "acked", "seq": seq, "ref": ref}))

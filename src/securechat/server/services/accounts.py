@@ -30,17 +30,8 @@ from ..errors import (
 )
 from ..storage import accounts as store
 from .context import ServiceContext, now_ms
+from .principal import Principal
 from .tokens import InvalidToken, new_refresh_token, refresh_token_hash
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller of a request."""
-
-    user_id: int
-    username: str
-    session_id: str
-    is_admin: bool
 
 
 @dataclass(frozen=True)
@@ -106,10 +97,14 @@ def _identity(username: Username, value: dict[str, Any]) -> PublicIdentity:
     except protocol_errors.WeakParameters as exc:
         raise WeakParameters(str(exc), field="public_keys") from exc
     except protocol_errors.ProtocolError as exc:
-        raise InvalidInput("public_keys are malformed or not bound to the username", field="public_keys") from exc
+        raise InvalidInput(
+            "public_keys are malformed or not bound to the username", field="public_keys"
+        ) from exc
 
 
-async def _start_session(ctx: ServiceContext, conn: Any, user_id: int, username: str, user_agent: str) -> TokenPair:
+async def _start_session(
+    ctx: ServiceContext, conn: Any, user_id: int, username: str, user_agent: str
+) -> TokenPair:
     now = now_ms()
     session_id = str(uuid.uuid4())
     await store.add_session(
@@ -230,7 +225,9 @@ async def refresh(ctx: ServiceContext, refresh_token: str) -> TokenPair:
         active = await store.get_active_session(conn, session["id"], now)
         if active is None or active["disabled"]:
             raise Unauthorized("session expired or revoked")
-        await store.touch_session(conn, session["id"], now, now + ctx.settings.refresh_token_ttl_seconds * 1000)
+        await store.touch_session(
+            conn, session["id"], now, now + ctx.settings.refresh_token_ttl_seconds * 1000
+        )
         return await _issue_tokens(ctx, conn, active["user_id"], active["username"], session["id"], now)
 
 

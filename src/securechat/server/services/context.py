@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from ..realtime.broker import Broker
 from ..settings import Settings
 from ..storage.database import Database
+from .clock import now_ms
 from .passwords import AuthKeyHasher
 from .tokens import TokenIssuer
+from .writer import MessageWriter
 
 
 @dataclass
@@ -20,7 +21,7 @@ class ServiceContext:
     hasher: AuthKeyHasher
     tokens: TokenIssuer
     server_secret: bytes
+    writer: MessageWriter
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+__all__ = ["ServiceContext", "now_ms"]

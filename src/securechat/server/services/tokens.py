@@ -52,7 +52,9 @@ class TokenIssuer:
             )
             if claims["typ"] != ACCESS_TOKEN_TYPE:
                 raise InvalidToken()
-            return AccessClaims(user_id=int(claims["sub"]), username=str(claims["usr"]), session_id=str(claims["sid"]))
+            return AccessClaims(
+                user_id=int(claims["sub"]), username=str(claims["usr"]), session_id=str(claims["sid"])
+            )
         except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
             raise InvalidToken() from exc
 

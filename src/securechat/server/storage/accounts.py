@@ -68,7 +68,9 @@ async def get_active_session(conn: AsyncConnection, session_id: str, now: int) -
 async def get_sessions_for_user(conn: AsyncConnection, user_id: int, now: int) -> list[RowMapping]:
     query = (
         select(sessions)
-        .where(and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > now))
+        .where(
+            and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
+        )
         .order_by(sessions.c.created_at)
     )
     return list((await conn.execute(query)).mappings())
@@ -93,7 +95,9 @@ async def touch_session(conn: AsyncConnection, session_id: str, now: int, expire
 
 
 async def add_refresh_token(conn: AsyncConnection, token_hash: bytes, session_id: str, now: int) -> None:
-    await conn.execute(insert(refresh_tokens).values(token_hash=token_hash, session_id=session_id, created_at=now))
+    await conn.execute(
+        insert(refresh_tokens).values(token_hash=token_hash, session_id=session_id, created_at=now)
+    )
 
 
 async def get_refresh_token(conn: AsyncConnection, token_hash: bytes) -> RowMapping | None:

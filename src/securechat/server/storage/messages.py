@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,27 +68,25 @@ async def add_message(conn: AsyncConnection, **values: Any) -> int:
     return int(result.scalar_one())
 
 
-async def set_last_message_at(conn: AsyncConnection, conversation_id: str, now: int) -> None:
-    await conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(last_message_at=now))
-
-
 async def allocate_inbox_seqs(conn: AsyncConnection, counts: dict[int, int]) -> dict[int, int]:
-    """Reserve ``counts[user]`` new inbox sequence numbers per user, in the caller's
-    transaction; returns the first number of each user's block.
+    """Reserve ``counts[user]`` new inbox sequence numbers per user, inside the caller's
+    write transaction; returns the first number of each user's block.
 
-    Users are locked in id order so that two concurrent sends cannot deadlock.
+    On PostgreSQL the users' rows are locked (in id order, so two instances cannot
+    deadlock); on SQLite the write transaction is already exclusive.
     """
-    first: dict[int, int] = {}
-    for user_id in sorted(counts):
-        count = counts[user_id]
-        result = await conn.execute(
-            update(users)
-            .where(users.c.id == user_id)
-            .values(inbox_seq=users.c.inbox_seq + count)
-            .returning(users.c.inbox_seq)
-        )
-        first[user_id] = int(result.scalar_one()) - count + 1
-    return first
+    if not counts:
+        return {}
+    user_ids = sorted(counts)
+    query = select(users.c.id, users.c.inbox_seq).where(users.c.id.in_(user_ids)).order_by(users.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    current = {row.id: int(row.inbox_seq) for row in await conn.execute(query)}
+    await conn.execute(
+        update(users).where(users.c.id == bindparam("uid")).values(inbox_seq=bindparam("new_seq")),
+        [{"uid": uid, "new_seq": current[uid] + counts[uid]} for uid in user_ids],
+    )
+    return {uid: current[uid] + 1 for uid in user_ids}
 
 
 async def add_inbox_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -108,7 +106,9 @@ _INBOX_COLUMNS = (
 )
 
 
-async def get_inbox_after(conn: AsyncConnection, user_id: int, after_seq: int, limit: int) -> list[RowMapping]:
+async def get_inbox_after(
+    conn: AsyncConnection, user_id: int, after_seq: int, limit: int
+) -> list[RowMapping]:
     query = (
         select(*_INBOX_COLUMNS, users.c.username.label("sender"))
         .select_from(inbox_entries)
@@ -160,8 +160,13 @@ async def get_history(
     if before_id is not None:
         condition = and_(condition, messages.c.id < before_id)
     query = (
-        select(messages.c.id, messages.c.message_id, messages.c.server_ts, messages.c.envelope,
-               users.c.username.label("sender"))
+        select(
+            messages.c.id,
+            messages.c.message_id,
+            messages.c.server_ts,
+            messages.c.envelope,
+            users.c.username.label("sender"),
+        )
         .join(users, users.c.id == messages.c.sender_id)
         .where(condition)
         .order_by(messages.c.id.desc())
@@ -191,3 +196,52 @@ async def get_inbox_seq_for_message(conn: AsyncConnection, user_id: int, message
         )
     )
     return int(result.scalar_one())
+
+
+async def get_messages_by_message_ids(conn: AsyncConnection, message_ids: list[str]) -> dict[str, RowMapping]:
+    if not message_ids:
+        return {}
+    result = await conn.execute(select(messages).where(messages.c.message_id.in_(message_ids)))
+    return {row["message_id"]: row for row in result.mappings()}
+
+
+async def get_conversation_ids(conn: AsyncConnection, conversation_ids: list[str]) -> set[str]:
+    if not conversation_ids:
+        return set()
+    result = await conn.execute(select(conversations.c.id).where(conversations.c.id.in_(conversation_ids)))
+    return {row.id for row in result}
+
+
+async def get_members_by_conversation(
+    conn: AsyncConnection, conversation_ids: list[str]
+) -> dict[str, dict[str, int]]:
+    """For each conversation, its members' usernames mapped to user ids."""
+    members: dict[str, dict[str, int]] = {cid: {} for cid in conversation_ids}
+    if not conversation_ids:
+        return members
+    query = (
+        select(conversation_members.c.conversation_id, users.c.username, users.c.id)
+        .join(users, users.c.id == conversation_members.c.user_id)
+        .where(conversation_members.c.conversation_id.in_(conversation_ids))
+    )
+    for row in await conn.execute(query):
+        members[row.conversation_id][row.username] = row.id
+    return members
+
+
+async def add_messages(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert messages in one statement; returns their primary keys in the rows' order."""
+    if not rows:
+        return []
+    result = await conn.execute(insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows)
+    return [int(pk) for pk in result.scalars()]
+
+
+async def set_last_message_times(conn: AsyncConnection, times: dict[str, int]) -> None:
+    if times:
+        await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == bindparam("cid"))
+            .values(last_message_at=bindparam("ts")),
+            [{"cid": cid, "ts": ts} for cid, ts in times.items()],
+        )

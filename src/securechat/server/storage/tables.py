@@ -59,7 +59,9 @@ refresh_tokens = Table(
     "refresh_tokens",
     metadata,
     Column("token_hash", LargeBinary(32), primary_key=True),
-    Column("session_id", String(36), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "session_id", String(36), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("created_at", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
 )
@@ -76,7 +78,9 @@ conversations = Table(
 conversation_members = Table(
     "conversation_members",
     metadata,
-    Column("conversation_id", String(40), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "conversation_id", String(40), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("joined_at", BigInteger, nullable=False),
     Index("ix_conversation_members_user", "user_id"),

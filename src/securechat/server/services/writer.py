@@ -1,0 +1,355 @@
+"""Group commit for the hot write path: sends and acknowledgements.
+
+Requests queue here; one writer task per process takes everything queued and applies
+it in a single transaction with a constant number of statements, then resolves each
+request and publishes events. Under load, batches grow by themselves while the
+previous commit runs; when idle, a request is written at once (no added delay).
+
+Each request is checked on its own: one that breaks a rule gets its own error and
+writes nothing, and the others in the batch commit. If the batch transaction itself
+fails (a unique-key race with another instance), every request is retried alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ...protocol.envelope import Envelope
+from ...protocol.identifiers import direct_conversation_id
+from ..errors import Forbidden, InvalidEnvelope, MessageIdReused, NotFound, SecureChatError
+from ..realtime.broker import Broker, InboxEvent
+from ..storage import accounts as account_store
+from ..storage import messages as store
+from ..storage.database import Database
+from .clock import now_ms
+from .principal import Principal
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str
+    conversation_id: str
+    seq: int
+    server_ts: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "conversation_id": self.conversation_id,
+            "seq": self.seq,
+            "server_ts": self.server_ts,
+        }
+
+
+@dataclass
+class SendRequest:
+    principal: Principal
+    envelope: Envelope
+    text: str
+    digest: bytes
+    future: asyncio.Future[SendResult] = field(repr=False)
+
+
+@dataclass
+class AckRequest:
+    principal: Principal
+    up_to_seq: int
+    future: asyncio.Future[int] = field(repr=False)
+
+
+Request = SendRequest | AckRequest
+
+
+def message_frame(
+    seq: int, message_id: str, conversation_id: str, sender: str, server_ts: int, envelope: str
+) -> str:
+    """The WebSocket frame for an inbox message; the stored envelope text is embedded as is
+    (every other field is a validated identifier, so no escaping is needed)."""
+    return (
+        f'{{"type":"message","seq":{seq},"message_id":"{message_id}","conversation_id":"{conversation_id}",'
+        f'"sender":"{sender}","server_ts":{server_ts},"envelope":{envelope}}}'
+    )
+
+
+def receipt_frame(seq: int, data: str) -> str:
+    return f'{{"type":"receipt","seq":{seq},{data[1:]}'
+
+
+class MessageWriter:
+    def __init__(self, database: Database, broker: Broker) -> None:
+        self.database = database
+        self.broker = broker
+        self._queue: asyncio.Queue[Request] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="message-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def send(self, principal: Principal, envelope: Envelope, text: str, digest: bytes) -> SendResult:
+        future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(SendRequest(principal, envelope, text, digest, future))
+        return await future
+
+    async def acknowledge(self, principal: Principal, up_to_seq: int) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(AckRequest(principal, up_to_seq, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception:
+                logger.warning("batch of %d writes failed; retrying one by one", len(batch), exc_info=True)
+                for request in batch:
+                    if request.future.done():
+                        continue
+                    try:
+                        await self._write([request])
+                    except Exception as exc:
+                        logger.exception("write failed")
+                        if not request.future.done():
+                            request.future.set_exception(exc)
+
+    async def _write(self, batch: list[Request]) -> None:
+        outcome = _Outcome()
+        async with self.database.write() as conn:
+            sends = [r for r in batch if isinstance(r, SendRequest) and not r.future.done()]
+            acks = [r for r in batch if isinstance(r, AckRequest) and not r.future.done()]
+            await _apply(conn, sends, acks, outcome)
+        # Only now, after the commit, do clients hear of it.
+        for request, result in outcome.results:
+            if not request.future.done():
+                request.future.set_result(result)
+        for request, error in outcome.errors:
+            if not request.future.done():
+                request.future.set_exception(error)
+        if outcome.events:
+            await self.broker.publish(outcome.events)
+
+
+@dataclass
+class _Outcome:
+    results: list[tuple[Request, Any]] = field(default_factory=list)
+    errors: list[tuple[Request, SecureChatError]] = field(default_factory=list)
+    events: list[InboxEvent] = field(default_factory=list)
+
+
+async def _apply(
+    conn: AsyncConnection, sends: list[SendRequest], acks: list[AckRequest], outcome: _Outcome
+) -> None:
+    now = now_ms()
+    existing = await store.get_messages_by_message_ids(conn, [r.envelope.header.message_id for r in sends])
+    conversation_ids = sorted({r.envelope.header.conversation_id for r in sends})
+    known = await store.get_conversation_ids(conn, conversation_ids)
+    for request in sends:
+        cid = request.envelope.header.conversation_id
+        if cid not in known:
+            try:
+                await _create_direct_conversation(conn, request, now)
+                known.add(cid)
+            except SecureChatError as exc:
+                outcome.errors.append((request, exc))
+    members = await store.get_members_by_conversation(conn, sorted(known & set(conversation_ids)))
+
+    accepted: list[SendRequest] = []
+    retries: list[tuple[SendRequest, Any]] = []
+    in_batch: dict[str, SendRequest] = {}
+    failed = {id(r) for r, _ in outcome.errors}
+    for request in sends:
+        if id(request) in failed:
+            continue
+        header = request.envelope.header
+        previous = existing.get(header.message_id)
+        earlier = in_batch.get(header.message_id)
+        if previous is not None or earlier is not None:
+            same = (
+                previous["sender_id"] == request.principal.user_id
+                and previous["envelope_sha256"] == request.digest
+                if previous is not None
+                else earlier is not None
+                and earlier.principal.user_id == request.principal.user_id
+                and earlier.digest == request.digest
+            )
+            if not same:
+                outcome.errors.append(
+                    (request, MessageIdReused("this message id was already used for a different message"))
+                )
+            else:
+                retries.append((request, previous if previous is not None else earlier))
+            continue
+        conversation_members = members.get(header.conversation_id, {})
+        if request.principal.username not in conversation_members:
+            outcome.errors.append(
+                (request, Forbidden("not a member of this conversation", reason="not_member"))
+            )
+            continue
+        if set(request.envelope.recipients) != set(conversation_members):
+            outcome.errors.append(
+                (
+                    request,
+                    InvalidEnvelope(
+                        "wrapped keys must cover exactly the conversation's members",
+                        reason="recipients_mismatch",
+                    ),
+                )
+            )
+            continue
+        accepted.append(request)
+        in_batch[header.message_id] = request
+
+    # Acknowledgements: which entries become delivered, and which receipts that makes.
+    receipts: dict[int, list[dict[str, Any]]] = {}
+    for ack in acks:
+        rows = await store.get_undelivered_messages(conn, ack.principal.user_id, ack.up_to_seq)
+        await store.mark_delivered(conn, ack.principal.user_id, [row["seq"] for row in rows], now)
+        by_sender: dict[int, list[str]] = {}
+        for row in rows:
+            if row["sender_id"] != ack.principal.user_id:
+                by_sender.setdefault(row["sender_id"], []).append(row["message_id"])
+        for sender_id, message_ids in by_sender.items():
+            receipts.setdefault(sender_id, []).append(
+                {
+                    "message_ids": message_ids,
+                    "recipient": ack.principal.username,
+                    "status": "delivered",
+                    "at": now,
+                }
+            )
+        outcome.results.append((ack, len(rows)))
+
+    # Sequence numbers for every new inbox entry, allocated in one locked step.
+    counts: dict[int, int] = {}
+    for request in accepted:
+        for uid in members[request.envelope.header.conversation_id].values():
+            counts[uid] = counts.get(uid, 0) + 1
+    for sender_id, items in receipts.items():
+        counts[sender_id] = counts.get(sender_id, 0) + len(items)
+    next_seq = await store.allocate_inbox_seqs(conn, counts)
+
+    pks = await store.add_messages(
+        conn,
+        [
+            {
+                "message_id": r.envelope.header.message_id,
+                "conversation_id": r.envelope.header.conversation_id,
+                "sender_id": r.principal.user_id,
+                "client_ts": r.envelope.header.sent_at,
+                "server_ts": now,
+                "size": len(r.text),
+                "envelope_sha256": r.digest,
+                "envelope": r.text,
+            }
+            for r in accepted
+        ],
+    )
+    entries: list[dict[str, Any]] = []
+    last_times: dict[str, int] = {}
+    for request, pk in zip(accepted, pks, strict=True):
+        header = request.envelope.header
+        sender_seq = 0
+        for uid in members[header.conversation_id].values():
+            seq = next_seq[uid]
+            next_seq[uid] = seq + 1
+            entries.append(
+                {
+                    "user_id": uid,
+                    "seq": seq,
+                    "kind": "message",
+                    "message_pk": pk,
+                    "data": None,
+                    "created_at": now,
+                    "delivered_at": None,
+                }
+            )
+            frame = message_frame(
+                seq, header.message_id, header.conversation_id, header.sender, now, request.text
+            )
+            outcome.events.append(InboxEvent(uid, seq, frame))
+            if uid == request.principal.user_id:
+                sender_seq = seq
+        last_times[header.conversation_id] = now
+        outcome.results.append(
+            (request, SendResult(header.message_id, header.conversation_id, sender_seq, now))
+        )
+    for sender_id, items in receipts.items():
+        for item in items:
+            seq = next_seq[sender_id]
+            next_seq[sender_id] = seq + 1
+            data = json.dumps(item, separators=(",", ":"))
+            entries.append(
+                {
+                    "user_id": sender_id,
+                    "seq": seq,
+                    "kind": "receipt",
+                    "message_pk": None,
+                    "data": data,
+                    "created_at": now,
+                    "delivered_at": None,
+                }
+            )
+            outcome.events.append(InboxEvent(sender_id, seq, receipt_frame(seq, data)))
+    await store.add_inbox_entries(conn, entries)
+    await store.set_last_message_times(conn, last_times)
+
+    # Retries of messages stored earlier answer with the stored result.
+    for request, previous in retries:
+        if isinstance(previous, SendRequest):
+            outcome.results.append((request, _RetryOf(previous)))
+        else:
+            seq = await store.get_inbox_seq_for_message(conn, request.principal.user_id, previous["id"])
+            outcome.results.append(
+                (
+                    request,
+                    SendResult(
+                        previous["message_id"], previous["conversation_id"], seq, previous["server_ts"]
+                    ),
+                )
+            )
+    _resolve_in_batch_retries(outcome)
+
+
+@dataclass(frozen=True)
+class _RetryOf:
+    original: SendRequest
+
+
+def _resolve_in_batch_retries(outcome: _Outcome) -> None:
+    answers = {id(request): result for request, result in outcome.results if not isinstance(result, _RetryOf)}
+    outcome.results = [
+        (request, answers[id(result.original)] if isinstance(result, _RetryOf) else result)
+        for request, result in outcome.results
+    ]
+
+
+async def _create_direct_conversation(conn: AsyncConnection, request: SendRequest, now: int) -> None:
+    """A first message to someone creates the direct conversation, if its id is theirs."""
+    envelope, principal = request.envelope, request.principal
+    conversation_id = envelope.header.conversation_id
+    others = [name for name in envelope.recipients if name != principal.username]
+    if len(others) != 1 or direct_conversation_id(principal.username, others[0]) != conversation_id:
+        raise NotFound("no such conversation")
+    ids = await account_store.get_user_ids(conn, [principal.username, others[0]])
+    if len(ids) != 2:
+        raise NotFound("no such user", field="recipient")
+    await store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now)
