@@ -16,7 +16,7 @@ B64_BUNDLE = 12_000
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=B64_BUNDLE)
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=B64_BUNDLE)
 
 
 class KdfBody(Strict):
