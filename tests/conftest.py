@@ -68,7 +68,9 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, log_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(
+    data_dir: Path, log_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> LiveServer:
     port = port or free_port()
     env = {**os.environ, "SECURECHAT_DATA_DIR": str(data_dir), **(extra_env or {})}
     with open(log_path, "ab") as log:

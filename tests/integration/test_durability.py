@@ -38,6 +38,7 @@ async def test_two_server_processes_share_one_sqlite_database(live_server, tmp_p
     second = start_server(live_server.data_dir, tmp_path / "second.log")
     clients: list[Messenger] = []
     try:
+
         async def client(name: str, url: str) -> Messenger:
             messenger = Messenger(tmp_path / f"home-{name}", url)
             clients.append(messenger)

@@ -174,14 +174,18 @@ async def test_substituted_public_key_blocks_sending_until_accepted(live_server,
     assert [item.text for item in bob_items] == ["before the substitution"]
 
     # The terminal client refuses too, says why, and exits with status 3.
-    result = run_cli(alice.state.home, live_server.url, "send", "bob", "still refused", password=PASSWORD_ALICE)
+    result = run_cli(
+        alice.state.home, live_server.url, "send", "bob", "still refused", password=PASSWORD_ALICE
+    )
     assert result.returncode == 3
     assert "keys of bob have changed" in result.stderr
 
     # The change is shown in the contact list.
     listing = subprocess.run(
         ["python", "-m", "securechat", "contacts"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
         env={**run_env(alice.state.home, live_server.url)},
     )
     assert "KEYS CHANGED" in listing.stdout
@@ -208,10 +212,13 @@ async def test_message_from_substituted_sender_key_is_unverifiable(live_server, 
     fake = substitute_keys(live_server, "alice")
     from securechat.protocol.envelope import seal_message
 
-    bob_public = (await alice.fetch_identity("bob"))
+    bob_public = await alice.fetch_identity("bob")
     conversation = direct_conversation_id(Username("alice"), Username("bob"))
     forged = seal_message(
-        fake, conversation, {Username("alice"): fake.public, Username("bob"): bob_public}, {"type": "text", "text": "forged"}
+        fake,
+        conversation,
+        {Username("alice"): fake.public, Username("bob"): bob_public},
+        {"type": "text", "text": "forged"},
     )
     connection = db(live_server)
     (alice_id,) = connection.execute("SELECT id FROM users WHERE username = 'alice'").fetchone()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.messenger import InboxItem
 from securechat.client.realtime import InboxSocket
 from securechat.protocol.primitives import pkcs8
 
@@ -100,6 +100,7 @@ async def test_online_offline_delivery_receipts_and_nothing_in_clear(live_server
     await bob.send_text("alice", "got them all")
     # Acknowledgements travel asynchronously: wait for the receipts (bounded), no sleep.
     items: list[InboxItem] = []
+
     def receipted() -> list[str]:
         return [m for item in items if item.kind == "receipt" for m in item.message_ids]
 

@@ -3,6 +3,7 @@ whether or not the client sent a Content-Length."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -63,10 +64,8 @@ class BodySizeLimit:
                 response_started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLarge):
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            pass
         if exceeded and not response_started:
             await self._refuse(send)
 

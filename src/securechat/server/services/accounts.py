@@ -51,7 +51,7 @@ class TokenPair:
         }
 
 
-def _username(value: str) -> Username:
+def username_field(value: str) -> Username:
     try:
         return parse_username(value)
     except protocol_errors.ProtocolError as exc:
@@ -140,7 +140,7 @@ async def register(
     key_bundle: dict[str, Any],
     user_agent: str = "",
 ) -> TokenPair:
-    name = _username(username)
+    name = username_field(username)
     key = _auth_key(auth_key)
     params = _kdf(kdf)
     identity = _identity(name, public_keys)
@@ -174,7 +174,7 @@ def fake_kdf_params(ctx: ServiceContext, username: Username) -> KdfParams:
 
 
 async def prelogin(ctx: ServiceContext, username: str) -> dict[str, Any]:
-    name = _username(username)
+    name = username_field(username)
     async with ctx.database.read() as conn:
         user = await store.get_user_by_name(conn, name)
     if user is None:
@@ -183,7 +183,7 @@ async def prelogin(ctx: ServiceContext, username: str) -> dict[str, Any]:
 
 
 async def login(ctx: ServiceContext, *, username: str, auth_key: str, user_agent: str = "") -> dict[str, Any]:
-    name = _username(username)
+    name = username_field(username)
     key = _auth_key(auth_key)
     async with ctx.database.read() as conn:
         user = await store.get_user_by_name(conn, name)
@@ -318,7 +318,7 @@ async def get_key_bundle(ctx: ServiceContext, principal: Principal) -> dict[str,
 
 
 async def get_public_keys(ctx: ServiceContext, username: str) -> dict[str, Any]:
-    name = _username(username)
+    name = username_field(username)
     async with ctx.database.read() as conn:
         user = await store.get_user_by_name(conn, name)
     if user is None:

@@ -14,8 +14,9 @@ from ...protocol.identifiers import ConversationId, direct_conversation_id, pars
 from ..errors import Forbidden, InvalidEnvelope, InvalidInput, NotFound, TooLarge
 from ..storage import accounts as account_store
 from ..storage import messages as store
-from .accounts import Principal, _username
+from .accounts import username_field
 from .context import ServiceContext, now_ms
+from .principal import Principal
 from .writer import SendResult, message_frame, receipt_frame
 
 
@@ -54,7 +55,7 @@ async def send_message(ctx: ServiceContext, principal: Principal, raw_envelope: 
 
 
 async def open_direct_conversation(ctx: ServiceContext, principal: Principal, peer: str) -> dict[str, Any]:
-    peer_name = _username(peer)
+    peer_name = username_field(peer)
     conversation_id = direct_conversation_id(principal.username, peer_name)
     async with ctx.database.write() as conn:
         if await store.get_conversation(conn, conversation_id) is None:

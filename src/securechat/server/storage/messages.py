@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
@@ -198,14 +199,16 @@ async def get_inbox_seq_for_message(conn: AsyncConnection, user_id: int, message
     return int(result.scalar_one())
 
 
-async def get_messages_by_message_ids(conn: AsyncConnection, message_ids: list[str]) -> dict[str, RowMapping]:
+async def get_messages_by_message_ids(
+    conn: AsyncConnection, message_ids: Sequence[str]
+) -> dict[str, RowMapping]:
     if not message_ids:
         return {}
     result = await conn.execute(select(messages).where(messages.c.message_id.in_(message_ids)))
     return {row["message_id"]: row for row in result.mappings()}
 
 
-async def get_conversation_ids(conn: AsyncConnection, conversation_ids: list[str]) -> set[str]:
+async def get_conversation_ids(conn: AsyncConnection, conversation_ids: Sequence[str]) -> set[str]:
     if not conversation_ids:
         return set()
     result = await conn.execute(select(conversations.c.id).where(conversations.c.id.in_(conversation_ids)))
@@ -213,7 +216,7 @@ async def get_conversation_ids(conn: AsyncConnection, conversation_ids: list[str
 
 
 async def get_members_by_conversation(
-    conn: AsyncConnection, conversation_ids: list[str]
+    conn: AsyncConnection, conversation_ids: Sequence[str]
 ) -> dict[str, dict[str, int]]:
     """For each conversation, its members' usernames mapped to user ids."""
     members: dict[str, dict[str, int]] = {cid: {} for cid in conversation_ids}
