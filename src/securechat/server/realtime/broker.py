@@ -20,6 +20,8 @@ class InboxEvent:
     user_id: int
     seq: int
     frame: str
+    # For message entries: lets the sending connection skip the copy of its own message.
+    message_id: str | None = None
 
 
 # A subscription's queue holds events, or None when it overflowed and the connection

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -22,6 +23,9 @@ from ..services.context import ServiceContext
 logger = logging.getLogger(__name__)
 
 
+MAX_IN_FLIGHT = 64
+
+
 def error_frame(code: str, message: str, **fields: Any) -> str:
     return json.dumps({"type": "error", "code": code, "message": message, **fields})
 
@@ -32,6 +36,13 @@ class InboxConnection:
         self.principal = principal
         self.websocket = websocket
         self.last_sent = 0
+        # Sends and acks are pipelined: the read loop queues them and goes on reading,
+        # so one connection's requests share a commit. This bounds how many wait.
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._pending: set[asyncio.Task[None]] = set()
+        # Message ids this connection sent and has not yet seen come back: the sender's
+        # own inbox copy is for its other devices, this one has the "sent" answer.
+        self._own_messages: set[str] = set()
 
     async def run(self, since: int) -> None:
         self.last_sent = since
@@ -48,6 +59,9 @@ class InboxConnection:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                     await writer
+                # Requests already queued still commit; only their answers are dropped.
+                for task in list(self._pending):
+                    task.cancel()
 
     async def _catch_up(self) -> None:
         """Send every stored entry after the last one sent, in batches."""
@@ -69,7 +83,10 @@ class InboxConnection:
                 continue
             if event.seq <= self.last_sent:
                 continue
-            await self.websocket.send_text(event.frame)
+            if event.message_id is not None and event.message_id in self._own_messages:
+                self._own_messages.discard(event.message_id)
+            else:
+                await self.websocket.send_text(event.frame)
             self.last_sent = event.seq
 
     async def _read_loop(self) -> None:
@@ -97,22 +114,65 @@ class InboxConnection:
             return
         kind = frame["type"]
         ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
+        if kind == "send":
+            await self._submit(
+                ref,
+                lambda: self._submit_send(frame.get("envelope")),
+                lambda result: {"type": "sent", "ref": ref, **result.to_wire()},
+            )
+        elif kind == "ack":
+            seq = frame.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**62:
+                await self.websocket.send_text(
+                    error_frame("invalid_frame", "ack needs an integer seq", ref=ref)
+                )
+                return
+            await self._submit(
+                ref,
+                lambda: self.ctx.writer.submit_ack(self.principal, seq),
+                lambda _count: {"type": "acked", "ref": ref, "seq": seq},
+            )
+        elif kind == "ping":
+            await self.websocket.send_text(json.dumps({"type": "pong", "ref": ref}))
+        else:
+            await self.websocket.send_text(error_frame("invalid_frame", "unknown frame type", ref=ref))
+
+    def _submit_send(self, envelope: Any) -> asyncio.Future[Any]:
+        future = messages.submit_message(self.ctx, self.principal, envelope)
+        message_id = envelope["message_id"]
+        self._own_messages.add(message_id)
+
+        def forget_if_failed(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                self._own_messages.discard(message_id)
+
+        future.add_done_callback(forget_if_failed)
+        return future
+
+    async def _submit(
+        self,
+        ref: Any,
+        submit: Callable[[], asyncio.Future[Any]],
+        render: Callable[[Any], dict[str, Any]],
+    ) -> None:
+        """Validate and queue now (keeping order); answer when committed, without blocking reads."""
+        await self._in_flight.acquire()
         try:
-            if kind == "send":
-                result = await messages.send_message(self.ctx, self.principal, frame.get("envelope"))
-                await self.websocket.send_text(json.dumps({"type": "sent", "ref": ref, **result.to_wire()}))
-            elif kind == "ack":
-                seq = frame.get("seq")
-                if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**62:
-                    await self.websocket.send_text(
-                        error_frame("invalid_frame", "ack needs an integer seq", ref=ref)
-                    )
-                    return
-                await messages.acknowledge(self.ctx, self.principal, seq)
-                await self.websocket.send_text(json.dumps({"type": "acked", "seq": seq, "ref": ref}))
-            elif kind == "ping":
-                await self.websocket.send_text(json.dumps({"type": "pong", "ref": ref}))
-            else:
-                await self.websocket.send_text(error_frame("invalid_frame", "unknown frame type", ref=ref))
+            future = submit()
+        except SecureChatError as exc:
+            self._in_flight.release()
+            await self.websocket.send_text(json.dumps({"type": "error", "ref": ref, **exc.body()["error"]}))
+            return
+        task = asyncio.create_task(self._answer(future, ref, render))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _answer(
+        self, future: asyncio.Future[Any], ref: Any, render: Callable[[Any], dict[str, Any]]
+    ) -> None:
+        try:
+            await self.websocket.send_text(json.dumps(render(await future)))
         except SecureChatError as exc:
             await self.websocket.send_text(json.dumps({"type": "error", "ref": ref, **exc.body()["error"]}))
+        finally:
+            self._in_flight.release()

@@ -4,6 +4,7 @@ shape, sender and recipient list, never their contents."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -45,13 +46,23 @@ def parse_envelope(ctx: ServiceContext, raw: Any) -> tuple[Envelope, str]:
     return envelope, text
 
 
-async def send_message(ctx: ServiceContext, principal: Principal, raw_envelope: Any) -> SendResult:
-    """Validate, then store through the group-commit writer; returns the sender's sequence."""
+def submit_message(
+    ctx: ServiceContext, principal: Principal, raw_envelope: Any
+) -> asyncio.Future[SendResult]:
+    """Validate, then queue for the group-commit writer without waiting for it.
+
+    Synchronous up to the queue, so messages from one connection keep their order.
+    """
     envelope, text = parse_envelope(ctx, raw_envelope)
     if envelope.header.sender != principal.username:
         raise Forbidden("the envelope's sender is not the authenticated user", reason="sender_mismatch")
     digest = hashlib.sha256(text.encode()).digest()
-    return await ctx.writer.send(principal, envelope, text, digest)
+    return ctx.writer.submit_send(principal, envelope, text, digest)
+
+
+async def send_message(ctx: ServiceContext, principal: Principal, raw_envelope: Any) -> SendResult:
+    """Store a message; returns once it is committed, with the sender's sequence number."""
+    return await submit_message(ctx, principal, raw_envelope)
 
 
 async def open_direct_conversation(ctx: ServiceContext, principal: Principal, peer: str) -> dict[str, Any]:

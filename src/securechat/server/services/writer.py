@@ -102,15 +102,24 @@ class MessageWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def send(self, principal: Principal, envelope: Envelope, text: str, digest: bytes) -> SendResult:
+    def submit_send(
+        self, principal: Principal, envelope: Envelope, text: str, digest: bytes
+    ) -> asyncio.Future[SendResult]:
+        """Queue a send now (so requests keep their order); the future resolves after commit."""
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(SendRequest(principal, envelope, text, digest, future))
-        return await future
+        return future
 
-    async def acknowledge(self, principal: Principal, up_to_seq: int) -> int:
+    def submit_ack(self, principal: Principal, up_to_seq: int) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(AckRequest(principal, up_to_seq, future))
-        return await future
+        return future
+
+    async def send(self, principal: Principal, envelope: Envelope, text: str, digest: bytes) -> SendResult:
+        return await self.submit_send(principal, envelope, text, digest)
+
+    async def acknowledge(self, principal: Principal, up_to_seq: int) -> int:
+        return await self.submit_ack(principal, up_to_seq)
 
     async def _run(self) -> None:
         while True:
@@ -219,24 +228,37 @@ async def _apply(
         in_batch[header.message_id] = request
 
     # Acknowledgements: which entries become delivered, and which receipts that makes.
-    receipts: dict[int, list[dict[str, Any]]] = {}
+    # All acks in the batch are applied with two statements, whatever their number.
+    up_to: dict[int, int] = {}
+    usernames: dict[int, str] = {}
     for ack in acks:
-        rows = await store.get_undelivered_messages(conn, ack.principal.user_id, ack.up_to_seq)
-        await store.mark_delivered(conn, ack.principal.user_id, [row["seq"] for row in rows], now)
-        by_sender: dict[int, list[str]] = {}
-        for row in rows:
-            if row["sender_id"] != ack.principal.user_id:
-                by_sender.setdefault(row["sender_id"], []).append(row["message_id"])
-        for sender_id, message_ids in by_sender.items():
-            receipts.setdefault(sender_id, []).append(
-                {
-                    "message_ids": message_ids,
-                    "recipient": ack.principal.username,
-                    "status": "delivered",
-                    "at": now,
-                }
-            )
-        outcome.results.append((ack, len(rows)))
+        uid = ack.principal.user_id
+        up_to[uid] = max(up_to.get(uid, 0), ack.up_to_seq)
+        usernames[uid] = ack.principal.username
+    newly_delivered = await store.get_undelivered_messages_up_to(conn, up_to)
+    await store.mark_delivered_up_to(conn, up_to, now)
+    receipts: dict[int, list[dict[str, Any]]] = {}
+    by_pair: dict[tuple[int, int], list[str]] = {}
+    delivered_count: dict[int, int] = {}
+    for row in newly_delivered:
+        delivered_count[row["user_id"]] = delivered_count.get(row["user_id"], 0) + 1
+        if row["sender_id"] != row["user_id"]:
+            by_pair.setdefault((row["user_id"], row["sender_id"]), []).append(row["message_id"])
+    for (recipient_id, sender_id), message_ids in by_pair.items():
+        receipts.setdefault(sender_id, []).append(
+            {
+                "message_ids": message_ids,
+                "recipient": usernames[recipient_id],
+                "status": "delivered",
+                "at": now,
+            }
+        )
+    counted: set[int] = set()
+    for ack in acks:
+        uid = ack.principal.user_id
+        # The first ack of a user in the batch reports the entries it made delivered.
+        outcome.results.append((ack, 0 if uid in counted else delivered_count.get(uid, 0)))
+        counted.add(uid)
 
     # Sequence numbers for every new inbox entry, allocated in one locked step.
     counts: dict[int, int] = {}
@@ -285,7 +307,7 @@ async def _apply(
             frame = message_frame(
                 seq, header.message_id, header.conversation_id, header.sender, now, request.text
             )
-            outcome.events.append(InboxEvent(uid, seq, frame))
+            outcome.events.append(InboxEvent(uid, seq, frame, header.message_id))
             if uid == request.principal.user_id:
                 sender_seq = seq
         last_times[header.conversation_id] = now

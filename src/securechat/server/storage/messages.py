@@ -127,33 +127,6 @@ async def get_inbox_head(conn: AsyncConnection, user_id: int) -> int:
     return int(result.scalar_one())
 
 
-async def get_undelivered_messages(conn: AsyncConnection, user_id: int, up_to_seq: int) -> list[RowMapping]:
-    """Message entries up to ``up_to_seq`` not yet marked delivered, with their senders."""
-    query = (
-        select(inbox_entries.c.seq, messages.c.message_id, messages.c.conversation_id, messages.c.sender_id)
-        .join(messages, messages.c.id == inbox_entries.c.message_pk)
-        .where(
-            and_(
-                inbox_entries.c.user_id == user_id,
-                inbox_entries.c.seq <= up_to_seq,
-                inbox_entries.c.kind == "message",
-                inbox_entries.c.delivered_at.is_(None),
-            )
-        )
-        .order_by(inbox_entries.c.seq)
-    )
-    return list((await conn.execute(query)).mappings())
-
-
-async def mark_delivered(conn: AsyncConnection, user_id: int, seqs: list[int], now: int) -> None:
-    if seqs:
-        await conn.execute(
-            update(inbox_entries)
-            .where(and_(inbox_entries.c.user_id == user_id, inbox_entries.c.seq.in_(seqs)))
-            .values(delivered_at=now)
-        )
-
-
 async def get_history(
     conn: AsyncConnection, conversation_id: str, before_id: int | None, limit: int
 ) -> list[RowMapping]:
@@ -247,4 +220,50 @@ async def set_last_message_times(conn: AsyncConnection, times: dict[str, int]) -
             .where(conversations.c.id == bindparam("cid"))
             .values(last_message_at=bindparam("ts")),
             [{"cid": cid, "ts": ts} for cid, ts in times.items()],
+        )
+
+
+async def get_undelivered_messages_up_to(conn: AsyncConnection, up_to: dict[int, int]) -> list[RowMapping]:
+    """Undelivered message entries of several users, each up to its own sequence number.
+
+    The partial index ``ix_inbox_entries_undelivered`` keeps this small: only entries not
+    yet delivered are in it.
+    """
+    if not up_to:
+        return []
+    query = (
+        select(
+            inbox_entries.c.user_id,
+            inbox_entries.c.seq,
+            messages.c.message_id,
+            messages.c.sender_id,
+        )
+        .join(messages, messages.c.id == inbox_entries.c.message_pk)
+        .where(
+            and_(
+                inbox_entries.c.user_id.in_(sorted(up_to)),
+                inbox_entries.c.kind == "message",
+                inbox_entries.c.delivered_at.is_(None),
+            )
+        )
+        .order_by(inbox_entries.c.user_id, inbox_entries.c.seq)
+    )
+    rows = (await conn.execute(query)).mappings()
+    return [row for row in rows if row["seq"] <= up_to[row["user_id"]]]
+
+
+async def mark_delivered_up_to(conn: AsyncConnection, up_to: dict[int, int], now: int) -> None:
+    if up_to:
+        await conn.execute(
+            update(inbox_entries)
+            .where(
+                and_(
+                    inbox_entries.c.user_id == bindparam("uid"),
+                    inbox_entries.c.seq <= bindparam("up_to"),
+                    inbox_entries.c.kind == "message",
+                    inbox_entries.c.delivered_at.is_(None),
+                )
+            )
+            .values(delivered_at=now),
+            [{"uid": uid, "up_to": seq} for uid, seq in sorted(up_to.items())],
         )

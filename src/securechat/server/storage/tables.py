@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -113,4 +114,12 @@ inbox_entries = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("delivered_at", BigInteger, nullable=True),
     Index("ix_inbox_entries_message", "message_pk"),
+    # Only entries still waiting for an acknowledgement: what an ack has to look at.
+    Index(
+        "ix_inbox_entries_undelivered",
+        "user_id",
+        "seq",
+        sqlite_where=text("delivered_at IS NULL AND kind = 'message'"),
+        postgresql_where=text("delivered_at IS NULL AND kind = 'message'"),
+    ),
 )
