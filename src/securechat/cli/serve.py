@@ -41,6 +41,8 @@ def run_server(
         ws_max_size=WS_MAX_FRAME_BYTES,
         ws_ping_interval=settings.ws_heartbeat_seconds,
         ws_ping_timeout=settings.ws_heartbeat_seconds,
+        # Envelopes are base64 ciphertext: deflate saves little and costs CPU per frame.
+        ws_per_message_deflate=False,
         # Uvicorn's access log prints query strings; ours carry no secrets, but ids only is the rule.
         access_log=False,
         log_level="info",
