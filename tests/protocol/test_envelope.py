@@ -871,3 +871,14 @@ def test_from_wire_accepts_the_limits(group_wire: dict[str, Any]) -> None:
     envelope = Envelope.from_wire(wire)
     assert len(envelope.keys) == MAX_MEMBERS
     assert envelope.header.sent_at == 2**53 - 1
+
+
+def test_to_json_equals_compact_json_of_the_wire_form(alice: PrivateIdentity, bob: PrivateIdentity) -> None:
+    conversation = direct_conversation_id(alice.username, bob.username)
+    for text in ("", "hello", "x" * 5000):
+        sealed = seal_message(
+            alice, conversation, {alice.username: alice.public, bob.username: bob.public}, {"type": "text", "text": text}
+        )
+        expected = json.dumps(sealed.to_wire(), separators=(",", ":"))
+        assert sealed.to_json() == expected
+        assert Envelope.from_wire(json.loads(expected)).to_json() == expected

@@ -106,6 +106,25 @@ class Envelope:
             "signature": b64encode(self.signature),
         }
 
+    def to_json(self) -> str:
+        """The wire form as compact JSON, fields in protocol order.
+
+        Equal to ``json.dumps(self.to_wire(), separators=(",", ":"))``, built directly:
+        every value is an integer, a validated identifier or base64, so nothing needs
+        escaping. The server stores and relays this text.
+        """
+        header = self.header
+        keys = ",".join(
+            f'{{"recipient":"{k.recipient}","wrapped_key":"{b64encode(k.wrapped_key)}"}}' for k in self.keys
+        )
+        return (
+            f'{{"v":{header.version},"message_id":"{header.message_id}",'
+            f'"conversation_id":"{header.conversation_id}","sender":"{header.sender}",'
+            f'"sent_at":{header.sent_at},"iv":"{b64encode(self.iv)}",'
+            f'"ciphertext":"{b64encode(self.ciphertext)}","keys":[{keys}],'
+            f'"signature":"{b64encode(self.signature)}"}}'
+        )
+
     @classmethod
     def from_wire(cls, data: object) -> Envelope:
         """Parse strictly: exact fields, strict base64, sizes, sorted unique recipients."""

@@ -40,7 +40,7 @@ def parse_envelope(ctx: ServiceContext, raw: Any) -> tuple[Envelope, str]:
         envelope = Envelope.from_wire(raw)
     except protocol_errors.ProtocolError as exc:
         raise InvalidEnvelope(str(exc)) from exc
-    text = json.dumps(envelope.to_wire(), separators=(",", ":"))
+    text = envelope.to_json()
     if len(text) > ctx.settings.max_envelope_bytes:
         raise TooLarge("envelope is too large", limit=ctx.settings.max_envelope_bytes)
     return envelope, text
