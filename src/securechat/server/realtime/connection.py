@@ -7,6 +7,7 @@ Frames are JSON text; PROTOCOL.md ("Transport") lists them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -43,6 +44,12 @@ class InboxConnection:
         # Message ids this connection sent and has not yet seen come back: the sender's
         # own inbox copy is for its other devices, this one has the "sent" answer.
         self._own_messages: set[str] = set()
+        # Sequence numbers of entries sent here that may be undelivered messages (catch-up
+        # entries count, as their kind is not looked at). An ack that covers none of them
+        # changes nothing in the database and is answered at once; the first ack on a
+        # connection always goes to the database, for acks lost with an earlier socket.
+        self._maybe_undelivered: collections.deque[int] = collections.deque()
+        self._acked_in_database = False
 
     async def run(self, since: int) -> None:
         self.last_sent = since
@@ -70,6 +77,7 @@ class InboxConnection:
             entries = await messages.inbox_frames(self.ctx, self.principal.user_id, self.last_sent, batch)
             for seq, frame in entries:
                 await self.websocket.send_text(frame)
+                self._maybe_undelivered.append(seq)
                 self.last_sent = seq
             if len(entries) < batch:
                 return
@@ -87,6 +95,8 @@ class InboxConnection:
                 self._own_messages.discard(event.message_id)
             else:
                 await self.websocket.send_text(event.frame)
+                if event.message_id is not None:
+                    self._maybe_undelivered.append(event.seq)
             self.last_sent = event.seq
 
     async def _read_loop(self) -> None:
@@ -127,6 +137,9 @@ class InboxConnection:
                     error_frame("invalid_frame", "ack needs an integer seq", ref=ref)
                 )
                 return
+            if not self._ack_needs_database(seq):
+                await self.websocket.send_text(json.dumps({"type": "acked", "ref": ref, "seq": seq}))
+                return
             await self._submit(
                 ref,
                 lambda: self.ctx.writer.submit_ack(self.principal, seq),
@@ -136,6 +149,16 @@ class InboxConnection:
             await self.websocket.send_text(json.dumps({"type": "pong", "ref": ref}))
         else:
             await self.websocket.send_text(error_frame("invalid_frame", "unknown frame type", ref=ref))
+
+    def _ack_needs_database(self, seq: int) -> bool:
+        covered = False
+        while self._maybe_undelivered and self._maybe_undelivered[0] <= seq:
+            self._maybe_undelivered.popleft()
+            covered = True
+        if not self._acked_in_database:
+            self._acked_in_database = True
+            return True
+        return covered
 
     def _submit_send(self, envelope: Any) -> asyncio.Future[Any]:
         future = messages.submit_message(self.ctx, self.principal, envelope)

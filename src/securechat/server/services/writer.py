@@ -91,6 +91,7 @@ class MessageWriter:
         self.database = database
         self.broker = broker
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
+        self._direct_members = DirectMembersCache()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -145,7 +146,7 @@ class MessageWriter:
         async with self.database.write() as conn:
             sends = [r for r in batch if isinstance(r, SendRequest) and not r.future.done()]
             acks = [r for r in batch if isinstance(r, AckRequest) and not r.future.done()]
-            await _apply(conn, sends, acks, outcome)
+            await _apply(conn, sends, acks, outcome, self._direct_members)
         # Only now, after the commit, do clients hear of it.
         for request, result in outcome.results:
             if not request.future.done():
@@ -157,6 +158,31 @@ class MessageWriter:
             await self.broker.publish(outcome.events)
 
 
+DIRECT_PREFIX = "dm-"
+
+
+class DirectMembersCache:
+    """Members of direct conversations, which never change (their id is derived from the
+    two usernames), so caching them in process is safe with any number of instances.
+    Group membership changes and is always read from the database."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._members: dict[str, dict[str, int]] = {}
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self._members
+
+    def __getitem__(self, conversation_id: str) -> dict[str, int]:
+        return self._members[conversation_id]
+
+    def put(self, conversation_id: str, members: dict[str, int]) -> None:
+        if len(self._members) >= self.LIMIT:
+            self._members.clear()
+        self._members[conversation_id] = dict(members)
+
+
 @dataclass
 class _Outcome:
     results: list[tuple[Request, Any]] = field(default_factory=list)
@@ -165,12 +191,20 @@ class _Outcome:
 
 
 async def _apply(
-    conn: AsyncConnection, sends: list[SendRequest], acks: list[AckRequest], outcome: _Outcome
+    conn: AsyncConnection,
+    sends: list[SendRequest],
+    acks: list[AckRequest],
+    outcome: _Outcome,
+    direct_members: DirectMembersCache,
 ) -> None:
     now = now_ms()
     existing = await store.get_messages_by_message_ids(conn, [r.envelope.header.message_id for r in sends])
     conversation_ids = sorted({r.envelope.header.conversation_id for r in sends})
-    known = await store.get_conversation_ids(conn, conversation_ids)
+    members: dict[str, dict[str, int]] = {
+        cid: direct_members[cid] for cid in conversation_ids if cid in direct_members
+    }
+    uncached = [cid for cid in conversation_ids if cid not in members]
+    known = set(members) | await store.get_conversation_ids(conn, uncached)
     for request in sends:
         cid = request.envelope.header.conversation_id
         if cid not in known:
@@ -179,7 +213,10 @@ async def _apply(
                 known.add(cid)
             except SecureChatError as exc:
                 outcome.errors.append((request, exc))
-    members = await store.get_members_by_conversation(conn, sorted(known & set(conversation_ids)))
+    members.update(await store.get_members_by_conversation(conn, sorted(known & set(uncached))))
+    for cid in uncached:
+        if cid.startswith(DIRECT_PREFIX) and len(members.get(cid, {})) == 2:
+            direct_members.put(cid, members[cid])
 
     accepted: list[SendRequest] = []
     retries: list[tuple[SendRequest, Any]] = []
@@ -301,7 +338,8 @@ async def _apply(
                     "message_pk": pk,
                     "data": None,
                     "created_at": now,
-                    "delivered_at": None,
+                    # The sender has its own message: its copy is delivered from the start.
+                    "delivered_at": now if uid == request.principal.user_id else None,
                 }
             )
             frame = message_frame(
