@@ -19,14 +19,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from ...protocol.envelope import Envelope
 from ...protocol.identifiers import direct_conversation_id
 from ..errors import Forbidden, InvalidEnvelope, MessageIdReused, NotFound, SecureChatError
 from ..realtime.broker import Broker, InboxEvent
-from ..storage import accounts as account_store
-from ..storage import messages as store
+from ..storage import batch as batch_store
 from ..storage.database import Database
 from .clock import now_ms
 from .principal import Principal
@@ -142,11 +141,10 @@ class MessageWriter:
                             request.future.set_exception(exc)
 
     async def _write(self, batch: list[Request]) -> None:
-        outcome = _Outcome()
-        async with self.database.write() as conn:
-            sends = [r for r in batch if isinstance(r, SendRequest) and not r.future.done()]
-            acks = [r for r in batch if isinstance(r, AckRequest) and not r.future.done()]
-            await _apply(conn, sends, acks, outcome, self._direct_members)
+        sends = [r for r in batch if isinstance(r, SendRequest) and not r.future.done()]
+        acks = [r for r in batch if isinstance(r, AckRequest) and not r.future.done()]
+        # The whole batch runs as one synchronous transaction (off the event loop on SQLite).
+        outcome: _Outcome = await self.database.run_batch(_apply, sends, acks, self._direct_members)
         # Only now, after the commit, do clients hear of it.
         for request, result in outcome.results:
             if not request.future.done():
@@ -190,30 +188,32 @@ class _Outcome:
     events: list[InboxEvent] = field(default_factory=list)
 
 
-async def _apply(
-    conn: AsyncConnection,
+def _apply(
+    conn: Connection,
     sends: list[SendRequest],
     acks: list[AckRequest],
-    outcome: _Outcome,
     direct_members: DirectMembersCache,
-) -> None:
+) -> _Outcome:
+    """Apply a batch inside the caller's transaction. Runs on the writer's thread: it
+    touches no future and no event loop, it only returns what happened."""
+    outcome = _Outcome()
     now = now_ms()
-    existing = await store.get_messages_by_message_ids(conn, [r.envelope.header.message_id for r in sends])
+    existing = batch_store.get_messages_by_message_ids(conn, [r.envelope.header.message_id for r in sends])
     conversation_ids = sorted({r.envelope.header.conversation_id for r in sends})
     members: dict[str, dict[str, int]] = {
         cid: direct_members[cid] for cid in conversation_ids if cid in direct_members
     }
     uncached = [cid for cid in conversation_ids if cid not in members]
-    known = set(members) | await store.get_conversation_ids(conn, uncached)
+    known = set(members) | batch_store.get_conversation_ids(conn, uncached)
     for request in sends:
         cid = request.envelope.header.conversation_id
         if cid not in known:
             try:
-                await _create_direct_conversation(conn, request, now)
+                _create_direct_conversation(conn, request, now)
                 known.add(cid)
             except SecureChatError as exc:
                 outcome.errors.append((request, exc))
-    members.update(await store.get_members_by_conversation(conn, sorted(known & set(uncached))))
+    members.update(batch_store.get_members_by_conversation(conn, sorted(known & set(uncached))))
     for cid in uncached:
         if cid.startswith(DIRECT_PREFIX) and len(members.get(cid, {})) == 2:
             direct_members.put(cid, members[cid])
@@ -272,8 +272,8 @@ async def _apply(
         uid = ack.principal.user_id
         up_to[uid] = max(up_to.get(uid, 0), ack.up_to_seq)
         usernames[uid] = ack.principal.username
-    newly_delivered = await store.get_undelivered_messages_up_to(conn, up_to)
-    await store.mark_delivered_up_to(conn, up_to, now)
+    newly_delivered = batch_store.get_undelivered_messages_up_to(conn, up_to)
+    batch_store.mark_delivered_up_to(conn, up_to, now)
     receipts: dict[int, list[dict[str, Any]]] = {}
     by_pair: dict[tuple[int, int], list[str]] = {}
     delivered_count: dict[int, int] = {}
@@ -304,9 +304,9 @@ async def _apply(
             counts[uid] = counts.get(uid, 0) + 1
     for sender_id, items in receipts.items():
         counts[sender_id] = counts.get(sender_id, 0) + len(items)
-    next_seq = await store.allocate_inbox_seqs(conn, counts)
+    next_seq = batch_store.allocate_inbox_seqs(conn, counts)
 
-    pks = await store.add_messages(
+    pks = batch_store.add_messages(
         conn,
         [
             {
@@ -369,15 +369,15 @@ async def _apply(
                 }
             )
             outcome.events.append(InboxEvent(sender_id, seq, receipt_frame(seq, data)))
-    await store.add_inbox_entries(conn, entries)
-    await store.set_last_message_times(conn, last_times)
+    batch_store.add_inbox_entries(conn, entries)
+    batch_store.set_last_message_times(conn, last_times)
 
     # Retries of messages stored earlier answer with the stored result.
     for request, previous in retries:
         if isinstance(previous, SendRequest):
             outcome.results.append((request, _RetryOf(previous)))
         else:
-            seq = await store.get_inbox_seq_for_message(conn, request.principal.user_id, previous["id"])
+            seq = batch_store.get_inbox_seq_for_message(conn, request.principal.user_id, previous["id"])
             outcome.results.append(
                 (
                     request,
@@ -387,6 +387,7 @@ async def _apply(
                 )
             )
     _resolve_in_batch_retries(outcome)
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -402,14 +403,14 @@ def _resolve_in_batch_retries(outcome: _Outcome) -> None:
     ]
 
 
-async def _create_direct_conversation(conn: AsyncConnection, request: SendRequest, now: int) -> None:
+def _create_direct_conversation(conn: Connection, request: SendRequest, now: int) -> None:
     """A first message to someone creates the direct conversation, if its id is theirs."""
     envelope, principal = request.envelope, request.principal
     conversation_id = envelope.header.conversation_id
     others = [name for name in envelope.recipients if name != principal.username]
     if len(others) != 1 or direct_conversation_id(principal.username, others[0]) != conversation_id:
         raise NotFound("no such conversation")
-    ids = await account_store.get_user_ids(conn, [principal.username, others[0]])
+    ids = batch_store.get_user_ids(conn, [principal.username, others[0]])
     if len(ids) != 2:
         raise NotFound("no such user", field="recipient")
-    await store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now)
+    batch_store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now)
