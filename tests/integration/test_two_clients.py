@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,9 @@ async def test_online_offline_delivery_receipts_and_nothing_in_clear(live_server
         needles[f"Ed25519 key of {client.username}"] = pkcs8(client.identity.signing_private)
         raw_seed = client.identity.signing_private.private_bytes_raw()
         needles[f"Ed25519 seed of {client.username}"] = raw_seed
+    # Only the server's user may read what it stores.
+    assert stat.S_IMODE(live_server.data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((live_server.data_dir / "server-secret").stat().st_mode) == 0o600
     paths = [p for p in live_server.data_dir.rglob("*") if p.is_file()] + [live_server.log_path]
     assert any(p.name.startswith("securechat.db") for p in paths)
     # The scan must be able to find things: the ciphertext is there in base64.

@@ -27,7 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The database holds ciphertext, metadata and password hashes: owner only.
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         secret = settings.load_server_secret()
         database = Database(settings.sqlalchemy_url())
         await migrate(database)

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         path = self.server_secret_file or (self.data_dir / "server-secret")
         if path.exists():
             return path.read_bytes().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         value = secrets.token_urlsafe(48).encode()
         # O_EXCL: if two instances start at once on a shared data dir, one secret wins.
         try:
