@@ -90,13 +90,10 @@ def serve(
 async def register(username: str, password_stdin: PasswordStdin = False) -> None:
     """Create an account; keys are made here and sealed with your password."""
     password = read_password(password_stdin, confirm=True)
-    client = messenger()
-    try:
+    async with messenger() as client:
         with console.status("Deriving keys and generating key pairs..."):
             await client.register(username, password)
         console.print(f"Registered [bold]{client.username}[/bold] on {client.api.base_url}")
-    finally:
-        await client.close()
 
 
 @app.command()
@@ -104,25 +101,19 @@ async def register(username: str, password_stdin: PasswordStdin = False) -> None
 async def login(username: str, password_stdin: PasswordStdin = False) -> None:
     """Log in on this device."""
     password = read_password(password_stdin)
-    client = messenger()
-    try:
+    async with messenger() as client:
         with console.status("Deriving keys..."):
             await client.login(username, password)
         console.print(f"Logged in as [bold]{client.username}[/bold]")
-    finally:
-        await client.close()
 
 
 @app.command()
 @run
 async def logout() -> None:
     """End this device's session."""
-    client = messenger()
-    try:
+    async with messenger() as client:
         await client.logout()
         console.print("Logged out")
-    finally:
-        await client.close()
 
 
 async def unlocked(password_stdin: bool) -> Messenger:
@@ -141,15 +132,13 @@ async def unlocked(password_stdin: bool) -> Messenger:
 @run
 async def send(user: str, text: str, password_stdin: PasswordStdin = False) -> None:
     """Send an encrypted message."""
-    client = await unlocked(password_stdin)
-    try:
-        result = await client.send_text(user, text)
+    async with await unlocked(password_stdin) as client:
+        try:
+            result = await client.send_text(user, text)
+        except KeyChanged as exc:
+            show_key_change(client, exc)
+            raise typer.Exit(3) from None
         console.print(f"sent {result['message_id']} (seq {result['seq']}) at {when(result['server_ts'])}")
-    except KeyChanged as exc:
-        show_key_change(client, exc)
-        raise typer.Exit(3) from None
-    finally:
-        await client.close()
 
 
 def show_key_change(client: Messenger, exc: KeyChanged) -> None:
@@ -180,8 +169,7 @@ async def inbox(
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Fetch new messages, then list the messages on this device."""
-    client = await unlocked(password_stdin)
-    try:
+    async with await unlocked(password_stdin) as client:
         await client.sync_inbox()
         me = client.username
         for row in client.stored_messages():
@@ -205,8 +193,6 @@ async def inbox(
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 console.print(item_line(record), markup=False, highlight=False)
-    finally:
-        await client.close()
 
 
 @app.command()
@@ -215,18 +201,15 @@ async def chat(user: str, password_stdin: PasswordStdin = False) -> None:
     """Interactive chat: incoming messages appear while you type. Ctrl-D quits."""
     from .chat import run_chat
 
-    client = await unlocked(password_stdin)
-    try:
+    async with await unlocked(password_stdin) as client:
         await run_chat(client, user)
-    finally:
-        await client.close()
 
 
 @app.command()
-def contacts() -> None:
+@run
+async def contacts() -> None:
     """List contacts with their pinned key fingerprints and verification state."""
-    client = messenger()
-    try:
+    async with messenger() as client:
         table = Table("contact", "signing key", "state")
         for contact in client.state.list_contacts():
             state = "verified" if contact.verified else "pinned (not verified)"
@@ -234,16 +217,13 @@ def contacts() -> None:
                 state = "KEYS CHANGED: not accepted"
             table.add_row(contact.username, short_fp(contact.identity["signing_key"]), state)
         console.print(table)
-    finally:
-        asyncio.run(client.close())
 
 
 @app.command(name="fingerprint")
 @run
 async def fingerprint_command(user: str) -> None:
     """Show a user's key fingerprints as pinned here and as the server publishes them."""
-    client = messenger()
-    try:
+    async with messenger() as client:
         await client.ensure_token()
         current = await client.fetch_identity(user)
         pinned = client.pinned_identity(current.username)
@@ -255,8 +235,6 @@ async def fingerprint_command(user: str) -> None:
                 console.print(f"  [red]differs from the pinned key[/red] {pinned_fp}")
         if pinned is None:
             console.print("(not pinned yet: it will be pinned on first message)")
-    finally:
-        await client.close()
 
 
 @app.command()
@@ -271,8 +249,7 @@ async def verify(
     ] = False,
 ) -> None:
     """Show the safety number for you and USER; compare it with them in person."""
-    client = messenger()
-    try:
+    async with messenger() as client:
         await client.ensure_token()
         if accept_change:
             if client.accept_key_change(user):
@@ -294,8 +271,6 @@ async def verify(
             with client.state.transaction():
                 client.state.set_verified(theirs.username, True)
             console.print(f"{theirs.username} marked as verified.")
-    finally:
-        await client.close()
 
 
 @app.command()
@@ -307,8 +282,7 @@ async def sessions(
     ] = False,
 ) -> None:
     """List your sessions, or revoke them."""
-    client = messenger()
-    try:
+    async with messenger() as client:
         await client.ensure_token()
         if revoke:
             await client.api.revoke_session(revoke)
@@ -325,8 +299,6 @@ async def sessions(
                 "this device" if session["current"] else "",
             )
         console.print(table)
-    finally:
-        await client.close()
 
 
 @app.command()
@@ -336,11 +308,8 @@ async def passwd(password_stdin: PasswordStdin = False) -> None:
 
     With --password-stdin, the first line is the current password, the second the new one.
     """
-    client = messenger()
-    try:
+    async with messenger() as client:
         current = read_password(password_stdin, "Current password: ")
         new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
         revoked = await client.change_password(current, new)
         console.print(f"Password changed; {revoked} other session(s) logged out")
-    finally:
-        await client.close()

@@ -82,6 +82,12 @@ class Messenger:
         await self.api.close()
         self.state.close()
 
+    async def __aenter__(self) -> Messenger:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     @property
     def username(self) -> Username:
         name = self.state.get("username")
