@@ -33,7 +33,6 @@ from .principal import Principal
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-ACK_DELAY_SECONDS = 0.025
 
 
 @dataclass(frozen=True)
@@ -122,29 +121,11 @@ class MessageWriter:
     async def acknowledge(self, principal: Principal, up_to_seq: int) -> int:
         return await self.submit_ack(principal, up_to_seq)
 
-    async def _collect(self) -> list[Request]:
-        """Everything queued; if that is only acknowledgements, wait up to ACK_DELAY for
-        more. Receipts may be a few milliseconds late, but a steady trickle of acks then
-        shares transactions instead of paying for one each. A send ends the wait."""
-        batch = [await self._queue.get()]
-        deadline = asyncio.get_running_loop().time() + ACK_DELAY_SECONDS
-        while len(batch) < MAX_BATCH:
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            if any(isinstance(request, SendRequest) for request in batch):
-                break
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
-
     async def _run(self) -> None:
         while True:
-            batch = await self._collect()
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
             except Exception:
