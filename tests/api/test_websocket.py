@@ -210,7 +210,7 @@ def test_send_frame_is_answered_with_sent_and_delivered_live(client: TestClient)
         live = receive(bob_ws)
 
         # Bob acknowledges over the socket (and is told it stuck); alice's receipt arrives live.
-        bob_ws.send_json({"type": "ack", "seq": live["seq"], "ref": "a1"})
+        bob_ws.send_json({"type": "ack", "seq": live["seq"], "ref": "a1", "confirm": True})
         acked = receive(bob_ws)
         receipt, _ = receive_until(alice_ws, "receipt")
 
@@ -234,6 +234,23 @@ def test_send_frame_is_answered_with_sent_and_delivered_live(client: TestClient)
     }
     inbox = client.get("/api/v1/inbox", headers=bearer(bob["access_token"])).json()
     assert [e["message_id"] for e in inbox["entries"]] == [envelope["message_id"]]
+
+
+def test_an_ack_without_confirm_is_not_answered_but_still_counts(client: TestClient) -> None:
+    alice = register(client, "alice")
+    bob = register(client, "bob")
+    send_http(client, "alice", "bob", alice["access_token"], "quiet ack")
+
+    with client.websocket_connect(WS) as ws:
+        authenticate(ws, bob["access_token"])
+        live = receive(ws)
+        ws.send_json({"type": "ack", "seq": live["seq"]})
+        # No "acked" frame comes back: the next frame is the answer to the ping.
+        assert_usable(ws)
+
+    entries = client.get("/api/v1/inbox", headers=bearer(alice["access_token"])).json()["entries"]
+    receipts = [entry for entry in entries if entry["type"] == "receipt"]
+    assert [entry["recipient"] for entry in receipts] == ["bob"]
 
 
 def test_refused_send_is_an_error_frame_with_ref(client: TestClient) -> None:

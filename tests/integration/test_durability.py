@@ -66,3 +66,24 @@ async def test_two_server_processes_share_one_sqlite_database(live_server, tmp_p
         for messenger in clients:
             await messenger.close()
         second.stop()
+
+
+async def test_a_send_queued_just_before_the_socket_closes_is_still_stored(live_server, make_client):
+    import json
+
+    import websockets
+
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    envelope = await alice.seal_text("bob", "said just before hanging up")
+    await alice.ensure_token()
+    async with websockets.connect(alice.api.websocket_url()) as socket:
+        await socket.send(json.dumps({"type": "auth", "token": alice.api.access_token, "since": 0}))
+        assert json.loads(await socket.recv())["type"] == "ready"
+        await socket.send(json.dumps({"type": "send", "ref": 1, "envelope": envelope.to_wire()}))
+    # Closed without waiting for "sent": the queued write must still commit.
+    items: list = []
+    async with asyncio.timeout(20):
+        while not items:
+            items = [item for item in await bob.sync_inbox() if item.kind == "message"]
+    assert [item.text for item in items] == ["said just before hanging up"]

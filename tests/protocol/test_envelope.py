@@ -877,7 +877,10 @@ def test_to_json_equals_compact_json_of_the_wire_form(alice: PrivateIdentity, bo
     conversation = direct_conversation_id(alice.username, bob.username)
     for text in ("", "hello", "x" * 5000):
         sealed = seal_message(
-            alice, conversation, {alice.username: alice.public, bob.username: bob.public}, {"type": "text", "text": text}
+            alice,
+            conversation,
+            {alice.username: alice.public, bob.username: bob.public},
+            {"type": "text", "text": text},
         )
         expected = json.dumps(sealed.to_wire(), separators=(",", ":"))
         assert sealed.to_json() == expected

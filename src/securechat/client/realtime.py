@@ -55,11 +55,13 @@ class InboxSocket:
         await self._socket.send(json.dumps({"type": "ack", "seq": seq}))
 
     async def close(self) -> None:
-        """Close after the server confirmed the last acknowledgement (bounded wait)."""
+        """Close after the server confirmed the last acknowledgement (bounded wait):
+        an unconfirmed ack in flight could be lost with the socket."""
         if self._socket is None:
             return
         if self._acked < self._ack_sent:
             with contextlib.suppress(TimeoutError, websockets.WebSocketException, OSError):
+                await self._socket.send(json.dumps({"type": "ack", "seq": self._ack_sent, "confirm": True}))
                 async with asyncio.timeout(5):
                     async for text in self._socket:
                         frame = json.loads(text)

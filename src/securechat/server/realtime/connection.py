@@ -137,13 +137,17 @@ class InboxConnection:
                     error_frame("invalid_frame", "ack needs an integer seq", ref=ref)
                 )
                 return
-            if not self._ack_needs_database(seq):
-                await self.websocket.send_text(json.dumps({"type": "acked", "ref": ref, "seq": seq}))
+            # Acks are answered only on request ("confirm": true), as a client does
+            # before closing: an answer to every ack would double the frames.
+            confirm = frame.get("confirm") is True
+            # A confirmed ack always goes through the writer: its answer then also
+            # vouches for every earlier ack of this connection, committed before it.
+            if not self._ack_needs_database(seq) and not confirm:
                 return
             await self._submit(
                 ref,
                 lambda: self.ctx.writer.submit_ack(self.principal, seq),
-                lambda _count: {"type": "acked", "ref": ref, "seq": seq},
+                lambda _count: {"type": "acked", "ref": ref, "seq": seq} if confirm else None,
             )
         elif kind == "ping":
             await self.websocket.send_text(json.dumps({"type": "pong", "ref": ref}))
@@ -176,7 +180,7 @@ class InboxConnection:
         self,
         ref: Any,
         submit: Callable[[], asyncio.Future[Any]],
-        render: Callable[[Any], dict[str, Any]],
+        render: Callable[[Any], dict[str, Any] | None],
     ) -> None:
         """Validate and queue now (keeping order); answer when committed, without blocking reads."""
         await self._in_flight.acquire()
@@ -191,10 +195,13 @@ class InboxConnection:
         task.add_done_callback(self._pending.discard)
 
     async def _answer(
-        self, future: asyncio.Future[Any], ref: Any, render: Callable[[Any], dict[str, Any]]
+        self, future: asyncio.Future[Any], ref: Any, render: Callable[[Any], dict[str, Any] | None]
     ) -> None:
         try:
-            await self.websocket.send_text(json.dumps(render(await future)))
+            # Shielded: a client that disconnects does not cancel what it already queued.
+            answer = render(await asyncio.shield(future))
+            if answer is not None:
+                await self.websocket.send_text(json.dumps(answer))
         except SecureChatError as exc:
             await self.websocket.send_text(json.dumps({"type": "error", "ref": ref, **exc.body()["error"]}))
         finally:

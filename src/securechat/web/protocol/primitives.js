@@ -1,0 +1,385 @@
+/**
+ * Thin wrappers over Web Crypto (`globalThis.crypto.subtle`) for the primitives of
+ * protocol v1, mirroring `securechat/protocol/primitives.py` (PROTOCOL.md 11).
+ *
+ * Every failure to decrypt, unwrap or verify throws {@link VerificationFailed}; nothing
+ * returns a boolean. Web Crypto is more lenient than the protocol in places (AES-GCM
+ * IVs of any length, RSA keys of any size, Ed25519 signatures are checked by whatever
+ * library the platform uses), so the protocol's own rules are applied here first. The
+ * Wycheproof vectors in `tests/data/wycheproof` run against these functions.
+ *
+ * @module
+ */
+
+import { parseRsaSpki } from "./der.js";
+import { asBytes, bytesEqual, concatBytes, fromHex } from "./encoding.js";
+import { MalformedInput, VerificationFailed, WeakParameters } from "./errors.js";
+
+export const AES_KEY_BYTES = 32;
+export const GCM_IV_BYTES = 12;
+export const GCM_TAG_BYTES = 16;
+export const RSA_ALLOWED_BITS = Object.freeze([2048, 3072, 4096]);
+export const RSA_EXPONENT = 65537;
+export const ED25519_SIGNATURE_BYTES = 64;
+/** The DER prefix of every Ed25519 SubjectPublicKeyInfo (RFC 8410); 32 key bytes follow. */
+export const ED25519_SPKI_PREFIX = fromHex("302a300506032b6570032100");
+/** The DER prefix of the 48-byte Ed25519 PKCS#8 form; the 32-byte seed follows. */
+export const ED25519_PKCS8_PREFIX = fromHex("302e020100300506032b657004220420");
+
+const RSA_OAEP = Object.freeze({ name: "RSA-OAEP", hash: "SHA-256" });
+const ED25519 = Object.freeze({ name: "Ed25519" });
+const HKDF_MAX_BYTES = 255 * 32;
+// The order of the Ed25519 base point, L = 2^252 + 27742317777372353535851937790883648493.
+const ED25519_ORDER = (1n << 252n) + 27742317777372353535851937790883648493n;
+const EXPONENT_65537 = Uint8Array.of(0x01, 0x00, 0x01);
+
+/** @returns {SubtleCrypto} */
+function subtle() {
+  return globalThis.crypto.subtle;
+}
+
+/**
+ * @param {Uint8Array} key 16, 24 or 32 bytes
+ * @param {KeyUsage[]} usages
+ * @returns {Promise<CryptoKey>}
+ */
+function importAesKey(key, usages) {
+  // Web Crypto accepts 128- and 192-bit keys as pyca does; the envelope code insists
+  // on 256-bit message keys itself (PROTOCOL.md 7.9 step 6).
+  if (![16, 24, 32].includes(key.length)) {
+    throw new RangeError("AES key must be 16, 24 or 32 bytes");
+  }
+  return subtle().importKey("raw", key, "AES-GCM", false, usages);
+}
+
+/**
+ * AES-GCM with a 12-byte IV and a 16-byte tag; returns ciphertext ‖ tag.
+ *
+ * @param {Uint8Array} key
+ * @param {Uint8Array} iv exactly 12 bytes (Web Crypto would take any length)
+ * @param {Uint8Array} plaintext
+ * @param {Uint8Array} aad
+ * @returns {Promise<Uint8Array>}
+ * @throws {MalformedInput} for an IV that is not 12 bytes (a caller's mistake)
+ */
+export async function aesGcmEncrypt(key, iv, plaintext, aad) {
+  if (asBytes(iv).length !== GCM_IV_BYTES) {
+    throw new MalformedInput("AES-GCM IV must be 12 bytes");
+  }
+  const cryptoKey = await importAesKey(asBytes(key), ["encrypt"]);
+  const sealed = await subtle().encrypt(
+    { name: "AES-GCM", iv, additionalData: aad, tagLength: GCM_TAG_BYTES * 8 },
+    cryptoKey,
+    plaintext,
+  );
+  return new Uint8Array(sealed);
+}
+
+/**
+ * AES-GCM decryption; any failure (wrong key size, IV size, short input, tag) is the
+ * same opaque error.
+ *
+ * @param {Uint8Array} key
+ * @param {Uint8Array} iv
+ * @param {Uint8Array} ciphertext ciphertext ‖ tag
+ * @param {Uint8Array} aad
+ * @returns {Promise<Uint8Array>}
+ * @throws {VerificationFailed}
+ */
+export async function aesGcmDecrypt(key, iv, ciphertext, aad) {
+  if (iv.length !== GCM_IV_BYTES || ciphertext.length < GCM_TAG_BYTES) {
+    throw new VerificationFailed();
+  }
+  try {
+    const cryptoKey = await importAesKey(key, ["decrypt"]);
+    const opened = await subtle().decrypt(
+      { name: "AES-GCM", iv, additionalData: aad, tagLength: GCM_TAG_BYTES * 8 },
+      cryptoKey,
+      ciphertext,
+    );
+    return new Uint8Array(opened);
+  } catch {
+    throw new VerificationFailed();
+  }
+}
+
+/**
+ * RSA-OAEP with SHA-256 and MGF1-SHA-256, with an explicit label.
+ *
+ * @param {CryptoKey} publicKey from {@link loadRsaPublicKey}
+ * @param {Uint8Array} plaintext
+ * @param {Uint8Array} label
+ * @returns {Promise<Uint8Array>}
+ */
+export async function rsaOaepEncrypt(publicKey, plaintext, label) {
+  return new Uint8Array(await subtle().encrypt({ name: "RSA-OAEP", label }, publicKey, plaintext));
+}
+
+/**
+ * @param {CryptoKey} privateKey from {@link importRsaPrivateKey}
+ * @param {Uint8Array} ciphertext
+ * @param {Uint8Array} label
+ * @returns {Promise<Uint8Array>}
+ * @throws {VerificationFailed}
+ */
+export async function rsaOaepDecrypt(privateKey, ciphertext, label) {
+  try {
+    return new Uint8Array(await subtle().decrypt({ name: "RSA-OAEP", label }, privateKey, ciphertext));
+  } catch {
+    throw new VerificationFailed();
+  }
+}
+
+/**
+ * @param {CryptoKey} privateKey from {@link importEd25519PrivateKey}
+ * @param {Uint8Array} message
+ * @returns {Promise<Uint8Array>} the 64-byte signature R ‖ S
+ */
+export async function ed25519Sign(privateKey, message) {
+  return new Uint8Array(await subtle().sign(ED25519, privateKey, message));
+}
+
+/**
+ * True if the S half of a 64-byte Ed25519 signature is below the group order L.
+ *
+ * RFC 8032 section 5.1.7 requires verifiers to reject S >= L (otherwise S + L is a second
+ * valid signature for the same message). Some Web Crypto implementations do not check
+ * it, so {@link ed25519Verify} does, whatever the platform.
+ *
+ * @param {Uint8Array} signature
+ * @returns {boolean}
+ */
+export function isCanonicalEd25519Signature(signature) {
+  if (signature.length !== ED25519_SIGNATURE_BYTES) return false;
+  let scalar = 0n;
+  for (let index = ED25519_SIGNATURE_BYTES - 1; index >= 32; index -= 1) {
+    scalar = (scalar << 8n) | BigInt(signature[index]);
+  }
+  return scalar < ED25519_ORDER;
+}
+
+/**
+ * Throw unless `signature` is a valid Ed25519 signature of `message`; never a boolean.
+ *
+ * @param {CryptoKey} publicKey from {@link loadEd25519PublicKey}
+ * @param {Uint8Array} signature
+ * @param {Uint8Array} message
+ * @returns {Promise<void>}
+ * @throws {VerificationFailed}
+ */
+export async function ed25519Verify(publicKey, signature, message) {
+  if (!isCanonicalEd25519Signature(signature)) {
+    throw new VerificationFailed();
+  }
+  let valid = false;
+  try {
+    valid = await subtle().verify(ED25519, publicKey, signature, message);
+  } catch {
+    valid = false;
+  }
+  if (!valid) {
+    throw new VerificationFailed();
+  }
+}
+
+/**
+ * HKDF-SHA256 (RFC 5869, extract then expand).
+ *
+ * @param {Uint8Array} ikm
+ * @param {{salt: Uint8Array, info: Uint8Array, length: number}} options length in bytes
+ * @returns {Promise<Uint8Array>}
+ * @throws {RangeError} for a length above 255 * 32 (a caller's mistake, as in Python)
+ */
+export async function hkdfSha256(ikm, { salt, info, length }) {
+  if (!Number.isInteger(length) || length < 0 || length > HKDF_MAX_BYTES) {
+    throw new RangeError(`HKDF-SHA256 output must be 0 to ${HKDF_MAX_BYTES} bytes`);
+  }
+  if (length === 0) return new Uint8Array(0);
+  const key = await subtle().importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
+  return new Uint8Array(await subtle().deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, key, length * 8));
+}
+
+/**
+ * PBKDF2-HMAC-SHA256 (RFC 8018).
+ *
+ * @param {Uint8Array} password
+ * @param {Uint8Array} salt
+ * @param {number} iterations
+ * @param {number} length in bytes
+ * @returns {Promise<Uint8Array>}
+ */
+export async function pbkdf2Sha256(password, salt, iterations, length) {
+  const key = await subtle().importKey("raw", password, "PBKDF2", false, ["deriveBits"]);
+  return new Uint8Array(
+    await subtle().deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, length * 8),
+  );
+}
+
+/**
+ * HMAC-SHA256 (RFC 2104), the full 32 bytes.
+ *
+ * @param {Uint8Array} key
+ * @param {Uint8Array} message
+ * @returns {Promise<Uint8Array>}
+ */
+export async function hmacSha256(key, message) {
+  // An empty HMAC key is valid (RFC 2104) but Web Crypto refuses to import one; HMAC pads
+  // the key with zeros to the block size, so one zero byte gives the same MAC.
+  const rawKey = key.length === 0 ? new Uint8Array(1) : key;
+  const cryptoKey = await subtle().importKey("raw", rawKey, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await subtle().sign("HMAC", cryptoKey, message));
+}
+
+/**
+ * @param {Uint8Array} data
+ * @returns {Promise<Uint8Array>}
+ */
+export async function sha256(data) {
+  return new Uint8Array(await subtle().digest("SHA-256", data));
+}
+
+/**
+ * @param {Uint8Array} data
+ * @returns {Promise<Uint8Array>}
+ */
+export async function sha512(data) {
+  return new Uint8Array(await subtle().digest("SHA-512", data));
+}
+
+/**
+ * Parse an RSA public key (SPKI DER) and refuse weak or odd parameters (PROTOCOL.md
+ * 5.2, in its order): not a SubjectPublicKeyInfo or not RSA → MalformedInput; modulus
+ * not 2048, 3072 or 4096 bits or exponent not 65537 → WeakParameters; not canonical
+ * DER → MalformedInput.
+ *
+ * @param {Uint8Array} spkiDer
+ * @returns {Promise<CryptoKey>} an RSA-OAEP/SHA-256 key for encryption
+ * @throws {MalformedInput | WeakParameters}
+ */
+export async function loadRsaPublicKey(spkiDer) {
+  const der = asBytes(spkiDer);
+  const parsed = parseRsaSpki(der);
+  if (!parsed.isRsa) {
+    throw new MalformedInput("not an RSA public key");
+  }
+  if (!RSA_ALLOWED_BITS.includes(parsed.modulusBits)) {
+    throw new WeakParameters("RSA key size must be 2048, 3072 or 4096 bits");
+  }
+  if (!bytesEqual(parsed.exponent, EXPONENT_65537)) {
+    throw new WeakParameters("RSA public exponent must be 65537");
+  }
+  if (!bytesEqual(parsed.canonicalDer, der)) {
+    throw new MalformedInput("RSA public key is not in canonical DER form");
+  }
+  let key;
+  try {
+    key = await subtle().importKey("spki", der, RSA_OAEP, true, ["encrypt"]);
+  } catch {
+    throw new MalformedInput("malformed RSA public key");
+  }
+  // Belt and braces: the platform must have read the key as the DER parser did.
+  const algorithm = /** @type {RsaHashedKeyAlgorithm} */ (key.algorithm);
+  if (algorithm.modulusLength !== parsed.modulusBits || !bytesEqual(algorithm.publicExponent, EXPONENT_65537)) {
+    throw new MalformedInput("malformed RSA public key");
+  }
+  return key;
+}
+
+/**
+ * Parse an Ed25519 public key: exactly the 44-byte SPKI of RFC 8410 (PROTOCOL.md 5.1).
+ *
+ * @param {Uint8Array} spkiDer
+ * @returns {Promise<CryptoKey>} a key for verification
+ * @throws {MalformedInput}
+ */
+export async function loadEd25519PublicKey(spkiDer) {
+  const der = asBytes(spkiDer);
+  if (der.length !== ED25519_SPKI_PREFIX.length + 32 || !bytesEqual(der.subarray(0, ED25519_SPKI_PREFIX.length), ED25519_SPKI_PREFIX)) {
+    throw new MalformedInput("malformed Ed25519 public key");
+  }
+  try {
+    return await subtle().importKey("spki", der, ED25519, true, ["verify"]);
+  } catch {
+    throw new MalformedInput("malformed Ed25519 public key");
+  }
+}
+
+/**
+ * Import an RSA private key (PKCS#8 DER) for RSA-OAEP/SHA-256 decryption.
+ *
+ * @param {Uint8Array} pkcs8Der
+ * @param {{extractable?: boolean}} [options]
+ * @returns {Promise<CryptoKey>}
+ * @throws {MalformedInput}
+ */
+export async function importRsaPrivateKey(pkcs8Der, { extractable = false } = {}) {
+  try {
+    return await subtle().importKey("pkcs8", asBytes(pkcs8Der), RSA_OAEP, extractable, ["decrypt"]);
+  } catch {
+    throw new MalformedInput("malformed RSA private key");
+  }
+}
+
+/**
+ * Import an Ed25519 private key (PKCS#8 DER) for signing.
+ *
+ * @param {Uint8Array} pkcs8Der
+ * @param {{extractable?: boolean}} [options]
+ * @returns {Promise<CryptoKey>}
+ * @throws {MalformedInput}
+ */
+export async function importEd25519PrivateKey(pkcs8Der, { extractable = false } = {}) {
+  try {
+    return await subtle().importKey("pkcs8", asBytes(pkcs8Der), ED25519, extractable, ["sign"]);
+  } catch {
+    throw new MalformedInput("malformed Ed25519 private key");
+  }
+}
+
+/**
+ * The 48-byte PKCS#8 form of an Ed25519 private key from its 32-byte seed.
+ *
+ * @param {Uint8Array} seed
+ * @returns {Uint8Array}
+ */
+export function ed25519Pkcs8FromSeed(seed) {
+  if (seed.length !== 32) throw new RangeError("an Ed25519 seed is 32 bytes");
+  return concatBytes(ED25519_PKCS8_PREFIX, seed);
+}
+
+/**
+ * The public key (SPKI DER) of an RSA private key given as PKCS#8.
+ *
+ * @param {Uint8Array} pkcs8Der
+ * @returns {Promise<Uint8Array>}
+ * @throws {MalformedInput}
+ */
+export async function rsaPublicSpkiFromPkcs8(pkcs8Der) {
+  // Web Crypto has no "public key of this private key"; the JWK export carries n and e.
+  const privateKey = await importRsaPrivateKey(pkcs8Der, { extractable: true });
+  const jwk = await subtle().exportKey("jwk", privateKey);
+  const publicKey = await subtle().importKey(
+    "jwk",
+    { kty: "RSA", n: jwk.n, e: jwk.e, alg: "RSA-OAEP-256", ext: true },
+    RSA_OAEP,
+    true,
+    ["encrypt"],
+  );
+  return new Uint8Array(await subtle().exportKey("spki", publicKey));
+}
+
+/**
+ * The public key (SPKI DER) of an Ed25519 private key given as PKCS#8.
+ *
+ * @param {Uint8Array} pkcs8Der
+ * @returns {Promise<Uint8Array>}
+ * @throws {MalformedInput}
+ */
+export async function ed25519PublicSpkiFromPkcs8(pkcs8Der) {
+  const privateKey = await importEd25519PrivateKey(pkcs8Der, { extractable: true });
+  const jwk = await subtle().exportKey("jwk", privateKey);
+  const publicKey = await subtle().importKey("jwk", { kty: "OKP", crv: "Ed25519", x: jwk.x, ext: true }, ED25519, true, [
+    "verify",
+  ]);
+  return new Uint8Array(await subtle().exportKey("spki", publicKey));
+}
