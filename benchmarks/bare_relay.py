@@ -31,7 +31,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 # The same frame limit and heartbeat as securechat.cli.serve, so that only the
-# application differs between the two servers.
+# application differs between the two servers (bench_delivery.py also matches its
+# permessage-deflate choice with --no-deflate).
 WS_MAX_FRAME_BYTES = 1024 * 1024 + 4096
 WS_HEARTBEAT_SECONDS = 30.0
 
@@ -106,7 +107,9 @@ class Relay:
             if kind == "send":
                 await reply(send, self.relay(username, ref, frame.get("envelope")))
             elif kind == "ack":
-                await reply(send, {"type": "acked", "seq": frame.get("seq"), "ref": ref})
+                # Like SecureChat: acks are answered only when the client asks.
+                if frame.get("confirm") is True:
+                    await reply(send, {"type": "acked", "seq": frame.get("seq"), "ref": ref})
             elif kind == "ping":
                 await reply(send, {"type": "pong", "ref": ref})
             else:
@@ -186,6 +189,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--no-deflate", action="store_true", help="refuse permessage-deflate (as securechat serve may)"
+    )
     args = parser.parse_args()
     uvicorn.run(
         Relay(),
@@ -195,6 +201,7 @@ def main() -> None:
         ws_max_size=WS_MAX_FRAME_BYTES,
         ws_ping_interval=WS_HEARTBEAT_SECONDS,
         ws_ping_timeout=WS_HEARTBEAT_SECONDS,
+        ws_per_message_deflate=not args.no_deflate,
         access_log=False,
         log_level="warning",
     )

@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib.metadata
 import json
 import math
 import multiprocessing
@@ -237,7 +238,7 @@ def seal_batch(task: tuple[str, str, int, int]) -> list[tuple[str, str]]:
     sender, receiver = _loaded(sender_name), _loaded(receiver_name)
     conversation_id = direct_conversation_id(sender.username, receiver.username)
     recipients = {sender.username: sender.public, receiver.username: receiver.public}
-    sealed = []
+    sealed: list[tuple[str, str]] = []
     for _ in range(count):
         envelope = seal_message(
             sender, conversation_id, recipients, {"type": "text", "text": "x" * text_chars}
@@ -333,8 +334,15 @@ def securechat_command(port: int, data_dir: Path) -> list[str]:
     return [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)]
 
 
-def bare_command(port: int) -> list[str]:
-    return [sys.executable, str(BARE_RELAY), "--port", str(port)]
+def bare_command(port: int, *, deflate: bool = True) -> list[str]:
+    return [sys.executable, str(BARE_RELAY), "--port", str(port), *([] if deflate else ["--no-deflate"])]
+
+
+async def negotiated_extensions(ws_url: str, compression: str | None) -> str:
+    """What the server answers to our handshake's extension offer (no auth needed)."""
+    async with connect(ws_url, compression=compression, proxy=None, open_timeout=10) as ws:
+        assert ws.response is not None
+        return str(ws.response.headers.get("Sec-WebSocket-Extensions", ""))
 
 
 def server_env(config: Config, data_dir: Path | None) -> dict[str, str]:
@@ -587,6 +595,8 @@ class Peer:
     async def finish(self) -> None:
         """Acknowledge everything seen and wait for the server to confirm it."""
         await self.flush()
+        if self.acked < self.ack_sent:
+            await self.ws.send(json.dumps({"type": "ack", "seq": self.ack_sent, "confirm": True}))
         await self.until(lambda: self.acked >= self.ack_sent)
 
     async def close(self) -> None:
@@ -855,13 +865,14 @@ def run_phase(
     good = [r for r in results if "exception" not in r]
     for users_seq in (r["max_seq"] for r in good):
         users.since.update(users_seq)
-    used = {key: after[key] - before[key] for key in zero}
+    # No measurement unless both barriers were passed.
+    used = {key: after[key] - before[key] if wall else 0.0 for key in zero}
     server_cpu = used["user"] + used["system"]
     summary = summarise(config, mode, good, exceptions, broken, server_cpu, wall, len(users.pairs))
     if wall and server_cpu:
         load = sum(r["cpu_seconds"] for r in good)
         summary["server_system_cpu_pct"] = 100 * used["system"] / server_cpu
-        summary["server_main_thread_cpu_pct"] = 100 * used["main_thread"] / server_cpu
+        summary["server_main_thread_cpu_pct"] = min(100.0, 100 * used["main_thread"] / server_cpu)
         summary["machine_cpu_cores"] = used["busy"] / wall
         summary["other_cpu_cores"] = max(0.0, used["busy"] - server_cpu - load) / wall
         summary["steal_cores"] = used["steal"] / wall
@@ -957,18 +968,24 @@ def run_target(
     pair_names: list[tuple[str, str]],
     throughput_frames: list[list[tuple[str, str]]],
     steady_frames: list[list[tuple[str, str]]],
+    extensions: dict[str, str],
 ) -> tuple[dict[str, Any], list[str]]:
+    """Start one server, run both phases against it, stop it. ``extensions`` collects the
+    WebSocket extensions each server negotiated; the relay copies SecureChat's choice."""
     port = free_port()
     if target == "securechat":
         data_dir = workdir / "server-data"
         command = securechat_command(port, data_dir)
         env = server_env(config, data_dir)
     else:
-        command = bare_command(port)
+        deflate = "permessage-deflate" in extensions.get("securechat", "permessage-deflate")
+        command = bare_command(port, deflate=deflate)
         env = server_env(config, None)
     progress(f"{target}: starting {' '.join(command)}")
     server = start_server(target, command, env, port, workdir / f"{target}.log")
     try:
+        extensions[target] = asyncio.run(negotiated_extensions(server.ws_url, config.compression))
+        progress(f"{target}: WebSocket extensions negotiated: {extensions[target] or 'none'}")
         if target == "securechat":
             progress(f"securechat: registering {len(identities)} users")
             tokens = asyncio.run(register_users(server.url, identities))
@@ -1121,8 +1138,14 @@ def render_table(report: dict[str, Any]) -> str:
         f"server: {meta['server_command']}",
         f"  SQLite data dir on {meta['data_dir_fs']}; baseline: {meta['bare_command']}",
         f"load: {config['pairs']} pairs in {config['load_procs']} load processes (websockets "
-        f"{meta['websockets']}, compression {config['compression'] or 'off'}); server and load generator "
-        f"share the {meta['nproc']} cores",
+        f"{meta['websockets']}); server and load generator share the {meta['nproc']} cores",
+        "permessage-deflate: client offers it: "
+        + ("yes" if config["compression"] else "no")
+        + "; "
+        + ", ".join(
+            f"{name} accepts it: {'yes' if 'permessage-deflate' in value else 'no'}"
+            for name, value in meta["ws_extensions"].items()
+        ),
         f"envelope: {_fmt(report['envelope']['mean_bytes'], 0)} B JSON on average "
         f"(text {config['text_chars']} chars, 2 RSA-2048 recipients; send frame "
         f"{_fmt(report['envelope']['mean_frame_bytes'], 0)} B)",
@@ -1192,8 +1215,8 @@ def render_table(report: dict[str, Any]) -> str:
         "process (all threads) over the phase, acks, receipts and sender copies included, / messages",
         f"delivered. Clients ack every {config['ack_batch']} entries or after {config['ack_idle_ms']:g} ms "
         "without one; senders ack",
-        "their own copies and receipts too. 'Other processes' = machine-wide busy CPU minus server and",
-        "load generator: anything else running meanwhile. The bare relay has no auth, validation,",
+        "receipts (and own copies, if echoed) too. 'Other processes' = machine-wide busy CPU minus server",
+        "and load generator: anything else running meanwhile. The bare relay has no auth, validation,",
         "storage, receipts or sender copies; ratio = securechat / bare.",
     ]
     return "\n".join(lines)
@@ -1255,10 +1278,11 @@ def run(config: Config, workdir: Path) -> dict[str, Any]:
     frame_sizes = [len(frame) for batch in throughput_frames for _, frame in batch]
     servers: dict[str, Any] = {}
     commands: dict[str, list[str]] = {}
+    extensions: dict[str, str] = {}
     for target in config.targets:
         # The bare relay stores nothing, so it can take the same envelopes again.
         servers[target], commands[target] = run_target(
-            config, target, workdir, identities, names, throughput_frames, steady_frames
+            config, target, workdir, identities, names, throughput_frames, steady_frames, extensions
         )
     progress("client crypto")
     crypto = crypto_benchmark(
@@ -1274,10 +1298,11 @@ def run(config: Config, workdir: Path) -> dict[str, Any]:
             "platform": platform.platform(terse=True),
             "securechat_version": securechat.__version__,
             "revision": _git_revision() if config.server_src is None else f"source tree {config.server_src}",
-            "websockets": websockets.__version__,
+            "websockets": importlib.metadata.version("websockets"),
             "server_command": " ".join(commands.get("securechat", securechat_command(0, placeholder))),
             "bare_command": " ".join(commands["bare"]) if "bare" in commands else "(not run)",
             "data_dir_fs": _filesystem(workdir),
+            "ws_extensions": extensions,
         },
         "config": {
             "pairs": config.pairs,
