@@ -40,6 +40,7 @@ class Database:
             self._batch_engine = create_engine(
                 url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1),
                 poolclass=QueuePool,
+                hide_parameters=True,
                 pool_size=1,
                 max_overflow=0,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -47,7 +48,9 @@ class Database:
             _configure_sqlite(self._batch_engine, immediate=True)
             self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
         else:
-            self.write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            self.write_engine = create_async_engine(
+                url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+            )
             self.read_engine = self.write_engine
 
     @asynccontextmanager
@@ -88,6 +91,8 @@ class Database:
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
         url,
+        # Errors and logs never show bound values (envelopes, hashes, tokens).
+        hide_parameters=True,
         poolclass=AsyncAdaptedQueuePool,
         pool_size=pool_size,
         max_overflow=0,

@@ -1,0 +1,79 @@
+// Shared helpers for the node:test suites in this directory (not a test file itself).
+//
+// The suites run with `node --test tests/js/` from the repository root, and
+// tests/js/test_node_suite.py runs them from pytest.
+
+import { readFileSync } from "node:fs";
+
+import {
+  PrivateIdentity,
+  ProtocolError,
+  PublicIdentity,
+  ed25519Pkcs8FromSeed,
+  fromHex,
+} from "../../src/securechat/web/protocol/index.js";
+
+/** Repository-relative data files, resolved from this file so the cwd does not matter. */
+export const DATA_DIR = new URL("../data/", import.meta.url);
+
+/**
+ * @param {string} name a file under tests/data
+ * @returns {any}
+ */
+export function loadJson(name) {
+  return JSON.parse(readFileSync(new URL(name, DATA_DIR), "utf8"));
+}
+
+export const VECTORS = loadJson("protocol_vectors.json");
+
+/** Hex to bytes (the vectors' `_hex` members). */
+export const unhex = fromHex;
+
+/**
+ * "ok", or the kind of the ProtocolError that `action` threw; anything else is rethrown,
+ * so an unexpected exception type fails the test instead of counting as a refusal.
+ *
+ * @param {() => unknown} action
+ * @returns {Promise<string>}
+ */
+export async function outcome(action) {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof ProtocolError) return error.kind;
+    throw error;
+  }
+  return "ok";
+}
+
+/** @type {Map<string, Promise<PrivateIdentity>>} */
+const identities = new Map();
+
+/**
+ * The private identity of a persona from the vector file, built from its Ed25519 seed
+ * and its RSA PKCS#8 (memoised: RSA imports are not free).
+ *
+ * @param {string} name
+ * @returns {Promise<PrivateIdentity>}
+ */
+export function privateIdentity(name) {
+  let identity = identities.get(name);
+  if (identity === undefined) {
+    const record = VECTORS.identities[name];
+    identity = PrivateIdentity.fromPrivateKeys(
+      record.username,
+      ed25519Pkcs8FromSeed(unhex(record.ed25519_seed_hex)),
+      unhex(record.encryption_private_pkcs8_hex),
+    );
+    identities.set(name, identity);
+  }
+  return identity;
+}
+
+/**
+ * @param {string} name
+ * @returns {Promise<PublicIdentity>}
+ */
+export async function publicIdentity(name) {
+  return (await privateIdentity(name)).public;
+}
