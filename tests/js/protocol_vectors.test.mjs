@@ -30,7 +30,6 @@ import {
   loadRsaPublicKey,
   normalisePassword,
   openKeyBundle,
-  openMessage,
   pad,
   parseConversationId,
   parseMessageId,
@@ -49,7 +48,7 @@ import {
   utf8Encode,
   wrappedKeyLabel,
 } from "../../src/securechat/web/protocol/index.js";
-import { VECTORS, outcome, privateIdentity, publicIdentity, unhex } from "./support.mjs";
+import { VECTORS, outcome, privateIdentity, publicIdentity, receive, unhex } from "./support.mjs";
 
 /** Every top-level member of the vector file, each checked below. */
 const SECTIONS = [
@@ -93,33 +92,6 @@ function pythonToJson(wire) {
     `"ciphertext":"${wire.ciphertext}","keys":[${keys}],` +
     `"signature":"${wire.signature}"}`
   );
-}
-
-/**
- * The receiver's procedure (PROTOCOL.md 7.9) with the context a client keeps: parse,
- * look up the pinned key, then openMessage (which also does the replay check).
- */
-async function receive(wire, recipient, context) {
-  const envelope = Envelope.fromWire(wire);
-  const sender = envelope.header.sender;
-  let senderIdentity = null;
-  if (Object.hasOwn(context.pinned, sender)) {
-    const pinned = await publicIdentity(context.pinned[sender]);
-    senderIdentity = new PublicIdentity({
-      username: sender,
-      signingKey: pinned.signingKey,
-      encryptionKey: pinned.encryptionKey,
-      encryptionKeySignature: pinned.encryptionKeySignature,
-    });
-  }
-  const opened = await openMessage(envelope, {
-    me: await privateIdentity(recipient),
-    senderIdentity,
-    conversationId: context.conversation_id,
-    members: context.members,
-    seenMessageIds: new Set(context.seen_message_ids),
-  });
-  return opened.payload;
 }
 
 describe("file", () => {

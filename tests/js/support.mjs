@@ -6,11 +6,13 @@
 import { readFileSync } from "node:fs";
 
 import {
+  Envelope,
   PrivateIdentity,
   ProtocolError,
   PublicIdentity,
   ed25519Pkcs8FromSeed,
   fromHex,
+  openMessage,
 } from "../../src/securechat/web/protocol/index.js";
 
 /** Repository-relative data files, resolved from this file so the cwd does not matter. */
@@ -76,4 +78,37 @@ export function privateIdentity(name) {
  */
 export async function publicIdentity(name) {
   return (await privateIdentity(name)).public;
+}
+
+/**
+ * The receiver's procedure (PROTOCOL.md 7.9) with the context a client keeps, as the
+ * vectors describe it: parse, look up the pinned key, then openMessage (which also does
+ * the replay check). Returns the payload.
+ *
+ * @param {unknown} wire the envelope as parsed JSON
+ * @param {string} recipient the persona opening it
+ * @param {{conversation_id: string, members: string[], pinned: Record<string, string>, seen_message_ids: string[]}} context
+ * @returns {Promise<Record<string, unknown>>}
+ */
+export async function receive(wire, recipient, context) {
+  const envelope = Envelope.fromWire(wire);
+  const sender = envelope.header.sender;
+  let senderIdentity = null;
+  if (Object.hasOwn(context.pinned, sender)) {
+    const pinned = await publicIdentity(context.pinned[sender]);
+    senderIdentity = new PublicIdentity({
+      username: sender,
+      signingKey: pinned.signingKey,
+      encryptionKey: pinned.encryptionKey,
+      encryptionKeySignature: pinned.encryptionKeySignature,
+    });
+  }
+  const opened = await openMessage(envelope, {
+    me: await privateIdentity(recipient),
+    senderIdentity,
+    conversationId: context.conversation_id,
+    members: context.members,
+    seenMessageIds: new Set(context.seen_message_ids),
+  });
+  return opened.payload;
 }

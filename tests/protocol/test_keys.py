@@ -372,3 +372,30 @@ def test_safety_number_changes_when_any_key_changes(
     before = safety_number(identities["alice"], identities["bob"])
     identities[person] = replace(identities[person], **{field: getattr(mallory.public, field)})
     assert safety_number(identities["alice"], identities["bob"]) != before
+
+
+def test_public_key_with_an_unknown_algorithm_is_malformed(alice: PrivateIdentity) -> None:
+    from securechat.protocol.primitives import load_ed25519_public_key, load_rsa_public_key
+
+    raw = alice.public.signing_key[-32:]
+    unknown_oid = bytes.fromhex("302a300506032a0304032100") + raw
+    with pytest.raises(MalformedInput):
+        load_ed25519_public_key(unknown_oid)
+    with pytest.raises(MalformedInput):
+        load_rsa_public_key(unknown_oid)
+
+
+def test_ed25519_key_in_a_second_encoding_is_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from securechat.protocol.primitives import load_ed25519_public_key, spki
+
+    while True:
+        key = ed25519.Ed25519PrivateKey.generate().public_key()
+        canonical_form = spki(key)
+        if canonical_form[-1] & 1 == 0:  # a BIT STRING may only claim an unused bit that is 0
+            break
+    assert load_ed25519_public_key(canonical_form) is not None
+    second_form = canonical_form[:11] + b"\x01" + canonical_form[12:]
+    with pytest.raises(MalformedInput):
+        load_ed25519_public_key(second_form)

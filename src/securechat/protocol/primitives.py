@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -90,7 +90,7 @@ def load_rsa_public_key(spki_der: bytes) -> rsa.RSAPublicKey:
     """Parse an RSA public key (SPKI DER) and refuse weak or odd parameters."""
     try:
         key = serialization.load_der_public_key(spki_der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise MalformedInput("malformed RSA public key") from exc
     if not isinstance(key, rsa.RSAPublicKey):
         raise MalformedInput("not an RSA public key")
@@ -110,10 +110,13 @@ def load_rsa_public_key(spki_der: bytes) -> rsa.RSAPublicKey:
 def load_ed25519_public_key(spki_der: bytes) -> ed25519.Ed25519PublicKey:
     try:
         key = serialization.load_der_public_key(spki_der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise MalformedInput("malformed Ed25519 public key") from exc
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise MalformedInput("not an Ed25519 public key")
+    # One key, one encoding: otherwise the same key could carry two fingerprints.
+    if spki(key) != spki_der:
+        raise MalformedInput("Ed25519 public key is not in canonical DER form")
     return key
 
 

@@ -20,6 +20,8 @@ const TAG_OID = 0x06;
 const TAG_SEQUENCE = 0x30;
 /** 1.2.840.113549.1.1.1, rsaEncryption */
 const RSA_ENCRYPTION_OID = Uint8Array.of(0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01);
+/** 1.2.840.113549.1.1.10, id-RSASSA-PSS */
+const RSA_PSS_OID = Uint8Array.of(0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a);
 const NULL_ELEMENT = Uint8Array.of(TAG_NULL, 0x00);
 
 /**
@@ -180,14 +182,19 @@ export function parseRsaSpki(der) {
   const algorithm = expect(der, spki.start, spki.end, TAG_SEQUENCE);
   const oid = expect(der, algorithm.start, algorithm.end, TAG_OID);
   if (oid.end === oid.start) throw new MalformedInput("empty OID");
-  let isRsa = bytesEqual(der.subarray(oid.start, oid.end), RSA_ENCRYPTION_OID);
+  const oidBytes = der.subarray(oid.start, oid.end);
+  const isPss = bytesEqual(oidBytes, RSA_PSS_OID);
+  let isRsa = bytesEqual(oidBytes, RSA_ENCRYPTION_OID) || isPss;
   if (oid.end < algorithm.end) {
     const parameters = readElement(der, oid.end, algorithm.end);
     if (parameters.end !== algorithm.end) throw new MalformedInput("data after the algorithm parameters");
-    // rsaEncryption takes NULL parameters (or, leniently, none); anything else is not
-    // an RSA key the protocol knows.
-    if (parameters.tag !== TAG_NULL || parameters.end !== parameters.start) isRsa = false;
+    // rsaEncryption takes NULL parameters (or, leniently, none), RSASSA-PSS none or a
+    // SEQUENCE; anything else is not an RSA key the protocol knows.
+    const expected = isPss ? parameters.tag === TAG_SEQUENCE : parameters.tag === TAG_NULL && parameters.end === parameters.start;
+    if (!expected) isRsa = false;
   }
+  // An RSASSA-PSS key is still an RSA key (pyca reads it as one), so its size and exponent
+  // are judged first; its encoding is never the canonical one, so it is refused anyway.
   const bitString = expect(der, algorithm.end, spki.end, TAG_BIT_STRING);
   if (bitString.end !== spki.end) throw new MalformedInput("data after the public key");
   if (bitString.end === bitString.start) throw new MalformedInput("empty BIT STRING");
@@ -210,4 +217,16 @@ export function parseRsaSpki(der) {
   const modulus = unsignedInteger(der, modulusElement);
   const exponent = unsignedInteger(der, exponentElement);
   return { modulus, exponent, modulusBits: bitLength(modulus), isRsa, canonicalDer: encodeRsaSpki(modulus, exponent) };
+}
+
+/**
+ * Check that `der` is exactly one DER SEQUENCE, with nothing after it, as a PKCS#8
+ * private key must be. Web Crypto (OpenSSL) ignores trailing bytes; pyca does not.
+ *
+ * @param {Uint8Array} der
+ * @throws {MalformedInput}
+ */
+export function checkSingleSequence(der) {
+  const element = expect(der, 0, der.length, TAG_SEQUENCE);
+  if (element.end !== der.length) throw new MalformedInput("data after the DER SEQUENCE");
 }

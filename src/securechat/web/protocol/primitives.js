@@ -4,14 +4,15 @@
  *
  * Every failure to decrypt, unwrap or verify throws {@link VerificationFailed}; nothing
  * returns a boolean. Web Crypto is more lenient than the protocol in places (AES-GCM
- * IVs of any length, RSA keys of any size, Ed25519 signatures are checked by whatever
- * library the platform uses), so the protocol's own rules are applied here first. The
- * Wycheproof vectors in `tests/data/wycheproof` run against these functions.
+ * IVs of other lengths, RSA keys of any size and exponent, PKCS#8 with trailing bytes,
+ * RSA private keys whose parts disagree, and not every platform enforces S < L for
+ * Ed25519), so the protocol's own rules are applied here as well. The Wycheproof
+ * vectors in `tests/data/wycheproof` run against these functions.
  *
  * @module
  */
 
-import { parseRsaSpki } from "./der.js";
+import { checkSingleSequence, parseRsaSpki } from "./der.js";
 import { asBytes, bytesEqual, concatBytes, fromHex } from "./encoding.js";
 import { MalformedInput, VerificationFailed, WeakParameters } from "./errors.js";
 
@@ -314,6 +315,7 @@ export async function loadEd25519PublicKey(spkiDer) {
  */
 export async function importRsaPrivateKey(pkcs8Der, { extractable = false } = {}) {
   try {
+    checkSingleSequence(asBytes(pkcs8Der));
     return await subtle().importKey("pkcs8", asBytes(pkcs8Der), RSA_OAEP, extractable, ["decrypt"]);
   } catch {
     throw new MalformedInput("malformed RSA private key");
@@ -330,6 +332,7 @@ export async function importRsaPrivateKey(pkcs8Der, { extractable = false } = {}
  */
 export async function importEd25519PrivateKey(pkcs8Der, { extractable = false } = {}) {
   try {
+    checkSingleSequence(asBytes(pkcs8Der));
     return await subtle().importKey("pkcs8", asBytes(pkcs8Der), ED25519, extractable, ["sign"]);
   } catch {
     throw new MalformedInput("malformed Ed25519 private key");
@@ -358,6 +361,7 @@ export async function rsaPublicSpkiFromPkcs8(pkcs8Der) {
   // Web Crypto has no "public key of this private key"; the JWK export carries n and e.
   const privateKey = await importRsaPrivateKey(pkcs8Der, { extractable: true });
   const jwk = await subtle().exportKey("jwk", privateKey);
+  checkRsaPrivateKey(jwk);
   const publicKey = await subtle().importKey(
     "jwk",
     { kty: "RSA", n: jwk.n, e: jwk.e, alg: "RSA-OAEP-256", ext: true },
@@ -382,4 +386,52 @@ export async function ed25519PublicSpkiFromPkcs8(pkcs8Der) {
     "verify",
   ]);
   return new Uint8Array(await subtle().exportKey("spki", publicKey));
+}
+
+/**
+ * @param {string | undefined} text base64url, as in a JWK
+ * @returns {bigint}
+ */
+function jwkInteger(text) {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]+$/.test(text)) {
+    throw new MalformedInput("malformed RSA private key");
+  }
+  let value = 0n;
+  let bits = 0;
+  let buffer = 0n;
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (const character of text) {
+    buffer = (buffer << 6n) | BigInt(alphabet.indexOf(character));
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      value = (value << 8n) | (buffer >> BigInt(bits));
+      buffer &= (1n << BigInt(bits)) - 1n;
+    }
+  }
+  return value;
+}
+
+/**
+ * Check that the components of an RSA private key agree with each other, as pyca's
+ * loader does (OpenSSL's RSA_check_key, except for the primality of p and q): Web
+ * Crypto imports an inconsistent key without complaint.
+ *
+ * @param {JsonWebKey} jwk the key's JWK export
+ * @throws {MalformedInput}
+ */
+function checkRsaPrivateKey(jwk) {
+  if (jwk.oth !== undefined) throw new MalformedInput("multi-prime RSA keys are not supported");
+  const [n, e, d, p, q, dp, dq, qi] = [jwk.n, jwk.e, jwk.d, jwk.p, jwk.q, jwk.dp, jwk.dq, jwk.qi].map(jwkInteger);
+  const consistent =
+    p > 1n &&
+    q > 1n &&
+    p * q === n &&
+    e > 1n &&
+    (e * d) % (p - 1n) === 1n &&
+    (e * d) % (q - 1n) === 1n &&
+    d % (p - 1n) === dp &&
+    d % (q - 1n) === dq &&
+    (qi * q) % p === 1n;
+  if (!consistent) throw new MalformedInput("inconsistent RSA private key");
 }
