@@ -5,6 +5,7 @@ SQLite database never see "database is locked"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from securechat.client.messenger import Messenger
@@ -87,3 +88,31 @@ async def test_a_send_queued_just_before_the_socket_closes_is_still_stored(live_
         while not items:
             items = [item for item in await bob.sync_inbox() if item.kind == "message"]
     assert [item.text for item in items] == ["said just before hanging up"]
+
+
+async def test_an_open_socket_closes_when_its_session_is_revoked(tmp_path):
+    import json
+
+    import websockets
+
+    server = start_server(
+        tmp_path / "data", tmp_path / "revoke.log", extra_env={"SECURECHAT_WS_SESSION_CHECK_SECONDS": "0.2"}
+    )
+    bob = Messenger(tmp_path / "home-bob", server.url)
+    try:
+        await bob.register("bob", PASSWORDS["bob"])
+        await bob.ensure_token()
+        async with websockets.connect(bob.api.websocket_url()) as socket:
+            await socket.send(json.dumps({"type": "auth", "token": bob.api.access_token, "since": 0}))
+            assert json.loads(await socket.recv())["type"] == "ready"
+            await bob.api.logout()
+            frames = []
+            async with asyncio.timeout(10):
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    async for text in socket:
+                        frames.append(json.loads(text))
+            assert {"type": "error", "code": "session_revoked", "message": "the session has ended"} in frames
+            assert socket.close_code == 4401
+    finally:
+        await bob.close()
+        server.stop()

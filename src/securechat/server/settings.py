@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     inbox_batch_max: int = 500
     ws_auth_timeout_seconds: float = 10.0
     ws_heartbeat_seconds: float = 30.0
+    # How often an open WebSocket re-checks that its session was not revoked.
+    ws_session_check_seconds: float = 30.0
 
     log_json: bool = False
 

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import SecureChatError
-from ..services import messages
+from ..services import accounts, messages
 from ..services.accounts import Principal
 from ..services.context import ServiceContext
 
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 MAX_IN_FLIGHT = 64
+CLOSE_SESSION_ENDED = 4401
 
 
 def error_frame(code: str, message: str, **fields: Any) -> str:
@@ -60,15 +61,26 @@ class InboxConnection:
             )
             await self._catch_up()
             writer = asyncio.create_task(self._write_loop(queue))
+            watcher = asyncio.create_task(self._watch_session())
             try:
                 await self._read_loop()
             finally:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                    await writer
+                for task in (writer, watcher):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                        await task
                 # Requests already queued still commit; only their answers are dropped.
                 for task in list(self._pending):
                     task.cancel()
+
+    async def _watch_session(self) -> None:
+        """Close the socket once its session is revoked (logout, revoke, password change)."""
+        while True:
+            await asyncio.sleep(self.ctx.settings.ws_session_check_seconds)
+            if not await accounts.session_is_active(self.ctx, self.principal):
+                await self.websocket.send_text(error_frame("session_revoked", "the session has ended"))
+                await self.websocket.close(CLOSE_SESSION_ENDED)
+                return
 
     async def _catch_up(self) -> None:
         """Send every stored entry after the last one sent, in batches."""

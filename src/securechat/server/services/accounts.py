@@ -243,6 +243,13 @@ async def authenticate(ctx: ServiceContext, access_token: str) -> Principal:
     return Principal(claims.user_id, session["username"], claims.session_id, bool(session["is_admin"]))
 
 
+async def session_is_active(ctx: ServiceContext, principal: Principal) -> bool:
+    """Whether the caller's session still stands (not revoked, expired or disabled)."""
+    async with ctx.database.read() as conn:
+        session = await store.get_active_session(conn, principal.session_id, now_ms())
+    return session is not None and not session["disabled"]
+
+
 async def logout(ctx: ServiceContext, principal: Principal) -> None:
     async with ctx.database.write() as conn:
         await store.revoke_sessions(conn, principal.user_id, now_ms(), only=principal.session_id)
