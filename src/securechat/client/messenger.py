@@ -103,6 +103,7 @@ class Messenger:
     # Accounts ---------------------------------------------------------------------
     async def register(self, username: str, password: str) -> None:
         name = parse_username(username)
+        self._check_home_is_for(name)
         check_password(password, name)
         params = KdfParams.generate()
         derived = await asyncio.to_thread(derive_keys, password, params)
@@ -124,19 +125,23 @@ class Messenger:
     async def login(self, username: str, password: str) -> None:
         """Start a new session and unlock the keys."""
         name = parse_username(username)
+        self._check_home_is_for(name)
         params = KdfParams.from_wire((await self.api.prelogin(name)).get("kdf"))
         derived = await asyncio.to_thread(derive_keys, password, params)
         answer = await self.api.login(name, b64encode(derived.auth_key))
         identity = self._open_bundle(answer["key_bundle"], derived.wrap_key, name)
         with self.state.transaction():
-            if self.state.get("username") not in (None, name):
-                # Another account's history and pins do not carry over.
-                raise NotLoggedIn("this SECURECHAT_HOME belongs to another user; use another directory")
+            self._check_home_is_for(name)
             self._save_session(name, answer)
             if self.state.get_contact(name) is None:
                 self.state.pin_contact(name, _identity_dict(identity.public))
         self.identity = identity
         await self._check_own_keys()
+
+    def _check_home_is_for(self, name: Username) -> None:
+        """One home, one account: another account's history and pins must not mix in."""
+        if self.state.get("username") not in (None, name):
+            raise NotLoggedIn("this SECURECHAT_HOME belongs to another user; use another directory")
 
     async def unlock(self, password: str) -> None:
         """Unlock the keys within the existing session (no new session is made)."""
