@@ -9,11 +9,13 @@ import hashlib
 import json
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from ...protocol import errors as protocol_errors
 from ...protocol.envelope import Envelope
 from ...protocol.identifiers import ConversationId, direct_conversation_id, parse_conversation_id
 from ..errors import Forbidden, InvalidEnvelope, InvalidInput, NotFound, TooLarge
-from ..storage import accounts as account_store
+from ..storage import batch as batch_store
 from ..storage import messages as store
 from .accounts import username_field
 from .context import ServiceContext, now_ms
@@ -68,14 +70,20 @@ async def send_message(ctx: ServiceContext, principal: Principal, raw_envelope: 
 async def open_direct_conversation(ctx: ServiceContext, principal: Principal, peer: str) -> dict[str, Any]:
     peer_name = username_field(peer)
     conversation_id = direct_conversation_id(principal.username, peer_name)
-    async with ctx.database.write() as conn:
-        if await store.get_conversation(conn, conversation_id) is None:
-            ids = await account_store.get_user_ids(conn, [principal.username, peer_name])
-            if peer_name not in ids:
-                raise NotFound("no such user", field="peer")
-            await store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now_ms())
-        members = await store.get_members(conn, conversation_id)
+    members = await ctx.database.run_batch(
+        _ensure_direct_conversation, conversation_id, principal.username, peer_name
+    )
     return {"id": conversation_id, "kind": "direct", "members": sorted(members)}
+
+
+def _ensure_direct_conversation(conn: Connection, conversation_id: str, me: str, peer: str) -> dict[str, int]:
+    """The direct conversation's members, creating it first if needed (one transaction)."""
+    if not batch_store.get_conversation_ids(conn, [conversation_id]):
+        ids = batch_store.get_user_ids(conn, [me, peer])
+        if peer not in ids:
+            raise NotFound("no such user", field="peer")
+        batch_store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now_ms())
+    return batch_store.get_members_by_conversation(conn, [conversation_id])[conversation_id]
 
 
 async def list_conversations(ctx: ServiceContext, principal: Principal) -> list[dict[str, Any]]:

@@ -34,11 +34,6 @@ async def get_user_by_id(conn: AsyncConnection, user_id: int) -> RowMapping | No
     return result.mappings().first()
 
 
-async def get_user_ids(conn: AsyncConnection, usernames: list[str]) -> dict[str, int]:
-    result = await conn.execute(select(users.c.username, users.c.id).where(users.c.username.in_(usernames)))
-    return {row.username: row.id for row in result}
-
-
 async def update_user(conn: AsyncConnection, user_id: int, **values: Any) -> None:
     await conn.execute(update(users).where(users.c.id == user_id).values(**values))
 

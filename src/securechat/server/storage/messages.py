@@ -11,11 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .tables import conversation_members, conversations, inbox_entries, messages, users
 
 
-async def get_conversation(conn: AsyncConnection, conversation_id: str) -> RowMapping | None:
-    result = await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
-    return result.mappings().first()
-
-
 async def get_members(conn: AsyncConnection, conversation_id: str) -> dict[str, int]:
     """Member usernames mapped to user ids."""
     query = (
@@ -24,16 +19,6 @@ async def get_members(conn: AsyncConnection, conversation_id: str) -> dict[str, 
         .where(conversation_members.c.conversation_id == conversation_id)
     )
     return {row.username: row.id for row in await conn.execute(query)}
-
-
-async def add_conversation(
-    conn: AsyncConnection, conversation_id: str, kind: str, member_ids: list[int], now: int
-) -> None:
-    await conn.execute(insert(conversations).values(id=conversation_id, kind=kind, created_at=now))
-    await conn.execute(
-        insert(conversation_members),
-        [{"conversation_id": conversation_id, "user_id": uid, "joined_at": now} for uid in member_ids],
-    )
 
 
 async def get_conversations_for_user(conn: AsyncConnection, user_id: int) -> list[RowMapping]:
