@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from .. import __version__
 from .api import account, auth, messages, websocket
 from .errors import install_error_handlers
+from .headers import SecurityHeaders
 from .limits import BodySizeLimit
 from .realtime.broker import InProcessBroker
 from .services.context import ServiceContext
@@ -20,6 +21,7 @@ from .services.writer import MessageWriter
 from .settings import Settings
 from .storage.database import Database
 from .storage.migrate import migrate
+from .web_client import install_web_client
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,11 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="SecureChat", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     for module in (auth, account, messages, websocket):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
+
+    install_web_client(app)
 
     return app

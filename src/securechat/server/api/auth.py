@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ...protocol.identifiers import parse_username
+from ..errors import Unauthorized
 from ..services import accounts
+from . import refresh_cookie
 from .deps import Context, CurrentUser, user_agent
 from .models import LoginBody, RefreshBody, RegisterBody, UsernameBody, dump
 
@@ -15,12 +17,13 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/register", status_code=201)
-async def register(body: RegisterBody, request: Request, ctx: Context) -> dict[str, Any]:
+async def register(body: RegisterBody, request: Request, response: Response, ctx: Context) -> dict[str, Any]:
     data = dump(body)
     tokens = await accounts.register(ctx, **data, user_agent=user_agent(request))
     # The stored name (NFKC, lower case), not the caller's spelling: str.lower() alone
     # would answer "ａlice" for an account stored as "alice". It parsed in register().
-    return {"username": parse_username(body.username), **tokens.to_wire()}
+    wire = refresh_cookie.deliver(request, response, tokens.to_wire(), ctx.settings.refresh_token_ttl_seconds)
+    return {"username": parse_username(body.username), **wire}
 
 
 @router.post("/prelogin")
@@ -29,18 +32,25 @@ async def prelogin(body: UsernameBody, ctx: Context) -> dict[str, Any]:
 
 
 @router.post("/login")
-async def login(body: LoginBody, request: Request, ctx: Context) -> dict[str, Any]:
-    return await accounts.login(
+async def login(body: LoginBody, request: Request, response: Response, ctx: Context) -> dict[str, Any]:
+    answer = await accounts.login(
         ctx, username=body.username, auth_key=body.auth_key, user_agent=user_agent(request)
     )
+    return refresh_cookie.deliver(request, response, answer, ctx.settings.refresh_token_ttl_seconds)
 
 
 @router.post("/refresh")
-async def refresh(body: RefreshBody, ctx: Context) -> dict[str, Any]:
-    return (await accounts.refresh(ctx, body.refresh_token)).to_wire()
+async def refresh(body: RefreshBody, request: Request, response: Response, ctx: Context) -> dict[str, Any]:
+    token = body.refresh_token or refresh_cookie.cookie_token(request)
+    if token is None:
+        raise Unauthorized("missing refresh token")
+    tokens = (await accounts.refresh(ctx, token)).to_wire()
+    return refresh_cookie.deliver(request, response, tokens, ctx.settings.refresh_token_ttl_seconds)
 
 
 @router.post("/logout", status_code=204)
-async def logout(principal: CurrentUser, ctx: Context) -> Response:
+async def logout(principal: CurrentUser, request: Request, ctx: Context) -> Response:
     await accounts.logout(ctx, principal)
-    return Response(status_code=204)
+    response = Response(status_code=204)
+    refresh_cookie.clear(request, response)
+    return response

@@ -55,7 +55,8 @@ class LoginBody(Strict):
 
 
 class RefreshBody(Strict):
-    refresh_token: str = Field(max_length=128)
+    # Absent when the browser presents its refresh token as an HttpOnly cookie.
+    refresh_token: str | None = Field(default=None, max_length=128)
 
 
 class PasswordChangeBody(Strict):

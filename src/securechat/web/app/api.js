@@ -1,0 +1,176 @@
+/**
+ * The server's HTTP API (PROTOCOL.md 9.1) as the browser uses it.
+ *
+ * The access token lives only in this object's memory. The refresh token is an
+ * HttpOnly cookie that page scripts cannot read; refreshing is serialised across tabs
+ * with the Web Locks API, because two tabs spending the same refresh token at once
+ * would look like token theft to the server and end the session.
+ *
+ * @module
+ */
+
+const REFRESH_HEADER = { "X-SecureChat-Refresh": "cookie" };
+const REFRESH_MARGIN_MS = 60_000;
+
+/** An error answer from the server, with its stable code. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   */
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class Api {
+  constructor() {
+    /** @type {string | null} */
+    this.accessToken = null;
+    /** @type {number} epoch ms */
+    this.accessExpires = 0;
+  }
+
+  /**
+   * @param {string} method
+   * @param {string} path under /api/v1
+   * @param {{body?: unknown, auth?: boolean, headers?: Record<string, string>}} [options]
+   * @returns {Promise<any>}
+   */
+  async request(method, path, { body, auth = true, headers = {} } = {}) {
+    if (auth) await this.ensureToken();
+    const init = {
+      method,
+      headers: { ...headers },
+      credentials: /** @type {RequestCredentials} */ ("same-origin"),
+      cache: /** @type {RequestCache} */ ("no-store"),
+    };
+    if (auth && this.accessToken) init.headers.Authorization = `Bearer ${this.accessToken}`;
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(`/api/v1${path}`, init);
+    } catch {
+      throw new ApiError(0, "network_error", "The server cannot be reached. Check your connection.");
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (!response.ok) {
+      const error = data && typeof data === "object" ? data.error ?? {} : {};
+      throw new ApiError(response.status, String(error.code ?? "error"), String(error.message ?? response.statusText));
+    }
+    return data;
+  }
+
+  /** @param {{access_token: string, expires_in: number}} answer */
+  setTokens(answer) {
+    this.accessToken = answer.access_token;
+    this.accessExpires = Date.now() + answer.expires_in * 1000;
+  }
+
+  forget() {
+    this.accessToken = null;
+    this.accessExpires = 0;
+  }
+
+  /** A valid access token in memory, refreshed through the cookie when near expiry. */
+  async ensureToken() {
+    if (this.accessToken && this.accessExpires - REFRESH_MARGIN_MS > Date.now()) return;
+    await this.refresh();
+  }
+
+  /** Rotate the refresh cookie and get a new access token (one tab at a time). */
+  async refresh() {
+    const run = async () => {
+      const answer = await this.request("POST", "/auth/refresh", { body: {}, auth: false, headers: REFRESH_HEADER });
+      this.setTokens(answer);
+    };
+    if (globalThis.navigator?.locks) {
+      await navigator.locks.request("securechat-refresh", run);
+    } else {
+      await run();
+    }
+  }
+
+  prelogin(username) {
+    return this.request("POST", "/auth/prelogin", { body: { username }, auth: false });
+  }
+
+  async register(body) {
+    const answer = await this.request("POST", "/auth/register", { body, auth: false, headers: REFRESH_HEADER });
+    this.setTokens(answer);
+    return answer;
+  }
+
+  async login(username, authKey) {
+    const answer = await this.request("POST", "/auth/login", {
+      body: { username, auth_key: authKey },
+      auth: false,
+      headers: REFRESH_HEADER,
+    });
+    this.setTokens(answer);
+    return answer;
+  }
+
+  async logout() {
+    try {
+      await this.request("POST", "/auth/logout");
+    } finally {
+      this.forget();
+    }
+  }
+
+  account() {
+    return this.request("GET", "/account");
+  }
+
+  keyBundle() {
+    return this.request("GET", "/account/key-bundle");
+  }
+
+  changePassword(body) {
+    return this.request("POST", "/account/password", { body });
+  }
+
+  sessions() {
+    return this.request("GET", "/sessions");
+  }
+
+  revokeOtherSessions() {
+    return this.request("POST", "/sessions/revoke-others");
+  }
+
+  publicKeys(username) {
+    return this.request("GET", `/users/${encodeURIComponent(username)}/keys`);
+  }
+
+  conversations() {
+    return this.request("GET", "/conversations");
+  }
+
+  openDirect(peer) {
+    return this.request("POST", "/conversations/direct", { body: { peer } });
+  }
+
+  history(conversationId, { before, limit = 50 } = {}) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (before) query.set("before", String(before));
+    return this.request("GET", `/conversations/${encodeURIComponent(conversationId)}/messages?${query}`);
+  }
+
+  inbox(since, limit = 1) {
+    return this.request("GET", `/inbox?since=${since}&limit=${limit}`);
+  }
+}

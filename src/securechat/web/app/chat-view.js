@@ -1,0 +1,286 @@
+/**
+ * The chat screen: conversation list, message list, composer and key-change banner.
+ *
+ * @module
+ */
+
+import { byId, el, explain, fullTime, setMessage, shortTime, show } from "./dom.js";
+
+const STATUS_LABELS = {
+  sending: "Sending…",
+  sent: "Sent",
+  delivered: "Delivered",
+  failed: "Not sent",
+};
+
+export class ChatView {
+  /**
+   * @param {import("./messenger.js").Messenger} messenger
+   * @param {{openContact: (name: string) => void, openAccount: () => void}} panels
+   */
+  constructor(messenger, panels) {
+    this.messenger = messenger;
+    this.panels = panels;
+    this.screen = byId("chat-screen");
+    this.list = byId("conversation-list");
+    this.messages = byId("message-list");
+    this.composer = byId("composer");
+    this.text = byId("composer-text");
+    this.loadingOlder = false;
+    /** @type {string | null} */
+    this.openId = null;
+
+    this.onConversations = () => this.renderConversations();
+    this.onMessages = (event) => {
+      if (event.detail === this.openId) this.renderMessages();
+    };
+    this.onTrust = (event) => {
+      const conversation = this.current();
+      if (conversation && event.detail === conversation.peer) this.renderTrust();
+    };
+    this.onStatus = (event) => {
+      const labels = { connecting: "Connecting…", online: "Online", offline: "Offline: reconnecting" };
+      const node = byId("connection");
+      node.textContent = labels[event.detail] ?? "";
+      node.dataset.state = event.detail;
+    };
+    messenger.addEventListener("conversations", this.onConversations);
+    messenger.addEventListener("messages", this.onMessages);
+    messenger.addEventListener("trust", this.onTrust);
+    messenger.addEventListener("status", this.onStatus);
+
+    this.listeners = [
+      [byId("new-conversation"), "submit", (event) => {
+        event.preventDefault();
+        void this.startConversation();
+      }],
+      [this.composer, "submit", (event) => {
+        event.preventDefault();
+        void this.send();
+      }],
+      [this.text, "keydown", (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          void this.send();
+        }
+      }],
+      [this.text, "input", () => this.autosize()],
+      [this.messages, "scroll", () => void this.maybeLoadOlder()],
+      [byId("back"), "click", () => this.close()],
+      [byId("open-contact"), "click", () => this.current() && this.panels.openContact(this.current().peer)],
+      [byId("key-change-review"), "click", () => this.current() && this.panels.openContact(this.current().peer)],
+      [byId("key-change-accept"), "click", () => void this.acceptKeyChange()],
+      [byId("open-account"), "click", () => this.panels.openAccount()],
+      [document, "visibilitychange", () => {
+        const conversation = this.current();
+        if (document.visibilityState === "visible" && conversation?.unread) void messenger.setUnread(conversation, 0);
+      }],
+    ];
+    for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
+  }
+
+  destroy() {
+    for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
+    this.messenger.removeEventListener("conversations", this.onConversations);
+    this.messenger.removeEventListener("messages", this.onMessages);
+    this.messenger.removeEventListener("trust", this.onTrust);
+    this.messenger.removeEventListener("status", this.onStatus);
+    this.list.replaceChildren();
+    this.messages.replaceChildren();
+    show(this.screen, false);
+  }
+
+  showScreen() {
+    show(this.screen);
+    this.renderConversations();
+    this.screen.dataset.view = "list";
+  }
+
+  current() {
+    return this.openId ? this.messenger.conversations.get(this.openId) ?? null : null;
+  }
+
+  renderConversations() {
+    const items = this.messenger.sortedConversations().map((conversation) => {
+      const last = [...conversation.messages].reverse()[0];
+      const preview = last ? (last.verified ? last.text ?? "" : "Unverifiable message") : "";
+      const button = el("button", { className: "conversation-item", attrs: { type: "button" } }, [
+        el("span", { className: "avatar", text: conversation.peer.slice(0, 1).toUpperCase(), attrs: { "aria-hidden": "true" } }),
+        el("span", { className: "conversation-text" }, [
+          el("span", { className: "conversation-name", text: conversation.peer }),
+          el("span", { className: "conversation-preview", text: preview }),
+        ]),
+        el("span", { className: "conversation-meta" }, [
+          el("time", { className: "conversation-time", text: shortTime(conversation.lastActivity) }),
+          ...(conversation.unread
+            ? [el("span", { className: "unread", text: String(conversation.unread), attrs: { "aria-label": `${conversation.unread} unread` } })]
+            : []),
+        ]),
+      ]);
+      button.dataset.peer = conversation.peer;
+      if (conversation.id === this.openId) button.setAttribute("aria-current", "true");
+      button.addEventListener("click", () => void this.open(conversation.id));
+      return el("li", {}, [button]);
+    });
+    this.list.replaceChildren(...items);
+    show(byId("no-conversations"), items.length === 0);
+  }
+
+  async startConversation() {
+    const input = byId("new-peer");
+    const errorNode = byId("new-conversation-error");
+    const name = input.value.trim();
+    if (!name) return;
+    setMessage(errorNode, null);
+    try {
+      if (name.toLowerCase() === this.messenger.username) throw new Error("That is you. Enter someone else’s username.");
+      const conversation = await this.messenger.startConversation(name);
+      input.value = "";
+      await this.open(conversation.id);
+    } catch (error) {
+      setMessage(errorNode, explain(error));
+    }
+  }
+
+  async open(conversationId) {
+    this.openId = conversationId;
+    const conversation = this.current();
+    if (!conversation) return;
+    show(byId("conversation"));
+    show(byId("nothing-open"), false);
+    this.screen.dataset.view = "conversation";
+    byId("conversation-title").textContent = conversation.peer;
+    setMessage(byId("composer-error"), null);
+    this.renderTrust();
+    this.renderMessages();
+    this.renderConversations();
+    this.text.focus();
+    try {
+      await this.messenger.setActive(conversationId);
+    } catch (error) {
+      setMessage(byId("composer-error"), explain(error));
+    }
+    this.scrollToBottom();
+  }
+
+  close() {
+    this.openId = null;
+    this.messenger.activeId = null;
+    this.screen.dataset.view = "list";
+    show(byId("conversation"), false);
+    show(byId("nothing-open"));
+    this.renderConversations();
+  }
+
+  renderTrust() {
+    const conversation = this.current();
+    if (!conversation) return;
+    const pin = this.messenger.pins.get(conversation.peer);
+    const changed = Boolean(pin?.pending);
+    show(byId("key-change-banner"), changed);
+    byId("key-change-name").textContent = conversation.peer;
+    show(byId("conversation-verified"), Boolean(pin?.verified) && !changed);
+    this.text.disabled = changed;
+    byId("composer-send").disabled = changed;
+    this.text.placeholder = changed ? "Sending is paused until you accept the new keys" : "Write a message";
+  }
+
+  renderMessages() {
+    const conversation = this.current();
+    if (!conversation) return;
+    const atBottom = this.messages.scrollHeight - this.messages.scrollTop - this.messages.clientHeight < 40;
+    const previousHeight = this.messages.scrollHeight;
+    const previousTop = this.messages.scrollTop;
+    const items = conversation.messages.map((message) => this.renderMessage(conversation, message));
+    if (!conversation.historyComplete && conversation.historyLoaded) {
+      items.unshift(el("li", { className: "history-more muted", text: "Scroll up for older messages" }));
+    }
+    this.messages.replaceChildren(...items);
+    if (atBottom || this.forceBottom) {
+      this.scrollToBottom();
+    } else if (this.loadingOlder) {
+      this.messages.scrollTop = previousTop + (this.messages.scrollHeight - previousHeight);
+    }
+  }
+
+  renderMessage(conversation, message) {
+    const mine = message.sender === this.messenger.username;
+    const item = el("li", { className: `message ${mine ? "mine" : "theirs"}` });
+    item.dataset.messageId = message.messageId;
+    item.dataset.verified = String(message.verified);
+    if (!message.verified) {
+      item.classList.add("unverifiable");
+      item.append(
+        el("p", { className: "message-text", text: "⚠ Unverifiable message" }),
+        el("p", { className: "message-reason", text: `This message failed a security check and is not shown (${message.reason ?? "unknown reason"}). It may have been altered or forged.` }),
+      );
+    } else {
+      item.append(el("p", { className: "message-text", text: message.text ?? "" }));
+    }
+    const meta = el("p", { className: "message-meta" });
+    const time = el("time", { text: shortTime(message.sentAt ?? message.serverTs) });
+    time.title = `Sent ${fullTime(message.sentAt)} (sender’s clock) · Server ${fullTime(message.serverTs)}`;
+    if (message.sentAt) time.setAttribute("datetime", new Date(message.sentAt).toISOString());
+    meta.append(time);
+    meta.append(el("span", { className: "server-time", text: message.serverTs ? ` · server ${shortTime(message.serverTs)}` : "" }));
+    if (mine && message.verified) {
+      const status = el("span", { className: `status status-${message.status}`, text: ` · ${STATUS_LABELS[message.status] ?? ""}` });
+      meta.append(status);
+      if (message.status === "failed") {
+        const retry = el("button", { className: "link", text: "Retry", attrs: { type: "button" } });
+        retry.addEventListener("click", () => void this.messenger.retry(conversation.id, message.messageId));
+        meta.append(" ", retry);
+      }
+    }
+    item.append(meta);
+    return item;
+  }
+
+  scrollToBottom() {
+    this.messages.scrollTop = this.messages.scrollHeight;
+  }
+
+  async maybeLoadOlder() {
+    const conversation = this.current();
+    if (!conversation || this.loadingOlder || conversation.historyComplete || this.messages.scrollTop > 80) return;
+    this.loadingOlder = true;
+    try {
+      await this.messenger.loadOlder(conversation.id);
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  autosize() {
+    this.text.style.height = "auto";
+    this.text.style.height = `${Math.min(this.text.scrollHeight, 160)}px`;
+  }
+
+  async send() {
+    const conversation = this.current();
+    const text = this.text.value;
+    if (!conversation || !text.trim()) return;
+    const errorNode = byId("composer-error");
+    setMessage(errorNode, null);
+    this.text.value = "";
+    this.autosize();
+    this.forceBottom = true;
+    try {
+      await this.messenger.sendText(conversation.id, text);
+    } catch (error) {
+      this.text.value = text;
+      setMessage(errorNode, explain(error));
+      this.renderTrust();
+    } finally {
+      this.forceBottom = false;
+    }
+  }
+
+  async acceptKeyChange() {
+    const conversation = this.current();
+    if (!conversation) return;
+    await this.messenger.acceptKeyChange(conversation.peer);
+    setMessage(byId("composer-error"), null);
+    this.renderTrust();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * DOM helpers. User-controlled text is only ever set with `textContent`; nothing in the
+ * app assigns HTML strings (the server's CSP enforces that with Trusted Types).
+ *
+ * @module
+ */
+
+/**
+ * @param {string} id
+ * @returns {any}
+ */
+export function byId(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`missing #${id}`);
+  return node;
+}
+
+/**
+ * @param {string} tag
+ * @param {{className?: string, text?: string, attrs?: Record<string, string>}} [options]
+ * @param {Node[]} [children]
+ * @returns {HTMLElement}
+ */
+export function el(tag, { className, text, attrs } = {}, children = []) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  for (const [name, value] of Object.entries(attrs ?? {})) node.setAttribute(name, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+/** @param {HTMLElement} node @param {boolean} visible */
+export function show(node, visible = true) {
+  node.hidden = !visible;
+}
+
+/** @param {HTMLElement} node @param {string | null} message */
+export function setMessage(node, message) {
+  node.textContent = message ?? "";
+  node.hidden = !message;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+
+/** @param {number | null} ms */
+export function shortTime(ms) {
+  if (!ms) return "";
+  const date = new Date(ms);
+  const today = new Date();
+  return date.toDateString() === today.toDateString() ? timeFormat.format(date) : dayFormat.format(date);
+}
+
+/** @param {number | null} ms */
+export function fullTime(ms) {
+  return ms ? fullFormat.format(new Date(ms)) : "unknown";
+}
+
+/**
+ * A human sentence for an error from the server or the protocol layer.
+ *
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function explain(error) {
+  const code = /** @type {any} */ (error)?.code;
+  const messages = {
+    username_taken: "That username is already taken. Try another.",
+    invalid_credentials: "The username or password is not right.",
+    not_found: "There is no user with that name.",
+    network_error: "The server cannot be reached. Check your connection and try again.",
+    too_large: "That is too large to send.",
+    unauthorized: "Your session has ended. Please log in again.",
+  };
+  if (code && code in messages) return messages[code];
+  const kind = /** @type {any} */ (error)?.kind;
+  if (kind === "malformed") return `Please check your input: the ${/** @type {Error} */ (error).message}.`;
+  if (error instanceof Error && error.message) return error.message;
+  return "Something went wrong. Please try again.";
+}

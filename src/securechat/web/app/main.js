@@ -1,0 +1,128 @@
+/**
+ * The browser app: start-up, signing in and out, and wiring the views together.
+ *
+ * @module
+ */
+
+import { Api } from "./api.js";
+import { AuthView } from "./auth-view.js";
+import { ChatView } from "./chat-view.js";
+import { Messenger } from "./messenger.js";
+import { Panels } from "./panels.js";
+import * as session from "./session.js";
+
+const api = new Api();
+/** @type {{messenger: Messenger, chat: ChatView, panels: Panels} | null} */
+let current = null;
+/** @type {string | null} the account of the current session while it is locked */
+let lockedUsername = null;
+
+const auth = new AuthView({
+  async login(username, password, remember, progress) {
+    const identity = await session.login(api, username, password, progress);
+    await enter(identity, remember);
+  },
+  async register(username, password, remember, progress) {
+    const identity = await session.register(api, username, password, progress);
+    await enter(identity, remember);
+  },
+  async unlock(password, remember, progress) {
+    if (!lockedUsername) throw new Error("There is no session to unlock. Please log in.");
+    const identity = await session.unlock(api, lockedUsername, password, progress);
+    await enter(identity, remember);
+  },
+  async switchAccount() {
+    await logout();
+  },
+});
+
+/**
+ * @param {import("../protocol/keys.js").PrivateIdentity} identity
+ * @param {boolean} remember
+ */
+async function enter(identity, remember) {
+  if (remember) {
+    await session.rememberDevice(identity);
+  } else {
+    await session.forgetDevice();
+  }
+  const messenger = new Messenger(api, identity);
+  const panels = new Panels(messenger, {
+    changePassword: (currentPassword, next, progress) =>
+      session.changePassword(api, identity.username, currentPassword, next, progress),
+    logout,
+  });
+  const chat = new ChatView(messenger, {
+    openContact: (name) => void panels.openContact(name),
+    openAccount: () => void panels.openAccount(),
+  });
+  messenger.addEventListener("incoming", (event) => notify(/** @type {CustomEvent} */ (event).detail));
+  messenger.addEventListener("conversations", () => updateTitle(messenger));
+  messenger.addEventListener("ended", () => {
+    teardown();
+    auth.showLogin({ error: "Your session has ended (logged out elsewhere or the password changed). Please log in again.", username: identity.username });
+  });
+  current = { messenger, chat, panels };
+  lockedUsername = null;
+  await messenger.start();
+  auth.hide();
+  chat.showScreen();
+  document.body.dataset.user = identity.username;
+}
+
+function teardown() {
+  if (!current) return;
+  current.messenger.stop();
+  current.chat.destroy();
+  current.panels.destroy();
+  current = null;
+  delete document.body.dataset.user;
+  document.title = "SecureChat";
+}
+
+async function logout() {
+  try {
+    await api.logout();
+  } catch {
+    // The session may already be over; the keys still go.
+  }
+  await session.forgetDevice();
+  teardown();
+  // A fresh page: nothing of the session (keys, tokens, plaintext) stays in memory.
+  location.replace("/");
+}
+
+function updateTitle(messenger) {
+  const unread = [...messenger.conversations.values()].reduce((sum, c) => sum + c.unread, 0);
+  document.title = unread ? `(${unread}) SecureChat` : "SecureChat";
+}
+
+function notify({ conversation, message }) {
+  if (document.visibilityState !== "hidden" || !("Notification" in globalThis)) return;
+  if (Notification.permission !== "granted") return;
+  // The sender's name only: message text does not go to the operating system.
+  new Notification("SecureChat", { body: `New message from ${message.sender}`, tag: conversation.id });
+}
+
+async function boot() {
+  try {
+    await api.refresh();
+  } catch {
+    auth.showLogin();
+    return;
+  }
+  try {
+    const account = await api.account();
+    const remembered = await session.rememberedIdentity(account.username);
+    if (remembered) {
+      await enter(remembered, true);
+      return;
+    }
+    lockedUsername = account.username;
+    auth.showUnlock(account.username);
+  } catch {
+    auth.showLogin();
+  }
+}
+
+void boot();

@@ -1,0 +1,555 @@
+/**
+ * The messenger: conversations, sending and receiving, trust (PROTOCOL.md 7-9). No DOM.
+ *
+ * State changes are announced as events on this EventTarget: `conversations` (the list
+ * changed), `messages` (detail: conversation id), `trust` (detail: username), `status`
+ * (detail: "connecting" | "online" | "offline"), `incoming` (detail: a received message),
+ * `ended` (detail: reason).
+ *
+ * @module
+ */
+
+import {
+  Envelope,
+  ProtocolError,
+  PublicIdentity,
+  directConversationId,
+  fingerprint,
+  formatSafetyNumber,
+  openMessage,
+  parseUsername,
+  safetyNumber,
+  sealMessage,
+} from "../protocol/index.js";
+import { ApiError } from "./api.js";
+import { InboxSocket } from "./inbox.js";
+import * as store from "./store.js";
+
+const HISTORY_PAGE = 50;
+const ACK_DELAY_MS = 50;
+
+/** Sending to a contact whose keys changed is refused until the user accepts the change. */
+export class KeyChanged extends Error {
+  constructor(username) {
+    super(`${username}'s keys have changed. Compare the safety number, then accept the new keys to send again.`);
+    this.username = username;
+  }
+}
+
+/**
+ * @typedef {object} ChatMessage
+ * @property {string} messageId
+ * @property {string} conversationId
+ * @property {string} sender
+ * @property {string | null} text null when unverifiable
+ * @property {number | null} sentAt the sender's clock (signed), ms
+ * @property {number | null} serverTs the server's clock, ms
+ * @property {boolean} verified
+ * @property {string | null} reason why it is unverifiable
+ * @property {"sending" | "sent" | "delivered" | "received" | "failed"} status
+ * @property {string | null} envelopeText the envelope as received, to recognise copies
+ */
+
+/**
+ * @typedef {object} Conversation
+ * @property {string} id
+ * @property {string} kind
+ * @property {string[]} members
+ * @property {string} peer the other member (a direct conversation)
+ * @property {number} lastActivity ms
+ * @property {number} unread
+ * @property {ChatMessage[]} messages oldest first
+ * @property {number | null} before history cursor for older messages
+ * @property {boolean} historyLoaded
+ * @property {boolean} historyComplete
+ */
+
+export class Messenger extends EventTarget {
+  /**
+   * @param {import("./api.js").Api} api
+   * @param {import("../protocol/keys.js").PrivateIdentity} me
+   */
+  constructor(api, me) {
+    super();
+    this.api = api;
+    this.me = me;
+    this.username = me.username;
+    /** @type {Map<string, Conversation>} */
+    this.conversations = new Map();
+    /** @type {Map<string, {identity: object, verified: boolean, pending: object | null}>} */
+    this.pins = new Map();
+    this.lastSeq = 0;
+    /** @type {string | null} */
+    this.activeId = null;
+    this.entryQueue = Promise.resolve();
+    /** @type {number | undefined} */
+    this.ackTimer = undefined;
+    this.socket = new InboxSocket(api, () => this.lastSeq);
+    this.socket.addEventListener("entry", (event) => this.enqueue(/** @type {CustomEvent} */ (event).detail));
+    this.socket.addEventListener("state", (event) => this.emit("status", /** @type {CustomEvent} */ (event).detail));
+    this.socket.addEventListener("ended", (event) => this.emit("ended", /** @type {CustomEvent} */ (event).detail));
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  key(name) {
+    return [this.username, name];
+  }
+
+  // Start and stop -----------------------------------------------------------------
+  async start() {
+    for (const pin of await store.allFor("pins", this.username)) this.pins.set(pin.username, pin);
+    const myPin = this.pins.get(this.username);
+    const myWire = this.me.public.toWire();
+    if (!myPin || myPin.identity.signing_key !== myWire.signing_key) {
+      await this.savePin({ username: this.username, identity: myWire, verified: true, pending: null });
+    }
+    const saved = await store.get("state", this.key("lastSeq"));
+    if (typeof saved === "number") {
+      this.lastSeq = saved;
+    } else {
+      // A new device: history comes from the server; the inbox starts at its head.
+      this.lastSeq = (await this.api.inbox(0, 1)).head;
+      await store.put("state", this.key("lastSeq"), this.lastSeq);
+    }
+    await this.refreshConversations();
+    this.socket.start();
+  }
+
+  stop() {
+    clearTimeout(this.ackTimer);
+    this.socket.stop();
+  }
+
+  // Conversations ------------------------------------------------------------------
+  async refreshConversations() {
+    const answer = await this.api.conversations();
+    const unread = new Map((await store.allFor("state", this.username)).filter((v) => v?.unreadOf).map((v) => [v.unreadOf, v.count]));
+    for (const item of answer.conversations) {
+      if (item.kind !== "direct") continue;
+      const conversation = this.ensureConversation(item.id, item.members);
+      conversation.lastActivity = Math.max(conversation.lastActivity, item.last_message_at ?? item.created_at ?? 0);
+      conversation.unread = unread.get(item.id) ?? conversation.unread;
+    }
+    this.emit("conversations");
+  }
+
+  ensureConversation(id, members) {
+    let conversation = this.conversations.get(id);
+    if (!conversation) {
+      const peer = members.find((name) => name !== this.username) ?? this.username;
+      conversation = {
+        id,
+        kind: "direct",
+        members: [...members].sort(),
+        peer,
+        lastActivity: 0,
+        unread: 0,
+        messages: [],
+        before: null,
+        historyLoaded: false,
+        historyComplete: false,
+      };
+      this.conversations.set(id, conversation);
+    }
+    return conversation;
+  }
+
+  /** Conversations, most recent activity first. */
+  sortedConversations() {
+    return [...this.conversations.values()].sort((a, b) => b.lastActivity - a.lastActivity || a.peer.localeCompare(b.peer));
+  }
+
+  /**
+   * Start (or find) the direct conversation with `peer`; pins the peer's keys.
+   *
+   * @param {string} peerName
+   * @returns {Promise<Conversation>}
+   */
+  async startConversation(peerName) {
+    const peer = parseUsername(peerName);
+    await this.trustedIdentity(peer).catch((error) => {
+      if (!(error instanceof KeyChanged)) throw error;
+    });
+    const answer = await this.api.openDirect(peer);
+    const conversation = this.ensureConversation(answer.id, answer.members);
+    conversation.lastActivity ||= Date.now();
+    this.emit("conversations");
+    return conversation;
+  }
+
+  async setActive(conversationId) {
+    this.activeId = conversationId;
+    const conversation = this.conversations.get(conversationId);
+    if (!conversation) return;
+    if (conversation.unread) await this.setUnread(conversation, 0);
+    // Opening a conversation re-checks the contact's keys, so a change shows at once.
+    this.trustedIdentity(conversation.peer).catch(() => {});
+    if (!conversation.historyLoaded) await this.loadOlder(conversationId);
+  }
+
+  async setUnread(conversation, count) {
+    conversation.unread = count;
+    await store.put("state", this.key(`unread:${conversation.id}`), { unreadOf: conversation.id, count });
+    this.emit("conversations");
+  }
+
+  /**
+   * Load the next page of older messages; false when there are no more.
+   *
+   * @param {string} conversationId
+   * @returns {Promise<boolean>}
+   */
+  async loadOlder(conversationId) {
+    const conversation = this.conversations.get(conversationId);
+    if (!conversation || conversation.historyComplete) return false;
+    const page = await this.api.history(conversationId, { before: conversation.before, limit: HISTORY_PAGE });
+    const older = [];
+    for (const item of page.messages) {
+      const message = await this.openEnvelope(item.envelope, {
+        conversationId,
+        serverTs: item.server_ts,
+        fallbackSender: item.sender,
+        fallbackId: item.message_id,
+      });
+      if (message.verified && message.sender === this.username) {
+        message.status = item.delivered_to.includes(conversation.peer) ? "delivered" : "sent";
+      }
+      older.push(message);
+    }
+    older.reverse();
+    const known = new Set(conversation.messages.map((m) => m.messageId));
+    const seenInPage = new Set();
+    for (const message of older) {
+      if (seenInPage.has(message.messageId)) this.markUnverifiable(message, "the same message id appears twice");
+      seenInPage.add(message.messageId);
+    }
+    conversation.messages = [...older.filter((m) => !known.has(m.messageId) || !m.verified), ...conversation.messages];
+    conversation.before = page.next_before;
+    conversation.historyLoaded = true;
+    conversation.historyComplete = page.next_before === null;
+    this.emit("messages", conversationId);
+    return older.length > 0;
+  }
+
+  markUnverifiable(message, reason) {
+    message.verified = false;
+    message.reason = reason;
+    message.text = null;
+    message.status = "received";
+  }
+
+  // Receiving ----------------------------------------------------------------------
+  enqueue(frame) {
+    this.entryQueue = this.entryQueue.then(() => this.processEntry(frame)).catch((error) => console.error(error));
+  }
+
+  async processEntry(frame) {
+    if (!Number.isSafeInteger(frame.seq) || frame.seq <= this.lastSeq) return;
+    if (frame.type === "receipt") {
+      const ids = new Set(Array.isArray(frame.message_ids) ? frame.message_ids : []);
+      for (const conversation of this.conversations.values()) {
+        let changed = false;
+        for (const message of conversation.messages) {
+          if (ids.has(message.messageId) && message.sender === this.username && message.status !== "delivered") {
+            message.status = "delivered";
+            changed = true;
+          }
+        }
+        if (changed) this.emit("messages", conversation.id);
+      }
+    } else if (frame.type === "message") {
+      await this.receiveMessage(frame);
+    }
+    this.lastSeq = frame.seq;
+    await store.put("state", this.key("lastSeq"), this.lastSeq);
+    this.scheduleAck();
+  }
+
+  scheduleAck() {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = setTimeout(() => this.socket.ack(this.lastSeq), ACK_DELAY_MS);
+  }
+
+  async receiveMessage(frame) {
+    const envelopeText = JSON.stringify(frame.envelope ?? null);
+    const message = await this.openEnvelope(frame.envelope, {
+      conversationId: null,
+      serverTs: Number.isSafeInteger(frame.server_ts) ? frame.server_ts : null,
+      fallbackSender: String(frame.sender ?? "?"),
+      fallbackId: String(frame.message_id ?? "?"),
+    });
+    const conversationId = message.conversationId || String(frame.conversation_id ?? "");
+    let conversation = this.conversations.get(conversationId);
+    if (!conversation) {
+      if (!message.verified && !message.peer) {
+        // Not placeable in a verified conversation: shown under the server's claim.
+        conversation = this.ensureConversation(conversationId, [this.username, message.sender]);
+      } else {
+        conversation = this.ensureConversation(conversationId, [this.username, message.peer ?? message.sender]);
+      }
+    }
+    const seenKey = this.key(`seen:${message.messageId}`);
+    const existing = conversation.messages.find((m) => m.messageId === message.messageId && m.verified);
+    if (message.verified) {
+      const seen = await store.get("seen", seenKey);
+      if (seen) {
+        if (message.sender === this.username && existing) return; // our own, already shown
+        this.markUnverifiable(message, "replayed: this message id was received before");
+      } else {
+        await store.put("seen", seenKey, true);
+        if (existing && existing.envelopeText === envelopeText) {
+          existing.serverTs ??= message.serverTs;
+          this.emit("messages", conversation.id);
+          return;
+        }
+        if (existing && existing.status === "sending") return;
+        if (existing) this.markUnverifiable(message, "a different message with an id already shown");
+      }
+    }
+    if (message.verified && message.sender === this.username) message.status = "sent";
+    conversation.messages.push(message);
+    conversation.lastActivity = Math.max(conversation.lastActivity, message.serverTs ?? Date.now());
+    if (message.sender !== this.username) {
+      const visible = this.activeId === conversation.id && document.visibilityState === "visible";
+      if (!visible) await this.setUnread(conversation, conversation.unread + 1);
+      this.emit("incoming", { conversation, message });
+    }
+    this.emit("conversations");
+    this.emit("messages", conversation.id);
+  }
+
+  /**
+   * Verify and decrypt one envelope. Never throws: a message that fails any check comes
+   * back with `verified: false` and the reason.
+   *
+   * @returns {Promise<ChatMessage & {peer?: string}>}
+   */
+  async openEnvelope(wire, { conversationId, serverTs, fallbackSender, fallbackId }) {
+    /** @type {ChatMessage & {peer?: string}} */
+    const message = {
+      messageId: fallbackId,
+      conversationId: conversationId ?? "",
+      sender: fallbackSender,
+      text: null,
+      sentAt: null,
+      serverTs,
+      verified: false,
+      reason: null,
+      status: "received",
+      envelopeText: JSON.stringify(wire ?? null),
+    };
+    let envelope;
+    try {
+      envelope = Envelope.fromWire(wire);
+    } catch (error) {
+      message.reason = `malformed envelope (${error instanceof ProtocolError ? error.message : "unreadable"})`;
+      return message;
+    }
+    const header = envelope.header;
+    Object.assign(message, { messageId: header.messageId, sender: header.sender, sentAt: header.sentAt });
+    message.conversationId = header.conversationId;
+    let peer = null;
+    for (const name of envelope.recipients) {
+      if (name !== this.username && (await directConversationId(this.username, name)) === header.conversationId) {
+        peer = name;
+      }
+    }
+    if (peer === null) {
+      message.reason = "the conversation does not match its members";
+      return message;
+    }
+    message.peer = peer;
+    if (conversationId && conversationId !== header.conversationId) {
+      message.reason = "delivered into another conversation";
+      return message;
+    }
+    const senderIdentity = await this.senderIdentity(header.sender);
+    if (!senderIdentity) {
+      message.reason = "the sender's keys are unknown or have changed";
+      return message;
+    }
+    try {
+      const opened = await openMessage(envelope, {
+        me: this.me,
+        senderIdentity,
+        conversationId: header.conversationId,
+        members: [this.username, peer],
+      });
+      const text = opened.payload.text;
+      message.text = typeof text === "string" ? text : "";
+      message.verified = true;
+    } catch {
+      message.reason = "signature, key or ciphertext check failed";
+    }
+    return message;
+  }
+
+  async senderIdentity(name) {
+    const pin = this.pins.get(name);
+    if (pin) return PublicIdentity.fromWire(name, pin.identity);
+    try {
+      return await this.trustedIdentity(name);
+    } catch {
+      return null;
+    }
+  }
+
+  // Sending ------------------------------------------------------------------------
+  /**
+   * Encrypt and send a text; the message appears at once as "sending".
+   *
+   * @param {string} conversationId
+   * @param {string} text
+   */
+  async sendText(conversationId, text) {
+    const conversation = this.conversations.get(conversationId);
+    if (!conversation) throw new Error("no such conversation");
+    const pin = this.pins.get(conversation.peer);
+    if (pin?.pending) throw new KeyChanged(conversation.peer);
+    // Check the directory while sealing: a changed key stops the message before it leaves.
+    const peerIdentity = await this.pinnedOrFetch(conversation.peer);
+    const recipients = new Map([
+      [this.username, this.me.public],
+      [conversation.peer, peerIdentity],
+    ]);
+    const [envelope] = await Promise.all([
+      sealMessage(this.me, conversationId, recipients, { type: "text", text }),
+      this.trustedIdentity(conversation.peer),
+    ]);
+    const wire = envelope.toWire();
+    /** @type {ChatMessage} */
+    const message = {
+      messageId: envelope.header.messageId,
+      conversationId,
+      sender: this.username,
+      text,
+      sentAt: envelope.header.sentAt,
+      serverTs: null,
+      verified: true,
+      reason: null,
+      status: "sending",
+      envelopeText: JSON.stringify(wire),
+    };
+    await store.put("seen", this.key(`seen:${message.messageId}`), true);
+    conversation.messages.push(message);
+    conversation.lastActivity = Date.now();
+    this.emit("messages", conversationId);
+    this.emit("conversations");
+    await this.transmit(message, wire);
+    return message;
+  }
+
+  async transmit(message, wire) {
+    try {
+      let answer;
+      try {
+        answer = await this.socket.send(wire);
+      } catch {
+        // Offline or the socket dropped: the same envelope over HTTP (idempotent by id).
+        answer = await this.api.request("POST", "/messages", { body: { envelope: wire } });
+      }
+      if (answer.type === "error") throw new ApiError(400, answer.code, answer.message);
+      if (message.status === "sending") message.status = "sent";
+      message.serverTs = answer.server_ts ?? message.serverTs;
+    } catch (error) {
+      message.status = "failed";
+      message.reason = error instanceof Error ? error.message : "sending failed";
+    }
+    this.emit("messages", message.conversationId);
+  }
+
+  /** Send a failed message again, the same envelope (so it cannot arrive twice). */
+  async retry(conversationId, messageId) {
+    const conversation = this.conversations.get(conversationId);
+    const message = conversation?.messages.find((m) => m.messageId === messageId && m.status === "failed");
+    if (!message || !message.envelopeText) return;
+    message.status = "sending";
+    message.reason = null;
+    this.emit("messages", conversationId);
+    await this.transmit(message, JSON.parse(message.envelopeText));
+  }
+
+  // Trust --------------------------------------------------------------------------
+  async savePin(pin) {
+    this.pins.set(pin.username, pin);
+    await store.put("pins", this.key(pin.username), pin);
+    this.emit("trust", pin.username);
+  }
+
+  async pinnedOrFetch(name) {
+    const pin = this.pins.get(name);
+    if (pin) return PublicIdentity.fromWire(name, pin.identity);
+    return this.trustedIdentity(name);
+  }
+
+  /**
+   * The contact's current keys from the directory, checked; pinned on first use. A
+   * difference from the pin is recorded as pending and raised as KeyChanged.
+   *
+   * @param {string} name
+   * @returns {Promise<PublicIdentity>}
+   */
+  async trustedIdentity(name) {
+    const data = await this.api.publicKeys(name);
+    const identity = await PublicIdentity.fromWire(name, data).verified();
+    const wire = identity.toWire();
+    const pin = this.pins.get(name);
+    if (!pin) {
+      await this.savePin({ username: name, identity: wire, verified: false, pending: null });
+      return identity;
+    }
+    const same = (a, b) =>
+      a.signing_key === b.signing_key &&
+      a.encryption_key === b.encryption_key &&
+      a.encryption_key_signature === b.encryption_key_signature;
+    if (!same(pin.identity, wire)) {
+      if (!pin.pending || !same(pin.pending, wire)) await this.savePin({ ...pin, pending: wire });
+      throw new KeyChanged(name);
+    }
+    if (pin.pending) await this.savePin({ ...pin, pending: null });
+    return identity;
+  }
+
+  /** Replace the pin with the new keys; the verified mark is cleared. */
+  async acceptKeyChange(name) {
+    const pin = this.pins.get(name);
+    if (!pin?.pending) return;
+    await this.savePin({ username: name, identity: pin.pending, verified: false, pending: null });
+  }
+
+  async setVerified(name, verified) {
+    const pin = this.pins.get(name);
+    if (!pin || pin.pending) return;
+    await this.savePin({ ...pin, verified });
+  }
+
+  /**
+   * What the contact panel shows.
+   *
+   * @param {string} name
+   */
+  async trustInfo(name) {
+    const pin = this.pins.get(name);
+    if (!pin) return null;
+    const identity = PublicIdentity.fromWire(name, pin.identity);
+    const pending = pin.pending ? PublicIdentity.fromWire(name, pin.pending) : null;
+    return {
+      verified: pin.verified,
+      keyChanged: pending !== null,
+      signingFingerprint: await fingerprint(identity.signingKey),
+      encryptionFingerprint: await fingerprint(identity.encryptionKey),
+      safetyNumber: formatSafetyNumber(await safetyNumber(this.me.public, identity)),
+      pendingSafetyNumber: pending ? formatSafetyNumber(await safetyNumber(this.me.public, pending)) : null,
+    };
+  }
+
+  async ownFingerprints() {
+    return {
+      signing: await fingerprint(this.me.public.signingKey),
+      encryption: await fingerprint(this.me.public.encryptionKey),
+    };
+  }
+}

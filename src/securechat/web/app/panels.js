@@ -1,0 +1,194 @@
+/**
+ * The contact dialog (fingerprints, safety number, verification) and the account dialog
+ * (sessions, password change, notifications, logout).
+ *
+ * @module
+ */
+
+import { byId, el, explain, fullTime, show } from "./dom.js";
+import { passwordProblem } from "./password-policy.js";
+
+export class Panels {
+  /**
+   * @param {import("./messenger.js").Messenger} messenger
+   * @param {{changePassword: (current: string, next: string, progress: (s: string) => void) => Promise<number>,
+   *   logout: () => Promise<void>}} actions
+   */
+  constructor(messenger, actions) {
+    this.messenger = messenger;
+    this.actions = actions;
+    this.contactDialog = byId("contact-dialog");
+    this.accountDialog = byId("account-dialog");
+    /** @type {string | null} */
+    this.contact = null;
+    this.listeners = [
+      [byId("contact-verify"), "click", () => void this.toggleVerified()],
+      [byId("revoke-others"), "click", () => void this.revokeOthers()],
+      [byId("enable-notifications"), "click", () => void this.enableNotifications()],
+      [byId("logout"), "click", () => void this.actions.logout()],
+      [byId("account-close"), "click", () => this.accountDialog.close()],
+      [byId("password-form"), "submit", (event) => {
+        event.preventDefault();
+        void this.changePassword();
+      }],
+    ];
+    for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
+    this.onTrust = (event) => {
+      if (this.contactDialog.open && event.detail === this.contact) void this.renderContact();
+    };
+    messenger.addEventListener("trust", this.onTrust);
+  }
+
+  destroy() {
+    for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
+    this.messenger.removeEventListener("trust", this.onTrust);
+    if (this.contactDialog.open) this.contactDialog.close();
+    if (this.accountDialog.open) this.accountDialog.close();
+  }
+
+  /** @param {string} name */
+  async openContact(name) {
+    this.contact = name;
+    await this.renderContact();
+    if (!this.contactDialog.open) this.contactDialog.showModal();
+  }
+
+  async renderContact() {
+    const name = this.contact;
+    if (!name) return;
+    byId("contact-name").textContent = name;
+    byId("contact-name-2").textContent = name;
+    const info = await this.messenger.trustInfo(name);
+    if (!info) return;
+    byId("safety-number").textContent = info.safetyNumber;
+    show(byId("pending-safety"), info.keyChanged);
+    byId("pending-safety-number").textContent = info.pendingSafetyNumber ?? "";
+    byId("contact-signing-fp").textContent = info.signingFingerprint;
+    byId("contact-encryption-fp").textContent = info.encryptionFingerprint;
+    const status = byId("contact-status");
+    status.textContent = info.keyChanged
+      ? "Their keys have changed: accept the new keys in the conversation first, then verify again."
+      : info.verified
+        ? "You have verified this contact."
+        : "Not verified yet.";
+    status.dataset.state = info.keyChanged ? "changed" : info.verified ? "verified" : "unverified";
+    const button = byId("contact-verify");
+    button.disabled = info.keyChanged;
+    button.textContent = info.verified ? "Clear verification" : "Mark as verified";
+  }
+
+  async toggleVerified() {
+    const name = this.contact;
+    if (!name) return;
+    const pin = this.messenger.pins.get(name);
+    await this.messenger.setVerified(name, !pin?.verified);
+  }
+
+  async openAccount() {
+    byId("account-name").textContent = this.messenger.username;
+    byId("password-account").value = this.messenger.username;
+    const own = await this.messenger.ownFingerprints();
+    byId("own-signing-fp").textContent = own.signing;
+    byId("own-encryption-fp").textContent = own.encryption;
+    this.renderNotificationState();
+    byId("sessions-result").textContent = "";
+    byId("password-result").textContent = "";
+    if (!this.accountDialog.open) this.accountDialog.showModal();
+    await this.renderSessions();
+  }
+
+  async renderSessions() {
+    const list = byId("session-list");
+    try {
+      const { sessions } = await this.messenger.api.sessions();
+      list.replaceChildren(
+        ...sessions.map((session) =>
+          el("li", { className: session.current ? "current" : "" }, [
+            el("span", { className: "session-agent", text: describeAgent(session.user_agent) }),
+            el("span", {
+              className: "muted",
+              text: `${session.current ? "This session · " : ""}last active ${fullTime(session.last_seen_at ?? session.created_at)}`,
+            }),
+          ]),
+        ),
+      );
+    } catch (error) {
+      list.replaceChildren(el("li", { className: "error", text: explain(error) }));
+    }
+  }
+
+  async revokeOthers() {
+    try {
+      const answer = await this.messenger.api.revokeOtherSessions();
+      byId("sessions-result").textContent = `${answer.revoked_sessions} other session(s) logged out.`;
+      await this.renderSessions();
+    } catch (error) {
+      byId("sessions-result").textContent = explain(error);
+    }
+  }
+
+  async changePassword() {
+    const result = byId("password-result");
+    const current = byId("password-current").value;
+    const next = byId("password-new").value;
+    const problem = await passwordProblem(next, this.messenger.username);
+    if (!current) {
+      result.textContent = "Enter your current password.";
+      return;
+    }
+    if (problem) {
+      result.textContent = problem;
+      return;
+    }
+    if (next !== byId("password-repeat").value) {
+      result.textContent = "The new passwords are not the same.";
+      return;
+    }
+    const form = byId("password-form");
+    for (const control of form.elements) control.disabled = true;
+    try {
+      const revoked = await this.actions.changePassword(current, next, (step) => {
+        result.textContent = step;
+      });
+      result.textContent = `Password changed. ${revoked} other session(s) were logged out.`;
+      form.reset();
+      await this.renderSessions();
+    } catch (error) {
+      result.textContent = explain(error);
+    } finally {
+      for (const control of form.elements) control.disabled = false;
+    }
+  }
+
+  renderNotificationState() {
+    const node = byId("notification-state");
+    const button = byId("enable-notifications");
+    if (!("Notification" in globalThis)) {
+      node.textContent = "This browser does not support notifications.";
+      button.disabled = true;
+      return;
+    }
+    const states = { granted: "Notifications are on.", denied: "Notifications are blocked in the browser settings.", default: "" };
+    node.textContent = states[Notification.permission] ?? "";
+    button.disabled = Notification.permission !== "default";
+  }
+
+  async enableNotifications() {
+    if ("Notification" in globalThis) await Notification.requestPermission();
+    this.renderNotificationState();
+  }
+}
+
+/** A short description of a session's browser or client, from its user agent. */
+function describeAgent(agent) {
+  if (!agent) return "Unknown client";
+  if (agent.includes("python-httpx") || agent.startsWith("securechat")) return "Terminal client";
+  const browsers = [
+    ["Firefox/", "Firefox"],
+    ["Edg/", "Edge"],
+    ["Chrome/", "Chrome or Chromium"],
+    ["Safari/", "Safari"],
+  ];
+  const found = browsers.find(([marker]) => agent.includes(marker));
+  return found ? found[1] : agent.slice(0, 60);
+}
