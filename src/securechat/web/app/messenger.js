@@ -220,7 +220,7 @@ export class Messenger extends EventTarget {
       older.push(message);
     }
     older.reverse();
-    const known = new Set(conversation.messages.map((m) => m.messageId));
+    const known = new Set(conversation.messages.filter((m) => m.verified).map((m) => m.messageId));
     const seenInPage = new Set();
     for (const message of older) {
       if (seenInPage.has(message.messageId)) this.markUnverifiable(message, "the same message id appears twice");
@@ -294,18 +294,21 @@ export class Messenger extends EventTarget {
     const seenKey = this.key(`seen:${message.messageId}`);
     const existing = conversation.messages.find((m) => m.messageId === message.messageId && m.verified);
     if (message.verified) {
-      const seen = await store.get("seen", seenKey);
-      if (seen) {
-        if (message.sender === this.username && existing) return; // our own, already shown
+      // The seq it was first accepted at: the same entry delivered again (the page closed
+      // before its acknowledgement) is not a replay; the same id at another seq is.
+      const seenAt = await store.get("seen", seenKey);
+      if (seenAt !== undefined && seenAt !== frame.seq) {
+        // Our own messages come back on resume; they show from history at their place.
+        if (message.sender === this.username) return;
         this.markUnverifiable(message, "replayed: this message id was received before");
       } else {
-        await store.put("seen", seenKey, true);
+        if (seenAt === undefined) await store.put("seen", seenKey, frame.seq);
         if (existing && existing.envelopeText === envelopeText) {
           existing.serverTs ??= message.serverTs;
           this.emit("messages", conversation.id);
           return;
         }
-        if (existing && existing.status === "sending") return;
+        if (existing && existing.sender === this.username) return;
         if (existing) this.markUnverifiable(message, "a different message with an id already shown");
       }
     }
@@ -433,7 +436,7 @@ export class Messenger extends EventTarget {
       status: "sending",
       envelopeText: JSON.stringify(wire),
     };
-    await store.put("seen", this.key(`seen:${message.messageId}`), true);
+    await store.put("seen", this.key(`seen:${message.messageId}`), 0);
     conversation.messages.push(message);
     conversation.lastActivity = Date.now();
     this.emit("messages", conversationId);
