@@ -16,6 +16,9 @@ run), and no failure except those in ``KNOWN_FAILURES``. Each of those is a real
 difference between Chromium and Node, with its reason; each must still fail, with the
 error and at the place written there, so the list cannot go stale.
 
+Chromium runs from a thread of its own (see ``Chromium``), so this module works beside
+the session-wide sync Playwright of tests/browser/conftest.py.
+
 Node.js 20 or later must be on PATH, as for tests/js/test_node_suite.py.
 """
 
@@ -33,13 +36,14 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,9 +98,10 @@ UNITS_KNOWN_FAILURES = {
     "private keys > an RSA key whose parts disagree is refused (Web Crypto alone imports it)": KnownFailure(
         error=r"DataError: ",
         reason=(
-            "Chromium's Web Crypto checks an RSA private key's consistency on import and "
-            "refuses the JWK with a changed d, so the inconsistent key the test needs cannot "
-            "be made there (Node imports it); the wrapper's check is Node-only defence."
+            "the test's set-up: Chromium (BoringSSL) checks an RSA private key's consistency "
+            "on import and refuses the JWK with a changed d, so the inconsistent key cannot "
+            "even be made there; Node (OpenSSL) imports it. The wrapper's own check matters "
+            "only where the platform lets such a key in."
         ),
         call="const broken = await crypto.subtle.importKey(",
     ),
@@ -188,14 +193,20 @@ def node_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[s
         for suite in SUITES
     }
     runs = {}
-    for suite, process in processes.items():
-        stdout, stderr = process.communicate(timeout=NODE_TIMEOUT_SECONDS)
-        events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-        runs[suite] = full_names(events)
-        failed = [test["name"] for test in runs[suite] if test["status"] == "fail"]
-        assert process.returncode == 0 and not failed, (
-            f"{suite} fails under Node itself (exit {process.returncode}): {failed}\n{stderr[-2000:]}"
-        )
+    try:
+        for suite, process in processes.items():
+            stdout, stderr = process.communicate(timeout=NODE_TIMEOUT_SECONDS)
+            events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+            runs[suite] = full_names(events)
+            failed = [test["name"] for test in runs[suite] if test["status"] == "fail"]
+            assert process.returncode == 0 and not failed, (
+                f"{suite} fails under Node itself (exit {process.returncode}): {failed}\n{stderr[-2000:]}"
+            )
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     return runs
 
 
@@ -253,34 +264,75 @@ def base_url() -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+class Chromium:
+    """Headless Debian Chromium for this module, driven from a thread of its own.
+
+    Playwright's sync API refuses to start while another sync Playwright is active in the
+    same thread (tests/browser/conftest.py keeps one for the whole session), so this one
+    lives in a dedicated thread and every call goes through that thread.
+    """
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
         try:
-            yield chromium
+            self._thread.submit(self._launch).result()
+        except BaseException:
+            self.close()
+            raise
+
+    def _launch(self) -> None:
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
+        )
+
+    def run_suite(self, base_url: str, suite: str) -> dict[str, Any]:
+        """The page's report for one suite (see suite_runner.html), from a fresh context."""
+        return self._thread.submit(self._run_suite, base_url, suite).result()
+
+    def _run_suite(self, base_url: str, suite: str) -> dict[str, Any]:
+        assert self._browser is not None
+        context = self._browser.new_context()
+        try:
+            page = context.new_page()
+            console_errors: list[str] = []
+            page.on(
+                "console", lambda message: message.type == "error" and console_errors.append(message.text)
+            )
+            page.goto(f"{base_url}/tests/browser/suite_runner.html?suite={suite}.test.mjs")
+            try:
+                page.wait_for_function("window.suiteReport?.done === true", timeout=PAGE_TIMEOUT_MS)
+            except PlaywrightTimeoutError:
+                stuck = page.evaluate("window.suiteReport?.progress.current ?? null")
+                return {"timeout": f"did not finish within {PAGE_TIMEOUT_MS} ms; running: {stuck}"}
+            report: dict[str, Any] = page.evaluate("window.suiteReport")
+            report["consoleErrors"] = console_errors
+            return report
         finally:
-            chromium.close()
+            context.close()
 
+    def close(self) -> None:
+        def stop() -> None:
+            if self._browser is not None:
+                self._browser.close()
+            if self._playwright is not None:
+                self._playwright.stop()
 
-def run_in_chromium(browser: Browser, base_url: str, suite: str) -> dict[str, Any]:
-    """The page's report for one suite, in a fresh browser context."""
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        console_errors: list[str] = []
-        page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
-        page.goto(f"{base_url}/tests/browser/suite_runner.html?suite={suite}.test.mjs")
         try:
-            page.wait_for_function("window.suiteReport?.done === true", timeout=PAGE_TIMEOUT_MS)
-        except PlaywrightTimeoutError:
-            stuck = page.evaluate("window.suiteReport?.progress.current ?? null")
-            pytest.fail(f"{suite} did not finish in Chromium within {PAGE_TIMEOUT_MS} ms; running: {stuck}")
-        report: dict[str, Any] = page.evaluate("window.suiteReport")
-        report["consoleErrors"] = console_errors
-        return report
+            self._thread.submit(stop).result()
+        finally:
+            self._thread.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    instance = Chromium()
+    try:
+        yield instance
     finally:
-        context.close()
+        instance.close()
 
 
 def source_line(site: str | None) -> str:
@@ -294,15 +346,18 @@ def source_line(site: str | None) -> str:
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_suite_runs_in_chromium_as_in_node(
-    suite: str, browser: Browser, base_url: str, node_runs: dict[str, list[dict[str, str]]]
+    suite: str, chromium: Chromium, base_url: str, node_runs: dict[str, list[dict[str, str]]]
 ) -> None:
     started = time.monotonic()
-    report = run_in_chromium(browser, base_url, suite)
+    report = chromium.run_suite(base_url, suite)
     elapsed = time.monotonic() - started
+    assert "timeout" not in report, f"{suite} in Chromium {report.get('timeout')}"
 
     assert "Chrome" in report["userAgent"], report["userAgent"]
     assert report["secureContext"], "the page is not a secure context: no Web Crypto"
-    assert not report["errors"], f"{suite} in Chromium: " + "\n".join(report["errors"] + report["consoleErrors"])
+    assert not report["errors"], f"{suite} in Chromium: " + "\n".join(
+        report["errors"] + report["consoleErrors"]
+    )
 
     results = report["results"]
     tests = [result for result in results if result["type"] == "test"]
@@ -317,15 +372,23 @@ def test_suite_runs_in_chromium_as_in_node(
     assert len(tests) == len(node_runs[suite])
     node_skipped = sorted(test["name"] for test in node_runs[suite] if test["status"] in {"skip", "todo"})
     chromium_skipped = sorted(
-        " > ".join([*result["path"], result["name"]]) for result in tests if result["status"] in {"skip", "todo"}
+        " > ".join([*result["path"], result["name"]])
+        for result in tests
+        if result["status"] in {"skip", "todo"}
     )
     assert chromium_skipped == node_skipped
 
     known = KNOWN_FAILURES[suite]
     failures = {
-        " > ".join([*result["path"], result["name"]]): result for result in results if result["status"] == "fail"
+        " > ".join([*result["path"], result["name"]]): result
+        for result in results
+        if result["status"] == "fail"
     }
-    problems = [f"{name}\n    {result['error']} at {result.get('site')}" for name, result in failures.items() if name not in known]
+    problems = [
+        f"{name}\n    {result['error']} at {result.get('site')}"
+        for name, result in failures.items()
+        if name not in known
+    ]
     for name, expected in known.items():
         result = failures.get(name)
         if result is None:
@@ -333,9 +396,13 @@ def test_suite_runs_in_chromium_as_in_node(
         elif re.match(expected.error, result["error"]) is None:
             problems.append(f"{name}\n    failed with {result['error']!r}, not /{expected.error}/")
         elif expected.call is not None and expected.call not in source_line(result.get("site")):
-            problems.append(f"{name}\n    failed at {result.get('site')}, not at a line with {expected.call!r}")
+            problems.append(
+                f"{name}\n    failed at {result.get('site')}, not at a line with {expected.call!r}"
+            )
     assert not problems, (
         f"{suite} in Chromium ({len(tests)} tests, {len(failures)} failed, {len(known)} known to fail):\n"
         + "\n".join(problems[:40])
     )
-    print(f"{suite}: {len(tests)} tests in Chromium and in Node, {len(failures)} known failures, {elapsed:.1f} s")
+    print(
+        f"{suite}: {len(tests)} tests in Chromium and in Node, {len(failures)} known failures, {elapsed:.1f} s"
+    )

@@ -220,13 +220,20 @@ export class Messenger extends EventTarget {
       older.push(message);
     }
     older.reverse();
-    const known = new Set(conversation.messages.filter((m) => m.verified).map((m) => m.messageId));
+    // A page can overlap what the inbox already showed: the same stored message is not
+    // shown twice, but a replay flagged by the inbox does not hide the original.
+    const shown = (candidate) =>
+      conversation.messages.some(
+        (m) =>
+          m.messageId === candidate.messageId &&
+          (m.verified || (m.envelopeText === candidate.envelopeText && !m.replayed)),
+      );
     const seenInPage = new Set();
     for (const message of older) {
       if (seenInPage.has(message.messageId)) this.markUnverifiable(message, "the same message id appears twice");
       seenInPage.add(message.messageId);
     }
-    conversation.messages = [...older.filter((m) => !known.has(m.messageId) || !m.verified), ...conversation.messages];
+    conversation.messages = [...older.filter((m) => !shown(m)), ...conversation.messages];
     conversation.before = page.next_before;
     conversation.historyLoaded = true;
     conversation.historyComplete = page.next_before === null;
@@ -301,6 +308,7 @@ export class Messenger extends EventTarget {
         // Our own messages come back on resume; they show from history at their place.
         if (message.sender === this.username) return;
         this.markUnverifiable(message, "replayed: this message id was received before");
+        message.replayed = true;
       } else {
         if (seenAt === undefined) await store.put("seen", seenKey, frame.seq);
         if (existing && existing.envelopeText === envelopeText) {
