@@ -17,6 +17,8 @@ import {
   fingerprint,
   formatSafetyNumber,
   openMessage,
+  parseConversationId,
+  parseNormalisedUsername,
   parseUsername,
   safetyNumber,
   sealMessage,
@@ -205,6 +207,13 @@ export class Messenger extends EventTarget {
   async loadOlder(conversationId) {
     const conversation = this.conversations.get(conversationId);
     if (!conversation || conversation.historyComplete) return false;
+    try {
+      parseConversationId(conversationId);
+    } catch {
+      // Only a misbehaving server names a conversation like this: nothing to page through.
+      Object.assign(conversation, { historyLoaded: true, historyComplete: true });
+      return false;
+    }
     const page = await this.api.history(conversationId, { before: conversation.before, limit: HISTORY_PAGE });
     const older = [];
     for (const item of page.messages) {
@@ -504,6 +513,8 @@ export class Messenger extends EventTarget {
    * @returns {Promise<PublicIdentity>}
    */
   async trustedIdentity(name) {
+    // Names come from the server too: an invalid one is refused before any request.
+    parseNormalisedUsername(name);
     const data = await this.api.publicKeys(name);
     const identity = await PublicIdentity.fromWire(name, data).verified();
     const wire = identity.toWire();

@@ -1,0 +1,149 @@
+"""User-controlled text is always inserted as text: message bodies and the names a
+(possibly malicious) server hands out render literally and run no script. Checked with
+a page-side canary (``window.__xss``, which every payload would set) and the page's CSP
+violation reports, which a positive control shows are recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from playwright.sync_api import Route, WebSocketRoute, expect
+
+from ..conftest import LiveServer
+from .conftest import PASSWORDS, Person
+from .terminal import TerminalUser
+
+PAYLOADS = [
+    '<img src=x onerror="window.__xss=1">',
+    "<script>window.__xss=1</script>",
+    '"><svg onload=window.__xss=1>',
+    '<iframe srcdoc="<script>parent.__xss=1</script>"></iframe>',
+    '<a href="javascript:window.__xss=1">click</a>',
+    "<style>@import 'http://127.0.0.1:1/x.css';</style><b onmouseover=window.__xss=1>hover</b>",
+    "{{constructor.constructor('window.__xss=1')()}}",
+    "</textarea><img src=x onerror=window.__xss=1>",
+]
+NAME_PAYLOAD = "<img src=x onerror=window.__xss=1>"
+
+
+def test_message_bodies_and_server_supplied_names_render_as_text(
+    people: dict[str, Person], server: LiveServer, tmp_path: Path
+) -> None:
+    bob = people["bob"]
+    bob.register()
+    alice = TerminalUser(tmp_path / "alice-home", server.url)
+    try:
+        alice.run(alice.messenger.register("alice", PASSWORDS["alice"]))
+        for payload in PAYLOADS:
+            alice.run(alice.messenger.send_text("bob", payload))
+    finally:
+        alice.close()
+
+    page = bob.page
+    bob.open_chat("alice")
+    expect(page.locator(".message .message-text")).to_have_text(PAYLOADS)
+    # Hover and click everything a payload could have turned into an element.
+    for item in page.locator(".message .message-text").all():
+        item.hover()
+        item.click()
+    assert (
+        page.locator("#message-list img, #message-list script, #message-list iframe, #message-list a").count()
+        == 0
+    )
+    expect(page.locator(".conversation-item[data-peer='alice'] .conversation-preview")).to_have_text(
+        PAYLOADS[-1]
+    )
+
+    # A malicious server names a conversation member with markup...
+    def poisoned_conversations(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["conversations"].append(
+            {
+                "id": "d" + "0" * 63,
+                "kind": "direct",
+                "members": ["bob", NAME_PAYLOAD],
+                "created_at": 1,
+                "last_message_at": 2,
+            }
+        )
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/api/v1/conversations", poisoned_conversations)
+
+    # ...and pushes an inbox frame whose server-side fields are markup.
+    def relay(ws: WebSocketRoute) -> None:
+        upstream = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            ws.send(message)
+            frame = json.loads(message)
+            if frame.get("type") == "ready":
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "message",
+                            "seq": frame["head"] + 1,
+                            "message_id": NAME_PAYLOAD,
+                            "conversation_id": NAME_PAYLOAD,
+                            "sender": "<svg onload=window.__xss=1>",
+                            "server_ts": 1,
+                            "envelope": {"v": 1, "text": NAME_PAYLOAD},
+                        }
+                    )
+                )
+
+        upstream.on_message(from_server)
+        ws.on_message(lambda message: upstream.send(message))
+
+    page.route_web_socket("**/api/v1/ws", relay)
+    page.reload()
+    bob.unlock()
+    names = page.locator(".conversation-name").all_inner_texts()
+    assert NAME_PAYLOAD in names and "<svg onload=window.__xss=1>" in names, names
+    page.locator(".conversation-item", has_text="<svg").click()
+    expect(page.locator(".message.unverifiable")).to_have_count(1)
+    expect(page.locator("#conversation-title")).to_have_text("<svg onload=window.__xss=1>")
+    page.locator(".conversation-item", has_text="<img").click()
+    expect(page.locator("#conversation-title")).to_have_text(NAME_PAYLOAD)
+
+    canary = bob.canary()
+    assert canary == {"xss": 0, "csp": []}, canary
+
+
+def test_csp_blocks_injected_markup_and_reports_it(people: dict[str, Person]) -> None:
+    """The positive control: what the app never does is blocked and reported."""
+    carol = people["carol"]
+    page = carol.page
+    page.locator("#login-form").wait_for()
+    # Trusted Types: an HTML string into the DOM throws, and nothing is inserted.
+    error = page.evaluate(
+        """() => { try { document.body.insertAdjacentHTML('beforeend', '<img id=bad src=x onerror="window.__xss=1">'); return null; }
+                   catch (e) { return e.name; } }"""
+    )
+    assert error == "TypeError"
+    page.wait_for_function("window.__cspViolations.length >= 1")
+    assert {v["directive"] for v in carol.canary()["csp"]} == {"require-trusted-types-for"}
+    # A page that carries inline script (as injected markup would) under the server's own
+    # policy: script-src has no 'unsafe-inline', so neither the script nor the handler runs.
+    policy = page.request.get(carol.base_url + "/").headers["content-security-policy"]
+    page.route(
+        "**/csp-probe",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="text/html",
+            headers={"content-security-policy": policy},
+            body="<script>window.__xss=1</script><img id=probe src=/static/icon.svg onload='window.__xss=1'>",
+        ),
+    )
+    before = len(carol.canary()["csp"])
+    page.goto(carol.base_url + "/csp-probe")
+    page.locator("#probe").wait_for()
+    page.wait_for_function("window.__cspViolations.length >= 2")
+    probe = carol.canary()
+    assert probe["xss"] == 0
+    assert {v["directive"] for v in probe["csp"]} >= {"script-src-elem", "script-src-attr"}, probe
+    assert before == 1
+    # The blocked attempts were logged to the console, as they should be; not app faults.
+    carol.problems.clear()
