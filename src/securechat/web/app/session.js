@@ -146,7 +146,7 @@ export async function changePassword(api, username, current, next, progress) {
   try {
     full = await openKeyBundle(answer.key_bundle, oldKeys.wrapKey, name);
   } catch {
-    throw new ApiError(401, "invalid_credentials", "The current password is not right.");
+    throw new ApiError(401, "wrong_current_password", "The current password is not right.");
   } finally {
     oldKeys.wrapKey.fill(0);
   }
