@@ -6,9 +6,10 @@ violation reports, which a positive control shows are recorded."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from playwright.sync_api import Route, WebSocketRoute, expect
+from playwright.sync_api import Locator, Page, Route, WebSocketRoute, expect
 
 from ..conftest import LiveServer
 from .conftest import PASSWORDS, Person
@@ -25,6 +26,12 @@ PAYLOADS = [
     "</textarea><img src=x onerror=window.__xss=1>",
 ]
 NAME_PAYLOAD = "<img src=x onerror=window.__xss=1>"
+
+
+def conversation_named(page: Page, name: str) -> Locator:
+    return page.locator(".conversation-item").filter(
+        has=page.locator(".conversation-name").filter(has_text=re.compile("^" + re.escape(name) + "$"))
+    )
 
 
 def test_message_bodies_and_server_supplied_names_render_as_text(
@@ -102,10 +109,10 @@ def test_message_bodies_and_server_supplied_names_render_as_text(
     bob.unlock()
     names = page.locator(".conversation-name").all_inner_texts()
     assert NAME_PAYLOAD in names and "<svg onload=window.__xss=1>" in names, names
-    page.locator(".conversation-item", has_text="<svg").click()
+    conversation_named(page, "<svg onload=window.__xss=1>").click()
     expect(page.locator(".message.unverifiable")).to_have_count(1)
     expect(page.locator("#conversation-title")).to_have_text("<svg onload=window.__xss=1>")
-    page.locator(".conversation-item", has_text="<img").click()
+    conversation_named(page, NAME_PAYLOAD).click()
     expect(page.locator("#conversation-title")).to_have_text(NAME_PAYLOAD)
 
     canary = bob.canary()

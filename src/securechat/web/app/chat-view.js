@@ -102,7 +102,7 @@ export class ChatView {
 
   renderConversations() {
     const items = this.messenger.sortedConversations().map((conversation) => {
-      const last = [...conversation.messages].reverse()[0];
+      const last = conversation.messages.at(-1) ?? conversation.preview;
       const preview = last ? (last.verified ? last.text ?? "" : "Unverifiable message") : "";
       const button = el("button", { className: "conversation-item", attrs: { type: "button" } }, [
         el("span", { className: "avatar", text: conversation.peer.slice(0, 1).toUpperCase(), attrs: { "aria-hidden": "true" } }),

@@ -30,6 +30,16 @@ import * as store from "./store.js";
 const HISTORY_PAGE = 50;
 const ACK_DELAY_MS = 50;
 
+/** Conversation ids come from the server too: only well-formed ones go into a request. */
+function isConversationId(value) {
+  try {
+    parseConversationId(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Sending to a contact whose keys changed is refused until the user accepts the change. */
 export class KeyChanged extends Error {
   constructor(username) {
@@ -64,6 +74,7 @@ export class KeyChanged extends Error {
  * @property {number | null} before history cursor for older messages
  * @property {boolean} historyLoaded
  * @property {boolean} historyComplete
+ * @property {ChatMessage} [preview] the newest message, before the history is loaded
  */
 
 export class Messenger extends EventTarget {
@@ -118,6 +129,31 @@ export class Messenger extends EventTarget {
     }
     await this.refreshConversations();
     this.socket.start();
+    void this.loadPreviews();
+  }
+
+  /**
+   * The newest message of the most recent conversations, for the list: one message
+   * each, so a fresh page shows what each conversation is about without opening it.
+   */
+  async loadPreviews(count = 20) {
+    for (const conversation of this.sortedConversations().slice(0, count)) {
+      if (conversation.messages.length || conversation.preview || !isConversationId(conversation.id)) continue;
+      try {
+        const page = await this.api.history(conversation.id, { limit: 1 });
+        const item = page.messages[0];
+        if (!item) continue;
+        conversation.preview = await this.openEnvelope(item.envelope, {
+          conversationId: conversation.id,
+          serverTs: item.server_ts,
+          fallbackSender: item.sender,
+          fallbackId: item.message_id,
+        });
+        this.emit("conversations");
+      } catch {
+        // A preview is a convenience: the conversation still opens normally.
+      }
+    }
   }
 
   stop() {
@@ -207,9 +243,7 @@ export class Messenger extends EventTarget {
   async loadOlder(conversationId) {
     const conversation = this.conversations.get(conversationId);
     if (!conversation || conversation.historyComplete) return false;
-    try {
-      parseConversationId(conversationId);
-    } catch {
+    if (!isConversationId(conversationId)) {
       // Only a misbehaving server names a conversation like this: nothing to page through.
       Object.assign(conversation, { historyLoaded: true, historyComplete: true });
       return false;

@@ -1,0 +1,112 @@
+"""Screenshots of each main screen at desktop and phone width, into docs/screenshots/
+(linked from the README). The test fails if a screen cannot be reached or a picture is
+not written; whether they look right is for a person to judge."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from ..conftest import LiveServer
+from .conftest import DESKTOP, PASSWORDS, PHONE, SCREENSHOTS, Person
+from .terminal import TerminalUser
+from .test_trust import deliver_raw, substitute_keys
+
+CONVERSATION = [
+    ("alice", "Hi Bob! Did the keys from the onboarding arrive?"),
+    ("bob", "Yes, thanks. I compared our safety number on the call this morning."),
+    ("alice", "Great. The release notes draft is in the shared folder."),
+    ("bob", "Reading it now."),
+]
+
+
+def shoot(page: Page, name: str, taken: list[Path]) -> None:
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        path = SCREENSHOTS / f"{name}-{label}.png"
+        page.screenshot(path=str(path))
+        taken.append(path)
+    page.set_viewport_size(DESKTOP)
+
+
+def test_screenshots_of_each_main_screen(
+    people: dict[str, Person], server: LiveServer, tmp_path: Path
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    taken: list[Path] = []
+    alice, bob = people["alice"], people["bob"]
+    page = bob.page
+
+    page.locator("#login-form").wait_for()
+    shoot(page, "login", taken)
+    page.get_by_role("tab", name="Create account").click()
+    page.locator("#register-username").fill("bob")
+    page.locator("#register-password").fill(bob.password)
+    page.locator("#register-confirm").fill(bob.password)
+    shoot(page, "register", taken)
+    page.locator("#register-form").get_by_role("button", name="Create account").click()
+    bob.wait_chat()
+
+    alice.register()
+    carol = TerminalUser(tmp_path / "carol-home", server.url)
+    try:
+        carol.run(carol.messenger.register("carol", PASSWORDS["carol"]))
+        carol.run(carol.messenger.send_text("bob", "Lunch on Friday?"))
+        # One message that a server altered, to show how an unverifiable message looks.
+        envelope = carol.run(carol.messenger.seal_text("bob", "altered"))
+        wire = envelope.to_wire()
+        ciphertext = bytearray(base64.b64decode(wire["ciphertext"]))
+        ciphertext[-1] ^= 1
+        wire["ciphertext"] = base64.b64encode(bytes(ciphertext)).decode()
+        deliver_raw(server, "carol", "bob", envelope.header.message_id, json.dumps(wire))
+    finally:
+        carol.close()
+
+    alice.start_chat("bob")
+    for sender, text in CONVERSATION:
+        person = alice if sender == "alice" else bob
+        if person is bob and not page.locator("#conversation-title", has_text="alice").is_visible():
+            bob.open_chat("alice")
+        person.send(text)
+    expect(alice.page.locator(".message.mine .status").first).to_have_text(" · Delivered")
+    page.locator("#message-list").click()
+    shoot(page, "chat", taken)
+
+    # Phone: the list on its own.
+    page.set_viewport_size(PHONE)
+    page.get_by_role("button", name="Back to conversations").click()
+    path = SCREENSHOTS / "conversations-phone.png"
+    page.screenshot(path=str(path))
+    taken.append(path)
+    page.set_viewport_size(DESKTOP)
+
+    page.reload()
+    bob.unlock()
+    bob.open_chat("carol")
+    expect(page.locator(".message.unverifiable")).to_have_count(1)
+    shoot(page, "unverifiable", taken)
+
+    bob.open_chat("alice")
+    page.get_by_role("button", name="Safety number").click()
+    expect(page.locator("#safety-number")).not_to_be_empty()
+    shoot(page, "safety-number", taken)
+    page.locator("#contact-dialog").get_by_role("button", name="Close").click()
+
+    page.get_by_role("button", name="Account and sessions").click()
+    expect(page.locator("#session-list li")).to_have_count(1)
+    shoot(page, "account", taken)
+    page.locator("#account-close").click()
+
+    substitute_keys(server, "alice")
+    page.get_by_label("Message", exact=True).fill("Are you there?")
+    page.get_by_label("Message", exact=True).press("Enter")
+    expect(page.locator("#key-change-banner")).to_be_visible()
+    shoot(page, "key-change", taken)
+
+    assert len(taken) == 15
+    for path in taken:
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5_000, path
