@@ -44,13 +44,19 @@ function subtle() {
  * @param {KeyUsage[]} usages
  * @returns {Promise<CryptoKey>}
  */
-function importAesKey(key, usages) {
-  // Web Crypto accepts 128- and 192-bit keys as pyca does; the envelope code insists
-  // on 256-bit message keys itself (PROTOCOL.md 7.9 step 6).
+async function importAesKey(key, usages) {
+  // pyca and Node (OpenSSL) take 128-, 192- and 256-bit keys; Chromium (BoringSSL)
+  // refuses 192-bit ones. The protocol only uses 256-bit message keys and the envelope
+  // code insists on them itself (PROTOCOL.md 7.9 step 6), so this only has to fail the
+  // same way everywhere: a RangeError, never a platform DOMException.
   if (![16, 24, 32].includes(key.length)) {
     throw new RangeError("AES key must be 16, 24 or 32 bytes");
   }
-  return subtle().importKey("raw", key, "AES-GCM", false, usages);
+  try {
+    return await subtle().importKey("raw", key, "AES-GCM", false, usages);
+  } catch {
+    throw new RangeError(`this platform does not support ${key.length * 8}-bit AES keys`);
+  }
 }
 
 /**
