@@ -46,5 +46,6 @@ def run_server(
         # Uvicorn's access log prints query strings; ours carry no secrets, but ids only is the rule.
         access_log=False,
         log_level="info",
-        proxy_headers=False,
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # Behind a TLS reverse proxy: the proxy addresses whose X-Forwarded-Proto/For to trust
+    # (comma-separated), so the refresh cookie is Secure and HSTS is sent. Unset: none.
+    forwarded_allow_ips: str | None = None
 
     # Secrets never have a default in code: they come from the environment, from a
     # *_FILE path, or are generated into the data dir on first start.
