@@ -29,6 +29,10 @@ export class ChatView {
     this.loadingOlder = false;
     /** @type {string | null} */
     this.openId = null;
+    /** @type {WeakMap<object, {signature: string, element: HTMLElement}>} */
+    this.rendered = new WeakMap();
+    /** @type {HTMLElement | undefined} */
+    this.historyMore = undefined;
 
     this.onConversations = () => this.renderConversations();
     this.onMessages = (event) => {
@@ -188,18 +192,33 @@ export class ChatView {
   renderMessages() {
     const conversation = this.current();
     if (!conversation) return;
-    const atBottom = this.messages.scrollHeight - this.messages.scrollTop - this.messages.clientHeight < 40;
-    const previousHeight = this.messages.scrollHeight;
-    const previousTop = this.messages.scrollTop;
-    const items = conversation.messages.map((message) => this.renderMessage(conversation, message));
+    const list = this.messages;
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    const previousHeight = list.scrollHeight;
+    const previousTop = list.scrollTop;
+    // Keyed by the message object: only new or changed messages are (re)built, so a
+    // long conversation does not cost a full re-render per arriving message.
+    const wanted = conversation.messages.map((message) => {
+      const signature = `${message.verified}|${message.status}|${message.serverTs}|${message.text}|${message.reason}`;
+      const cached = this.rendered.get(message);
+      if (cached && cached.signature === signature) return cached.element;
+      const element = this.renderMessage(conversation, message);
+      this.rendered.set(message, { signature, element });
+      return element;
+    });
     if (!conversation.historyComplete && conversation.historyLoaded) {
-      items.unshift(el("li", { className: "history-more muted", text: "Scroll up for older messages" }));
+      this.historyMore ??= el("li", { className: "history-more muted", text: "Scroll up for older messages" });
+      wanted.unshift(this.historyMore);
     }
-    this.messages.replaceChildren(...items);
+    const keep = new Set(wanted);
+    for (const child of [...list.children]) if (!keep.has(child)) child.remove();
+    wanted.forEach((element, index) => {
+      if (list.children[index] !== element) list.insertBefore(element, list.children[index] ?? null);
+    });
     if (atBottom || this.forceBottom) {
       this.scrollToBottom();
     } else if (this.loadingOlder) {
-      this.messages.scrollTop = previousTop + (this.messages.scrollHeight - previousHeight);
+      list.scrollTop = previousTop + (list.scrollHeight - previousHeight);
     }
   }
 
