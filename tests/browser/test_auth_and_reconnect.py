@@ -106,3 +106,21 @@ def test_page_reconnects_and_resumes_after_a_server_restart(
             restarted.stop()
     finally:
         alice.close()
+
+
+def test_a_blocked_address_gets_a_clear_message(people: dict[str, Person]) -> None:
+    alice, mallory = people["alice"], people["dave"]
+    alice.register()
+    mallory.expected_statuses.add(403)
+    page = mallory.page
+    error = page.locator("#auth-error")
+    for attempt in range(6):
+        page.locator("#login-username").fill("alice")
+        page.locator("#login-password").fill(f"guess number {attempt} for alice")
+        page.locator("#login-form").get_by_role("button", name="Log in").click()
+        expected = (
+            "The username or password is not right."
+            if attempt < 5
+            else "Too many failed attempts from this network: access is blocked for about 5 minute(s)."
+        )
+        expect(error).to_have_text(expected)

@@ -8,12 +8,14 @@
     ├── Unauthorized          401 unauthorized
     ├── InvalidCredentials    401 invalid_credentials
     ├── Forbidden             403 forbidden
+    │   └── AccessBlocked     403 access_blocked (with Retry-After)
     ├── NotFound              404 not_found
     ├── Conflict              409 conflict
     │   ├── UsernameTaken     409 username_taken
     │   └── MessageIdReused   409 message_id_reused
     ├── TooLarge              413 too_large
-    └── UnsupportedMediaType  415 unsupported_media_type
+    ├── UnsupportedMediaType  415 unsupported_media_type
+    └── RateLimited           429 rate_limited (with Retry-After)
 
 Anything else raised in a request becomes a logged 500 ``internal_error`` with no detail.
 """
@@ -35,10 +37,11 @@ class SecureChatError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str, **fields: Any) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.fields}}
@@ -72,6 +75,10 @@ class Forbidden(SecureChatError):
     code, status = "forbidden", 403
 
 
+class AccessBlocked(Forbidden):
+    code = "access_blocked"
+
+
 class NotFound(SecureChatError):
     code, status = "not_found", 404
 
@@ -94,6 +101,10 @@ class TooLarge(SecureChatError):
 
 class UnsupportedMediaType(SecureChatError):
     code, status = "unsupported_media_type", 415
+
+
+class RateLimited(SecureChatError):
+    code, status = "rate_limited", 429
 
 
 _STATUS_CODES = {
@@ -121,7 +132,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SecureChatError)
     async def _securechat_error(request: Request, exc: SecureChatError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     # How often an open WebSocket re-checks that its session was not revoked.
     ws_session_check_seconds: float = 30.0
 
+    # Intrusion detection (login): an address with this many failed (or in-flight)
+    # logins within the window is blocked; each further block within a day doubles.
+    ids_window_seconds: int = 300
+    ids_ip_failures: int = 5
+    ids_block_seconds: int = 300
+    ids_max_block_seconds: int = 24 * 3600
+    ids_repeat_window_seconds: int = 24 * 3600
+    # Per account: past this many failures in the window from anywhere, only addresses
+    # that have not yet failed for the account may try it (the owner still gets in).
+    ids_account_failures: int = 10
+
     log_json: bool = False
 
     def sqlalchemy_url(self) -> str:

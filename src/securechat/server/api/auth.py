@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request, Response
 
 from ...protocol.identifiers import parse_username
 from ..errors import Unauthorized
-from ..services import accounts
+from ..services import accounts, intrusion
 from . import refresh_cookie
-from .deps import Context, CurrentUser, user_agent
+from .deps import Context, CurrentUser, client_ip, user_agent
 from .models import LoginBody, RefreshBody, RegisterBody, UsernameBody, dump
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 @router.post("/register", status_code=201)
 async def register(body: RegisterBody, request: Request, response: Response, ctx: Context) -> dict[str, Any]:
+    await intrusion.check_address(ctx, client_ip(request))
     data = dump(body)
     tokens = await accounts.register(ctx, **data, user_agent=user_agent(request))
     # The stored name (NFKC, lower case), not the caller's spelling: str.lower() alone
@@ -27,14 +28,19 @@ async def register(body: RegisterBody, request: Request, response: Response, ctx
 
 
 @router.post("/prelogin")
-async def prelogin(body: UsernameBody, ctx: Context) -> dict[str, Any]:
+async def prelogin(body: UsernameBody, request: Request, ctx: Context) -> dict[str, Any]:
+    await intrusion.check_address(ctx, client_ip(request))
     return await accounts.prelogin(ctx, body.username)
 
 
 @router.post("/login")
 async def login(body: LoginBody, request: Request, response: Response, ctx: Context) -> dict[str, Any]:
     answer = await accounts.login(
-        ctx, username=body.username, auth_key=body.auth_key, user_agent=user_agent(request)
+        ctx,
+        username=body.username,
+        auth_key=body.auth_key,
+        user_agent=user_agent(request),
+        ip=client_ip(request),
     )
     return refresh_cookie.deliver(request, response, answer, ctx.settings.refresh_token_ttl_seconds)
 

@@ -32,3 +32,9 @@ CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 def user_agent(request: Request) -> str:
     return request.headers.get("user-agent", "")[:200]
+
+
+def client_ip(request: Request) -> str:
+    """The socket's address; uvicorn substitutes a trusted proxy's X-Forwarded-For
+    (SECURECHAT_FORWARDED_ALLOW_IPS), so a client cannot choose its own address."""
+    return request.client.host if request.client else "unknown"

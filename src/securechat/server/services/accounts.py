@@ -29,6 +29,7 @@ from ..errors import (
     WeakParameters,
 )
 from ..storage import accounts as store
+from . import intrusion
 from .context import ServiceContext, now_ms
 from .principal import Principal
 from .tokens import InvalidToken, new_refresh_token, refresh_token_hash
@@ -182,14 +183,20 @@ async def prelogin(ctx: ServiceContext, username: str) -> dict[str, Any]:
     return {"kdf": KdfParams(salt=user["kdf_salt"], iterations=user["kdf_iterations"]).to_wire()}
 
 
-async def login(ctx: ServiceContext, *, username: str, auth_key: str, user_agent: str = "") -> dict[str, Any]:
+async def login(
+    ctx: ServiceContext, *, username: str, auth_key: str, user_agent: str = "", ip: str = "unknown"
+) -> dict[str, Any]:
     name = username_field(username)
     key = _auth_key(auth_key)
+    # Counted before the (costly) password check, so a storm of attempts is refused cheaply.
+    attempt = await intrusion.begin_login(ctx, ip, name)
     async with ctx.database.read() as conn:
         user = await store.get_user_by_name(conn, name)
     ok = await ctx.hasher.verify(user["auth_hash"] if user else None, key)
     if not ok or user is None:
+        await intrusion.login_failed(ctx, attempt)
         raise InvalidCredentials("wrong username or password")
+    await intrusion.login_succeeded(ctx, attempt)
     if user["disabled"]:
         raise Forbidden("this account is disabled", reason="account_disabled")
     async with ctx.database.write() as conn:

@@ -123,3 +123,33 @@ inbox_entries = Table(
         postgresql_where=text("delivered_at IS NULL AND kind = 'message'"),
     ),
 )
+
+# Intrusion detection: login attempts in the sliding window (pending while the password
+# check runs, so parallel attempts count), and blocks with their history (repeat
+# offenders get longer ones). Kept in the database so they survive restarts and hold
+# across instances.
+auth_attempts = Table(
+    "auth_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ip", String(64), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("outcome", String(8), nullable=False),  # pending | failed
+    Index("ix_auth_attempts_ip_at", "ip", "at"),
+    Index("ix_auth_attempts_username_at", "username", "at"),
+    Index("ix_auth_attempts_at", "at"),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(8), nullable=False),  # ip
+    Column("subject", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("until", BigInteger, nullable=False),
+    Column("lifted_at", BigInteger, nullable=True),
+    Index("ix_blocks_subject", "scope", "subject", "until"),
+)

@@ -18,12 +18,14 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} code
    * @param {string} message
+   * @param {Record<string, unknown>} [details] the error object's other members
    */
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -69,7 +71,12 @@ export class Api {
     }
     if (!response.ok) {
       const error = data && typeof data === "object" ? data.error ?? {} : {};
-      throw new ApiError(response.status, String(error.code ?? "error"), String(error.message ?? response.statusText));
+      throw new ApiError(
+        response.status,
+        String(error.code ?? "error"),
+        String(error.message ?? response.statusText),
+        error,
+      );
     }
     return data;
   }

@@ -74,6 +74,13 @@ export function explain(error) {
     too_large: "That is too large to send.",
     unauthorized: "Your session has ended. Please log in again.",
   };
+  if (code === "access_blocked" || code === "rate_limited") {
+    const waitMs = Number(/** @type {any} */ (error).details?.retry_after_ms) || 0;
+    const minutes = Math.max(1, Math.ceil(waitMs / 60_000));
+    return code === "access_blocked"
+      ? `Too many failed attempts from this network: access is blocked for about ${minutes} minute(s).`
+      : "Too many failed attempts for this account from here. Please wait a few minutes and try again.";
+  }
   if (code && code in messages) return messages[code];
   const kind = /** @type {any} */ (error)?.kind;
   if (kind === "malformed") return `Please check your input: the ${/** @type {Error} */ (error).message}.`;

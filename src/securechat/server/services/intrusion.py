@@ -1,0 +1,117 @@
+"""Intrusion detection for logins: sliding-window counters per address and per account,
+blocks that grow for repeat offenders, all in the database (they survive restarts and
+hold across instances).
+
+A login first reserves an attempt (``begin_login``), in one write transaction that
+checks the counters and records the attempt as *pending*; only then is the password
+checked. Parallel attempts therefore count before any of them finishes, so fifty at
+once get at most ``ids_ip_failures`` password checks. A success removes its attempt; a
+failure keeps it, and the failure that reaches the threshold blocks the address.
+
+Per account, an attacker spread over many addresses is slowed without locking the owner
+out: once an account has ``ids_account_failures`` failures in the window, addresses that
+have already tried it are refused (429), while an address with no failures for it may
+still log in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..errors import AccessBlocked, RateLimited
+from ..storage import intrusion as store
+from .context import ServiceContext, now_ms
+
+logger = logging.getLogger(__name__)
+
+BLOCK_MESSAGE = "access blocked due to suspicious activity"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    ip: str
+    username: str
+
+
+def _retry_after(until_ms: int, now: int) -> dict[str, str]:
+    return {"Retry-After": str(max(1, -(-(until_ms - now) // 1000)))}
+
+
+def _blocked(until_ms: int, now: int) -> AccessBlocked:
+    return AccessBlocked(BLOCK_MESSAGE, headers=_retry_after(until_ms, now), retry_after_ms=until_ms - now)
+
+
+async def check_address(ctx: ServiceContext, ip: str) -> None:
+    """Refuse a blocked address (pre-login and registration check this too)."""
+    now = now_ms()
+    async with ctx.database.read() as conn:
+        block = await store.active_block(conn, "ip", ip, now)
+    if block is not None:
+        raise _blocked(int(block["until"]), now)
+
+
+async def begin_login(ctx: ServiceContext, ip: str, username: str) -> Attempt:
+    settings = ctx.settings
+    now = now_ms()
+    window_start = now - settings.ids_window_seconds * 1000
+    async with ctx.database.write() as conn:
+        await store.lock_subjects(conn, f"ip:{ip}", f"account:{username}")
+        block = await store.active_block(conn, "ip", ip, now)
+        if block is not None:
+            raise _blocked(int(block["until"]), now)
+        # Failures that already earned a block do not count again once it expires.
+        since = max(window_start, await store.last_block_at(conn, "ip", ip) + 1)
+        if await store.count_ip_attempts(conn, ip, since) >= settings.ids_ip_failures:
+            until = await _block_address(ctx, conn, ip, now)
+            raise _blocked(until, now)
+        account_failures = await store.count_account_failures(conn, username, window_start)
+        if (
+            account_failures >= settings.ids_account_failures
+            and await store.count_pair_attempts(conn, ip, username, window_start) > 0
+        ):
+            logger.warning("login throttled for an account under attack from %s", ip)
+            raise RateLimited(
+                "too many failed logins for this account; try again later",
+                headers={"Retry-After": str(settings.ids_window_seconds)},
+            )
+        attempt_id = await store.add_attempt(conn, ip=ip, username=username, at=now)
+    return Attempt(attempt_id, ip, username)
+
+
+async def login_failed(ctx: ServiceContext, attempt: Attempt) -> None:
+    settings = ctx.settings
+    now = now_ms()
+    async with ctx.database.write() as conn:
+        await store.lock_subjects(conn, f"ip:{attempt.ip}")
+        await store.mark_attempt_failed(conn, attempt.id)
+        window_start = now - settings.ids_window_seconds * 1000
+        since = max(window_start, await store.last_block_at(conn, "ip", attempt.ip) + 1)
+        reached = await store.count_ip_attempts(conn, attempt.ip, since) >= settings.ids_ip_failures
+        if reached and await store.active_block(conn, "ip", attempt.ip, now) is None:
+            await _block_address(ctx, conn, attempt.ip, now)
+        await store.prune_attempts(conn, now - 2 * settings.ids_window_seconds * 1000)
+
+
+async def login_succeeded(ctx: ServiceContext, attempt: Attempt) -> None:
+    async with ctx.database.write() as conn:
+        await store.remove_attempt(conn, attempt.id)
+
+
+async def _block_address(ctx: ServiceContext, conn: AsyncConnection, ip: str, now: int) -> int:
+    settings = ctx.settings
+    strikes = await store.count_blocks_since(conn, "ip", ip, now - settings.ids_repeat_window_seconds * 1000)
+    seconds = min(settings.ids_block_seconds << min(strikes, 20), settings.ids_max_block_seconds)
+    until = now + seconds * 1000
+    await store.add_block(conn, scope="ip", subject=ip, reason="failed_logins", created_at=now, until=until)
+    logger.warning("blocked %s for %d s after repeated failed logins (strike %d)", ip, seconds, strikes + 1)
+    return until
+
+
+async def unblock_address(ctx: ServiceContext, ip: str) -> int:
+    async with ctx.database.write() as conn:
+        lifted: int = await store.lift_blocks(conn, "ip", ip, now_ms())
+    return lifted
