@@ -43,8 +43,10 @@ window.__xss = 0;
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: sync Playwright keeps an event loop running in this
+    # thread while it is started, which would stop later asyncio tests from running.
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does)"
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import sys
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -182,7 +183,7 @@ async def test_substituted_public_key_blocks_sending_until_accepted(live_server,
 
     # The change is shown in the contact list.
     listing = subprocess.run(
-        ["python", "-m", "securechat", "contacts"],
+        [sys.executable, "-m", "securechat", "contacts"],
         capture_output=True,
         text=True,
         check=True,
