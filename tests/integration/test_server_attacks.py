@@ -7,8 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import sys
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
