@@ -84,6 +84,37 @@ def test_remembered_keys_are_non_extractable_and_logout_forgets_them(people: dic
     expect(alice.page.locator("#unlock-form")).to_be_hidden()
 
 
+TOKENS_IN_REACH_OF_SCRIPTS = """async () => {
+  const found = [];
+  if (document.cookie.includes("securechat_refresh")) found.push("document.cookie");
+  for (const storage of [localStorage, sessionStorage]) {
+    for (let i = 0; i < storage.length; i++) found.push(`web storage: ${storage.key(i)}`);
+  }
+  const db = await new Promise((resolve) => { const r = indexedDB.open("securechat"); r.onsuccess = () => resolve(r.result); });
+  for (const name of db.objectStoreNames) {
+    const values = await new Promise((resolve) => {
+      const r = db.transaction(name).objectStore(name).getAll(); r.onsuccess = () => resolve(r.result); });
+    const text = JSON.stringify(values);
+    if (text.includes("eyJ") || text.includes("rt_")) found.push(`indexedDB ${name}`);
+  }
+  db.close();
+  return found;
+}"""
+
+
+def test_tokens_stay_out_of_script_reachable_storage(people: dict[str, Person]) -> None:
+    alice = people["alice"]
+    alice.register(remember=True)
+    alice.page.reload()
+    alice.wait_chat()
+    # The refresh cookie exists (the reload used it) but scripts cannot see it.
+    cookies = {c["name"]: c for c in alice.context.cookies()}
+    assert cookies["securechat_refresh"]["httpOnly"] is True
+    assert cookies["securechat_refresh"]["sameSite"] == "Strict"
+    assert cookies["securechat_refresh"]["path"] == "/api/v1/auth"
+    assert alice.page.evaluate(TOKENS_IN_REACH_OF_SCRIPTS) == []
+
+
 def test_sessions_revoke_others_and_password_change(people: dict[str, Person], browser) -> None:  # type: ignore[no-untyped-def]
     alice = people["alice"]
     alice.register(remember=True)

@@ -82,8 +82,15 @@ def test_substituted_key_shows_the_banner_and_blocks_sending_until_accepted(
     alice.send("before the substitution")
     expect(bob.page.locator(".conversation-item[data-peer='alice']")).to_be_visible()
     original_number = alice.safety_number()
+    # Alice compared the number with bob and marks him verified.
+    alice.page.get_by_role("button", name="Safety number").click()
+    alice.page.get_by_role("button", name="Mark as verified").click()
+    expect(alice.page.locator("#contact-status")).to_have_text("You have verified this contact.")
+    alice.page.locator("#contact-dialog").get_by_role("button", name="Close").click()
+    expect(alice.page.locator("#conversation-verified")).to_be_visible()
 
     substitute_keys(server, "bob")
+    # Under a key change the verified badge no longer shows.
     stored_before = count_messages_from(server, "alice")
     page = alice.page
     box = page.get_by_label("Message", exact=True)
@@ -117,6 +124,8 @@ def test_substituted_key_shows_the_banner_and_blocks_sending_until_accepted(
     page.get_by_role("button", name="Accept new keys").click()
     expect(banner).to_be_hidden()
     expect(box).to_be_enabled()
+    # The verified mark belonged to the old keys: it is gone.
+    expect(page.locator("#conversation-verified")).to_be_hidden()
     alice.send("after accepting")
     expect(page.locator(".message.mine .status").last).to_have_text(" · Sent")
     assert count_messages_from(server, "alice") == stored_before + 1
