@@ -66,6 +66,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_der_private_key,
 )
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 import securechat
 from securechat.protocol.envelope import Envelope, encode_payload, open_message, padded_size, seal_message
@@ -334,13 +335,20 @@ def securechat_command(port: int, data_dir: Path) -> list[str]:
     return [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)]
 
 
+def origin_of(ws_url: str) -> Origin:
+    """The web origin of a ws:// URL, which the server's handshake requires."""
+    return Origin("http://" + ws_url.split("://", 1)[1].split("/", 1)[0])
+
+
 def bare_command(port: int, *, deflate: bool = True) -> list[str]:
     return [sys.executable, str(BARE_RELAY), "--port", str(port), *([] if deflate else ["--no-deflate"])]
 
 
 async def negotiated_extensions(ws_url: str, compression: str | None) -> str:
     """What the server answers to our handshake's extension offer (no auth needed)."""
-    async with connect(ws_url, compression=compression, proxy=None, open_timeout=10) as ws:
+    async with connect(
+        ws_url, compression=compression, proxy=None, open_timeout=10, origin=origin_of(ws_url)
+    ) as ws:
         assert ws.response is not None
         return str(ws.response.headers.get("Sec-WebSocket-Extensions", ""))
 
@@ -504,7 +512,14 @@ class Peer:
         shared: Shared,
         compression: str | None,
     ) -> Peer:
-        ws = await connect(url, max_size=WS_MAX_SIZE, compression=compression, proxy=None, open_timeout=20)
+        ws = await connect(
+            url,
+            max_size=WS_MAX_SIZE,
+            compression=compression,
+            proxy=None,
+            open_timeout=20,
+            origin=origin_of(url),
+        )
         await ws.send(json.dumps({"type": "auth", "token": token, "since": since}))
         ready = json.loads(await asyncio.wait_for(ws.recv(), 20))
         if ready.get("type") != "ready":

@@ -28,6 +28,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient, WebSocketTestSession
 
 WS = "/api/v1/ws"
+ORIGIN = {"origin": "http://testserver"}
 TIMEOUT_S = 10.0
 
 
@@ -92,7 +93,7 @@ def test_auth_then_ready_then_backlog(client: TestClient) -> None:
     bob = register(client, "bob")
     sent = [send_http(client, "alice", "bob", alice["access_token"], f"m{i}") for i in range(3)]
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         ready = authenticate(ws, bob["access_token"])
         assert ready == {"type": "ready", "username": "bob", "head": 3}
         backlog = [receive(ws) for _ in sent]
@@ -110,7 +111,7 @@ def test_backlog_starts_after_since(client: TestClient) -> None:
     bob = register(client, "bob")
     sent = [send_http(client, "alice", "bob", alice["access_token"], f"m{i}") for i in range(3)]
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         authenticate(ws, bob["access_token"], since=2)
         frame = receive(ws)
         assert_usable(ws)
@@ -122,7 +123,7 @@ def test_backlog_starts_after_since(client: TestClient) -> None:
 def test_wrong_token_gets_an_error_frame_and_close_4401(client: TestClient, token: str) -> None:
     register(client, "alice")
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         ws.send_json({"type": "auth", "token": token, "since": 0})
         error = receive(ws)
         with pytest.raises(WebSocketDisconnect) as closed:
@@ -137,7 +138,7 @@ def test_revoked_session_token_is_refused(client: TestClient) -> None:
     alice = register(client, "alice")
     assert client.post("/api/v1/auth/logout", headers=bearer(alice["access_token"])).status_code == 204
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         ws.send_json({"type": "auth", "token": alice["access_token"], "since": 0})
         assert receive(ws)["type"] == "error"
         with pytest.raises(WebSocketDisconnect) as closed:
@@ -165,7 +166,7 @@ def test_a_first_frame_that_is_not_auth_closes_4400(client: TestClient, first: A
     if isinstance(first, dict) and first.get("token") == "x":
         first["token"] = alice["access_token"]  # a good token does not excuse a bad frame
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         ws.send_json(first)
         error = receive(ws)
         with pytest.raises(WebSocketDisconnect) as closed:
@@ -180,7 +181,7 @@ def test_a_first_frame_that_is_not_auth_closes_4400(client: TestClient, first: A
     "raw", ["not json", "[" * 100_000 + "]" * 100_000, b'{"type": "auth"}'], ids=["text", "nested", "binary"]
 )
 def test_an_unparseable_first_frame_closes_4400(client: TestClient, raw: str | bytes) -> None:
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         if isinstance(raw, bytes):
             ws.send_bytes(raw)
         else:
@@ -201,7 +202,10 @@ def test_send_frame_is_answered_with_sent_and_delivered_live(client: TestClient)
         material("alice").identity, [material("alice").identity, material("bob").identity], "live"
     )
 
-    with client.websocket_connect(WS) as alice_ws, client.websocket_connect(WS) as bob_ws:
+    with (
+        client.websocket_connect(WS, headers=ORIGIN) as alice_ws,
+        client.websocket_connect(WS, headers=ORIGIN) as bob_ws,
+    ):
         authenticate(alice_ws, alice_login["access_token"])
         authenticate(bob_ws, bob["access_token"])
 
@@ -241,7 +245,7 @@ def test_an_ack_without_confirm_is_not_answered_but_still_counts(client: TestCli
     bob = register(client, "bob")
     send_http(client, "alice", "bob", alice["access_token"], "quiet ack")
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         authenticate(ws, bob["access_token"])
         live = receive(ws)
         ws.send_json({"type": "ack", "seq": live["seq"]})
@@ -259,7 +263,7 @@ def test_refused_send_is_an_error_frame_with_ref(client: TestClient) -> None:
     # bob's envelope sent on alice's connection: the sender is not the caller.
     envelope = seal(material("bob").identity, [material("alice").identity, material("bob").identity])
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         authenticate(ws, alice["access_token"])
         ws.send_json({"type": "send", "ref": "r1", "envelope": envelope})
         error = receive(ws)
@@ -298,7 +302,7 @@ def test_a_malformed_frame_gets_an_error_and_the_connection_stays_usable(
 ) -> None:
     alice = register(client, "alice")
 
-    with client.websocket_connect(WS) as ws:
+    with client.websocket_connect(WS, headers=ORIGIN) as ws:
         authenticate(ws, alice["access_token"])
         if isinstance(frame, bytes):
             ws.send_bytes(frame)
@@ -309,3 +313,34 @@ def test_a_malformed_frame_gets_an_error_and_the_connection_stays_usable(
 
     assert error["type"] == "error"
     assert error["code"] in ("invalid_frame", "invalid_envelope")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"origin": "http://testserver.evil.example"},
+        {"origin": "null"},
+        {},
+    ],
+    ids=["foreign", "suffix-trick", "null", "missing"],
+)
+def test_a_foreign_null_or_missing_origin_is_refused_in_the_handshake(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(WS, headers=headers):
+        pass
+    assert refused.value.code == 1008
+
+
+def test_a_configured_origin_may_open_the_socket(settings: Settings) -> None:
+    settings.allowed_origins = "https://chat.example.org"
+    with TestClient(create_app(settings)) as client:
+        token = register(client, "alice")["access_token"]
+        with client.websocket_connect(WS, headers={"origin": "https://chat.example.org"}) as ws:
+            assert authenticate(ws, token)["type"] == "ready"
+        with (
+            pytest.raises(WebSocketDisconnect),
+            client.websocket_connect(WS, headers={"origin": "https://other.example"}),
+        ):
+            pass

@@ -73,12 +73,13 @@ async def test_a_send_queued_just_before_the_socket_closes_is_still_stored(live_
     import json
 
     import websockets
+    from websockets.typing import Origin
 
     alice = await make_client("alice")
     bob = await make_client("bob")
     envelope = await alice.seal_text("bob", "said just before hanging up")
     await alice.ensure_token()
-    async with websockets.connect(alice.api.websocket_url()) as socket:
+    async with websockets.connect(alice.api.websocket_url(), origin=Origin(alice.api.origin())) as socket:
         await socket.send(json.dumps({"type": "auth", "token": alice.api.access_token, "since": 0}))
         assert json.loads(await socket.recv())["type"] == "ready"
         await socket.send(json.dumps({"type": "send", "ref": 1, "envelope": envelope.to_wire()}))
@@ -94,6 +95,7 @@ async def test_an_open_socket_closes_when_its_session_is_revoked(tmp_path):
     import json
 
     import websockets
+    from websockets.typing import Origin
 
     server = start_server(
         tmp_path / "data", tmp_path / "revoke.log", extra_env={"SECURECHAT_WS_SESSION_CHECK_SECONDS": "0.2"}
@@ -102,7 +104,7 @@ async def test_an_open_socket_closes_when_its_session_is_revoked(tmp_path):
     try:
         await bob.register("bob", PASSWORDS["bob"])
         await bob.ensure_token()
-        async with websockets.connect(bob.api.websocket_url()) as socket:
+        async with websockets.connect(bob.api.websocket_url(), origin=Origin(bob.api.origin())) as socket:
             await socket.send(json.dumps({"type": "auth", "token": bob.api.access_token, "since": 0}))
             assert json.loads(await socket.recv())["type"] == "ready"
             await bob.api.logout()

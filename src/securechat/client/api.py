@@ -112,6 +112,10 @@ class ApiClient:
             params["before"] = before
         return await self.request("GET", f"/api/v1/conversations/{conversation_id}/messages", params=params)  # type: ignore[no-any-return]
 
+    def origin(self) -> str:
+        """The server's web origin, which the WebSocket handshake must present."""
+        return self.base_url.rstrip("/")
+
     def websocket_url(self) -> str:
         if self.base_url.startswith("https://"):
             return "wss://" + self.base_url[len("https://") :] + "/api/v1/ws"

@@ -12,6 +12,7 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Origin
 
 from .errors import ApiError
 from .messenger import InboxItem, Messenger
@@ -30,7 +31,10 @@ class InboxSocket:
 
     async def connect(self) -> None:
         await self.messenger.ensure_token()
-        self._socket = await websockets.connect(self.messenger.api.websocket_url(), max_size=2 * 1024 * 1024)
+        api = self.messenger.api
+        self._socket = await websockets.connect(
+            api.websocket_url(), max_size=2 * 1024 * 1024, origin=Origin(api.origin())
+        )
         await self._socket.send(
             json.dumps(
                 {

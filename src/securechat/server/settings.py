@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     # Behind a TLS reverse proxy: the proxy addresses whose X-Forwarded-Proto/For to trust
     # (comma-separated), so the refresh cookie is Secure and HSTS is sent. Unset: none.
     forwarded_allow_ips: str | None = None
+    # Web origins besides the server's own that may open the WebSocket (comma-separated),
+    # e.g. when the app is served from another host name. Cross-origin HTTP stays closed.
+    allowed_origins: str = ""
 
     # Secrets never have a default in code: they come from the environment, from a
     # *_FILE path, or are generated into the data dir on first start.

@@ -19,9 +19,30 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_FRAME = 4400
 
 
+def origin_allowed(websocket: WebSocket, ctx: ServiceContext) -> bool:
+    """Only the server's own web origin (or a configured one) may open the socket.
+
+    Browsers always send Origin, so this stops a page on another site from opening a
+    socket in the user's name; clients that are not browsers send their server's origin.
+    A missing or "null" Origin is refused.
+    """
+    origin = websocket.headers.get("origin", "").strip().lower().rstrip("/")
+    if not origin or origin == "null":
+        return False
+    host = websocket.headers.get("host", "").strip().lower()
+    scheme = "https" if websocket.url.scheme in ("https", "wss") else "http"
+    allowed = {f"{scheme}://{host}"} if host else set()
+    allowed |= {o.strip().lower().rstrip("/") for o in ctx.settings.allowed_origins.split(",") if o.strip()}
+    return origin in allowed
+
+
 @router.websocket("/api/v1/ws")
 async def inbox_socket(websocket: WebSocket) -> None:
     ctx: ServiceContext = websocket.app.state.context
+    if not origin_allowed(websocket, ctx):
+        # Refused in the handshake: the client sees HTTP 403 and no socket opens.
+        await websocket.close(code=1008)
+        return
     await websocket.accept()
     try:
         text = await asyncio.wait_for(websocket.receive_text(), ctx.settings.ws_auth_timeout_seconds)
