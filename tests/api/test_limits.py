@@ -124,3 +124,24 @@ async def test_unknown_route_and_method_are_json(http: httpx.AsyncClient, alice:
     wrong_method = await http.put(MESSAGES, headers=alice.headers)
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_readyz_answers_when_the_database_does(http) -> None:  # type: ignore[no-untyped-def]
+    response = await http.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready"}
+
+
+async def test_readyz_is_503_when_the_database_is_gone(app, http, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def unreachable():  # type: ignore[no-untyped-def]
+        raise OSError("database unreachable")
+        yield
+
+    monkeypatch.setattr(app.state.context.database, "read", unreachable)
+    response = await http.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}
+    assert (await http.get("/healthz")).status_code == 200  # alive, just not ready

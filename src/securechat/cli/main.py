@@ -78,11 +78,17 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite database and secrets live.")] = None,
     database_url: Annotated[str | None, typer.Option(help="sqlite:///path or postgresql://...")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain: serve HTTPS and WSS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
 ) -> None:
     """Start the server (SQLite in the data dir unless --database-url is given)."""
     from .serve import run_server
 
-    run_server(host=host, port=port, data_dir=data_dir, database_url=database_url)
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
+    run_server(
+        host=host, port=port, data_dir=data_dir, database_url=database_url, tls_cert=tls_cert, tls_key=tls_key
+    )
 
 
 @app.command()

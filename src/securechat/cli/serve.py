@@ -20,6 +20,8 @@ def run_server(
     port: int | None = None,
     data_dir: Path | None = None,
     database_url: str | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
     overrides = {
         key: value
@@ -46,6 +48,10 @@ def run_server(
         # Uvicorn's access log prints query strings; ours carry no secrets, but ids only is the rule.
         access_log=False,
         log_level="info",
+        # With a certificate the server speaks HTTPS/WSS itself: the refresh cookie is
+        # Secure and HSTS is sent (both follow the request's scheme).
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )

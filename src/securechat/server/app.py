@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from .. import __version__
 from .api import account, auth, messages, websocket
@@ -22,6 +25,8 @@ from .settings import Settings
 from .storage.database import Database
 from .storage.migrate import migrate
 from .web_client import install_web_client
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,6 +73,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready when the database answers; a load balancer sends traffic only then."""
+        try:
+            async with app.state.context.database.read() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # any failure means not ready; the reason goes to the log
+            logger.exception("readiness check failed")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     install_web_client(app)
 
