@@ -28,9 +28,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Per-address rate limits would count every test client as one address (127.0.0.1);
+# tests of the limits themselves set them back (tests/api/test_rate_limits.py).
+GENEROUS_LIMITS = {
+    "register_per_minute": 100_000,
+    "prelogin_per_minute": 100_000,
+    "ws_connects_per_minute": 100_000,
+}
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "server")
+    return Settings(data_dir=tmp_path / "server", **GENEROUS_LIMITS)
 
 
 @pytest.fixture
@@ -72,7 +81,8 @@ def start_server(
     data_dir: Path, log_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None
 ) -> LiveServer:
     port = port or free_port()
-    env = {**os.environ, "SECURECHAT_DATA_DIR": str(data_dir), **(extra_env or {})}
+    limits = {f"SECURECHAT_{name.upper()}": str(value) for name, value in GENEROUS_LIMITS.items()}
+    env = {**os.environ, "SECURECHAT_DATA_DIR": str(data_dir), **limits, **(extra_env or {})}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)],

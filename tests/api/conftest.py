@@ -18,7 +18,7 @@ from securechat.protocol.keys import PrivateIdentity
 from securechat.server.settings import Settings
 from securechat.server.storage import accounts as account_store
 
-from ..conftest import POSTGRES_URL
+from ..conftest import GENEROUS_LIMITS, POSTGRES_URL
 from .support import bearer, material, registration_body
 
 
@@ -96,7 +96,7 @@ async def postgres_settings(tmp_path: Path) -> AsyncIterator[Settings]:
         await admin.close()
     base, _, _ = POSTGRES_URL.rpartition("/")
     try:
-        yield Settings(data_dir=tmp_path / "server", database_url=f"{base}/{name}")
+        yield Settings(data_dir=tmp_path / "server", database_url=f"{base}/{name}", **GENEROUS_LIMITS)
     finally:
         admin = await asyncpg.connect(POSTGRES_URL)
         try:

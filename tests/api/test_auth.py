@@ -19,6 +19,7 @@ from securechat.protocol.keys import open_key_bundle
 from securechat.server.app import create_app
 from securechat.server.settings import Settings
 
+from ..conftest import GENEROUS_LIMITS
 from .conftest import RegisterUser
 from .support import bearer, material
 
@@ -68,7 +69,7 @@ async def test_prelogin_for_a_missing_user_looks_like_a_real_one(
 
 async def test_prelogin_fake_salt_is_stable_across_restarts_and_secret_bound(tmp_path: Path) -> None:
     async def salt_for(data_dir: Path) -> str:
-        application = create_app(Settings(data_dir=data_dir))
+        application = create_app(Settings(data_dir=data_dir, **GENEROUS_LIMITS))
         async with application.router.lifespan_context(application):
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

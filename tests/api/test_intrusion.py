@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from securechat.server.app import create_app
 from securechat.server.settings import Settings
 
+from ..conftest import GENEROUS_LIMITS
 from .support import material, registration_body
 
 WRONG_KEY = "A" * 43 + "="
@@ -25,7 +26,7 @@ WRONG_KEY = "A" * 43 + "="
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "server", ids_block_seconds=2)
+    return Settings(data_dir=tmp_path / "server", ids_block_seconds=2, **GENEROUS_LIMITS)
 
 
 @asynccontextmanager

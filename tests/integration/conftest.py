@@ -13,7 +13,7 @@ PASSWORDS = {
     "alice": "correct horse battery staple",
     "bob": "tr0ub4dor&3-but-longer",
     "carol": "purple monkey dishwasher 9",
-    "mallory": "mallory-knows-nothing-42",
+    "mallory": "knows-nothing-at-all-42",
 }
 
 MakeClient = Callable[[str], Awaitable[Messenger]]

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     ws_heartbeat_seconds: float = 30.0
     # How often an open WebSocket re-checks that its session was not revoked.
     ws_session_check_seconds: float = 30.0
+    # Incoming frames per connection: sustained rate and burst. Past them the server
+    # stops reading that socket until it is back within budget.
+    ws_frames_per_second: float = 400.0
+    ws_frame_burst: float = 800.0
+    # Per address, in a sliding window of a minute (stored, so shared by instances).
+    register_per_minute: int = 10
+    prelogin_per_minute: int = 60
+    ws_connects_per_minute: int = 120
 
     # Intrusion detection (login): an address with this many failed (or in-flight)
     # logins within the window is blocked; each further block within a day doubles.

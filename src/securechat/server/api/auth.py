@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from ...protocol.identifiers import parse_username
 from ..errors import Unauthorized
-from ..services import accounts, intrusion
+from ..services import accounts, intrusion, ratelimit
 from . import refresh_cookie
 from .deps import Context, CurrentUser, client_ip, user_agent
 from .models import LoginBody, RefreshBody, RegisterBody, UsernameBody, dump
@@ -18,7 +18,9 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 @router.post("/register", status_code=201)
 async def register(body: RegisterBody, request: Request, response: Response, ctx: Context) -> dict[str, Any]:
-    await intrusion.check_address(ctx, client_ip(request))
+    ip = client_ip(request)
+    await intrusion.check_address(ctx, ip)
+    await ratelimit.hit(ctx, "register", ip, ctx.settings.register_per_minute)
     data = dump(body)
     tokens = await accounts.register(ctx, **data, user_agent=user_agent(request))
     # The stored name (NFKC, lower case), not the caller's spelling: str.lower() alone
@@ -29,7 +31,9 @@ async def register(body: RegisterBody, request: Request, response: Response, ctx
 
 @router.post("/prelogin")
 async def prelogin(body: UsernameBody, request: Request, ctx: Context) -> dict[str, Any]:
-    await intrusion.check_address(ctx, client_ip(request))
+    ip = client_ip(request)
+    await intrusion.check_address(ctx, ip)
+    await ratelimit.hit(ctx, "prelogin", ip, ctx.settings.prelogin_per_minute)
     return await accounts.prelogin(ctx, body.username)
 
 

@@ -8,8 +8,9 @@ import json
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from ..errors import SecureChatError
+from ..errors import RateLimited, SecureChatError
 from ..realtime.connection import InboxConnection, error_frame
+from ..services import ratelimit
 from ..services.accounts import authenticate
 from ..services.context import ServiceContext
 
@@ -17,6 +18,7 @@ router = APIRouter()
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_FRAME = 4400
+CLOSE_RATE_LIMITED = 4429
 
 
 def origin_allowed(websocket: WebSocket, ctx: ServiceContext) -> bool:
@@ -44,6 +46,13 @@ async def inbox_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
         return
     await websocket.accept()
+    ip = websocket.client.host if websocket.client else "unknown"
+    try:
+        await ratelimit.hit(ctx, "ws_connect", ip, ctx.settings.ws_connects_per_minute)
+    except RateLimited as exc:
+        await websocket.send_text(error_frame(exc.code, exc.message, **exc.fields))
+        await websocket.close(CLOSE_RATE_LIMITED)
+        return
     try:
         text = await asyncio.wait_for(websocket.receive_text(), ctx.settings.ws_auth_timeout_seconds)
         frame = json.loads(text)

@@ -20,6 +20,7 @@ from ..errors import SecureChatError
 from ..services import accounts, messages
 from ..services.accounts import Principal
 from ..services.context import ServiceContext
+from .throttle import FrameBudget
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class InboxConnection:
         # connection always goes to the database, for acks lost with an earlier socket.
         self._maybe_undelivered: collections.deque[int] = collections.deque()
         self._acked_in_database = False
+        settings = ctx.settings
+        self._budget = FrameBudget(settings.ws_frames_per_second, settings.ws_frame_burst)
 
     async def run(self, since: int) -> None:
         self.last_sent = since
@@ -121,7 +124,11 @@ class InboxConnection:
                 # A binary frame: Starlette finds no "text" key in it.
                 await self.websocket.send_text(error_frame("invalid_frame", "frames must be JSON text"))
                 continue
+            wait = self._budget.take()
             await self._handle(text)
+            if wait:
+                # Over budget: stop reading this socket for a while (backpressure).
+                await asyncio.sleep(wait)
 
     async def _handle(self, text: str) -> None:
         try:

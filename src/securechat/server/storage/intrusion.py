@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import auth_attempts, blocks
+from .tables import auth_attempts, blocks, rate_events
 
 
 async def lock_subjects(conn: AsyncConnection, *subjects: str) -> None:
@@ -151,3 +151,28 @@ async def recent_failures(conn: AsyncConnection, since: int, limit: int = 200) -
         .limit(limit)
     )
     return list(result.mappings())
+
+
+async def count_rate_events(
+    conn: AsyncConnection, action: str, subject: str, since: int
+) -> tuple[int, int | None]:
+    """How many ``action`` events ``subject`` had since ``since``, and the oldest one's time."""
+    result = await conn.execute(
+        select(func.count(), func.min(rate_events.c.at)).where(
+            rate_events.c.action == action, rate_events.c.subject == subject, rate_events.c.at >= since
+        )
+    )
+    count, oldest = result.one()
+    return int(count), (int(oldest) if oldest is not None else None)
+
+
+async def add_rate_event(conn: AsyncConnection, action: str, subject: str, at: int) -> None:
+    await conn.execute(insert(rate_events).values(action=action, subject=subject, at=at))
+
+
+async def prune_rate_events(conn: AsyncConnection, action: str, subject: str, before: int) -> None:
+    await conn.execute(
+        delete(rate_events).where(
+            rate_events.c.action == action, rate_events.c.subject == subject, rate_events.c.at < before
+        )
+    )

@@ -153,3 +153,15 @@ blocks = Table(
     Column("lifted_at", BigInteger, nullable=True),
     Index("ix_blocks_subject", "scope", "subject", "until"),
 )
+
+# Rate limits per address (registration, pre-login, WebSocket connects): one row per
+# event in the window, so the count is exact and shared by every instance.
+rate_events = Table(
+    "rate_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action", String(16), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_rate_events_subject", "action", "subject", "at"),
+)

@@ -1,4 +1,4 @@
-"""intrusion detection: login attempts and blocks
+"""intrusion detection and rate limits: login attempts, blocks, rate events
 
 Revision ID: 0003
 Revises: 0002
@@ -39,8 +39,17 @@ def upgrade() -> None:
         sa.Column("lifted_at", sa.BigInteger, nullable=True),
     )
     op.create_index("ix_blocks_subject", "blocks", ["scope", "subject", "until"])
+    op.create_table(
+        "rate_events",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("subject", sa.String(64), nullable=False),
+        sa.Column("at", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_rate_events_subject", "rate_events", ["action", "subject", "at"])
 
 
 def downgrade() -> None:
+    op.drop_table("rate_events")
     op.drop_table("blocks")
     op.drop_table("auth_attempts")

@@ -1,0 +1,67 @@
+"""Per-address limits on registration, pre-login and WebSocket connects: 429 with
+Retry-After once the minute's budget is spent; other addresses are unaffected."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from securechat.server.app import create_app
+from securechat.server.settings import Settings
+
+from .support import registration_body
+
+
+@pytest.fixture
+async def limited_app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    settings = Settings(data_dir=tmp_path / "server", register_per_minute=3, prelogin_per_minute=5)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@asynccontextmanager
+async def client_from(app: FastAPI, ip: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def assert_rate_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+
+
+async def test_registration_is_limited_per_address(limited_app: FastAPI) -> None:
+    async with (
+        client_from(limited_app, "198.51.100.1") as spammer,
+        client_from(limited_app, "203.0.113.1") as other,
+    ):
+        for n in range(3):
+            response = await spammer.post("/api/v1/auth/register", json=registration_body(f"user{n}"))
+            assert response.status_code == 201, response.text
+        assert_rate_limited(await spammer.post("/api/v1/auth/register", json=registration_body("user3")))
+        assert (await other.post("/api/v1/auth/register", json=registration_body("user4"))).status_code == 201
+        # Nothing was stored for the refused attempt.
+        assert (await other.post("/api/v1/auth/prelogin", json={"username": "user3"})).status_code == 200
+        refused_then = await other.post("/api/v1/auth/register", json=registration_body("user3"))
+        assert refused_then.status_code == 201
+
+
+async def test_prelogin_is_limited_per_address(limited_app: FastAPI) -> None:
+    async with (
+        client_from(limited_app, "198.51.100.2") as scanner,
+        client_from(limited_app, "203.0.113.2") as other,
+    ):
+        for n in range(5):
+            assert (
+                await scanner.post("/api/v1/auth/prelogin", json={"username": f"probe{n}"})
+            ).status_code == 200
+        assert_rate_limited(await scanner.post("/api/v1/auth/prelogin", json={"username": "probe5"}))
+        assert (await other.post("/api/v1/auth/prelogin", json={"username": "probe5"})).status_code == 200
