@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import uvicorn
 
 from ..server.app import create_app
+from ..server.logs import configure_logging
 from ..server.settings import Settings
 
 # Frames are bounded by the envelope limit plus the frame's own fields.
@@ -34,7 +34,7 @@ def run_server(
         if value is not None
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(as_json=settings.log_json)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -48,6 +48,7 @@ def run_server(
         # Uvicorn's access log prints query strings; ours carry no secrets, but ids only is the rule.
         access_log=False,
         log_level="info",
+        log_config=None,
         # With a certificate the server speaks HTTPS/WSS itself: the refresh cookie is
         # Secure and HSTS is sent (both follow the request's scheme).
         ssl_certfile=str(tls_cert) if tls_cert else None,

@@ -7,15 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from .. import __version__
 from .api import account, auth, messages, websocket
-from .errors import install_error_handlers
+from .errors import Forbidden, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit
+from .metrics import Metrics, RequestMetrics, metrics_allowed
 from .realtime.broker import InProcessBroker
 from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.sqlalchemy_url())
         await migrate(database)
         broker = InProcessBroker()
-        writer = MessageWriter(database, broker)
+        writer = MessageWriter(database, broker, metrics)
         writer.start()
         app.state.context = ServiceContext(
             settings=settings,
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens=TokenIssuer(secret, settings.access_token_ttl_seconds),
             server_secret=secret,
             writer=writer,
+            metrics=metrics,
         )
         try:
             yield
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     for module in (auth, account, messages, websocket):
         app.include_router(module.router)
 
@@ -84,6 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.exception("readiness check failed")
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics: for loopback scrapers, or anyone with the metrics token."""
+        if not metrics_allowed(request, settings):
+            raise Forbidden("metrics are not available to this client")
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     install_web_client(app)
 

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     ids_account_failures: int = 10
 
     log_json: bool = False
+    # /metrics answers loopback clients; others must present this as a bearer token.
+    metrics_token: SecretStr | None = None
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -81,7 +81,10 @@ async def inbox_socket(websocket: WebSocket) -> None:
         await websocket.send_text(error_frame(exc.code, exc.message))
         await websocket.close(CLOSE_UNAUTHORIZED)
         return
+    ctx.metrics.connections.inc()
     try:
         await InboxConnection(ctx, principal, websocket).run(since)
     except WebSocketDisconnect:
         return
+    finally:
+        ctx.metrics.connections.dec()

@@ -22,6 +22,8 @@ class InboxEvent:
     frame: str
     # For message entries: lets the sending connection skip the copy of its own message.
     message_id: str | None = None
+    # Wall-clock time of the commit that made it (for the delivery-latency metric).
+    committed_at: float = 0.0
 
 
 # A subscription's queue holds events, or None when it overflowed and the connection

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -112,6 +113,8 @@ class InboxConnection:
                 await self.websocket.send_text(event.frame)
                 if event.message_id is not None:
                     self._maybe_undelivered.append(event.seq)
+                    if event.committed_at:
+                        self.ctx.metrics.delivery.observe(max(0.0, time.time() - event.committed_at))
             self.last_sent = event.seq
 
     async def _read_loop(self) -> None:

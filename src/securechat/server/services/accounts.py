@@ -195,8 +195,10 @@ async def login(
     ok = await ctx.hasher.verify(user["auth_hash"] if user else None, key)
     if not ok or user is None:
         await intrusion.login_failed(ctx, attempt)
+        ctx.metrics.logins.labels("failure").inc()
         raise InvalidCredentials("wrong username or password")
     await intrusion.login_succeeded(ctx, attempt)
+    ctx.metrics.logins.labels("success").inc()
     if user["disabled"]:
         raise Forbidden("this account is disabled", reason="account_disabled")
     async with ctx.database.write() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..metrics import Metrics
 from ..realtime.broker import Broker
 from ..settings import Settings
 from ..storage.database import Database
@@ -22,6 +23,7 @@ class ServiceContext:
     tokens: TokenIssuer
     server_secret: bytes
     writer: MessageWriter
+    metrics: Metrics
 
 
 __all__ = ["ServiceContext", "now_ms"]

@@ -62,11 +62,13 @@ async def begin_login(ctx: ServiceContext, ip: str, username: str) -> Attempt:
         await store.lock_subjects(conn, f"ip:{ip}", f"account:{username}")
         block = await store.active_block(conn, "ip", ip, now)
         if block is not None:
+            ctx.metrics.logins.labels("blocked").inc()
             raise _blocked(int(block["until"]), now)
         # Failures that already earned a block do not count again once it expires.
         since = max(window_start, await store.last_block_at(conn, "ip", ip) + 1)
         if await store.count_ip_attempts(conn, ip, since) >= settings.ids_ip_failures:
             until = await _block_address(ctx, conn, ip, now)
+            ctx.metrics.logins.labels("blocked").inc()
             raise _blocked(until, now)
         account_failures = await store.count_account_failures(conn, username, window_start)
         if (
@@ -74,6 +76,7 @@ async def begin_login(ctx: ServiceContext, ip: str, username: str) -> Attempt:
             and await store.count_pair_attempts(conn, ip, username, window_start) > 0
         ):
             logger.warning("login throttled for an account under attack from %s", ip)
+            ctx.metrics.logins.labels("throttled").inc()
             raise RateLimited(
                 "too many failed logins for this account; try again later",
                 headers={"Retry-After": str(settings.ids_window_seconds)},
@@ -107,6 +110,7 @@ async def _block_address(ctx: ServiceContext, conn: AsyncConnection, ip: str, no
     seconds = min(settings.ids_block_seconds << min(strikes, 20), settings.ids_max_block_seconds)
     until = now + seconds * 1000
     await store.add_block(conn, scope="ip", subject=ip, reason="failed_logins", created_at=now, until=until)
+    ctx.metrics.blocks.inc()
     logger.warning("blocked %s for %d s after repeated failed logins (strike %d)", ip, seconds, strikes + 1)
     return until
 

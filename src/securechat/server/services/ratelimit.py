@@ -18,6 +18,7 @@ async def hit(ctx: ServiceContext, action: str, subject: str, limit: int) -> Non
         await store.prune_rate_events(conn, action, subject, now - WINDOW_MS)
         count, oldest = await store.count_rate_events(conn, action, subject, now - WINDOW_MS)
         if count >= limit:
+            ctx.metrics.rate_limited.labels(action).inc()
             wait_ms = (oldest or now) + WINDOW_MS - now
             raise RateLimited(
                 f"too many {action} requests from this address; try again later",

@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection
 from ...protocol.envelope import Envelope
 from ...protocol.identifiers import direct_conversation_id
 from ..errors import Forbidden, InvalidEnvelope, MessageIdReused, NotFound, SecureChatError
+from ..metrics import Metrics
 from ..realtime.broker import Broker, InboxEvent
 from ..storage import batch as batch_store
 from ..storage.database import Database
@@ -86,9 +88,10 @@ def receipt_frame(seq: int, data: str) -> str:
 
 
 class MessageWriter:
-    def __init__(self, database: Database, broker: Broker) -> None:
+    def __init__(self, database: Database, broker: Broker, metrics: Metrics | None = None) -> None:
         self.database = database
         self.broker = broker
+        self.metrics = metrics
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
         self._direct_members = DirectMembersCache()
         self._task: asyncio.Task[None] | None = None
@@ -152,8 +155,13 @@ class MessageWriter:
         for request, error in outcome.errors:
             if not request.future.done():
                 request.future.set_exception(error)
+        if self.metrics is not None:
+            self.metrics.messages.inc(
+                sum(1 for request, _ in outcome.results if isinstance(request, SendRequest))
+            )
         if outcome.events:
-            await self.broker.publish(outcome.events)
+            committed_at = time.time()
+            await self.broker.publish([replace(event, committed_at=committed_at) for event in outcome.events])
 
 
 DIRECT_PREFIX = "dm-"
