@@ -7,6 +7,7 @@ fresh app with ``create_app(settings)`` instead of using the ``app`` fixture.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -252,8 +253,14 @@ def test_an_ack_without_confirm_is_not_answered_but_still_counts(client: TestCli
         # No "acked" frame comes back: the next frame is the answer to the ping.
         assert_usable(ws)
 
-    entries = client.get("/api/v1/inbox", headers=bearer(alice["access_token"])).json()["entries"]
-    receipts = [entry for entry in entries if entry["type"] == "receipt"]
+    # Unconfirmed, so it commits in its own time (a queued ack survives the close): wait for it.
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        entries = client.get("/api/v1/inbox", headers=bearer(alice["access_token"])).json()["entries"]
+        receipts = [entry for entry in entries if entry["type"] == "receipt"]
+        if receipts or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert [entry["recipient"] for entry in receipts] == ["bob"]
 
 

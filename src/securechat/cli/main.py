@@ -319,3 +319,9 @@ async def passwd(password_stdin: PasswordStdin = False) -> None:
         new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
         revoked = await client.change_password(current, new)
         console.print(f"Password changed; {revoked} other session(s) logged out")
+
+
+# The admin commands live in their own module; it imports helpers from this one.
+from .admin import admin_app  # noqa: E402
+
+app.add_typer(admin_app, name="admin")

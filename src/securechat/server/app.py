@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from .. import __version__
-from .api import account, auth, messages, websocket
+from .api import account, admin, auth, messages, websocket
 from .errors import Forbidden, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    for module in (auth, account, messages, websocket):
+    for module in (auth, account, messages, websocket, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

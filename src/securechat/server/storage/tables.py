@@ -165,3 +165,16 @@ rate_events = Table(
     Column("at", BigInteger, nullable=False),
     Index("ix_rate_events_subject", "action", "subject", "at"),
 )
+
+# What administrators did. Append-only: the migration adds triggers that refuse UPDATE
+# and DELETE, so not even the application can rewrite it.
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("admin", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("details", Text, nullable=False),
+)

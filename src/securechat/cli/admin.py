@@ -1,0 +1,181 @@
+"""`securechat admin ...`: the operator's commands. `create` works on the database
+directly (whoever runs it has the server's data); the rest use the admin's session on
+this device, like the web console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .main import console, messenger, run, when
+
+admin_app = typer.Typer(
+    help="Administration: roles, message log, users, intrusion detection.", no_args_is_help=True
+)
+
+Sender = Annotated[str | None, typer.Option(help="Only messages from this user.")]
+Recipient = Annotated[str | None, typer.Option(help="Only messages to this user.")]
+
+
+@admin_app.command()
+def create(
+    username: str,
+    data_dir: Annotated[Path | None, typer.Option(help="The server's data dir (default ./data).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="The server's database URL, if not SQLite.")
+    ] = None,
+) -> None:
+    """Make a registered user an administrator (run on the server, with its data)."""
+    from ..server.services.admin import make_admin
+    from ..server.settings import Settings
+    from ..server.storage.database import Database
+    from ..server.storage.migrate import migrate
+
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    settings = Settings(**overrides)
+
+    async def grant() -> None:
+        database = Database(settings.sqlalchemy_url())
+        try:
+            await migrate(database)
+            await make_admin(database, username)
+        finally:
+            await database.dispose()
+
+    from ..server.errors import SecureChatError
+
+    try:
+        asyncio.run(grant())
+    except SecureChatError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(f"{username} is now an administrator")
+
+
+async def _admin_request(method: str, path: str, **kwargs: Any) -> Any:
+    async with messenger() as client:
+        await client.ensure_token()
+        return await client.api.request(method, f"/api/v1/admin{path}", **kwargs)
+
+
+@admin_app.command()
+@run
+async def messages(
+    sender: Sender = None,
+    recipient: Recipient = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The message log: metadata and a ciphertext preview (never plaintext)."""
+    params = {
+        k: v for k, v in {"sender": sender, "recipient": recipient, "limit": limit}.items() if v is not None
+    }
+    page = await _admin_request("GET", "/messages", params=params)
+    if as_json:
+        for entry in page["messages"]:
+            sys.stdout.write(json.dumps(entry) + "\n")
+        return
+    table = Table("server time", "sender", "recipients", "bytes", "ciphertext")
+    for entry in page["messages"]:
+        table.add_row(
+            when(entry["server_ts"]),
+            entry["sender"],
+            ", ".join(entry["recipients"]),
+            str(entry["size"]),
+            entry["ciphertext_preview"],
+        )
+    console.print(table)
+
+
+@admin_app.command()
+@run
+async def export(sender: Sender = None, recipient: Recipient = None) -> None:
+    """Every stored envelope as JSON Lines on standard output (an encrypted log)."""
+    params = {k: v for k, v in {"sender": sender, "recipient": recipient}.items() if v is not None}
+    async with messenger() as client:
+        await client.ensure_token()
+        async with client.api._http.stream(  # the one streaming call; Api.request reads whole bodies
+            "GET",
+            "/api/v1/admin/messages/export",
+            params=params,
+            headers={"authorization": f"Bearer {client.api.access_token}"},
+        ) as response:
+            if response.is_error:
+                await response.aread()
+                raise typer.BadParameter(f"the server refused: {response.status_code} {response.text}")
+            async for chunk in response.aiter_bytes():
+                sys.stdout.buffer.write(chunk)
+
+
+@admin_app.command()
+@run
+async def users() -> None:
+    """Accounts with their status and open sessions."""
+    page = await _admin_request("GET", "/users")
+    table = Table("user", "created", "sessions", "admin", "disabled")
+    for user in page["users"]:
+        table.add_row(
+            user["username"],
+            when(user["created_at"]),
+            str(user["sessions"]),
+            "yes" if user["is_admin"] else "",
+            "DISABLED" if user["disabled"] else "",
+        )
+    console.print(table)
+
+
+@admin_app.command()
+@run
+async def disable(username: str) -> None:
+    """Disable an account and end its sessions."""
+    answer = await _admin_request("POST", f"/users/{username}/disable")
+    console.print(f"{answer['username']} disabled; {answer['revoked_sessions']} session(s) ended")
+
+
+@admin_app.command()
+@run
+async def enable(username: str) -> None:
+    """Enable a disabled account."""
+    answer = await _admin_request("POST", f"/users/{username}/enable")
+    console.print(f"{answer['username']} enabled")
+
+
+@admin_app.command()
+@run
+async def blocks() -> None:
+    """Addresses blocked by intrusion detection, and recent failed logins."""
+    view = await _admin_request("GET", "/intrusion")
+    table = Table("address", "reason", "since", "until")
+    for block in view["blocks"]:
+        table.add_row(block["address"], block["reason"], when(block["since"]), when(block["until"]))
+    console.print(table)
+    console.print(f"{len(view['recent_attempts'])} failed or pending login(s) in the current window")
+
+
+@admin_app.command()
+@run
+async def unblock(address: str) -> None:
+    """Lift the block on an address."""
+    answer = await _admin_request("POST", "/intrusion/unblock", json={"address": address})
+    console.print(f"{answer['address']}: {answer['lifted']} block(s) lifted")
+
+
+@admin_app.command()
+@run
+async def audit() -> None:
+    """What administrators did, newest first."""
+    page = await _admin_request("GET", "/audit")
+    table = Table("time", "admin", "action", "target")
+    for entry in page["entries"]:
+        table.add_row(when(entry["at"]), entry["admin"], entry["action"], entry["target"])
+    console.print(table)

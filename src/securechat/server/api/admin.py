@@ -1,0 +1,108 @@
+"""Admin console routes: every one requires the admin role (403 otherwise)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from ..services import admin
+from .deps import Context, CurrentUser
+from .models import Strict
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+Username = Annotated[str | None, Query(max_length=64)]
+Millis = Annotated[int | None, Query(ge=0, le=2**62)]
+
+
+class UnblockBody(Strict):
+    address: str
+
+
+@router.get("/messages")
+async def message_log(
+    principal: CurrentUser,
+    ctx: Context,
+    sender: Username = None,
+    recipient: Username = None,
+    since: Millis = None,
+    until: Millis = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    return await admin.message_log(
+        ctx,
+        principal,
+        sender=sender,
+        recipient=recipient,
+        since=since,
+        until=until,
+        before_id=before,
+        limit=limit,
+    )
+
+
+@router.get("/messages/export")
+async def export_messages(
+    principal: CurrentUser,
+    ctx: Context,
+    sender: Username = None,
+    recipient: Username = None,
+    since: Millis = None,
+    until: Millis = None,
+) -> StreamingResponse:
+    lines = await admin.export_messages(
+        ctx, principal, sender=sender, recipient=recipient, since=since, until=until
+    )
+    return StreamingResponse(
+        lines,
+        media_type="application/x-ndjson",
+        headers={"content-disposition": 'attachment; filename="securechat-messages.jsonl"'},
+    )
+
+
+@router.get("/users")
+async def users(
+    principal: CurrentUser,
+    ctx: Context,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict[str, Any]:
+    return await admin.list_users(ctx, principal, limit=limit, offset=offset)
+
+
+@router.post("/users/{username}/disable")
+async def disable_user(username: str, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.set_disabled(ctx, principal, username[:64], True)
+
+
+@router.post("/users/{username}/enable")
+async def enable_user(username: str, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.set_disabled(ctx, principal, username[:64], False)
+
+
+@router.post("/users/{username}/revoke-sessions")
+async def revoke_sessions(username: str, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.revoke_sessions(ctx, principal, username[:64])
+
+
+@router.get("/intrusion")
+async def intrusion(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.intrusion_view(ctx, principal)
+
+
+@router.post("/intrusion/unblock")
+async def unblock(body: UnblockBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.unblock(ctx, principal, body.address[:64])
+
+
+@router.get("/audit")
+async def audit(
+    principal: CurrentUser,
+    ctx: Context,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    return await admin.audit_log(ctx, principal, before_id=before, limit=limit)

@@ -1,0 +1,253 @@
+"""The admin console's rules. Administrators see metadata and ciphertext, never
+plaintext (the server has none), and every action they take is written to the
+append-only audit log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..errors import Forbidden, InvalidInput, NotFound
+from ..storage import accounts as account_store
+from ..storage import admin as store
+from ..storage import intrusion as intrusion_store
+from ..storage.database import Database
+from .accounts import username_field
+from .context import ServiceContext, now_ms
+from .principal import Principal
+
+PREVIEW_CHARS = 48
+EXPORT_PAGE = 500
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Forbidden("administrators only")
+
+
+async def make_admin(database: Database, username: str, *, by: str = "securechat admin create") -> None:
+    """Grant the admin role (the operator's command line, with access to the database)."""
+    name = username_field(username)
+    async with database.write() as conn:
+        if not await store.set_user_flags(conn, name, is_admin=True):
+            raise NotFound(f"no user named {name}")
+        await store.audit(conn, at=now_ms(), admin=by[:32], action="grant_admin", target=name, details={})
+
+
+async def _resolve(conn: Any, username: str | None, field: str) -> int | None:
+    if username is None:
+        return None
+    found = await store.user_id(conn, username_field(username))
+    if found is None:
+        raise NotFound(f"no user named {username}", field=field)
+    return found
+
+
+def _entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, Any]:
+    envelope = json.loads(row["envelope"])
+    ciphertext = envelope.get("ciphertext", "") if isinstance(envelope, dict) else ""
+    entry: dict[str, Any] = {
+        "id": row["id"],
+        "message_id": row["message_id"],
+        "conversation_id": row["conversation_id"],
+        "sender": row["sender"],
+        "recipients": [m for m in members.get(row["conversation_id"], []) if m != row["sender"]],
+        "client_ts": row["client_ts"],
+        "server_ts": row["server_ts"],
+        "size": row["size"],
+    }
+    if full:
+        entry["envelope"] = envelope
+    else:
+        entry["ciphertext_preview"] = ciphertext[:PREVIEW_CHARS] + (
+            "…" if len(ciphertext) > PREVIEW_CHARS else ""
+        )
+    return entry
+
+
+async def message_log(
+    ctx: ServiceContext,
+    admin: Principal,
+    *,
+    sender: str | None,
+    recipient: str | None,
+    since: int | None,
+    until: int | None,
+    before_id: int | None,
+    limit: int,
+) -> dict[str, Any]:
+    require_admin(admin)
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("until must be after since", field="until")
+    async with ctx.database.read() as conn:
+        rows = await store.message_log(
+            conn,
+            sender_id=await _resolve(conn, sender, "sender"),
+            recipient_id=await _resolve(conn, recipient, "recipient"),
+            since=since,
+            until=until,
+            before_id=before_id,
+            limit=limit,
+        )
+        members = await store.members_by_conversation(conn, [row["conversation_id"] for row in rows])
+    async with ctx.database.write() as conn:
+        # Looking is an action too: who searched whose metadata is on record.
+        await store.audit(
+            conn,
+            at=now_ms(),
+            admin=admin.username,
+            action="view_messages",
+            target="messages",
+            details={
+                "sender": sender,
+                "recipient": recipient,
+                "since": since,
+                "until": until,
+                "before": before_id,
+            },
+        )
+    entries = [_entry(row, members, full=False) for row in rows]
+    return {"messages": entries, "next_before": entries[-1]["id"] if len(entries) == limit else None}
+
+
+async def export_messages(
+    ctx: ServiceContext,
+    admin: Principal,
+    *,
+    sender: str | None,
+    recipient: str | None,
+    since: int | None,
+    until: int | None,
+) -> AsyncIterator[bytes]:
+    """JSON Lines, one stored envelope (with its metadata) per line, newest first."""
+    require_admin(admin)
+    async with ctx.database.read() as conn:
+        sender_id = await _resolve(conn, sender, "sender")
+        recipient_id = await _resolve(conn, recipient, "recipient")
+    async with ctx.database.write() as conn:
+        await store.audit(
+            conn,
+            at=now_ms(),
+            admin=admin.username,
+            action="export_messages",
+            target="messages",
+            details={"sender": sender, "recipient": recipient, "since": since, "until": until},
+        )
+
+    async def lines() -> AsyncIterator[bytes]:
+        before: int | None = None
+        while True:
+            async with ctx.database.read() as conn:
+                rows = await store.message_log(
+                    conn,
+                    sender_id=sender_id,
+                    recipient_id=recipient_id,
+                    since=since,
+                    until=until,
+                    before_id=before,
+                    limit=EXPORT_PAGE,
+                )
+                members = await store.members_by_conversation(conn, [row["conversation_id"] for row in rows])
+            for row in rows:
+                yield (json.dumps(_entry(row, members, full=True), separators=(",", ":")) + "\n").encode()
+            if len(rows) < EXPORT_PAGE:
+                return
+            before = rows[-1]["id"]
+
+    return lines()
+
+
+async def list_users(ctx: ServiceContext, admin: Principal, *, limit: int, offset: int) -> dict[str, Any]:
+    require_admin(admin)
+    async with ctx.database.read() as conn:
+        rows = await store.list_users(conn, now_ms(), limit, offset)
+    return {
+        "users": [
+            dict(row) | {"disabled": bool(row["disabled"]), "is_admin": bool(row["is_admin"])} for row in rows
+        ]
+    }
+
+
+async def set_disabled(
+    ctx: ServiceContext, admin: Principal, username: str, disabled: bool
+) -> dict[str, Any]:
+    """Disable (and log out everywhere) or enable an account."""
+    require_admin(admin)
+    name = username_field(username)
+    if name == admin.username and disabled:
+        raise InvalidInput("administrators cannot disable themselves", field="username")
+    now = now_ms()
+    async with ctx.database.write() as conn:
+        if not await store.set_user_flags(conn, name, disabled=disabled):
+            raise NotFound(f"no user named {name}")
+        revoked = 0
+        if disabled:
+            user = await account_store.get_user_by_name(conn, name)
+            assert user is not None
+            revoked = await account_store.revoke_sessions(conn, user["id"], now)
+        await store.audit(
+            conn,
+            at=now,
+            admin=admin.username,
+            action="disable_user" if disabled else "enable_user",
+            target=name,
+            details={"revoked_sessions": revoked},
+        )
+    return {"username": name, "disabled": disabled, "revoked_sessions": revoked}
+
+
+async def revoke_sessions(ctx: ServiceContext, admin: Principal, username: str) -> dict[str, Any]:
+    require_admin(admin)
+    name = username_field(username)
+    now = now_ms()
+    async with ctx.database.write() as conn:
+        user = await account_store.get_user_by_name(conn, name)
+        if user is None:
+            raise NotFound(f"no user named {name}")
+        revoked = await account_store.revoke_sessions(conn, user["id"], now)
+        await store.audit(
+            conn,
+            at=now,
+            admin=admin.username,
+            action="revoke_sessions",
+            target=name,
+            details={"revoked": revoked},
+        )
+    return {"username": name, "revoked_sessions": revoked}
+
+
+async def intrusion_view(ctx: ServiceContext, admin: Principal) -> dict[str, Any]:
+    require_admin(admin)
+    now = now_ms()
+    async with ctx.database.read() as conn:
+        blocks = await intrusion_store.list_active_blocks(conn, now)
+        attempts = await intrusion_store.recent_failures(conn, now - ctx.settings.ids_window_seconds * 1000)
+    return {
+        "blocks": [
+            {"address": b["subject"], "reason": b["reason"], "since": b["created_at"], "until": b["until"]}
+            for b in blocks
+        ],
+        "recent_attempts": [dict(a) for a in attempts],
+    }
+
+
+async def unblock(ctx: ServiceContext, admin: Principal, address: str) -> dict[str, Any]:
+    require_admin(admin)
+    now = now_ms()
+    async with ctx.database.write() as conn:
+        lifted = await intrusion_store.lift_blocks(conn, "ip", address, now)
+        await store.audit(
+            conn, at=now, admin=admin.username, action="unblock", target=address, details={"lifted": lifted}
+        )
+    return {"address": address, "lifted": lifted}
+
+
+async def audit_log(
+    ctx: ServiceContext, admin: Principal, *, before_id: int | None, limit: int
+) -> dict[str, Any]:
+    require_admin(admin)
+    async with ctx.database.read() as conn:
+        rows = await store.audit_log(conn, before_id, limit)
+    entries = [dict(row) | {"details": json.loads(row["details"])} for row in rows]
+    return {"entries": entries, "next_before": entries[-1]["id"] if len(entries) == limit else None}

@@ -1,0 +1,130 @@
+"""Queries for the admin console: the message log (metadata and ciphertext), users, and
+the audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .tables import admin_audit, conversation_members, messages, sessions, users
+
+
+def _message_filter(
+    sender_id: int | None, recipient_id: int | None, since: int | None, until: int | None
+) -> Any:
+    conditions = []
+    if sender_id is not None:
+        conditions.append(messages.c.sender_id == sender_id)
+    if recipient_id is not None:
+        member = conversation_members.alias("recipient_member")
+        conditions.append(messages.c.sender_id != recipient_id)
+        conditions.append(
+            exists().where(
+                member.c.conversation_id == messages.c.conversation_id, member.c.user_id == recipient_id
+            )
+        )
+    if since is not None:
+        conditions.append(messages.c.server_ts >= since)
+    if until is not None:
+        conditions.append(messages.c.server_ts < until)
+    return and_(True, *conditions)
+
+
+async def message_log(
+    conn: AsyncConnection,
+    *,
+    sender_id: int | None,
+    recipient_id: int | None,
+    since: int | None,
+    until: int | None,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """Newest first: message rows with the sender's name (and the envelope text)."""
+    condition = _message_filter(sender_id, recipient_id, since, until)
+    if before_id is not None:
+        condition = and_(condition, messages.c.id < before_id)
+    result = await conn.execute(
+        select(
+            messages.c.id,
+            messages.c.message_id,
+            messages.c.conversation_id,
+            messages.c.client_ts,
+            messages.c.server_ts,
+            messages.c.size,
+            messages.c.envelope,
+            users.c.username.label("sender"),
+        )
+        .join(users, users.c.id == messages.c.sender_id)
+        .where(condition)
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def members_by_conversation(conn: AsyncConnection, conversation_ids: list[str]) -> dict[str, list[str]]:
+    if not conversation_ids:
+        return {}
+    result = await conn.execute(
+        select(conversation_members.c.conversation_id, users.c.username)
+        .join(users, users.c.id == conversation_members.c.user_id)
+        .where(conversation_members.c.conversation_id.in_(set(conversation_ids)))
+    )
+    members: dict[str, list[str]] = {}
+    for conversation_id, username in result:
+        members.setdefault(conversation_id, []).append(username)
+    return {key: sorted(value) for key, value in members.items()}
+
+
+async def user_id(conn: AsyncConnection, username: str) -> int | None:
+    result = await conn.execute(select(users.c.id).where(users.c.username == username))
+    found = result.scalar_one_or_none()
+    return int(found) if found is not None else None
+
+
+async def list_users(conn: AsyncConnection, now: int, limit: int, offset: int) -> list[RowMapping]:
+    active = (
+        select(func.count())
+        .where(sessions.c.user_id == users.c.id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
+        .scalar_subquery()
+    )
+    result = await conn.execute(
+        select(
+            users.c.username, users.c.created_at, users.c.disabled, users.c.is_admin, active.label("sessions")
+        )
+        .order_by(users.c.username)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(result.mappings())
+
+
+async def set_user_flags(conn: AsyncConnection, username: str, **values: bool) -> bool:
+    result = await conn.execute(update(users).where(users.c.username == username).values(**values))
+    return bool(result.rowcount)
+
+
+async def audit(
+    conn: AsyncConnection, *, at: int, admin: str, action: str, target: str, details: dict[str, Any]
+) -> None:
+    await conn.execute(
+        insert(admin_audit).values(
+            at=at,
+            admin=admin,
+            action=action,
+            target=target[:128],
+            details=json.dumps(details, sort_keys=True),
+        )
+    )
+
+
+async def audit_log(conn: AsyncConnection, before_id: int | None, limit: int) -> list[RowMapping]:
+    query = select(admin_audit).order_by(admin_audit.c.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(admin_audit.c.id < before_id)
+    return list((await conn.execute(query)).mappings())

@@ -1,0 +1,60 @@
+"""`securechat admin`: the operator makes an admin on the server's data, and the admin's
+terminal shows the message log and exports it with no plaintext in either."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import PASSWORDS, MakeClient
+
+
+def cli(*args: str, home: Path | None = None, server: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    if home is not None:
+        env["SECURECHAT_HOME"] = str(home)
+    if server is not None:
+        env["SECURECHAT_SERVER"] = server
+    return subprocess.run(
+        [sys.executable, "-m", "securechat", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_admin_create_then_message_log_and_export(live_server, make_client: MakeClient) -> None:  # type: ignore[no-untyped-def]
+    alice = await make_client("alice")
+    await make_client("bob")
+    await alice.send_text("bob", "cli-admin plaintext 1")
+    await alice.send_text("bob", "cli-admin plaintext 2")
+
+    refused = cli("admin", "messages", "--json", home=alice.state.home, server=live_server.url)
+    assert refused.returncode == 1 and "administrators only" in refused.stderr
+
+    made = cli("admin", "create", "alice", "--data-dir", str(live_server.data_dir))
+    assert made.returncode == 0, made.stderr
+    assert "alice is now an administrator" in made.stdout
+    assert cli("admin", "create", "nobody", "--data-dir", str(live_server.data_dir)).returncode == 1
+
+    listed = cli(
+        "admin", "messages", "--json", "--sender", "alice", home=alice.state.home, server=live_server.url
+    )
+    assert listed.returncode == 0, listed.stderr
+    entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(e["sender"], e["recipients"]) for e in entries] == [("alice", ["bob"])] * 2
+
+    exported = cli("admin", "export", home=alice.state.home, server=live_server.url)
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(lines) == 2 and all(line["envelope"]["v"] == 1 for line in lines)
+    for text in ("cli-admin plaintext 1", "cli-admin plaintext 2", PASSWORDS["alice"]):
+        assert text not in listed.stdout + exported.stdout
+
+    audit = cli("admin", "audit", home=alice.state.home, server=live_server.url)
+    assert audit.returncode == 0 and "export_messages" in audit.stdout and "grant_admin" in audit.stdout
