@@ -665,3 +665,21 @@ async def test_raw_get_reaches_static_files(app: FastAPI) -> None:
     assert status == 200
     assert "javascript" in headers["content-type"]
     assert body == (WEB_DIR / "app" / "main.js").read_bytes()
+
+
+async def test_cors_is_closed_to_other_origins(http: httpx.AsyncClient) -> None:
+    """No CORS grants: a page on another site can neither preflight nor read answers."""
+    preflight = await http.options(
+        "/api/v1/auth/refresh",
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-securechat-refresh, content-type",
+        },
+    )
+    assert preflight.status_code in (404, 405)
+    assert not any(name.lower().startswith("access-control-") for name in preflight.headers)
+    simple = await http.post(
+        "/api/v1/auth/prelogin", json={"username": "alice"}, headers={"Origin": "https://evil.example"}
+    )
+    assert not any(name.lower().startswith("access-control-") for name in simple.headers)
