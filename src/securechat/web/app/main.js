@@ -4,6 +4,7 @@
  * @module
  */
 
+import { AdminView } from "./admin-view.js";
 import { Api } from "./api.js";
 import { AuthView } from "./auth-view.js";
 import { ChatView } from "./chat-view.js";
@@ -12,7 +13,7 @@ import { Panels } from "./panels.js";
 import * as session from "./session.js";
 
 const api = new Api();
-/** @type {{messenger: Messenger, chat: ChatView, panels: Panels} | null} */
+/** @type {{messenger: Messenger, chat: ChatView, panels: Panels, admin: AdminView} | null} */
 let current = null;
 /** @type {string | null} the account of the current session while it is locked */
 let lockedUsername = null;
@@ -47,11 +48,15 @@ async function enter(identity, remember) {
     await session.forgetDevice();
   }
   const messenger = new Messenger(api, identity);
+  const admin = new AdminView(api);
   const panels = new Panels(messenger, {
     changePassword: (currentPassword, next, progress) =>
       session.changePassword(api, identity.username, currentPassword, next, progress),
     logout,
+    openAdmin: () => void admin.open(),
   });
+  // The server decides; this only chooses whether to offer the console.
+  panels.isAdmin = Boolean((await api.account()).is_admin);
   const chat = new ChatView(messenger, {
     openContact: (name) => void panels.openContact(name),
     openAccount: () => void panels.openAccount(),
@@ -62,7 +67,7 @@ async function enter(identity, remember) {
     teardown();
     auth.showLogin({ error: "Your session has ended (logged out elsewhere or the password changed). Please log in again.", username: identity.username });
   });
-  current = { messenger, chat, panels };
+  current = { messenger, chat, panels, admin };
   lockedUsername = null;
   await messenger.start();
   auth.hide();
@@ -75,6 +80,7 @@ function teardown() {
   current.messenger.stop();
   current.chat.destroy();
   current.panels.destroy();
+  current.admin.destroy();
   current = null;
   delete document.body.dataset.user;
   document.title = "SecureChat";

@@ -12,7 +12,7 @@ export class Panels {
   /**
    * @param {import("./messenger.js").Messenger} messenger
    * @param {{changePassword: (current: string, next: string, progress: (s: string) => void) => Promise<number>,
-   *   logout: () => Promise<void>}} actions
+   *   logout: () => Promise<void>, openAdmin: () => void}} actions
    */
   constructor(messenger, actions) {
     this.messenger = messenger;
@@ -27,6 +27,10 @@ export class Panels {
       [byId("enable-notifications"), "click", () => void this.enableNotifications()],
       [byId("logout"), "click", () => void this.actions.logout()],
       [byId("account-close"), "click", () => this.accountDialog.close()],
+      [byId("open-admin"), "click", () => {
+        this.accountDialog.close();
+        this.actions.openAdmin();
+      }],
       [byId("password-form"), "submit", (event) => {
         event.preventDefault();
         void this.changePassword();
@@ -91,6 +95,7 @@ export class Panels {
     byId("own-signing-fp").textContent = own.signing;
     byId("own-encryption-fp").textContent = own.encryption;
     this.renderNotificationState();
+    show(byId("admin-entry"), Boolean(this.isAdmin));
     byId("sessions-result").textContent = "";
     byId("password-result").textContent = "";
     if (!this.accountDialog.open) this.accountDialog.showModal();

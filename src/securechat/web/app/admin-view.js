@@ -1,0 +1,175 @@
+/**
+ * The admin console: message log (metadata and ciphertext only), users, blocks and the
+ * audit log. The server decides who is an administrator; this view only asks it.
+ *
+ * @module
+ */
+
+import { byId, el, explain, fullTime, setMessage, show } from "./dom.js";
+
+const SECTIONS = ["messages", "users", "blocks", "audit"];
+
+export class AdminView {
+  /** @param {import("./api.js").Api} api */
+  constructor(api) {
+    this.api = api;
+    this.dialog = byId("admin-dialog");
+    /** @type {number | null} */
+    this.before = null;
+    this.listeners = [
+      [byId("admin-close"), "click", () => this.dialog.close()],
+      [byId("admin-filter"), "submit", (event) => {
+        event.preventDefault();
+        void this.loadMessages(true);
+      }],
+      [byId("admin-more"), "click", () => void this.loadMessages(false)],
+      [byId("admin-export"), "click", () => void this.exportMessages()],
+      ...SECTIONS.map((name) => [byId(`admin-tab-${name}`), "click", () => void this.select(name)]),
+    ];
+    for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
+  }
+
+  destroy() {
+    for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
+    if (this.dialog.open) this.dialog.close();
+  }
+
+  async open() {
+    if (!this.dialog.open) this.dialog.showModal();
+    await this.select("messages");
+  }
+
+  async select(name) {
+    for (const section of SECTIONS) {
+      byId(`admin-tab-${section}`).setAttribute("aria-selected", String(section === name));
+      show(byId(`admin-${section}`), section === name);
+    }
+    setMessage(byId("admin-error"), null);
+    try {
+      if (name === "messages") await this.loadMessages(true);
+      if (name === "users") await this.loadUsers();
+      if (name === "blocks") await this.loadBlocks();
+      if (name === "audit") await this.loadAudit();
+    } catch (error) {
+      setMessage(byId("admin-error"), explain(error));
+    }
+  }
+
+  filters() {
+    const params = new URLSearchParams();
+    const sender = byId("admin-sender").value.trim();
+    const recipient = byId("admin-recipient").value.trim();
+    if (sender) params.set("sender", sender);
+    if (recipient) params.set("recipient", recipient);
+    for (const [id, name] of [["admin-since", "since"], ["admin-until", "until"]]) {
+      const value = byId(id).value;
+      if (value) params.set(name, String(new Date(value).getTime()));
+    }
+    return params;
+  }
+
+  async loadMessages(fresh) {
+    const params = this.filters();
+    params.set("limit", "50");
+    if (!fresh && this.before) params.set("before", String(this.before));
+    const rows = byId("admin-message-rows");
+    try {
+      const page = await this.api.request("GET", `/admin/messages?${params}`);
+      const items = page.messages.map((m) =>
+        el("tr", {}, [
+          el("td", { text: fullTime(m.server_ts) }),
+          el("td", { text: m.sender }),
+          el("td", { text: m.recipients.join(", ") }),
+          el("td", { text: String(m.size) }),
+          el("td", { className: "cipher", text: m.ciphertext_preview }),
+        ]),
+      );
+      if (fresh) rows.replaceChildren(...items);
+      else rows.append(...items);
+      this.before = page.next_before;
+      show(byId("admin-more"), page.next_before !== null);
+      byId("admin-messages-status").textContent = `${rows.children.length} message(s) shown`;
+    } catch (error) {
+      setMessage(byId("admin-error"), explain(error));
+    }
+  }
+
+  async exportMessages() {
+    // The export needs the bearer token, so it is fetched and handed over as a file.
+    await this.api.ensureToken();
+    const response = await fetch(`/api/v1/admin/messages/export?${this.filters()}`, {
+      headers: { Authorization: `Bearer ${this.api.accessToken}` },
+    });
+    if (!response.ok) {
+      setMessage(byId("admin-error"), `The export failed (${response.status}).`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { attrs: { href: url, download: "securechat-messages.jsonl" } });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+
+  async loadUsers() {
+    const page = await this.api.request("GET", "/admin/users");
+    byId("admin-user-rows").replaceChildren(
+      ...page.users.map((user) => {
+        const action = el("button", {
+          className: user.disabled ? "secondary" : "danger",
+          text: user.disabled ? "Enable" : "Disable",
+          attrs: { type: "button", "aria-label": `${user.disabled ? "Enable" : "Disable"} ${user.username}` },
+        });
+        action.addEventListener("click", async () => {
+          try {
+            await this.api.request("POST", `/admin/users/${encodeURIComponent(user.username)}/${user.disabled ? "enable" : "disable"}`);
+            await this.loadUsers();
+          } catch (error) {
+            setMessage(byId("admin-error"), explain(error));
+          }
+        });
+        return el("tr", { attrs: { "data-user": user.username } }, [
+          el("td", { text: user.username + (user.is_admin ? " (admin)" : "") }),
+          el("td", { text: fullTime(user.created_at) }),
+          el("td", { text: String(user.sessions) }),
+          el("td", { text: user.disabled ? "Disabled" : "Active" }),
+          el("td", {}, [action]),
+        ]);
+      }),
+    );
+  }
+
+  async loadBlocks() {
+    const view = await this.api.request("GET", "/admin/intrusion");
+    byId("admin-block-rows").replaceChildren(
+      ...view.blocks.map((block) => {
+        const lift = el("button", { className: "secondary", text: "Unblock", attrs: { type: "button", "aria-label": `Unblock ${block.address}` } });
+        lift.addEventListener("click", async () => {
+          await this.api.request("POST", "/admin/intrusion/unblock", { body: { address: block.address } });
+          await this.loadBlocks();
+        });
+        return el("tr", {}, [
+          el("td", { text: block.address }),
+          el("td", { text: block.reason }),
+          el("td", { text: fullTime(block.since) }),
+          el("td", { text: fullTime(block.until) }),
+          el("td", {}, [lift]),
+        ]);
+      }),
+    );
+    byId("admin-attempts").textContent = `${view.recent_attempts.length} failed or pending login(s) in the current window.`;
+  }
+
+  async loadAudit() {
+    const page = await this.api.request("GET", "/admin/audit");
+    byId("admin-audit-rows").replaceChildren(
+      ...page.entries.map((entry) =>
+        el("tr", {}, [
+          el("td", { text: fullTime(entry.at) }),
+          el("td", { text: entry.admin }),
+          el("td", { text: entry.action }),
+          el("td", { text: entry.target }),
+        ]),
+      ),
+    );
+  }
+}
