@@ -19,6 +19,7 @@ from .headers import SecurityHeaders
 from .limits import BodySizeLimit
 from .metrics import Metrics, RequestMetrics, metrics_allowed
 from .realtime.broker import InProcessBroker
+from .realtime.slots import ConnectionSlots
 from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
 from .services.tokens import TokenIssuer
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker = InProcessBroker()
         writer = MessageWriter(database, broker, metrics)
         writer.start()
+        app.state.slots = ConnectionSlots(settings.ws_max_connections, settings.ws_max_per_user)
         app.state.context = ServiceContext(
             settings=settings,
             database=database,

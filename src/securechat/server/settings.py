@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     ws_session_check_seconds: float = 30.0
     # Incoming frames per connection: sustained rate and burst. Past them the server
     # stops reading that socket until it is back within budget.
+    # Open inbox sockets per instance, in all and per user (beyond: refused, 4503/4429).
+    ws_max_connections: int = 10_000
+    ws_max_per_user: int = 20
     ws_frames_per_second: float = 400.0
     ws_frame_burst: float = 800.0
     # Per address, in a sliding window of a minute (stored, so shared by instances).

@@ -10,6 +10,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import RateLimited, SecureChatError
 from ..realtime.connection import InboxConnection, error_frame
+from ..realtime.slots import ConnectionSlots
 from ..services import ratelimit
 from ..services.accounts import authenticate
 from ..services.context import ServiceContext
@@ -19,6 +20,7 @@ router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_FRAME = 4400
 CLOSE_RATE_LIMITED = 4429
+CLOSE_SERVER_FULL = 4503
 
 
 def origin_allowed(websocket: WebSocket, ctx: ServiceContext) -> bool:
@@ -45,6 +47,19 @@ async def inbox_socket(websocket: WebSocket) -> None:
         # Refused in the handshake: the client sees HTTP 403 and no socket opens.
         await websocket.close(code=1008)
         return
+    slots: ConnectionSlots = websocket.app.state.slots
+    if not slots.open():
+        await websocket.accept()
+        await websocket.send_text(error_frame("too_many_connections", "the server is full; try again later"))
+        await websocket.close(CLOSE_SERVER_FULL)
+        return
+    try:
+        await _serve(websocket, ctx, slots)
+    finally:
+        slots.close()
+
+
+async def _serve(websocket: WebSocket, ctx: ServiceContext, slots: ConnectionSlots) -> None:
     await websocket.accept()
     ip = websocket.client.host if websocket.client else "unknown"
     try:
@@ -81,6 +96,12 @@ async def inbox_socket(websocket: WebSocket) -> None:
         await websocket.send_text(error_frame(exc.code, exc.message))
         await websocket.close(CLOSE_UNAUTHORIZED)
         return
+    if not slots.claim_user(principal.user_id):
+        await websocket.send_text(
+            error_frame("too_many_connections", "too many open connections for this account")
+        )
+        await websocket.close(CLOSE_RATE_LIMITED)
+        return
     ctx.metrics.connections.inc()
     try:
         await InboxConnection(ctx, principal, websocket).run(since)
@@ -88,3 +109,4 @@ async def inbox_socket(websocket: WebSocket) -> None:
         return
     finally:
         ctx.metrics.connections.dec()
+        slots.release_user(principal.user_id)
