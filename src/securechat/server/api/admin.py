@@ -44,7 +44,12 @@ async def message_log(
     )
 
 
-@router.get("/messages/export")
+# Declared as what it is (NDJSON, one encrypted message per line), not FastAPI's default JSON.
+@router.get(
+    "/messages/export",
+    response_class=StreamingResponse,
+    responses={200: {"description": "The message log as NDJSON", "content": {"application/x-ndjson": {}}}},
+)
 async def export_messages(
     principal: CurrentUser,
     ctx: Context,
