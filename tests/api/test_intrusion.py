@@ -6,6 +6,8 @@ account under a distributed attack still lets its owner in."""
 from __future__ import annotations
 
 import asyncio
+import statistics
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -167,3 +169,21 @@ async def test_postgres_counts_parallel_attempts_atomically(postgres_settings: S
             responses = await asyncio.gather(*(login(attacker, "alice", WRONG_KEY) for _ in range(30)))
         assert checks() <= 5
         assert sorted(r.status_code for r in responses).count(403) == 30 - checks()
+
+
+async def test_unknown_user_and_wrong_password_take_about_as_long(app: FastAPI) -> None:
+    """Enumeration by timing: a missing user costs a dummy password check, so both
+    failures do the same work. Medians of interleaved attempts from many addresses (so
+    intrusion detection does not step in); the bound is loose, for a shared machine."""
+    await register(app, "alice")
+    known: list[float] = []
+    unknown: list[float] = []
+    for n in range(16):
+        async with client_from(app, f"198.18.{n // 200}.{n % 200 + 1}") as client:
+            for name, samples in (("alice", known), ("nobody-here", unknown)):
+                started = time.perf_counter()
+                response = await login(client, name, WRONG_KEY)
+                samples.append(time.perf_counter() - started)
+                assert response.status_code == 401
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.5 < ratio < 2.0, (statistics.median(known), statistics.median(unknown))
