@@ -9,8 +9,13 @@ signature), so identities are per username.
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
+from fastapi import FastAPI
 
 from securechat.protocol.encoding import b64encode
 from securechat.protocol.envelope import seal_message
@@ -120,3 +125,11 @@ def receipted_ids(entry: dict[str, Any]) -> list[str]:
     ids = entry["message_ids"]
     assert isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids), entry
     return list(ids)
+
+
+@asynccontextmanager
+async def client_from(app: FastAPI, ip: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client whose requests come from the address ``ip``."""
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -21,7 +21,7 @@ from securechat.server.app import create_app
 from securechat.server.settings import Settings
 
 from ..conftest import GENEROUS_LIMITS
-from .support import material, registration_body
+from .support import client_from, material, registration_body
 
 WRONG_KEY = "A" * 43 + "="
 
@@ -36,13 +36,6 @@ async def running(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
-
-
-@asynccontextmanager
-async def client_from(app: FastAPI, ip: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 async def login(client: httpx.AsyncClient, name: str, key: str, **headers: str) -> httpx.Response:

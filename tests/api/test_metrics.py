@@ -3,24 +3,13 @@ template (never a username or id), and answers only loopback scrapers or token h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from .conftest import RegisterUser
-from .support import bearer, material, seal
+from .support import bearer, client_from, material, seal
 
 WRONG_KEY = "A" * 43 + "="
-
-
-@asynccontextmanager
-async def client_from(app: FastAPI, ip: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 def value(text: str, sample: str) -> float:

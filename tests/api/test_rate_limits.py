@@ -4,7 +4,6 @@ Retry-After once the minute's budget is spent; other addresses are unaffected.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from fastapi import FastAPI
 from securechat.server.app import create_app
 from securechat.server.settings import Settings
 
-from .support import registration_body
+from .support import client_from, registration_body
 
 
 @pytest.fixture
@@ -23,13 +22,6 @@ async def limited_app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
-
-
-@asynccontextmanager
-async def client_from(app: FastAPI, ip: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 def assert_rate_limited(response: httpx.Response) -> None:

@@ -55,8 +55,15 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_server(tmp_path / "server-data", tmp_path / "server.log")
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """A real server per test; a test marked ``quick_session_check`` gets open sockets
+    re-checking their session every half second, so a revocation shows at once."""
+    extra = (
+        {"SECURECHAT_WS_SESSION_CHECK_SECONDS": "0.5"}
+        if request.node.get_closest_marker("quick_session_check")
+        else {}
+    )
+    live = start_server(tmp_path / "server-data", tmp_path / "server.log", extra_env=extra)
     yield live
     live.stop()
 

@@ -3,26 +3,12 @@ ended (the other page notices at once), the password changes, logout forgets the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..conftest import LiveServer, start_server
 from .conftest import Person
 
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    # Open sockets re-check their session every half second, so revocation shows quickly.
-    live = start_server(
-        tmp_path / "server-data",
-        tmp_path / "server.log",
-        extra_env={"SECURECHAT_WS_SESSION_CHECK_SECONDS": "0.5"},
-    )
-    yield live
-    live.stop()
+pytestmark = pytest.mark.quick_session_check
 
 
 READ_DEVICE_KEYS = """async () => {

@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import LiveServer, start_server
+from ..conftest import LiveServer
 from .conftest import DESKTOP, PHONE, SCREENSHOTS, Person
 
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_server(
-        tmp_path / "server-data",
-        tmp_path / "server.log",
-        extra_env={"SECURECHAT_WS_SESSION_CHECK_SECONDS": "0.5"},
-    )
-    yield live
-    live.stop()
+pytestmark = pytest.mark.quick_session_check
 
 
 def test_admin_console(people: dict[str, Person], server: LiveServer) -> None:

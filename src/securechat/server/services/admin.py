@@ -12,6 +12,7 @@ from ..errors import Forbidden, InvalidInput, NotFound
 from ..storage import accounts as account_store
 from ..storage import admin as store
 from ..storage import intrusion as intrusion_store
+from ..storage import messages as message_store
 from ..storage.database import Database
 from .accounts import username_field
 from .context import ServiceContext, now_ms
@@ -90,7 +91,9 @@ async def message_log(
             before_id=before_id,
             limit=limit,
         )
-        members = await store.members_by_conversation(conn, [row["conversation_id"] for row in rows])
+        members = await message_store.get_members_for_conversations(
+            conn, list({row["conversation_id"] for row in rows})
+        )
     async with ctx.database.write() as conn:
         # Looking is an action too: who searched whose metadata is on record.
         await store.audit(
@@ -148,7 +151,9 @@ async def export_messages(
                     before_id=before,
                     limit=EXPORT_PAGE,
                 )
-                members = await store.members_by_conversation(conn, [row["conversation_id"] for row in rows])
+                members = await message_store.get_members_for_conversations(
+                    conn, list({row["conversation_id"] for row in rows})
+                )
             for row in rows:
                 yield (json.dumps(_entry(row, members, full=True), separators=(",", ":")) + "\n").encode()
             if len(rows) < EXPORT_PAGE:

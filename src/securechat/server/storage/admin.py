@@ -67,20 +67,6 @@ async def message_log(
     return list(result.mappings())
 
 
-async def members_by_conversation(conn: AsyncConnection, conversation_ids: list[str]) -> dict[str, list[str]]:
-    if not conversation_ids:
-        return {}
-    result = await conn.execute(
-        select(conversation_members.c.conversation_id, users.c.username)
-        .join(users, users.c.id == conversation_members.c.user_id)
-        .where(conversation_members.c.conversation_id.in_(set(conversation_ids)))
-    )
-    members: dict[str, list[str]] = {}
-    for conversation_id, username in result:
-        members.setdefault(conversation_id, []).append(username)
-    return {key: sorted(value) for key, value in members.items()}
-
-
 async def user_id(conn: AsyncConnection, username: str) -> int | None:
     result = await conn.execute(select(users.c.id).where(users.c.username == username))
     found = result.scalar_one_or_none()
