@@ -351,25 +351,3 @@ def test_a_configured_origin_may_open_the_socket(settings: Settings) -> None:
             client.websocket_connect(WS, headers={"origin": "https://other.example"}),
         ):
             pass
-
-
-def test_sockets_per_user_are_capped(settings: Settings) -> None:
-    settings.ws_max_per_user = 2
-    with TestClient(create_app(settings)) as client:
-        token = register(client, "alice")["access_token"]
-        with (
-            client.websocket_connect(WS, headers=ORIGIN) as first,
-            client.websocket_connect(WS, headers=ORIGIN) as second,
-        ):
-            assert authenticate(first, token)["type"] == "ready"
-            assert authenticate(second, token)["type"] == "ready"
-            with client.websocket_connect(WS, headers=ORIGIN) as third:
-                third.send_json({"type": "auth", "token": token, "since": 0})
-                refused = receive(third)
-                assert refused["code"] == "too_many_connections"
-                with pytest.raises(WebSocketDisconnect) as closed:
-                    receive(third)
-                assert closed.value.code == 4429
-        # Both closed: a new one is accepted again.
-        with client.websocket_connect(WS, headers=ORIGIN) as again:
-            assert authenticate(again, token)["type"] == "ready"

@@ -71,3 +71,34 @@ async def test_idle_sockets_are_capped_and_timed_out(tmp_path: Path) -> None:
     finally:
         await client.close()
         server.stop()
+
+
+async def test_sockets_per_account_are_capped(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", tmp_path / "log", extra_env={"SECURECHAT_WS_MAX_PER_USER": "2"})
+    client = Messenger(tmp_path / "alice", server.url)
+
+    async def authenticated() -> tuple[websockets.ClientConnection, dict[str, object]]:
+        socket = await websockets.connect(client.api.websocket_url(), origin=Origin(client.api.origin()))
+        await socket.send(json.dumps({"type": "auth", "token": client.api.access_token, "since": 0}))
+        frame: dict[str, object] = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        return socket, frame
+
+    try:
+        await client.register("alice", PASSWORDS["alice"])
+        await client.ensure_token()
+        first, ready_1 = await authenticated()
+        second, ready_2 = await authenticated()
+        assert ready_1["type"] == ready_2["type"] == "ready"
+        third, refused = await authenticated()
+        assert refused["code"] == "too_many_connections"
+        await third.wait_closed()
+        assert third.close_code == 4429
+        await first.close()
+        await asyncio.sleep(0.2)
+        fourth, ready_4 = await authenticated()
+        assert ready_4["type"] == "ready"
+        await second.close()
+        await fourth.close()
+    finally:
+        await client.close()
+        server.stop()
