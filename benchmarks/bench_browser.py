@@ -48,7 +48,6 @@ import platform
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,6 +55,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from revision import git_revision  # benchmarks/revision.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.conftest / tests.browser helpers
@@ -463,24 +464,6 @@ def bench_open(browser: Browser, url: str, workdir: Path, history: int, runs: in
 
 # ---------------------------------------------------------------------------------------
 # Report
-
-
-def git_revision() -> str:
-    """HEAD and whether src/ differs from it (read-only git commands)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--", "src"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head or 'unknown'}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def cpu_model() -> str:

@@ -65,6 +65,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_der_private_key,
 )
+from revision import git_revision  # benchmarks/revision.py, beside this script
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -1093,24 +1094,6 @@ def _ratio(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
-def _git_revision() -> str:
-    """HEAD and whether the working tree differs (read-only git commands)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--", "src"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head or 'unknown'}{' + uncommitted changes in src/' if dirty else ''}"
-
-
 def _filesystem(path: Path) -> str:
     best = None
     for partition in psutil.disk_partitions(all=True):
@@ -1315,7 +1298,7 @@ def run(config: Config, workdir: Path) -> dict[str, Any]:
             "python": platform.python_version(),
             "platform": platform.platform(terse=True),
             "securechat_version": securechat.__version__,
-            "revision": _git_revision() if config.server_src is None else f"source tree {config.server_src}",
+            "revision": git_revision() if config.server_src is None else f"source tree {config.server_src}",
             "websockets": importlib.metadata.version("websockets"),
             "server_command": " ".join(commands.get("securechat", securechat_command(0, placeholder))),
             "bare_command": " ".join(commands["bare"]) if "bare" in commands else "(not run)",

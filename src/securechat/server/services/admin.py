@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Forbidden, InvalidInput, NotFound
@@ -67,6 +68,54 @@ def _entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, 
     return entry
 
 
+@dataclass(frozen=True)
+class _LogQuery:
+    sender_id: int | None
+    recipient_id: int | None
+    since: int | None
+    until: int | None
+
+
+async def _log_query(
+    ctx: ServiceContext, sender: str | None, recipient: str | None, since: int | None, until: int | None
+) -> _LogQuery:
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("until must be after since", field="until")
+    async with ctx.database.read() as conn:
+        return _LogQuery(
+            await _resolve(conn, sender, "sender"), await _resolve(conn, recipient, "recipient"), since, until
+        )
+
+
+async def _log_page(
+    ctx: ServiceContext, query: _LogQuery, before_id: int | None, limit: int
+) -> tuple[list[Any], dict[str, list[str]]]:
+    """One page of the message log, newest first, with each conversation's members."""
+    async with ctx.database.read() as conn:
+        rows = await store.message_log(
+            conn,
+            sender_id=query.sender_id,
+            recipient_id=query.recipient_id,
+            since=query.since,
+            until=query.until,
+            before_id=before_id,
+            limit=limit,
+        )
+        members = await message_store.get_members_for_conversations(
+            conn, list({row["conversation_id"] for row in rows})
+        )
+    return rows, members
+
+
+async def _audit(
+    ctx: ServiceContext, admin: Principal, action: str, target: str, details: dict[str, Any]
+) -> None:
+    async with ctx.database.write() as conn:
+        await store.audit(
+            conn, at=now_ms(), admin=admin.username, action=action, target=target, details=details
+        )
+
+
 async def message_log(
     ctx: ServiceContext,
     admin: Principal,
@@ -79,37 +128,11 @@ async def message_log(
     limit: int,
 ) -> dict[str, Any]:
     require_admin(admin)
-    if since is not None and until is not None and until <= since:
-        raise InvalidInput("until must be after since", field="until")
-    async with ctx.database.read() as conn:
-        rows = await store.message_log(
-            conn,
-            sender_id=await _resolve(conn, sender, "sender"),
-            recipient_id=await _resolve(conn, recipient, "recipient"),
-            since=since,
-            until=until,
-            before_id=before_id,
-            limit=limit,
-        )
-        members = await message_store.get_members_for_conversations(
-            conn, list({row["conversation_id"] for row in rows})
-        )
-    async with ctx.database.write() as conn:
-        # Looking is an action too: who searched whose metadata is on record.
-        await store.audit(
-            conn,
-            at=now_ms(),
-            admin=admin.username,
-            action="view_messages",
-            target="messages",
-            details={
-                "sender": sender,
-                "recipient": recipient,
-                "since": since,
-                "until": until,
-                "before": before_id,
-            },
-        )
+    query = await _log_query(ctx, sender, recipient, since, until)
+    rows, members = await _log_page(ctx, query, before_id, limit)
+    # Looking is an action too: who searched whose metadata is on record.
+    filters = {"sender": sender, "recipient": recipient, "since": since, "until": until}
+    await _audit(ctx, admin, "view_messages", "messages", {**filters, "before": before_id})
     entries = [_entry(row, members, full=False) for row in rows]
     return {"messages": entries, "next_before": entries[-1]["id"] if len(entries) == limit else None}
 
@@ -125,35 +148,14 @@ async def export_messages(
 ) -> AsyncIterator[bytes]:
     """JSON Lines, one stored envelope (with its metadata) per line, newest first."""
     require_admin(admin)
-    async with ctx.database.read() as conn:
-        sender_id = await _resolve(conn, sender, "sender")
-        recipient_id = await _resolve(conn, recipient, "recipient")
-    async with ctx.database.write() as conn:
-        await store.audit(
-            conn,
-            at=now_ms(),
-            admin=admin.username,
-            action="export_messages",
-            target="messages",
-            details={"sender": sender, "recipient": recipient, "since": since, "until": until},
-        )
+    query = await _log_query(ctx, sender, recipient, since, until)
+    filters = {"sender": sender, "recipient": recipient, "since": since, "until": until}
+    await _audit(ctx, admin, "export_messages", "messages", filters)
 
     async def lines() -> AsyncIterator[bytes]:
         before: int | None = None
         while True:
-            async with ctx.database.read() as conn:
-                rows = await store.message_log(
-                    conn,
-                    sender_id=sender_id,
-                    recipient_id=recipient_id,
-                    since=since,
-                    until=until,
-                    before_id=before,
-                    limit=EXPORT_PAGE,
-                )
-                members = await message_store.get_members_for_conversations(
-                    conn, list({row["conversation_id"] for row in rows})
-                )
+            rows, members = await _log_page(ctx, query, before, EXPORT_PAGE)
             for row in rows:
                 yield (json.dumps(_entry(row, members, full=True), separators=(",", ":")) + "\n").encode()
             if len(rows) < EXPORT_PAGE:
