@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from ..conftest import LiveServer, start_server
+from .terminal import TerminalUser
 
 CHROMIUM = os.environ.get("SECURECHAT_CHROMIUM", "/usr/bin/chromium")
 PASSWORDS = {
@@ -66,6 +67,26 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServe
     live = start_server(tmp_path / "server-data", tmp_path / "server.log", extra_env=extra)
     yield live
     live.stop()
+
+
+MakeTerminal = Callable[[str], TerminalUser]
+
+
+@pytest.fixture
+def terminal(server: LiveServer, tmp_path: Path) -> Iterator[MakeTerminal]:
+    """``terminal("dave")``: a registered terminal-client user (the Python library) on
+    the test's server, with its own home; closed at the end of the test."""
+    made: list[TerminalUser] = []
+
+    def make(name: str) -> TerminalUser:
+        user = TerminalUser(tmp_path / f"{name}-home", server.url)
+        made.append(user)
+        user.run(user.messenger.register(name, PASSWORDS[name]))
+        return user
+
+    yield make
+    for user in made:
+        user.close()
 
 
 @dataclass

@@ -3,14 +3,12 @@ server restart: it reconnects by itself and resumes from its last sequence."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlparse
 
 from playwright.sync_api import expect
 
 from ..conftest import LiveServer, start_server
-from .conftest import PASSWORDS, Person
-from .terminal import TerminalUser
+from .conftest import PASSWORDS, MakeTerminal, Person
 
 RECORD_PROGRESS = """() => {
   window.__progress = [];
@@ -70,42 +68,36 @@ def test_registration_shows_progress_strength_and_clear_errors(people: dict[str,
 
 
 def test_page_reconnects_and_resumes_after_a_server_restart(
-    people: dict[str, Person], server: LiveServer, tmp_path: Path
+    people: dict[str, Person], server: LiveServer, terminal: MakeTerminal
 ) -> None:
     bob = people["bob"]
     bob.register(remember=True)
-    alice = TerminalUser(tmp_path / "alice-home", server.url)
-    try:
-        alice.run(alice.messenger.register("alice", PASSWORDS["alice"]))
-        alice.run(alice.messenger.send_text("bob", "before the restart"))
-        bob.open_chat("alice")
-        expect(bob.page.locator(".message .message-text")).to_have_text(["before the restart"])
+    alice = terminal("alice")
+    alice.run(alice.messenger.send_text("bob", "before the restart"))
+    bob.open_chat("alice")
+    expect(bob.page.locator(".message .message-text")).to_have_text(["before the restart"])
 
-        server.stop()
-        expect(bob.page.locator("#connection")).to_have_text("Offline: reconnecting")
-        port = urlparse(server.url).port
-        restarted = start_server(server.data_dir, server.log_path, port=port)
-        try:
-            # Sent while bob's page is still reconnecting: it must arrive, once, in order.
-            alice.run(alice.messenger.send_text("bob", "during the outage"))
-            alice.run(alice.messenger.send_text("bob", "after the restart"))
-            expect(bob.page.locator("#connection")).to_have_text("Online", timeout=20_000)
-            expect(bob.page.locator(".message .message-text")).to_have_text(
-                ["before the restart", "during the outage", "after the restart"]
-            )
-            bob.send("bob is back")
-            # The browser logs each refused reconnect attempt during the outage; expected here.
-            bob.problems[:] = [p for p in bob.problems if "ERR_CONNECTION_REFUSED" not in p]
-            items = [
-                i
-                for i in alice.run(alice.messenger.sync_inbox())
-                if i.kind == "message" and i.sender == "bob"
-            ]
-            assert [(i.text, i.verified) for i in items] == [("bob is back", True)]
-        finally:
-            restarted.stop()
+    server.stop()
+    expect(bob.page.locator("#connection")).to_have_text("Offline: reconnecting")
+    port = urlparse(server.url).port
+    restarted = start_server(server.data_dir, server.log_path, port=port)
+    try:
+        # Sent while bob's page is still reconnecting: it must arrive, once, in order.
+        alice.run(alice.messenger.send_text("bob", "during the outage"))
+        alice.run(alice.messenger.send_text("bob", "after the restart"))
+        expect(bob.page.locator("#connection")).to_have_text("Online", timeout=20_000)
+        expect(bob.page.locator(".message .message-text")).to_have_text(
+            ["before the restart", "during the outage", "after the restart"]
+        )
+        bob.send("bob is back")
+        # The browser logs each refused reconnect attempt during the outage; expected here.
+        bob.problems[:] = [p for p in bob.problems if "ERR_CONNECTION_REFUSED" not in p]
+        items = [
+            i for i in alice.run(alice.messenger.sync_inbox()) if i.kind == "message" and i.sender == "bob"
+        ]
+        assert [(i.text, i.verified) for i in items] == [("bob is back", True)]
     finally:
-        alice.close()
+        restarted.stop()
 
 
 def test_a_blocked_address_gets_a_clear_message(people: dict[str, Person]) -> None:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.sync_api import Page, expect
 
-from ..conftest import LiveServer
-from .conftest import PASSWORDS, PHONE, Person
-from .terminal import TerminalUser
+from .conftest import PHONE, MakeTerminal, Person
 
 UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input:not([type=hidden]):not([hidden]), textarea, button, [role=tab]')]
   .filter((node) => {
@@ -19,16 +15,12 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input:not([type=hi
   .map((node) => node.outerHTML.slice(0, 80))"""
 
 
-def test_history_pages_on_scroll(people: dict[str, Person], server: LiveServer, tmp_path: Path) -> None:
+def test_history_pages_on_scroll(people: dict[str, Person], terminal: MakeTerminal) -> None:
     bob = people["bob"]
     bob.register(remember=True)
-    alice = TerminalUser(tmp_path / "alice-home", server.url)
-    try:
-        alice.run(alice.messenger.register("alice", PASSWORDS["alice"]))
-        for number in range(120):
-            alice.run(alice.messenger.send_text("bob", f"message {number:03}"))
-    finally:
-        alice.close()
+    alice = terminal("alice")
+    for number in range(120):
+        alice.run(alice.messenger.send_text("bob", f"message {number:03}"))
     # Bob was online and received them live; a fresh page has to page through history.
     page = bob.page
     page.reload()
@@ -124,9 +116,7 @@ window.Notification = class {
 """
 
 
-def test_opt_in_notifications_name_the_sender_only_while_hidden(
-    people: dict[str, Person], server: LiveServer
-) -> None:
+def test_opt_in_notifications_name_the_sender_only_while_hidden(people: dict[str, Person]) -> None:
     alice, bob = people["alice"], people["bob"]
     bob.context.add_init_script(NOTIFICATION_STUB)
     bob.page.reload()

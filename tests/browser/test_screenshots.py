@@ -11,8 +11,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from ..conftest import LiveServer
-from .conftest import DESKTOP, PASSWORDS, PHONE, SCREENSHOTS, Person
-from .terminal import TerminalUser
+from .conftest import DESKTOP, PHONE, SCREENSHOTS, MakeTerminal, Person
 from .test_trust import deliver_raw, substitute_keys
 
 CONVERSATION = [
@@ -33,7 +32,7 @@ def shoot(page: Page, name: str, taken: list[Path]) -> None:
 
 
 def test_screenshots_of_each_main_screen(
-    people: dict[str, Person], server: LiveServer, tmp_path: Path
+    people: dict[str, Person], server: LiveServer, terminal: MakeTerminal
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     taken: list[Path] = []
@@ -51,19 +50,15 @@ def test_screenshots_of_each_main_screen(
     bob.wait_chat()
 
     alice.register()
-    carol = TerminalUser(tmp_path / "carol-home", server.url)
-    try:
-        carol.run(carol.messenger.register("carol", PASSWORDS["carol"]))
-        carol.run(carol.messenger.send_text("bob", "Lunch on Friday?"))
-        # One message that a server altered, to show how an unverifiable message looks.
-        envelope = carol.run(carol.messenger.seal_text("bob", "altered"))
-        wire = envelope.to_wire()
-        ciphertext = bytearray(base64.b64decode(wire["ciphertext"]))
-        ciphertext[-1] ^= 1
-        wire["ciphertext"] = base64.b64encode(bytes(ciphertext)).decode()
-        deliver_raw(server, "carol", "bob", envelope.header.message_id, json.dumps(wire))
-    finally:
-        carol.close()
+    carol = terminal("carol")
+    carol.run(carol.messenger.send_text("bob", "Lunch on Friday?"))
+    # One message that a server altered, to show how an unverifiable message looks.
+    envelope = carol.run(carol.messenger.seal_text("bob", "altered"))
+    wire = envelope.to_wire()
+    ciphertext = bytearray(base64.b64decode(wire["ciphertext"]))
+    ciphertext[-1] ^= 1
+    wire["ciphertext"] = base64.b64encode(bytes(ciphertext)).decode()
+    deliver_raw(server, "carol", "bob", envelope.header.message_id, json.dumps(wire))
 
     alice.start_chat("bob")
     for sender, text in CONVERSATION:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -16,8 +15,7 @@ from securechat.protocol.identifiers import Username, direct_conversation_id
 from securechat.protocol.keys import PrivateIdentity
 
 from ..conftest import LiveServer
-from .conftest import PASSWORDS, Person
-from .terminal import TerminalUser
+from .conftest import MakeTerminal, Person
 
 
 def database(server: LiveServer) -> sqlite3.Connection:
@@ -132,67 +130,63 @@ def test_substituted_key_shows_the_banner_and_blocks_sending_until_accepted(
 
 
 def test_forged_tampered_and_replayed_messages_show_as_unverifiable(
-    people: dict[str, Person], server: LiveServer, tmp_path: Path
+    people: dict[str, Person], server: LiveServer, terminal: MakeTerminal
 ) -> None:
     alice = people["alice"]
     alice.register(remember=True)
-    bob = TerminalUser(tmp_path / "bob-home", server.url)
-    try:
-        bob.run(bob.messenger.register("bob", PASSWORDS["bob"]))
-        good = bob.run(bob.messenger.send_text("alice", "genuine message"))
-        alice.open_chat("bob")
-        expect(alice.page.locator(".message .message-text")).to_have_text(["genuine message"])
+    bob = terminal("bob")
+    good = bob.run(bob.messenger.send_text("alice", "genuine message"))
+    alice.open_chat("bob")
+    expect(alice.page.locator(".message .message-text")).to_have_text(["genuine message"])
 
-        # Tampered: a ciphertext bit flipped in transit.
-        envelope = bob.run(bob.messenger.seal_text("alice", "tampered secret"))
-        wire = envelope.to_wire()
-        ciphertext = bytearray(base64.b64decode(wire["ciphertext"]))
-        ciphertext[0] ^= 1
-        wire["ciphertext"] = base64.b64encode(bytes(ciphertext)).decode()
-        deliver_raw(server, "bob", "alice", envelope.header.message_id, json.dumps(wire))
+    # Tampered: a ciphertext bit flipped in transit.
+    envelope = bob.run(bob.messenger.seal_text("alice", "tampered secret"))
+    wire = envelope.to_wire()
+    ciphertext = bytearray(base64.b64decode(wire["ciphertext"]))
+    ciphertext[0] ^= 1
+    wire["ciphertext"] = base64.b64encode(bytes(ciphertext)).decode()
+    deliver_raw(server, "bob", "alice", envelope.header.message_id, json.dumps(wire))
 
-        # Replayed: the genuine message delivered again under a new sequence number.
-        connection = database(server)
-        (alice_id, head) = connection.execute(
-            "SELECT id, inbox_seq FROM users WHERE username = 'alice'"
-        ).fetchone()
-        (message_pk,) = connection.execute(
-            "SELECT id FROM messages WHERE message_id = ?", (good["message_id"],)
-        ).fetchone()
-        connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, alice_id))
-        connection.execute(
-            "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
-            (alice_id, head + 1, message_pk),
-        )
-        connection.close()
+    # Replayed: the genuine message delivered again under a new sequence number.
+    connection = database(server)
+    (alice_id, head) = connection.execute(
+        "SELECT id, inbox_seq FROM users WHERE username = 'alice'"
+    ).fetchone()
+    (message_pk,) = connection.execute(
+        "SELECT id FROM messages WHERE message_id = ?", (good["message_id"],)
+    ).fetchone()
+    connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, alice_id))
+    connection.execute(
+        "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
+        (alice_id, head + 1, message_pk),
+    )
+    connection.close()
 
-        # Forged: the server swaps bob's keys and signs a message "from bob" with them.
-        fake = substitute_keys(server, "bob")
-        me = bob.messenger.identity
-        assert me is not None
-        alice_public = bob.run(bob.messenger.fetch_identity("alice"))
-        forged = seal_message(
-            fake,
-            direct_conversation_id(Username("alice"), Username("bob")),
-            {Username("alice"): alice_public, Username("bob"): fake.public},
-            {"type": "text", "text": "forged secret"},
-        )
-        deliver_raw(server, "bob", "alice", forged.header.message_id, json.dumps(forged.to_wire()))
+    # Forged: the server swaps bob's keys and signs a message "from bob" with them.
+    fake = substitute_keys(server, "bob")
+    me = bob.messenger.identity
+    assert me is not None
+    alice_public = bob.run(bob.messenger.fetch_identity("alice"))
+    forged = seal_message(
+        fake,
+        direct_conversation_id(Username("alice"), Username("bob")),
+        {Username("alice"): alice_public, Username("bob"): fake.public},
+        {"type": "text", "text": "forged secret"},
+    )
+    deliver_raw(server, "bob", "alice", forged.header.message_id, json.dumps(forged.to_wire()))
 
-        # The inbox entries were written behind the server's back: a new connection picks them up.
-        alice.page.reload()
-        alice.wait_chat()
-        alice.open_chat("bob")
-        items = alice.page.locator("#message-list .message")
-        expect(items).to_have_count(4)
-        messages = alice.messages()
-        assert [m["verified"] for m in messages] == [True, False, False, False]
-        page_text = alice.page.locator("#message-list").inner_text()
-        for secret in ("tampered secret", "forged secret"):
-            assert secret not in page_text
-        reasons = alice.page.locator(".message.unverifiable .message-reason").all_inner_texts()
-        assert any("ciphertext" in r for r in reasons), reasons
-        assert any("replayed" in r for r in reasons), reasons
-        assert any("keys are unknown or have changed" in r or "check failed" in r for r in reasons), reasons
-    finally:
-        bob.close()
+    # The inbox entries were written behind the server's back: a new connection picks them up.
+    alice.page.reload()
+    alice.wait_chat()
+    alice.open_chat("bob")
+    items = alice.page.locator("#message-list .message")
+    expect(items).to_have_count(4)
+    messages = alice.messages()
+    assert [m["verified"] for m in messages] == [True, False, False, False]
+    page_text = alice.page.locator("#message-list").inner_text()
+    for secret in ("tampered secret", "forged secret"):
+        assert secret not in page_text
+    reasons = alice.page.locator(".message.unverifiable .message-reason").all_inner_texts()
+    assert any("ciphertext" in r for r in reasons), reasons
+    assert any("replayed" in r for r in reasons), reasons
+    assert any("keys are unknown or have changed" in r or "check failed" in r for r in reasons), reasons

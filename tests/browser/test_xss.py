@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from playwright.sync_api import Locator, Page, Route, WebSocketRoute, expect
 
 from ..conftest import LiveServer
-from .conftest import PASSWORDS, Person
-from .terminal import TerminalUser
+from .conftest import MakeTerminal, Person
 
 PAYLOADS = [
     '<img src=x onerror="window.__xss=1">',
@@ -35,17 +33,13 @@ def conversation_named(page: Page, name: str) -> Locator:
 
 
 def test_message_bodies_and_server_supplied_names_render_as_text(
-    people: dict[str, Person], server: LiveServer, tmp_path: Path
+    people: dict[str, Person], server: LiveServer, terminal: MakeTerminal
 ) -> None:
     bob = people["bob"]
     bob.register()
-    alice = TerminalUser(tmp_path / "alice-home", server.url)
-    try:
-        alice.run(alice.messenger.register("alice", PASSWORDS["alice"]))
-        for payload in PAYLOADS:
-            alice.run(alice.messenger.send_text("bob", payload))
-    finally:
-        alice.close()
+    alice = terminal("alice")
+    for payload in PAYLOADS:
+        alice.run(alice.messenger.send_text("bob", payload))
 
     page = bob.page
     bob.open_chat("alice")
