@@ -41,6 +41,7 @@ from securechat.protocol import PROTOCOL_VERSION, labels
 from securechat.protocol.encoding import b64decode, b64encode, canonical, u64
 from securechat.protocol.envelope import (
     Envelope,
+    decode_payload,
     Header,
     WrappedKey,
     encode_payload,
@@ -49,6 +50,16 @@ from securechat.protocol.envelope import (
     seal_message,
     unpad,
     wrapped_key_label,
+)
+from securechat.protocol.files import (
+    FILE_CHUNK_BYTES,
+    FileEncryptor,
+    chunk_aad,
+    chunk_ciphertext_size,
+    chunk_count,
+    chunk_nonce,
+    chunk_plaintext_size,
+    decrypt_chunk,
 )
 from securechat.protocol.errors import (
     MalformedInput,
@@ -231,6 +242,7 @@ def labels_section() -> dict[str, dict[str, str]]:
         "DIRECT_CONVERSATION": "canonical: SHA-256 input of a direct conversation id",
         "SAFETY_NUMBER": "canonical: safety number hash inputs",
         "PRELOGIN_FAKE_SALT": "canonical: server-internal (fake pre-login salt); not checked by clients",
+        "FILE_CHUNK": "canonical: AES-GCM AAD of a file chunk",
     }
     names = sorted(name for name in vars(labels) if name.isupper())
     if set(names) != set(usage):
@@ -257,6 +269,7 @@ def canonical_section() -> list[dict[str, Any]]:
         ("key bundle AAD: version as decimal text", labels.KEY_BUNDLE_AAD, ["alice", "1"]),
         ("direct conversation input", labels.DIRECT_CONVERSATION, ["alice", "bob"]),
         ("wrapped-key OAEP label", labels.WRAPPED_KEY_LABEL, ["3f0c6a6e-8d1b-4c2a-9e57-1b2f3c4d5e6f", "bob"]),
+        ("file chunk AAD", labels.FILE_CHUNK, ["0b5e8c1a-7d2f-4e3b-9a6c-5d4e3f2a1b0c", u64(2), u64(1)]),
         (
             "message header",
             labels.MESSAGE_HEADER,
@@ -817,6 +830,152 @@ def padding_section() -> dict[str, Any]:
         "valid": small,
         "valid_larger_bucket": [{"payload_hex": b"0123456789".hex(), "padded_hex": roomy.hex()}],
         "invalid": invalid,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------
+
+FILE_ID = "0b5e8c1a-7d2f-4e3b-9a6c-5d4e3f2a1b0c"
+
+
+def pattern_bytes(start: int, length: int) -> bytes:
+    """The generated file's plaintext: byte j is j mod 251 (a length that is no power of two)."""
+    return bytes((start + j) % 251 for j in range(length))
+
+
+def files_section() -> dict[str, Any]:
+    key = fixed_bytes("file key", 32)
+    sizes = [0, 1, FILE_CHUNK_BYTES - 1, FILE_CHUNK_BYTES, FILE_CHUNK_BYTES + 1, 3 * FILE_CHUNK_BYTES + 5]
+    layout = [
+        {
+            "size": size,
+            "chunks": chunk_count(size),
+            "plaintext_sizes": [chunk_plaintext_size(size, i) for i in range(chunk_count(size))],
+            "ciphertext_sizes": [chunk_ciphertext_size(size, i) for i in range(chunk_count(size))],
+        }
+        for size in sizes
+    ]
+    nonces = [
+        {
+            "file_id": FILE_ID,
+            "index": index,
+            "last": last,
+            "nonce_hex": chunk_nonce(index, last).hex(),
+            "aad_hex": chunk_aad(FILE_ID, index, last).hex(),
+        }
+        for index, last in [(0, True), (0, False), (1, False), (2, True), (2**32, True)]
+    ]
+    small: list[dict[str, Any]] = []
+    for note, plaintext in [("empty file", b""), ("one short chunk", b"SecureChat file vector")]:
+        encryptor = FileEncryptor(len(plaintext), file_id=FILE_ID, key=key)
+        ciphertext = encryptor.encrypt(plaintext)
+        descriptor = encryptor.descriptor("vector.txt", "text/plain")
+        small.append(
+            {
+                "note": note,
+                "key_hex": key.hex(),
+                "file_id": FILE_ID,
+                "plaintext_hex": plaintext.hex(),
+                "sha256_hex": descriptor.sha256.hex(),
+                "chunks_hex": [ciphertext.hex()],
+            }
+        )
+    # A three-chunk file, given by a rule instead of its bytes; the chunks by their hashes.
+    size = 2 * FILE_CHUNK_BYTES + 1000
+    encryptor = FileEncryptor(size, file_id=FILE_ID, key=key)
+    chunk_hashes, last_chunk = [], b""
+    for index in range(chunk_count(size)):
+        start = index * FILE_CHUNK_BYTES
+        last_chunk = encryptor.encrypt(pattern_bytes(start, chunk_plaintext_size(size, index)))
+        chunk_hashes.append(hashlib.sha256(last_chunk).hexdigest())
+    generated = {
+        "note": "byte j of the plaintext is j mod 251",
+        "key_hex": key.hex(),
+        "file_id": FILE_ID,
+        "size": size,
+        "sha256_hex": encryptor.descriptor("pattern.bin").sha256.hex(),
+        "chunk_sha256_hex": chunk_hashes,
+        "last_chunk_hex": last_chunk.hex(),
+    }
+    one = bytes.fromhex(small[1]["chunks_hex"][0])
+    other_id = "0b5e8c1a-7d2f-4e3b-9a6c-5d4e3f2a1b0d"
+    tampered = [
+        ("index 1 instead of 0", FILE_ID, 1, True, one),
+        ("not marked last (truncation)", FILE_ID, 0, False, one),
+        ("another file id", other_id, 0, True, one),
+        ("flipped ciphertext bit", FILE_ID, 0, True, flip_bit(one, 0)),
+        ("flipped tag bit", FILE_ID, 0, True, flip_bit(one, len(one) - 1)),
+        ("tag only", FILE_ID, 0, True, one[-16:]),
+    ]
+    invalid_chunks = []
+    for note, file_id, index, last, data in tampered:
+        got = outcome(lambda f=file_id, i=index, la=last, d=data: decrypt_chunk(key, f, i, la, d))
+        if got != "unverifiable":
+            raise RuntimeError(f"decrypt_chunk accepted: {note}")
+        invalid_chunks.append(
+            {
+                "note": note,
+                "key_hex": key.hex(),
+                "file_id": file_id,
+                "index": index,
+                "last": last,
+                "ciphertext_hex": data.hex(),
+                "expected": "unverifiable",
+            }
+        )
+    good = {
+        "id": FILE_ID,
+        "key": b64encode(key),
+        "name": "report (final).pdf",
+        "media_type": "application/pdf",
+        "size": 12345,
+        "sha256": "ab" * 32,
+    }
+
+    def variant(**changes: Any) -> dict[str, Any]:
+        changed = {**good, **changes}
+        return {k: v for k, v in changed.items() if v is not None}
+
+    payload_specs: list[tuple[str, Any]] = [
+        ("valid", {"type": "file", "file": good}),
+        ("valid with caption and an extra member", {"type": "file", "file": {**good, "x": 1}, "text": "hi"}),
+        ("empty file", {"type": "file", "file": variant(size=0)}),
+        ("no file member", {"type": "file"}),
+        ("file is a string", {"type": "file", "file": "x"}),
+        ("id not a UUIDv4", {"type": "file", "file": variant(id="0b5e8c1a-7d2f-1e3b-9a6c-5d4e3f2a1b0c")}),
+        ("id upper-case", {"type": "file", "file": variant(id=FILE_ID.upper())}),
+        ("key 31 bytes", {"type": "file", "file": variant(key=b64encode(key[:31]))}),
+        ("key not base64", {"type": "file", "file": variant(key="!" * 44)}),
+        ("key missing", {"type": "file", "file": variant(key=None)}),
+        ("empty name", {"type": "file", "file": variant(name="")}),
+        ("name of 256 characters", {"type": "file", "file": variant(name="a" * 256)}),
+        ("name of 255 characters", {"type": "file", "file": variant(name="\u00e9" * 255)}),
+        ("name with NUL", {"type": "file", "file": variant(name="a\u0000b")}),
+        ("name not a string", {"type": "file", "file": variant(name=5)}),
+        ("media type missing", {"type": "file", "file": variant(media_type=None)}),
+        ("negative size", {"type": "file", "file": variant(size=-1)}),
+        ("size 2^53", {"type": "file", "file": variant(size=2**53)}),
+        ("size 2^53 - 1", {"type": "file", "file": variant(size=2**53 - 1)}),
+        ("size a string", {"type": "file", "file": variant(size="12345")}),
+        ("size true", {"type": "file", "file": variant(size=True)}),
+        ("size 1.5", {"type": "file", "file": variant(size=1.5)}),
+        ("sha256 upper-case", {"type": "file", "file": variant(sha256="AB" * 32)}),
+        ("sha256 63 digits", {"type": "file", "file": variant(sha256="a" * 63)}),
+    ]
+    payloads = []
+    for note, payload in payload_specs:
+        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        payloads.append({"note": note, "payload_hex": raw.hex(), "expected": outcome(lambda r=raw: decode_payload(r))})
+    return {
+        "chunk_bytes": FILE_CHUNK_BYTES,
+        "layout": layout,
+        "nonces": nonces,
+        "small": small,
+        "generated": generated,
+        "invalid_chunks": invalid_chunks,
+        "payloads": payloads,
     }
 
 
@@ -1512,6 +1671,7 @@ def build(previous: dict[str, Any] | None) -> dict[str, Any]:
         "safety_numbers": safety_numbers_section(people),
         "padding": padding_section(),
         "envelopes": envelope_section(people, randomness),
+        "files": files_section(),
     }
     vectors["rsa_oaep"] = randomness.wraps
     return vectors

@@ -39,6 +39,17 @@ from securechat.protocol.envelope import (
     unpad,
     wrapped_key_label,
 )
+from securechat.protocol.files import (
+    FILE_CHUNK_BYTES,
+    FileDecryptor,
+    FileEncryptor,
+    chunk_aad,
+    chunk_ciphertext_size,
+    chunk_count,
+    chunk_nonce,
+    chunk_plaintext_size,
+    decrypt_chunk,
+)
 from securechat.protocol.errors import (
     MalformedInput,
     ProtocolError,
@@ -562,3 +573,90 @@ def test_envelope_reseal(case: dict[str, Any]) -> None:
 @cases(VECTORS["envelopes"]["invalid"])
 def test_envelope_invalid(case: dict[str, Any]) -> None:
     assert outcome(lambda: receive(case["wire"], case["recipient"], case["context"])) == case["expected"]
+
+
+# ---------------------------------------------------------------------------------------
+# Files (PROTOCOL.md section 12).
+# ---------------------------------------------------------------------------------------
+
+FILES = VECTORS["files"]
+
+
+def spec_chunk_nonce(index: int, last: bool) -> bytes:
+    return struct.pack(">QI", index, int(last))
+
+
+def test_file_chunk_size_is_one_mebibyte() -> None:
+    assert FILES["chunk_bytes"] == FILE_CHUNK_BYTES == 1048576
+
+
+@cases(FILES["layout"], key="size")
+def test_file_layout(case: dict[str, Any]) -> None:
+    size = case["size"]
+    assert chunk_count(size) == case["chunks"] == len(case["plaintext_sizes"])
+    assert [chunk_plaintext_size(size, i) for i in range(case["chunks"])] == case["plaintext_sizes"]
+    assert [chunk_ciphertext_size(size, i) for i in range(case["chunks"])] == case["ciphertext_sizes"]
+    assert sum(case["plaintext_sizes"]) == size
+
+
+@pytest.mark.parametrize("case", FILES["nonces"])
+def test_file_chunk_nonce_and_aad(case: dict[str, Any]) -> None:
+    nonce = chunk_nonce(case["index"], case["last"])
+    assert nonce.hex() == case["nonce_hex"] == spec_chunk_nonce(case["index"], case["last"]).hex()
+    aad = chunk_aad(case["file_id"], case["index"], case["last"])
+    expected_aad = canonical(labels.FILE_CHUNK, [case["file_id"], u64(case["index"]), u64(int(case["last"]))])
+    assert aad.hex() == case["aad_hex"] == expected_aad.hex()
+
+
+@cases(FILES["small"], key="note")
+def test_small_file_round_trip(case: dict[str, Any]) -> None:
+    key, plaintext = bytes.fromhex(case["key_hex"]), bytes.fromhex(case["plaintext_hex"])
+    encryptor = FileEncryptor(len(plaintext), file_id=case["file_id"], key=key)
+    assert [encryptor.encrypt(plaintext).hex()] == case["chunks_hex"]
+    descriptor = encryptor.descriptor("v.txt")
+    assert descriptor.sha256.hex() == case["sha256_hex"] == hashlib.sha256(plaintext).hexdigest()
+    # Independently of files.py: AES-GCM with the documented nonce and AAD.
+    aad = canonical(labels.FILE_CHUNK, [case["file_id"], u64(0), u64(1)])
+    assert AESGCM(key).decrypt(spec_chunk_nonce(0, True), bytes.fromhex(case["chunks_hex"][0]), aad) == plaintext
+    decryptor = FileDecryptor(descriptor)
+    assert decryptor.decrypt(bytes.fromhex(case["chunks_hex"][0])) == plaintext
+    decryptor.finish()
+
+
+def test_generated_three_chunk_file() -> None:
+    case = FILES["generated"]
+    key, size = bytes.fromhex(case["key_hex"]), case["size"]
+    encryptor = FileEncryptor(size, file_id=case["file_id"], key=key)
+    hashes, chunks = [], []
+    for index in range(chunk_count(size)):
+        start = index * FILE_CHUNK_BYTES
+        plain = bytes((start + j) % 251 for j in range(chunk_plaintext_size(size, index)))
+        chunks.append(encryptor.encrypt(plain))
+        hashes.append(hashlib.sha256(chunks[-1]).hexdigest())
+    assert hashes == case["chunk_sha256_hex"]
+    assert chunks[-1].hex() == case["last_chunk_hex"]
+    descriptor = encryptor.descriptor("pattern.bin")
+    assert descriptor.sha256.hex() == case["sha256_hex"]
+    decryptor = FileDecryptor(descriptor)
+    for chunk in chunks:
+        decryptor.decrypt(chunk)
+    decryptor.finish()
+
+
+@cases(FILES["invalid_chunks"], key="note")
+def test_file_chunk_tampering(case: dict[str, Any]) -> None:
+    def attempt() -> bytes:
+        return decrypt_chunk(
+            bytes.fromhex(case["key_hex"]),
+            case["file_id"],
+            case["index"],
+            case["last"],
+            bytes.fromhex(case["ciphertext_hex"]),
+        )
+
+    assert outcome(attempt) == case["expected"]
+
+
+@cases(FILES["payloads"], key="note")
+def test_file_payloads(case: dict[str, Any]) -> None:
+    assert outcome(lambda: decode_payload(bytes.fromhex(case["payload_hex"]))) == case["expected"]

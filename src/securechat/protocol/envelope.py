@@ -18,6 +18,7 @@ from typing import Any
 
 from .encoding import b64decode, b64encode, canonical, u64
 from .errors import MalformedInput, UnsupportedVersion, VerificationFailed
+from .files import FileDescriptor
 from .identifiers import (
     ConversationId,
     MessageId,
@@ -224,6 +225,8 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
         if not isinstance(text, str):
             raise MalformedInput("payload text must be a string")
         check_text(text, field="text", max_chars=MAX_TEXT_CHARS)
+    if payload["type"] == "file":
+        FileDescriptor._parse(payload.get("file"))
     try:
         # allow_nan=False: NaN and Infinity are not JSON, and JavaScript cannot parse them.
         encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
@@ -255,6 +258,8 @@ def decode_payload(data: bytes) -> dict[str, Any]:
     text = payload.get("text")
     if text is not None and not isinstance(text, str):
         raise VerificationFailed()
+    if payload["type"] == "file":
+        FileDescriptor.from_payload(payload)
     return payload
 
 
