@@ -13,7 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from .. import __version__
-from .api import account, admin, auth, messages, websocket
+from ..protocol.files import FILE_CHUNK_BYTES
+from ..protocol.primitives import GCM_TAG_BYTES
+from .api import account, admin, auth, files, messages, websocket
 from .errors import Forbidden, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit
@@ -25,6 +27,7 @@ from .services.passwords import AuthKeyHasher
 from .services.tokens import TokenIssuer
 from .services.writer import MessageWriter
 from .settings import Settings
+from .storage.chunks import ChunkStore, DatabaseChunkStore, DirectoryChunkStore
 from .storage.database import Database
 from .storage.migrate import migrate
 from .web_client import install_web_client
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             server_secret=secret,
             writer=writer,
             metrics=metrics,
+            chunks=chunk_store(settings, database),
         )
         try:
             yield
@@ -71,10 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="SecureChat", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        exceptions=[(files.CHUNK_PATH, FILE_CHUNK_BYTES + GCM_TAG_BYTES)],
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    for module in (auth, account, messages, websocket, admin):
+    for module in (auth, account, messages, files, websocket, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])
@@ -102,3 +110,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_web_client(app)
 
     return app
+
+
+def chunk_store(settings: Settings, database: Database) -> ChunkStore:
+    kind = settings.file_store
+    if kind == "auto":
+        kind = "directory" if database.is_sqlite else "database"
+    if kind == "directory":
+        return DirectoryChunkStore(settings.data_dir / "files")
+    return DatabaseChunkStore(database)

@@ -12,7 +12,11 @@
     ├── NotFound              404 not_found
     ├── Conflict              409 conflict
     │   ├── UsernameTaken     409 username_taken
-    │   └── MessageIdReused   409 message_id_reused
+    │   ├── MessageIdReused   409 message_id_reused
+    │   ├── FileIdReused      409 file_id_reused
+    │   ├── ChunkConflict     409 chunk_conflict
+    │   ├── UploadIncomplete  409 upload_incomplete
+    │   └── TooManyUploads    409 too_many_uploads
     ├── TooLarge              413 too_large
     ├── UnsupportedMediaType  415 unsupported_media_type
     └── RateLimited           429 rate_limited (with Retry-After)
@@ -93,6 +97,22 @@ class UsernameTaken(Conflict):
 
 class MessageIdReused(Conflict):
     code = "message_id_reused"
+
+
+class FileIdReused(Conflict):
+    code = "file_id_reused"
+
+
+class TooManyUploads(Conflict):
+    code = "too_many_uploads"
+
+
+class ChunkConflict(Conflict):
+    code = "chunk_conflict"
+
+
+class UploadIncomplete(Conflict):
+    code = "upload_incomplete"
 
 
 class TooLarge(SecureChatError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,17 +29,30 @@ def _too_large_response(limit: int) -> tuple[dict[str, Any], bytes]:
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``max_bytes`` for every request, except paths matching one of ``exceptions``
+    (pattern, limit): file chunks are a little over a mebibyte."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, exceptions: Sequence[tuple[re.Pattern[str], int]] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exceptions = tuple(exceptions)
+
+    def _limit(self, path: str) -> int:
+        for pattern, limit in self.exceptions:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope.get("path", ""))
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._refuse(send)
+            if name == b"content-length" and (not value.isdigit() or int(value) > max_bytes):
+                await self._refuse(send, max_bytes)
                 return
         received = 0
         exceeded = False
@@ -48,7 +63,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     raise BodyTooLarge()
             return message
@@ -67,9 +82,9 @@ class BodySizeLimit:
         with contextlib.suppress(BodyTooLarge):
             await self.app(scope, limited_receive, tracking_send)
         if exceeded and not response_started:
-            await self._refuse(send)
+            await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
-        start, body = _too_large_response(self.max_bytes)
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
+        start, body = _too_large_response(max_bytes)
         await send(start)
         await send({"type": "http.response.body", "body": body})

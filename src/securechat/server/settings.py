@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,15 @@ class Settings(BaseSettings):
     # Per account: past this many failures in the window from anywhere, only addresses
     # that have not yet failed for the account may try it (the owner still gets in).
     ids_account_failures: int = 10
+
+    # Encrypted files: the largest plaintext size accepted, how many unfinished uploads
+    # one user may have, and how long an unfinished upload is kept. Chunks go to the
+    # data directory ("directory") or the database ("database"); "auto" picks the
+    # directory with SQLite and the database with PostgreSQL (several hosts).
+    max_file_bytes: int = 100 * 1024 * 1024
+    max_pending_uploads: int = 8
+    upload_expiry_seconds: int = 24 * 3600
+    file_store: Literal["auto", "directory", "database"] = "auto"
 
     log_json: bool = False
     # /metrics answers loopback clients; others must present this as a bearer token.

@@ -81,3 +81,9 @@ class AckBody(Strict):
 
 def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump()
+
+
+class FileUploadBody(Strict):
+    file_id: str = Field(max_length=64)
+    conversation_id: str = Field(max_length=64)
+    size: int = Field(ge=0, le=2**53 - 1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..metrics import Metrics
 from ..realtime.broker import Broker
 from ..settings import Settings
+from ..storage.chunks import ChunkStore
 from ..storage.database import Database
 from .clock import now_ms
 from .passwords import AuthKeyHasher
@@ -24,6 +25,7 @@ class ServiceContext:
     server_secret: bytes
     writer: MessageWriter
     metrics: Metrics
+    chunks: ChunkStore
 
 
 __all__ = ["ServiceContext", "now_ms"]

@@ -178,3 +178,39 @@ admin_audit = Table(
     Column("target", String(128), nullable=False),
     Column("details", Text, nullable=False),
 )
+
+# Encrypted files: the upload's metadata here, the chunks' bytes behind a ChunkStore
+# (storage/chunks.py). The server knows a file's conversation, uploader and size, never
+# its name, type or key.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file_id", String(36), nullable=False, unique=True),
+    Column("conversation_id", String(40), ForeignKey("conversations.id"), nullable=False),
+    Column("uploader_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Index("ix_files_conversation", "conversation_id", "id"),
+    Index("ix_files_pending", "completed_at", "created_at"),
+)
+
+file_chunks = Table(
+    "file_chunks",
+    metadata,
+    Column("file_pk", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    # SHA-256 of the stored ciphertext: the chunk's key in the store, and what tells a
+    # retried upload (same bytes) from a conflicting one.
+    Column("digest", LargeBinary(32), nullable=False),
+)
+
+# The database chunk store (PostgreSQL default): one row per stored chunk.
+file_blobs = Table(
+    "file_blobs",
+    metadata,
+    Column("blob_key", String(160), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
