@@ -14,9 +14,17 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
-from ..client.errors import ClientError, KeyChanged
+from ..client.errors import ClientError, FileCorrupt, KeyChanged
 from ..client.messenger import InboxItem, Messenger
 from ..protocol.errors import ProtocolError
 from ..protocol.keys import fingerprint, format_safety_number, safety_number
@@ -160,11 +168,90 @@ def short_fp(b64_spki: str) -> str:
     return fingerprint(base64.b64decode(b64_spki))[:19]
 
 
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def item_line(item: InboxItem | dict[str, Any]) -> str:
     data = item.to_json() if isinstance(item, InboxItem) else item
     mark = "✓" if data.get("verified") else "⚠ UNVERIFIABLE"
     text = data.get("text") if data.get("verified") else f"({data.get('reason')})"
+    shared = data.get("file") if data.get("verified") else None
+    if shared:
+        # The name is the sender's text: shown with repr() so control characters stay visible.
+        caption = f" — {text}" if text else ""
+        text = f"[file] {shared['name']!r} ({human_size(shared['size'])}, {shared['media_type']}){caption}"
+        text += f"\n    get it with: securechat get-file {shared['id']}"
     return f"[{when(data.get('sent_at'))}] {data.get('sender')}: {text}  {mark}"
+
+
+def transfer_progress(description: str) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=False,
+    )
+
+
+@app.command("send-file")
+@run
+async def send_file(
+    user: str,
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True)],
+    caption: Annotated[str | None, typer.Option("--caption", "-m", help="Text sent with the file.")] = None,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Encrypt a file on this device, upload it, and share it with USER."""
+    async with await unlocked(password_stdin) as client:
+        with transfer_progress("upload") as bar:
+            task = bar.add_task(f"encrypting and sending {path.name}", total=path.stat().st_size)
+            try:
+                result = await client.send_file(
+                    user,
+                    path,
+                    caption=caption,
+                    progress=lambda done, _total: bar.update(task, completed=done),
+                )
+            except KeyChanged as exc:
+                show_key_change(client, exc)
+                raise typer.Exit(3) from None
+        console.print(f"sent {path.name} ({human_size(result['size'])}) as file {result['file_id']}")
+
+
+@app.command("get-file")
+@run
+async def get_file(
+    file_id: str,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="A directory (default: here) or a new file's path.")
+    ] = Path("."),
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Download a file shared with you, decrypt it and check its SHA-256."""
+    async with await unlocked(password_stdin) as client:
+        await client.sync_inbox()
+        with transfer_progress("download") as bar:
+            task = bar.add_task("downloading and decrypting", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                saved = await client.get_file(file_id, output, progress=advance)
+            except FileCorrupt as exc:
+                errors.print(f"[bold red]The file is corrupt or incomplete:[/bold red] {exc}")
+                errors.print("Nothing was saved.")
+                raise typer.Exit(4) from None
+        console.print(f"saved {saved} (SHA-256 checked)", markup=False, highlight=False)
 
 
 @app.command()
@@ -194,11 +281,12 @@ async def inbox(
                 "reason": row["reason"],
                 "status": row["status"],
                 "seq": row["seq"],
+                "file": row.get("file"),
             }
             if json_output:
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
-                console.print(item_line(record), markup=False, highlight=False)
+                console.print(item_line(record), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -30,19 +30,34 @@ class ApiClient:
         await self._http.aclose()
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, params: Any = None, auth: bool = True
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        content: bytes | None = None,
+        raw: bool = False,
+        auth: bool = True,
     ) -> Any:
+        """Send a request; the JSON answer, or the body's bytes with ``raw``."""
         headers = {}
+        if content is not None:
+            headers["content-type"] = "application/octet-stream"
         if auth:
             if self.access_token is None:
                 raise ApiError(401, "unauthorized", "not logged in")
             headers["authorization"] = f"Bearer {self.access_token}"
         try:
-            response = await self._http.request(method, path, json=json, params=params, headers=headers)
+            response = await self._http.request(
+                method, path, json=json, params=params, content=content, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise ApiError(0, "network_error", f"cannot reach the server at {self.base_url}: {exc}") from exc
         if response.status_code == 204:
             return None
+        if raw and response.is_success:
+            return response.content
         try:
             body = response.json()
         except ValueError as exc:
@@ -111,6 +126,26 @@ class ApiClient:
         if before is not None:
             params["before"] = before
         return await self.request("GET", f"/api/v1/conversations/{conversation_id}/messages", params=params)  # type: ignore[no-any-return]
+
+    # Files
+    async def open_direct(self, peer: str) -> dict[str, Any]:
+        return await self.request("POST", "/api/v1/conversations/direct", json={"peer": peer})  # type: ignore[no-any-return]
+
+    async def create_upload(self, file_id: str, conversation_id: str, size: int) -> dict[str, Any]:
+        body = {"file_id": file_id, "conversation_id": conversation_id, "size": size}
+        return await self.request("POST", "/api/v1/files", json=body)  # type: ignore[no-any-return]
+
+    async def put_chunk(self, file_id: str, index: int, data: bytes) -> None:
+        await self.request("PUT", f"/api/v1/files/{file_id}/chunks/{index}", content=data)
+
+    async def complete_upload(self, file_id: str) -> dict[str, Any]:
+        return await self.request("POST", f"/api/v1/files/{file_id}/complete")  # type: ignore[no-any-return]
+
+    async def file_info(self, file_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/api/v1/files/{file_id}")  # type: ignore[no-any-return]
+
+    async def get_chunk(self, file_id: str, index: int) -> bytes:
+        return await self.request("GET", f"/api/v1/files/{file_id}/chunks/{index}", raw=True)  # type: ignore[no-any-return]
 
     def origin(self) -> str:
         """The server's web origin, which the WebSocket handshake must present."""

@@ -47,3 +47,7 @@ class KeyChanged(ClientError):
 
 class ServerMisbehaved(ClientError):
     pass
+
+
+class FileCorrupt(ClientError):
+    """A downloaded file failed a check (a chunk's tag, its length, the total hash)."""

@@ -19,11 +19,13 @@ import httpx
 from ..protocol import errors as protocol_errors
 from ..protocol.encoding import b64encode
 from ..protocol.envelope import Envelope, open_message, seal_message
+from ..protocol.files import FileDescriptor
 from ..protocol.identifiers import ConversationId, Username, direct_conversation_id, parse_username
 from ..protocol.kdf import KdfParams, derive_keys
 from ..protocol.keys import PrivateIdentity, PublicIdentity, open_key_bundle, seal_key_bundle
 from .api import ApiClient
-from .errors import ApiError, KeyChanged, NotLoggedIn, ServerMisbehaved
+from .errors import ApiError, ClientError, KeyChanged, NotLoggedIn, ServerMisbehaved
+from .files import Progress, download_file, safe_file_name, unused_path, upload_file
 from .passwords import check_password
 from .state import StateStore
 
@@ -47,9 +49,14 @@ class InboxItem:
     recipient: str | None = None
     status: str | None = None
     message_ids: list[str] = field(default_factory=list)
+    # A shared file: id, name, media_type, size, sha256 (never the key).
+    file: dict[str, Any] | None = None
+    # The same with its key, kept in the local state so the file can be fetched later.
+    file_with_key: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "file": self.file,
             "kind": self.kind,
             "seq": self.seq,
             "message_id": self.message_id,
@@ -276,11 +283,45 @@ class Messenger:
 
     # Sending ----------------------------------------------------------------------
     async def seal_text(self, peer: str, text: str) -> Envelope:
+        return await self._seal(peer, {"type": "text", "text": text})
+
+    async def _seal(self, peer: str, payload: dict[str, Any]) -> Envelope:
         me = self._me()
         peer_identity = await self.trusted_identity(peer)
         conversation_id = direct_conversation_id(me.username, peer_identity.username)
         recipients = {me.username: me.public, peer_identity.username: peer_identity}
-        return seal_message(me, conversation_id, recipients, {"type": "text", "text": text})
+        return seal_message(me, conversation_id, recipients, payload)
+
+    async def send_file(
+        self, peer: str, path: Path, *, caption: str | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Encrypt and upload a file, then share it with ``peer`` in a signed message.
+
+        The peer's keys are checked (and a key change refused) before anything is uploaded.
+        """
+        await self.ensure_token()
+        peer_identity = await self.trusted_identity(peer)
+        conversation = await self.api.open_direct(peer_identity.username)
+        descriptor = await upload_file(self.api, conversation["id"], path, progress)
+        await self.ensure_token()
+        envelope = await self._seal(peer_identity.username, descriptor.to_payload(caption))
+        result = await self.api.send(envelope.to_wire())
+        self.record_sent(envelope, caption, result, descriptor)
+        return result | {"file_id": descriptor.file_id, "size": descriptor.size}
+
+    async def get_file(self, file_id: str, destination: Path, *, progress: Progress | None = None) -> Path:
+        """Download a file shared with us; ``destination`` is a directory or a new file path."""
+        stored = self.state.get_file(file_id)
+        if stored is None:
+            raise ClientError(f"no file {file_id} in any message received here; run `securechat inbox` first")
+        descriptor = FileDescriptor.from_payload({"file": stored})
+        if destination.is_dir():
+            name = safe_file_name(descriptor.name, fallback=descriptor.file_id)
+            destination = unused_path(destination, name)
+        elif destination.exists():
+            raise ClientError(f"{destination} already exists")
+        await self.ensure_token()
+        return await download_file(self.api, descriptor, destination, progress)
 
     async def send_text(self, peer: str, text: str) -> dict[str, Any]:
         await self.ensure_token()
@@ -289,7 +330,13 @@ class Messenger:
         self.record_sent(envelope, text, result)
         return result
 
-    def record_sent(self, envelope: Envelope, text: str, result: dict[str, Any]) -> None:
+    def record_sent(
+        self,
+        envelope: Envelope,
+        text: str | None,
+        result: dict[str, Any],
+        descriptor: FileDescriptor | None = None,
+    ) -> None:
         header = envelope.header
         peer = next((r for r in envelope.recipients if r != header.sender), header.sender)
         with self.state.transaction():
@@ -308,6 +355,8 @@ class Messenger:
                 verified=1,
                 status="sent",
             )
+            if descriptor is not None:
+                self._remember_file(header.message_id, header.sender, descriptor.to_payload()["file"])
 
     # Receiving --------------------------------------------------------------------
     def _direct_peer(self, conversation_id: ConversationId, envelope: Envelope) -> Username | None:
@@ -348,8 +397,11 @@ class Messenger:
                         self.state.put("last_seq", str(seq))
                         return item
                     item.verified, item.reason, item.text = False, "replayed message id", None
+                    item.file = None
                 else:
                     self.state.mark_seen(item.message_id)
+                    if item.file is not None and item.sender is not None:
+                        self._remember_file(item.message_id, item.sender, item.file_with_key)
             self.state.add_message(
                 seq=seq,
                 message_id=item.message_id,
@@ -407,7 +459,12 @@ class Messenger:
             unverifiable.reason = "signature, key or ciphertext check failed"
             return unverifiable
         text = opened.payload.get("text")
+        shared: dict[str, Any] | None = None
+        if opened.payload.get("type") == "file":
+            shared = FileDescriptor.from_payload(opened.payload).to_payload()["file"]
         return InboxItem(
+            file={k: v for k, v in shared.items() if k != "key"} if shared else None,
+            file_with_key=shared,
             kind="message",
             seq=seq,
             verified=True,
@@ -419,6 +476,10 @@ class Messenger:
             sent_at=header.sent_at,
             server_ts=server_ts,
         )
+
+    def _remember_file(self, message_id: str, sender: str, descriptor: dict[str, Any] | None) -> None:
+        if descriptor is not None:
+            self.state.add_file(descriptor["id"], message_id, sender, descriptor)
 
     async def _sender_identity(self, sender: Username) -> PublicIdentity | None:
         pinned = self.pinned_identity(sender)
@@ -446,7 +507,12 @@ class Messenger:
                 return items
 
     def stored_messages(self, peer: str | None = None) -> list[dict[str, Any]]:
-        return self.state.messages(peer)
+        files = self.state.files_by_message()
+        rows = self.state.messages(peer)
+        for row in rows:
+            shared = files.get(row["message_id"]) if row["verified"] else None
+            row["file"] = {k: v for k, v in shared.items() if k != "key"} if shared else None
+        return rows
 
 
 def dumps_item(item: dict[str, Any]) -> str:

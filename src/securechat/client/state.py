@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS ix_messages_message_id ON messages(message_id);
 CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS files (
+    file_id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    descriptor TEXT NOT NULL
+);
 """
 
 
@@ -168,6 +174,21 @@ class StateStore:
         self._db.execute(
             "UPDATE messages SET status = ? WHERE message_id = ? AND verified = 1", (status, message_id)
         )
+
+    def add_file(self, file_id: str, message_id: str, sender: str, descriptor: dict[str, Any]) -> None:
+        """Remember a shared file's descriptor (its key included) so it can be fetched later."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO files (file_id, message_id, sender, descriptor) VALUES (?, ?, ?, ?)",
+            (file_id, message_id, sender, json.dumps(descriptor)),
+        )
+
+    def get_file(self, file_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT descriptor FROM files WHERE file_id = ?", (file_id,)).fetchone()
+        return json.loads(row["descriptor"]) if row else None
+
+    def files_by_message(self) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("SELECT message_id, descriptor FROM files").fetchall()
+        return {row["message_id"]: json.loads(row["descriptor"]) for row in rows}
 
     def messages(self, peer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         query = "SELECT * FROM messages"
