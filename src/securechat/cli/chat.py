@@ -12,6 +12,7 @@ from ..client.errors import ClientError, KeyChanged
 from ..client.messenger import InboxItem, Messenger
 from ..client.realtime import InboxSocket, run_inbox
 from ..protocol.identifiers import parse_username
+from .formatting import message_text
 
 
 async def run_chat(client: Messenger, peer: str) -> None:
@@ -27,7 +28,7 @@ async def run_chat(client: Messenger, peer: str) -> None:
         if item.sender == client.username and item.verified:
             return
         if item.verified and item.peer == peer_name:
-            print(f"{item.sender}: {item.text}")
+            print(f"{item.sender}: {message_text(item.text, item.file)}")
         elif not item.verified:
             print(f"⚠ unverifiable message from {item.sender}: {item.reason}")
         else:
@@ -37,7 +38,9 @@ async def run_chat(client: Messenger, peer: str) -> None:
         print(f"-- {state}")
 
     for row in client.stored_messages(peer_name)[-20:]:
-        text = row["text"] if row["verified"] else f"⚠ unverifiable: {row['reason']}"
+        text = (
+            message_text(row["text"], row["file"]) if row["verified"] else f"⚠ unverifiable: {row['reason']}"
+        )
         print(f"{row['sender']}: {text}")
     receiver = asyncio.create_task(run_inbox(client, on_item, on_state=on_state, stop=stop, sockets=sockets))
     session: PromptSession[str] = PromptSession()

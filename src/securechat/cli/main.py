@@ -29,6 +29,7 @@ from ..client.messenger import InboxItem, Messenger
 from ..protocol.errors import ProtocolError
 from ..protocol.keys import fingerprint, format_safety_number, safety_number
 from .config import ClientSettings
+from .formatting import human_size, message_text
 
 app = typer.Typer(
     help="SecureChat: end-to-end encrypted messaging.", no_args_is_help=True, add_completion=False
@@ -168,25 +169,12 @@ def short_fp(b64_spki: str) -> str:
     return fingerprint(base64.b64decode(b64_spki))[:19]
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def item_line(item: InboxItem | dict[str, Any]) -> str:
     data = item.to_json() if isinstance(item, InboxItem) else item
     mark = "✓" if data.get("verified") else "⚠ UNVERIFIABLE"
     text = data.get("text") if data.get("verified") else f"({data.get('reason')})"
-    shared = data.get("file") if data.get("verified") else None
-    if shared:
-        # The name is the sender's text: shown with repr() so control characters stay visible.
-        caption = f" — {text}" if text else ""
-        text = f"[file] {shared['name']!r} ({human_size(shared['size'])}, {shared['media_type']}){caption}"
-        text += f"\n    get it with: securechat get-file {shared['id']}"
+    if data.get("verified"):
+        text = message_text(text, data.get("file"))
     return f"[{when(data.get('sent_at'))}] {data.get('sender')}: {text}  {mark}"
 
 
