@@ -15,6 +15,8 @@ import {
   PublicIdentity,
   b64decode,
   encodePayload,
+  fileDescriptorFromPayload,
+  fileDescriptorToPayload,
   loadEd25519PublicKey,
   loadRsaPublicKey,
   openKeyBundle,
@@ -52,6 +54,7 @@ const OPERATIONS = {
     return { type: payload.type, text: payload.text ?? null };
   },
   encode_payload: ({ payload }) => toHex(encodePayload(payload)),
+  file_descriptor: ({ payload }) => fileDescriptorToPayload(fileDescriptorFromPayload(payload)).file,
 };
 
 const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));

@@ -9,6 +9,10 @@ import { describe, test } from "node:test";
 import { encodeRsaSpki, parseRsaSpki } from "../../src/securechat/web/protocol/der.js";
 import {
   Envelope,
+  FILE_CHUNK_BYTES,
+  FileDecryptor,
+  FileDescriptor,
+  FileEncryptor,
   KdfParams,
   LABELS,
   aesGcmEncrypt,
@@ -29,9 +33,16 @@ import {
   b64decode,
   b64encode,
   canonical,
+  chunkAad,
+  chunkCount,
+  chunkNonce,
   decodePayload,
+  decryptChunk,
   directConversationId,
   encodePayload,
+  encryptChunk,
+  fileDescriptorFromPayload,
+  fileDescriptorToPayload,
   loadRsaPublicKey,
   newGroupConversationId,
   newMessageId,
@@ -40,9 +51,11 @@ import {
   openMessage,
   parseConversationId,
   parseMessageId,
+  parseFileDescriptor,
   parseUsername,
   sealKeyBundle,
   sealMessage,
+  sha256,
   splitCanonical,
   toHex,
   u64,
@@ -55,7 +68,7 @@ const MODULES = readdirSync(MODULE_DIR).filter((name) => name.endsWith(".js"));
 
 describe("module hygiene", () => {
   test("the protocol modules are all there", () => {
-    for (const name of ["encoding.js", "labels.js", "identifiers.js", "kdf.js", "keys.js", "envelope.js", "errors.js"]) {
+    for (const name of ["encoding.js", "labels.js", "identifiers.js", "kdf.js", "keys.js", "envelope.js", "files.js", "errors.js"]) {
       assert.ok(MODULES.includes(name), name);
     }
   });
@@ -467,5 +480,296 @@ describe("vector personas with the shared helpers", () => {
       await (await publicIdentity(name)).verified();
       assert.equal((await privateIdentity(name)).username, name);
     }
+  });
+});
+
+describe("files", () => {
+  const FILE_ID = "0b5e8c1a-7d2f-4e3b-9a6c-5d4e3f2a1b0c";
+
+  /** A file whose byte j is j mod 251, encrypted chunk by chunk. */
+  async function encryptedFile(size, options = {}) {
+    const plaintext = new Uint8Array(size);
+    for (let j = 0; j < size; j += 1) plaintext[j] = j % 251;
+    const encryptor = new FileEncryptor(size, options);
+    const chunks = [];
+    for (let index = 0; index < encryptor.chunks; index += 1) {
+      const start = index * FILE_CHUNK_BYTES;
+      chunks.push(await encryptor.encrypt(plaintext.subarray(start, Math.min(size, start + FILE_CHUNK_BYTES))));
+    }
+    const digest = await sha256(plaintext);
+    const descriptor = encryptor.descriptor("file.bin", "application/octet-stream", digest);
+    return { plaintext, chunks, digest, descriptor };
+  }
+
+  function goodWire() {
+    return {
+      id: FILE_ID,
+      key: b64encode(new Uint8Array(32).fill(7)),
+      name: "report.pdf",
+      media_type: "application/pdf",
+      size: 12345,
+      sha256: "ab".repeat(32),
+    };
+  }
+
+  test("layout, nonce and AAD inputs are checked", async () => {
+    for (const bad of [-1, 1.5, 2 ** 53, Number.NaN, Infinity, true, "1", null, undefined, 1n]) {
+      assert.equal(await outcome(() => chunkCount(bad)), "malformed", String(bad));
+    }
+    assert.equal(chunkCount(Number.MAX_SAFE_INTEGER), Math.ceil(Number.MAX_SAFE_INTEGER / FILE_CHUNK_BYTES));
+    assert.equal(toHex(chunkNonce(2n ** 64n - 1n, false)), "ffffffffffffffff00000000");
+    for (const bad of [-1, 1.5, 2 ** 53, 2n ** 64n, -1n, "0", null]) {
+      assert.equal(await outcome(() => chunkNonce(bad, true)), "malformed", String(bad));
+      assert.equal(await outcome(() => chunkAad(FILE_ID, bad, true)), "malformed", String(bad));
+    }
+    for (const bad of [0, 1, "true", null, undefined]) {
+      assert.throws(() => chunkNonce(0, bad), TypeError);
+      assert.throws(() => chunkAad(FILE_ID, 0, bad), TypeError);
+    }
+  });
+
+  test("the chunk functions take 32-byte keys only", async () => {
+    const key16 = new Uint8Array(16).fill(1);
+    const plaintext = utf8Encode("chunk");
+    assert.equal(await outcome(() => encryptChunk(key16, FILE_ID, 0, true, plaintext)), "malformed");
+    // Web Crypto (like Python) would open a chunk sealed under a 16-byte key; a file key is 32 bytes.
+    const sealed = await aesGcmEncrypt(key16, chunkNonce(0, true), plaintext, chunkAad(FILE_ID, 0, true));
+    assert.equal(await outcome(() => decryptChunk(key16, FILE_ID, 0, true, sealed)), "unverifiable");
+    const key = new Uint8Array(32).fill(1);
+    const chunk = await encryptChunk(key, FILE_ID, 0, true, plaintext);
+    assert.deepEqual(await decryptChunk(key, FILE_ID, 0, true, chunk), plaintext);
+    assert.deepEqual(await decryptChunk(key, FILE_ID, 0n, true, chunk.buffer), plaintext);
+  });
+
+  test("FileEncryptor: construction", async () => {
+    for (const size of [-1, 1.5, 2 ** 53, "10", true]) {
+      assert.equal(await outcome(() => new FileEncryptor(size)), "malformed", String(size));
+    }
+    assert.equal(await outcome(() => new FileEncryptor(10, { fileId: FILE_ID.toUpperCase() })), "malformed");
+    assert.equal(await outcome(() => new FileEncryptor(10, { fileId: 5 })), "malformed");
+    assert.equal(await outcome(() => new FileEncryptor(10, { key: new Uint8Array(16) })), "malformed");
+    assert.equal(await outcome(() => new FileEncryptor(10, { key: new Uint8Array(33) })), "malformed");
+    const [first, second] = [new FileEncryptor(10), new FileEncryptor(10)];
+    assert.equal(parseMessageId(first.fileId), first.fileId);
+    assert.notEqual(first.fileId, second.fileId);
+    assert.equal(first.key.length, 32);
+    assert.notEqual(toHex(first.key), toHex(second.key));
+    const key = new Uint8Array(32).fill(9);
+    const encryptor = new FileEncryptor(0, { fileId: FILE_ID, key });
+    key.fill(0);
+    assert.equal(toHex(encryptor.key), "09".repeat(32), "the key is copied");
+    assert.equal(encryptor.chunks, 1);
+  });
+
+  test("FileEncryptor: every chunk has its exact length, and there are no more than the size gives", async () => {
+    const size = FILE_CHUNK_BYTES + 5;
+    const encryptor = new FileEncryptor(size, { fileId: FILE_ID });
+    for (const length of [5, FILE_CHUNK_BYTES - 1, FILE_CHUNK_BYTES + 1, 0]) {
+      assert.equal(await outcome(() => encryptor.encrypt(new Uint8Array(length))), "malformed", String(length));
+    }
+    assert.equal(encryptor.nextIndex, 0, "a refused chunk is not counted");
+    await encryptor.encrypt(new Uint8Array(FILE_CHUNK_BYTES));
+    assert.equal(encryptor.nextIndex, 1);
+    assert.equal(await outcome(() => encryptor.encrypt(new Uint8Array(FILE_CHUNK_BYTES))), "malformed");
+    assert.equal(await outcome(() => encryptor.encrypt(new Uint8Array(4))), "malformed");
+    assert.equal((await encryptor.encrypt(new Uint8Array(5))).length, 21);
+    for (const length of [0, 5, FILE_CHUNK_BYTES]) {
+      assert.equal(await outcome(() => encryptor.encrypt(new Uint8Array(length))), "malformed", "one chunk too many");
+    }
+    const empty = new FileEncryptor(0);
+    assert.equal((await empty.encrypt(new Uint8Array(0))).length, 16);
+    assert.equal(await outcome(() => empty.encrypt(new Uint8Array(0))), "malformed");
+  });
+
+  test("FileEncryptor: the descriptor comes once every chunk is encrypted, and its fields are checked", async () => {
+    const digest = await sha256(utf8Encode("hello"));
+    const encryptor = new FileEncryptor(5, { fileId: FILE_ID });
+    assert.equal(await outcome(() => encryptor.descriptor("a.txt", "text/plain", digest)), "malformed");
+    await encryptor.encrypt(utf8Encode("hello"));
+    const refusals = [
+      ["", "text/plain", digest],
+      ["a".repeat(256), "text/plain", digest],
+      ["a\u0000b", "text/plain", digest],
+      ["a\uD800", "text/plain", digest],
+      [5, "text/plain", digest],
+      ["a.txt", "t".repeat(256), digest],
+      ["a.txt", "text/\u0000", digest],
+      ["a.txt", null, digest],
+      ["a.txt", "text/plain", digest.subarray(0, 31)],
+      ["a.txt", "text/plain", new Uint8Array(33)],
+    ];
+    for (const [name, mediaType, sha] of refusals) {
+      assert.equal(await outcome(() => encryptor.descriptor(name, mediaType, sha)), "malformed", `${name} ${mediaType}`);
+    }
+    // 255 astral characters are 510 UTF-16 code units but 255 code points.
+    assert.equal(encryptor.descriptor("\u{1F600}".repeat(255), "", digest).name.length, 510);
+    const descriptor = encryptor.descriptor("a.txt", undefined, digest);
+    assert.ok(descriptor instanceof FileDescriptor);
+    assert.equal(descriptor.fileId, FILE_ID);
+    assert.equal(descriptor.mediaType, "application/octet-stream");
+    assert.equal(descriptor.size, 5);
+    assert.equal(descriptor.chunks, 1);
+    assert.deepEqual(descriptor.sha256, digest);
+    assert.deepEqual(descriptor.key, encryptor.key);
+    assert.deepEqual(fileDescriptorToPayload(descriptor), {
+      type: "file",
+      file: {
+        id: FILE_ID,
+        key: b64encode(encryptor.key),
+        name: "a.txt",
+        media_type: "application/octet-stream",
+        size: 5,
+        sha256: toHex(digest),
+      },
+    });
+  });
+
+  test("FileDecryptor: wrong length, out of order, extra chunk", async () => {
+    const { plaintext, chunks, digest, descriptor } = await encryptedFile(2 * FILE_CHUNK_BYTES + 5);
+    const decryptor = new FileDecryptor(descriptor);
+    assert.equal(decryptor.chunks, 3);
+    const wrong = [chunks[2], chunks[1], chunks[0].subarray(0, chunks[0].length - 1), Uint8Array.of(...chunks[2], 0)];
+    for (const chunk of wrong) assert.equal(await outcome(() => decryptor.decrypt(chunk)), "unverifiable");
+    assert.equal(decryptor.nextIndex, 0, "a failed chunk is not counted");
+    assert.deepEqual(await decryptor.decrypt(chunks[0]), plaintext.subarray(0, FILE_CHUNK_BYTES));
+    assert.equal(await outcome(() => decryptor.decrypt(chunks[0])), "unverifiable", "the same chunk twice");
+    assert.equal(await outcome(() => decryptor.decrypt(chunks[2])), "unverifiable");
+    await decryptor.decrypt(chunks[1]);
+    await decryptor.decrypt(chunks[2]);
+    assert.equal(decryptor.nextIndex, 3);
+    for (const chunk of [chunks[2], new Uint8Array(16), new Uint8Array(0)]) {
+      assert.equal(await outcome(() => decryptor.decrypt(chunk)), "unverifiable", "one chunk too many");
+    }
+    decryptor.finish(digest);
+  });
+
+  test("FileDecryptor: finish too early or with the wrong hash", async () => {
+    const { chunks, digest, descriptor } = await encryptedFile(FILE_CHUNK_BYTES + 5);
+    const decryptor = new FileDecryptor(descriptor);
+    assert.equal(await outcome(() => decryptor.finish(digest)), "unverifiable");
+    await decryptor.decrypt(chunks[0]);
+    assert.equal(await outcome(() => decryptor.finish(digest)), "unverifiable");
+    await decryptor.decrypt(chunks[1]);
+    const flipped = digest.slice();
+    flipped[31] ^= 1;
+    for (const bad of [flipped, digest.subarray(0, 31), new Uint8Array(0), await sha256(new Uint8Array(0))]) {
+      assert.equal(await outcome(() => decryptor.finish(bad)), "unverifiable");
+    }
+    assert.equal(await outcome(() => decryptor.finish(digest)), "ok");
+  });
+
+  test("FileDecryptor: a file cut short or claimed longer fails", async () => {
+    const { chunks, descriptor } = await encryptedFile(FILE_CHUNK_BYTES + 5);
+    // Cut after chunk 0: the length fits a one-chunk file, but chunk 0 was not sealed as last.
+    const shorter = new FileDecryptor(new FileDescriptor({ ...descriptor, size: FILE_CHUNK_BYTES }));
+    assert.equal(await outcome(() => shorter.decrypt(chunks[0])), "unverifiable");
+    // Claimed longer: the last chunk is too short for the middle position.
+    const longer = new FileDecryptor(new FileDescriptor({ ...descriptor, size: 2 * FILE_CHUNK_BYTES + 5 }));
+    await longer.decrypt(chunks[0]);
+    assert.equal(await outcome(() => longer.decrypt(chunks[1])), "unverifiable");
+    // Another file id or key.
+    const moved = new FileDecryptor(new FileDescriptor({ ...descriptor, fileId: newMessageId() }));
+    assert.equal(await outcome(() => moved.decrypt(chunks[0])), "unverifiable");
+    const rekeyed = new FileDecryptor(new FileDescriptor({ ...descriptor, key: new Uint8Array(32) }));
+    assert.equal(await outcome(() => rekeyed.decrypt(chunks[0])), "unverifiable");
+  });
+
+  test("FileDecryptor: overlapping calls run in call order; a failure does not stop the queue", async () => {
+    const { plaintext, chunks, digest, descriptor } = await encryptedFile(FILE_CHUNK_BYTES + 5);
+    const decryptor = new FileDecryptor(descriptor);
+    const results = await Promise.allSettled([
+      decryptor.decrypt(chunks[1]),
+      decryptor.decrypt(chunks[0]),
+      decryptor.decrypt(chunks[1]),
+    ]);
+    assert.deepEqual(
+      results.map((result) => result.status),
+      ["rejected", "fulfilled", "fulfilled"],
+    );
+    assert.equal(results[0].reason.kind, "unverifiable");
+    assert.deepEqual(results[2].value, plaintext.subarray(FILE_CHUNK_BYTES));
+    decryptor.finish(digest);
+  });
+
+  test("FileDecryptor takes a FileDescriptor", () => {
+    assert.throws(() => new FileDecryptor(goodWire()), TypeError);
+    assert.throws(() => new FileDecryptor(null), TypeError);
+  });
+
+  test("descriptor parsing: malformed for a sender, unverifiable for a receiver", async () => {
+    const bad = [
+      null,
+      [],
+      "x",
+      { ...goodWire(), id: undefined },
+      { ...goodWire(), key: b64encode(new Uint8Array(33)) },
+      { ...goodWire(), key: b64encode(new Uint8Array(32)).replace("=", "") },
+      { ...goodWire(), key: " " + b64encode(new Uint8Array(32)) },
+      { ...goodWire(), name: "\uDC00" },
+      { ...goodWire(), name: null },
+      { ...goodWire(), media_type: "m".repeat(256) },
+      { ...goodWire(), media_type: 5 },
+      { ...goodWire(), size: 12345n },
+      { ...goodWire(), size: null },
+      { ...goodWire(), sha256: "ab".repeat(32) + "\n" },
+      { ...goodWire(), sha256: null },
+      Object.setPrototypeOf({ ...goodWire(), id: undefined }, { id: FILE_ID }),
+    ];
+    for (const [index, file] of bad.entries()) {
+      assert.equal(await outcome(() => parseFileDescriptor(file)), "malformed", `case ${index}`);
+      assert.equal(await outcome(() => fileDescriptorFromPayload({ type: "file", file })), "unverifiable");
+      assert.equal(await outcome(() => encodePayload({ type: "file", file })), "malformed");
+    }
+    assert.equal(await outcome(() => fileDescriptorFromPayload(null)), "unverifiable");
+    assert.equal(await outcome(() => fileDescriptorFromPayload({ type: "file" })), "unverifiable");
+    const parsed = parseFileDescriptor({ ...goodWire(), media_type: "", extra: [1] });
+    assert.equal(parsed.mediaType, "");
+    assert.deepEqual(parsed.key, new Uint8Array(32).fill(7));
+    assert.equal(toHex(parsed.sha256), "ab".repeat(32));
+    // JSON's -0 is read as 0, as Python reads it.
+    const minusZero = JSON.parse(JSON.stringify(goodWire()).replace('"size":12345', '"size":-0'));
+    assert.ok(Object.is(minusZero.size, -0));
+    assert.ok(Object.is(parseFileDescriptor(minusZero).size, 0));
+    // Escapes in the JSON: a lone surrogate in the name fails like any other bad name.
+    const json = JSON.stringify({ type: "file", file: goodWire() }).replace('"report.pdf"', '"\\ud800.pdf"');
+    assert.equal(await outcome(() => decodePayload(utf8Encode(json))), "unverifiable");
+  });
+
+  test("file payloads: the caption is the text; only type file is checked", async () => {
+    const descriptor = parseFileDescriptor(goodWire());
+    assert.equal("text" in fileDescriptorToPayload(descriptor), false);
+    assert.equal("text" in fileDescriptorToPayload(descriptor, ""), false);
+    assert.equal("text" in fileDescriptorToPayload(descriptor, null), false);
+    assert.equal(fileDescriptorToPayload(descriptor, "see attached").text, "see attached");
+    assert.deepEqual(fileDescriptorToPayload(descriptor).file, goodWire());
+    assert.equal(await outcome(() => encodePayload(fileDescriptorToPayload(descriptor, "a\u0000"))), "malformed");
+    assert.equal(await outcome(() => encodePayload({ type: "text", file: "not a descriptor" })), "ok");
+    assert.equal(await outcome(() => decodePayload(utf8Encode('{"type":"File","file":1}'))), "ok");
+    assert.equal(await outcome(() => decodePayload(utf8Encode('{"type":"file","file":1}'))), "unverifiable");
+  });
+
+  test("a file message seals and opens; a bad descriptor is not sent", async () => {
+    const [alice, bob] = await Promise.all([privateIdentity("alice"), privateIdentity("bob")]);
+    const conversationId = await directConversationId("alice", "bob");
+    const members = new Map([
+      ["alice", alice.public],
+      ["bob", bob.public],
+    ]);
+    const { chunks, plaintext, digest, descriptor } = await encryptedFile(100);
+    const envelope = await sealMessage(alice, conversationId, members, fileDescriptorToPayload(descriptor, "caption"));
+    const opened = await openMessage(Envelope.fromJson(envelope.toJson()), {
+      me: bob,
+      senderIdentity: alice.public,
+      conversationId,
+      members: ["alice", "bob"],
+    });
+    assert.equal(opened.payload.text, "caption");
+    const received = fileDescriptorFromPayload(opened.payload);
+    assert.deepEqual(received, descriptor);
+    const decryptor = new FileDecryptor(received);
+    assert.deepEqual(await decryptor.decrypt(chunks[0]), plaintext);
+    decryptor.finish(digest);
+    const broken = { ...fileDescriptorToPayload(descriptor), file: { ...goodWire(), size: -1 } };
+    assert.equal(await outcome(() => sealMessage(alice, conversationId, members, broken)), "malformed");
   });
 });

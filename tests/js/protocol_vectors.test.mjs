@@ -8,6 +8,9 @@ import { describe, test } from "node:test";
 
 import {
   Envelope,
+  FILE_CHUNK_BYTES,
+  FileDecryptor,
+  FileEncryptor,
   Header,
   KdfParams,
   LABELS,
@@ -16,13 +19,22 @@ import {
   b64decode,
   b64encode,
   canonical,
+  chunkAad,
+  chunkCiphertextSize,
+  chunkCount,
+  chunkNonce,
+  chunkPlaintextSize,
   decodePayload,
+  decryptChunk,
   deriveKeys,
   directConversationId,
   ed25519Pkcs8FromSeed,
   ed25519Sign,
   encodePayload,
+  encryptChunk,
   encryptionKeyBinding,
+  fileDescriptorFromPayload,
+  fileDescriptorToPayload,
   fingerprint,
   formatSafetyNumber,
   keyBundleAad,
@@ -69,6 +81,7 @@ const SECTIONS = [
   "safety_numbers",
   "padding",
   "envelopes",
+  "files",
   "rsa_oaep",
 ];
 
@@ -479,4 +492,169 @@ describe("envelopes: opaque failures", () => {
     }
     assert.deepEqual([...messages], ["VerificationFailed: verification failed: undefined"]);
   });
+});
+
+/** u64 written out from PROTOCOL.md 1, independently of encoding.js. */
+function specU64(value) {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(value));
+  return out;
+}
+
+/** nonce(i) = u64(i) ‖ u32(last(i)) and aad(i), written out from PROTOCOL.md 12.2. */
+function specChunkNonce(index, last) {
+  const out = new Uint8Array(12);
+  out.set(specU64(index), 0);
+  new DataView(out.buffer).setUint32(8, last ? 1 : 0);
+  return out;
+}
+
+function specChunkAad(fileId, index, last) {
+  return specCanonical(LABELS.FILE_CHUNK, [fileId, specU64(index), specU64(last ? 1 : 0)]);
+}
+
+/** AES-256-GCM of one chunk straight through Web Crypto, with the spec's nonce and AAD. */
+async function specEncryptChunk(keyBytes, fileId, index, last, plaintext) {
+  const key = await crypto.subtle.importKey("raw", keyBytes, "AES-GCM", false, ["encrypt"]);
+  const iv = specChunkNonce(index, last);
+  const additionalData = specChunkAad(fileId, index, last);
+  return new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData, tagLength: 128 }, key, plaintext));
+}
+
+/** Bytes [start, start + length) of the generated file: byte j is j mod 251. */
+function patternBytes(start, length) {
+  const out = new Uint8Array(length);
+  for (let offset = 0; offset < length; offset += 1) out[offset] = (start + offset) % 251;
+  return out;
+}
+
+describe("files", () => {
+  const files = VECTORS.files;
+
+  test("chunk size", () => {
+    assert.equal(files.chunk_bytes, FILE_CHUNK_BYTES);
+    assert.equal(FILE_CHUNK_BYTES, 1048576);
+  });
+
+  for (const c of files.layout) {
+    test(`layout: size ${c.size}`, async () => {
+      assert.equal(chunkCount(c.size), c.chunks);
+      // PROTOCOL.md 12.1, written out.
+      const n = Math.max(1, Math.ceil(c.size / files.chunk_bytes));
+      assert.equal(n, c.chunks);
+      const plaintextSizes = [];
+      const ciphertextSizes = [];
+      for (let i = 0; i < c.chunks; i += 1) {
+        plaintextSizes.push(chunkPlaintextSize(c.size, i));
+        ciphertextSizes.push(chunkCiphertextSize(c.size, i));
+      }
+      assert.deepEqual(plaintextSizes, c.plaintext_sizes);
+      assert.deepEqual(ciphertextSizes, c.ciphertext_sizes);
+      const specSizes = Array.from({ length: n }, (_, i) => Math.min(c.size, (i + 1) * files.chunk_bytes) - i * files.chunk_bytes);
+      assert.deepEqual(specSizes, c.plaintext_sizes);
+      assert.deepEqual(c.ciphertext_sizes, specSizes.map((size) => size + 16));
+      assert.equal(await outcome(() => chunkPlaintextSize(c.size, c.chunks)), "malformed");
+      assert.equal(await outcome(() => chunkPlaintextSize(c.size, -1)), "malformed");
+    });
+  }
+
+  for (const c of files.nonces) {
+    test(`nonce and AAD: index ${c.index}, last ${c.last}`, () => {
+      assert.equal(toHex(chunkNonce(c.index, c.last)), c.nonce_hex);
+      assert.equal(toHex(chunkNonce(BigInt(c.index), c.last)), c.nonce_hex);
+      assert.equal(toHex(specChunkNonce(c.index, c.last)), c.nonce_hex);
+      assert.equal(toHex(chunkAad(c.file_id, c.index, c.last)), c.aad_hex);
+      assert.equal(toHex(chunkAad(c.file_id, BigInt(c.index), c.last)), c.aad_hex);
+      assert.equal(toHex(specChunkAad(c.file_id, c.index, c.last)), c.aad_hex);
+    });
+  }
+
+  for (const c of files.small) {
+    test(`small: ${c.note}`, async () => {
+      const key = unhex(c.key_hex);
+      const plaintext = unhex(c.plaintext_hex);
+      assert.equal(c.chunks_hex.length, 1);
+      assert.equal(chunkCount(plaintext.length), 1);
+      assert.equal(toHex(await sha256(plaintext)), c.sha256_hex);
+      assert.equal(toHex(await encryptChunk(key, c.file_id, 0, true, plaintext)), c.chunks_hex[0]);
+      assert.equal(toHex(await specEncryptChunk(key, c.file_id, 0, true, plaintext)), c.chunks_hex[0]);
+      const chunk = unhex(c.chunks_hex[0]);
+      assert.equal(chunk.length, chunkCiphertextSize(plaintext.length, 0));
+      assert.deepEqual(await decryptChunk(key, c.file_id, 0, true, chunk), plaintext);
+
+      // The sender's and the receiver's procedures end to end, through a payload.
+      const encryptor = new FileEncryptor(plaintext.length, { fileId: c.file_id, key });
+      assert.equal(toHex(await encryptor.encrypt(plaintext)), c.chunks_hex[0]);
+      const descriptor = encryptor.descriptor("vector.txt", "text/plain", await sha256(plaintext));
+      const payload = decodePayload(encodePayload(fileDescriptorToPayload(descriptor, "a caption")));
+      assert.equal(payload.file.sha256, c.sha256_hex);
+      assert.equal(payload.text, "a caption");
+      const decryptor = new FileDecryptor(fileDescriptorFromPayload(payload));
+      assert.deepEqual(await decryptor.decrypt(chunk), plaintext);
+      decryptor.finish(unhex(c.sha256_hex));
+    });
+  }
+
+  test("generated: three chunks, byte j is j mod 251", async () => {
+    const g = files.generated;
+    const key = unhex(g.key_hex);
+    const count = chunkCount(g.size);
+    assert.equal(count, 3);
+    assert.equal(g.chunk_sha256_hex.length, count);
+    const plaintext = patternBytes(0, g.size);
+    const digest = await sha256(plaintext);
+    assert.equal(toHex(digest), g.sha256_hex);
+
+    const encryptor = new FileEncryptor(g.size, { fileId: g.file_id, key });
+    const chunks = [];
+    for (let index = 0; index < count; index += 1) {
+      const start = index * FILE_CHUNK_BYTES;
+      const chunk = await encryptor.encrypt(plaintext.subarray(start, start + chunkPlaintextSize(g.size, index)));
+      assert.equal(chunk.length, chunkCiphertextSize(g.size, index));
+      assert.equal(toHex(await sha256(chunk)), g.chunk_sha256_hex[index], `chunk ${index}`);
+      chunks.push(chunk);
+    }
+    assert.equal(toHex(chunks[count - 1]), g.last_chunk_hex);
+    const lastStart = (count - 1) * FILE_CHUNK_BYTES;
+    const specLast = await specEncryptChunk(key, g.file_id, count - 1, true, patternBytes(lastStart, g.size - lastStart));
+    assert.equal(toHex(specLast), g.last_chunk_hex);
+
+    const descriptor = encryptor.descriptor("pattern.bin", undefined, digest);
+    assert.equal(descriptor.mediaType, "application/octet-stream");
+    assert.equal(descriptor.chunks, count);
+    const decryptor = new FileDecryptor(fileDescriptorFromPayload(fileDescriptorToPayload(descriptor)));
+    const parts = [];
+    for (const chunk of chunks) parts.push(await decryptor.decrypt(chunk));
+    assert.deepEqual(parts.map((part) => part.length), [FILE_CHUNK_BYTES, FILE_CHUNK_BYTES, g.size - lastStart]);
+    let offset = 0;
+    for (const part of parts) {
+      assert.deepEqual(part, plaintext.subarray(offset, offset + part.length));
+      offset += part.length;
+    }
+    decryptor.finish(digest);
+  });
+
+  for (const c of files.invalid_chunks) {
+    test(`invalid chunk: ${c.note}`, async () => {
+      const check = () => decryptChunk(unhex(c.key_hex), c.file_id, c.index, c.last, unhex(c.ciphertext_hex));
+      assert.equal(await outcome(check), c.expected);
+    });
+  }
+
+  for (const c of files.payloads) {
+    test(`payload: ${c.note} (${c.expected})`, async () => {
+      const bytes = unhex(c.payload_hex);
+      assert.equal(await outcome(() => decodePayload(bytes)), c.expected);
+      // The sender refuses what a receiver would not accept.
+      const payload = JSON.parse(new TextDecoder().decode(bytes));
+      assert.equal(await outcome(() => encodePayload(payload)), c.expected === "ok" ? "ok" : "malformed");
+      if (c.expected === "ok") {
+        const descriptor = fileDescriptorFromPayload(payload);
+        const rebuilt = fileDescriptorToPayload(descriptor, payload.text);
+        assert.equal(rebuilt.type, "file");
+        assert.equal(rebuilt.text, payload.text);
+        for (const [name, value] of Object.entries(rebuilt.file)) assert.equal(value, payload.file[name], name);
+      }
+    });
+  }
 });

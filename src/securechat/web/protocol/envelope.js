@@ -23,6 +23,7 @@ import {
   utf8Encode,
 } from "./encoding.js";
 import { MalformedInput, UnsupportedVersion, VerificationFailed } from "./errors.js";
+import { fileDescriptorFromPayload, parseFileDescriptor } from "./files.js";
 import {
   checkText,
   newMessageId,
@@ -378,8 +379,9 @@ export function unpad(padded) {
 /**
  * Payload JSON, compact UTF-8 (PROTOCOL.md 7.2). Its exact bytes do not matter (they are
  * only encrypted); what is refused matches Python's `encode_payload`: a missing or
- * non-string `type`, a bad `text`, NaN and Infinity, lone surrogates anywhere, cycles,
- * values JSON has no form for, and more than 64 KiB.
+ * non-string `type`, a bad `text`, a `file` payload whose `file` breaks a rule of 12.3,
+ * NaN and Infinity, lone surrogates anywhere, cycles, values JSON has no form for, and
+ * more than 64 KiB.
  *
  * @param {Payload} payload
  * @returns {Uint8Array}
@@ -396,6 +398,9 @@ export function encodePayload(payload) {
       throw new MalformedInput("payload text must be a string");
     }
     checkText(text, { field: "text", maxChars: MAX_TEXT_CHARS });
+  }
+  if (ownValue(payload, "type") === "file") {
+    parseFileDescriptor(ownValue(payload, "file"));
   }
   checkJsonValue(payload, []);
   const encoded = utf8Encode(JSON.stringify(payload));
@@ -447,7 +452,7 @@ function checkJsonValue(value, ancestors) {
 /**
  * Decode and check a payload (PROTOCOL.md 7.2): strict UTF-8 (a byte order mark is not
  * skipped), JSON, an object whose `type` is a string and whose `text`, if present and
- * not null, is a string.
+ * not null, is a string; if `type` is `file`, a `file` member that follows 12.3.
  *
  * @param {Uint8Array} data
  * @returns {Payload}
@@ -466,6 +471,9 @@ export function decodePayload(data) {
   const text = ownValue(payload, "text");
   if (text !== undefined && text !== null && typeof text !== "string") {
     throw new VerificationFailed();
+  }
+  if (ownValue(payload, "type") === "file") {
+    fileDescriptorFromPayload(payload);
   }
   return payload;
 }

@@ -13,3 +13,4 @@ export * from "./primitives.js";
 export * from "./kdf.js";
 export * from "./keys.js";
 export * from "./envelope.js";
+export * from "./files.js";

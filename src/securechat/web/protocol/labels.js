@@ -17,6 +17,7 @@ export const WRAPPED_KEY_LABEL = "securechat/v1/wrapped-key";
 export const MESSAGE_SIGNATURE = "securechat/v1/message-signature";
 export const DIRECT_CONVERSATION = "securechat/v1/direct-conversation";
 export const SAFETY_NUMBER = "securechat/v1/safety-number";
+export const FILE_CHUNK = "securechat/v1/file-chunk";
 export const PRELOGIN_FAKE_SALT = "securechat/v1/prelogin-fake-salt";
 
 /** Every label by its constant name, for the vector test that compares the whole table. */
@@ -31,6 +32,7 @@ export const LABELS = Object.freeze({
   MESSAGE_SIGNATURE,
   DIRECT_CONVERSATION,
   SAFETY_NUMBER,
+  FILE_CHUNK,
   PRELOGIN_FAKE_SALT,
 });
 
