@@ -41,15 +41,22 @@ from securechat.protocol import PROTOCOL_VERSION, labels
 from securechat.protocol.encoding import b64decode, b64encode, canonical, u64
 from securechat.protocol.envelope import (
     Envelope,
-    decode_payload,
     Header,
     WrappedKey,
+    decode_payload,
     encode_payload,
     open_message,
     pad,
     seal_message,
     unpad,
     wrapped_key_label,
+)
+from securechat.protocol.errors import (
+    MalformedInput,
+    ProtocolError,
+    UnsupportedVersion,
+    VerificationFailed,
+    WeakParameters,
 )
 from securechat.protocol.files import (
     FILE_CHUNK_BYTES,
@@ -60,13 +67,6 @@ from securechat.protocol.files import (
     chunk_nonce,
     chunk_plaintext_size,
     decrypt_chunk,
-)
-from securechat.protocol.errors import (
-    MalformedInput,
-    ProtocolError,
-    UnsupportedVersion,
-    VerificationFailed,
-    WeakParameters,
 )
 from securechat.protocol.identifiers import (
     ConversationId,
@@ -967,7 +967,9 @@ def files_section() -> dict[str, Any]:
     payloads = []
     for note, payload in payload_specs:
         raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        payloads.append({"note": note, "payload_hex": raw.hex(), "expected": outcome(lambda r=raw: decode_payload(r))})
+        payloads.append(
+            {"note": note, "payload_hex": raw.hex(), "expected": outcome(lambda r=raw: decode_payload(r))}
+        )
     return {
         "chunk_bytes": FILE_CHUNK_BYTES,
         "layout": layout,

@@ -1,21 +1,30 @@
 """The admin console: every admin route refuses non-admins; the message log filters by
 sender, recipient and time and pages; the export is an encrypted log (no plaintext,
-byte for byte); users can be disabled and enabled; blocks can be lifted; every action is
-in an audit log the database itself keeps append-only."""
+byte for byte); the file log shows uploads (parties, size, times) and never a file's
+name, key or contents; users can be disabled and enabled; blocks can be lifted; every
+action is in an audit log the database itself keeps append-only."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import sqlite3
+import uuid
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from securechat.protocol.envelope import seal_message
+from securechat.protocol.files import FILE_CHUNK_BYTES, FileEncryptor
+from securechat.protocol.identifiers import ConversationId
 from securechat.server.services.admin import make_admin
 
 from .conftest import RegisteredUser, RegisterUser
 from .support import material, seal
+from .test_files import create, direct, upload
 
 TEXTS = [f"admin-scan plaintext number {n}" for n in range(6)]
 
@@ -119,6 +128,113 @@ async def test_message_log_filters_pages_and_shows_no_plaintext(
     for text in TEXTS:
         assert text.encode() not in everything_bytes
         assert text.encode().hex().encode() not in everything_bytes
+
+
+async def share_file(
+    http: httpx.AsyncClient, sender: RegisteredUser, peer: str, name: str, contents: bytes
+) -> tuple[str, FileEncryptor]:
+    """As a client sends a file: encrypt and upload it, then share its name and key in a
+    signed, encrypted ``file`` message. Returns the conversation and the encryptor."""
+    conversation = await direct(http, sender, peer)
+    encryptor, _ = await upload(http, sender, conversation, contents)
+    payload = encryptor.descriptor(name, "application/pdf").to_payload("the file log caption")
+    me, them = material(sender.name).identity, material(peer).identity
+    envelope = seal_message(
+        me, ConversationId(conversation), {me.username: me.public, them.username: them.public}, payload
+    )
+    response = await http.post(
+        "/api/v1/messages", headers=sender.headers, json={"envelope": envelope.to_wire()}
+    )
+    assert response.status_code == 201, response.text
+    return conversation, encryptor
+
+
+async def test_file_log_shows_parties_sizes_and_times_never_names(
+    http: httpx.AsyncClient, people: dict[str, RegisteredUser]
+) -> None:
+    alice, bob, root = people["alice"], people["bob"], people["root"]
+    name = "Zebra-Ωmega quarterly payroll (secret).pdf"
+    contents = os.urandom(FILE_CHUNK_BYTES + 321)
+    to_bob, named = await share_file(http, alice, "bob", name, contents)
+    to_carol, _ = await share_file(http, bob, "carol", "bob-to-carol.txt", b"bob's little file")
+    await share_file(http, alice, "carol", "alice-to-carol.txt", b"alice's little file")
+    pending = str(uuid.uuid4())  # created, never completed
+    assert (await create(http, alice, to_bob, 5, pending)).status_code == 201
+
+    async def log(**params: str | int) -> dict[str, Any]:
+        response = await http.get("/api/v1/admin/files", headers=root.headers, params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    everything = await log(limit=200)
+    entries = everything["files"]
+    assert isinstance(entries, list) and len(entries) == 4 and everything["next_before"] is None
+    assert [e["id"] for e in entries] == sorted((e["id"] for e in entries), reverse=True)
+    assert {
+        "id",
+        "file_id",
+        "conversation_id",
+        "sender",
+        "recipients",
+        "size",
+        "chunks",
+        "created_at",
+        "completed_at",
+    } == set(entries[0])
+    assert entries[0]["file_id"] == pending and entries[0]["completed_at"] is None
+    by_id = {e["file_id"]: e for e in entries}
+    first = by_id[named.file_id]
+    assert (first["sender"], first["recipients"], first["conversation_id"]) == ("alice", ["bob"], to_bob)
+    assert (first["size"], first["chunks"]) == (len(contents), 2)
+    assert first["created_at"] <= first["completed_at"]
+    assert [(e["sender"], e["recipients"], e["size"]) for e in entries[1:3]] == [
+        ("alice", ["carol"], len(b"alice's little file")),
+        ("bob", ["carol"], len(b"bob's little file")),
+    ]
+
+    # The server never had the name, the key or the contents; none is in the answer,
+    # raw, hex or base64, nor is the caption.
+    answer = json.dumps(everything, ensure_ascii=False).encode() + json.dumps(everything).encode()
+    for secret in (name.encode(), b"Zebra", b"payroll", named.key, contents[:64], b"file log caption"):
+        for form in (secret, secret.hex().encode(), base64.b64encode(secret)):
+            assert form not in answer, secret
+
+    # Filters and paging, as in the message log.
+    assert {e["file_id"] for e in (await log(sender="alice"))["files"]} == {
+        e["file_id"] for e in entries if e["sender"] == "alice"
+    }
+    assert len((await log(sender="alice"))["files"]) == 3
+    to_carol_files = (await log(recipient="carol"))["files"]
+    assert len(to_carol_files) == 2 and all(e["recipients"] == ["carol"] for e in to_carol_files)
+    assert [e["conversation_id"] for e in (await log(conversation=to_carol))["files"]] == [to_carol]
+    assert [e["file_id"] for e in (await log(recipient="bob", sender="alice"))["files"]] == [
+        pending,
+        named.file_id,
+    ]
+    middle = entries[2]["created_at"]
+    assert all(e["created_at"] >= middle for e in (await log(since=middle))["files"])
+    assert all(e["created_at"] < middle for e in (await log(until=middle))["files"])
+    page_one = await log(limit=3)
+    assert page_one["next_before"] == entries[2]["id"]
+    page_two = await log(limit=3, before=page_one["next_before"])
+    assert page_two["next_before"] is None
+    assert [e["id"] for e in page_one["files"] + page_two["files"]] == [e["id"] for e in entries]
+    for params, status in (({"sender": "nobody"}, 404), ({"conversation": "room"}, 422)):
+        response = await http.get("/api/v1/admin/files", headers=root.headers, params=params)
+        assert response.status_code == status, params
+    response = await http.get("/api/v1/admin/files", headers=root.headers, params={"since": 5, "until": 5})
+    assert response.status_code == 422
+
+    # Not for anyone else, and looking is on record.
+    refused = await http.get("/api/v1/admin/files", headers=bob.headers)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    audit = (await http.get("/api/v1/admin/audit", headers=root.headers)).json()["entries"]
+    viewed = [e for e in audit if e["action"] == "view_files"]
+    assert viewed and all(e["admin"] == "root" and e["target"] == "files" for e in viewed)
+    assert {"sender": "alice", "recipient": "bob"}.items() <= next(
+        e["details"] for e in viewed if e["details"]["recipient"] == "bob"
+    ).items()
 
 
 async def test_disable_enable_and_unblock_are_audited_append_only(

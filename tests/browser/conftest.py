@@ -178,7 +178,7 @@ class Person:
         result: list[dict[str, Any]] = self.page.eval_on_selector_all(
             "#message-list .message",
             """items => items.map(item => ({
-                text: item.querySelector('.message-text').textContent,
+                text: item.querySelector('.message-text')?.textContent ?? '',
                 mine: item.classList.contains('mine'),
                 verified: item.dataset.verified === 'true',
                 status: item.querySelector('.status')?.className.replace('status status-', '') ?? null,

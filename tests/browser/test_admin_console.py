@@ -1,22 +1,27 @@
 """The admin console in the browser: offered only to administrators, shows the message
-log without plaintext, disables a user (whose open page is told at once), lifts a
-block, and lists it all in the audit log."""
+log without plaintext and file uploads without names, disables a user (whose open page
+is told at once), lifts a block, and lists it all in the audit log."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from ..conftest import LiveServer
-from .conftest import DESKTOP, PHONE, SCREENSHOTS, Person
+from .conftest import DESKTOP, PHONE, SCREENSHOTS, MakeTerminal, Person
+from .terminal import TerminalUser
 
 pytestmark = pytest.mark.quick_session_check
 
 
-def test_admin_console(people: dict[str, Person], server: LiveServer) -> None:
+def test_admin_console(
+    people: dict[str, Person], server: LiveServer, terminal: MakeTerminal, tmp_path: Path
+) -> None:
     alice, bob, carol = people["alice"], people["bob"], people["carol"]
     alice.register(remember=True)
     bob.register(remember=True)
@@ -62,6 +67,38 @@ def test_admin_console(people: dict[str, Person], server: LiveServer) -> None:
         page.screenshot(path=str(SCREENSHOTS / f"admin-{label}.png"))
     page.set_viewport_size(DESKTOP)
 
+    # Files: dave (the terminal client) shares a file with erin; the console shows who,
+    # to whom, how large and when, and nothing of its name (the server never had it).
+    erin = TerminalUser(tmp_path / "erin-home", server.url)
+    try:
+        erin.run(erin.messenger.register("erin", "walks the long harbour wall at dusk 42"))
+    finally:
+        erin.close()
+    dave = terminal("dave")
+    secret_file = tmp_path / "Operation Nightjar floor plans.pdf"
+    secret_file.write_bytes(os.urandom(3 * 1024 * 1024 + 100))
+    sent = dave.run(dave.messenger.send_file("erin", secret_file, caption="admin console file caption"))
+    page.get_by_role("tab", name="Files").click()
+    file_rows = page.locator("#admin-file-rows tr")
+    expect(file_rows).to_have_count(1)
+    cells = file_rows.first.locator("td")
+    expect(cells.nth(1)).to_have_text("dave")
+    expect(cells.nth(2)).to_have_text("erin")
+    expect(cells.nth(3)).to_have_text("3.0 MiB")
+    expect(cells.nth(3)).to_have_attribute("title", f"{3 * 1024 * 1024 + 100} bytes")
+    expect(cells.nth(4)).not_to_have_text("Incomplete")
+    expect(cells.nth(5)).to_have_text(sent["file_id"])
+    expect(page.locator("#admin-files-status")).to_have_text("1 file(s) shown")
+    console_text = dialog.inner_text()
+    for secret in ("Operation Nightjar", "floor plans", "admin console file caption"):
+        assert secret not in console_text
+    page.locator("#admin-file-sender").fill("bob")
+    page.locator("#admin-file-filter").get_by_role("button", name="Filter").click()
+    expect(file_rows).to_have_count(0)
+    page.locator("#admin-file-sender").fill("dave")
+    page.locator("#admin-file-filter").get_by_role("button", name="Filter").click()
+    expect(file_rows).to_have_count(1)
+
     # Users: disabling bob ends his open page's session.
     page.get_by_role("tab", name="Users").click()
     page.get_by_role("button", name="Disable bob").click()
@@ -73,6 +110,6 @@ def test_admin_console(people: dict[str, Person], server: LiveServer) -> None:
     # Audit: everything above is on record.
     page.get_by_role("tab", name="Audit").click()
     actions = page.locator("#admin-audit-rows tr td:nth-child(3)")
-    expect(actions).to_contain_text(["enable_user", "disable_user", "view_messages"])
+    expect(actions).to_contain_text(["enable_user", "disable_user", "view_files", "view_messages"])
     assert "grant_admin" in actions.all_inner_texts()
     bob.problems[:] = [p for p in bob.problems if "401" not in p and "403" not in p]

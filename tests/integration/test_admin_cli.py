@@ -1,5 +1,6 @@
 """`securechat admin`: the operator makes an admin on the server's data, and the admin's
-terminal shows the message log and exports it with no plaintext in either."""
+terminal shows the message log and exports it with no plaintext in either, and lists
+file uploads (parties, size, times) without their names."""
 
 from __future__ import annotations
 
@@ -58,3 +59,39 @@ async def test_admin_create_then_message_log_and_export(live_server, make_client
 
     audit = cli("admin", "audit", home=alice.state.home, server=live_server.url)
     assert audit.returncode == 0 and "export_messages" in audit.stdout and "grant_admin" in audit.stdout
+
+
+async def test_admin_files_shows_records_never_names(  # type: ignore[no-untyped-def]
+    live_server, make_client: MakeClient, tmp_path: Path
+) -> None:
+    alice = await make_client("alice")
+    await make_client("bob")
+    report = tmp_path / "Merger plan — Falcon Heavy draft.pdf"
+    report.write_bytes(os.urandom(3000))
+    sent = await alice.send_file("bob", report, caption="cli-admin file caption")
+
+    def files(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli("admin", "files", *args, home=alice.state.home, server=live_server.url)
+
+    refused = files("--json")
+    assert refused.returncode == 1 and "administrators only" in refused.stderr
+    assert cli("admin", "create", "alice", "--data-dir", str(live_server.data_dir)).returncode == 0
+
+    listed = files("--json")
+    assert listed.returncode == 0, listed.stderr
+    entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(e["file_id"], e["sender"], e["recipients"], e["size"], e["chunks"]) for e in entries] == [
+        (sent["file_id"], "alice", ["bob"], 3000, 1)
+    ]
+    assert entries[0]["completed_at"] >= entries[0]["created_at"] > 0
+    assert files("--json", "--sender", "bob").stdout == ""
+    assert len(files("--json", "--recipient", "bob").stdout.splitlines()) == 1
+
+    table = files()
+    assert table.returncode == 0, table.stderr
+    assert sent["file_id"] in table.stdout and "2.9 KiB" in table.stdout and "alice" in table.stdout
+    for secret in ("Merger plan", "Falcon", "cli-admin file caption"):
+        assert secret not in listed.stdout + table.stdout
+
+    audit = cli("admin", "audit", home=alice.state.home, server=live_server.url)
+    assert audit.returncode == 0 and "view_files" in audit.stdout

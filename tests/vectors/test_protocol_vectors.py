@@ -39,6 +39,13 @@ from securechat.protocol.envelope import (
     unpad,
     wrapped_key_label,
 )
+from securechat.protocol.errors import (
+    MalformedInput,
+    ProtocolError,
+    UnsupportedVersion,
+    VerificationFailed,
+    WeakParameters,
+)
 from securechat.protocol.files import (
     FILE_CHUNK_BYTES,
     FileDecryptor,
@@ -49,13 +56,6 @@ from securechat.protocol.files import (
     chunk_nonce,
     chunk_plaintext_size,
     decrypt_chunk,
-)
-from securechat.protocol.errors import (
-    MalformedInput,
-    ProtocolError,
-    UnsupportedVersion,
-    VerificationFailed,
-    WeakParameters,
 )
 from securechat.protocol.identifiers import (
     ConversationId,
@@ -617,7 +617,9 @@ def test_small_file_round_trip(case: dict[str, Any]) -> None:
     assert descriptor.sha256.hex() == case["sha256_hex"] == hashlib.sha256(plaintext).hexdigest()
     # Independently of files.py: AES-GCM with the documented nonce and AAD.
     aad = canonical(labels.FILE_CHUNK, [case["file_id"], u64(0), u64(1)])
-    assert AESGCM(key).decrypt(spec_chunk_nonce(0, True), bytes.fromhex(case["chunks_hex"][0]), aad) == plaintext
+    assert (
+        AESGCM(key).decrypt(spec_chunk_nonce(0, True), bytes.fromhex(case["chunks_hex"][0]), aad) == plaintext
+    )
     decryptor = FileDecryptor(descriptor)
     assert decryptor.decrypt(bytes.fromhex(case["chunks_hex"][0])) == plaintext
     decryptor.finish()

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from .formatting import human_size
 from .main import console, messenger, run, when
 
 admin_app = typer.Typer(
-    help="Administration: roles, message log, users, intrusion detection.", no_args_is_help=True
+    help="Administration: roles, message and file logs, users, intrusion detection.", no_args_is_help=True
 )
 
 Sender = Annotated[str | None, typer.Option(help="Only messages from this user.")]
@@ -93,6 +94,44 @@ async def messages(
             ", ".join(entry["recipients"]),
             str(entry["size"]),
             entry["ciphertext_preview"],
+        )
+    console.print(table)
+
+
+@admin_app.command()
+@run
+async def files(
+    sender: Annotated[str | None, typer.Option(help="Only files uploaded by this user.")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Only files shared with this user.")] = None,
+    conversation: Annotated[str | None, typer.Option(help="Only files in this conversation.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The file log: uploader, recipients, size and times (never names or contents)."""
+    params = {
+        k: v
+        for k, v in {
+            "sender": sender,
+            "recipient": recipient,
+            "conversation": conversation,
+            "limit": limit,
+        }.items()
+        if v is not None
+    }
+    page = await _admin_request("GET", "/files", params=params)
+    if as_json:
+        for entry in page["files"]:
+            sys.stdout.write(json.dumps(entry) + "\n")
+        return
+    table = Table("uploaded", "sender", "recipients", "size", "completed", "file id")
+    for entry in page["files"]:
+        table.add_row(
+            when(entry["created_at"]),
+            entry["sender"],
+            ", ".join(entry["recipients"]),
+            f"{human_size(entry['size'])} ({entry['size']} B)",
+            when(entry["completed_at"]) if entry["completed_at"] else "incomplete",
+            entry["file_id"],
         )
     console.print(table)
 

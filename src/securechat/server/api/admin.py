@@ -44,6 +44,32 @@ async def message_log(
     )
 
 
+@router.get("/files")
+async def file_log(
+    principal: CurrentUser,
+    ctx: Context,
+    sender: Username = None,
+    recipient: Username = None,
+    since: Millis = None,
+    until: Millis = None,
+    conversation: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Encrypted file uploads: uploader (sender), recipients, size, times. Never a name."""
+    return await admin.file_log(
+        ctx,
+        principal,
+        sender=sender,
+        recipient=recipient,
+        since=since,
+        until=until,
+        conversation=conversation,
+        before_id=before,
+        limit=limit,
+    )
+
+
 # Declared as what it is (NDJSON, one encrypted message per line), not FastAPI's default JSON.
 @router.get(
     "/messages/export",

@@ -1,14 +1,17 @@
 """The admin console's rules. Administrators see metadata and ciphertext, never
 plaintext (the server has none), and every action they take is written to the
-append-only audit log."""
+append-only audit log. Files show as upload records (parties, size, times): their names,
+types and keys exist only inside encrypted messages."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from ...protocol import errors as protocol_errors
+from ...protocol.identifiers import parse_conversation_id
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..storage import accounts as account_store
 from ..storage import admin as store
@@ -74,30 +77,69 @@ class _LogQuery:
     recipient_id: int | None
     since: int | None
     until: int | None
+    conversation_id: str | None = None
+
+
+class _LogFetch(Protocol):
+    """A page of a log from storage: ``store.message_log`` or ``store.file_log``."""
+
+    async def __call__(
+        self,
+        conn: Any,
+        *,
+        sender_id: int | None,
+        recipient_id: int | None,
+        since: int | None,
+        until: int | None,
+        conversation_id: str | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[Any]: ...
 
 
 async def _log_query(
-    ctx: ServiceContext, sender: str | None, recipient: str | None, since: int | None, until: int | None
+    ctx: ServiceContext,
+    sender: str | None,
+    recipient: str | None,
+    since: int | None,
+    until: int | None,
+    conversation: str | None = None,
 ) -> _LogQuery:
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until must be after since", field="until")
+    conversation_id = None
+    if conversation is not None:
+        try:
+            conversation_id = parse_conversation_id(conversation)
+        except protocol_errors.ProtocolError as exc:
+            raise InvalidInput("conversation is not a conversation id", field="conversation") from exc
     async with ctx.database.read() as conn:
         return _LogQuery(
-            await _resolve(conn, sender, "sender"), await _resolve(conn, recipient, "recipient"), since, until
+            await _resolve(conn, sender, "sender"),
+            await _resolve(conn, recipient, "recipient"),
+            since,
+            until,
+            conversation_id,
         )
 
 
 async def _log_page(
-    ctx: ServiceContext, query: _LogQuery, before_id: int | None, limit: int
+    ctx: ServiceContext,
+    query: _LogQuery,
+    before_id: int | None,
+    limit: int,
+    fetch: _LogFetch = store.message_log,
 ) -> tuple[list[Any], dict[str, list[str]]]:
-    """One page of the message log, newest first, with each conversation's members."""
+    """One page of a log (the message log unless told), newest first, with each
+    conversation's members."""
     async with ctx.database.read() as conn:
-        rows = await store.message_log(
+        rows = await fetch(
             conn,
             sender_id=query.sender_id,
             recipient_id=query.recipient_id,
             since=query.since,
             until=query.until,
+            conversation_id=query.conversation_id,
             before_id=before_id,
             limit=limit,
         )
@@ -135,6 +177,47 @@ async def message_log(
     await _audit(ctx, admin, "view_messages", "messages", {**filters, "before": before_id})
     entries = [_entry(row, members, full=False) for row in rows]
     return {"messages": entries, "next_before": entries[-1]["id"] if len(entries) == limit else None}
+
+
+def _file_entry(row: Any, members: dict[str, list[str]]) -> dict[str, Any]:
+    """An upload's record: parties, size and times. The server has no name, type, key or
+    contents to show (those travel encrypted in the message that shares the file)."""
+    return {
+        "id": row["id"],
+        "file_id": row["file_id"],
+        "conversation_id": row["conversation_id"],
+        "sender": row["sender"],
+        "recipients": [m for m in members.get(row["conversation_id"], []) if m != row["sender"]],
+        "size": row["size"],
+        "chunks": row["chunks"],
+        "created_at": row["created_at"],
+        "completed_at": row["completed_at"],
+    }
+
+
+async def file_log(
+    ctx: ServiceContext,
+    admin: Principal,
+    *,
+    sender: str | None,
+    recipient: str | None,
+    since: int | None,
+    until: int | None,
+    conversation: str | None = None,
+    before_id: int | None,
+    limit: int,
+) -> dict[str, Any]:
+    """Encrypted file uploads, newest first; ``sender`` is the uploader and the time
+    filters apply to when the upload was created."""
+    require_admin(admin)
+    query = await _log_query(ctx, sender, recipient, since, until, conversation)
+    rows, members = await _log_page(ctx, query, before_id, limit, store.file_log)
+    filters = {"sender": sender, "recipient": recipient, "since": since, "until": until}
+    await _audit(
+        ctx, admin, "view_files", "files", {**filters, "conversation": conversation, "before": before_id}
+    )
+    entries = [_file_entry(row, members) for row in rows]
+    return {"files": entries, "next_before": entries[-1]["id"] if len(entries) == limit else None}
 
 
 async def export_messages(

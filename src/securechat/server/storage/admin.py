@@ -1,37 +1,73 @@
-"""Queries for the admin console: the message log (metadata and ciphertext), users, and
-the audit log."""
+"""Queries for the admin console: the message log (metadata and ciphertext), the file
+log (upload metadata), users, and the audit log."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import Table, and_, exists, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import admin_audit, conversation_members, messages, sessions, users
+from .tables import admin_audit, conversation_members, files, messages, sessions, users
 
 
-def _message_filter(
-    sender_id: int | None, recipient_id: int | None, since: int | None, until: int | None
+def _log_filter(
+    log: Table,
+    sender_column: str,
+    time_column: str,
+    *,
+    sender_id: int | None,
+    recipient_id: int | None,
+    since: int | None,
+    until: int | None,
+    conversation_id: str | None = None,
 ) -> Any:
+    """The log filters, for any table with a sender, a conversation and a time: the
+    message log (sender_id, server_ts) and the file log (uploader_id, created_at). A
+    recipient is a member of the row's conversation other than its sender."""
+    sender = log.c[sender_column]
     conditions = []
     if sender_id is not None:
-        conditions.append(messages.c.sender_id == sender_id)
+        conditions.append(sender == sender_id)
     if recipient_id is not None:
         member = conversation_members.alias("recipient_member")
-        conditions.append(messages.c.sender_id != recipient_id)
+        conditions.append(sender != recipient_id)
         conditions.append(
             exists().where(
-                member.c.conversation_id == messages.c.conversation_id, member.c.user_id == recipient_id
+                member.c.conversation_id == log.c.conversation_id, member.c.user_id == recipient_id
             )
         )
+    if conversation_id is not None:
+        conditions.append(log.c.conversation_id == conversation_id)
     if since is not None:
-        conditions.append(messages.c.server_ts >= since)
+        conditions.append(log.c[time_column] >= since)
     if until is not None:
-        conditions.append(messages.c.server_ts < until)
+        conditions.append(log.c[time_column] < until)
     return and_(True, *conditions)
+
+
+async def _log_page(
+    conn: AsyncConnection,
+    log: Table,
+    sender_column: str,
+    columns: list[Any],
+    condition: Any,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """Newest first (by id): ``columns`` of the log's rows, with the sender's name."""
+    if before_id is not None:
+        condition = and_(condition, log.c.id < before_id)
+    result = await conn.execute(
+        select(*columns, users.c.username.label("sender"))
+        .join(users, users.c.id == log.c[sender_column])
+        .where(condition)
+        .order_by(log.c.id.desc())
+        .limit(limit)
+    )
+    return list(result.mappings())
 
 
 async def message_log(
@@ -41,30 +77,66 @@ async def message_log(
     recipient_id: int | None,
     since: int | None,
     until: int | None,
+    conversation_id: str | None = None,
     before_id: int | None,
     limit: int,
 ) -> list[RowMapping]:
     """Newest first: message rows with the sender's name (and the envelope text)."""
-    condition = _message_filter(sender_id, recipient_id, since, until)
-    if before_id is not None:
-        condition = and_(condition, messages.c.id < before_id)
-    result = await conn.execute(
-        select(
-            messages.c.id,
-            messages.c.message_id,
-            messages.c.conversation_id,
-            messages.c.client_ts,
-            messages.c.server_ts,
-            messages.c.size,
-            messages.c.envelope,
-            users.c.username.label("sender"),
-        )
-        .join(users, users.c.id == messages.c.sender_id)
-        .where(condition)
-        .order_by(messages.c.id.desc())
-        .limit(limit)
+    condition = _log_filter(
+        messages,
+        "sender_id",
+        "server_ts",
+        sender_id=sender_id,
+        recipient_id=recipient_id,
+        since=since,
+        until=until,
+        conversation_id=conversation_id,
     )
-    return list(result.mappings())
+    columns = [
+        messages.c.id,
+        messages.c.message_id,
+        messages.c.conversation_id,
+        messages.c.client_ts,
+        messages.c.server_ts,
+        messages.c.size,
+        messages.c.envelope,
+    ]
+    return await _log_page(conn, messages, "sender_id", columns, condition, before_id, limit)
+
+
+async def file_log(
+    conn: AsyncConnection,
+    *,
+    sender_id: int | None,
+    recipient_id: int | None,
+    since: int | None,
+    until: int | None,
+    conversation_id: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """Newest first: upload records with the uploader's name as ``sender``. The server
+    holds no name, type or key of a file, so there is none to select."""
+    condition = _log_filter(
+        files,
+        "uploader_id",
+        "created_at",
+        sender_id=sender_id,
+        recipient_id=recipient_id,
+        since=since,
+        until=until,
+        conversation_id=conversation_id,
+    )
+    columns = [
+        files.c.id,
+        files.c.file_id,
+        files.c.conversation_id,
+        files.c.size,
+        files.c.chunks,
+        files.c.created_at,
+        files.c.completed_at,
+    ]
+    return await _log_page(conn, files, "uploader_id", columns, condition, before_id, limit)
 
 
 async def user_id(conn: AsyncConnection, username: str) -> int | None:

@@ -1,13 +1,14 @@
 /**
- * The admin console: message log (metadata and ciphertext only), users, blocks and the
+ * The admin console: message log (metadata and ciphertext only), file records (uploader,
+ * recipients, size and times; the server knows no file names), users, blocks and the
  * audit log. The server decides who is an administrator; this view only asks it.
  *
  * @module
  */
 
-import { byId, el, explain, fullTime, setMessage, show } from "./dom.js";
+import { byId, el, explain, fullTime, humanSize, setMessage, show } from "./dom.js";
 
-const SECTIONS = ["messages", "users", "blocks", "audit"];
+const SECTIONS = ["messages", "files", "users", "blocks", "audit"];
 
 export class AdminView {
   /** @param {import("./api.js").Api} api */
@@ -16,6 +17,8 @@ export class AdminView {
     this.dialog = byId("admin-dialog");
     /** @type {number | null} */
     this.before = null;
+    /** @type {number | null} */
+    this.filesBefore = null;
     this.listeners = [
       [byId("admin-close"), "click", () => this.dialog.close()],
       [byId("admin-filter"), "submit", (event) => {
@@ -24,6 +27,11 @@ export class AdminView {
       }],
       [byId("admin-more"), "click", () => void this.loadMessages(false)],
       [byId("admin-export"), "click", () => void this.exportMessages()],
+      [byId("admin-file-filter"), "submit", (event) => {
+        event.preventDefault();
+        void this.loadFiles(true);
+      }],
+      [byId("admin-files-more"), "click", () => void this.loadFiles(false)],
       ...SECTIONS.map((name) => [byId(`admin-tab-${name}`), "click", () => void this.select(name)]),
     ];
     for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
@@ -47,6 +55,7 @@ export class AdminView {
     setMessage(byId("admin-error"), null);
     try {
       if (name === "messages") await this.loadMessages(true);
+      if (name === "files") await this.loadFiles(true);
       if (name === "users") await this.loadUsers();
       if (name === "blocks") await this.loadBlocks();
       if (name === "audit") await this.loadAudit();
@@ -55,14 +64,19 @@ export class AdminView {
     }
   }
 
-  filters() {
+  /**
+   * The query of a filter form: `prefix` is "admin" (message log) or "admin-file".
+   *
+   * @param {string} [prefix]
+   */
+  filters(prefix = "admin") {
     const params = new URLSearchParams();
-    const sender = byId("admin-sender").value.trim();
-    const recipient = byId("admin-recipient").value.trim();
+    const sender = byId(`${prefix}-sender`).value.trim();
+    const recipient = byId(`${prefix}-recipient`).value.trim();
     if (sender) params.set("sender", sender);
     if (recipient) params.set("recipient", recipient);
-    for (const [id, name] of [["admin-since", "since"], ["admin-until", "until"]]) {
-      const value = byId(id).value;
+    for (const name of ["since", "until"]) {
+      const value = byId(`${prefix}-${name}`).value;
       if (value) params.set(name, String(new Date(value).getTime()));
     }
     return params;
@@ -89,6 +103,33 @@ export class AdminView {
       this.before = page.next_before;
       show(byId("admin-more"), page.next_before !== null);
       byId("admin-messages-status").textContent = `${rows.children.length} message(s) shown`;
+    } catch (error) {
+      setMessage(byId("admin-error"), explain(error));
+    }
+  }
+
+  async loadFiles(fresh) {
+    const params = this.filters("admin-file");
+    params.set("limit", "50");
+    if (!fresh && this.filesBefore) params.set("before", String(this.filesBefore));
+    const rows = byId("admin-file-rows");
+    try {
+      const page = await this.api.request("GET", `/admin/files?${params}`);
+      const items = page.files.map((f) =>
+        el("tr", { attrs: { "data-file": f.file_id } }, [
+          el("td", { text: fullTime(f.created_at) }),
+          el("td", { text: f.sender }),
+          el("td", { text: f.recipients.join(", ") }),
+          el("td", { text: humanSize(f.size), attrs: { title: `${f.size} bytes` } }),
+          el("td", { text: f.completed_at ? fullTime(f.completed_at) : "Incomplete" }),
+          el("td", { className: "cipher", text: f.file_id }),
+        ]),
+      );
+      if (fresh) rows.replaceChildren(...items);
+      else rows.append(...items);
+      this.filesBefore = page.next_before;
+      show(byId("admin-files-more"), page.next_before !== null);
+      byId("admin-files-status").textContent = `${rows.children.length} file(s) shown`;
     } catch (error) {
       setMessage(byId("admin-error"), explain(error));
     }

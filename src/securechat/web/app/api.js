@@ -40,10 +40,11 @@ export class Api {
   /**
    * @param {string} method
    * @param {string} path under /api/v1
-   * @param {{body?: unknown, auth?: boolean, headers?: Record<string, string>}} [options]
+   * @param {{body?: unknown, bytes?: Uint8Array, binary?: boolean, auth?: boolean, headers?: Record<string, string>}} [options]
+   *   `bytes`: a raw body (application/octet-stream); `binary`: answer with the body's bytes
    * @returns {Promise<any>}
    */
-  async request(method, path, { body, auth = true, headers = {} } = {}) {
+  async request(method, path, { body, bytes, binary = false, auth = true, headers = {} } = {}) {
     if (auth) await this.ensureToken();
     const init = {
       method,
@@ -55,6 +56,9 @@ export class Api {
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
+    } else if (bytes !== undefined) {
+      init.headers["Content-Type"] = "application/octet-stream";
+      init.body = bytes;
     }
     let response;
     try {
@@ -63,6 +67,13 @@ export class Api {
       throw new ApiError(0, "network_error", "The server cannot be reached. Check your connection.");
     }
     if (response.status === 204) return null;
+    if (binary && response.ok) {
+      try {
+        return new Uint8Array(await response.arrayBuffer());
+      } catch {
+        throw new ApiError(0, "network_error", "The download was interrupted. Check your connection.");
+      }
+    }
     let data = null;
     try {
       data = await response.json();
@@ -175,6 +186,23 @@ export class Api {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set("before", String(before));
     return this.request("GET", `/conversations/${encodeURIComponent(conversationId)}/messages?${query}`);
+  }
+
+  createUpload(fileId, conversationId, size) {
+    return this.request("POST", "/files", { body: { file_id: fileId, conversation_id: conversationId, size } });
+  }
+
+  putChunk(fileId, index, bytes) {
+    return this.request("PUT", `/files/${encodeURIComponent(fileId)}/chunks/${index}`, { bytes });
+  }
+
+  completeUpload(fileId) {
+    return this.request("POST", `/files/${encodeURIComponent(fileId)}/complete`);
+  }
+
+  /** @returns {Promise<Uint8Array>} */
+  getChunk(fileId, index) {
+    return this.request("GET", `/files/${encodeURIComponent(fileId)}/chunks/${index}`, { binary: true });
   }
 
   inbox(since, limit = 1) {

@@ -4,9 +4,14 @@
  * @module
  */
 
-import { byId, el, explain, fullTime, setMessage, shortTime, show } from "./dom.js";
+import { byId, el, explain, fullTime, humanSize, setMessage, shortTime, show } from "./dom.js";
+import { previewable } from "./transfers.js";
+
+/** Images up to this size are fetched and previewed without a click. */
+const AUTO_PREVIEW_BYTES = 10 * 1024 * 1024;
 
 const STATUS_LABELS = {
+  uploading: "Encrypting and uploading…",
   sending: "Sending…",
   sent: "Sent",
   delivered: "Delivered",
@@ -26,6 +31,7 @@ export class ChatView {
     this.messages = byId("message-list");
     this.composer = byId("composer");
     this.text = byId("composer-text");
+    this.fileInput = byId("composer-file");
     this.loadingOlder = false;
     /** @type {string | null} */
     this.openId = null;
@@ -69,6 +75,7 @@ export class ChatView {
         }
       }],
       [this.text, "input", () => this.autosize()],
+      [this.fileInput, "change", () => void this.sendFiles()],
       [this.messages, "scroll", () => void this.maybeLoadOlder()],
       [byId("back"), "click", () => this.close()],
       [byId("open-contact"), "click", () => this.current() && this.panels.openContact(this.current().peer)],
@@ -107,7 +114,8 @@ export class ChatView {
   renderConversations() {
     const items = this.messenger.sortedConversations().map((conversation) => {
       const last = conversation.messages.at(-1) ?? conversation.preview;
-      const preview = last ? (last.verified ? last.text ?? "" : "Unverifiable message") : "";
+      const fileName = last?.file?.name ?? last?.upload?.name;
+      const preview = last ? (last.verified ? (fileName ? `📎 ${fileName}` : last.text ?? "") : "Unverifiable message") : "";
       const button = el("button", { className: "conversation-item", attrs: { type: "button" } }, [
         el("span", { className: "avatar", text: conversation.peer.slice(0, 1).toUpperCase(), attrs: { "aria-hidden": "true" } }),
         el("span", { className: "conversation-text" }, [
@@ -185,6 +193,7 @@ export class ChatView {
     byId("key-change-name").textContent = conversation.peer;
     show(byId("conversation-verified"), Boolean(pin?.verified) && !changed);
     this.text.disabled = changed;
+    this.fileInput.disabled = changed;
     byId("composer-send").disabled = changed;
     this.text.placeholder = changed ? "Sending is paused until you accept the new keys" : "Write a message";
   }
@@ -199,7 +208,11 @@ export class ChatView {
     // Keyed by the message object: only new or changed messages are (re)built, so a
     // long conversation does not cost a full re-render per arriving message.
     const wanted = conversation.messages.map((message) => {
-      const signature = `${message.verified}|${message.status}|${message.serverTs}|${message.text}|${message.reason}`;
+      const transfer = message.transfer;
+      const signature = `${message.verified}|${message.status}|${message.serverTs}|${message.text}|${message.reason}|${transfer?.state}|${transfer?.done}`;
+      if (message.verified && message.file && !transfer && previewable(message.file) && message.file.size <= AUTO_PREVIEW_BYTES) {
+        void this.messenger.fetchFile(message);
+      }
       const cached = this.rendered.get(message);
       if (cached && cached.signature === signature) return cached.element;
       const element = this.renderMessage(conversation, message);
@@ -234,7 +247,10 @@ export class ChatView {
         el("p", { className: "message-reason", text: `This message failed a security check and is not shown (${message.reason ?? "unknown reason"}). It may have been altered or forged.` }),
       );
     } else {
-      item.append(el("p", { className: "message-text", text: message.text ?? "" }));
+      if (message.file || message.upload) item.append(this.renderFile(message));
+      if (message.text || !(message.file || message.upload)) {
+        item.append(el("p", { className: "message-text", text: message.text ?? "" }));
+      }
     }
     const meta = el("p", { className: "message-meta" });
     const time = el("time", { text: shortTime(message.sentAt ?? message.serverTs) });
@@ -245,7 +261,7 @@ export class ChatView {
     if (mine && message.verified) {
       const status = el("span", { className: `status status-${message.status}`, text: ` · ${STATUS_LABELS[message.status] ?? ""}` });
       meta.append(status);
-      if (message.status === "failed") {
+      if (message.status === "failed" && message.envelopeText) {
         const retry = el("button", { className: "link", text: "Retry", attrs: { type: "button" } });
         retry.addEventListener("click", () => void this.messenger.retry(conversation.id, message.messageId));
         meta.append(" ", retry);
@@ -253,6 +269,73 @@ export class ChatView {
     }
     item.append(meta);
     return item;
+  }
+
+  /** A shared file: name and size, progress, then a preview (images) and a save link. */
+  renderFile(message) {
+    const file = message.file ?? null;
+    const name = file?.name ?? message.upload?.name ?? "file";
+    const size = file?.size ?? message.upload?.size ?? 0;
+    const mediaType = file?.mediaType ?? message.upload?.mediaType ?? "";
+    const card = el("div", { className: "file-card" }, [
+      el("span", { className: "file-icon", text: "📄", attrs: { "aria-hidden": "true" } }),
+      el("span", { className: "file-name", text: name }),
+      el("span", { className: "file-details muted small", text: `${humanSize(size)} · ${mediaType}` }),
+    ]);
+    const transfer = message.transfer;
+    if (transfer && (transfer.state === "uploading" || transfer.state === "downloading")) {
+      const verb = transfer.state === "uploading" ? "Uploading" : "Downloading";
+      const percent = transfer.total ? Math.floor((100 * transfer.done) / transfer.total) : 100;
+      card.append(
+        el("progress", {
+          className: "file-progress",
+          attrs: { max: "100", value: String(percent), "aria-label": `${verb} ${name}` },
+        }),
+        el("span", { className: "file-percent small", text: `${verb} ${percent}%` }),
+      );
+    }
+    if (transfer?.state === "ready" && transfer.url) {
+      if (file && previewable(file)) {
+        card.append(el("img", { className: "file-preview", attrs: { src: transfer.url, alt: `Preview of ${name}` } }));
+      }
+      const attrs = { href: transfer.url, download: name };
+      if (transfer.type) attrs.type = transfer.type;
+      card.append(el("a", { className: "file-save", text: `Save ${name}`, attrs }));
+    }
+    if (transfer?.state === "failed") {
+      card.append(el("p", { className: "file-error error small", text: transfer.error ?? "The transfer failed." }));
+    }
+    const mayFetch = file && message.status !== "uploading" && (!transfer || transfer.state === "failed");
+    if (mayFetch) {
+      const label = transfer?.state === "failed" ? "Try again" : "Download";
+      const button = el("button", { className: "secondary file-download", text: label, attrs: { type: "button", "aria-label": `${label}: ${name}` } });
+      button.addEventListener("click", () => void this.messenger.fetchFile(message));
+      card.append(button);
+    }
+    return card;
+  }
+
+  async sendFiles() {
+    const conversation = this.current();
+    const files = [...(this.fileInput.files ?? [])];
+    this.fileInput.value = "";
+    if (!conversation || files.length === 0) return;
+    const errorNode = byId("composer-error");
+    setMessage(errorNode, null);
+    const caption = this.text.value.trim();
+    this.text.value = "";
+    this.autosize();
+    this.forceBottom = true;
+    try {
+      for (const [index, file] of files.entries()) {
+        await this.messenger.sendFile(conversation.id, file, index === 0 ? caption : "");
+      }
+    } catch (error) {
+      setMessage(errorNode, explain(error));
+      this.renderTrust();
+    } finally {
+      this.forceBottom = false;
+    }
   }
 
   scrollToBottom() {

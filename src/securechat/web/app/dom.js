@@ -87,3 +87,17 @@ export function explain(error) {
   if (error instanceof Error && error.message) return error.message;
   return "Something went wrong. Please try again.";
 }
+
+/**
+ * A size as people read it: bytes below 1 KiB, else KiB, MiB or GiB with one decimal.
+ *
+ * @param {number} size
+ */
+export function humanSize(size) {
+  let value = size;
+  for (const unit of ["B", "KiB", "MiB"]) {
+    if (value < 1024) return unit === "B" ? `${value} B` : `${value.toFixed(1)} ${unit}`;
+    value /= 1024;
+  }
+  return `${value.toFixed(1)} GiB`;
+}

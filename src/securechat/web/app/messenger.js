@@ -14,6 +14,8 @@ import {
   ProtocolError,
   PublicIdentity,
   directConversationId,
+  fileDescriptorFromPayload,
+  fileDescriptorToPayload,
   fingerprint,
   formatSafetyNumber,
   openMessage,
@@ -26,6 +28,7 @@ import {
 import { ApiError } from "./api.js";
 import { InboxSocket } from "./inbox.js";
 import * as store from "./store.js";
+import { downloadFile, previewable, uploadFile } from "./transfers.js";
 
 const HISTORY_PAGE = 50;
 const ACK_DELAY_MS = 50;
@@ -58,8 +61,20 @@ export class KeyChanged extends Error {
  * @property {number | null} serverTs the server's clock, ms
  * @property {boolean} verified
  * @property {string | null} reason why it is unverifiable
- * @property {"sending" | "sent" | "delivered" | "received" | "failed"} status
+ * @property {"uploading" | "sending" | "sent" | "delivered" | "received" | "failed"} status
  * @property {string | null} envelopeText the envelope as received, to recognise copies
+ * @property {import("../protocol/files.js").FileDescriptor | null} [file] a shared file (key included)
+ * @property {FileTransfer} [transfer] upload or download progress of that file
+ */
+
+/**
+ * @typedef {object} FileTransfer
+ * @property {"uploading" | "downloading" | "ready" | "failed"} state
+ * @property {number} done bytes
+ * @property {number} total bytes
+ * @property {string | null} url an object URL of the decrypted file, once ready
+ * @property {string} [type] that object's media type (opaque unless a raster image)
+ * @property {string | null} error
  */
 
 /**
@@ -434,6 +449,7 @@ export class Messenger extends EventTarget {
       });
       const text = opened.payload.text;
       message.text = typeof text === "string" ? text : "";
+      message.file = opened.payload.type === "file" ? fileDescriptorFromPayload(opened.payload) : null;
       message.verified = true;
     } catch {
       message.reason = "signature, key or ciphertext check failed";
@@ -453,31 +469,132 @@ export class Messenger extends EventTarget {
 
   // Sending ------------------------------------------------------------------------
   /**
-   * Encrypt and send a text; the message appears at once as "sending".
-   *
-   * @param {string} conversationId
-   * @param {string} text
+   * Seal a payload for the conversation's members, checking the directory on the way: a
+   * changed key stops the message before it leaves.
    */
-  async sendText(conversationId, text) {
-    const conversation = this.conversations.get(conversationId);
-    if (!conversation) throw new Error("no such conversation");
+  async seal(conversation, payload) {
     const pin = this.pins.get(conversation.peer);
     if (pin?.pending) throw new KeyChanged(conversation.peer);
-    // Check the directory while sealing: a changed key stops the message before it leaves.
     const peerIdentity = await this.pinnedOrFetch(conversation.peer);
     const recipients = new Map([
       [this.username, this.me.public],
       [conversation.peer, peerIdentity],
     ]);
     const [envelope] = await Promise.all([
-      sealMessage(this.me, conversationId, recipients, { type: "text", text }),
+      sealMessage(this.me, conversation.id, recipients, payload),
       this.trustedIdentity(conversation.peer),
     ]);
-    const wire = envelope.toWire();
+    return envelope;
+  }
+
+  /** @returns {Conversation} */
+  conversationFor(conversationId) {
+    const conversation = this.conversations.get(conversationId);
+    if (!conversation) throw new Error("no such conversation");
+    return conversation;
+  }
+
+  /**
+   * Encrypt and send a text; the message appears at once as "sending".
+   *
+   * @param {string} conversationId
+   * @param {string} text
+   */
+  async sendText(conversationId, text) {
+    const conversation = this.conversationFor(conversationId);
+    const envelope = await this.seal(conversation, { type: "text", text });
+    const message = this.ownMessage(conversation, envelope, text, null);
+    await this.post(conversation, message, envelope);
+    return message;
+  }
+
+  /**
+   * Encrypt and upload a file, then share it in a message. The message shows at once,
+   * with the upload's progress; a failed upload leaves it as "Not sent".
+   *
+   * @param {string} conversationId
+   * @param {File} file
+   * @param {string} [caption]
+   */
+  async sendFile(conversationId, file, caption = "") {
+    const conversation = this.conversationFor(conversationId);
+    if (this.pins.get(conversation.peer)?.pending) throw new KeyChanged(conversation.peer);
+    await this.pinnedOrFetch(conversation.peer);
     /** @type {ChatMessage} */
     const message = {
-      messageId: envelope.header.messageId,
+      messageId: `upload:${crypto.randomUUID()}`,
       conversationId,
+      sender: this.username,
+      text: caption,
+      sentAt: Date.now(),
+      serverTs: null,
+      verified: true,
+      reason: null,
+      status: "uploading",
+      envelopeText: null,
+      file: null,
+      transfer: { state: "uploading", done: 0, total: file.size, url: null, error: null },
+      upload: { name: file.name || "file", size: file.size, mediaType: file.type || "application/octet-stream" },
+    };
+    conversation.messages.push(message);
+    conversation.lastActivity = Date.now();
+    this.emit("messages", conversationId);
+    this.emit("conversations");
+    try {
+      const descriptor = await uploadFile(this.api, conversationId, file, (done, total) => {
+        message.transfer = { ...message.transfer, done, total };
+        this.emit("messages", conversationId);
+      });
+      const envelope = await this.seal(conversation, { ...fileDescriptorToPayload(descriptor, caption) });
+      Object.assign(message, {
+        messageId: envelope.header.messageId,
+        sentAt: envelope.header.sentAt,
+        file: descriptor,
+        envelopeText: JSON.stringify(envelope.toWire()),
+        status: "sending",
+      });
+      message.transfer = { state: "ready", done: file.size, total: file.size, url: null, error: null };
+      if (previewable(descriptor)) message.transfer.url = URL.createObjectURL(file);
+      await store.put("seen", this.key(`seen:${message.messageId}`), 0);
+      await this.transmit(message, envelope.toWire());
+    } catch (error) {
+      message.status = "failed";
+      message.transfer = { ...message.transfer, state: "failed", error: error instanceof Error ? error.message : "upload failed" };
+      message.reason = message.transfer.error;
+      this.emit("messages", conversationId);
+      throw error;
+    }
+    return message;
+  }
+
+  /**
+   * Download and check a received file; afterwards `message.transfer.url` is an object
+   * URL of the decrypted contents. Failures are recorded on the message, not thrown.
+   *
+   * @param {ChatMessage} message
+   */
+  async fetchFile(message) {
+    if (!message.file || message.transfer?.state === "downloading" || message.transfer?.state === "ready") return;
+    const total = message.file.size;
+    message.transfer = { state: "downloading", done: 0, total, url: null, error: null };
+    this.emit("messages", message.conversationId);
+    try {
+      const blob = await downloadFile(this.api, message.file, (done) => {
+        message.transfer = { ...message.transfer, done };
+        this.emit("messages", message.conversationId);
+      });
+      message.transfer = { state: "ready", done: total, total, url: URL.createObjectURL(blob), type: blob.type, error: null };
+    } catch (error) {
+      message.transfer = { state: "failed", done: 0, total, url: null, error: error instanceof Error ? error.message : "download failed" };
+    }
+    this.emit("messages", message.conversationId);
+  }
+
+  /** A message of ours, shown as "sending" until the server has it. */
+  ownMessage(conversation, envelope, text, file) {
+    return {
+      messageId: envelope.header.messageId,
+      conversationId: conversation.id,
       sender: this.username,
       text,
       sentAt: envelope.header.sentAt,
@@ -485,15 +602,18 @@ export class Messenger extends EventTarget {
       verified: true,
       reason: null,
       status: "sending",
-      envelopeText: JSON.stringify(wire),
+      envelopeText: JSON.stringify(envelope.toWire()),
+      file,
     };
+  }
+
+  async post(conversation, message, envelope) {
     await store.put("seen", this.key(`seen:${message.messageId}`), 0);
     conversation.messages.push(message);
     conversation.lastActivity = Date.now();
-    this.emit("messages", conversationId);
+    this.emit("messages", conversation.id);
     this.emit("conversations");
-    await this.transmit(message, wire);
-    return message;
+    await this.transmit(message, envelope.toWire());
   }
 
   async transmit(message, wire) {
