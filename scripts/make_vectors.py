@@ -31,6 +31,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,15 @@ from securechat.protocol.files import (
     chunk_nonce,
     chunk_plaintext_size,
     decrypt_chunk,
+)
+from securechat.protocol.groups import (
+    GroupChange,
+    GroupState,
+    Invite,
+    genesis,
+    make_invite,
+    sign_change,
+    verify_chain,
 )
 from securechat.protocol.identifiers import (
     ConversationId,
@@ -243,6 +253,10 @@ def labels_section() -> dict[str, dict[str, str]]:
         "SAFETY_NUMBER": "canonical: safety number hash inputs",
         "PRELOGIN_FAKE_SALT": "canonical: server-internal (fake pre-login salt); not checked by clients",
         "FILE_CHUNK": "canonical: AES-GCM AAD of a file chunk",
+        "GROUP_CHANGE": "canonical: Ed25519-signed bytes of a group membership change",
+        "GROUP_CHANGE_HASH": "canonical: SHA-256 input of a change's hash (the next change's prev)",
+        "GROUP_INVITE": "canonical: Ed25519-signed bytes of a group invite",
+        "GROUP_INVITE_HASH": "canonical: SHA-256 input of an invite's hash (signed into a join)",
     }
     names = sorted(name for name in vars(labels) if name.isupper())
     if set(names) != set(usage):
@@ -270,6 +284,18 @@ def canonical_section() -> list[dict[str, Any]]:
         ("direct conversation input", labels.DIRECT_CONVERSATION, ["alice", "bob"]),
         ("wrapped-key OAEP label", labels.WRAPPED_KEY_LABEL, ["3f0c6a6e-8d1b-4c2a-9e57-1b2f3c4d5e6f", "bob"]),
         ("file chunk AAD", labels.FILE_CHUNK, ["0b5e8c1a-7d2f-4e3b-9a6c-5d4e3f2a1b0c", u64(2), u64(1)]),
+        ("group change hash input", labels.GROUP_CHANGE_HASH, [b"\x01\x02", b"\x03"]),
+        ("group invite hash input", labels.GROUP_INVITE_HASH, [b"\x01\x02", b"\x03"]),
+        (
+            "group change",
+            labels.GROUP_CHANGE,
+            [u64(1), "grp-00", u64(0), b"", "alice", "create", u64(0), b"", u64(5)],
+        ),
+        (
+            "group invite",
+            labels.GROUP_INVITE,
+            [u64(1), "grp-00", "0b5e8c1a-7d2f-4e3b-9a6c-5d4e3f2a1b0c", "alice", u64(9), u64(3)],
+        ),
         (
             "message header",
             labels.MESSAGE_HEADER,
@@ -982,6 +1008,215 @@ def files_section() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
+# Groups
+# --------------------------------------------------------------------------------------
+
+GROUP_T0 = SENT_AT
+INVITE_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+def change_case(change: GroupChange, state: GroupState) -> dict[str, Any]:
+    return {
+        "wire": change.to_wire(),
+        "signed_bytes_hex": change.signed_bytes().hex(),
+        "hash_hex": change.digest().hex(),
+        "members_after": sorted(state.members),
+        "admins_after": sorted(state.admins),
+    }
+
+
+def groups_section(people: Personas) -> dict[str, Any]:
+    alice, bob, carol, mallory = (people.private[n] for n in ("alice", "bob", "carol", "mallory"))
+
+    def lookup(name: str) -> PublicIdentity | None:
+        return people.public(name) if name in people.private else None
+
+    invite = make_invite(bob, GROUP_ID, expires_at=GROUP_T0 + 10_000, max_uses=1, invite_id=INVITE_ID)
+    steps: list[tuple[PrivateIdentity, str, list[str], Invite | None]] = [
+        (alice, "create", ["bob"], None),
+        (alice, "add", ["carol"], None),
+        (alice, "promote", ["bob"], None),
+        (bob, "remove", ["carol"], None),
+        (carol, "join", [], invite),
+        (alice, "leave", [], None),
+    ]
+    chain: list[GroupChange] = []
+    cases = []
+    state: GroupState | None = None
+    for offset, (actor, action, members, inv) in enumerate(steps):
+        change = sign_change(
+            actor, state, action, members, group_id=GROUP_ID, invite=inv, at=GROUP_T0 + offset
+        )
+        state = genesis(change, lookup) if state is None else state.apply(change, lookup)
+        chain.append(change)
+        cases.append(change_case(change, state))
+    assert state is not None
+    if verify_chain(chain, lookup).members != state.members:
+        raise RuntimeError("verify_chain disagrees with step-by-step replay")
+
+    def at_state(n: int) -> GroupState:
+        return verify_chain(chain[:n], lookup)
+
+    def bad(
+        note: str, prefix: int, actor: PrivateIdentity, action: str, members: list[str], **kw: Any
+    ) -> dict[str, Any]:
+        base = at_state(prefix)
+        change = sign_change(actor, base, action, members, at=kw.pop("at", GROUP_T0 + prefix), **kw)
+        for name, value in kw.pop("override", {}).items():
+            change = replace(change, **{name: value})
+        return {"note": note, "wires": [c.to_wire() for c in (*chain[:prefix], change)]}
+
+    expired = make_invite(bob, GROUP_ID, expires_at=GROUP_T0 + 1, max_uses=5)
+    from_member = make_invite(carol, GROUP_ID, expires_at=GROUP_T0 + 10_000, max_uses=5)
+    other_group = make_invite(
+        alice, ConversationId("grp-" + "1" * 32), expires_at=GROUP_T0 + 10_000, max_uses=5
+    )
+    forged_invite = replace(invite, inviter=Username("alice"))
+    invalid = [
+        bad("a non-admin adds", 2, bob, "add", ["mallory"]),
+        bad("an admin adds an existing member", 1, alice, "add", ["bob"]),
+        bad("an admin removes itself", 2, alice, "remove", ["alice"]),
+        bad("a non-admin removes", 2, bob, "remove", ["carol"]),
+        bad("a non-member leaves", 2, mallory, "leave", []),
+        bad("promote a non-member", 2, alice, "promote", ["mallory"]),
+        bad("a second create", 1, alice, "create", ["carol"]),
+        bad("dated before the previous change", 2, alice, "add", ["mallory"], at=GROUP_T0),
+        bad("join with an expired invite", 4, mallory, "join", [], invite=expired, at=GROUP_T0 + 4),
+        bad("join with an invite from a non-admin", 4, mallory, "join", [], invite=from_member),
+        bad("join with an invite for another group", 4, mallory, "join", [], invite=other_group),
+        bad(
+            "join with an invite whose signature is not the named inviter's",
+            4,
+            mallory,
+            "join",
+            [],
+            invite=forged_invite,
+        ),
+        bad("an invite on an add", 2, alice, "add", ["mallory"], invite=invite),
+        bad("a member joins", 4, bob, "join", [], invite=invite),
+        {
+            "note": "the invite used up (max_uses 1, second join)",
+            "wires": [c.to_wire() for c in chain[:5]]
+            + [sign_change(mallory, at_state(5), "join", [], invite=invite, at=GROUP_T0 + 5).to_wire()],
+        },
+        {
+            "note": "prev names another change",
+            "wires": [c.to_wire() for c in chain[:2]] + [replace(chain[2], prev=chain[0].digest()).to_wire()],
+        },
+        {"note": "a change skipped (seq gap)", "wires": [c.to_wire() for c in (chain[0], chain[2])]},
+        {"note": "two changes swapped", "wires": [c.to_wire() for c in (chain[0], chain[2], chain[1])]},
+        {
+            "note": "a change signed by mallory in alice's name",
+            "wires": [
+                chain[0].to_wire(),
+                {
+                    **chain[1].to_wire(),
+                    "signature": b64encode(ed25519_sign(mallory.signing_private, chain[1].signed_bytes())),
+                },
+            ],
+        },
+        {
+            "note": "a member added to a change after signing",
+            "wires": [chain[0].to_wire(), {**chain[1].to_wire(), "members": ["carol", "mallory"]}],
+        },
+        {"note": "a chain that does not start with create", "wires": [c.to_wire() for c in chain[1:3]]},
+        {
+            "note": "a create by mallory naming herself inside",
+            "wires": [
+                sign_change(mallory, None, "create", ["mallory"], group_id=GROUP_ID, at=GROUP_T0).to_wire()
+            ],
+        },
+    ]
+    for case in invalid:
+        got = outcome(
+            lambda case=case: verify_chain([GroupChange.from_wire(w) for w in case["wires"]], lookup)
+        )
+        if got != "unverifiable":
+            raise RuntimeError(f"groups: {case['note']} gave {got}")
+        case["expected"] = "unverifiable"
+    good = chain[1].to_wire()
+    malformed_specs: list[tuple[str, Any, str]] = [
+        ("extra member", {**good, "name": "x"}, "malformed"),
+        ("missing invite member", {k: v for k, v in good.items() if k != "invite"}, "malformed"),
+        ("version 2", {**good, "v": 2}, "unsupported_version"),
+        ("members unsorted", {**good, "members": ["dave", "carol"]}, "malformed"),
+        ("members repeated", {**good, "members": ["carol", "carol"]}, "malformed"),
+        ("member not normalised", {**good, "members": ["Carol"]}, "malformed"),
+        ("unknown action", {**good, "action": "kick"}, "malformed"),
+        ("prev in upper case", {**good, "prev": good["prev"].upper()}, "malformed"),
+        ("seq negative", {**good, "seq": -1}, "malformed"),
+        ("seq a string", {**good, "seq": "1"}, "malformed"),
+        ("group id of a direct conversation", {**good, "group_id": "dm-" + "0" * 32}, "malformed"),
+        ("signature 63 bytes", {**good, "signature": b64encode(bytes(63))}, "malformed"),
+        (
+            "invite with an extra member",
+            {**cases[4]["wire"], "invite": {**invite.to_wire(), "x": 1}},
+            "malformed",
+        ),
+        (
+            "invite max_uses 0",
+            {**cases[4]["wire"], "invite": {**invite.to_wire(), "max_uses": 0}},
+            "malformed",
+        ),
+    ]
+    malformed = []
+    for note, wire, expected in malformed_specs:
+        got = outcome(lambda wire=wire: GroupChange.from_wire(wire))
+        if got != expected:
+            raise RuntimeError(f"groups malformed: {note} gave {got}")
+        malformed.append({"note": note, "wire": wire, "expected": expected})
+    final = at_state(len(chain))
+    recipients = []
+    for note, names, sender, since in [
+        ("current members", ["bob", "carol"], "bob", 0),
+        ("members after the first change", ["alice", "bob"], "alice", 0),
+        ("members after the first change, receiver joined at 4", ["alice", "bob"], "alice", 4),
+        ("sender not among them", ["bob", "carol"], "alice", 0),
+        ("a set no position had", ["alice", "bob", "mallory"], "alice", 0),
+        ("members at 3, sender among them", ["alice", "bob"], "bob", 3),
+    ]:
+        recipients.append(
+            {
+                "note": note,
+                "recipients": names,
+                "sender": sender,
+                "since": since,
+                "accepted": final.accepts_recipients(
+                    frozenset(map(Username, names)), Username(sender), since=since
+                ),
+            }
+        )
+    payloads = []
+    for note, payload in [
+        ("valid", {"type": "group_info", "name": "Secure"}),
+        ("100 characters", {"type": "group_info", "name": "\u00e9" * 100}),
+        ("101 characters", {"type": "group_info", "name": "a" * 101}),
+        ("empty name", {"type": "group_info", "name": ""}),
+        ("no name", {"type": "group_info"}),
+        ("name not a string", {"type": "group_info", "name": ["Secure"]}),
+        ("name with NUL", {"type": "group_info", "name": "Sec\u0000ure"}),
+    ]:
+        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        payloads.append(
+            {"note": note, "payload_hex": raw.hex(), "expected": outcome(lambda r=raw: decode_payload(r))}
+        )
+    return {
+        "invite": {
+            "wire": invite.to_wire(),
+            "signed_bytes_hex": invite.signed_bytes().hex(),
+            "hash_hex": invite.digest().hex(),
+            "code": invite.invite_id,
+        },
+        "chain": cases,
+        "history": [sorted(m) for m in final.history],
+        "invalid_chains": invalid,
+        "malformed_changes": malformed,
+        "recipients": recipients,
+        "payloads": payloads,
+    }
+
+
+# --------------------------------------------------------------------------------------
 # Envelopes
 # --------------------------------------------------------------------------------------
 
@@ -1674,6 +1909,7 @@ def build(previous: dict[str, Any] | None) -> dict[str, Any]:
         "padding": padding_section(),
         "envelopes": envelope_section(people, randomness),
         "files": files_section(),
+        "groups": groups_section(people),
     }
     vectors["rsa_oaep"] = randomness.wraps
     return vectors

@@ -57,6 +57,7 @@ from securechat.protocol.files import (
     chunk_plaintext_size,
     decrypt_chunk,
 )
+from securechat.protocol.groups import GroupChange, GroupState, Invite, genesis, make_invite, verify_chain
 from securechat.protocol.identifiers import (
     ConversationId,
     MessageId,
@@ -661,4 +662,105 @@ def test_file_chunk_tampering(case: dict[str, Any]) -> None:
 
 @cases(FILES["payloads"], key="note")
 def test_file_payloads(case: dict[str, Any]) -> None:
+    assert outcome(lambda: decode_payload(bytes.fromhex(case["payload_hex"]))) == case["expected"]
+
+
+# ---------------------------------------------------------------------------------------
+# Groups (PROTOCOL.md section 13).
+# ---------------------------------------------------------------------------------------
+
+GROUPS = VECTORS["groups"]
+
+
+def group_lookup(name: str) -> PublicIdentity | None:
+    return public_identity(name) if name in VECTORS["identities"] else None
+
+
+def test_invite_bytes_signature_and_hash() -> None:
+    case = GROUPS["invite"]
+    invite = Invite.from_wire(case["wire"])
+    assert invite.signed_bytes().hex() == case["signed_bytes_hex"]
+    expected_signed = canonical(
+        labels.GROUP_INVITE,
+        [
+            u64(1),
+            invite.group_id,
+            invite.invite_id,
+            invite.inviter,
+            u64(invite.expires_at),
+            u64(invite.max_uses),
+        ],
+    )
+    assert expected_signed.hex() == case["signed_bytes_hex"]
+    assert invite.digest().hex() == case["hash_hex"]
+    assert (
+        hashlib.sha256(canonical(labels.GROUP_INVITE_HASH, [expected_signed, invite.signature])).hexdigest()
+        == case["hash_hex"]
+    )
+    # Ed25519 is deterministic: re-signing gives the stored signature.
+    resigned = make_invite(
+        private_identity(invite.inviter),
+        invite.group_id,
+        expires_at=invite.expires_at,
+        max_uses=invite.max_uses,
+        invite_id=invite.invite_id,
+    )
+    assert resigned.to_wire() == case["wire"]
+    invite.verify(public_identity(invite.inviter))
+
+
+def test_group_chain_step_by_step() -> None:
+    state: GroupState | None = None
+    for case in GROUPS["chain"]:
+        change = GroupChange.from_wire(case["wire"])
+        assert change.to_wire() == case["wire"]
+        assert change.signed_bytes().hex() == case["signed_bytes_hex"]
+        assert change.digest().hex() == case["hash_hex"]
+        assert (
+            hashlib.sha256(
+                canonical(
+                    labels.GROUP_CHANGE_HASH, [bytes.fromhex(case["signed_bytes_hex"]), change.signature]
+                )
+            ).hexdigest()
+            == case["hash_hex"]
+        )
+        state = genesis(change, group_lookup) if state is None else state.apply(change, group_lookup)
+        assert sorted(state.members) == case["members_after"]
+        assert sorted(state.admins) == case["admins_after"]
+        if state.seq > 0:
+            assert change.prev.hex() == GROUPS["chain"][state.seq - 1]["hash_hex"]
+    assert state is not None
+    assert [sorted(m) for m in state.history] == GROUPS["history"]
+
+
+def test_group_chain_whole() -> None:
+    state = verify_chain([GroupChange.from_wire(c["wire"]) for c in GROUPS["chain"]], group_lookup)
+    assert sorted(state.members) == GROUPS["chain"][-1]["members_after"]
+
+
+@cases(GROUPS["invalid_chains"], key="note")
+def test_group_chain_invalid(case: dict[str, Any]) -> None:
+    def replay() -> GroupState:
+        return verify_chain([GroupChange.from_wire(w) for w in case["wires"]], group_lookup)
+
+    assert outcome(replay) == case["expected"]
+
+
+@cases(GROUPS["malformed_changes"], key="note")
+def test_group_change_malformed(case: dict[str, Any]) -> None:
+    assert outcome(lambda: GroupChange.from_wire(case["wire"])) == case["expected"]
+
+
+@cases(GROUPS["recipients"], key="note")
+def test_group_recipients(case: dict[str, Any]) -> None:
+    state = verify_chain([GroupChange.from_wire(c["wire"]) for c in GROUPS["chain"]], group_lookup)
+    recipients = frozenset(Username(n) for n in case["recipients"])
+    assert (
+        state.accepts_recipients(recipients, Username(case["sender"]), since=case["since"])
+        is case["accepted"]
+    )
+
+
+@cases(GROUPS["payloads"], key="note")
+def test_group_info_payloads(case: dict[str, Any]) -> None:
     assert outcome(lambda: decode_payload(bytes.fromhex(case["payload_hex"]))) == case["expected"]

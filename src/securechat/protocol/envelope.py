@@ -52,6 +52,7 @@ MAX_PADDED_BYTES = 128 * 1024
 MAX_CIPHERTEXT_BYTES = MAX_PADDED_BYTES + 16
 MAX_WRAPPED_KEY_BYTES = 512  # RSA-4096
 MAX_TEXT_CHARS = 16_000
+MAX_GROUP_NAME_CHARS = 100
 ENVELOPE_FIELDS = frozenset(
     {"v", "message_id", "conversation_id", "sender", "sent_at", "iv", "ciphertext", "keys", "signature"}
 )
@@ -194,6 +195,13 @@ def signature_input(header: Header, iv: bytes, ciphertext: bytes, keys: tuple[Wr
     return canonical(MESSAGE_SIGNATURE, fields)
 
 
+def check_group_name(name: object) -> str:
+    """A group's name (PROTOCOL.md 13.5): 1 to 100 code points, no NUL, valid Unicode."""
+    if not isinstance(name, str) or not name:
+        raise MalformedInput("a group name is a non-empty string")
+    return check_text(name, field="name", max_chars=MAX_GROUP_NAME_CHARS)
+
+
 def padded_size(length: int) -> int:
     """Smallest power of two >= length, at least 256 bytes: lengths leak only a bucket."""
     size = MIN_PADDED_BYTES
@@ -227,6 +235,8 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
         check_text(text, field="text", max_chars=MAX_TEXT_CHARS)
     if payload["type"] == "file":
         FileDescriptor._parse(payload.get("file"))
+    if payload["type"] == "group_info":
+        check_group_name(payload.get("name"))
     try:
         # allow_nan=False: NaN and Infinity are not JSON, and JavaScript cannot parse them.
         encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
@@ -260,6 +270,11 @@ def decode_payload(data: bytes) -> dict[str, Any]:
         raise VerificationFailed()
     if payload["type"] == "file":
         FileDescriptor.from_payload(payload)
+    if payload["type"] == "group_info":
+        try:
+            check_group_name(payload.get("name"))
+        except MalformedInput as exc:
+            raise VerificationFailed() from exc
     return payload
 
 
