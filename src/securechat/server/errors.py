@@ -3,6 +3,7 @@
     SecureChatError (code, status)
     ├── BadRequest            400 bad_request
     │   ├── InvalidEnvelope   400 invalid_envelope
+    │   ├── InvalidGroupChange 400 invalid_group_change
     │   └── WeakParameters    400 weak_parameters
     ├── InvalidInput          422 invalid_input
     ├── Unauthorized          401 unauthorized
@@ -16,7 +17,8 @@
     │   ├── FileIdReused      409 file_id_reused
     │   ├── ChunkConflict     409 chunk_conflict
     │   ├── UploadIncomplete  409 upload_incomplete
-    │   └── TooManyUploads    409 too_many_uploads
+    │   ├── TooManyUploads    409 too_many_uploads
+    │   └── GroupConflict     409 group_conflict
     ├── TooLarge              413 too_large
     ├── UnsupportedMediaType  415 unsupported_media_type
     └── RateLimited           429 rate_limited (with Retry-After)
@@ -57,6 +59,10 @@ class BadRequest(SecureChatError):
 
 class InvalidEnvelope(BadRequest):
     code = "invalid_envelope"
+
+
+class InvalidGroupChange(BadRequest):
+    code = "invalid_group_change"
 
 
 class WeakParameters(BadRequest):
@@ -105,6 +111,10 @@ class FileIdReused(Conflict):
 
 class TooManyUploads(Conflict):
     code = "too_many_uploads"
+
+
+class GroupConflict(Conflict):
+    code = "group_conflict"
 
 
 class ChunkConflict(Conflict):

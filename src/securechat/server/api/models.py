@@ -87,3 +87,12 @@ class FileUploadBody(Strict):
     file_id: str = Field(max_length=64)
     conversation_id: str = Field(max_length=64)
     size: int = Field(ge=0, le=2**53 - 1)
+
+
+class GroupChangeBody(Strict):
+    # Checked by the protocol layer's strict parser and the chain rules.
+    change: dict[str, Any]
+
+
+class InviteBody(Strict):
+    invite: dict[str, Any]

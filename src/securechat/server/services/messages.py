@@ -20,7 +20,7 @@ from ..storage import messages as store
 from .accounts import username_field
 from .context import ServiceContext, now_ms
 from .principal import Principal
-from .writer import SendResult, message_frame, receipt_frame
+from .writer import SendResult, group_frame, message_frame, receipt_frame
 
 
 def entry_frame(row: Any) -> str:
@@ -33,6 +33,8 @@ def entry_frame(row: Any) -> str:
             row["server_ts"],
             row["envelope"],
         )
+    if row["kind"] == "group":
+        return group_frame(row["seq"], row["data"])
     return receipt_frame(row["seq"], row["data"])
 
 
@@ -120,7 +122,10 @@ async def history(
         if principal.username not in members:
             # The same answer whether the conversation exists or not.
             raise NotFound("no such conversation")
-        rows = await store.get_history(conn, cid, before, limit)
+        since = 0
+        if cid.startswith("grp-"):
+            since = await store.get_joined_at(conn, cid, principal.user_id) or 0
+        rows = await store.get_history(conn, cid, before, limit, since)
         delivered = await store.get_delivered_to(conn, [row["id"] for row in rows])
     items = [
         {

@@ -87,6 +87,11 @@ def receipt_frame(seq: int, data: str) -> str:
     return f'{{"type":"receipt","seq":{seq},{data[1:]}'
 
 
+def group_frame(seq: int, data: str) -> str:
+    """A group membership change entry; ``data`` is ``{"group_id", "change"}`` as JSON."""
+    return f'{{"type":"group","seq":{seq},{data[1:]}'
+
+
 class MessageWriter:
     def __init__(self, database: Database, broker: Broker, metrics: Metrics | None = None) -> None:
         self.database = database

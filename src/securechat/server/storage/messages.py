@@ -81,9 +81,13 @@ async def get_inbox_head(conn: AsyncConnection, user_id: int) -> int:
 
 
 async def get_history(
-    conn: AsyncConnection, conversation_id: str, before_id: int | None, limit: int
+    conn: AsyncConnection, conversation_id: str, before_id: int | None, limit: int, since_ts: int = 0
 ) -> list[RowMapping]:
+    """A page of messages, newest first; ``since_ts`` hides what came before (a group
+    member sees nothing from before it joined)."""
     condition = messages.c.conversation_id == conversation_id
+    if since_ts:
+        condition = and_(condition, messages.c.server_ts >= since_ts)
     if before_id is not None:
         condition = and_(condition, messages.c.id < before_id)
     query = (
@@ -114,3 +118,14 @@ async def get_delivered_to(conn: AsyncConnection, message_pks: list[int]) -> dic
     for row in await conn.execute(query):
         delivered[row.message_pk].append(row.username)
     return delivered
+
+
+async def get_joined_at(conn: AsyncConnection, conversation_id: str, user_id: int) -> int | None:
+    query = select(conversation_members.c.joined_at).where(
+        and_(
+            conversation_members.c.conversation_id == conversation_id,
+            conversation_members.c.user_id == user_id,
+        )
+    )
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return int(value) if value is not None else None

@@ -214,3 +214,26 @@ file_blobs = Table(
     Column("blob_key", String(160), primary_key=True),
     Column("data", LargeBinary, nullable=False),
 )
+
+# Groups: the signed membership chain as clients sent it (PROTOCOL.md 13), one row per
+# change, and the invites admins made. conversation_members follows the chain.
+group_changes = Table(
+    "group_changes",
+    metadata,
+    Column("conversation_id", String(40), ForeignKey("conversations.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("change", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+group_invites = Table(
+    "group_invites",
+    metadata,
+    Column("invite_id", String(36), primary_key=True),
+    Column("conversation_id", String(40), ForeignKey("conversations.id"), nullable=False),
+    Column("invite", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+)
