@@ -247,7 +247,11 @@ async def test_invites(http: httpx.AsyncClient, users: dict[str, RegisteredUser]
 
     fetched = await http.get(f"/api/v1/invites/{code}", headers=users["mallory"].headers)
     assert fetched.status_code == 200
-    assert fetched.json() == {"invite": body["invite"], "group_id": group.id}
+    assert fetched.json() == {
+        "invite": body["invite"],
+        "group_id": group.id,
+        "changes": [c.to_wire() for c in group.changes],
+    }
     invite = Invite.from_wire(fetched.json()["invite"])
     assert (await group.post("mallory", "join", invite=invite)).status_code == 201
     assert "mallory" in await members_seen_by_server(http, users["alice"], group.id)

@@ -10,10 +10,13 @@ import { readFileSync } from "node:fs";
 
 import {
   Envelope,
+  GroupChange,
+  Invite,
   KdfParams,
   ProtocolError,
   PublicIdentity,
   b64decode,
+  decodePayload,
   encodePayload,
   fileDescriptorFromPayload,
   fileDescriptorToPayload,
@@ -24,8 +27,32 @@ import {
   parseMessageId,
   parseUsername,
   toHex,
+  verifyChain,
 } from "../../src/securechat/web/protocol/index.js";
-import { receive, unhex } from "./support.mjs";
+import { VECTORS, publicIdentity, receive, unhex } from "./support.mjs";
+
+/** The pinned keys of a group's members: every persona of the vectors, nobody else. */
+function groupLookup(name) {
+  return Object.hasOwn(VECTORS.identities, name) ? publicIdentity(name) : null;
+}
+
+/** A parsed change or invite, its signed bytes and its hash, as test_node_suite.py writes them. */
+async function signedObject(parsed) {
+  return {
+    wire: parsed.toWire(),
+    signed_bytes_hex: toHex(await parsed.signedBytes()),
+    hash_hex: toHex(await parsed.digest()),
+  };
+}
+
+/** Replay a chain of change wires (PROTOCOL.md 13.3). */
+function replay(wires, groupId) {
+  return verifyChain(
+    wires.map((wire) => GroupChange.fromWire(wire)),
+    groupLookup,
+    groupId == null ? {} : { groupId },
+  );
+}
 
 const OPERATIONS = {
   b64decode: ({ text, max_bytes: maxBytes }) => toHex(b64decode(text, maxBytes == null ? {} : { maxBytes })),
@@ -55,6 +82,25 @@ const OPERATIONS = {
   },
   encode_payload: ({ payload }) => toHex(encodePayload(payload)),
   file_descriptor: ({ payload }) => fileDescriptorToPayload(fileDescriptorFromPayload(payload)).file,
+  decode_payload: ({ hex }) => decodePayload(unhex(hex)),
+  group_change: ({ wire }) => signedObject(GroupChange.fromWire(wire)),
+  group_invite: ({ wire }) => signedObject(Invite.fromWire(wire)),
+  group_chain: async ({ wires, group_id: groupId }) => {
+    const state = await replay(wires, groupId);
+    return {
+      group_id: state.groupId,
+      seq: state.seq,
+      head: toHex(state.head),
+      at: state.at,
+      members: state.members,
+      admins: state.admins,
+      history: state.history,
+      invite_uses: Object.fromEntries(state.inviteUses),
+      joined_at: Object.fromEntries(Object.keys(VECTORS.identities).map((name) => [name, state.joinedAt(name)])),
+    };
+  },
+  group_accepts: async ({ wires, recipients, sender, since }) =>
+    (await replay(wires)).acceptsRecipients(recipients, sender, since === undefined ? {} : { since }),
 };
 
 const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));

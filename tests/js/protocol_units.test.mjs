@@ -13,7 +13,12 @@ import {
   FileDecryptor,
   FileDescriptor,
   FileEncryptor,
+  GROUP_ACTIONS,
+  GroupChange,
+  GroupState,
+  Invite,
   KdfParams,
+  MAX_GROUP_MEMBERS,
   LABELS,
   aesGcmEncrypt,
   ed25519Pkcs8FromSeed,
@@ -33,6 +38,7 @@ import {
   b64decode,
   b64encode,
   canonical,
+  checkGroupName,
   chunkAad,
   chunkCount,
   chunkNonce,
@@ -41,9 +47,12 @@ import {
   directConversationId,
   encodePayload,
   encryptChunk,
+  extend,
   fileDescriptorFromPayload,
   fileDescriptorToPayload,
+  genesis,
   loadRsaPublicKey,
+  makeInvite,
   newGroupConversationId,
   newMessageId,
   normalisePassword,
@@ -56,10 +65,12 @@ import {
   sealKeyBundle,
   sealMessage,
   sha256,
+  signChange,
   splitCanonical,
   toHex,
   u64,
   utf8Encode,
+  verifyChain,
 } from "../../src/securechat/web/protocol/index.js";
 import { VECTORS, outcome, privateIdentity, publicIdentity, unhex } from "./support.mjs";
 
@@ -68,7 +79,7 @@ const MODULES = readdirSync(MODULE_DIR).filter((name) => name.endsWith(".js"));
 
 describe("module hygiene", () => {
   test("the protocol modules are all there", () => {
-    for (const name of ["encoding.js", "labels.js", "identifiers.js", "kdf.js", "keys.js", "envelope.js", "files.js", "errors.js"]) {
+    for (const name of ["encoding.js", "labels.js", "identifiers.js", "kdf.js", "keys.js", "envelope.js", "files.js", "groups.js", "errors.js"]) {
       assert.ok(MODULES.includes(name), name);
     }
   });
@@ -771,5 +782,513 @@ describe("files", () => {
     decryptor.finish(digest);
     const broken = { ...fileDescriptorToPayload(descriptor), file: { ...goodWire(), size: -1 } };
     assert.equal(await outcome(() => sealMessage(alice, conversationId, members, broken)), "malformed");
+  });
+});
+
+describe("groups", () => {
+  const GROUP_ID = "grp-" + "ab".repeat(16);
+  const T0 = 1767225600000;
+
+  /** The pinned keys: every persona, and nobody else. */
+  function lookup(name) {
+    return Object.hasOwn(VECTORS.identities, name) ? publicIdentity(name) : null;
+  }
+
+  /**
+   * Sign and replay changes one by one: [actor, action, targets, options]. Returns every
+   * change and the state after the last.
+   */
+  async function build(steps, { groupId = GROUP_ID } = {}) {
+    const changes = [];
+    let state = null;
+    for (const [index, [actor, action, targets = [], options = {}]] of steps.entries()) {
+      const change = await signChange(await privateIdentity(actor), state, action, targets, {
+        groupId: state === null ? groupId : undefined,
+        at: T0 + index,
+        ...options,
+      });
+      changes.push(change);
+      state = state === null ? await genesis(change, lookup) : await state.apply(change, lookup);
+    }
+    return { changes, state };
+  }
+
+  /** The next change on `state`, signed, and the outcome of applying it. */
+  async function attempt(state, actor, action, targets = [], options = {}) {
+    const change = await signChange(await privateIdentity(actor), state, action, targets, { at: state.at, ...options });
+    return outcome(() => state.apply(change, lookup));
+  }
+
+  function changeWire(overrides = {}) {
+    return { ...VECTORS.groups.chain[1].wire, ...overrides };
+  }
+
+  test("parsing: integers, versions and members as Python reads them", async () => {
+    const wire = changeWire();
+    assert.equal(GroupChange.fromWire(wire).seq, 1);
+    const malformed = [
+      { v: true },
+      { v: "1" },
+      { v: 1.5 },
+      { v: null },
+      { seq: true },
+      { seq: 1.5 },
+      { seq: 2 ** 32 },
+      { seq: null },
+      { at: -1 },
+      { at: 2 ** 53 },
+      { at: "0" },
+      { at: false },
+      { prev: "a".repeat(63) },
+      { prev: "a".repeat(65) },
+      { prev: "g".repeat(64) },
+      { prev: null },
+      { actor: "Alice" },
+      { actor: "\uff41lice" },
+      { actor: 1 },
+      { action: "Add" },
+      { action: ["add"] },
+      { action: null },
+      { members: "carol" },
+      { members: null },
+      { members: ["carol", 1] },
+      { members: Array.from({ length: MAX_GROUP_MEMBERS + 1 }, (_, i) => `user${String(i).padStart(3, "0")}`) },
+      { invite: {} },
+      { invite: false },
+      { invite: [] },
+      { group_id: "GRP-" + "0".repeat(32) },
+      { group_id: null },
+      { signature: b64encode(new Uint8Array(65)) },
+      { signature: wire.signature.replace(/=+$/, "") },
+      { signature: null },
+    ];
+    for (const overrides of malformed) {
+      assert.equal(await outcome(() => GroupChange.fromWire(changeWire(overrides))), "malformed", JSON.stringify(overrides).slice(0, 80));
+    }
+    for (const bad of [null, [], "x", 1, { ...wire, extra: undefined }]) {
+      assert.equal(await outcome(() => GroupChange.fromWire(bad)), "malformed");
+    }
+    const { prev, ...withoutPrev } = wire;
+    assert.equal(await outcome(() => GroupChange.fromWire(withoutPrev)), "malformed", `missing prev ${prev}`);
+    assert.equal(await outcome(() => GroupChange.fromWire(Object.setPrototypeOf(withoutPrev, { prev }))), "malformed", "inherited member");
+    for (const v of [0, 2, -1, 1e30]) {
+      assert.equal(await outcome(() => GroupChange.fromWire(changeWire({ v }))), "unsupported_version", String(v));
+    }
+    // The version comes before every other member, as in Python.
+    assert.equal(await outcome(() => GroupChange.fromWire(changeWire({ v: 2, seq: -1, signature: "" }))), "unsupported_version");
+    const many = Array.from({ length: MAX_GROUP_MEMBERS }, (_, i) => `user${String(i).padStart(3, "0")}`);
+    assert.equal(GroupChange.fromWire(changeWire({ members: many })).members.length, MAX_GROUP_MEMBERS);
+    assert.deepEqual(GroupChange.fromWire(changeWire({ members: [] })).members, []);
+    // JSON's -0 is read as 0, as Python reads it.
+    const minusZero = JSON.parse(JSON.stringify(changeWire({ at: 0 })).replace('"at":0', '"at":-0'));
+    assert.ok(Object.is(minusZero.at, -0));
+    assert.ok(Object.is(GroupChange.fromWire(minusZero).at, 0));
+    // The parsed change is frozen, its targets too.
+    const change = GroupChange.fromWire(wire);
+    assert.ok(Object.isFrozen(change) && Object.isFrozen(change.members));
+  });
+
+  test("parsing an invite, alone and inside a join", async () => {
+    const join = VECTORS.groups.chain[4].wire;
+    const invite = VECTORS.groups.invite.wire;
+    assert.ok(GroupChange.fromWire(join).invite instanceof Invite);
+    const cases = [
+      [{ v: 2 }, "unsupported_version"],
+      [{ v: true }, "malformed"],
+      [{ max_uses: 1001 }, "malformed"],
+      [{ max_uses: 0 }, "malformed"],
+      [{ max_uses: 1.5 }, "malformed"],
+      [{ expires_at: -1 }, "malformed"],
+      [{ expires_at: 2 ** 53 }, "malformed"],
+      [{ invite_id: invite.invite_id.toUpperCase() }, "malformed"],
+      [{ inviter: "Bob" }, "malformed"],
+      [{ group_id: "dm-" + "0".repeat(32) }, "malformed"],
+      [{ signature: b64encode(new Uint8Array(63)) }, "malformed"],
+      [{ extra: 1 }, "malformed"],
+    ];
+    for (const [overrides, expected] of cases) {
+      const bad = { ...invite, ...overrides };
+      assert.equal(await outcome(() => Invite.fromWire(bad)), expected, JSON.stringify(overrides));
+      assert.equal(await outcome(() => GroupChange.fromWire({ ...join, invite: bad })), expected, JSON.stringify(overrides));
+    }
+    assert.equal(Invite.fromWire({ ...invite, max_uses: 1000 }).maxUses, 1000);
+    // The invite is inside the signature: another invite breaks the join's signature.
+    const other = await makeInvite(await privateIdentity("bob"), invite.group_id, { expiresAt: invite.expires_at, maxUses: 1 });
+    const swapped = GroupChange.fromWire({ ...join, invite: other.toWire() });
+    assert.notEqual(toHex(await swapped.signedBytes()), VECTORS.groups.chain[4].signed_bytes_hex);
+  });
+
+  test("makeInvite refuses what could not be parsed", async () => {
+    const bob = await privateIdentity("bob");
+    const good = { expiresAt: T0, maxUses: 5 };
+    const refused = [
+      [GROUP_ID, { ...good, maxUses: 0 }],
+      [GROUP_ID, { ...good, maxUses: 1001 }],
+      [GROUP_ID, { ...good, maxUses: 1.5 }],
+      [GROUP_ID, { ...good, maxUses: "5" }],
+      [GROUP_ID, { ...good, expiresAt: -1 }],
+      [GROUP_ID, { ...good, expiresAt: 2 ** 53 }],
+      [GROUP_ID, { ...good, expiresAt: undefined }],
+      [GROUP_ID, { ...good, inviteId: "not-a-uuid" }],
+      ["dm-" + "0".repeat(32), good],
+      ["grp-1", good],
+    ];
+    for (const [groupId, options] of refused) {
+      assert.equal(await outcome(() => makeInvite(bob, groupId, options)), "malformed", JSON.stringify(options));
+    }
+    await assert.rejects(makeInvite(bob.public, GROUP_ID, good), TypeError);
+    const [first, second] = [await makeInvite(bob, GROUP_ID, good), await makeInvite(bob, GROUP_ID, good)];
+    assert.notEqual(first.inviteId, second.inviteId, "a fresh invite id each time");
+    assert.deepEqual(Invite.fromWire(JSON.parse(JSON.stringify(first.toWire()))), first);
+    await first.verify(bob.public);
+    assert.equal(await outcome(async () => first.verify(await publicIdentity("alice"))), "unverifiable");
+    // bob's keys under another name are not bob's.
+    const renamed = new PublicIdentity({ ...bob.public, username: "alice" });
+    assert.equal(await outcome(() => first.verify(renamed)), "unverifiable");
+    assert.ok(Object.isFrozen(first));
+  });
+
+  test("signChange refuses what could not be parsed, and sorts the targets", async () => {
+    const alice = await privateIdentity("alice");
+    const { state } = await build([["alice", "create", ["bob"]]]);
+    const refused = [
+      [null, "create", [], { groupId: "dm-" + "0".repeat(32), at: T0 }],
+      [null, "create", [], { groupId: "grp-x", at: T0 }],
+      [state, "kick", ["bob"], { at: T0 }],
+      [state, "ADD", ["carol"], { at: T0 }],
+      [state, "add", ["Carol"], { at: T0 }],
+      [state, "add", ["carol"], { at: -1 }],
+      [state, "add", ["carol"], { at: 1.5 }],
+      [state, "add", ["carol"], { at: 2 ** 53 }],
+      [state, "add", ["carol"], {}],
+      [state, "add", ["carol"], { at: T0, groupId: "grp-" + "1".repeat(32) }],
+      [state, "add", Array.from({ length: MAX_GROUP_MEMBERS + 1 }, (_, i) => `user${String(i).padStart(3, "0")}`), { at: T0 }],
+    ];
+    for (const [base, action, targets, options] of refused) {
+      assert.equal(await outcome(() => signChange(alice, base, action, targets, options)), "malformed", `${action} ${JSON.stringify(options)}`);
+    }
+    await assert.rejects(signChange(alice.public, state, "add", ["carol"], { at: T0 }), TypeError);
+    await assert.rejects(signChange(alice, { ...state }, "add", ["carol"], { at: T0 }), TypeError);
+    await assert.rejects(signChange(alice, state, "add", ["carol"], { at: T0, invite: VECTORS.groups.invite.wire }), TypeError);
+    const change = await signChange(alice, state, "add", ["mallory", "carol", "mallory"], { at: T0, groupId: GROUP_ID });
+    assert.deepEqual(change.members, ["carol", "mallory"]);
+    assert.equal(change.seq, 1);
+    assert.equal(toHex(change.prev), toHex(state.head));
+    assert.deepEqual(GroupChange.fromWire(JSON.parse(JSON.stringify(change.toWire()))), change);
+    // A new group gets a fresh id unless one is given.
+    const fresh = await signChange(alice, null, "create", ["bob"], { at: T0 });
+    assert.match(fresh.groupId, /^grp-[0-9a-f]{32}$/);
+    assert.notEqual(fresh.groupId, (await signChange(alice, null, "create", ["bob"], { at: T0 })).groupId);
+    assert.equal(fresh.prev.length, 0);
+    // seq stays below 2^32.
+    const last = new GroupState({ ...state, seq: 2 ** 32 - 1, head: state.head, history: state.history });
+    assert.equal(await outcome(() => signChange(alice, last, "add", ["carol"], { at: T0 })), "malformed");
+    const before = new GroupState({ ...state, seq: 2 ** 32 - 2, head: state.head, history: state.history });
+    assert.equal((await signChange(alice, before, "add", ["carol"], { at: T0 })).seq, 2 ** 32 - 1);
+    // GROUP_ACTIONS is the list of 13.1.
+    assert.deepEqual([...GROUP_ACTIONS].sort(), ["add", "create", "join", "leave", "promote", "remove"]);
+  });
+
+  test("a state is immutable; apply returns a new one", async () => {
+    const { state } = await build([["alice", "create", ["bob"]]]);
+    assert.ok(Object.isFrozen(state) && Object.isFrozen(state.members) && Object.isFrozen(state.admins));
+    assert.ok(Object.isFrozen(state.history) && state.history.every((members) => Object.isFrozen(members)));
+    assert.throws(() => state.members.push("mallory"), TypeError);
+    state.head.fill(0);
+    assert.notEqual(toHex(state.head), "00".repeat(32), "head is a copy");
+    state.inviteUses.set("x", 5);
+    assert.equal(state.inviteUses.size, 0, "inviteUses is a copy");
+    const next = await state.apply(await signChange(await privateIdentity("alice"), state, "add", ["carol"], { at: T0 }), lookup);
+    assert.deepEqual(state.members, ["alice", "bob"]);
+    assert.deepEqual(next.members, ["alice", "bob", "carol"]);
+    assert.equal(state.history.length, 1);
+    assert.equal(next.history.length, 2);
+  });
+
+  test("the rules of 13.3, each with its control", async () => {
+    const { state } = await build([
+      ["alice", "create", ["bob"]],
+      ["alice", "add", ["carol"]],
+    ]);
+    // alice is the only admin; bob and carol are members.
+    const cases = [
+      ["bob", "add", ["mallory"], "unverifiable"],
+      ["alice", "add", ["mallory"], "ok"],
+      ["alice", "add", [], "unverifiable"],
+      ["alice", "add", ["bob", "mallory"], "unverifiable"],
+      ["alice", "remove", ["carol"], "ok"],
+      ["alice", "remove", [], "unverifiable"],
+      ["alice", "remove", ["mallory"], "unverifiable"],
+      ["alice", "remove", ["alice", "bob"], "unverifiable"],
+      ["bob", "remove", ["carol"], "unverifiable"],
+      ["alice", "promote", ["bob"], "ok"],
+      ["alice", "promote", ["alice"], "unverifiable"],
+      ["alice", "promote", [], "unverifiable"],
+      ["alice", "promote", ["mallory"], "unverifiable"],
+      ["bob", "promote", ["carol"], "unverifiable"],
+      ["bob", "leave", [], "ok"],
+      ["alice", "leave", [], "ok"],
+      ["bob", "leave", ["bob"], "unverifiable"],
+      ["mallory", "leave", [], "unverifiable"],
+      ["alice", "create", ["mallory"], "unverifiable"],
+      ["mallory", "join", [], "unverifiable"],
+    ];
+    for (const [actor, action, targets, expected] of cases) {
+      assert.equal(await attempt(state, actor, action, targets), expected, `${actor} ${action} ${targets}`);
+    }
+    // Dated before the previous change: refused; at the same millisecond: fine.
+    assert.equal(await attempt(state, "alice", "add", ["mallory"], { at: state.at - 1 }), "unverifiable");
+    assert.equal(await attempt(state, "alice", "add", ["mallory"], { at: state.at }), "ok");
+    // A removed admin is no longer an admin.
+    const { state: removed } = await build([
+      ["alice", "create", ["bob", "carol"]],
+      ["alice", "promote", ["bob"]],
+      ["alice", "remove", ["bob"]],
+    ]);
+    assert.deepEqual(removed.admins, ["alice"]);
+    assert.equal(await attempt(removed, "bob", "add", ["mallory"]), "unverifiable");
+    // The last admin leaves: nobody can add any more (13.7).
+    const { state: adminless } = await build([
+      ["alice", "create", ["bob", "carol"]],
+      ["alice", "leave"],
+    ]);
+    assert.deepEqual(adminless.admins, []);
+    assert.deepEqual(adminless.members, ["bob", "carol"]);
+    for (const actor of ["bob", "carol", "alice"]) {
+      assert.equal(await attempt(adminless, actor, "add", ["mallory"]), "unverifiable", actor);
+    }
+  });
+
+  test("the first change: create only, by someone not among its targets, at most 256 members", async () => {
+    const alice = await privateIdentity("alice");
+    const names = Array.from({ length: MAX_GROUP_MEMBERS }, (_, i) => `user${String(i).padStart(3, "0")}`);
+    const create = (targets, options = {}) => signChange(alice, null, "create", targets, { groupId: GROUP_ID, at: T0, ...options });
+    assert.equal((await genesis(await create(names.slice(0, 255)), lookup)).members.length, MAX_GROUP_MEMBERS);
+    assert.equal(await outcome(async () => genesis(await create(names), lookup)), "unverifiable");
+    assert.equal(await outcome(async () => genesis(await create(["alice", "bob"]), lookup)), "unverifiable");
+    assert.deepEqual((await genesis(await create([]), lookup)).members, ["alice"], "a group of one");
+    const invite = await makeInvite(alice, GROUP_ID, { expiresAt: T0, maxUses: 1 });
+    assert.equal(await outcome(async () => genesis(await create(["bob"], { invite }), lookup)), "unverifiable");
+    for (const action of ["add", "join", "leave"]) {
+      const change = await signChange(alice, null, action, action === "add" ? ["bob"] : [], { groupId: GROUP_ID, at: T0 });
+      assert.equal(await outcome(() => genesis(change, lookup)), "unverifiable", action);
+    }
+    // Not the actor's key, or no key at all.
+    const mallory = await privateIdentity("mallory");
+    const created = await create(["bob"]);
+    const forged = new GroupChange({ ...created, signature: await ed25519Sign(mallory.signingPrivate, await created.signedBytes()) });
+    assert.equal(await outcome(() => genesis(forged, lookup)), "unverifiable");
+    assert.equal(await outcome(() => genesis(created, () => null)), "unverifiable");
+    assert.equal(await outcome(() => verifyChain([], lookup)), "unverifiable");
+  });
+
+  test("at most 256 members after every change", async () => {
+    const names = Array.from({ length: 300 }, (_, i) => `user${String(i).padStart(3, "0")}`);
+    const { state } = await build([["alice", "create", names.slice(0, 250)]]);
+    assert.equal(state.members.length, 251);
+    assert.equal(await attempt(state, "alice", "add", names.slice(250, 256)), "unverifiable", "257 members");
+    assert.equal(await attempt(state, "alice", "add", names.slice(250, 255)), "ok", "256 members");
+    const { state: full } = await build([
+      ["alice", "create", names.slice(0, 255)],
+    ]);
+    const invite = await makeInvite(await privateIdentity("alice"), GROUP_ID, { expiresAt: T0 + 10, maxUses: 5 });
+    assert.equal(await attempt(full, "carol", "join", [], { invite }), "unverifiable", "a join past 256");
+    const left = await full.apply(await signChange(await privateIdentity("alice"), full, "remove", ["user000"], { at: T0 }), lookup);
+    assert.equal(await attempt(left, "carol", "join", [], { invite }), "ok", "room again");
+  });
+
+  test("joins: the invite's group, inviter, expiry, uses and signature", async () => {
+    const alice = await privateIdentity("alice");
+    const bob = await privateIdentity("bob");
+    const { state } = await build([
+      ["alice", "create", ["bob"]],
+      ["alice", "promote", ["bob"]],
+    ]);
+    const invite = await makeInvite(bob, GROUP_ID, { expiresAt: T0 + 100, maxUses: 2 });
+    assert.equal(await attempt(state, "carol", "join", [], { invite, at: T0 + 100 }), "ok", "at expires_at");
+    assert.equal(await attempt(state, "carol", "join", [], { invite, at: T0 + 101 }), "unverifiable", "after expires_at");
+    assert.equal(await attempt(state, "carol", "join", ["carol"], { invite }), "unverifiable", "with targets");
+    assert.equal(await attempt(state, "carol", "join", []), "unverifiable", "without an invite");
+    assert.equal(await attempt(state, "bob", "join", [], { invite }), "unverifiable", "a member");
+    const elsewhere = await makeInvite(bob, "grp-" + "cd".repeat(16), { expiresAt: T0 + 100, maxUses: 2 });
+    assert.equal(await attempt(state, "carol", "join", [], { invite: elsewhere }), "unverifiable", "another group");
+    const byMember = await makeInvite(await privateIdentity("carol"), GROUP_ID, { expiresAt: T0 + 100, maxUses: 2 });
+    assert.equal(await attempt(state, "mallory", "join", [], { invite: byMember }), "unverifiable", "not an admin's");
+    const forged = new Invite({ ...invite, inviter: "alice" });
+    assert.equal(await attempt(state, "carol", "join", [], { invite: forged }), "unverifiable", "not the inviter's signature");
+    const unknownInviter = (name) => (name === "bob" ? null : lookup(name));
+    const change = await signChange(await privateIdentity("carol"), state, "join", [], { invite, at: state.at });
+    assert.equal(await outcome(() => state.apply(change, unknownInviter)), "unverifiable", "inviter's keys unknown");
+    // Uses are counted per invite id, across the chain.
+    const carolJoined = await state.apply(change, lookup);
+    assert.deepEqual(carolJoined.inviteUses, new Map([[invite.inviteId, 1]]));
+    const malloryJoined = await carolJoined.apply(
+      await signChange(await privateIdentity("mallory"), carolJoined, "join", [], { invite, at: state.at }),
+      lookup,
+    );
+    assert.deepEqual(malloryJoined.members, ["alice", "bob", "carol", "mallory"]);
+    const carolLeft = await malloryJoined.apply(await signChange(await privateIdentity("carol"), malloryJoined, "leave", [], { at: state.at }), lookup);
+    assert.equal(await attempt(carolLeft, "carol", "join", [], { invite }), "unverifiable", "used up");
+    // An inviter who is no longer an admin: the invite no longer admits anyone.
+    const removed = await carolLeft.apply(await signChange(alice, carolLeft, "remove", ["bob"], { at: state.at }), lookup);
+    const fresh = await makeInvite(bob, GROUP_ID, { expiresAt: T0 + 100, maxUses: 2 });
+    assert.equal(await attempt(removed, "carol", "join", [], { invite: fresh }), "unverifiable");
+    // An invite is carried only by a join.
+    assert.equal(await attempt(state, "alice", "add", ["carol"], { invite }), "unverifiable");
+    assert.equal(await attempt(state, "alice", "add", ["carol"]), "ok");
+  });
+
+  test("joinedAt after leaving and rejoining; membersAt; acceptsRecipients with since", async () => {
+    const { changes, state } = await build([
+      ["alice", "create", ["bob"]], // 0: alice bob
+      ["alice", "add", ["carol"]], // 1: alice bob carol
+      ["carol", "leave"], // 2: alice bob
+      ["alice", "add", ["carol"]], // 3: alice bob carol
+      ["alice", "remove", ["bob"]], // 4: alice carol
+    ]);
+    assert.equal(state.joinedAt("alice"), 0);
+    assert.equal(state.joinedAt("carol"), 3, "from the rejoin, not the first join");
+    assert.equal(state.joinedAt("bob"), null, "not a member now");
+    assert.equal(state.joinedAt("mallory"), null);
+    assert.deepEqual(state.membersAt(2), ["alice", "bob"]);
+    assert.deepEqual(state.membersAt(4), state.members);
+    for (const bad of [-1, 5, 1.5, "1", null, undefined]) {
+      assert.throws(() => state.membersAt(bad), RangeError, String(bad));
+    }
+    // A set the chain had while carol was away is not one she accepts.
+    const since = state.joinedAt("carol");
+    assert.equal(state.acceptsRecipients(["alice", "bob"], "alice"), true);
+    assert.equal(state.acceptsRecipients(["alice", "bob"], "alice", { since }), false);
+    assert.equal(state.acceptsRecipients(["alice", "bob", "carol"], "bob", { since }), true, "sealed just before bob's removal");
+    assert.equal(state.acceptsRecipients(["alice", "carol"], "alice", { since }), true);
+    assert.equal(state.acceptsRecipients(["alice", "carol"], "bob", { since }), false, "the sender must be among them");
+    assert.equal(state.acceptsRecipients(["alice", "carol", "carol"], "carol", { since }), true, "a set, as in Python");
+    assert.equal(state.acceptsRecipients(["alice"], "alice"), false);
+    assert.equal(state.acceptsRecipients([], "alice"), false);
+    assert.equal(state.acceptsRecipients(["alice", "carol"], "alice", { since: 5 }), false, "past the head");
+    assert.equal(state.acceptsRecipients(["alice", "carol"], "alice", { since: 4 }), true);
+    for (const bad of [-1, 1.5, null, "3", Number.NaN]) {
+      assert.throws(() => state.acceptsRecipients(["alice", "carol"], "alice", { since: bad }), RangeError, String(bad));
+    }
+    // extend: the same state from any verified prefix; a chain that does not continue fails.
+    for (let split = 1; split <= changes.length; split += 1) {
+      const prefix = await verifyChain(changes.slice(0, split), lookup);
+      const extended = await extend(prefix, changes.slice(split), lookup);
+      assert.deepEqual(extended.history, state.history);
+      assert.equal(toHex(extended.head), toHex(state.head));
+    }
+    const atTwo = await verifyChain(changes.slice(0, 3), lookup);
+    assert.equal(await outcome(() => extend(atTwo, changes.slice(4), lookup)), "unverifiable", "a gap");
+    assert.equal(await outcome(() => extend(state, changes.slice(4), lookup)), "unverifiable", "already applied");
+    assert.equal(await outcome(() => extend(atTwo, [changes[1]], lookup)), "unverifiable", "rolled back");
+    await assert.rejects(extend(changes[0], [], lookup), TypeError);
+    // A fork: another change at seq 3 does not extend a state that has the first.
+    const fork = await signChange(await privateIdentity("alice"), atTwo, "add", ["mallory"], { at: T0 + 3 });
+    assert.equal(await outcome(() => extend(state, [fork], lookup)), "unverifiable");
+    assert.equal(await outcome(() => verifyChain([...changes.slice(0, 3), fork, changes[4]], lookup)), "unverifiable");
+    // The group id check of verifyChain.
+    assert.equal((await verifyChain(changes, lookup, { groupId: GROUP_ID })).seq, 4);
+    assert.equal(await outcome(() => verifyChain(changes, lookup, { groupId: "grp-" + "0".repeat(32) })), "unverifiable");
+  });
+
+  test("lookups: sync or async; no identity, another user's, or a broken key fail alike", async () => {
+    const { changes } = await build([
+      ["alice", "create", ["bob"]],
+      ["alice", "add", ["carol"]],
+    ]);
+    const syncIdentities = new Map();
+    for (const name of Object.keys(VECTORS.identities)) syncIdentities.set(name, await publicIdentity(name));
+    assert.deepEqual((await verifyChain(changes, (name) => syncIdentities.get(name) ?? null)).members, ["alice", "bob", "carol"]);
+    assert.deepEqual((await verifyChain(changes, (name) => syncIdentities.get(name))).members, ["alice", "bob", "carol"]);
+    const alice = syncIdentities.get("alice");
+    const lookups = [
+      () => null,
+      () => undefined,
+      () => syncIdentities.get("bob"),
+      () => alice.toWire(),
+      () => new PublicIdentity({ ...syncIdentities.get("bob"), username: "alice" }),
+      () => new PublicIdentity({ ...alice, signingKey: new Uint8Array(44) }),
+      () => new PublicIdentity({ ...alice, signingKey: alice.encryptionKey }),
+    ];
+    const messages = new Set();
+    for (const bad of lookups) {
+      await assert.rejects(
+        () => verifyChain(changes, bad),
+        (error) => {
+          messages.add(`${error.constructor.name}: ${error.message}`);
+          return error instanceof VerificationFailed;
+        },
+      );
+    }
+    assert.deepEqual([...messages], ["VerificationFailed: verification failed"]);
+    // A lookup that throws is the caller's error, passed on.
+    await assert.rejects(() => verifyChain(changes, () => Promise.reject(new Error("offline"))), /offline/);
+    await assert.rejects(() => verifyChain(changes, "alice"), TypeError);
+    await assert.rejects(() => verifyChain([changes[0].toWire()], lookup), TypeError);
+  });
+
+  test("every invalid vector chain fails with the same opaque error", async () => {
+    const messages = new Set();
+    for (const c of VECTORS.groups.invalid_chains) {
+      await assert.rejects(
+        () => verifyChain(c.wires.map((wire) => GroupChange.fromWire(wire)), lookup),
+        (error) => {
+          messages.add(`${error.constructor.name}: ${error.message}: ${error.cause}`);
+          return true;
+        },
+      );
+    }
+    assert.deepEqual([...messages], ["VerificationFailed: verification failed: undefined"]);
+  });
+
+  test("group_info payloads: the name rule on both sides; only type group_info is checked", async () => {
+    const accepted = ["S", "x".repeat(100), "\u{1F600}".repeat(100), "caf\u00e9 \u2028 <b>"];
+    const refused = ["", "x".repeat(101), "\u{1F600}".repeat(101), "a\u0000", "a\uD800", "\uDC00", null, 5, ["S"], { name: "S" }, undefined];
+    for (const name of accepted) {
+      assert.equal(checkGroupName(name), name);
+      const payload = { type: "group_info", name };
+      assert.deepEqual(decodePayload(encodePayload(payload)), payload);
+    }
+    for (const name of refused) {
+      assert.equal(await outcome(() => checkGroupName(name)), "malformed", String(name));
+      assert.equal(await outcome(() => encodePayload({ type: "group_info", name })), "malformed", String(name));
+    }
+    assert.equal(await outcome(() => encodePayload({ type: "group_info" })), "malformed");
+    for (const text of ['{"type":"group_info"}', '{"type":"group_info","name":""}', '{"type":"group_info","name":null}', '{"type":"group_info","name":"\\ud800"}', '{"type":"group_info","name":"a\\u0000"}', '{"type":"group_info","name":1}']) {
+      assert.equal(await outcome(() => decodePayload(utf8Encode(text))), "unverifiable", text);
+    }
+    assert.equal(await outcome(() => decodePayload(utf8Encode('{"type":"Group_info"}'))), "ok");
+    assert.equal(await outcome(() => decodePayload(utf8Encode('{"type":"text","name":""}'))), "ok");
+    assert.equal(await outcome(() => encodePayload({ type: "text", name: "" })), "ok");
+    // Inherited members are not the payload's.
+    assert.equal(await outcome(() => encodePayload(Object.setPrototypeOf({ type: "group_info" }, { name: "S" }))), "malformed");
+    assert.equal(await outcome(() => decodePayload(utf8Encode('{"type":"group_info","name":"x","__proto__":{"name":""}}'))), "ok");
+  });
+
+  test("a group message: sealed to M(head), opened by each member, its recipients checked", async () => {
+    const { state } = await build([
+      ["alice", "create", ["bob", "carol"]],
+      ["alice", "remove", ["carol"]],
+    ]);
+    const alice = await privateIdentity("alice");
+    const recipients = new Map();
+    for (const name of state.members) recipients.set(name, await publicIdentity(name));
+    const payload = { type: "group_info", name: "Secure" };
+    const envelope = Envelope.fromJson((await sealMessage(alice, state.groupId, recipients, payload)).toJson());
+    assert.equal(state.acceptsRecipients(envelope.recipients, envelope.header.sender, { since: state.joinedAt("bob") }), true);
+    const opened = await openMessage(envelope, {
+      me: await privateIdentity("bob"),
+      senderIdentity: alice.public,
+      conversationId: state.groupId,
+      members: envelope.recipients,
+    });
+    assert.deepEqual(opened.payload, payload);
+    // Sealed to the members before carol's removal: a set the chain had, but not the head's.
+    recipients.set("carol", await publicIdentity("carol"));
+    const earlier = await sealMessage(alice, state.groupId, recipients, { type: "text", text: "hi" });
+    assert.equal(state.acceptsRecipients(earlier.recipients, "alice"), true);
+    assert.equal(state.acceptsRecipients(earlier.recipients, "alice", { since: 1 }), false);
+    // A bad name is not sent.
+    assert.equal(await outcome(() => sealMessage(alice, state.groupId, recipients, { type: "group_info", name: "" })), "malformed");
   });
 });

@@ -11,7 +11,10 @@ import {
   FILE_CHUNK_BYTES,
   FileDecryptor,
   FileEncryptor,
+  GroupChange,
+  GroupState,
   Header,
+  Invite,
   KdfParams,
   LABELS,
   PROTOCOL_VERSION,
@@ -33,13 +36,16 @@ import {
   encodePayload,
   encryptChunk,
   encryptionKeyBinding,
+  extend,
   fileDescriptorFromPayload,
   fileDescriptorToPayload,
   fingerprint,
   formatSafetyNumber,
+  genesis,
   keyBundleAad,
   loadEd25519PublicKey,
   loadRsaPublicKey,
+  makeInvite,
   normalisePassword,
   openKeyBundle,
   pad,
@@ -52,12 +58,14 @@ import {
   sealKeyBundle,
   sealMessage,
   sha256,
+  signChange,
   signatureInput,
   splitCanonical,
   toHex,
   u64,
   unpad,
   utf8Encode,
+  verifyChain,
   wrappedKeyLabel,
 } from "../../src/securechat/web/protocol/index.js";
 import { VECTORS, outcome, privateIdentity, publicIdentity, receive, unhex } from "./support.mjs";
@@ -82,6 +90,7 @@ const SECTIONS = [
   "padding",
   "envelopes",
   "files",
+  "groups",
   "rsa_oaep",
 ];
 
@@ -655,6 +664,195 @@ describe("files", () => {
         assert.equal(rebuilt.text, payload.text);
         for (const [name, value] of Object.entries(rebuilt.file)) assert.equal(value, payload.file[name], name);
       }
+    });
+  }
+});
+
+/** The vectors' pinned keys: every persona, and nobody else. */
+async function groupLookup(name) {
+  return Object.hasOwn(VECTORS.identities, name) ? publicIdentity(name) : null;
+}
+
+/** signed_bytes(i) and hash(i) of an invite, written out from PROTOCOL.md 13.4. */
+function specInviteSignedBytes(wire) {
+  return specCanonical(LABELS.GROUP_INVITE, [
+    specU64(1),
+    wire.group_id,
+    wire.invite_id,
+    wire.inviter,
+    specU64(wire.expires_at),
+    specU64(wire.max_uses),
+  ]);
+}
+
+async function specSha256(data) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+}
+
+async function specInviteHash(wire) {
+  return specSha256(specCanonical(LABELS.GROUP_INVITE_HASH, [specInviteSignedBytes(wire), b64decode(wire.signature)]));
+}
+
+/** signed_bytes(c) and hash(c) of a change, written out from PROTOCOL.md 13.2. */
+async function specChangeSignedBytes(wire) {
+  return specCanonical(LABELS.GROUP_CHANGE, [
+    specU64(1),
+    wire.group_id,
+    specU64(wire.seq),
+    unhex(wire.prev),
+    wire.actor,
+    wire.action,
+    specU64(wire.members.length),
+    ...wire.members,
+    wire.invite === null ? new Uint8Array(0) : await specInviteHash(wire.invite),
+    specU64(wire.at),
+  ]);
+}
+
+async function specChangeHash(wire) {
+  return specSha256(specCanonical(LABELS.GROUP_CHANGE_HASH, [await specChangeSignedBytes(wire), b64decode(wire.signature)]));
+}
+
+describe("groups", () => {
+  const groups = VECTORS.groups;
+  const chainChanges = () => groups.chain.map((c) => GroupChange.fromWire(c.wire));
+
+  test("invite: bytes, hash, signature", async () => {
+    const c = groups.invite;
+    const invite = Invite.fromWire(c.wire);
+    assert.deepEqual(invite.toWire(), c.wire);
+    assert.equal(JSON.stringify(invite.toWire()), JSON.stringify(c.wire));
+    assert.equal(invite.inviteId, c.code);
+    assert.equal(toHex(invite.signedBytes()), c.signed_bytes_hex);
+    assert.equal(toHex(specInviteSignedBytes(c.wire)), c.signed_bytes_hex);
+    assert.equal(toHex(await invite.digest()), c.hash_hex);
+    assert.equal(toHex(await specInviteHash(c.wire)), c.hash_hex);
+    // Ed25519 is deterministic: re-signing gives the stored signature.
+    const resigned = await makeInvite(await privateIdentity(invite.inviter), invite.groupId, {
+      expiresAt: invite.expiresAt,
+      maxUses: invite.maxUses,
+      inviteId: invite.inviteId,
+    });
+    assert.deepEqual(resigned.toWire(), c.wire);
+    await invite.verify(await publicIdentity(invite.inviter));
+    for (const other of ["alice", "carol", "mallory"]) {
+      assert.equal(await outcome(async () => invite.verify(await publicIdentity(other))), "unverifiable", other);
+    }
+    assert.equal(await outcome(() => invite.verify(null)), "unverifiable");
+  });
+
+  groups.chain.forEach((c, index) => {
+    test(`chain ${index}: ${c.wire.action} by ${c.wire.actor}`, async () => {
+      const change = GroupChange.fromWire(c.wire);
+      assert.deepEqual(change.toWire(), c.wire);
+      assert.equal(JSON.stringify(change.toWire()), JSON.stringify(c.wire));
+      assert.equal(change.seq, index);
+      const signed = await change.signedBytes();
+      assert.equal(toHex(signed), c.signed_bytes_hex);
+      assert.equal(toHex(await specChangeSignedBytes(c.wire)), c.signed_bytes_hex);
+      assert.equal(toHex(await change.digest()), c.hash_hex);
+      assert.equal(toHex(await specChangeHash(c.wire)), c.hash_hex);
+      // prev links the chain: empty for the first change, else the previous change's hash.
+      assert.equal(c.wire.prev, index === 0 ? "" : groups.chain[index - 1].hash_hex);
+      assert.equal(toHex(change.prev), c.wire.prev);
+      if (change.invite !== null) assert.deepEqual(change.invite.toWire(), groups.invite.wire);
+
+      // Replayed up to here: the members and admins after it.
+      const before = index === 0 ? null : await verifyChain(chainChanges().slice(0, index), groupLookup);
+      const state = before === null ? await genesis(change, groupLookup) : await before.apply(change, groupLookup);
+      assert.deepEqual(state.members, c.members_after);
+      assert.deepEqual(state.admins, c.admins_after);
+      assert.equal(state.seq, index);
+      assert.equal(toHex(state.head), c.hash_hex);
+      assert.equal(state.at, c.wire.at);
+      assert.deepEqual(state.history, groups.history.slice(0, index + 1));
+
+      // Ed25519 is deterministic: the actor re-signing the same change gives the same wire.
+      const resigned = await signChange(await privateIdentity(change.actor), before, change.action, change.members, {
+        groupId: change.groupId,
+        invite: change.invite,
+        at: change.at,
+      });
+      assert.deepEqual(resigned.toWire(), c.wire);
+    });
+  });
+
+  test("chain: replayed whole, and extended from every position", async () => {
+    const changes = chainChanges();
+    const state = await verifyChain(changes, groupLookup, { groupId: changes[0].groupId });
+    assert.ok(state instanceof GroupState);
+    const last = groups.chain[groups.chain.length - 1];
+    assert.deepEqual(state.members, last.members_after);
+    assert.deepEqual(state.admins, last.admins_after);
+    assert.equal(toHex(state.head), last.hash_hex);
+    assert.deepEqual(state.inviteUses, new Map([[groups.invite.wire.invite_id, 1]]));
+    for (let split = 1; split < changes.length; split += 1) {
+      const partial = await verifyChain(changes.slice(0, split), groupLookup);
+      const extended = await extend(partial, changes.slice(split), groupLookup);
+      assert.deepEqual(extended.history, state.history);
+      assert.equal(toHex(extended.head), toHex(state.head));
+    }
+    assert.equal(
+      await outcome(() => verifyChain(changes, groupLookup, { groupId: "grp-" + "1".repeat(32) })),
+      "unverifiable",
+    );
+  });
+
+  test("history: the member set after each change", async () => {
+    const state = await verifyChain(chainChanges(), groupLookup);
+    assert.deepEqual(state.history, groups.history);
+    assert.equal(state.seq, groups.history.length - 1);
+    groups.history.forEach((members, seq) => assert.deepEqual(state.membersAt(seq), members));
+    // joinedAt, written out from the history: the start of the last unbroken run.
+    for (const name of Object.keys(VECTORS.identities)) {
+      let expected = null;
+      if (groups.history.at(-1).includes(name)) {
+        expected = groups.history.length - 1;
+        while (expected > 0 && groups.history[expected - 1].includes(name)) expected -= 1;
+      }
+      assert.equal(state.joinedAt(name), expected, name);
+    }
+  });
+
+  for (const c of groups.invalid_chains) {
+    test(`invalid chain: ${c.note} (${c.expected})`, async () => {
+      const replay = () => verifyChain(c.wires.map((wire) => GroupChange.fromWire(wire)), groupLookup);
+      assert.equal(await outcome(replay), c.expected);
+      // Where the changes before the last are the genuine chain's, they still verify: it
+      // is the last change that is refused.
+      const prefix = c.wires.slice(0, -1);
+      if (prefix.length > 0 && prefix.every((wire, index) => JSON.stringify(wire) === JSON.stringify(groups.chain[index].wire))) {
+        await verifyChain(prefix.map((wire) => GroupChange.fromWire(wire)), groupLookup);
+      }
+    });
+  }
+
+  for (const c of groups.malformed_changes) {
+    test(`malformed change: ${c.note} (${c.expected})`, async () => {
+      assert.equal(await outcome(() => GroupChange.fromWire(c.wire)), c.expected);
+    });
+  }
+
+  for (const c of groups.recipients) {
+    test(`recipients: ${c.note} (${c.accepted})`, async () => {
+      const state = await verifyChain(chainChanges(), groupLookup);
+      assert.equal(state.acceptsRecipients(c.recipients, c.sender, { since: c.since }), c.accepted);
+      assert.equal(state.acceptsRecipients(new Set(c.recipients), c.sender, { since: c.since }), c.accepted);
+      // PROTOCOL.md 13.5, written out: some M(k), k >= since, equals the set and has the sender.
+      const wanted = [...c.recipients].sort();
+      const spec = groups.history.slice(c.since).some((members) => JSON.stringify(members) === JSON.stringify(wanted) && members.includes(c.sender));
+      assert.equal(spec, c.accepted);
+    });
+  }
+
+  for (const c of groups.payloads) {
+    test(`payload: ${c.note} (${c.expected})`, async () => {
+      const bytes = unhex(c.payload_hex);
+      assert.equal(await outcome(() => decodePayload(bytes)), c.expected);
+      // The sender refuses what a receiver would not accept.
+      const payload = JSON.parse(new TextDecoder().decode(bytes));
+      assert.equal(await outcome(() => encodePayload(payload)), c.expected === "ok" ? "ok" : "malformed");
+      if (c.expected === "ok") assert.deepEqual(decodePayload(encodePayload(payload)), payload);
     });
   }
 });

@@ -146,8 +146,10 @@ async def unlocked(password_stdin: bool) -> Messenger:
 @app.command()
 @run
 async def send(user: str, text: str, password_stdin: PasswordStdin = False) -> None:
-    """Send an encrypted message."""
+    """Send an encrypted message to USER, or to a group (its id or its name here)."""
     async with await unlocked(password_stdin) as client:
+        # Fetch news first: groups this device has not heard of yet, membership changes.
+        await client.sync_inbox()
         try:
             result = await client.send_text(user, text)
         except KeyChanged as exc:
@@ -198,8 +200,9 @@ async def send_file(
     caption: Annotated[str | None, typer.Option("--caption", "-m", help="Text sent with the file.")] = None,
     password_stdin: PasswordStdin = False,
 ) -> None:
-    """Encrypt a file on this device, upload it, and share it with USER."""
+    """Encrypt a file on this device, upload it, and share it with USER or a group."""
     async with await unlocked(password_stdin) as client:
+        await client.sync_inbox()
         with transfer_progress("upload") as bar:
             task = bar.add_task(f"encrypting and sending {path.name}", total=path.stat().st_size)
             try:
@@ -401,3 +404,7 @@ async def passwd(password_stdin: PasswordStdin = False) -> None:
 from .admin import admin_app  # noqa: E402
 
 app.add_typer(admin_app, name="admin")
+
+from .group import group_app  # noqa: E402
+
+app.add_typer(group_app, name="group")

@@ -127,6 +127,22 @@ class ApiClient:
             params["before"] = before
         return await self.request("GET", f"/api/v1/conversations/{conversation_id}/messages", params=params)  # type: ignore[no-any-return]
 
+    # Groups
+    async def create_group(self, change: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", "/api/v1/groups", json={"change": change})  # type: ignore[no-any-return]
+
+    async def group_changes(self, group_id: str) -> list[dict[str, Any]]:
+        return (await self.request("GET", f"/api/v1/groups/{group_id}/changes"))["changes"]  # type: ignore[no-any-return]
+
+    async def group_change(self, group_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", f"/api/v1/groups/{group_id}/changes", json={"change": change})  # type: ignore[no-any-return]
+
+    async def create_invite(self, group_id: str, invite: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", f"/api/v1/groups/{group_id}/invites", json={"invite": invite})  # type: ignore[no-any-return]
+
+    async def get_invite(self, code: str) -> dict[str, Any]:
+        return await self.request("GET", f"/api/v1/invites/{code}")  # type: ignore[no-any-return]
+
     # Files
     async def open_direct(self, peer: str) -> dict[str, Any]:
         return await self.request("POST", "/api/v1/conversations/direct", json={"peer": peer})  # type: ignore[no-any-return]

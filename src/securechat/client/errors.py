@@ -51,3 +51,23 @@ class ServerMisbehaved(ClientError):
 
 class FileCorrupt(ClientError):
     """A downloaded file failed a check (a chunk's tag, its length, the total hash)."""
+
+
+class GroupUnverifiable(ClientError):
+    """A group's membership chain failed verification, or the server's chain does not
+    extend the one this device verified before (a rollback or a fork)."""
+
+
+class MembershipMismatch(ClientError):
+    """The server's member list differs from the signed membership: sending is refused."""
+
+    def __init__(self, group_id: str, extra: set[str], missing: set[str]) -> None:
+        parts = []
+        if extra:
+            parts.append(f"the server lists {', '.join(sorted(extra))}, whom no signed change added")
+        if missing:
+            parts.append(f"the server leaves out {', '.join(sorted(missing))}")
+        super().__init__(f"group {group_id}: {'; '.join(parts)}. Not sending.")
+        self.group_id = group_id
+        self.extra = extra
+        self.missing = missing

@@ -20,12 +20,14 @@ from ..protocol import errors as protocol_errors
 from ..protocol.encoding import b64encode
 from ..protocol.envelope import Envelope, open_message, seal_message
 from ..protocol.files import FileDescriptor
+from ..protocol.groups import GroupChange
 from ..protocol.identifiers import ConversationId, Username, direct_conversation_id, parse_username
 from ..protocol.kdf import KdfParams, derive_keys
 from ..protocol.keys import PrivateIdentity, PublicIdentity, open_key_bundle, seal_key_bundle
 from .api import ApiClient
 from .errors import ApiError, ClientError, KeyChanged, NotLoggedIn, ServerMisbehaved
 from .files import Progress, download_file, safe_file_name, unused_path, upload_file
+from .groups import GroupBook
 from .passwords import check_password
 from .state import StateStore
 
@@ -79,11 +81,13 @@ class Messenger:
     def __init__(
         self, home: Path, server: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
+        self.home = home
         self.state = StateStore(home)
         server_url = server or self.state.get("server") or "http://127.0.0.1:8000"
         self.api = ApiClient(server_url, transport=transport)
         self.identity: PrivateIdentity | None = None
         self._token_lock = asyncio.Lock()
+        self.groups = GroupBook(self)
 
     async def close(self) -> None:
         await self.api.close()
@@ -292,19 +296,34 @@ class Messenger:
         recipients = {me.username: me.public, peer_identity.username: peer_identity}
         return seal_message(me, conversation_id, recipients, payload)
 
-    async def send_file(
-        self, peer: str, path: Path, *, caption: str | None = None, progress: Progress | None = None
-    ) -> dict[str, Any]:
-        """Encrypt and upload a file, then share it with ``peer`` in a signed message.
+    def group_target(self, target: str) -> str | None:
+        """The group id ``target`` names (an id, or a group's name here), else None."""
+        if target.startswith("grp-") or any(g.get("name") == target for g in self.state.list_groups()):
+            return self.groups.resolve(target)
+        return None
 
-        The peer's keys are checked (and a key change refused) before anything is uploaded.
+    async def send_file(
+        self, target: str, path: Path, *, caption: str | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Encrypt and upload a file, then share it with a contact or a group in a signed message.
+
+        The recipients' keys are checked (and a key change refused) before anything is uploaded.
         """
         await self.ensure_token()
-        peer_identity = await self.trusted_identity(peer)
-        conversation = await self.api.open_direct(peer_identity.username)
-        descriptor = await upload_file(self.api, conversation["id"], path, progress)
+        group_id = self.group_target(target)
+        if group_id is not None:
+            await self.groups.seal(group_id, {"type": "text", "text": ""})  # checks members and keys first
+            conversation_id = group_id
+        else:
+            peer_identity = await self.trusted_identity(target)
+            conversation_id = (await self.api.open_direct(peer_identity.username))["id"]
+        descriptor = await upload_file(self.api, conversation_id, path, progress)
         await self.ensure_token()
-        envelope = await self._seal(peer_identity.username, descriptor.to_payload(caption))
+        payload = descriptor.to_payload(caption)
+        if group_id is not None:
+            envelope = await self.groups.seal(group_id, payload)
+        else:
+            envelope = await self._seal(peer_identity.username, payload)
         result = await self.api.send(envelope.to_wire())
         self.record_sent(envelope, caption, result, descriptor)
         return result | {"file_id": descriptor.file_id, "size": descriptor.size}
@@ -324,7 +343,11 @@ class Messenger:
         return await download_file(self.api, descriptor, destination, progress)
 
     async def send_text(self, peer: str, text: str) -> dict[str, Any]:
+        """Send a text to a contact, or to a group (by id or by its name here)."""
         await self.ensure_token()
+        group_id = self.group_target(peer)
+        if group_id is not None:
+            return await self.groups.send(group_id, {"type": "text", "text": text})
         envelope = await self.seal_text(peer, text)
         result = await self.api.send(envelope.to_wire())
         self.record_sent(envelope, text, result)
@@ -338,7 +361,11 @@ class Messenger:
         descriptor: FileDescriptor | None = None,
     ) -> None:
         header = envelope.header
-        peer = next((r for r in envelope.recipients if r != header.sender), header.sender)
+        peer: str
+        if header.conversation_id.startswith("grp-"):
+            peer = header.conversation_id
+        else:
+            peer = next((r for r in envelope.recipients if r != header.sender), header.sender)
         with self.state.transaction():
             if self.state.seen(header.message_id):
                 return
@@ -372,6 +399,8 @@ class Messenger:
         seq = frame.get("seq")
         if not isinstance(seq, int) or seq <= self.state.last_seq():
             return None
+        if frame.get("type") == "group":
+            return await self._group_entry(seq, frame)
         if frame.get("type") == "receipt":
             raw_ids = frame.get("message_ids")
             message_ids = [m for m in raw_ids if isinstance(m, str)] if isinstance(raw_ids, list) else []
@@ -418,6 +447,38 @@ class Messenger:
             self.state.put("last_seq", str(seq))
         return item
 
+    async def _group_entry(self, seq: int, frame: dict[str, Any]) -> InboxItem:
+        group_id, change, problem = await self.groups.on_change(frame)
+        if change is None or problem is not None:
+            text, verified = None, False
+        else:
+            text, verified = describe_change(change), True
+        item = InboxItem(
+            kind="group",
+            seq=seq,
+            verified=verified,
+            conversation_id=group_id,
+            sender=change.actor if change else None,
+            peer=group_id,
+            text=text,
+            sent_at=change.at if change else None,
+            reason=problem,
+        )
+        with self.state.transaction():
+            self.state.add_message(
+                seq=seq,
+                conversation_id=group_id,
+                sender=item.sender,
+                peer=group_id,
+                text=text,
+                sent_at=item.sent_at,
+                verified=int(verified),
+                reason=problem,
+                status="group",
+            )
+            self.state.put("last_seq", str(seq))
+        return item
+
     async def _open_frame(self, seq: int, frame: dict[str, Any]) -> InboxItem:
         server_ts = frame.get("server_ts") if isinstance(frame.get("server_ts"), int) else None
         unverifiable = InboxItem(
@@ -438,11 +499,21 @@ class Messenger:
         unverifiable.message_id = header.message_id
         unverifiable.conversation_id = header.conversation_id
         unverifiable.sent_at = header.sent_at
-        peer = self._direct_peer(header.conversation_id, envelope)
-        unverifiable.peer = peer
-        if peer is None:
-            unverifiable.reason = "conversation does not match its members"
-            return unverifiable
+        members: frozenset[Username] | None
+        if header.conversation_id.startswith("grp-"):
+            peer: str | None = header.conversation_id
+            unverifiable.peer = peer
+            members = await self.groups.recipients_for(envelope)
+            if members is None:
+                unverifiable.reason = "recipient list differs from the group's signed membership"
+                return unverifiable
+        else:
+            peer = self._direct_peer(header.conversation_id, envelope)
+            unverifiable.peer = peer
+            if peer is None:
+                unverifiable.reason = "conversation does not match its members"
+                return unverifiable
+            members = frozenset({self.username, peer})
         sender_identity = await self._sender_identity(header.sender)
         if sender_identity is None:
             unverifiable.reason = "sender keys unknown or changed"
@@ -453,12 +524,17 @@ class Messenger:
                 me=self._me(),
                 sender_identity=sender_identity,
                 conversation_id=header.conversation_id,
-                members=frozenset({self.username, peer}),
+                members=members,
             )
         except protocol_errors.ProtocolError:
             unverifiable.reason = "signature, key or ciphertext check failed"
             return unverifiable
         text = opened.payload.get("text")
+        if opened.payload.get("type") == "group_info":
+            name = str(opened.payload["name"])
+            state = await self.groups.local_state(header.conversation_id)
+            self.groups.note_info(header.conversation_id, header.sender, opened.payload, state)
+            text = f"named the group “{name}”"
         shared: dict[str, Any] | None = None
         if opened.payload.get("type") == "file":
             shared = FileDescriptor.from_payload(opened.payload).to_payload()["file"]
@@ -517,3 +593,16 @@ class Messenger:
 
 def dumps_item(item: dict[str, Any]) -> str:
     return json.dumps(item, ensure_ascii=False)
+
+
+def describe_change(change: GroupChange) -> str:
+    """A group change as a line in the conversation."""
+    targets = ", ".join(change.members)
+    return {
+        "create": f"created the group with {targets or 'nobody else yet'}",
+        "add": f"added {targets}",
+        "remove": f"removed {targets}",
+        "promote": f"made {targets} admin",
+        "leave": "left the group",
+        "join": "joined with an invite" + (f" from {change.invite.inviter}" if change.invite else ""),
+    }.get(change.action, change.action)

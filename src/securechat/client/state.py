@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS ix_messages_message_id ON messages(message_id);
 CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS groups (
+    group_id TEXT PRIMARY KEY,
+    chain TEXT NOT NULL,
+    name TEXT,
+    status TEXT NOT NULL DEFAULT 'member'
+);
 CREATE TABLE IF NOT EXISTS files (
     file_id TEXT PRIMARY KEY,
     message_id TEXT NOT NULL,
@@ -189,6 +195,27 @@ class StateStore:
     def files_by_message(self) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT message_id, descriptor FROM files").fetchall()
         return {row["message_id"]: json.loads(row["descriptor"]) for row in rows}
+
+    def get_group(self, group_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM groups WHERE group_id = ?", (group_id,)).fetchone()
+        if row is None:
+            return None
+        return {**dict(row), "chain": json.loads(row["chain"])}
+
+    def put_group(self, group_id: str, chain: list[dict[str, Any]], status: str) -> None:
+        """The verified chain (every change, as received) and whether we are still in."""
+        self._db.execute(
+            "INSERT INTO groups (group_id, chain, status) VALUES (?, ?, ?) "
+            "ON CONFLICT(group_id) DO UPDATE SET chain = excluded.chain, status = excluded.status",
+            (group_id, json.dumps(chain), status),
+        )
+
+    def set_group_name(self, group_id: str, name: str) -> None:
+        self._db.execute("UPDATE groups SET name = ? WHERE group_id = ?", (name, group_id))
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM groups ORDER BY name, group_id").fetchall()
+        return [{**dict(row), "chain": json.loads(row["chain"])} for row in rows]
 
     def messages(self, peer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         query = "SELECT * FROM messages"

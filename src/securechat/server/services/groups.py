@@ -264,10 +264,17 @@ async def get_invite(ctx: ServiceContext, principal: Principal, invite_id: str) 
     except protocol_errors.ProtocolError as exc:
         raise NotFound("no such invite") from exc
 
-    def read(conn: Connection) -> Any:
-        return store.get_invite(conn, code)
+    def read(conn: Connection) -> tuple[Any, list[str]]:
+        row = store.get_invite(conn, code)
+        changes = store.get_changes(conn, row["conversation_id"]) if row is not None else []
+        return row, changes
 
-    row = await ctx.database.run_batch(read)
+    row, changes = await ctx.database.run_batch(read)
     if row is None or now_ms() > row["expires_at"] or row["uses"] >= row["max_uses"]:
         raise NotFound("no such invite")
-    return {"invite": json.loads(row["invite"]), "group_id": row["conversation_id"]}
+    # The chain comes along: the joiner must verify it and sign a change extending it.
+    return {
+        "invite": json.loads(row["invite"]),
+        "group_id": row["conversation_id"],
+        "changes": [json.loads(text) for text in changes],
+    }

@@ -59,6 +59,7 @@ export const MAX_PADDED_BYTES = 128 * 1024;
 export const MAX_CIPHERTEXT_BYTES = MAX_PADDED_BYTES + 16;
 export const MAX_WRAPPED_KEY_BYTES = 512; // RSA-4096
 export const MAX_TEXT_CHARS = 16_000;
+export const MAX_GROUP_NAME_CHARS = 100;
 export const MAX_SENT_AT = 2 ** 53; // exclusive
 const SIGNATURE_BYTES = 64;
 export const ENVELOPE_FIELDS = Object.freeze([
@@ -331,6 +332,21 @@ export function signatureInput(header, iv, ciphertext, keys) {
 }
 
 /**
+ * A group's name (PROTOCOL.md 7.2, 13.5): a string of 1 to 100 code points, without NUL
+ * or lone surrogates. As Python's `check_group_name`.
+ *
+ * @param {unknown} name
+ * @returns {string}
+ * @throws {MalformedInput}
+ */
+export function checkGroupName(name) {
+  if (typeof name !== "string" || name === "") {
+    throw new MalformedInput("a group name is a non-empty string");
+  }
+  return checkText(name, { field: "name", maxChars: MAX_GROUP_NAME_CHARS });
+}
+
+/**
  * Smallest power of two >= length, at least 256 bytes: lengths leak only a bucket.
  *
  * @param {number} length
@@ -380,6 +396,7 @@ export function unpad(padded) {
  * Payload JSON, compact UTF-8 (PROTOCOL.md 7.2). Its exact bytes do not matter (they are
  * only encrypted); what is refused matches Python's `encode_payload`: a missing or
  * non-string `type`, a bad `text`, a `file` payload whose `file` breaks a rule of 12.3,
+ * a `group_info` payload whose `name` breaks the rule of 7.2 ({@link checkGroupName}),
  * NaN and Infinity, lone surrogates anywhere, cycles, values JSON has no form for, and
  * more than 64 KiB.
  *
@@ -401,6 +418,9 @@ export function encodePayload(payload) {
   }
   if (ownValue(payload, "type") === "file") {
     parseFileDescriptor(ownValue(payload, "file"));
+  }
+  if (ownValue(payload, "type") === "group_info") {
+    checkGroupName(ownValue(payload, "name"));
   }
   checkJsonValue(payload, []);
   const encoded = utf8Encode(JSON.stringify(payload));
@@ -452,7 +472,8 @@ function checkJsonValue(value, ancestors) {
 /**
  * Decode and check a payload (PROTOCOL.md 7.2): strict UTF-8 (a byte order mark is not
  * skipped), JSON, an object whose `type` is a string and whose `text`, if present and
- * not null, is a string; if `type` is `file`, a `file` member that follows 12.3.
+ * not null, is a string; if `type` is `file`, a `file` member that follows 12.3; if
+ * `type` is `group_info`, a `name` that follows 7.2 ({@link checkGroupName}).
  *
  * @param {Uint8Array} data
  * @returns {Payload}
@@ -474,6 +495,14 @@ export function decodePayload(data) {
   }
   if (ownValue(payload, "type") === "file") {
     fileDescriptorFromPayload(payload);
+  }
+  if (ownValue(payload, "type") === "group_info") {
+    try {
+      checkGroupName(ownValue(payload, "name"));
+    } catch (error) {
+      if (error instanceof MalformedInput) throw new VerificationFailed();
+      throw error;
+    }
   }
   return payload;
 }

@@ -14,3 +14,4 @@ export * from "./kdf.js";
 export * from "./keys.js";
 export * from "./envelope.js";
 export * from "./files.js";
+export * from "./groups.js";

@@ -18,6 +18,10 @@ export const MESSAGE_SIGNATURE = "securechat/v1/message-signature";
 export const DIRECT_CONVERSATION = "securechat/v1/direct-conversation";
 export const SAFETY_NUMBER = "securechat/v1/safety-number";
 export const FILE_CHUNK = "securechat/v1/file-chunk";
+export const GROUP_CHANGE = "securechat/v1/group-change";
+export const GROUP_CHANGE_HASH = "securechat/v1/group-change-hash";
+export const GROUP_INVITE = "securechat/v1/group-invite";
+export const GROUP_INVITE_HASH = "securechat/v1/group-invite-hash";
 export const PRELOGIN_FAKE_SALT = "securechat/v1/prelogin-fake-salt";
 
 /** Every label by its constant name, for the vector test that compares the whole table. */
@@ -33,6 +37,10 @@ export const LABELS = Object.freeze({
   DIRECT_CONVERSATION,
   SAFETY_NUMBER,
   FILE_CHUNK,
+  GROUP_CHANGE,
+  GROUP_CHANGE_HASH,
+  GROUP_INVITE,
+  GROUP_INVITE_HASH,
   PRELOGIN_FAKE_SALT,
 });
 

@@ -1,0 +1,142 @@
+"""`securechat group ...`: groups whose membership is a signed chain every client checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..client.errors import ApiError, ClientError, GroupUnverifiable, KeyChanged
+from .main import PasswordStdin, console, run, show_key_change, unlocked, when
+
+group_app = typer.Typer(
+    help="Groups: create, invite, join, members, add, remove, leave.", no_args_is_help=True
+)
+Group = Annotated[str, typer.Argument(help="The group's id, or its name on this device.")]
+
+
+@group_app.command()
+@run
+async def create(
+    name: str,
+    members: Annotated[list[str], typer.Argument(help="Usernames to add at once.")],
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Create a group with NAME (encrypted: only members see it) and add MEMBERS."""
+    async with await unlocked(password_stdin) as client:
+        try:
+            group_id = await client.groups.create(name, members)
+        except KeyChanged as exc:
+            show_key_change(client, exc)
+            raise typer.Exit(3) from None
+        console.print(f"created group {name!r} with {', '.join(sorted(members))}: {group_id}", markup=False)
+
+
+@group_app.command("list")
+@run
+async def list_groups(password_stdin: PasswordStdin = False) -> None:
+    """The groups on this device, after fetching news."""
+    async with await unlocked(password_stdin) as client:
+        await client.sync_inbox()
+        table = Table("name", "id", "members", "status")
+        for record in client.state.list_groups():
+            try:
+                state = await client.groups.local_state(record["group_id"])
+                count = f"{len(state.members)} members" if state else "?"
+            except GroupUnverifiable:
+                count = "UNVERIFIABLE"
+            table.add_row(record.get("name") or "(no name yet)", record["group_id"], count, record["status"])
+        console.print(table, soft_wrap=True)
+
+
+@group_app.command()
+@run
+async def members(group: Group, password_stdin: PasswordStdin = False) -> None:
+    """The verified members and admins, and whether the server's list agrees."""
+    async with await unlocked(password_stdin) as client:
+        await client.sync_inbox()
+        group_id = client.groups.resolve(group)
+        state = await client.groups.refresh(group_id)
+        for name in sorted(state.members):
+            console.print(f"{name}{' (admin)' if name in state.admins else ''}", markup=False)
+        console.print(f"verified chain: {state.seq + 1} changes, last at {when(state.at)}", markup=False)
+        listed = next((c for c in await client.api.conversations() if c["id"] == group_id), None)
+        server = set(listed["members"]) if listed else set()
+        extra, missing = server - state.members, set(state.members) - server
+        if not extra and not missing:
+            console.print("the server's list matches the signed membership")
+        if extra:
+            console.print(
+                f"WARNING: the server lists members not in the signed membership: {', '.join(sorted(extra))}",
+                markup=False,
+            )
+        if missing:
+            console.print(
+                f"WARNING: the server leaves out members: {', '.join(sorted(missing))}", markup=False
+            )
+
+
+def _change(action: str, help_text: str) -> None:
+    @group_app.command(action, help=help_text)
+    @run
+    async def command(
+        group: Group,
+        users: Annotated[list[str], typer.Argument(help="Usernames.")],
+        password_stdin: PasswordStdin = False,
+    ) -> None:
+        async with await unlocked(password_stdin) as client:
+            group_id = client.groups.resolve(group)
+            try:
+                state = await client.groups.change(group_id, action, users)
+            except KeyChanged as exc:
+                show_key_change(client, exc)
+                raise typer.Exit(3) from None
+            console.print(f"{action}: done; members now {', '.join(sorted(state.members))}", markup=False)
+
+
+_change("add", "Add USERS to the group (admins only).")
+_change("remove", "Remove USERS from the group (admins only).")
+_change("promote", "Make members admins (admins only).")
+
+
+@group_app.command()
+@run
+async def leave(group: Group, password_stdin: PasswordStdin = False) -> None:
+    """Leave the group."""
+    async with await unlocked(password_stdin) as client:
+        group_id = client.groups.resolve(group)
+        await client.groups.change(group_id, "leave")
+        console.print(f"left {group_id}", markup=False)
+
+
+@group_app.command()
+@run
+async def invite(
+    group: Group,
+    hours: Annotated[float, typer.Option(help="How long the code works.")] = 24.0,
+    uses: Annotated[int, typer.Option(help="How many people may join with it.")] = 1,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Make an invite code (admins only): whoever enters it joins, within its time and uses."""
+    async with await unlocked(password_stdin) as client:
+        group_id = client.groups.resolve(group)
+        made = await client.groups.make_invite(group_id, hours=hours, uses=uses)
+        console.print(
+            f"valid until {when(made.expires_at)} for {made.max_uses} use(s); code: {made.invite_id}",
+            markup=False,
+        )
+
+
+@group_app.command()
+@run
+async def join(code: str, password_stdin: PasswordStdin = False) -> None:
+    """Join a group with an invite code."""
+    async with await unlocked(password_stdin) as client:
+        try:
+            group_id = await client.groups.join(code)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ClientError("that invite code is unknown, expired or used up") from None
+            raise
+        console.print(f"joined group {group_id}; its name arrives from an admin", markup=False)
