@@ -1,5 +1,5 @@
 """``python -m securechat``: the same as the ``securechat`` command."""
 
-from securechat.cli.main import app
+from securechat.cli.entry import app
 
 app()

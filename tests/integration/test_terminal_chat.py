@@ -9,6 +9,8 @@ import sys
 
 import pexpect
 
+from securechat.client.realtime import InboxSocket
+
 from .conftest import PASSWORDS
 
 
@@ -34,8 +36,9 @@ async def test_chat_shows_incoming_messages_live_and_sends_typed_lines(live_serv
     try:
         await expect(child, "Password:")
         child.sendline(PASSWORDS["bob"])
-        await expect(child, "-- connected")
+        # The chat fetches what arrived meanwhile first, then goes live.
         await expect(child, "alice: before the chat opened")
+        await expect(child, "-- connected")
 
         # Live: alice sends while bob's prompt is waiting for input.
         await alice.send_text("bob", "are you there?")
@@ -55,3 +58,56 @@ async def test_chat_shows_incoming_messages_live_and_sends_typed_lines(live_serv
         await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
     finally:
         child.close(force=True)
+
+
+async def test_group_chat_with_typing_and_read_receipts(live_server, make_client):
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    group_id = await alice.groups.create("Lounge", ["bob"])
+    socket = InboxSocket(alice)
+    await socket.connect()
+    env = {**os.environ, "SECURECHAT_HOME": str(bob.state.home), "SECURECHAT_SERVER": live_server.url}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "securechat", "chat", "Lounge"],
+        env=env,
+        encoding="utf-8",
+        dimensions=(40, 120),
+        timeout=30,
+    )
+    try:
+        await expect(child, "Password:")
+        child.sendline(PASSWORDS["bob"])
+        await expect(child, "-- group Lounge")
+        await expect(child, "-- connected")
+        # Bob types (no Enter yet): alice's client hears that he is typing.
+        child.send("on my")
+
+        async def typing_item():
+            async for item in socket.items():
+                if item.kind == "typing":
+                    return item
+            return None
+
+        item = await asyncio.wait_for(typing_item(), 20)
+        assert (item.sender, item.conversation_id) == ("bob", group_id)
+        # Alice types: bob's chat shows it; alice sends: bob's chat shows it and, having
+        # shown it, sends a read receipt.
+        await socket.typing(group_id)
+        await expect(child, "alice is typing")
+        sent = await alice.send_text(group_id, "see you at noon")
+        await expect(child, "alice: see you at noon")
+        deadline = asyncio.get_running_loop().time() + 20
+        while asyncio.get_running_loop().time() < deadline:
+            await alice.sync_inbox()
+            rows = [r for r in alice.stored_messages() if r["message_id"] == sent["message_id"]]
+            if rows and rows[0]["status"] == "read":
+                break
+            await asyncio.sleep(0.2)
+        assert rows[0]["status"] == "read"
+        child.sendline(" way")
+        child.sendeof()
+        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
+    finally:
+        child.close(force=True)
+        await socket.close()

@@ -1,49 +1,105 @@
-"""``securechat chat USER``: a prompt at the bottom, messages printed above it live."""
+"""``securechat chat USER|GROUP``: a prompt at the bottom, messages printed above it live,
+with typing indicators and read receipts (each can be turned off, see the README)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Coroutine
+from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from ..client.errors import ClientError, KeyChanged
 from ..client.messenger import InboxItem, Messenger
 from ..client.realtime import InboxSocket, run_inbox
-from ..protocol.identifiers import parse_username
+from ..protocol.identifiers import direct_conversation_id, parse_username
 from .formatting import message_text
 
+TYPING_EVERY_S = 3.0
+TYPING_SHOWN_EVERY_S = 5.0
 
-async def run_chat(client: Messenger, peer: str) -> None:
-    peer_name = parse_username(peer)
+
+async def run_chat(client: Messenger, target: str) -> None:
+    group_id = client.group_target(target)
+    if group_id is not None:
+        conversation_id = group_id
+        record = client.state.get_group(group_id) or {}
+        print(f"-- group {record.get('name') or group_id}")
+    else:
+        conversation_id = direct_conversation_id(client.username, parse_username(target))
     stop = asyncio.Event()
     sockets: list[InboxSocket] = []
+    background: set[asyncio.Task[None]] = set()
+    last_typing_sent = 0.0
+    typing_shown: dict[str, float] = {}
+
+    def later(work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    async def read_quietly(message_id: str) -> None:
+        with contextlib.suppress(ClientError):
+            await client.mark_read(conversation_id, [message_id])
 
     async def on_item(item: InboxItem) -> None:
+        me = client.username
+        if item.kind == "typing":
+            now = time.monotonic()
+            if (
+                item.conversation_id == conversation_id
+                and now - typing_shown.get(item.sender or "", 0) > TYPING_SHOWN_EVERY_S
+            ):
+                typing_shown[item.sender or ""] = now
+                print(f"  … {item.sender} is typing")
+            return
         if item.kind == "receipt":
-            if item.recipient == peer_name:
-                print(f"  ✓✓ delivered to {item.recipient}")
+            if item.recipient != me and item.status in ("delivered", "read"):
+                print(f"  ✓✓ {item.status} {'to' if item.status == 'delivered' else 'by'} {item.recipient}")
             return
-        if item.sender == client.username and item.verified:
+        if item.kind == "group":
+            if item.conversation_id == conversation_id:
+                print(
+                    f"-- {item.sender} {item.text}"
+                    if item.verified
+                    else f"⚠ group change not accepted: {item.reason}"
+                )
             return
-        if item.verified and item.peer == peer_name:
+        if item.sender == me and item.verified:
+            return
+        if item.verified and item.conversation_id == conversation_id:
             print(f"{item.sender}: {message_text(item.text, item.file)}")
+            typing_shown.pop(item.sender or "", None)
+            if item.message_id:
+                later(read_quietly(item.message_id))
         elif not item.verified:
             print(f"⚠ unverifiable message from {item.sender}: {item.reason}")
         else:
-            print(f"(new message from {item.sender}; run `securechat chat {item.sender}`)")
+            print(f"(new message from {item.sender} elsewhere; run `securechat chat {item.peer}`)")
 
     async def on_state(state: str) -> None:
         print(f"-- {state}")
 
-    for row in client.stored_messages(peer_name)[-20:]:
+    def on_text_changed(_buffer: Buffer) -> None:
+        nonlocal last_typing_sent
+        now = time.monotonic()
+        if client.typing_indicators and sockets and now - last_typing_sent > TYPING_EVERY_S:
+            last_typing_sent = now
+            later(sockets[0].typing(conversation_id))
+
+    peer_key = group_id if group_id is not None else parse_username(target)
+    for row in client.stored_messages(peer_key)[-20:]:
         text = (
             message_text(row["text"], row["file"]) if row["verified"] else f"⚠ unverifiable: {row['reason']}"
         )
         print(f"{row['sender']}: {text}")
     receiver = asyncio.create_task(run_inbox(client, on_item, on_state=on_state, stop=stop, sockets=sockets))
     session: PromptSession[str] = PromptSession()
+    session.default_buffer.on_text_changed += on_text_changed
     try:
         with patch_stdout():
             while True:
@@ -54,7 +110,10 @@ async def run_chat(client: Messenger, peer: str) -> None:
                 if not line.strip():
                     continue
                 try:
-                    envelope = await client.seal_text(peer_name, line)
+                    if group_id is not None:
+                        envelope = await client.groups.seal(group_id, {"type": "text", "text": line})
+                    else:
+                        envelope = await client.seal_text(target, line)
                     if sockets:
                         result = await sockets[0].send_envelope(envelope.to_wire())
                     else:

@@ -12,3 +12,7 @@ class ClientSettings(BaseSettings):
 
     server: str | None = None
     home: Path = Path.home() / ".securechat"
+    # Read receipts tell a sender you have seen their message; false turns them off.
+    read_receipts: bool = True
+    # Typing indicators tell the others in a chat that you are typing; false turns them off.
+    typing_indicators: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import getpass
 import json
@@ -61,7 +62,12 @@ def run(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
 
 def messenger() -> Messenger:
     settings = ClientSettings()
-    return Messenger(settings.home, settings.server)
+    return Messenger(
+        settings.home,
+        settings.server,
+        read_receipts=settings.read_receipts,
+        typing_indicators=settings.typing_indicators,
+    )
 
 
 def read_password(from_stdin: bool, prompt: str = "Password: ", confirm: bool = False) -> str:
@@ -177,6 +183,8 @@ def item_line(item: InboxItem | dict[str, Any]) -> str:
     text = data.get("text") if data.get("verified") else f"({data.get('reason')})"
     if data.get("verified"):
         text = message_text(text, data.get("file"))
+    if data.get("status") in ("delivered", "read"):
+        mark += f" ✓✓ {data['status']}"
     return f"[{when(data.get('sent_at'))}] {data.get('sender')}: {text}  {mark}"
 
 
@@ -254,7 +262,7 @@ async def inbox(
 ) -> None:
     """Fetch new messages, then list the messages on this device."""
     async with await unlocked(password_stdin) as client:
-        await client.sync_inbox()
+        fresh = await client.sync_inbox()
         me = client.username
         for row in client.stored_messages():
             if row["sender"] == me and row["verified"] and not include_sent:
@@ -278,15 +286,24 @@ async def inbox(
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 console.print(item_line(record), markup=False, highlight=False, soft_wrap=True)
+        # What was shown for the first time is now read (unless read receipts are off).
+        unread: dict[str, list[str]] = {}
+        for item in fresh:
+            if item.kind == "message" and item.verified and item.sender != me and item.message_id:
+                unread.setdefault(str(item.conversation_id), []).append(item.message_id)
+        for conversation_id, message_ids in unread.items():
+            with contextlib.suppress(ClientError):
+                await client.mark_read(conversation_id, message_ids)
 
 
 @app.command()
 @run
 async def chat(user: str, password_stdin: PasswordStdin = False) -> None:
-    """Interactive chat: incoming messages appear while you type. Ctrl-D quits."""
+    """Interactive chat with USER or a group: messages appear while you type. Ctrl-D quits."""
     from .chat import run_chat
 
     async with await unlocked(password_stdin) as client:
+        await client.sync_inbox()
         await run_chat(client, user)
 
 
@@ -398,13 +415,3 @@ async def passwd(password_stdin: PasswordStdin = False) -> None:
         new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
         revoked = await client.change_password(current, new)
         console.print(f"Password changed; {revoked} other session(s) logged out")
-
-
-# The admin commands live in their own module; it imports helpers from this one.
-from .admin import admin_app  # noqa: E402
-
-app.add_typer(admin_app, name="admin")
-
-from .group import group_app  # noqa: E402
-
-app.add_typer(group_app, name="group")

@@ -127,6 +127,10 @@ class ApiClient:
             params["before"] = before
         return await self.request("GET", f"/api/v1/conversations/{conversation_id}/messages", params=params)  # type: ignore[no-any-return]
 
+    async def mark_read(self, conversation_id: str, message_ids: list[str]) -> dict[str, Any]:
+        body = {"message_ids": message_ids}
+        return await self.request("POST", f"/api/v1/conversations/{conversation_id}/read", json=body)  # type: ignore[no-any-return]
+
     # Groups
     async def create_group(self, change: dict[str, Any]) -> dict[str, Any]:
         return await self.request("POST", "/api/v1/groups", json={"change": change})  # type: ignore[no-any-return]

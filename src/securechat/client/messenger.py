@@ -79,7 +79,13 @@ def _identity_dict(identity: PublicIdentity) -> dict[str, str]:
 
 class Messenger:
     def __init__(
-        self, home: Path, server: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        home: Path,
+        server: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        read_receipts: bool = True,
+        typing_indicators: bool = True,
     ) -> None:
         self.home = home
         self.state = StateStore(home)
@@ -88,6 +94,10 @@ class Messenger:
         self.identity: PrivateIdentity | None = None
         self._token_lock = asyncio.Lock()
         self.groups = GroupBook(self)
+        # Whether this device tells others it has read their messages, or is typing
+        # (both opt-outs).
+        self.read_receipts = read_receipts
+        self.typing_indicators = typing_indicators
 
     async def close(self) -> None:
         await self.api.close()
@@ -412,9 +422,9 @@ class Messenger:
                 message_ids=message_ids,
             )
             with self.state.transaction():
-                if item.status == "delivered":
+                if item.status in ("delivered", "read"):
                     for message_id in message_ids:
-                        self.state.set_status(message_id, "delivered")
+                        self.state.set_status(message_id, str(item.status))
                 self.state.put("last_seq", str(seq))
             return item
         item = await self._open_frame(seq, frame)
@@ -581,6 +591,17 @@ class Messenger:
             await self.api.ack(self.state.last_seq())
             if len(entries) < 200:
                 return items
+
+    async def mark_read(self, conversation_id: str, message_ids: list[str]) -> int:
+        """Send read receipts (unless turned off with SECURECHAT_READ_RECEIPTS=false)."""
+        if not self.read_receipts or not message_ids:
+            return 0
+        await self.ensure_token()
+        sent = 0
+        for start in range(0, len(message_ids), 100):
+            answer = await self.api.mark_read(conversation_id, message_ids[start : start + 100])
+            sent += int(answer["receipts"])
+        return sent
 
     def stored_messages(self, peer: str | None = None) -> list[dict[str, Any]]:
         files = self.state.files_by_message()

@@ -86,12 +86,23 @@ class InboxSocket:
             if kind == "acked" and isinstance(frame.get("seq"), int):
                 self._acked = max(self._acked, frame["seq"])
                 continue
-            if kind not in ("message", "receipt"):
+            if kind == "typing":
+                # A hint from another member, not an inbox entry: no seq, no ack.
+                sender, conversation = frame.get("from"), frame.get("conversation_id")
+                if isinstance(sender, str) and isinstance(conversation, str):
+                    yield InboxItem(kind="typing", seq=0, sender=sender, conversation_id=conversation)
+                continue
+            if kind not in ("message", "receipt", "group"):
                 continue
             item = await self.messenger.process_frame(frame)
             if item is not None:
                 await self._send_ack(item.seq)
                 yield item
+
+    async def typing(self, conversation_id: str) -> None:
+        """Tell the other members we are typing (the caller decides how often)."""
+        assert self._socket is not None
+        await self._socket.send(json.dumps({"type": "typing", "conversation_id": conversation_id}))
 
     async def send_envelope(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """Send over the socket; returns the server's ``sent`` frame or raises ApiError."""

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..errors import Unauthorized
-from ..services.accounts import Principal, authenticate
+from ..services.accounts import authenticate
 from ..services.context import ServiceContext
+from ..services.principal import Principal
 
 
 def get_context(request: Request) -> ServiceContext:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from ..services import messages
+from ..services import messages, presence
 from .deps import Context, CurrentUser
-from .models import AckBody, DirectConversationBody, SendBody
+from .models import AckBody, DirectConversationBody, ReadBody, SendBody
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -44,6 +44,14 @@ async def conversations(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
 @router.post("/conversations/direct")
 async def open_direct(body: DirectConversationBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
     return await messages.open_direct_conversation(ctx, principal, body.peer)
+
+
+@router.post("/conversations/{conversation_id}/read")
+async def mark_read(
+    conversation_id: Annotated[str, Path(max_length=64)], body: ReadBody, principal: CurrentUser, ctx: Context
+) -> dict[str, Any]:
+    """Read receipts for clients without a socket (the WebSocket has a ``read`` frame)."""
+    return {"receipts": await presence.mark_read(ctx, principal, conversation_id, body.message_ids)}
 
 
 @router.get("/conversations/{conversation_id}/messages")

@@ -96,3 +96,7 @@ class GroupChangeBody(Strict):
 
 class InviteBody(Strict):
     invite: dict[str, Any]
+
+
+class ReadBody(Strict):
+    message_ids: list[str] = Field(min_length=1, max_length=100)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,8 @@ class InboxEvent:
     message_id: str | None = None
     # Wall-clock time of the commit that made it (for the delivery-latency metric).
     committed_at: float = 0.0
+    # Not an inbox entry (no seq, not stored): a typing indicator, passed on as is.
+    ephemeral: bool = False
 
 
 # A subscription's queue holds events, or None when it overflowed and the connection
@@ -34,7 +36,7 @@ EventQueue = asyncio.Queue[InboxEvent | None]
 class Broker(Protocol):
     async def publish(self, events: list[InboxEvent]) -> None: ...
 
-    def subscribe(self, user_id: int) -> AsyncIterator[EventQueue]: ...
+    def subscribe(self, user_id: int) -> AbstractAsyncContextManager[EventQueue]: ...
 
     async def close(self) -> None: ...
 

@@ -12,15 +12,15 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import SecureChatError
-from ..services import accounts, messages
-from ..services.accounts import Principal
+from ..services import accounts, messages, presence
 from ..services.context import ServiceContext
+from ..services.principal import Principal
 from .throttle import FrameBudget
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,9 @@ class InboxConnection:
     async def _write_loop(self, queue: asyncio.Queue[Any]) -> None:
         while True:
             event = await queue.get()
+            if event is not None and event.ephemeral:
+                await self.websocket.send_text(event.frame)
+                continue
             if event is None or event.seq > self.last_sent + 1:
                 # Overflow, or an entry published elsewhere: the database has them all.
                 await self._catch_up()
@@ -171,10 +174,26 @@ class InboxConnection:
                 lambda: self.ctx.writer.submit_ack(self.principal, seq),
                 lambda _count: {"type": "acked", "ref": ref, "seq": seq} if confirm else None,
             )
+        elif kind == "typing":
+            await self._guarded(ref, presence.typing(self.ctx, self.principal, frame.get("conversation_id")))
+        elif kind == "read":
+            await self._guarded(
+                ref,
+                presence.mark_read(
+                    self.ctx, self.principal, frame.get("conversation_id"), frame.get("message_ids")
+                ),
+            )
         elif kind == "ping":
             await self.websocket.send_text(json.dumps({"type": "pong", "ref": ref}))
         else:
             await self.websocket.send_text(error_frame("invalid_frame", "unknown frame type", ref=ref))
+
+    async def _guarded(self, ref: Any, work: Awaitable[Any]) -> None:
+        """Run a request that is answered only when it fails."""
+        try:
+            await work
+        except SecureChatError as exc:
+            await self.websocket.send_text(json.dumps({"type": "error", "ref": ref, **exc.body()["error"]}))
 
     def _ack_needs_database(self, seq: int) -> bool:
         covered = False

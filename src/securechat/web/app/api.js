@@ -205,6 +205,27 @@ export class Api {
     return this.request("GET", `/files/${encodeURIComponent(fileId)}/chunks/${index}`, { binary: true });
   }
 
+  // Groups (PROTOCOL.md 13.6) ------------------------------------------------------
+  createGroup(change) {
+    return this.request("POST", "/groups", { body: { change } });
+  }
+
+  groupChanges(groupId, after = -1) {
+    return this.request("GET", `/groups/${encodeURIComponent(groupId)}/changes?after=${after}`);
+  }
+
+  addGroupChange(groupId, change) {
+    return this.request("POST", `/groups/${encodeURIComponent(groupId)}/changes`, { body: { change } });
+  }
+
+  createInvite(groupId, invite) {
+    return this.request("POST", `/groups/${encodeURIComponent(groupId)}/invites`, { body: { invite } });
+  }
+
+  getInvite(code) {
+    return this.request("GET", `/invites/${encodeURIComponent(code)}`);
+  }
+
   inbox(since, limit = 1) {
     return this.request("GET", `/inbox?since=${since}&limit=${limit}`);
   }

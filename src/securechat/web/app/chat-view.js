@@ -1,14 +1,42 @@
 /**
- * The chat screen: conversation list, message list, composer and key-change banner.
+ * The chat screen: conversation list, message list, composer, the key-change banner and,
+ * in a group, sender names, membership lines and the group's warning banner.
  *
  * @module
  */
 
 import { byId, el, explain, fullTime, humanSize, setMessage, shortTime, show } from "./dom.js";
+import { mismatchText } from "./groups.js";
+import { conversationTitle } from "./messenger.js";
 import { previewable } from "./transfers.js";
 
 /** Images up to this size are fetched and previewed without a click. */
 const AUTO_PREVIEW_BYTES = 10 * 1024 * 1024;
+
+/**
+ * Why sending to a group is paused, or null.
+ *
+ * @param {import("./groups.js").GroupRecord | undefined} record
+ * @returns {string | null}
+ */
+export function groupWarning(record) {
+  if (!record) return null;
+  if (record.problem) return `This group’s membership cannot be verified: ${record.problem}. Sending is disabled.`;
+  if (record.status === "removed" && record.state) return "You are no longer a member of this group.";
+  if (record.mismatch) return mismatchText(record.mismatch);
+  return null;
+}
+
+/** The list's one-line summary of a conversation's newest item. */
+function previewText(conversation) {
+  const last = conversation.messages.at(-1) ?? conversation.preview;
+  if (!last) return "";
+  if (!last.verified) return last.kind === "system" ? "Unverifiable membership change" : "Unverifiable message";
+  if (last.kind) return `${last.sender} ${last.text ?? ""}`;
+  const fileName = last.file?.name ?? last.upload?.name;
+  const text = fileName ? `📎 ${fileName}` : last.text ?? "";
+  return conversation.kind === "group" ? `${last.sender}: ${text}` : text;
+}
 
 const STATUS_LABELS = {
   uploading: "Encrypting and uploading…",
@@ -21,7 +49,8 @@ const STATUS_LABELS = {
 export class ChatView {
   /**
    * @param {import("./messenger.js").Messenger} messenger
-   * @param {{openContact: (name: string) => void, openAccount: () => void}} panels
+   * @param {{openContact: (name: string) => void, openAccount: () => void, openGroup: (id: string) => void,
+   *   newGroup: () => void, joinGroup: () => void}} panels
    */
   constructor(messenger, panels) {
     this.messenger = messenger;
@@ -46,7 +75,15 @@ export class ChatView {
     };
     this.onTrust = (event) => {
       const conversation = this.current();
-      if (conversation && event.detail === conversation.peer) this.renderTrust();
+      if (!conversation) return;
+      const members = conversation.kind === "group" ? conversation.group?.state?.members ?? [] : [conversation.peer];
+      if (members.includes(event.detail)) this.renderTrust();
+    };
+    this.onGroup = (event) => {
+      if (event.detail === this.openId) {
+        this.renderHeader();
+        this.renderTrust();
+      }
     };
     this.onStatus = (event) => {
       const labels = { connecting: "Connecting…", online: "Online", offline: "Offline: reconnecting" };
@@ -57,6 +94,7 @@ export class ChatView {
     messenger.addEventListener("conversations", this.onConversations);
     messenger.addEventListener("messages", this.onMessages);
     messenger.addEventListener("trust", this.onTrust);
+    messenger.addEventListener("group", this.onGroup);
     messenger.addEventListener("status", this.onStatus);
 
     this.listeners = [
@@ -79,7 +117,16 @@ export class ChatView {
       [this.messages, "scroll", () => void this.maybeLoadOlder()],
       [byId("back"), "click", () => this.close()],
       [byId("open-contact"), "click", () => this.current() && this.panels.openContact(this.current().peer)],
-      [byId("key-change-review"), "click", () => this.current() && this.panels.openContact(this.current().peer)],
+      [byId("open-group"), "click", () => this.current() && this.panels.openGroup(this.current().id)],
+      [byId("group-banner-details"), "click", () => this.current() && this.panels.openGroup(this.current().id)],
+      [byId("group-banner-check"), "click", () => void this.checkGroup()],
+      [byId("new-group-open"), "click", () => this.panels.newGroup()],
+      [byId("join-group-open"), "click", () => this.panels.joinGroup()],
+      [byId("key-change-review"), "click", () => {
+        const conversation = this.current();
+        const name = conversation && this.messenger.changedMember(conversation);
+        if (name) this.panels.openContact(name);
+      }],
       [byId("key-change-accept"), "click", () => void this.acceptKeyChange()],
       [byId("open-account"), "click", () => this.panels.openAccount()],
       [document, "visibilitychange", () => {
@@ -95,6 +142,7 @@ export class ChatView {
     this.messenger.removeEventListener("conversations", this.onConversations);
     this.messenger.removeEventListener("messages", this.onMessages);
     this.messenger.removeEventListener("trust", this.onTrust);
+    this.messenger.removeEventListener("group", this.onGroup);
     this.messenger.removeEventListener("status", this.onStatus);
     this.list.replaceChildren();
     this.messages.replaceChildren();
@@ -113,14 +161,19 @@ export class ChatView {
 
   renderConversations() {
     const items = this.messenger.sortedConversations().map((conversation) => {
-      const last = conversation.messages.at(-1) ?? conversation.preview;
-      const fileName = last?.file?.name ?? last?.upload?.name;
-      const preview = last ? (last.verified ? (fileName ? `📎 ${fileName}` : last.text ?? "") : "Unverifiable message") : "";
+      const title = conversationTitle(conversation);
+      const group = conversation.kind === "group";
+      const warning = group && groupWarning(conversation.group);
+      const avatar = [...title][0]?.toUpperCase() ?? "?";
       const button = el("button", { className: "conversation-item", attrs: { type: "button" } }, [
-        el("span", { className: "avatar", text: conversation.peer.slice(0, 1).toUpperCase(), attrs: { "aria-hidden": "true" } }),
+        el("span", { className: group ? "avatar group" : "avatar", text: avatar, attrs: { "aria-hidden": "true" } }),
         el("span", { className: "conversation-text" }, [
-          el("span", { className: "conversation-name", text: conversation.peer }),
-          el("span", { className: "conversation-preview", text: preview }),
+          el("span", { className: "conversation-name" }, [
+            ...(group ? [el("span", { className: "visually-hidden", text: "Group: " })] : []),
+            el("span", { className: "conversation-title", text: title }),
+            ...(warning ? [el("span", { className: "conversation-warning", text: " ⚠", attrs: { title: warning, "aria-label": "warning" } })] : []),
+          ]),
+          el("span", { className: "conversation-preview", text: previewText(conversation) }),
         ]),
         el("span", { className: "conversation-meta" }, [
           el("time", { className: "conversation-time", text: shortTime(conversation.lastActivity) }),
@@ -129,7 +182,11 @@ export class ChatView {
             : []),
         ]),
       ]);
-      button.dataset.peer = conversation.peer;
+      if (group) {
+        button.dataset.group = conversation.id;
+      } else {
+        button.dataset.peer = conversation.peer;
+      }
       if (conversation.id === this.openId) button.setAttribute("aria-current", "true");
       button.addEventListener("click", () => void this.open(conversation.id));
       return el("li", {}, [button]);
@@ -161,7 +218,7 @@ export class ChatView {
     show(byId("conversation"));
     show(byId("nothing-open"), false);
     this.screen.dataset.view = "conversation";
-    byId("conversation-title").textContent = conversation.peer;
+    this.renderHeader();
     setMessage(byId("composer-error"), null);
     this.renderTrust();
     this.renderMessages();
@@ -184,18 +241,52 @@ export class ChatView {
     this.renderConversations();
   }
 
+  /** The title bar: the contact or the group's name (and its member count). */
+  renderHeader() {
+    const conversation = this.current();
+    if (!conversation) return;
+    const group = conversation.kind === "group";
+    byId("conversation-title").textContent = conversationTitle(conversation);
+    const members = conversation.group?.state?.members;
+    const subtitle = byId("conversation-subtitle");
+    subtitle.textContent = group && members ? `${members.length} member${members.length === 1 ? "" : "s"}` : "";
+    show(subtitle, Boolean(subtitle.textContent));
+    show(byId("open-contact"), !group);
+    show(byId("open-group"), group);
+  }
+
+  /** Banners and the composer: sending is paused by a key change or a group's problem. */
   renderTrust() {
     const conversation = this.current();
     if (!conversation) return;
-    const pin = this.messenger.pins.get(conversation.peer);
-    const changed = Boolean(pin?.pending);
+    const changedName = this.messenger.changedMember(conversation);
+    const changed = changedName !== null;
     show(byId("key-change-banner"), changed);
-    byId("key-change-name").textContent = conversation.peer;
+    byId("key-change-name").textContent = changedName ?? "";
+    const group = conversation.kind === "group";
+    const pin = group ? null : this.messenger.pins.get(conversation.peer);
     show(byId("conversation-verified"), Boolean(pin?.verified) && !changed);
-    this.text.disabled = changed;
-    this.fileInput.disabled = changed;
-    byId("composer-send").disabled = changed;
-    this.text.placeholder = changed ? "Sending is paused until you accept the new keys" : "Write a message";
+    const warning = group ? groupWarning(conversation.group) : null;
+    setMessage(byId("group-banner-text"), warning);
+    show(byId("group-banner"), Boolean(warning));
+    show(byId("group-banner-check"), Boolean(warning) && conversation.group?.status !== "removed");
+    const paused = changed || Boolean(warning);
+    this.text.disabled = paused;
+    this.fileInput.disabled = paused;
+    byId("composer-send").disabled = paused;
+    this.text.placeholder = changed
+      ? "Sending is paused until you accept the new keys"
+      : warning
+        ? "Sending is paused"
+        : "Write a message";
+  }
+
+  async checkGroup() {
+    const conversation = this.current();
+    if (!conversation || conversation.kind !== "group") return;
+    setMessage(byId("composer-error"), null);
+    await this.messenger.groups.check(conversation.id);
+    this.renderTrust();
   }
 
   renderMessages() {
@@ -207,7 +298,15 @@ export class ChatView {
     const previousTop = list.scrollTop;
     // Keyed by the message object: only new or changed messages are (re)built, so a
     // long conversation does not cost a full re-render per arriving message.
-    const wanted = conversation.messages.map((message) => {
+    // A group's name re-sent unchanged (after each join) is shown once.
+    let lastName = null;
+    const visible = conversation.messages.filter((message) => {
+      if (message.kind !== "info" || !message.verified || message.infoName === undefined) return true;
+      const repeated = message.infoName === lastName;
+      lastName = message.infoName;
+      return !repeated || message.status === "failed";
+    });
+    const wanted = visible.map((message) => {
       const transfer = message.transfer;
       const signature = `${message.verified}|${message.status}|${message.serverTs}|${message.text}|${message.reason}|${transfer?.state}|${transfer?.done}`;
       if (message.verified && message.file && !transfer && previewable(message.file) && message.file.size <= AUTO_PREVIEW_BYTES) {
@@ -235,11 +334,49 @@ export class ChatView {
     }
   }
 
+  /** A membership change, or a group's name: one centred line, not a bubble. */
+  renderLine(conversation, message) {
+    const item = el("li", { className: "system-line" });
+    item.dataset.messageId = message.messageId;
+    item.dataset.kind = message.kind ?? "";
+    item.dataset.verified = String(message.verified);
+    if (!message.verified) {
+      item.classList.add("unverifiable");
+      const what = message.kind === "system" ? "A membership change" : "A message";
+      item.append(
+        el("p", { className: "line-text", text: `⚠ ${what} failed a security check and is not applied (${message.reason ?? "unknown reason"}).` }),
+      );
+      return item;
+    }
+    const time = el("time", { className: "line-time", text: shortTime(message.sentAt ?? message.serverTs) });
+    time.title = `${fullTime(message.sentAt)} (the signer’s clock)`;
+    item.append(
+      el("p", { className: "line-text" }, [
+        el("span", { className: "line-actor", text: message.sender }),
+        document.createTextNode(` ${message.text ?? ""} `),
+        time,
+      ]),
+    );
+    if (message.sender === this.messenger.username && message.status === "failed" && message.envelopeText) {
+      const retry = el("button", { className: "link", text: "Not sent: retry", attrs: { type: "button" } });
+      retry.addEventListener("click", () => void this.messenger.retry(conversation.id, message.messageId));
+      item.append(retry);
+    }
+    return item;
+  }
+
   renderMessage(conversation, message) {
+    if (message.kind) return this.renderLine(conversation, message);
     const mine = message.sender === this.messenger.username;
+    const group = conversation.kind === "group";
     const item = el("li", { className: `message ${mine ? "mine" : "theirs"}` });
     item.dataset.messageId = message.messageId;
     item.dataset.verified = String(message.verified);
+    if (group && !mine) {
+      item.dataset.sender = message.sender;
+      const label = message.verified ? message.sender : `${message.sender} (claimed, not verified)`;
+      item.append(el("p", { className: "message-sender", text: label }));
+    }
     if (!message.verified) {
       item.classList.add("unverifiable");
       item.append(
@@ -380,8 +517,9 @@ export class ChatView {
 
   async acceptKeyChange() {
     const conversation = this.current();
-    if (!conversation) return;
-    await this.messenger.acceptKeyChange(conversation.peer);
+    const name = conversation && this.messenger.changedMember(conversation);
+    if (!name) return;
+    await this.messenger.acceptKeyChange(name);
     setMessage(byId("composer-error"), null);
     this.renderTrust();
   }

@@ -3,7 +3,7 @@
  * the last processed sequence, reconnect with backoff, pipeline sends and match their
  * answers by `ref`.
  *
- * Events (on this EventTarget): `entry` (detail: a message or receipt frame), `state`
+ * Events (on this EventTarget): `entry` (detail: a message, receipt or group frame), `state`
  * (detail: "connecting" | "online" | "offline"), `ended` (detail: the close reason,
  * when the session is over and reconnecting cannot help).
  *
@@ -96,6 +96,7 @@ export class InboxSocket extends EventTarget {
         break;
       case "message":
       case "receipt":
+      case "group":
         this.dispatchEvent(new CustomEvent("entry", { detail: frame }));
         break;
       case "sent":

@@ -8,12 +8,13 @@ import { AdminView } from "./admin-view.js";
 import { Api } from "./api.js";
 import { AuthView } from "./auth-view.js";
 import { ChatView } from "./chat-view.js";
+import { GroupPanels } from "./group-panels.js";
 import { Messenger } from "./messenger.js";
 import { Panels } from "./panels.js";
 import * as session from "./session.js";
 
 const api = new Api();
-/** @type {{messenger: Messenger, chat: ChatView, panels: Panels, admin: AdminView} | null} */
+/** @type {{messenger: Messenger, chat: ChatView, panels: Panels, groupPanels: GroupPanels, admin: AdminView} | null} */
 let current = null;
 /** @type {string | null} the account of the current session while it is locked */
 let lockedUsername = null;
@@ -57,17 +58,27 @@ async function enter(identity, remember) {
   });
   // The server decides; this only chooses whether to offer the console.
   panels.isAdmin = Boolean((await api.account()).is_admin);
+  /** @type {ChatView | null} */
+  let chatView = null;
+  const groupPanels = new GroupPanels(messenger, {
+    openConversation: (id) => chatView?.open(id),
+    openContact: (name) => void panels.openContact(name),
+  });
   const chat = new ChatView(messenger, {
     openContact: (name) => void panels.openContact(name),
     openAccount: () => void panels.openAccount(),
+    openGroup: (id) => void groupPanels.openGroup(id),
+    newGroup: () => groupPanels.newGroup(),
+    joinGroup: () => groupPanels.joinGroup(),
   });
+  chatView = chat;
   messenger.addEventListener("incoming", (event) => notify(/** @type {CustomEvent} */ (event).detail));
   messenger.addEventListener("conversations", () => updateTitle(messenger));
   messenger.addEventListener("ended", () => {
     teardown();
     auth.showLogin({ error: "Your session has ended (logged out elsewhere or the password changed). Please log in again.", username: identity.username });
   });
-  current = { messenger, chat, panels, admin };
+  current = { messenger, chat, panels, groupPanels, admin };
   lockedUsername = null;
   await messenger.start();
   auth.hide();
@@ -80,6 +91,7 @@ function teardown() {
   current.messenger.stop();
   current.chat.destroy();
   current.panels.destroy();
+  current.groupPanels.destroy();
   current.admin.destroy();
   current = null;
   delete document.body.dataset.user;
@@ -107,7 +119,8 @@ function notify({ conversation, message }) {
   if (document.visibilityState !== "hidden" || !("Notification" in globalThis)) return;
   if (Notification.permission !== "granted") return;
   // The sender's name only: message text does not go to the operating system.
-  new Notification("SecureChat", { body: `New message from ${message.sender}`, tag: conversation.id });
+  const where = conversation.kind === "group" ? " in a group" : "";
+  new Notification("SecureChat", { body: `New message from ${message.sender}${where}`, tag: conversation.id });
 }
 
 async function boot() {

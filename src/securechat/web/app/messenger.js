@@ -1,8 +1,10 @@
 /**
- * The messenger: conversations, sending and receiving, trust (PROTOCOL.md 7-9). No DOM.
+ * The messenger: conversations (direct and group), sending and receiving, trust
+ * (PROTOCOL.md 7-9, 13). No DOM.
  *
  * State changes are announced as events on this EventTarget: `conversations` (the list
- * changed), `messages` (detail: conversation id), `trust` (detail: username), `status`
+ * changed), `messages` (detail: conversation id), `trust` (detail: username), `group`
+ * (detail: group id: its name, membership, status or server check changed), `status`
  * (detail: "connecting" | "online" | "offline"), `incoming` (detail: a received message),
  * `ended` (detail: reason).
  *
@@ -11,6 +13,7 @@
 
 import {
   Envelope,
+  GroupChange,
   ProtocolError,
   PublicIdentity,
   directConversationId,
@@ -26,6 +29,7 @@ import {
   sealMessage,
 } from "../protocol/index.js";
 import { ApiError } from "./api.js";
+import { GroupBook, RECIPIENTS_DIFFER, describeChange } from "./groups.js";
 import { InboxSocket } from "./inbox.js";
 import * as store from "./store.js";
 import { downloadFile, previewable, uploadFile } from "./transfers.js";
@@ -43,6 +47,12 @@ function isConversationId(value) {
   }
 }
 
+/** What a conversation is called: the contact, or the group's name. */
+export function conversationTitle(conversation) {
+  if (conversation.kind === "group") return conversation.group?.name ?? "Unnamed group";
+  return conversation.peer;
+}
+
 /** Sending to a contact whose keys changed is refused until the user accepts the change. */
 export class KeyChanged extends Error {
   constructor(username) {
@@ -53,9 +63,14 @@ export class KeyChanged extends Error {
 
 /**
  * @typedef {object} ChatMessage
- * @property {string} messageId
+ * @property {string} messageId (`change:<group>:<seq>` for a membership change)
  * @property {string} conversationId
  * @property {string} sender
+ * @property {"system" | "info"} [kind] a membership change (not a message), or a group_info
+ *   message; both shown as a line in the conversation; plain messages have no kind
+ * @property {string} [infoName] the name a group_info message gives
+ * @property {string[]} [awaiting] own messages: the other recipients, for "Delivered"
+ * @property {Set<string>} [deliveredTo] own messages: who acknowledged it so far
  * @property {string | null} text null when unverifiable
  * @property {number | null} sentAt the sender's clock (signed), ms
  * @property {number | null} serverTs the server's clock, ms
@@ -80,9 +95,10 @@ export class KeyChanged extends Error {
 /**
  * @typedef {object} Conversation
  * @property {string} id
- * @property {string} kind
- * @property {string[]} members
- * @property {string} peer the other member (a direct conversation)
+ * @property {"direct" | "group"} kind
+ * @property {string[]} members (a direct conversation)
+ * @property {string} peer the other member (a direct conversation; "" for a group)
+ * @property {import("./groups.js").GroupRecord} [group] a group's verified state
  * @property {number} lastActivity ms
  * @property {number} unread
  * @property {ChatMessage[]} messages oldest first
@@ -112,6 +128,7 @@ export class Messenger extends EventTarget {
     this.entryQueue = Promise.resolve();
     /** @type {number | undefined} */
     this.ackTimer = undefined;
+    this.groups = new GroupBook(this);
     this.socket = new InboxSocket(api, () => this.lastSeq);
     this.socket.addEventListener("entry", (event) => this.enqueue(/** @type {CustomEvent} */ (event).detail));
     this.socket.addEventListener("state", (event) => this.emit("status", /** @type {CustomEvent} */ (event).detail));
@@ -142,6 +159,7 @@ export class Messenger extends EventTarget {
       this.lastSeq = (await this.api.inbox(0, 1)).head;
       await store.put("state", this.key("lastSeq"), this.lastSeq);
     }
+    await this.groups.load();
     await this.refreshConversations();
     this.socket.start();
     void this.loadPreviews();
@@ -154,6 +172,7 @@ export class Messenger extends EventTarget {
   async loadPreviews(count = 20) {
     for (const conversation of this.sortedConversations().slice(0, count)) {
       if (conversation.messages.length || conversation.preview || !isConversationId(conversation.id)) continue;
+      if (conversation.group && conversation.group.status === "removed") continue;
       try {
         const page = await this.api.history(conversation.id, { limit: 1 });
         const item = page.messages[0];
@@ -180,13 +199,127 @@ export class Messenger extends EventTarget {
   async refreshConversations() {
     const answer = await this.api.conversations();
     const unread = new Map((await store.allFor("state", this.username)).filter((v) => v?.unreadOf).map((v) => [v.unreadOf, v.count]));
+    const groups = [];
     for (const item of answer.conversations) {
-      if (item.kind !== "direct") continue;
-      const conversation = this.ensureConversation(item.id, item.members);
+      let conversation;
+      if (item.kind === "direct") {
+        conversation = this.ensureConversation(item.id, item.members);
+      } else if (item.kind === "group" && typeof item.id === "string" && item.id.startsWith("grp-") && isConversationId(item.id)) {
+        conversation = this.ensureGroupConversation(this.groups.record(item.id));
+        groups.push([item.id, Array.isArray(item.members) ? item.members.map((name) => String(name)) : []]);
+      } else {
+        continue;
+      }
       conversation.lastActivity = Math.max(conversation.lastActivity, item.last_message_at ?? item.created_at ?? 0);
       conversation.unread = unread.get(item.id) ?? conversation.unread;
     }
+    for (const conversation of this.conversations.values()) {
+      if (conversation.kind === "group") conversation.unread = unread.get(conversation.id) ?? conversation.unread;
+    }
     this.emit("conversations");
+    // The chains are brought up to date and compared with the server's lists in the
+    // background: a group the inbox has not told this device about is fetched here.
+    void Promise.all(groups.map(([id, members]) => this.groups.compareServerList(id, members).catch(() => {})));
+  }
+
+  /**
+   * The conversation of a group (made for its record by the group book).
+   *
+   * @param {import("./groups.js").GroupRecord} record
+   * @returns {Conversation}
+   */
+  ensureGroupConversation(record) {
+    let conversation = this.conversations.get(record.id);
+    if (!conversation) {
+      conversation = {
+        id: record.id,
+        kind: "group",
+        members: [],
+        peer: "",
+        group: record,
+        lastActivity: record.chain.at(-1)?.at ?? 0,
+        unread: 0,
+        messages: [],
+        before: null,
+        historyLoaded: false,
+        historyComplete: false,
+      };
+      this.conversations.set(record.id, conversation);
+      this.emit("conversations");
+    }
+    return conversation;
+  }
+
+  /** Called by the group book when a group's record changed. */
+  groupChanged(record) {
+    this.emit("group", record.id);
+    this.emit("conversations");
+  }
+
+  /**
+   * Called by the group book for changes newly verified: each becomes a line in the
+   * conversation; an admin tells a newcomer the group's name (PROTOCOL.md 13.5).
+   *
+   * @param {import("./groups.js").GroupRecord} record
+   * @param {import("../protocol/groups.js").GroupChange[]} changes
+   */
+  groupAdopted(record, changes) {
+    const conversation = this.ensureGroupConversation(record);
+    for (const change of changes) {
+      const line = this.changeLine(record.id, change);
+      if (conversation.messages.some((m) => m.messageId === line.messageId)) continue;
+      conversation.messages.push(line);
+      conversation.lastActivity = Math.max(conversation.lastActivity, change.at);
+    }
+    if (changes.length) this.emit("messages", record.id);
+    this.groupChanged(record);
+  }
+
+  /** A membership change as a conversation item. */
+  changeLine(groupId, change) {
+    return {
+      messageId: `change:${groupId}:${change.seq}`,
+      conversationId: groupId,
+      kind: /** @type {const} */ ("system"),
+      sender: change.actor,
+      text: describeChange(change),
+      sentAt: change.at,
+      serverTs: null,
+      verified: true,
+      reason: null,
+      status: /** @type {const} */ ("received"),
+      envelopeText: null,
+    };
+  }
+
+  /**
+   * Put the lines of a group's verified changes among its loaded messages, by time,
+   * those older than the oldest loaded message only once the history is complete.
+   *
+   * @param {Conversation} conversation
+   */
+  mergeChangeLines(conversation) {
+    const record = conversation.group;
+    if (!record?.state) return;
+    const shown = new Set(conversation.messages.map((m) => m.messageId));
+    const time = (m) => m.sentAt ?? m.serverTs ?? 0;
+    const firstMessage = conversation.messages.find((m) => m.kind !== "system");
+    const from = conversation.historyComplete || !firstMessage ? -Infinity : time(firstMessage);
+    const messages = [...conversation.messages];
+    record.chain.forEach((wire, seq) => {
+      const id = `change:${record.id}:${seq}`;
+      if (shown.has(id) || wire.at < from) return;
+      let change;
+      try {
+        change = GroupChange.fromWire(wire);
+      } catch {
+        return;
+      }
+      const line = this.changeLine(record.id, change);
+      const index = messages.findIndex((m) => time(m) > line.sentAt);
+      messages.splice(index === -1 ? messages.length : index, 0, line);
+    });
+    conversation.messages = messages;
   }
 
   ensureConversation(id, members) {
@@ -212,7 +345,9 @@ export class Messenger extends EventTarget {
 
   /** Conversations, most recent activity first. */
   sortedConversations() {
-    return [...this.conversations.values()].sort((a, b) => b.lastActivity - a.lastActivity || a.peer.localeCompare(b.peer));
+    return [...this.conversations.values()].sort(
+      (a, b) => b.lastActivity - a.lastActivity || conversationTitle(a).localeCompare(conversationTitle(b)),
+    );
   }
 
   /**
@@ -238,8 +373,17 @@ export class Messenger extends EventTarget {
     const conversation = this.conversations.get(conversationId);
     if (!conversation) return;
     if (conversation.unread) await this.setUnread(conversation, 0);
-    // Opening a conversation re-checks the contact's keys, so a change shows at once.
-    this.trustedIdentity(conversation.peer).catch(() => {});
+    if (conversation.kind === "group") {
+      // Opening a group re-checks its chain, the server's list and the members' keys.
+      void this.groups.check(conversationId).then(() => {
+        for (const name of conversation.group?.state?.members ?? []) {
+          if (name !== this.username) this.trustedIdentity(name).catch(() => {});
+        }
+      });
+    } else {
+      // Opening a conversation re-checks the contact's keys, so a change shows at once.
+      this.trustedIdentity(conversation.peer).catch(() => {});
+    }
     if (!conversation.historyLoaded) await this.loadOlder(conversationId);
   }
 
@@ -263,7 +407,24 @@ export class Messenger extends EventTarget {
       Object.assign(conversation, { historyLoaded: true, historyComplete: true });
       return false;
     }
-    const page = await this.api.history(conversationId, { before: conversation.before, limit: HISTORY_PAGE });
+    if (conversation.group?.status === "removed" && conversation.group.state) {
+      // No history for a former member; what it has are the membership changes.
+      Object.assign(conversation, { historyLoaded: true, historyComplete: true });
+      this.mergeChangeLines(conversation);
+      this.emit("messages", conversationId);
+      return false;
+    }
+    let page;
+    try {
+      page = await this.api.history(conversationId, { before: conversation.before, limit: HISTORY_PAGE });
+    } catch (error) {
+      if (!(conversation.kind === "group" && error instanceof ApiError && error.status === 404)) throw error;
+      // The server does not (or no longer) count this device's user as a member.
+      Object.assign(conversation, { historyLoaded: true, historyComplete: true });
+      this.mergeChangeLines(conversation);
+      this.emit("messages", conversationId);
+      return false;
+    }
     const older = [];
     for (const item of page.messages) {
       const message = await this.openEnvelope(item.envelope, {
@@ -273,7 +434,9 @@ export class Messenger extends EventTarget {
         fallbackId: item.message_id,
       });
       if (message.verified && message.sender === this.username) {
-        message.status = item.delivered_to.includes(conversation.peer) ? "delivered" : "sent";
+        const deliveredTo = Array.isArray(item.delivered_to) ? item.delivered_to : [];
+        message.deliveredTo = new Set(deliveredTo);
+        message.status = (message.awaiting ?? []).every((name) => deliveredTo.includes(name)) ? "delivered" : "sent";
       }
       older.push(message);
     }
@@ -295,6 +458,7 @@ export class Messenger extends EventTarget {
     conversation.before = page.next_before;
     conversation.historyLoaded = true;
     conversation.historyComplete = page.next_before === null;
+    if (conversation.kind === "group") this.mergeChangeLines(conversation);
     this.emit("messages", conversationId);
     return older.length > 0;
   }
@@ -315,18 +479,27 @@ export class Messenger extends EventTarget {
     if (!Number.isSafeInteger(frame.seq) || frame.seq <= this.lastSeq) return;
     if (frame.type === "receipt") {
       const ids = new Set(Array.isArray(frame.message_ids) ? frame.message_ids : []);
+      const recipient = String(frame.recipient ?? "");
       for (const conversation of this.conversations.values()) {
         let changed = false;
         for (const message of conversation.messages) {
           if (ids.has(message.messageId) && message.sender === this.username && message.status !== "delivered") {
-            message.status = "delivered";
-            changed = true;
+            // Delivered once every other recipient has it (in a direct chat: the contact).
+            message.deliveredTo ??= new Set();
+            message.deliveredTo.add(recipient);
+            const awaiting = message.awaiting ?? [];
+            if (awaiting.length === 0 || awaiting.every((name) => message.deliveredTo?.has(name))) {
+              message.status = "delivered";
+              changed = true;
+            }
           }
         }
         if (changed) this.emit("messages", conversation.id);
       }
     } else if (frame.type === "message") {
       await this.receiveMessage(frame);
+    } else if (frame.type === "group") {
+      await this.receiveGroupChange(frame);
     }
     this.lastSeq = frame.seq;
     await store.put("state", this.key("lastSeq"), this.lastSeq);
@@ -336,6 +509,43 @@ export class Messenger extends EventTarget {
   scheduleAck() {
     clearTimeout(this.ackTimer);
     this.ackTimer = setTimeout(() => this.socket.ack(this.lastSeq), ACK_DELAY_MS);
+  }
+
+  /** A membership change from the inbox: verified into the chain, or shown as unverifiable. */
+  async receiveGroupChange(frame) {
+    const { groupId, change, known, problem } = await this.groups.onFrame(frame);
+    if (!groupId) return;
+    const record = this.groups.record(groupId);
+    const conversation = this.ensureGroupConversation(record);
+    if (problem !== null) {
+      conversation.messages.push({
+        messageId: `change:${groupId}:unverifiable:${frame.seq}`,
+        conversationId: groupId,
+        kind: "system",
+        sender: change?.actor ?? "",
+        text: null,
+        sentAt: change?.at ?? null,
+        serverTs: null,
+        verified: false,
+        reason: problem,
+        status: "received",
+        envelopeText: null,
+      });
+      this.emit("messages", groupId);
+      this.emit("conversations");
+      return;
+    }
+    if (!change || known) return;
+    if (
+      change.action === "join" &&
+      change.actor !== this.username &&
+      record.state?.admins.includes(this.username) &&
+      record.name
+    ) {
+      // The joiner cannot know the group's name: an admin tells it (PROTOCOL.md 13.5).
+      const name = record.name;
+      void this.sendGroupInfo(groupId, name).catch(() => {});
+    }
   }
 
   async receiveMessage(frame) {
@@ -348,6 +558,9 @@ export class Messenger extends EventTarget {
     });
     const conversationId = message.conversationId || String(frame.conversation_id ?? "");
     let conversation = this.conversations.get(conversationId);
+    if (!conversation && conversationId.startsWith("grp-") && isConversationId(conversationId)) {
+      conversation = this.ensureGroupConversation(this.groups.record(conversationId));
+    }
     if (!conversation) {
       if (!message.verified && !message.peer) {
         // Not placeable in a verified conversation: shown under the server's claim.
@@ -381,7 +594,7 @@ export class Messenger extends EventTarget {
     if (message.verified && message.sender === this.username) message.status = "sent";
     conversation.messages.push(message);
     conversation.lastActivity = Math.max(conversation.lastActivity, message.serverTs ?? Date.now());
-    if (message.sender !== this.username) {
+    if (message.sender !== this.username && message.kind !== "info") {
       const visible = this.activeId === conversation.id && document.visibilityState === "visible";
       if (!visible) await this.setUnread(conversation, conversation.unread + 1);
       this.emit("incoming", { conversation, message });
@@ -420,20 +633,33 @@ export class Messenger extends EventTarget {
     const header = envelope.header;
     Object.assign(message, { messageId: header.messageId, sender: header.sender, sentAt: header.sentAt });
     message.conversationId = header.conversationId;
-    let peer = null;
-    for (const name of envelope.recipients) {
-      if (name !== this.username && (await directConversationId(this.username, name)) === header.conversationId) {
-        peer = name;
-      }
-    }
-    if (peer === null) {
-      message.reason = "the conversation does not match its members";
-      return message;
-    }
-    message.peer = peer;
     if (conversationId && conversationId !== header.conversationId) {
       message.reason = "delivered into another conversation";
       return message;
+    }
+    const group = header.conversationId.startsWith("grp-");
+    /** @type {string[] | null} */
+    let members = null;
+    if (group) {
+      // 13.5: the recipients must be a verified membership from my join on.
+      members = await this.groups.recipientsFor(envelope);
+      if (members === null) {
+        message.reason = RECIPIENTS_DIFFER;
+        return message;
+      }
+    } else {
+      let peer = null;
+      for (const name of envelope.recipients) {
+        if (name !== this.username && (await directConversationId(this.username, name)) === header.conversationId) {
+          peer = name;
+        }
+      }
+      if (peer === null) {
+        message.reason = "the conversation does not match its members";
+        return message;
+      }
+      message.peer = peer;
+      members = [this.username, peer];
     }
     const senderIdentity = await this.senderIdentity(header.sender);
     if (!senderIdentity) {
@@ -445,12 +671,25 @@ export class Messenger extends EventTarget {
         me: this.me,
         senderIdentity,
         conversationId: header.conversationId,
-        members: [this.username, peer],
+        members,
       });
       const text = opened.payload.text;
       message.text = typeof text === "string" ? text : "";
       message.file = opened.payload.type === "file" ? fileDescriptorFromPayload(opened.payload) : null;
       message.verified = true;
+      if (header.sender === this.username) message.awaiting = envelope.recipients.filter((name) => name !== this.username);
+      if (opened.payload.type === "group_info") {
+        const name = String(opened.payload.name);
+        message.kind = "info";
+        message.infoName = name;
+        if (!group) {
+          message.text = `sent a group name (“${name}”) in a direct chat; it is ignored`;
+        } else if (await this.groups.noteInfo(header.conversationId, header.sender, name, serverTs)) {
+          message.text = `named the group “${name}”`;
+        } else {
+          message.text = `sent a group name (“${name}”), ignored: only the group's admins name it`;
+        }
+      }
     } catch {
       message.reason = "signature, key or ciphertext check failed";
     }
@@ -473,18 +712,40 @@ export class Messenger extends EventTarget {
    * changed key stops the message before it leaves.
    */
   async seal(conversation, payload) {
-    const pin = this.pins.get(conversation.peer);
-    if (pin?.pending) throw new KeyChanged(conversation.peer);
-    const peerIdentity = await this.pinnedOrFetch(conversation.peer);
-    const recipients = new Map([
-      [this.username, this.me.public],
-      [conversation.peer, peerIdentity],
-    ]);
+    const recipients = await this.recipients(conversation);
+    const others = [...recipients.keys()].filter((name) => name !== this.username);
     const [envelope] = await Promise.all([
       sealMessage(this.me, conversation.id, recipients, payload),
-      this.trustedIdentity(conversation.peer),
+      ...others.map((name) => this.trustedIdentity(name)),
     ]);
     return envelope;
+  }
+
+  /**
+   * Every member's pinned identity, the sender's included: for a group, the verified
+   * members once the chain is up to date and the server's list agrees (PROTOCOL.md
+   * 13.5); a member whose keys changed stops the message (8.3).
+   *
+   * @param {Conversation} conversation
+   * @returns {Promise<Map<string, PublicIdentity>>}
+   */
+  async recipients(conversation) {
+    const names =
+      conversation.kind === "group"
+        ? [...(await this.groups.checkForSending(conversation.id)).members]
+        : [this.username, conversation.peer];
+    const changed = names.find((name) => name !== this.username && this.pins.get(name)?.pending);
+    if (changed) throw new KeyChanged(changed);
+    const entries = await Promise.all(
+      names.map(async (name) => [name, name === this.username ? this.me.public : await this.pinnedOrFetch(name)]),
+    );
+    return new Map(/** @type {[string, PublicIdentity][]} */ (entries));
+  }
+
+  /** The member of a conversation whose keys changed and are not accepted yet, if any. */
+  changedMember(conversation) {
+    const names = conversation.kind === "group" ? conversation.group?.state?.members ?? [] : [conversation.peer];
+    return names.find((name) => name !== this.username && this.pins.get(name)?.pending) ?? null;
   }
 
   /** @returns {Conversation} */
@@ -509,6 +770,74 @@ export class Messenger extends EventTarget {
   }
 
   /**
+   * Tell the group its name (a group_info message, PROTOCOL.md 13.5): after creating
+   * it, after adding members, and when someone joins.
+   *
+   * @param {string} groupId
+   * @param {string} name
+   */
+  async sendGroupInfo(groupId, name) {
+    const conversation = this.conversationFor(groupId);
+    const envelope = await this.seal(conversation, { type: "group_info", name });
+    const message = this.ownMessage(conversation, envelope, `named the group “${name}”`, null);
+    message.kind = "info";
+    message.infoName = name;
+    await this.post(conversation, message, envelope);
+    if (message.status !== "failed") await this.groups.noteInfo(groupId, this.username, name, message.serverTs);
+    return message;
+  }
+
+  // Groups ---------------------------------------------------------------------------
+  /**
+   * Create a group, named, with these members (usernames); the name follows as a
+   * group_info message.
+   *
+   * @returns {Promise<Conversation>}
+   */
+  async createGroup(name, members) {
+    const id = await this.groups.create(name, members);
+    const conversation = this.conversationFor(id);
+    conversation.lastActivity = Date.now();
+    this.emit("conversations");
+    await this.sendGroupInfo(id, name);
+    return conversation;
+  }
+
+  /**
+   * Add, remove, promote (admins) or leave; an add is followed by the group's name, so
+   * the new members learn it.
+   *
+   * @param {string} groupId
+   * @param {"add" | "remove" | "promote" | "leave"} action
+   * @param {string[]} [members]
+   */
+  async changeGroup(groupId, action, members = []) {
+    const change = await this.groups.change(groupId, action, members);
+    const record = this.groups.record(groupId);
+    if (action === "add" && record.name) await this.sendGroupInfo(groupId, record.name);
+    return change;
+  }
+
+  /** @returns {Promise<import("../protocol/groups.js").Invite>} */
+  makeInvite(groupId, options) {
+    return this.groups.makeInvite(groupId, options);
+  }
+
+  /**
+   * Join a group with an invite code.
+   *
+   * @param {string} code
+   * @returns {Promise<Conversation>}
+   */
+  async joinGroup(code) {
+    const id = await this.groups.join(code);
+    const conversation = this.conversationFor(id);
+    conversation.lastActivity = Date.now();
+    this.emit("conversations");
+    return conversation;
+  }
+
+  /**
    * Encrypt and upload a file, then share it in a message. The message shows at once,
    * with the upload's progress; a failed upload leaves it as "Not sent".
    *
@@ -518,8 +847,8 @@ export class Messenger extends EventTarget {
    */
   async sendFile(conversationId, file, caption = "") {
     const conversation = this.conversationFor(conversationId);
-    if (this.pins.get(conversation.peer)?.pending) throw new KeyChanged(conversation.peer);
-    await this.pinnedOrFetch(conversation.peer);
+    // Checked before anything is uploaded: keys, and for a group its membership.
+    await this.recipients(conversation);
     /** @type {ChatMessage} */
     const message = {
       messageId: `upload:${crypto.randomUUID()}`,
@@ -552,6 +881,7 @@ export class Messenger extends EventTarget {
         file: descriptor,
         envelopeText: JSON.stringify(envelope.toWire()),
         status: "sending",
+        awaiting: envelope.recipients.filter((name) => name !== this.username),
       });
       message.transfer = { state: "ready", done: file.size, total: file.size, url: null, error: null };
       if (previewable(descriptor)) message.transfer.url = URL.createObjectURL(file);
@@ -604,6 +934,7 @@ export class Messenger extends EventTarget {
       status: "sending",
       envelopeText: JSON.stringify(envelope.toWire()),
       file,
+      awaiting: envelope.recipients.filter((name) => name !== this.username),
     };
   }
 

@@ -1,18 +1,23 @@
 /**
- * This device's storage (IndexedDB). It holds no plaintext and no extractable key:
+ * This device's storage (IndexedDB). It holds no message text (group names aside, below)
+ * and no extractable key:
  *
  * - `device`: for "remember this device" only, the user's private keys as
  *   non-extractable CryptoKeys (IndexedDB stores CryptoKey objects by structured clone;
  *   the key bytes cannot be read back by any script) and their public identity;
  * - `pins`: contacts' pinned public keys, verified marks and pending key changes;
  * - `state`: per account, the last inbox sequence processed and unread counts;
- * - `seen`: message ids accepted from the inbox, to recognise replays.
+ * - `seen`: message ids accepted from the inbox, to recognise replays;
+ * - `groups`: per account and group, the group's verified membership chain (signed
+ *   changes, public by nature), this user's status in it and the group's name (the one
+ *   piece of message content kept here, as the terminal client keeps it, so the list can
+ *   show it before the history is fetched again).
  *
  * @module
  */
 
 const DB_NAME = "securechat";
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
 /** @type {Promise<IDBDatabase> | null} */
 let opening = null;
@@ -23,12 +28,20 @@ function database() {
     const request = indexedDB.open(DB_NAME, DB_VERSION);
     request.onupgradeneeded = () => {
       const db = request.result;
-      db.createObjectStore("device");
-      db.createObjectStore("pins");
-      db.createObjectStore("state");
-      db.createObjectStore("seen");
+      // Version 1 made the first four; version 2 adds groups. Each is made once.
+      for (const name of ["device", "pins", "state", "seen", "groups"]) {
+        if (!db.objectStoreNames.contains(name)) db.createObjectStore(name);
+      }
     };
-    request.onsuccess = () => resolve(request.result);
+    request.onsuccess = () => {
+      const db = request.result;
+      // Another tab opening a newer version: step aside (the next call opens again).
+      db.onversionchange = () => {
+        db.close();
+        opening = null;
+      };
+      resolve(db);
+    };
     request.onerror = () => reject(request.error);
   });
   return opening;

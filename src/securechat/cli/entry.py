@@ -1,0 +1,13 @@
+"""The whole ``securechat`` command: the main commands plus the ``admin`` and ``group``
+groups, which import helpers from ``main`` (so they are joined here, not there)."""
+
+from __future__ import annotations
+
+from .admin import admin_app
+from .group import group_app
+from .main import app
+
+app.add_typer(admin_app, name="admin")
+app.add_typer(group_app, name="group")
+
+__all__ = ["app"]
