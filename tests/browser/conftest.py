@@ -28,6 +28,8 @@ PASSWORDS = {
     "bob": "tr0ub4dor&3-but-longer",
     "carol": "purple monkey dishwasher 9",
     "dave": "grey seal lighthouse 1871",
+    "erin": "amber kettle mountain 42",
+    "mallory": "not to be trusted 0xDEAD",
 }
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}

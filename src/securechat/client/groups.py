@@ -62,7 +62,11 @@ class GroupBook:
             for name in sorted({n for c in changes for n in _names(c)}):
                 if self.m.pinned_identity(name) is None:
                     await self.m._sender_identity(Username(name))
-            state = verify_chain(changes, self.m.pinned_identity, group_id=group_id)
+            # What this device verified and stored before is not re-checked with keys
+            # pinned since (a member's key change must not void its earlier changes).
+            local = self.local_chain(group_id)
+            prefix = len(local) if wires[: len(local)] == local else 0
+            state = verify_chain(changes, self.m.pinned_identity, group_id=group_id, verified_prefix=prefix)
         except protocol_errors.ProtocolError as exc:
             raise GroupUnverifiable(
                 f"group {group_id}: its membership chain does not verify ({exc})"

@@ -647,6 +647,11 @@ export class Messenger extends EventTarget {
         message.reason = RECIPIENTS_DIFFER;
         return message;
       }
+      if (!members.includes(this.username)) {
+        // Sent while this user was not a member (after a removal): no key for us in it.
+        message.reason = "it was not encrypted for you (you were not a member when it was sent)";
+        return message;
+      }
     } else {
       let peer = null;
       for (const name of envelope.recipients) {
