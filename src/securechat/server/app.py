@@ -20,7 +20,7 @@ from .errors import Forbidden, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit
 from .metrics import Metrics, RequestMetrics, metrics_allowed
-from .realtime.broker import InProcessBroker
+from .realtime.broker import Broker, InProcessBroker
 from .realtime.slots import ConnectionSlots
 from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret = settings.load_server_secret()
         database = Database(settings.sqlalchemy_url())
         await migrate(database)
-        broker = InProcessBroker()
+        broker = await make_broker(settings)
         writer = MessageWriter(database, broker, metrics)
         writer.start()
         app.state.slots = ConnectionSlots(settings.ws_max_connections, settings.ws_max_per_user)
@@ -119,3 +119,14 @@ def chunk_store(settings: Settings, database: Database) -> ChunkStore:
     if kind == "directory":
         return DirectoryChunkStore(settings.data_dir / "files")
     return DatabaseChunkStore(database)
+
+
+async def make_broker(settings: Settings) -> Broker:
+    """In process for one instance; through Redis when several share a database."""
+    if settings.redis_url:
+        from .realtime.redis_broker import RedisBroker
+
+        redis_broker = RedisBroker(settings.redis_url, settings.redis_channel)
+        await redis_broker.start()
+        return redis_broker
+    return InProcessBroker()

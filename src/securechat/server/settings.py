@@ -15,7 +15,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str | None = None  # default: SQLite in data_dir
+    # Several instances on one database: Redis carries live events between them. The
+    # channel must be this deployment's own if the Redis server is shared.
     redis_url: str | None = None
+    redis_channel: str = "securechat:inbox-events"
     host: str = "127.0.0.1"
     port: int = 8000
     # Behind a TLS reverse proxy: the proxy addresses whose X-Forwarded-Proto/For to trust

@@ -1,0 +1,93 @@
+"""Two server processes on one PostgreSQL database with Redis between them: a message
+sent through one instance reaches a socket open on the other at once, and typing
+indicators cross too. Without the broker a socket would see the message only on its
+next event."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.realtime import InboxSocket
+from securechat.protocol.identifiers import direct_conversation_id
+
+from ..conftest import POSTGRES_URL, LiveServer, start_server
+from .conftest import PASSWORDS
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    name = f"securechat_instances_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    env = {
+        "SECURECHAT_DATABASE_URL": f"{base}/{name}",
+        "SECURECHAT_REDIS_URL": REDIS_URL,
+        # This test's own channel: other runs on the same Redis must not cross in.
+        "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
+    }
+    data_dir = tmp_path / "shared-data"
+    first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
+    second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def next_item(socket: InboxSocket, kind: str, timeout: float = 5) -> InboxItem:
+    async def find() -> InboxItem:
+        async for item in socket.items():
+            if item.kind == kind:
+                return item
+        raise AssertionError("socket closed")
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def test_live_delivery_and_typing_across_instances(two_instances, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first, second = two_instances
+    alice = Messenger(tmp_path / "alice", first.url)
+    bob = Messenger(tmp_path / "bob", second.url)
+    await alice.register("alice", PASSWORDS["alice"])
+    await bob.register("bob", PASSWORDS["bob"])
+    bob_socket = InboxSocket(bob)  # open on the second instance
+    alice_socket = InboxSocket(alice)  # open on the first
+    await bob_socket.connect()
+    await alice_socket.connect()
+    try:
+        for i in range(3):
+            await alice.send_text("bob", f"across instances {i}")  # stored by the first
+            item = await next_item(bob_socket, "message")
+            assert (item.text, item.verified) == (f"across instances {i}", True)
+        # The receipt for bob's acknowledgement (second instance) reaches alice (first).
+        receipt = await next_item(alice_socket, "receipt")
+        assert receipt.recipient == "bob"
+        await bob_socket.typing(direct_conversation_id(alice.username, bob.username))
+        typing = await next_item(alice_socket, "typing")
+        assert typing.sender == "bob"
+        for server in (first, second):
+            assert "Traceback" not in server.log()
+    finally:
+        await bob_socket.close()
+        await alice_socket.close()
+        await alice.close()
+        await bob.close()
