@@ -24,8 +24,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,9 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 from revision import git_revision
+
+from server import start_server
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
@@ -74,40 +73,6 @@ class PeakSampler:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(data_dir: Path, store: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SECURECHAT_DATA_DIR": str(data_dir),
-        "SECURECHAT_FILE_STORE": store,
-        "SECURECHAT_REGISTER_PER_MINUTE": "1000",
-        "PYTHONPATH": str(REPO / "src"),
-    }
-    log = open(data_dir.parent / f"server-{store}.log", "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
-
-
 async def measured(server_pid: int, action: Callable[[], Awaitable[Any]]) -> tuple[float, int, int, int]:
     """Seconds, server RSS before, server peak growth, client peak growth."""
     server_rss = psutil.Process(server_pid).memory_info().rss
@@ -121,7 +86,7 @@ async def measured(server_pid: int, action: Callable[[], Awaitable[Any]]) -> tup
 
 async def run_store(store: str, source: Path, work: Path) -> dict[str, Any]:
     data_dir = work / f"data-{store}"
-    process, url = start_server(data_dir, store)
+    process, url = start_server(data_dir, work / f"server-{store}.log", file_store=store)
     try:
         alice = Messenger(work / f"alice-{store}", url)
         bob = Messenger(work / f"bob-{store}", url)

@@ -26,9 +26,7 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,8 @@ from typing import Any
 
 import httpx
 from revision import git_revision
+
+from server import start_server
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
@@ -68,39 +68,6 @@ def load_identity(name: str, signing: bytes, encryption: bytes) -> PrivateIdenti
         serialization.load_der_private_key(signing, None),  # type: ignore[arg-type]
         serialization.load_der_private_key(encryption, None),  # type: ignore[arg-type]
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SECURECHAT_DATA_DIR": str(data_dir),
-        "SECURECHAT_REGISTER_PER_MINUTE": "100000",
-        "PYTHONPATH": str(REPO / "src"),
-    }
-    log = open(data_dir.parent / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
 
 
 async def register_all(http: httpx.AsyncClient, people: list[PrivateIdentity]) -> dict[str, str]:
@@ -195,7 +162,7 @@ def main() -> int:
         people = [load_identity(*made) for made in pool.map(make_identity, names)]
     work = Path(tempfile.mkdtemp(prefix="securechat-bench-groups-"))
     data_dir = work / "data"
-    process, url = start_server(data_dir)
+    process, url = start_server(data_dir, work / "server.log")
     try:
         results = asyncio.run(measure(url, people, sizes, args.repeats))
     finally:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from securechat.client.messenger import Messenger
+from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.realtime import InboxSocket
 
 PASSWORDS = {
     "alice": "correct horse battery staple",
@@ -33,3 +35,15 @@ async def make_client(tmp_path: Path, live_server) -> AsyncIterator[MakeClient]:
     yield make
     for client in clients:
         await client.close()
+
+
+async def next_item(socket: InboxSocket, kind: str, timeout: float = 20) -> InboxItem:
+    """The next item of ``kind`` a socket yields (others are passed over)."""
+
+    async def find() -> InboxItem:
+        async for item in socket.items():
+            if item.kind == kind:
+                return item
+        raise AssertionError("the socket closed")
+
+    return await asyncio.wait_for(find(), timeout)

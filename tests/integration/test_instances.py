@@ -5,7 +5,6 @@ next event."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,12 +12,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.messenger import Messenger
 from securechat.client.realtime import InboxSocket
 from securechat.protocol.identifiers import direct_conversation_id
 
 from ..conftest import POSTGRES_URL, LiveServer, start_server
-from .conftest import PASSWORDS
+from .conftest import PASSWORDS, next_item
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -51,16 +50,6 @@ async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveS
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
-
-
-async def next_item(socket: InboxSocket, kind: str, timeout: float = 5) -> InboxItem:
-    async def find() -> InboxItem:
-        async for item in socket.items():
-            if item.kind == kind:
-                return item
-        raise AssertionError("socket closed")
-
-    return await asyncio.wait_for(find(), timeout)
 
 
 async def test_live_delivery_and_typing_across_instances(two_instances, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

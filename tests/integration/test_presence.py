@@ -3,26 +3,15 @@ direct chat and a group, and the opt-out that stops read receipts."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
-from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.messenger import Messenger
 from securechat.client.realtime import InboxSocket
 from securechat.protocol.identifiers import direct_conversation_id
 
-from .conftest import PASSWORDS, MakeClient
+from .conftest import PASSWORDS, MakeClient, next_item
 from .test_two_clients import run_cli
-
-
-async def next_item(socket: InboxSocket, kind: str, timeout: float = 20) -> InboxItem:
-    async def find() -> InboxItem:
-        async for item in socket.items():
-            if item.kind == kind:
-                return item
-        raise AssertionError("socket closed")
-
-    return await asyncio.wait_for(find(), timeout)
 
 
 def status_of(client: Messenger, message_id: str) -> str:

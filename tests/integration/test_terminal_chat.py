@@ -11,7 +11,20 @@ import pexpect
 
 from securechat.client.realtime import InboxSocket
 
-from .conftest import PASSWORDS
+from .conftest import PASSWORDS, next_item
+
+
+def spawn_chat(client, server_url: str, target: str) -> pexpect.spawn:
+    """`securechat chat TARGET` as ``client``'s user, in a pseudo-terminal."""
+    env = {**os.environ, "SECURECHAT_HOME": str(client.state.home), "SECURECHAT_SERVER": server_url}
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "securechat", "chat", target],
+        env=env,
+        encoding="utf-8",
+        dimensions=(40, 120),
+        timeout=30,
+    )
 
 
 async def expect(child: pexpect.spawn, pattern: str, timeout: float = 30) -> None:
@@ -24,15 +37,7 @@ async def test_chat_shows_incoming_messages_live_and_sends_typed_lines(live_serv
     bob = await make_client("bob")
     await alice.send_text("bob", "before the chat opened")
 
-    env = {**os.environ, "SECURECHAT_HOME": str(bob.state.home), "SECURECHAT_SERVER": live_server.url}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "securechat", "chat", "alice"],
-        env=env,
-        encoding="utf-8",
-        dimensions=(40, 120),
-        timeout=30,
-    )
+    child = spawn_chat(bob, live_server.url, "alice")
     try:
         await expect(child, "Password:")
         child.sendline(PASSWORDS["bob"])
@@ -66,15 +71,7 @@ async def test_group_chat_with_typing_and_read_receipts(live_server, make_client
     group_id = await alice.groups.create("Lounge", ["bob"])
     socket = InboxSocket(alice)
     await socket.connect()
-    env = {**os.environ, "SECURECHAT_HOME": str(bob.state.home), "SECURECHAT_SERVER": live_server.url}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "securechat", "chat", "Lounge"],
-        env=env,
-        encoding="utf-8",
-        dimensions=(40, 120),
-        timeout=30,
-    )
+    child = spawn_chat(bob, live_server.url, "Lounge")
     try:
         await expect(child, "Password:")
         child.sendline(PASSWORDS["bob"])
@@ -83,13 +80,7 @@ async def test_group_chat_with_typing_and_read_receipts(live_server, make_client
         # Bob types (no Enter yet): alice's client hears that he is typing.
         child.send("on my")
 
-        async def typing_item():
-            async for item in socket.items():
-                if item.kind == "typing":
-                    return item
-            return None
-
-        item = await asyncio.wait_for(typing_item(), 20)
+        item = await next_item(socket, "typing")
         assert (item.sender, item.conversation_id) == ("bob", group_id)
         # Alice types: bob's chat shows it; alice sends: bob's chat shows it and, having
         # shown it, sends a read receipt.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from ..services import admin
@@ -21,26 +22,33 @@ class UnblockBody(Strict):
     address: str
 
 
+@dataclass
+class LogFilters:
+    """The filters the message log, the file log and the export share (query parameters)."""
+
+    sender: Username = None
+    recipient: Username = None
+    since: Millis = None
+    until: Millis = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"sender": self.sender, "recipient": self.recipient, "since": self.since, "until": self.until}
+
+
+@dataclass
+class LogPage:
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None
+    limit: Annotated[int, Query(ge=1, le=200)] = 50
+
+
+Filters = Annotated[LogFilters, Depends()]
+Page = Annotated[LogPage, Depends()]
+
+
 @router.get("/messages")
-async def message_log(
-    principal: CurrentUser,
-    ctx: Context,
-    sender: Username = None,
-    recipient: Username = None,
-    since: Millis = None,
-    until: Millis = None,
-    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
+async def message_log(principal: CurrentUser, ctx: Context, filters: Filters, page: Page) -> dict[str, Any]:
     return await admin.message_log(
-        ctx,
-        principal,
-        sender=sender,
-        recipient=recipient,
-        since=since,
-        until=until,
-        before_id=before,
-        limit=limit,
+        ctx, principal, **filters.as_kwargs(), before_id=page.before, limit=page.limit
     )
 
 
@@ -48,25 +56,18 @@ async def message_log(
 async def file_log(
     principal: CurrentUser,
     ctx: Context,
-    sender: Username = None,
-    recipient: Username = None,
-    since: Millis = None,
-    until: Millis = None,
+    filters: Filters,
+    page: Page,
     conversation: Annotated[str | None, Query(max_length=64)] = None,
-    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Encrypted file uploads: uploader (sender), recipients, size, times. Never a name."""
     return await admin.file_log(
         ctx,
         principal,
-        sender=sender,
-        recipient=recipient,
-        since=since,
-        until=until,
+        **filters.as_kwargs(),
         conversation=conversation,
-        before_id=before,
-        limit=limit,
+        before_id=page.before,
+        limit=page.limit,
     )
 
 
@@ -76,17 +77,8 @@ async def file_log(
     response_class=StreamingResponse,
     responses={200: {"description": "The message log as NDJSON", "content": {"application/x-ndjson": {}}}},
 )
-async def export_messages(
-    principal: CurrentUser,
-    ctx: Context,
-    sender: Username = None,
-    recipient: Username = None,
-    since: Millis = None,
-    until: Millis = None,
-) -> StreamingResponse:
-    lines = await admin.export_messages(
-        ctx, principal, sender=sender, recipient=recipient, since=since, until=until
-    )
+async def export_messages(principal: CurrentUser, ctx: Context, filters: Filters) -> StreamingResponse:
+    lines = await admin.export_messages(ctx, principal, **filters.as_kwargs())
     return StreamingResponse(
         lines,
         media_type="application/x-ndjson",

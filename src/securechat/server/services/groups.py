@@ -7,7 +7,7 @@ their inboxes. It cannot add anyone by itself: clients replay the chain and comp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -22,7 +22,7 @@ from ..storage import batch as batch_store
 from ..storage import groups as store
 from .context import ServiceContext, now_ms
 from .principal import Principal
-from .writer import group_frame
+from .writer import data_entry
 
 
 def _parse_change(raw: Any) -> GroupChange:
@@ -90,35 +90,34 @@ def _deliver(
     ids = sorted(set(user_ids))
     data = json.dumps({"group_id": group_id, "change": change.to_wire()}, separators=(",", ":"))
     starts = batch_store.allocate_inbox_seqs(conn, {uid: 1 for uid in ids})
-    batch_store.add_inbox_entries(
-        conn,
-        [
-            {
-                "user_id": uid,
-                "seq": starts[uid],
-                "kind": "group",
-                "message_pk": None,
-                "data": data,
-                "created_at": now,
-                "delivered_at": None,
-            }
-            for uid in ids
-        ],
-    )
-    return [InboxEvent(uid, starts[uid], group_frame(starts[uid], data)) for uid in ids]
+    made = [data_entry(uid, starts[uid], "group", data, now) for uid in ids]
+    batch_store.add_inbox_entries(conn, [row for row, _ in made])
+    return [event for _, event in made]
 
 
 def _answer(state: GroupState) -> dict[str, Any]:
     return {"group_id": state.group_id, "seq": state.seq, "members": sorted(state.members)}
 
 
-async def create_group(ctx: ServiceContext, principal: Principal, raw_change: Any) -> dict[str, Any]:
+def _own_change(principal: Principal, raw_change: Any) -> GroupChange:
     change = _parse_change(raw_change)
     if change.actor != principal.username:
         raise Forbidden("a change must be made by the authenticated user", reason="actor_mismatch")
-    answer, events = await ctx.database.run_batch(_create, change)
+    return change
+
+
+async def _commit(
+    ctx: ServiceContext,
+    apply: Callable[[Connection, GroupChange], tuple[dict[str, Any], list[InboxEvent]]],
+    change: GroupChange,
+) -> dict[str, Any]:
+    answer, events = await ctx.database.run_batch(apply, change)
     await ctx.broker.publish(events)
     return answer
+
+
+async def create_group(ctx: ServiceContext, principal: Principal, raw_change: Any) -> dict[str, Any]:
+    return await _commit(ctx, _create, _own_change(principal, raw_change))
 
 
 def _create(conn: Connection, change: GroupChange) -> tuple[dict[str, Any], list[InboxEvent]]:
@@ -144,14 +143,10 @@ async def add_change(
     ctx: ServiceContext, principal: Principal, group_id: str, raw_change: Any
 ) -> dict[str, Any]:
     gid = _group_id(group_id)
-    change = _parse_change(raw_change)
+    change = _own_change(principal, raw_change)
     if change.group_id != gid:
         raise InvalidGroupChange("the change is for another group")
-    if change.actor != principal.username:
-        raise Forbidden("a change must be made by the authenticated user", reason="actor_mismatch")
-    answer, events = await ctx.database.run_batch(_append, change)
-    await ctx.broker.publish(events)
-    return answer
+    return await _commit(ctx, _append, change)
 
 
 def _append(conn: Connection, change: GroupChange) -> tuple[dict[str, Any], list[InboxEvent]]:

@@ -20,7 +20,7 @@ from ..storage import messages as store
 from .accounts import username_field
 from .context import ServiceContext, now_ms
 from .principal import Principal
-from .writer import SendResult, group_frame, message_frame, receipt_frame
+from .writer import SendResult, data_frame, message_frame
 
 
 def entry_frame(row: Any) -> str:
@@ -33,9 +33,7 @@ def entry_frame(row: Any) -> str:
             row["server_ts"],
             row["envelope"],
         )
-    if row["kind"] == "group":
-        return group_frame(row["seq"], row["data"])
-    return receipt_frame(row["seq"], row["data"])
+    return data_frame(row["kind"], row["seq"], row["data"])
 
 
 def parse_envelope(ctx: ServiceContext, raw: Any) -> tuple[Envelope, str]:

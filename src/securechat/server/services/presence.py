@@ -21,7 +21,7 @@ from ..realtime.broker import InboxEvent
 from ..storage import batch as batch_store
 from .context import ServiceContext, now_ms
 from .principal import Principal
-from .writer import receipt_frame
+from .writer import data_entry
 
 MAX_READ_IDS = 100
 
@@ -81,24 +81,20 @@ def _read(conn: Connection, principal: Principal, cid: str, ids: list[str]) -> t
         return 0, []
     now = now_ms()
     starts = batch_store.allocate_inbox_seqs(conn, {sender: 1 for sender in by_sender})
-    rows_out, events = [], []
-    for sender, found in sorted(by_sender.items()):
-        data = json.dumps(
-            {"message_ids": sorted(found), "recipient": principal.username, "status": "read", "at": now},
-            separators=(",", ":"),
+    made = [
+        data_entry(
+            sender,
+            starts[sender],
+            "receipt",
+            json.dumps(
+                {"message_ids": sorted(found), "recipient": principal.username, "status": "read", "at": now},
+                separators=(",", ":"),
+            ),
+            now,
         )
-        seq = starts[sender]
-        rows_out.append(
-            {
-                "user_id": sender,
-                "seq": seq,
-                "kind": "receipt",
-                "message_pk": None,
-                "data": data,
-                "created_at": now,
-                "delivered_at": None,
-            }
-        )
-        events.append(InboxEvent(sender, seq, receipt_frame(seq, data)))
+        for sender, found in sorted(by_sender.items())
+    ]
+    rows_out = [row for row, _ in made]
+    events = [event for _, event in made]
     batch_store.add_inbox_entries(conn, rows_out)
     return sum(len(found) for found in by_sender.values()), events

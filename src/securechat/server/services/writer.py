@@ -83,13 +83,24 @@ def message_frame(
     )
 
 
-def receipt_frame(seq: int, data: str) -> str:
-    return f'{{"type":"receipt","seq":{seq},{data[1:]}'
+def data_frame(kind: str, seq: int, data: str) -> str:
+    """The frame of an entry that carries small JSON (a receipt, a group change): the
+    entry's kind and seq, then the members of ``data``."""
+    return f'{{"type":"{kind}","seq":{seq},{data[1:]}'
 
 
-def group_frame(seq: int, data: str) -> str:
-    """A group membership change entry; ``data`` is ``{"group_id", "change"}`` as JSON."""
-    return f'{{"type":"group","seq":{seq},{data[1:]}'
+def data_entry(user_id: int, seq: int, kind: str, data: str, now: int) -> tuple[dict[str, Any], InboxEvent]:
+    """An inbox row of that kind, and the event that announces it."""
+    row = {
+        "user_id": user_id,
+        "seq": seq,
+        "kind": kind,
+        "message_pk": None,
+        "data": data,
+        "created_at": now,
+        "delivered_at": None,
+    }
+    return row, InboxEvent(user_id, seq, data_frame(kind, seq, data))
 
 
 class MessageWriter:
@@ -369,19 +380,9 @@ def _apply(
         for item in items:
             seq = next_seq[sender_id]
             next_seq[sender_id] = seq + 1
-            data = json.dumps(item, separators=(",", ":"))
-            entries.append(
-                {
-                    "user_id": sender_id,
-                    "seq": seq,
-                    "kind": "receipt",
-                    "message_pk": None,
-                    "data": data,
-                    "created_at": now,
-                    "delivered_at": None,
-                }
-            )
-            outcome.events.append(InboxEvent(sender_id, seq, receipt_frame(seq, data)))
+            entry, event = data_entry(sender_id, seq, "receipt", json.dumps(item, separators=(",", ":")), now)
+            entries.append(entry)
+            outcome.events.append(event)
     batch_store.add_inbox_entries(conn, entries)
     batch_store.set_last_message_times(conn, last_times)
 
