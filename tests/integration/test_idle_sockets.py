@@ -57,7 +57,9 @@ async def test_idle_sockets_are_capped_and_timed_out(tmp_path: Path) -> None:
         assert len(outcomes) == SOCKETS
         assert len(refused) + len(timed_out) == SOCKETS, {o[0] for o in outcomes}
         assert len(timed_out) >= CAP  # every held socket was closed, not left open
-        assert all(seconds < 10 for _, seconds in timed_out)  # the 2 s auth timeout, with slack
+        # Closed by the 2 s auth timeout, not left open: the wait above gives up after
+        # 30 s. The slack is wide because 2,000 handshakes load a shared 2-core machine.
+        assert all(seconds < 25 for _, seconds in timed_out)
         assert len(refused) > 0
         assert elapsed < 120
 
