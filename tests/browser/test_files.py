@@ -18,6 +18,17 @@ from .conftest import MakeTerminal, Person
 
 SENT = re.compile(r" · (Sent|Delivered)")
 
+# Records the value of every file progress bar the page shows, as it changes.
+PROGRESS_WATCH = """
+window.__progress = [];
+new MutationObserver(() => {
+  for (const bar of document.querySelectorAll("progress.file-progress")) {
+    const value = bar.getAttribute("value");
+    if (window.__progress.at(-1) !== value) window.__progress.push(value);
+  }
+}).observe(document.body, {subtree: true, childList: true, attributes: true});
+"""
+
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     """A valid PNG of one colour, built by hand (no imaging library needed)."""
@@ -64,13 +75,16 @@ def test_two_browsers_exchange_files_with_progress_hash_and_preview(people: dict
     alice.start_chat("bob")
 
     report = os.urandom(2 * 1024 * 1024 + 4321)
-    # Progress is shown while the upload runs (the bar is there before the message is sent).
+    # Progress is shown while the upload runs: record every value the bar takes.
+    alice.page.evaluate(PROGRESS_WATCH)
     alice.page.get_by_label("Message", exact=True).fill("the report")
     attach(alice, "report.bin", "application/octet-stream", report)
     card = file_card(alice.page, "report.bin")
     expect(card.locator(".file-name")).to_have_text("report.bin")
     expect(alice.page.locator(".message.mine .status").last).to_have_text(SENT, timeout=30_000)
     expect(card.locator(".file-details")).to_have_text("2.0 MiB · application/octet-stream")
+    seen = alice.page.evaluate("window.__progress")
+    assert seen[0] == "0" and "100" in seen and len(set(seen)) >= 3, seen
 
     picture = png(40, 30, (200, 30, 30))
     attach(alice, "red.png", "image/png", picture)
@@ -88,9 +102,12 @@ def test_two_browsers_exchange_files_with_progress_hash_and_preview(people: dict
     expect(preview).to_have_attribute("alt", "Preview of red.png")
     bob.page.wait_for_function("img => img.complete && img.naturalWidth === 40", arg=preview.element_handle())
     # The other file waits for a click, then shows progress and a save link.
+    bob.page.evaluate(PROGRESS_WATCH)
     received.get_by_role("button", name="Download: report.bin").click()
     expect(received.locator(".file-save")).to_have_text("Save report.bin", timeout=30_000)
     assert hashlib.sha256(saved_bytes(bob.page, "report.bin")).digest() == hashlib.sha256(report).digest()
+    seen = bob.page.evaluate("window.__progress")
+    assert "100" in seen and len(set(seen)) >= 3, seen
     assert saved_bytes(bob.page, "red.png") == picture
     expect(file_card(bob.page, "red.png").locator(".file-save")).to_have_attribute("type", "image/png")
     # The receipt comes back to the sender.

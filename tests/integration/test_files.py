@@ -47,6 +47,9 @@ async def test_file_exchange_through_the_terminal_client(
     )
     assert sent.returncode == 0, sent.stderr
     assert "sent quarterly report (final).pdf (2.1 MiB) as file" in sent.stdout
+    # The progress bar (on stderr) ends complete: every byte counted.
+    assert "encrypting and sending quarterly report (final).pdf" in sent.stderr
+    assert "━" in sent.stderr and "2.1/2" in sent.stderr, sent.stderr
     file_id = sent.stdout.strip().split()[-1]
 
     listed = run_cli(home["bob"], live_server.url, "inbox", password=PASSWORDS["bob"])
@@ -63,6 +66,7 @@ async def test_file_exchange_through_the_terminal_client(
         home["bob"], live_server.url, "get-file", file_id, "-o", str(downloads), password=PASSWORDS["bob"]
     )
     assert got.returncode == 0, got.stderr
+    assert "downloading and decrypting" in got.stderr and "2.1/2" in got.stderr, got.stderr
     saved = downloads / "quarterly report (final).pdf"
     assert saved.read_bytes() == contents
     assert "SHA-256 checked" in got.stdout
