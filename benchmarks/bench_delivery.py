@@ -357,7 +357,12 @@ async def negotiated_extensions(ws_url: str, compression: str | None) -> str:
 def server_env(config: Config, data_dir: Path | None) -> dict[str, str]:
     env = dict(os.environ)
     # The load comes from one address: lift the per-address limits meant for the open internet.
-    for name in ("REGISTER_PER_MINUTE", "PRELOGIN_PER_MINUTE", "WS_CONNECTS_PER_MINUTE"):
+    for name in (
+        "REGISTER_PER_MINUTE",
+        "PRELOGIN_PER_MINUTE",
+        "WS_CONNECTS_PER_MINUTE",
+        "MESSAGES_PER_MINUTE",
+    ):
         env.setdefault(f"SECURECHAT_{name}", "1000000")
     if data_dir is not None:
         env["SECURECHAT_DATA_DIR"] = str(data_dir)

@@ -28,6 +28,7 @@ def start_server(data_dir: Path, log_path: Path, **settings: str) -> tuple[subpr
         **os.environ,
         "SECURECHAT_DATA_DIR": str(data_dir),
         "SECURECHAT_REGISTER_PER_MINUTE": "100000",
+        "SECURECHAT_MESSAGES_PER_MINUTE": "100000",
         "PYTHONPATH": str(REPO / "src"),
         **{f"SECURECHAT_{name.upper()}": value for name, value in settings.items()},
     }

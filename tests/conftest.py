@@ -34,6 +34,7 @@ GENEROUS_LIMITS = {
     "register_per_minute": 100_000,
     "prelogin_per_minute": 100_000,
     "ws_connects_per_minute": 100_000,
+    "messages_per_minute": 100_000,
 }
 
 

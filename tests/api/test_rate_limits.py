@@ -57,3 +57,35 @@ async def test_prelogin_is_limited_per_address(limited_app: FastAPI) -> None:
             ).status_code == 200
         assert_rate_limited(await scanner.post("/api/v1/auth/prelogin", json={"username": "probe5"}))
         assert (await other.post("/api/v1/auth/prelogin", json={"username": "probe5"})).status_code == 200
+
+
+async def test_messages_over_http_are_limited_per_account(tmp_path: Path) -> None:
+    from .conftest import registrar
+    from .support import identity_for, seal
+
+    settings = Settings(data_dir=tmp_path / "server", messages_per_minute=3)
+    application = create_app(settings)
+    async with (
+        application.router.lifespan_context(application),
+        client_from(application, "198.51.100.7") as http,
+    ):
+        register = registrar(http)
+        alice, bob, carol = await register("alice"), await register("bob"), await register("carol")
+        members = [identity_for("alice"), identity_for("bob")]
+        for _ in range(3):
+            response = await http.post(
+                "/api/v1/messages", headers=alice.headers, json={"envelope": seal(members[0], members)}
+            )
+            assert response.status_code == 201, response.text
+        response = await http.post(
+            "/api/v1/messages", headers=alice.headers, json={"envelope": seal(members[0], members)}
+        )
+        assert_rate_limited(response)
+        assert "account" in response.json()["error"]["message"]
+        # Another account from the same address is not affected.
+        other = [identity_for("carol"), identity_for("bob")]
+        response = await http.post(
+            "/api/v1/messages", headers=carol.headers, json={"envelope": seal(other[0], other)}
+        )
+        assert response.status_code == 201, response.text
+        del bob

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     register_per_minute: int = 10
     prelogin_per_minute: int = 60
     ws_connects_per_minute: int = 120
+    # Per account: messages sent over HTTP (the WebSocket is paced by its frame budget).
+    messages_per_minute: int = 1200
 
     # Intrusion detection (login): an address with this many failed (or in-flight)
     # logins within the window is blocked; each further block within a day doubles.

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from ..services import messages, presence
+from ..services import messages, presence, ratelimit
 from .deps import Context, CurrentUser
 from .models import AckBody, DirectConversationBody, ReadBody, SendBody
 
@@ -16,6 +16,9 @@ router = APIRouter(prefix="/api/v1", tags=["messages"])
 
 @router.post("/messages", status_code=201)
 async def send(body: SendBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    await ratelimit.hit(
+        ctx, "send", f"user:{principal.user_id}", ctx.settings.messages_per_minute, who="account"
+    )
     return (await messages.send_message(ctx, principal, body.envelope)).to_wire()
 
 
