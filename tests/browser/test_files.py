@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from ..conftest import LiveServer
 from .conftest import MakeTerminal, Person
 
-SENT = re.compile(r" · (Sent|Delivered)")
+SENT = re.compile(r" · (Sent|Delivered|Read)")
 
 # Records the value of every file progress bar the page shows, as it changes.
 PROGRESS_WATCH = """
@@ -110,8 +110,8 @@ def test_two_browsers_exchange_files_with_progress_hash_and_preview(people: dict
     assert "100" in seen and len(set(seen)) >= 3, seen
     assert saved_bytes(bob.page, "red.png") == picture
     expect(file_card(bob.page, "red.png").locator(".file-save")).to_have_attribute("type", "image/png")
-    # The receipt comes back to the sender.
-    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Delivered", " · Delivered"])
+    # Bob has both on screen: the read receipts come back to the sender.
+    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Read", " · Read"])
 
 
 def test_browser_and_terminal_client_exchange_files(

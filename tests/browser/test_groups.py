@@ -6,6 +6,7 @@ the signed chain it verified, never from the server's word."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,12 +16,17 @@ from typing import Any
 from playwright.sync_api import Locator, Page, expect
 
 from securechat.protocol.envelope import seal_message
+from securechat.protocol.groups import GroupChange
 from securechat.protocol.identifiers import ConversationId, Username
 
 from ..conftest import LiveServer
-from .conftest import MakeTerminal, Person
-from .test_files import SENT, attach, file_card, saved_bytes
+from .conftest import DESKTOP, PHONE, MakeTerminal, Person
+from .test_files import attach, file_card, saved_bytes
+from .test_screens import no_horizontal_scroll
+from .test_trust import substitute_keys
 
+# The server has it (a receipt may already say more).
+SENT = re.compile(r" · (Sent|Delivered|Read)")
 MISMATCH = "The server lists mallory, who was never added by a signed change. Sending is paused."
 
 
@@ -51,7 +57,8 @@ def open_group(person: Person, name: str) -> None:
 def send(person: Person, text: str) -> None:
     """Send and wait until the server has it, so that everyone's order is the sending order."""
     person.send(text)
-    expect(person.page.locator(".message.mine .status").last).to_have_text(SENT)
+    mine = person.page.locator(".message.mine").filter(has_text=text).last
+    expect(mine.locator(".status")).to_have_text(SENT)
 
 
 def group_messages(person: Person) -> list[tuple[str, str, bool]]:
@@ -110,7 +117,9 @@ def deliver_again(server: LiveServer, message_id: str, username: str) -> None:
     (user_id, head) = connection.execute(
         "SELECT id, inbox_seq FROM users WHERE username = ?", (username,)
     ).fetchone()
-    (message_pk,) = connection.execute("SELECT id FROM messages WHERE message_id = ?", (message_id,)).fetchone()
+    (message_pk,) = connection.execute(
+        "SELECT id FROM messages WHERE message_id = ?", (message_id,)
+    ).fetchone()
     connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, user_id))
     connection.execute(
         "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
@@ -151,7 +160,9 @@ def test_three_browsers_and_a_terminal_chat_in_a_group_in_real_time(
     send(alice, "hello everyone")
     expect(bob.page.locator(".message.theirs .message-text")).to_have_text(["hello everyone"])
     send(bob, "hi from bob")
-    expect(carol.page.locator(".message.theirs .message-text")).to_have_text(["hello everyone", "hi from bob"])
+    expect(carol.page.locator(".message.theirs .message-text")).to_have_text(
+        ["hello everyone", "hi from bob"]
+    )
     send(carol, "carol here")
     dave.run(dave.messenger.send_text(group_id, "dave from the terminal ✓"))
 
@@ -175,7 +186,17 @@ def test_three_browsers_and_a_terminal_chat_in_a_group_in_real_time(
         ("carol", "carol here", True),
     ]
     # Every envelope of the group is wrapped for exactly the four members.
-    assert {tuple(recipients(e)) for e in stored_envelopes(server, group_id)} == {("alice", "bob", "carol", "dave")}
+    assert {tuple(recipients(e)) for e in stored_envelopes(server, group_id)} == {
+        ("alice", "bob", "carol", "dave")
+    }
+    # Only an admin names the group: a signed group_info from dave (a member, not an
+    # admin) is shown as ignored and changes nothing.
+    dave.run(dave.messenger.groups.send(group_id, {"type": "group_info", "name": "Hijacked"}))
+    for person in (alice, bob, carol):
+        expect(lines(person.page).last).to_have_text(
+            re.compile("^dave sent a group name \\(“Hijacked”\\), ignored: only the group's admins name it")
+        )
+        expect(person.page.locator("#conversation-title")).to_have_text("Secure")
     # The list shows the group with its name and newest message; bob's count is unread.
     alice.start_chat("bob")
     send(carol, "one more for alice")
@@ -224,7 +245,17 @@ def test_member_injected_into_the_database_is_shown_and_never_encrypted_to(
     expect(dialog.locator("#group-members li .member-name")).to_have_text(["alice", "bob"])
     expect(dialog.locator("#group-members li[data-member='alice'] .admin-badge")).to_have_text("admin")
     expect(dialog.locator("#group-server-list")).to_have_text("alice, bob, mallory")
+    # At phone width the warning and the details fit without sideways scrolling.
+    bob.page.set_viewport_size(PHONE)
+    assert no_horizontal_scroll(bob.page)
     close_details(bob)
+    expect(bob.page.locator("#group-banner")).to_be_visible()
+    assert no_horizontal_scroll(bob.page)
+    bob.page.get_by_role("button", name="Back to conversations").click()
+    expect(group_item(bob.page, "Private").locator(".conversation-warning")).to_have_count(1)
+    assert no_horizontal_scroll(bob.page)
+    bob.page.set_viewport_size(DESKTOP)
+    open_group(bob, "Private")
 
     # Nothing left for the injected member: no new envelope, none with a key for mallory.
     envelopes = stored_envelopes(server, group_id)
@@ -251,19 +282,16 @@ def test_member_injected_into_the_database_is_shown_and_never_encrypted_to(
     # Once the server's list agrees again, sending resumes (so the refusal above was the check).
     with database(server) as connection:
         connection.execute(
-            "DELETE FROM conversation_members WHERE conversation_id = ? AND user_id = ?", (group_id, mallory_id)
+            "DELETE FROM conversation_members WHERE conversation_id = ? AND user_id = ?",
+            (group_id, mallory_id),
         )
     alice.page.get_by_role("button", name="Check again").click()
     expect(alice.page.locator("#group-banner")).to_be_hidden()
-    box.fill("after the check")
-    box.press("Enter")
-    expect(alice.page.locator(".message.mine .status").last).to_have_text(SENT)
+    send(alice, "after the check")
     assert recipients(stored_envelopes(server, group_id)[-1]) == ["alice", "bob"]
 
 
-def test_removed_member_cannot_read_what_follows(
-    people: dict[str, Person], server: LiveServer
-) -> None:
+def test_removed_member_cannot_read_what_follows(people: dict[str, Person], server: LiveServer) -> None:
     alice, bob, carol = people["alice"], people["bob"], people["carol"]
     alice.register()
     bob.register()
@@ -287,7 +315,9 @@ def test_removed_member_cannot_read_what_follows(
     expect(carol.page.get_by_label("Message", exact=True)).to_be_disabled()
 
     send(alice, "after carol left")
-    expect(bob.page.locator(".message.theirs .message-text")).to_have_text(["before carol left", "after carol left"])
+    expect(bob.page.locator(".message.theirs .message-text")).to_have_text(
+        ["before carol left", "after carol left"]
+    )
     after = stored_envelopes(server, group_id)[-1]
     assert recipients(after) == ["alice", "bob"]
     expect(carol.page.locator(".message.theirs .message-text")).to_have_text(["before carol left"])
@@ -304,6 +334,24 @@ def test_removed_member_cannot_read_what_follows(
     expect(carol.page.locator("#group-banner")).to_contain_text("You are no longer a member of this group.")
     # Bob's view is unchanged and verified.
     assert group_messages(bob) == [("alice", "before carol left", True), ("alice", "after carol left", True)]
+
+    # Alice makes bob an admin: his page offers the admin tools. Then alice leaves.
+    dialog = open_details(alice)
+    dialog.get_by_role("button", name="Make bob an admin").click()
+    expect(dialog.locator("#group-members li[data-member='bob'] .admin-badge")).to_have_text("admin")
+    close_details(alice)
+    expect(lines(bob.page).last).to_have_text(re.compile("^alice made bob admin"))
+    dialog = open_details(bob)
+    expect(dialog.get_by_role("button", name="Make invite code")).to_be_visible()
+    close_details(bob)
+    dialog = open_details(alice)
+    dialog.get_by_role("button", name="Leave group").click()
+    dialog.get_by_role("button", name="Leave", exact=True).click()
+    expect(dialog.locator("#group-dialog-status")).to_have_text("You are no longer a member of this group.")
+    close_details(alice)
+    expect(alice.page.get_by_label("Message", exact=True)).to_be_disabled()
+    expect(lines(bob.page).last).to_have_text(re.compile("^alice left the group"))
+    expect(bob.page.locator("#conversation-subtitle")).to_have_text("1 member")
 
 
 def test_three_browsers_share_a_file_in_a_group(people: dict[str, Person], server: LiveServer) -> None:
@@ -345,7 +393,9 @@ def test_join_with_an_invite_code_made_in_the_page(people: dict[str, Person], se
     dialog.get_by_label("Uses").fill("1")
     dialog.get_by_role("button", name="Make invite code").click()
     code_node = dialog.locator("#invite-code")
-    expect(code_node).to_have_text(re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"))
+    expect(code_node).to_have_text(
+        re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    )
     code = code_node.inner_text()
     dialog.get_by_role("button", name="Copy code").click()
     expect(dialog.locator("#invite-details")).to_have_text(re.compile("^(Copied|Selected)"))
@@ -365,7 +415,9 @@ def test_join_with_an_invite_code_made_in_the_page(people: dict[str, Person], se
     send(alice, "welcome carol")
     expect(page.locator(".message.theirs .message-text")).to_have_text(["welcome carol"])
     send(carol, "thanks")
-    expect(bob.page.locator(".message .message-text")).to_have_text(["before carol", "welcome carol", "thanks"])
+    expect(bob.page.locator(".message .message-text")).to_have_text(
+        ["before carol", "welcome carol", "thanks"]
+    )
     assert group_messages(carol) == [("alice", "welcome carol", True), ("carol", "thanks", True)]
     assert "before carol" not in page.locator("#message-list").inner_text()
 
@@ -375,6 +427,16 @@ def test_join_with_an_invite_code_made_in_the_page(people: dict[str, Person], se
     open_group(carol, "Secure")
     expect(page.locator("#message-list .message")).to_have_count(2)
     assert group_messages(carol) == [("alice", "welcome carol", True), ("carol", "thanks", True)]
+    # An admin renames the group: a signed group_info, shown by every member.
+    dialog = open_details(alice)
+    dialog.get_by_label("New name for the group").fill("Secure & sound")
+    dialog.get_by_role("button", name="Rename").click()
+    expect(dialog.locator("#group-dialog-name")).to_have_text("Secure & sound")
+    close_details(alice)
+    expect(page.locator("#conversation-title")).to_have_text("Secure & sound")
+    expect(group_item(bob.page, "Secure & sound")).to_be_visible()
+    expect(lines(page).last).to_have_text(re.compile("^alice named the group “Secure & sound”"))
+
     # The code was for one use: a second joiner is refused.
     erin = people["erin"]
     erin.expected_statuses.add(404)
@@ -384,3 +446,98 @@ def test_join_with_an_invite_code_made_in_the_page(people: dict[str, Person], se
     erin.page.get_by_role("button", name="Join", exact=True).click()
     expect(erin.page.locator("#join-error")).to_have_text("This invite code is unknown, expired or used up.")
     assert recipients(stored_envelopes(server, group_id)[-1]) == ["alice", "bob", "carol"]
+
+
+def test_a_chain_that_does_not_verify_or_extend_pauses_the_group(
+    people: dict[str, Person], terminal: MakeTerminal, server: LiveServer
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register(remember=True)
+    terminal("dave")
+    group_id = create_group(alice, "Audit", ["bob"])
+    dialog = open_details(alice)
+    dialog.get_by_label("Add members (usernames)").fill("dave")
+    dialog.get_by_role("button", name="Add", exact=True).click()
+    expect(dialog.locator("#group-members li .member-name")).to_have_text(["alice", "bob", "dave"])
+    close_details(alice)
+    open_group(bob, "Audit")
+    expect(lines(bob.page)).to_contain_text([re.compile("^alice added dave")])
+    banner = bob.page.locator("#group-banner")
+    box = bob.page.get_by_label("Message", exact=True)
+
+    # The server rolls the chain back to before the add: bob's page keeps what it verified.
+    with database(server) as connection:
+        (added,) = connection.execute(
+            "SELECT change FROM group_changes WHERE conversation_id = ? AND seq = 1", (group_id,)
+        ).fetchone()
+        connection.execute("DELETE FROM group_changes WHERE conversation_id = ? AND seq = 1", (group_id,))
+    bob.page.reload()
+    bob.wait_chat()
+    open_group(bob, "Audit")
+    expect(banner).to_contain_text(
+        "cannot be verified: the server's membership chain does not extend the one verified on this device"
+    )
+    expect(box).to_be_disabled()
+    expect(group_item(bob.page, "Audit").locator(".conversation-warning")).to_have_count(1)
+
+    # Put back, the chain verifies again and sending resumes.
+    with database(server) as connection:
+        connection.execute(
+            "INSERT INTO group_changes (conversation_id, seq, change, created_at) VALUES (?, 1, ?, 0)",
+            (group_id, added),
+        )
+    bob.page.get_by_role("button", name="Check again").click()
+    expect(banner).to_be_hidden()
+    expect(box).to_be_enabled()
+
+    # A forged change (a member "added" without alice's signature) is refused.
+    previous = GroupChange.from_wire(json.loads(added))
+    forged = previous.to_wire() | {
+        "seq": 2,
+        "prev": previous.digest().hex(),
+        "members": ["mallory"],
+        "signature": base64.b64encode(os.urandom(64)).decode(),
+    }
+    with database(server) as connection:
+        connection.execute(
+            "INSERT INTO group_changes (conversation_id, seq, change, created_at) VALUES (?, 2, ?, 0)",
+            (group_id, json.dumps(forged)),
+        )
+    bob.page.get_by_role("button", name="Group details").first.click()
+    expect(bob.page.locator("#group-dialog-status")).to_contain_text("its membership chain does not verify")
+    expect(bob.page.locator("#group-members li .member-name")).to_have_text(["alice", "bob", "dave"])
+    close_details(bob)
+    expect(banner).to_contain_text("its membership chain does not verify")
+    expect(box).to_be_disabled()
+
+
+def test_an_accepted_key_change_does_not_void_earlier_changes(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    """Each change is verified once, with the keys pinned then (PROTOCOL.md 13.7): after
+    bob accepts alice's new keys, his page still verifies the chain she signed before."""
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register(remember=True)
+    create_group(alice, "Keys", ["bob"])
+    open_group(bob, "Keys")
+    expect(bob.page.locator("#conversation-subtitle")).to_have_text("2 members")
+
+    substitute_keys(server, "alice")
+    bob.page.reload()
+    bob.wait_chat()
+    open_group(bob, "Keys")
+    page = bob.page
+    expect(page.locator("#key-change-banner")).to_contain_text("alice")
+    expect(page.get_by_label("Message", exact=True)).to_be_disabled()
+    page.get_by_role("button", name="Accept new keys").click()
+    expect(page.locator("#key-change-banner")).to_be_hidden()
+
+    page.reload()
+    bob.wait_chat()
+    open_group(bob, "Keys")
+    expect(page.locator("#conversation-subtitle")).to_have_text("2 members")
+    expect(lines(page).first).to_have_text(re.compile("^alice created the group with bob"))
+    expect(page.locator("#group-banner")).to_be_hidden()
+    expect(page.get_by_label("Message", exact=True)).to_be_enabled()

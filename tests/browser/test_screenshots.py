@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -66,7 +67,7 @@ def test_screenshots_of_each_main_screen(
         if person is bob and not page.locator("#conversation-title", has_text="alice").is_visible():
             bob.open_chat("alice")
         person.send(text)
-    expect(alice.page.locator(".message.mine .status").first).to_have_text(" · Delivered")
+    expect(alice.page.locator(".message.mine .status").first).to_have_text(" · Read")
     page.locator("#message-list").click()
     shoot(page, "chat", taken)
 
@@ -102,6 +103,58 @@ def test_screenshots_of_each_main_screen(
     shoot(page, "key-change", taken)
 
     assert len(taken) == 15
+    for path in taken:
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5_000, path
+
+
+def test_screenshots_of_a_group(people: dict[str, Person], terminal: MakeTerminal) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    taken: list[Path] = []
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    carol, dave = terminal("carol"), terminal("dave")
+    page = alice.page
+    page.get_by_role("button", name="New group").click()
+    page.get_by_label("Group name").fill("Release team")
+    page.get_by_label("Members", exact=True).fill("bob, carol")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.locator("#conversation-title")).to_have_text("Release team")
+    group_id = page.locator(".conversation-item[aria-current='true']").get_attribute("data-group")
+    assert group_id is not None
+    carol.run(carol.messenger.sync_inbox())
+    bob.page.locator(".conversation-item[data-group]").click()
+    expect(bob.page.locator("#conversation-title")).to_have_text("Release team")
+
+    alice.send("Welcome to the release team! Version 1.4 ships on Thursday.")
+    expect(bob.page.locator(".message.theirs")).to_have_count(1)
+    carol.run(carol.messenger.send_text(group_id, "Thanks! The changelog is ready for review."))
+    expect(bob.page.locator(".message.theirs")).to_have_count(2)
+    bob.send("Great, I will read it this afternoon.")
+    page.get_by_role("button", name="Group details").first.click()
+    page.get_by_label("Add members (usernames)").fill("dave")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#group-members li")).to_have_count(4)
+    page.locator("#group-close").click()
+    dave.run(dave.messenger.sync_inbox())
+    dave.run(dave.messenger.send_text(group_id, "Build 1.4.0 passed all checks."))
+    expect(bob.page.locator(".message.theirs")).to_have_count(3)
+    carol.run(carol.messenger.sync_inbox())
+    # Delivered (or read): every other member has it (dave joined after it was sent).
+    expect(alice.page.locator(".message.mine .status").first).to_have_text(re.compile(" · (Delivered|Read)"))
+    bob.page.locator("#message-list").click()
+    shoot(bob.page, "group-chat", taken)
+
+    page.get_by_role("button", name="Group details").first.click()
+    page.get_by_label("Valid for (hours)").fill("24")
+    page.get_by_label("Uses").fill("3")
+    page.get_by_role("button", name="Make invite code").click()
+    expect(page.locator("#invite-code")).not_to_be_empty()
+    page.locator("#group-dialog-result").evaluate("(node) => { node.textContent = ''; }")
+    shoot(page, "group-details", taken)
+
+    assert len(taken) == 4
     for path in taken:
         data = path.read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5_000, path

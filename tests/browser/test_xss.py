@@ -148,3 +148,50 @@ def test_csp_blocks_injected_markup_and_reports_it(people: dict[str, Person]) ->
     assert before == 1
     # The blocked attempts were logged to the console, as they should be; not app faults.
     carol.problems.clear()
+
+
+def test_group_names_and_server_listed_members_render_as_text(
+    people: dict[str, Person], terminal: MakeTerminal
+) -> None:
+    """A group's name (from a signed group_info) and the member names a server lists for
+    a group are text wherever they appear: the list, the title, the lines, the banner and
+    the group's details."""
+    bob = people["bob"]
+    bob.register(remember=True)
+    alice = terminal("alice")
+    group_id = alice.run(alice.messenger.groups.create(NAME_PAYLOAD, ["bob"]))
+    page = bob.page
+    title = page.locator(".conversation-item[data-group] .conversation-title")
+    expect(title).to_have_text([NAME_PAYLOAD])
+    title.click()
+    expect(page.locator("#conversation-title")).to_have_text(NAME_PAYLOAD)
+    expect(page.locator("#message-list .system-line").last).to_contain_text(f"named the group “{NAME_PAYLOAD}”")
+
+    # A malicious server lists a markup "member" in the group, and a group of its own.
+    def poisoned_conversations(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        for item in body["conversations"]:
+            if item["id"] == group_id:
+                item["members"].append("<svg onload=window.__xss=1>")
+        body["conversations"].append(
+            {"id": NAME_PAYLOAD, "kind": "group", "members": [NAME_PAYLOAD], "created_at": 1, "last_message_at": 2}
+        )
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route("**/api/v1/conversations", poisoned_conversations)
+    page.reload()
+    bob.wait_chat()
+    page.locator(".conversation-item[data-group]").click()
+    warning = "The server lists <svg onload=window.__xss=1>, who was never added by a signed change. Sending is paused."
+    expect(page.locator("#group-banner-text")).to_have_text(warning)
+    page.get_by_role("button", name="Group details").first.click()
+    expect(page.locator("#group-dialog-name")).to_have_text(NAME_PAYLOAD)
+    expect(page.locator("#group-server-warning")).to_have_text(warning)
+    expect(page.locator("#group-server-list")).to_have_text("<svg onload=window.__xss=1>, alice, bob")
+    assert page.locator("#group-dialog img, #group-dialog svg, #message-list img, #conversation-list img").count() == 0
+
+    canary = bob.canary()
+    assert canary == {"xss": 0, "csp": []}, canary
+    # The page re-checks the list in the background; let a request in flight finish.
+    page.unroute_all(behavior="wait")

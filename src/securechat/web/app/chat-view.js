@@ -43,6 +43,7 @@ const STATUS_LABELS = {
   sending: "Sending…",
   sent: "Sent",
   delivered: "Delivered",
+  read: "Read",
   failed: "Not sent",
 };
 
@@ -96,6 +97,10 @@ export class ChatView {
     messenger.addEventListener("trust", this.onTrust);
     messenger.addEventListener("group", this.onGroup);
     messenger.addEventListener("status", this.onStatus);
+    this.onTyping = (event) => {
+      if (event.detail === this.openId) this.renderTyping();
+    };
+    messenger.presence.addEventListener("typing", this.onTyping);
 
     this.listeners = [
       [byId("new-conversation"), "submit", (event) => {
@@ -112,7 +117,10 @@ export class ChatView {
           void this.send();
         }
       }],
-      [this.text, "input", () => this.autosize()],
+      [this.text, "input", () => {
+        this.autosize();
+        if (this.openId && this.text.value) this.messenger.presence.typed(this.openId);
+      }],
       [this.fileInput, "change", () => void this.sendFiles()],
       [this.messages, "scroll", () => void this.maybeLoadOlder()],
       [byId("back"), "click", () => this.close()],
@@ -132,6 +140,7 @@ export class ChatView {
       [document, "visibilitychange", () => {
         const conversation = this.current();
         if (document.visibilityState === "visible" && conversation?.unread) void messenger.setUnread(conversation, 0);
+        if (conversation) this.receiptRead(conversation);
       }],
     ];
     for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
@@ -144,6 +153,7 @@ export class ChatView {
     this.messenger.removeEventListener("trust", this.onTrust);
     this.messenger.removeEventListener("group", this.onGroup);
     this.messenger.removeEventListener("status", this.onStatus);
+    this.messenger.presence.removeEventListener("typing", this.onTyping);
     this.list.replaceChildren();
     this.messages.replaceChildren();
     show(this.screen, false);
@@ -171,7 +181,12 @@ export class ChatView {
           el("span", { className: "conversation-name" }, [
             ...(group ? [el("span", { className: "visually-hidden", text: "Group: " })] : []),
             el("span", { className: "conversation-title", text: title }),
-            ...(warning ? [el("span", { className: "conversation-warning", text: " ⚠", attrs: { title: warning, "aria-label": "warning" } })] : []),
+            ...(warning
+              ? [
+                  el("span", { className: "conversation-warning", text: " ⚠", attrs: { title: warning, "aria-hidden": "true" } }),
+                  el("span", { className: "visually-hidden", text: " (sending paused)" }),
+                ]
+              : []),
           ]),
           el("span", { className: "conversation-preview", text: previewText(conversation) }),
         ]),
@@ -222,6 +237,7 @@ export class ChatView {
     setMessage(byId("composer-error"), null);
     this.renderTrust();
     this.renderMessages();
+    this.renderTyping();
     this.renderConversations();
     this.text.focus();
     try {
@@ -322,6 +338,7 @@ export class ChatView {
       this.historyMore ??= el("li", { className: "history-more muted", text: "Scroll up for older messages" });
       wanted.unshift(this.historyMore);
     }
+    this.receiptRead(conversation);
     const keep = new Set(wanted);
     for (const child of [...list.children]) if (!keep.has(child)) child.remove();
     wanted.forEach((element, index) => {
@@ -475,6 +492,22 @@ export class ChatView {
     }
   }
 
+  /** "bob is typing…" under the messages of the open conversation. */
+  renderTyping() {
+    const names = this.openId ? this.messenger.presence.typing(this.openId) : [];
+    const text = names.length === 0 ? "" : `${names.join(" and ")} ${names.length === 1 ? "is" : "are"} typing…`;
+    byId("typing-indicator").textContent = text;
+  }
+
+  /** Messages of others on screen in a visible page are read: tell their senders. */
+  receiptRead(conversation) {
+    if (document.visibilityState !== "visible" || conversation.id !== this.openId) return;
+    const ids = conversation.messages
+      .filter((m) => m.verified && m.sender !== this.messenger.username && m.kind !== "info" && !m.messageId.startsWith("upload:"))
+      .map((m) => m.messageId);
+    if (ids.length) this.messenger.presence.read(conversation.id, ids);
+  }
+
   scrollToBottom() {
     this.messages.scrollTop = this.messages.scrollHeight;
   }
@@ -505,6 +538,7 @@ export class ChatView {
     this.autosize();
     this.forceBottom = true;
     try {
+      this.messenger.presence.sent(conversation.id);
       await this.messenger.sendText(conversation.id, text);
     } catch (error) {
       this.text.value = text;

@@ -47,6 +47,10 @@ export class GroupPanels {
         event.preventDefault();
         void this.addMembers();
       }],
+      [byId("group-rename-form"), "submit", (event) => {
+        event.preventDefault();
+        void this.rename();
+      }],
       [byId("group-invite-form"), "submit", (event) => {
         event.preventDefault();
         void this.makeInvite();
@@ -177,7 +181,7 @@ export class GroupPanels {
     } else {
       const count = state.members.length;
       status.textContent = `${count} member${count === 1 ? "" : "s"}, verified from ${state.seq + 1} signed change${state.seq === 0 ? "" : "s"}.`;
-      status.dataset.state = "verified";
+      status.dataset.state = record.mismatch ? "" : "verified";
     }
     const warning = byId("group-server-warning");
     warning.textContent = record.mismatch ? mismatchText(record.mismatch) : "";
@@ -265,6 +269,31 @@ export class GroupPanels {
       return;
     }
     if (await this.run("add", names)) input.value = "";
+  }
+
+  /** A new name goes to the members as a signed group_info (admins only). */
+  async rename() {
+    const groupId = this.groupId;
+    const input = byId("group-rename");
+    const name = input.value.trim();
+    const errorNode = byId("group-dialog-error");
+    setMessage(errorNode, null);
+    if (!groupId) return;
+    if (!name) {
+      setMessage(errorNode, "Enter the new name.");
+      return;
+    }
+    await this.whileBusy(byId("group-rename-form"), async () => {
+      try {
+        const message = await this.messenger.sendGroupInfo(groupId, name);
+        if (message.status === "failed") throw new Error(message.reason ?? "The new name was not sent.");
+        input.value = "";
+        byId("group-dialog-result").textContent = `Renamed to “${name}”.`;
+      } catch (error) {
+        setMessage(errorNode, explain(error));
+      }
+    });
+    this.renderDetails();
   }
 
   async leave() {

@@ -14,14 +14,15 @@ import {
   Invite,
   ProtocolError,
   PublicIdentity,
+  VerificationFailed,
   checkGroupName,
   extend,
+  genesis,
   makeInvite,
   parseConversationId,
   parseMessageId,
   parseUsername,
   signChange,
-  verifyChain,
 } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import * as store from "./store.js";
@@ -56,6 +57,10 @@ export class MembershipMismatch extends GroupProblem {
  * @typedef {object} GroupRecord
  * @property {string} id
  * @property {object[]} chain the verified changes, wire form (as {@link GroupChange#toWire} writes them)
+ * @property {Record<string, object>[]} signers for each change of `chain`, the keys (public
+ *   identity, wire form) its actor and inviter had pinned here when it was verified: the
+ *   stored chain is replayed with those, so a member's later key change does not void
+ *   what it signed before (PROTOCOL.md 13.7)
  * @property {import("../protocol/groups.js").GroupState | null} state the verified state of `chain`
  * @property {string | null} name from the latest group_info of a current admin
  * @property {number} nameAt the server time of that group_info (history arrives newest first)
@@ -175,13 +180,14 @@ export class GroupBook {
       const record = this.record(saved.id);
       Object.assign(record, {
         chain: saved.chain,
+        signers: Array.isArray(saved.signers) ? saved.signers : [],
         name: typeof saved.name === "string" ? saved.name : null,
         nameAt: Number(saved.nameAt) || 0,
         status: saved.status === "removed" ? "removed" : "member",
       });
       if (record.chain.length === 0) continue;
       try {
-        record.state = await this.verify(record.id, record.chain.map((wire) => GroupChange.fromWire(wire)));
+        record.state = await this.replay(record.id, record.chain.map((wire) => GroupChange.fromWire(wire)), record.signers);
       } catch (error) {
         record.problem = error instanceof GroupUnverifiable ? error.reason : "its stored membership chain is unreadable";
       }
@@ -201,6 +207,7 @@ export class GroupBook {
       record = {
         id,
         chain: [],
+        signers: [],
         state: null,
         name: null,
         nameAt: 0,
@@ -219,6 +226,7 @@ export class GroupBook {
     await store.put("groups", [this.me, record.id], {
       id: record.id,
       chain: record.chain,
+      signers: record.signers,
       name: record.name,
       nameAt: record.nameAt,
       status: record.status,
@@ -277,15 +285,46 @@ export class GroupBook {
   }
 
   /**
-   * Replay a whole chain with pinned keys (PROTOCOL.md 13.3).
+   * The keys a change's signers have pinned now (recorded once the change verifies).
+   *
+   * @param {GroupChange} change
+   * @returns {Record<string, object>}
+   */
+  signersOf(change) {
+    /** @type {Record<string, object>} */
+    const keys = {};
+    for (const name of [change.actor, change.invite?.inviter]) {
+      const pin = name ? this.m.pins.get(name) : undefined;
+      if (name && pin) keys[name] = pin.identity;
+    }
+    return keys;
+  }
+
+  /**
+   * Replay a whole chain from its first change (PROTOCOL.md 13.3): the first
+   * `signers.length` changes with the keys recorded when this device verified them, the
+   * rest with the keys pinned now (signers are pinned on first use).
    *
    * @param {string} id
    * @param {GroupChange[]} changes
+   * @param {Record<string, object>[]} [signers]
+   * @returns {Promise<import("../protocol/groups.js").GroupState>}
+   * @throws {GroupUnverifiable}
    */
-  async verify(id, changes) {
-    await this.pinSigners(changes);
+  async replay(id, changes, signers = []) {
+    await this.pinSigners(changes.slice(signers.length));
     try {
-      return await verifyChain(changes, this.lookup, { groupId: id });
+      if (changes.length === 0) throw new VerificationFailed();
+      let state = null;
+      for (const [index, change] of changes.entries()) {
+        const recorded = index < signers.length ? signers[index] : null;
+        const lookup = recorded
+          ? (name) => (Object.hasOwn(recorded, name) ? PublicIdentity.fromWire(name, recorded[name]) : null)
+          : this.lookup;
+        state = state === null ? await genesis(change, lookup) : await state.apply(change, lookup);
+        if (state.groupId !== id) throw new VerificationFailed(); // the chain is for another group
+      }
+      return /** @type {import("../protocol/groups.js").GroupState} */ (state);
     } catch (error) {
       if (error instanceof ProtocolError) throw new GroupUnverifiable("its membership chain does not verify");
       throw error;
@@ -323,20 +362,24 @@ export class GroupBook {
         await this.pinSigners(added);
         state = await extend(record.state, added, this.lookup);
       } else {
-        state = await this.verify(record.id, changes);
+        state = await this.replay(record.id, changes, record.signers.slice(0, local.length));
       }
     } catch (error) {
       if (error instanceof GroupUnverifiable) throw this.fail(record, error.reason);
       if (error instanceof ProtocolError) throw this.fail(record, "its membership chain does not verify");
       throw error;
     }
-    const wasMember = record.status === "member";
+    record.signers = changes.map((change, index) => record.signers[index] ?? this.signersOf(change));
     record.chain = normal;
     record.state = state;
     record.problem = null;
     record.status = state.members.includes(this.me) ? "member" : "removed";
-    if (record.serverMembers) record.mismatch = difference(state.members, record.serverMembers);
-    if (!wasMember && record.status === "member") record.serverMembers = null;
+    if (added.length && record.serverMembers) {
+      // The server's list was for the old membership: fetch it again (once out of the lock).
+      record.serverMembers = null;
+      record.mismatch = null;
+      if (record.status === "member") setTimeout(() => void this.check(record.id), 0);
+    }
     await this.save(record);
     this.m.groupAdopted(record, added);
     return record;
@@ -439,6 +482,8 @@ export class GroupBook {
       if (attempt === 0) {
         state = this.records.get(id)?.state ?? null;
       } else {
+        const record = this.records.get(id);
+        if (record?.status === "removed" && record.state) break; // nothing more to fetch
         try {
           state = (await this.refresh(id)).state;
         } catch {
@@ -490,6 +535,7 @@ export class GroupBook {
       } catch {
         state = record.state;
       }
+      record.serverMembers = [...listed];
     }
     record.mismatch = state ? difference(state.members, listed) : null;
     this.m.groupChanged(record);
@@ -505,6 +551,9 @@ export class GroupBook {
 
   /** Refresh the chain and compare with the server's list; never throws (the record shows it). */
   async check(id) {
+    const record = this.records.get(id);
+    // A former member's chain ends at its removal: the server has nothing more for it.
+    if (record?.status === "removed" && record.state) return;
     try {
       await this.refresh(id);
       await this.compareServerList(id, await this.fetchServerList(id), { fetched: true });
@@ -719,11 +768,12 @@ export class GroupBook {
     } catch (error) {
       throw new GroupUnverifiable(`its membership chain is malformed (${describeError(error)})`);
     }
-    const local = this.records.get(id)?.chain ?? [];
+    const record = this.records.get(id);
+    const local = record?.chain ?? [];
     const normal = changes.map((change) => change.toWire());
     if (normal.length < local.length || local.some((wire, index) => !sameWire(wire, normal[index]))) {
       throw new GroupUnverifiable("the server's membership chain does not extend the one verified on this device");
     }
-    return this.verify(id, changes);
+    return this.replay(id, changes, record?.signers.slice(0, local.length) ?? []);
   }
 }

@@ -99,6 +99,10 @@ export class InboxSocket extends EventTarget {
       case "group":
         this.dispatchEvent(new CustomEvent("entry", { detail: frame }));
         break;
+      case "typing":
+        // Not an inbox entry (no seq): a hint that another member is typing.
+        this.dispatchEvent(new CustomEvent("typing", { detail: frame }));
+        break;
       case "sent":
       case "error": {
         const waiter = frame.ref ? this.pending.get(frame.ref) : undefined;

@@ -14,6 +14,7 @@
 import {
   Envelope,
   GroupChange,
+  checkGroupName,
   ProtocolError,
   PublicIdentity,
   directConversationId,
@@ -31,6 +32,7 @@ import {
 import { ApiError } from "./api.js";
 import { GroupBook, RECIPIENTS_DIFFER, describeChange } from "./groups.js";
 import { InboxSocket } from "./inbox.js";
+import { Presence } from "./presence.js";
 import * as store from "./store.js";
 import { downloadFile, previewable, uploadFile } from "./transfers.js";
 
@@ -76,7 +78,7 @@ export class KeyChanged extends Error {
  * @property {number | null} serverTs the server's clock, ms
  * @property {boolean} verified
  * @property {string | null} reason why it is unverifiable
- * @property {"uploading" | "sending" | "sent" | "delivered" | "received" | "failed"} status
+ * @property {"uploading" | "sending" | "sent" | "delivered" | "read" | "received" | "failed"} status
  * @property {string | null} envelopeText the envelope as received, to recognise copies
  * @property {import("../protocol/files.js").FileDescriptor | null} [file] a shared file (key included)
  * @property {FileTransfer} [transfer] upload or download progress of that file
@@ -133,6 +135,7 @@ export class Messenger extends EventTarget {
     this.socket.addEventListener("entry", (event) => this.enqueue(/** @type {CustomEvent} */ (event).detail));
     this.socket.addEventListener("state", (event) => this.emit("status", /** @type {CustomEvent} */ (event).detail));
     this.socket.addEventListener("ended", (event) => this.emit("ended", /** @type {CustomEvent} */ (event).detail));
+    this.presence = new Presence(this.socket, this.username);
   }
 
   emit(type, detail) {
@@ -145,6 +148,7 @@ export class Messenger extends EventTarget {
 
   // Start and stop -----------------------------------------------------------------
   async start() {
+    await this.presence.load();
     for (const pin of await store.allFor("pins", this.username)) this.pins.set(pin.username, pin);
     const myPin = this.pins.get(this.username);
     const myWire = this.me.public.toWire();
@@ -192,6 +196,7 @@ export class Messenger extends EventTarget {
 
   stop() {
     clearTimeout(this.ackTimer);
+    this.presence.stop();
     this.socket.stop();
   }
 
@@ -477,13 +482,16 @@ export class Messenger extends EventTarget {
 
   async processEntry(frame) {
     if (!Number.isSafeInteger(frame.seq) || frame.seq <= this.lastSeq) return;
-    if (frame.type === "receipt") {
+    if (frame.type === "receipt" && frame.status === "read") {
+      this.markRead(frame);
+    } else if (frame.type === "receipt") {
       const ids = new Set(Array.isArray(frame.message_ids) ? frame.message_ids : []);
       const recipient = String(frame.recipient ?? "");
       for (const conversation of this.conversations.values()) {
         let changed = false;
         for (const message of conversation.messages) {
-          if (ids.has(message.messageId) && message.sender === this.username && message.status !== "delivered") {
+          const settled = message.status === "delivered" || message.status === "read";
+          if (ids.has(message.messageId) && message.sender === this.username && !settled) {
             // Delivered once every other recipient has it (in a direct chat: the contact).
             message.deliveredTo ??= new Set();
             message.deliveredTo.add(recipient);
@@ -504,6 +512,26 @@ export class Messenger extends EventTarget {
     this.lastSeq = frame.seq;
     await store.put("state", this.key("lastSeq"), this.lastSeq);
     this.scheduleAck();
+  }
+
+  /** A read receipt: "Read" once every other recipient has read (in a direct chat: the contact). */
+  markRead(frame) {
+    const ids = new Set(Array.isArray(frame.message_ids) ? frame.message_ids : []);
+    const reader = String(frame.recipient ?? "");
+    for (const conversation of this.conversations.values()) {
+      let changed = false;
+      for (const message of conversation.messages) {
+        if (!ids.has(message.messageId) || message.sender !== this.username || message.status === "read") continue;
+        message.readBy ??= new Set();
+        message.readBy.add(reader);
+        const awaiting = message.awaiting ?? [];
+        if (awaiting.length === 0 || awaiting.every((name) => message.readBy?.has(name))) {
+          message.status = "read";
+          changed = true;
+        }
+      }
+      if (changed) this.emit("messages", conversation.id);
+    }
   }
 
   scheduleAck() {
@@ -595,6 +623,7 @@ export class Messenger extends EventTarget {
     conversation.messages.push(message);
     conversation.lastActivity = Math.max(conversation.lastActivity, message.serverTs ?? Date.now());
     if (message.sender !== this.username && message.kind !== "info") {
+      this.presence.stoppedTyping(conversation.id, message.sender);
       const visible = this.activeId === conversation.id && document.visibilityState === "visible";
       if (!visible) await this.setUnread(conversation, conversation.unread + 1);
       this.emit("incoming", { conversation, message });
@@ -782,7 +811,10 @@ export class Messenger extends EventTarget {
    * @param {string} name
    */
   async sendGroupInfo(groupId, name) {
+    checkGroupName(name);
     const conversation = this.conversationFor(groupId);
+    const state = conversation.group?.state;
+    if (state && !state.admins.includes(this.username)) throw new Error("Only the group's admins can name it.");
     const envelope = await this.seal(conversation, { type: "group_info", name });
     const message = this.ownMessage(conversation, envelope, `named the group “${name}”`, null);
     message.kind = "info";

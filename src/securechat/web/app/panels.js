@@ -1,6 +1,6 @@
 /**
  * The contact dialog (fingerprints, safety number, verification) and the account dialog
- * (sessions, password change, notifications, logout).
+ * (sessions, password change, notifications, typing and read-receipt switches, logout).
  *
  * @module
  */
@@ -25,6 +25,10 @@ export class Panels {
       [byId("contact-verify"), "click", () => void this.toggleVerified()],
       [byId("revoke-others"), "click", () => void this.revokeOthers()],
       [byId("enable-notifications"), "click", () => void this.enableNotifications()],
+      [byId("setting-typing"), "change", (event) =>
+        void this.messenger.presence.configure({ typing: event.target.checked })],
+      [byId("setting-read-receipts"), "change", (event) =>
+        void this.messenger.presence.configure({ readReceipts: event.target.checked })],
       [byId("logout"), "click", () => void this.actions.logout()],
       [byId("account-close"), "click", () => this.accountDialog.close()],
       [byId("open-admin"), "click", () => {
@@ -95,6 +99,8 @@ export class Panels {
     byId("own-signing-fp").textContent = own.signing;
     byId("own-encryption-fp").textContent = own.encryption;
     this.renderNotificationState();
+    byId("setting-typing").checked = this.messenger.presence.settings.typing;
+    byId("setting-read-receipts").checked = this.messenger.presence.settings.readReceipts;
     show(byId("admin-entry"), Boolean(this.isAdmin));
     byId("sessions-result").textContent = "";
     byId("password-result").textContent = "";
