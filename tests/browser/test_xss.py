@@ -165,7 +165,9 @@ def test_group_names_and_server_listed_members_render_as_text(
     expect(title).to_have_text([NAME_PAYLOAD])
     title.click()
     expect(page.locator("#conversation-title")).to_have_text(NAME_PAYLOAD)
-    expect(page.locator("#message-list .system-line").last).to_contain_text(f"named the group “{NAME_PAYLOAD}”")
+    expect(page.locator("#message-list .system-line").last).to_contain_text(
+        f"named the group “{NAME_PAYLOAD}”"
+    )
 
     # A malicious server lists a markup "member" in the group, and a group of its own.
     def poisoned_conversations(route: Route) -> None:
@@ -175,7 +177,13 @@ def test_group_names_and_server_listed_members_render_as_text(
             if item["id"] == group_id:
                 item["members"].append("<svg onload=window.__xss=1>")
         body["conversations"].append(
-            {"id": NAME_PAYLOAD, "kind": "group", "members": [NAME_PAYLOAD], "created_at": 1, "last_message_at": 2}
+            {
+                "id": NAME_PAYLOAD,
+                "kind": "group",
+                "members": [NAME_PAYLOAD],
+                "created_at": 1,
+                "last_message_at": 2,
+            }
         )
         route.fulfill(response=response, body=json.dumps(body))
 
@@ -189,7 +197,12 @@ def test_group_names_and_server_listed_members_render_as_text(
     expect(page.locator("#group-dialog-name")).to_have_text(NAME_PAYLOAD)
     expect(page.locator("#group-server-warning")).to_have_text(warning)
     expect(page.locator("#group-server-list")).to_have_text("<svg onload=window.__xss=1>, alice, bob")
-    assert page.locator("#group-dialog img, #group-dialog svg, #message-list img, #conversation-list img").count() == 0
+    assert (
+        page.locator(
+            "#group-dialog img, #group-dialog svg, #message-list img, #conversation-list img"
+        ).count()
+        == 0
+    )
 
     canary = bob.canary()
     assert canary == {"xss": 0, "csp": []}, canary
