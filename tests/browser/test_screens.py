@@ -134,7 +134,12 @@ def test_opt_in_notifications_name_the_sender_only_while_hidden(people: dict[str
     expect(page.locator(".message.theirs .message-text").last).to_have_text("visible: no notification")
     page.evaluate("window.__hidden = true")
     alice.send("secret text that must not reach the OS")
-    page.wait_for_function("window.__notifications.length === 1")
+    # Polled with evaluate: wait_for_function would re-evaluate its predicate with eval
+    # in the page, which the app's CSP blocks (and reports) if the first check is early.
+    for _ in range(100):
+        if page.evaluate("window.__notifications.length") >= 1:
+            break
+        page.wait_for_timeout(100)
     notes = page.evaluate("window.__notifications")
     assert notes == [{"title": "SecureChat", "body": "New message from alice", "tag": notes[0]["tag"]}]
     # Hidden, so the open conversation counts it as unread, and the title says so.

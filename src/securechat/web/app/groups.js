@@ -63,7 +63,8 @@ export class MembershipMismatch extends GroupProblem {
  *   what it signed before (PROTOCOL.md 13.7)
  * @property {import("../protocol/groups.js").GroupState | null} state the verified state of `chain`
  * @property {string | null} name from the latest group_info of a current admin
- * @property {number} nameAt the server time of that group_info (history arrives newest first)
+ * @property {number} nameAt that group_info's signed `sent_at`: the newest name wins on every
+ *   device alike, whatever order the server delivers them in (history comes newest first)
  * @property {"member" | "removed"} status
  * @property {string | null} problem why the chain is unverifiable (then nothing is sent)
  * @property {string[] | null} serverMembers the server's member list, as last fetched
@@ -499,14 +500,18 @@ export class GroupBook {
 
   /**
    * A verified group_info: the name counts only from a current admin, and only if it is
-   * not older than the name already shown (history pages arrive newest first).
+   * not older, by the admin's signed clock, than the name already shown.
    *
-   * @returns {boolean} whether the sender may name the group
+   * @param {string} id
+   * @param {string} sender
+   * @param {string} name
+   * @param {number} sentAt the envelope's signed `sent_at`
+   * @returns {Promise<boolean>} whether the sender may name the group
    */
-  async noteInfo(id, sender, name, serverTs) {
+  async noteInfo(id, sender, name, sentAt) {
     const record = this.records.get(id);
     if (!record?.state || !record.state.admins.includes(sender)) return false;
-    const at = serverTs ?? Date.now();
+    const at = sentAt;
     if (at >= record.nameAt && (record.name !== name || at !== record.nameAt)) {
       record.name = name;
       record.nameAt = at;

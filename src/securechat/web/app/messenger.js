@@ -718,7 +718,7 @@ export class Messenger extends EventTarget {
         message.infoName = name;
         if (!group) {
           message.text = `sent a group name (“${name}”) in a direct chat; it is ignored`;
-        } else if (await this.groups.noteInfo(header.conversationId, header.sender, name, serverTs)) {
+        } else if (await this.groups.noteInfo(header.conversationId, header.sender, name, header.sentAt)) {
           message.text = `named the group “${name}”`;
         } else {
           message.text = `sent a group name (“${name}”), ignored: only the group's admins name it`;
@@ -820,7 +820,7 @@ export class Messenger extends EventTarget {
     message.kind = "info";
     message.infoName = name;
     await this.post(conversation, message, envelope);
-    if (message.status !== "failed") await this.groups.noteInfo(groupId, this.username, name, message.serverTs);
+    if (message.status !== "failed") await this.groups.noteInfo(groupId, this.username, name, envelope.header.sentAt);
     return message;
   }
 
