@@ -60,7 +60,11 @@ async def members(group: Group, password_stdin: PasswordStdin = False) -> None:
         state = await client.groups.refresh(group_id)
         for name in sorted(state.members):
             console.print(f"{name}{' (admin)' if name in state.admins else ''}", markup=False)
-        console.print(f"verified chain: {state.seq + 1} changes, last at {when(state.at)}", markup=False)
+        changes = state.seq + 1
+        console.print(
+            f"verified chain: {changes} change{'' if changes == 1 else 's'}, last at {when(state.at)}",
+            markup=False,
+        )
         listed = next((c for c in await client.api.conversations() if c["id"] == group_id), None)
         server = set(listed["members"]) if listed else set()
         extra, missing = server - state.members, set(state.members) - server
