@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,33 @@ from securechat.server.app import create_app
 from securechat.server.settings import Settings
 
 POSTGRES_URL = os.environ.get("SECURECHAT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@asynccontextmanager
+async def throwaway_postgres(prefix: str) -> AsyncIterator[tuple[str, str]]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards: (name, URL).
+
+    A database of its own (made through the test server's ``test`` database) rather
+    than a wiped ``public`` schema, so that other suites using the same server at the
+    same time neither break this run nor are broken by it.
+    """
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    try:
+        yield name, f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 def free_port() -> int:

@@ -3,12 +3,10 @@ stored users, and a throwaway PostgreSQL database."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -18,7 +16,7 @@ from securechat.protocol.keys import PrivateIdentity
 from securechat.server.settings import Settings
 from securechat.server.storage import accounts as account_store
 
-from ..conftest import GENEROUS_LIMITS, POSTGRES_URL
+from ..conftest import GENEROUS_LIMITS, throwaway_postgres
 from .support import bearer, material, registration_body
 
 
@@ -82,24 +80,6 @@ def count_users(app: FastAPI) -> Callable[[], Awaitable[int]]:
 
 @pytest.fixture
 async def postgres_settings(tmp_path: Path) -> AsyncIterator[Settings]:
-    """Settings on a new, empty PostgreSQL database, dropped afterwards.
-
-    A database of its own (made through the test server's ``test`` database) rather
-    than a wiped ``public`` schema, so that other suites using the same server at the
-    same time neither break this run nor are broken by it.
-    """
-    name = f"securechat_api_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = POSTGRES_URL.rpartition("/")
-    try:
-        yield Settings(data_dir=tmp_path / "server", database_url=f"{base}/{name}", **GENEROUS_LIMITS)
-    finally:
-        admin = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    """Settings on a new, empty PostgreSQL database, dropped afterwards."""
+    async with throwaway_postgres("securechat_api") as (_, url):
+        yield Settings(data_dir=tmp_path / "server", database_url=url, **GENEROUS_LIMITS)

@@ -5,18 +5,16 @@ next event."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from securechat.client.messenger import Messenger
 from securechat.client.realtime import InboxSocket
 from securechat.protocol.identifiers import direct_conversation_id
 
-from ..conftest import POSTGRES_URL, LiveServer, start_server
+from ..conftest import LiveServer, start_server, throwaway_postgres
 from .conftest import PASSWORDS, next_item
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -24,32 +22,21 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture
 async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    name = f"securechat_instances_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = POSTGRES_URL.rpartition("/")
-    env = {
-        "SECURECHAT_DATABASE_URL": f"{base}/{name}",
-        "SECURECHAT_REDIS_URL": REDIS_URL,
-        # This test's own channel: other runs on the same Redis must not cross in.
-        "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
-    }
-    data_dir = tmp_path / "shared-data"
-    first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
-    second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
-    try:
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
-        admin = await asyncpg.connect(POSTGRES_URL)
+    async with throwaway_postgres("securechat_instances") as (name, url):
+        env = {
+            "SECURECHAT_DATABASE_URL": url,
+            "SECURECHAT_REDIS_URL": REDIS_URL,
+            # This test's own channel: other runs on the same Redis must not cross in.
+            "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
+        }
+        data_dir = tmp_path / "shared-data"
+        first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
+        second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            yield first, second
         finally:
-            await admin.close()
+            first.stop()
+            second.stop()
 
 
 async def test_live_delivery_and_typing_across_instances(two_instances, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
