@@ -191,17 +191,15 @@ KNOWN_DIVERGENCES: dict[str, tuple[str, str, str]] = {
     "group_invite/max_uses-1.0": ("malformed", "ok", "as envelope_text/v-1.0 (Appendix A.4)."),
     "group_change/join-invite-max_uses-1.0": ("malformed", "ok", "as envelope_text/v-1.0 (Appendix A.4)."),
     "group_accepts/since-minus-1": (
-        "ok",
+        "error:ValueError",
         "error:RangeError",
-        "an API difference, not a protocol one: Python slices history[since:], so since=-1 "
-        "means the head only; acceptsRecipients takes non-negative positions only.",
+        "both refuse a negative position; only the language's error type differs (an API "
+        "argument check, not a protocol outcome).",
     ),
     "group_accepts/since-null": (
-        "ok",
+        "error:ValueError",
         "error:RangeError",
-        "as group_accepts/since-minus-1: Python's history[None:] is the whole history, so "
-        "accepts_recipients(since=joined_at(name)) for a non-member (joined_at gives None) "
-        "accepts any set the chain ever had; acceptsRecipients refuses null.",
+        "as group_accepts/since-minus-1: both refuse a missing position.",
     ),
     "envelope_open/payload-5000-digit-integer": (
         "unverifiable",
