@@ -36,10 +36,11 @@ from typing import Any
 import psutil
 from revision import git_revision
 
-from server import start_server
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))  # for tests.conftest.start_server, as bench_browser.py uses it
+
+from tests.conftest import start_server  # noqa: E402
 
 from securechat.client.messenger import Messenger  # noqa: E402
 
@@ -86,7 +87,8 @@ async def measured(server_pid: int, action: Callable[[], Awaitable[Any]]) -> tup
 
 async def run_store(store: str, source: Path, work: Path) -> dict[str, Any]:
     data_dir = work / f"data-{store}"
-    process, url = start_server(data_dir, work / f"server-{store}.log", file_store=store)
+    server = start_server(data_dir, work / f"server-{store}.log", extra_env={"SECURECHAT_FILE_STORE": store})
+    process, url = server.process, server.url
     try:
         alice = Messenger(work / f"alice-{store}", url)
         bob = Messenger(work / f"bob-{store}", url)
@@ -120,8 +122,7 @@ async def run_store(store: str, source: Path, work: Path) -> dict[str, Any]:
         await bob.close()
         return result
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
 
 
 def main() -> int:

@@ -38,10 +38,11 @@ from typing import Any
 import httpx
 from revision import git_revision
 
-from server import start_server
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))  # for tests.conftest.start_server, as bench_browser.py uses it
+
+from tests.conftest import start_server  # noqa: E402
 
 from securechat.protocol.encoding import b64encode  # noqa: E402
 from securechat.protocol.envelope import open_message, seal_message  # noqa: E402
@@ -162,12 +163,12 @@ def main() -> int:
         people = [load_identity(*made) for made in pool.map(make_identity, names)]
     work = Path(tempfile.mkdtemp(prefix="securechat-bench-groups-"))
     data_dir = work / "data"
-    process, url = start_server(data_dir, work / "server.log")
+    server = start_server(data_dir, work / "server.log")
+    url = server.url
     try:
         results = asyncio.run(measure(url, people, sizes, args.repeats))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
     report = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
