@@ -18,7 +18,7 @@ from securechat.protocol.errors import VerificationFailed
 from securechat.protocol.identifiers import ConversationId, Username
 
 from .conftest import PASSWORDS, MakeClient
-from .test_two_clients import run_cli
+from .test_two_clients import run_cli, scan
 
 
 async def messages(client: Messenger) -> list[InboxItem]:
@@ -65,6 +65,19 @@ async def test_three_members_chat_and_share_files(
         out.mkdir()
         saved = await member.get_file(result["file_id"], out)
         assert saved.read_bytes() == contents
+
+    # The server kept neither the group's name, nor the texts, nor the file.
+    live_server.stop()
+    stored = [p for p in live_server.data_dir.rglob("*") if p.is_file()] + [live_server.log_path]
+    needles = {
+        "group name": b"Secure",
+        "text": b"hello both",
+        "reply": b"hi from carol",
+        "caption": b"the plan",
+        "file name": b"plan.bin",
+        "file contents": contents[1000:1032],
+    }
+    assert scan(stored, needles) == []
 
 
 async def test_removed_member_cannot_read_what_follows(live_server, make_client: MakeClient) -> None:  # type: ignore[no-untyped-def]
