@@ -17,10 +17,8 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy.engine import Connection
 
 from ...protocol.envelope import Envelope
 from ...protocol.identifiers import direct_conversation_id
@@ -28,7 +26,7 @@ from ..errors import Forbidden, InvalidEnvelope, MessageIdReused, NotFound, Secu
 from ..metrics import Metrics
 from ..realtime.broker import Broker, InboxEvent
 from ..storage import batch as batch_store
-from ..storage.database import Database
+from ..storage.database import Database, DriverConnection
 from .clock import now_ms
 from .principal import Principal
 
@@ -163,7 +161,7 @@ class MessageWriter:
         sends = [r for r in batch if isinstance(r, SendRequest) and not r.future.done()]
         acks = [r for r in batch if isinstance(r, AckRequest) and not r.future.done()]
         # The whole batch runs as one synchronous transaction (off the event loop on SQLite).
-        outcome: _Outcome = await self.database.run_batch(_apply, sends, acks, self._direct_members)
+        outcome: _Outcome = await self.database.run_write_batch(_apply, sends, acks, self._direct_members)
         # Only now, after the commit, do clients hear of it.
         for request, result in outcome.results:
             if not request.future.done():
@@ -177,7 +175,9 @@ class MessageWriter:
             )
         if outcome.events:
             committed_at = time.time()
-            await self.broker.publish([replace(event, committed_at=committed_at) for event in outcome.events])
+            for event in outcome.events:
+                event.committed_at = committed_at
+            await self.broker.publish(outcome.events)
 
 
 DIRECT_PREFIX = "dm-"
@@ -213,7 +213,7 @@ class _Outcome:
 
 
 def _apply(
-    conn: Connection,
+    conn: DriverConnection,
     sends: list[SendRequest],
     acks: list[AckRequest],
     direct_members: DirectMembersCache,
@@ -417,7 +417,7 @@ def _resolve_in_batch_retries(outcome: _Outcome) -> None:
     ]
 
 
-def _create_direct_conversation(conn: Connection, request: SendRequest, now: int) -> None:
+def _create_direct_conversation(conn: DriverConnection, request: SendRequest, now: int) -> None:
     """A first message to someone creates the direct conversation, if its id is theirs."""
     envelope, principal = request.envelope, request.principal
     conversation_id = envelope.header.conversation_id

@@ -3,85 +3,132 @@
 The writer applies a whole batch in one transaction on one thread: on SQLite that is a
 dedicated thread with its own connection (one hand-off per batch instead of one per
 statement); on PostgreSQL the same functions run through ``AsyncConnection.run_sync``.
+
+These statements are the hot path, so they go to the driver's cursor as fixed SQL
+text: building, caching and compiling a SQLAlchemy statement costs more than SQLite
+takes to run it (measured with ``benchmarks/bench_writer.py``). The text is written
+once with ``?`` markers and rewritten for the driver's parameter style; lists become
+one marker per item. Table and column names are the ones in ``tables.py``; the tests
+run every function on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from .database import DriverConnection
 
-from .tables import conversation_members, conversations, inbox_entries, messages, users
-
-_SET_INBOX_SEQ = update(users).where(users.c.id == bindparam("uid")).values(inbox_seq=bindparam("new_seq"))
-_SET_LAST_MESSAGE_AT = (
-    update(conversations)
-    .where(conversations.c.id == bindparam("cid"))
-    .values(last_message_at=bindparam("ts"))
-)
-_MARK_DELIVERED = (
-    update(inbox_entries)
-    .where(
-        and_(
-            inbox_entries.c.user_id == bindparam("uid"),
-            inbox_entries.c.seq <= bindparam("up_to"),
-            inbox_entries.c.kind == "message",
-            inbox_entries.c.delivered_at.is_(None),
-        )
-    )
-    .values(delivered_at=bindparam("now"))
-)
+_MESSAGE_COLUMNS = ("id", "message_id", "conversation_id", "sender_id", "server_ts", "envelope_sha256")
 
 
-def get_messages_by_message_ids(conn: Connection, message_ids: Sequence[str]) -> dict[str, RowMapping]:
+@functools.lru_cache(maxsize=1024)
+def _for_driver(paramstyle: str, sql: str) -> str:
+    """``sql`` with its ``?`` markers in the driver's style (qmark, numeric_dollar, format)."""
+    if paramstyle == "qmark":
+        return sql
+    parts = sql.split("?")
+    if paramstyle in ("numeric_dollar", "numeric"):
+        sign = "$" if paramstyle == "numeric_dollar" else ":"
+        return parts[0] + "".join(f"{sign}{number}{part}" for number, part in enumerate(parts[1:], 1))
+    if paramstyle in ("format", "pyformat"):
+        return "%s".join(parts)
+    raise ValueError(f"unsupported parameter style {paramstyle}")
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _execute(conn: DriverConnection, sql: str, parameters: Sequence[Any] = ()) -> Any:
+    cursor = conn.connection.cursor()
+    cursor.execute(_for_driver(conn.dialect.paramstyle, sql), tuple(parameters))
+    return cursor
+
+
+def _execute_many(conn: DriverConnection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    cursor = conn.connection.cursor()
+    cursor.executemany(_for_driver(conn.dialect.paramstyle, sql), list(rows))
+    cursor.close()
+
+
+def _fetch_all(conn: DriverConnection, sql: str, parameters: Sequence[Any] = ()) -> list[Sequence[Any]]:
+    cursor = _execute(conn, sql, parameters)
+    rows: list[Sequence[Any]] = cursor.fetchall()
+    cursor.close()
+    return rows
+
+
+def get_messages_by_message_ids(
+    conn: DriverConnection, message_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Stored messages by message id: id, message_id, conversation_id, sender_id,
+    server_ts and envelope_sha256 (never the envelope)."""
     if not message_ids:
         return {}
-    result = conn.execute(select(messages).where(messages.c.message_id.in_(message_ids)))
-    return {row["message_id"]: row for row in result.mappings()}
+    rows = _fetch_all(
+        conn,
+        f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE message_id IN ({_marks(len(message_ids))})",
+        message_ids,
+    )
+    found = [dict(zip(_MESSAGE_COLUMNS, row, strict=True)) for row in rows]
+    for row in found:
+        # bytea comes back as memoryview on some drivers.
+        row["envelope_sha256"] = bytes(row["envelope_sha256"])
+    return {row["message_id"]: row for row in found}
 
 
-def get_conversation_ids(conn: Connection, conversation_ids: Sequence[str]) -> set[str]:
+def get_conversation_ids(conn: DriverConnection, conversation_ids: Sequence[str]) -> set[str]:
     if not conversation_ids:
         return set()
-    result = conn.execute(select(conversations.c.id).where(conversations.c.id.in_(conversation_ids)))
-    return {row.id for row in result}
+    rows = _fetch_all(
+        conn, f"SELECT id FROM conversations WHERE id IN ({_marks(len(conversation_ids))})", conversation_ids
+    )
+    return {row[0] for row in rows}
 
 
 def get_members_by_conversation(
-    conn: Connection, conversation_ids: Sequence[str]
+    conn: DriverConnection, conversation_ids: Sequence[str]
 ) -> dict[str, dict[str, int]]:
     """For each conversation, its members' usernames mapped to user ids."""
     members: dict[str, dict[str, int]] = {cid: {} for cid in conversation_ids}
     if not conversation_ids:
         return members
-    query = (
-        select(conversation_members.c.conversation_id, users.c.username, users.c.id)
-        .join(users, users.c.id == conversation_members.c.user_id)
-        .where(conversation_members.c.conversation_id.in_(conversation_ids))
+    rows = _fetch_all(
+        conn,
+        "SELECT m.conversation_id, u.username, u.id FROM conversation_members m"
+        f" JOIN users u ON u.id = m.user_id WHERE m.conversation_id IN ({_marks(len(conversation_ids))})",
+        conversation_ids,
     )
-    for row in conn.execute(query):
-        members[row.conversation_id][row.username] = row.id
+    for conversation_id, username, user_id in rows:
+        members[conversation_id][username] = user_id
     return members
 
 
-def get_user_ids(conn: Connection, usernames: Sequence[str]) -> dict[str, int]:
-    result = conn.execute(select(users.c.username, users.c.id).where(users.c.username.in_(usernames)))
-    return {row.username: row.id for row in result}
+def get_user_ids(conn: DriverConnection, usernames: Sequence[str]) -> dict[str, int]:
+    rows = _fetch_all(
+        conn, f"SELECT username, id FROM users WHERE username IN ({_marks(len(usernames))})", usernames
+    )
+    return {username: user_id for username, user_id in rows}
 
 
 def add_conversation(
-    conn: Connection, conversation_id: str, kind: str, member_ids: list[int], now: int
+    conn: DriverConnection, conversation_id: str, kind: str, member_ids: list[int], now: int
 ) -> None:
-    conn.execute(insert(conversations).values(id=conversation_id, kind=kind, created_at=now))
-    conn.execute(
-        insert(conversation_members),
-        [{"conversation_id": conversation_id, "user_id": uid, "joined_at": now} for uid in member_ids],
+    _execute(
+        conn,
+        "INSERT INTO conversations (id, kind, created_at) VALUES (?, ?, ?)",
+        (conversation_id, kind, now),
+    ).close()
+    _execute_many(
+        conn,
+        "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)",
+        [(conversation_id, uid, now) for uid in member_ids],
     )
 
 
-def allocate_inbox_seqs(conn: Connection, counts: dict[int, int]) -> dict[int, int]:
+def allocate_inbox_seqs(conn: DriverConnection, counts: dict[int, int]) -> dict[int, int]:
     """Reserve ``counts[user]`` new inbox sequence numbers per user; returns the first
     number of each user's block.
 
@@ -91,85 +138,108 @@ def allocate_inbox_seqs(conn: Connection, counts: dict[int, int]) -> dict[int, i
     if not counts:
         return {}
     user_ids = sorted(counts)
-    query = select(users.c.id, users.c.inbox_seq).where(users.c.id.in_(user_ids)).order_by(users.c.id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    current = {row.id: int(row.inbox_seq) for row in conn.execute(query)}
-    conn.execute(_SET_INBOX_SEQ, [{"uid": uid, "new_seq": current[uid] + counts[uid]} for uid in user_ids])
+    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    rows = _fetch_all(
+        conn,
+        f"SELECT id, inbox_seq FROM users WHERE id IN ({_marks(len(user_ids))}) ORDER BY id{lock}",
+        user_ids,
+    )
+    current = {user_id: int(seq) for user_id, seq in rows}
+    _execute_many(
+        conn,
+        "UPDATE users SET inbox_seq = ? WHERE id = ?",
+        [(current[uid] + counts[uid], uid) for uid in user_ids],
+    )
     return {uid: current[uid] + 1 for uid in user_ids}
 
 
-def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """A plain DB-API executemany: for hundreds of rows per batch, SQLAlchemy's per-row
-    parameter processing costs more than the database does."""
-    columns = list(rows[0])
-    style = conn.dialect.paramstyle
-    if style == "qmark":
-        marks = ", ".join("?" for _ in columns)
-    elif style in ("numeric_dollar", "numeric"):
-        sign = "$" if style == "numeric_dollar" else ":"
-        marks = ", ".join(f"{sign}{i + 1}" for i in range(len(columns)))
-    else:
-        marks = ", ".join("%s" for _ in columns)
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - names are ours
-    conn.exec_driver_sql(sql, [tuple(row[column] for column in columns) for row in rows])
+_MESSAGE_INSERT_COLUMNS = (
+    "message_id",
+    "conversation_id",
+    "sender_id",
+    "client_ts",
+    "server_ts",
+    "size",
+    "envelope_sha256",
+    "envelope",
+)
+_INBOX_COLUMNS = ("user_id", "seq", "kind", "message_pk", "data", "created_at", "delivered_at")
 
 
-def add_messages(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(len(columns))})"
+
+
+_INSERT_MESSAGE = _insert_sql("messages", _MESSAGE_INSERT_COLUMNS)
+_INSERT_INBOX_ENTRY = _insert_sql("inbox_entries", _INBOX_COLUMNS)
+
+
+def add_messages(conn: DriverConnection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert messages; returns their primary keys in the rows' order."""
     if not rows:
         return []
-    _insert_many(conn, messages, rows)
+    _execute_many(conn, _INSERT_MESSAGE, [tuple(row[c] for c in _MESSAGE_INSERT_COLUMNS) for row in rows])
     ids = [row["message_id"] for row in rows]
-    found = conn.execute(select(messages.c.message_id, messages.c.id).where(messages.c.message_id.in_(ids)))
-    pks = {row.message_id: int(row.id) for row in found}
+    found = _fetch_all(
+        conn, f"SELECT message_id, id FROM messages WHERE message_id IN ({_marks(len(ids))})", ids
+    )
+    pks = {message_id: int(pk) for message_id, pk in found}
     return [pks[message_id] for message_id in ids]
 
 
-def add_inbox_entries(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def add_inbox_entries(conn: DriverConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        _insert_many(conn, inbox_entries, rows)
+        _execute_many(conn, _INSERT_INBOX_ENTRY, [tuple(row[c] for c in _INBOX_COLUMNS) for row in rows])
 
 
-def set_last_message_times(conn: Connection, times: dict[str, int]) -> None:
+def set_last_message_times(conn: DriverConnection, times: dict[str, int]) -> None:
     if times:
-        conn.execute(_SET_LAST_MESSAGE_AT, [{"cid": cid, "ts": ts} for cid, ts in times.items()])
+        _execute_many(
+            conn,
+            "UPDATE conversations SET last_message_at = ? WHERE id = ?",
+            [(ts, cid) for cid, ts in sorted(times.items())],
+        )
 
 
-def get_undelivered_messages_up_to(conn: Connection, up_to: dict[int, int]) -> list[RowMapping]:
-    """Undelivered message entries of several users, each up to its own sequence number.
+def get_undelivered_messages_up_to(conn: DriverConnection, up_to: dict[int, int]) -> list[dict[str, Any]]:
+    """Undelivered message entries of several users, each up to its own sequence number:
+    user_id, seq, message_id and sender_id, in (user, seq) order.
 
     The partial index ``ix_inbox_entries_undelivered`` keeps this small: only entries not
-    yet delivered are in it.
+    yet delivered are in it (its condition is repeated here so the planner can use it).
     """
     if not up_to:
         return []
-    query = (
-        select(inbox_entries.c.user_id, inbox_entries.c.seq, messages.c.message_id, messages.c.sender_id)
-        .join(messages, messages.c.id == inbox_entries.c.message_pk)
-        .where(
-            and_(
-                inbox_entries.c.user_id.in_(sorted(up_to)),
-                inbox_entries.c.kind == "message",
-                inbox_entries.c.delivered_at.is_(None),
-            )
-        )
-        .order_by(inbox_entries.c.user_id, inbox_entries.c.seq)
+    user_ids = sorted(up_to)
+    rows = _fetch_all(
+        conn,
+        "SELECT e.user_id, e.seq, m.message_id, m.sender_id FROM inbox_entries e"
+        " JOIN messages m ON m.id = e.message_pk"
+        f" WHERE e.user_id IN ({_marks(len(user_ids))}) AND e.delivered_at IS NULL AND e.kind = 'message'"
+        " ORDER BY e.user_id, e.seq",
+        user_ids,
     )
-    return [row for row in conn.execute(query).mappings() if row["seq"] <= up_to[row["user_id"]]]
+    return [
+        {"user_id": user_id, "seq": seq, "message_id": message_id, "sender_id": sender_id}
+        for user_id, seq, message_id, sender_id in rows
+        if seq <= up_to[user_id]
+    ]
 
 
-def mark_delivered_up_to(conn: Connection, up_to: dict[int, int], now: int) -> None:
+def mark_delivered_up_to(conn: DriverConnection, up_to: dict[int, int], now: int) -> None:
     if up_to:
-        conn.execute(
-            _MARK_DELIVERED, [{"uid": uid, "up_to": seq, "now": now} for uid, seq in sorted(up_to.items())]
+        _execute_many(
+            conn,
+            "UPDATE inbox_entries SET delivered_at = ? WHERE user_id = ? AND seq <= ?"
+            " AND delivered_at IS NULL AND kind = 'message'",
+            [(now, uid, seq) for uid, seq in sorted(up_to.items())],
         )
 
 
-def get_inbox_seq_for_message(conn: Connection, user_id: int, message_pk: int) -> int:
-    result = conn.execute(
-        select(inbox_entries.c.seq).where(
-            and_(inbox_entries.c.user_id == user_id, inbox_entries.c.message_pk == message_pk)
-        )
+def get_inbox_seq_for_message(conn: DriverConnection, user_id: int, message_pk: int) -> int:
+    rows = _fetch_all(
+        conn, "SELECT seq FROM inbox_entries WHERE user_id = ? AND message_pk = ?", (user_id, message_pk)
     )
-    return int(result.scalar_one())
+    if len(rows) != 1:
+        raise LookupError(f"expected one inbox entry for message {message_pk}, found {len(rows)}")
+    return int(rows[0][0])
