@@ -193,6 +193,18 @@ def test_wire_round_trip_through_json(
     assert open_group_as_bob(parsed, alice, bob, group) == PAYLOAD
 
 
+def test_parsed_envelope_keeps_its_json_and_a_modified_copy_does_not(group_envelope: Envelope) -> None:
+    text = json.dumps(group_envelope.to_wire(), separators=(",", ":"))
+    parsed = Envelope.from_wire(json.loads(text))
+    assert parsed.wire_json == text
+    assert parsed.to_json() == text == group_envelope.to_json()
+    # A copy with another field must be encoded afresh, not answer the parsed text.
+    changed = replace(parsed, iv=bytes(12))
+    assert changed.wire_json is None
+    assert json.loads(changed.to_json())["iv"] == b64encode(bytes(12))
+    assert changed.to_json() != text
+
+
 def test_header_fields_are_injected_or_fresh(alice: PrivateIdentity, bob: PrivateIdentity) -> None:
     conversation = direct_conversation_id(alice.username, bob.username)
     before = int(time.time() * 1000)

@@ -23,6 +23,12 @@ def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+# The last character before padding may only carry zero bits past the data: after "=",
+# the character's two low bits; after "==", its four low bits.
+_LAST_BEFORE_ONE_PAD = frozenset("AEIMQUYcgkosw048")
+_LAST_BEFORE_TWO_PADS = frozenset("AQgw")
+
+
 def b64decode(text: str, *, max_bytes: int | None = None) -> bytes:
     """Decode standard padded base64 strictly.
 
@@ -36,10 +42,15 @@ def b64decode(text: str, *, max_bytes: int | None = None) -> bytes:
     if len(text) % 4 != 0:
         raise MalformedInput("base64 length must be a multiple of 4")
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
+        # Strict mode refuses characters outside the alphabet and anything after or
+        # between padding; it does not look at the unused bits checked below.
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
         raise MalformedInput("invalid base64") from exc
-    if base64.b64encode(raw).decode("ascii") != text:
+    if text.endswith("=="):
+        if text[-3] not in _LAST_BEFORE_TWO_PADS:
+            raise MalformedInput("non-canonical base64")
+    elif text.endswith("=") and text[-2] not in _LAST_BEFORE_ONE_PAD:
         raise MalformedInput("non-canonical base64")
     # The length check above works in whole 4-character groups, so it lets through
     # up to two bytes more than max_bytes; this makes the limit exact.

@@ -13,7 +13,7 @@ import os
 import struct
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .encoding import b64decode, b64encode, canonical, u64
@@ -87,6 +87,9 @@ class Envelope:
     ciphertext: bytes
     keys: tuple[WrappedKey, ...]
     signature: bytes
+    # The compact JSON text, when the envelope was parsed from the wire (see to_json).
+    # Not an init field, so a copy made with dataclasses.replace never inherits it.
+    wire_json: str | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def recipients(self) -> tuple[Username, ...]:
@@ -113,18 +116,18 @@ class Envelope:
 
         Equal to ``json.dumps(self.to_wire(), separators=(",", ":"))``, built directly:
         every value is an integer, a validated identifier or base64, so nothing needs
-        escaping. The server stores and relays this text.
+        escaping. The server stores and relays this text. An envelope parsed by
+        ``from_wire`` already has it: strict base64 has one form, so the strings it
+        was parsed from are the ones encoding would give.
         """
-        header = self.header
-        keys = ",".join(
-            f'{{"recipient":"{k.recipient}","wrapped_key":"{b64encode(k.wrapped_key)}"}}' for k in self.keys
-        )
-        return (
-            f'{{"v":{header.version},"message_id":"{header.message_id}",'
-            f'"conversation_id":"{header.conversation_id}","sender":"{header.sender}",'
-            f'"sent_at":{header.sent_at},"iv":"{b64encode(self.iv)}",'
-            f'"ciphertext":"{b64encode(self.ciphertext)}","keys":[{keys}],'
-            f'"signature":"{b64encode(self.signature)}"}}'
+        if self.wire_json is not None:
+            return self.wire_json
+        return _envelope_json(
+            self.header,
+            b64encode(self.iv),
+            b64encode(self.ciphertext),
+            [(k.recipient, b64encode(k.wrapped_key)) for k in self.keys],
+            b64encode(self.signature),
         )
 
     @classmethod
@@ -151,29 +154,52 @@ class Envelope:
         )
         if header.sender != data["sender"]:
             raise MalformedInput("sender must be in normalised form")
-        iv = b64decode(_string(data, "iv"), max_bytes=GCM_IV_BYTES)
+        iv_text = _string(data, "iv")
+        iv = b64decode(iv_text, max_bytes=GCM_IV_BYTES)
         if len(iv) != GCM_IV_BYTES:
             raise MalformedInput("iv must be 12 bytes")
-        ciphertext = b64decode(_string(data, "ciphertext"), max_bytes=MAX_CIPHERTEXT_BYTES)
-        signature = b64decode(_string(data, "signature"), max_bytes=64)
+        ciphertext_text = _string(data, "ciphertext")
+        ciphertext = b64decode(ciphertext_text, max_bytes=MAX_CIPHERTEXT_BYTES)
+        signature_text = _string(data, "signature")
+        signature = b64decode(signature_text, max_bytes=64)
         if len(signature) != 64:
             raise MalformedInput("signature must be 64 bytes")
         raw_keys = data["keys"]
         if not isinstance(raw_keys, list) or not 1 <= len(raw_keys) <= MAX_MEMBERS:
             raise MalformedInput(f"keys must list 1 to {MAX_MEMBERS} recipients")
         keys: list[WrappedKey] = []
+        key_texts: list[tuple[str, str]] = []
         for item in raw_keys:
             if not isinstance(item, dict) or set(item) != {"recipient", "wrapped_key"}:
                 raise MalformedInput("each key must have exactly recipient and wrapped_key")
             recipient = parse_username(item["recipient"])
             if recipient != item["recipient"]:
                 raise MalformedInput("recipient must be in normalised form")
-            wrapped = b64decode(_string(item, "wrapped_key"), max_bytes=MAX_WRAPPED_KEY_BYTES)
+            wrapped_text = _string(item, "wrapped_key")
+            wrapped = b64decode(wrapped_text, max_bytes=MAX_WRAPPED_KEY_BYTES)
             keys.append(WrappedKey(recipient, wrapped))
+            key_texts.append((recipient, wrapped_text))
         names = [k.recipient for k in keys]
         if names != sorted(set(names)):
             raise MalformedInput("keys must be sorted by recipient, without duplicates")
-        return cls(header, iv, ciphertext, tuple(keys), signature)
+        envelope = cls(header, iv, ciphertext, tuple(keys), signature)
+        text = _envelope_json(header, iv_text, ciphertext_text, key_texts, signature_text)
+        object.__setattr__(envelope, "wire_json", text)
+        return envelope
+
+
+def _envelope_json(
+    header: Header, iv: str, ciphertext: str, keys: list[tuple[str, str]], signature: str
+) -> str:
+    """Compact JSON of an envelope from its fields, base64 already applied."""
+    key_list = ",".join(f'{{"recipient":"{name}","wrapped_key":"{wrapped}"}}' for name, wrapped in keys)
+    return (
+        f'{{"v":{header.version},"message_id":"{header.message_id}",'
+        f'"conversation_id":"{header.conversation_id}","sender":"{header.sender}",'
+        f'"sent_at":{header.sent_at},"iv":"{iv}",'
+        f'"ciphertext":"{ciphertext}","keys":[{key_list}],'
+        f'"signature":"{signature}"}}'
+    )
 
 
 def _string(data: Mapping[str, object], name: str) -> str:

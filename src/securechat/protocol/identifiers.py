@@ -40,6 +40,9 @@ def parse_username(value: object) -> Username:
     """NFKC-normalise and lower-case a username, then check it is 3-32 of [a-z0-9._-]."""
     if not isinstance(value, str):
         raise MalformedInput("username must be a string")
+    if _USERNAME_RE.fullmatch(value):
+        # Already normal: NFKC and lower-casing leave [a-z0-9._-] as it is.
+        return Username(value)
     check_text(value, field="username", max_chars=256)
     normalised = unicodedata.normalize("NFKC", value).lower()
     if not _USERNAME_RE.fullmatch(normalised):
