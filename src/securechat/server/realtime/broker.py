@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InboxEvent:
     user_id: int
     seq: int

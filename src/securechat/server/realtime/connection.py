@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -41,9 +42,12 @@ class InboxConnection:
         self.websocket = websocket
         self.last_sent = 0
         # Sends and acks are pipelined: the read loop queues them and goes on reading,
-        # so one connection's requests share a commit. This bounds how many wait.
+        # so one connection's requests share a commit. This bounds how many wait, from
+        # being read until their answer is written.
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._pending: set[asyncio.Task[None]] = set()
+        # Answers to committed requests, written in commit order by one task per
+        # connection (a task per request costs more than the request's own work).
+        self._answers: asyncio.Queue[str | None] = asyncio.Queue()
         # Message ids this connection sent and has not yet seen come back: the sender's
         # own inbox copy is for its other devices, this one has the "sent" answer.
         self._own_messages: set[str] = set()
@@ -64,18 +68,19 @@ class InboxConnection:
                 json.dumps({"type": "ready", "username": self.principal.username, "head": head})
             )
             await self._catch_up()
-            writer = asyncio.create_task(self._write_loop(queue))
-            watcher = asyncio.create_task(self._watch_session())
+            tasks = [
+                asyncio.create_task(self._write_loop(queue)),
+                asyncio.create_task(self._answer_loop()),
+                asyncio.create_task(self._watch_session()),
+            ]
             try:
                 await self._read_loop()
             finally:
-                for task in (writer, watcher):
+                # Requests already queued still commit; only their answers are dropped.
+                for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                         await task
-                # Requests already queued still commit; only their answers are dropped.
-                for task in list(self._pending):
-                    task.cancel()
 
     async def _watch_session(self) -> None:
         """Close the socket once its session is revoked (logout, revoke, password change)."""
@@ -231,19 +236,36 @@ class InboxConnection:
             self._in_flight.release()
             await self.websocket.send_text(json.dumps({"type": "error", "ref": ref, **exc.body()["error"]}))
             return
-        task = asyncio.create_task(self._answer(future, ref, render))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        # A client that disconnects cancels nothing it already queued: the future is
+        # the writer's, and only this callback hears of it.
+        future.add_done_callback(functools.partial(self._answer, ref, render))
 
-    async def _answer(
-        self, future: asyncio.Future[Any], ref: Any, render: Callable[[Any], dict[str, Any] | None]
+    def _answer(
+        self, ref: Any, render: Callable[[Any], dict[str, Any] | None], future: asyncio.Future[Any]
     ) -> None:
-        try:
-            # Shielded: a client that disconnects does not cancel what it already queued.
-            answer = render(await asyncio.shield(future))
-            if answer is not None:
-                await self.websocket.send_text(json.dumps(answer))
-        except SecureChatError as exc:
-            await self.websocket.send_text(json.dumps({"type": "error", "ref": ref, **exc.body()["error"]}))
-        finally:
-            self._in_flight.release()
+        """Queue the answer to a committed (or refused) request for the answer loop."""
+        if future.cancelled():
+            self._answers.put_nowait(None)
+            return
+        error = future.exception()
+        if error is None:
+            answer = render(future.result())
+            self._answers.put_nowait(None if answer is None else json.dumps(answer))
+        elif isinstance(error, SecureChatError):
+            self._answers.put_nowait(json.dumps({"type": "error", "ref": ref, **error.body()["error"]}))
+        else:
+            logger.error("request failed", exc_info=error)
+            self._answers.put_nowait(
+                json.dumps(
+                    {"type": "error", "ref": ref, "code": "internal_error", "message": "internal error"}
+                )
+            )
+
+    async def _answer_loop(self) -> None:
+        while True:
+            text = await self._answers.get()
+            try:
+                if text is not None:
+                    await self.websocket.send_text(text)
+            finally:
+                self._in_flight.release()
