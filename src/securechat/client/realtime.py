@@ -17,6 +17,12 @@ from websockets.typing import Origin
 from .errors import ApiError
 from .messenger import InboxItem, Messenger
 
+# Only message entries need acknowledging (their senders wait for the receipt); an ack
+# waits this long to cover the entries that arrive with it, or goes out at once after
+# this many (PROTOCOL.md 9.2).
+ACK_DELAY_SECONDS = 0.05
+ACK_MAX_ENTRIES = 32
+
 
 class InboxSocket:
     """One connection; ``items()`` yields processed inbox items and acknowledges them."""
@@ -28,6 +34,9 @@ class InboxSocket:
         self._ready = asyncio.Event()
         self._acked = 0
         self._ack_sent = 0
+        self._last_processed = 0
+        self._unacked_messages = 0
+        self._ack_timer: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         await self.messenger.ensure_token()
@@ -58,11 +67,39 @@ class InboxSocket:
         self._ack_sent = max(self._ack_sent, seq)
         await self._socket.send(json.dumps({"type": "ack", "seq": seq}))
 
+    async def _processed(self, frame_type: str, seq: int) -> None:
+        self._last_processed = max(self._last_processed, seq)
+        if frame_type != "message":
+            return
+        self._unacked_messages += 1
+        if self._unacked_messages >= ACK_MAX_ENTRIES:
+            await self._flush_ack()
+        elif self._ack_timer is None:
+            self._ack_timer = asyncio.create_task(self._ack_later())
+
+    async def _ack_later(self) -> None:
+        await asyncio.sleep(ACK_DELAY_SECONDS)
+        self._ack_timer = None
+        with contextlib.suppress(websockets.WebSocketException, OSError):
+            await self._flush_ack()
+
+    async def _flush_ack(self) -> None:
+        if self._unacked_messages:
+            self._unacked_messages = 0
+            await self._send_ack(self._last_processed)
+
     async def close(self) -> None:
         """Close after the server confirmed the last acknowledgement (bounded wait):
         an unconfirmed ack in flight could be lost with the socket."""
         if self._socket is None:
             return
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        if self._unacked_messages:
+            # The confirmed ack below covers what the timer would have sent.
+            self._unacked_messages = 0
+            self._ack_sent = max(self._ack_sent, self._last_processed)
         if self._acked < self._ack_sent:
             with contextlib.suppress(TimeoutError, websockets.WebSocketException, OSError):
                 await self._socket.send(json.dumps({"type": "ack", "seq": self._ack_sent, "confirm": True}))
@@ -96,7 +133,7 @@ class InboxSocket:
                 continue
             item = await self.messenger.process_frame(frame)
             if item is not None:
-                await self._send_ack(item.seq)
+                await self._processed(kind, item.seq)
                 yield item
 
     async def typing(self, conversation_id: str) -> None:

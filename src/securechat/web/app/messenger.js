@@ -196,6 +196,7 @@ export class Messenger extends EventTarget {
 
   stop() {
     clearTimeout(this.ackTimer);
+    this.ackTimer = null;
     this.presence.stop();
     this.socket.stop();
   }
@@ -511,7 +512,8 @@ export class Messenger extends EventTarget {
     }
     this.lastSeq = frame.seq;
     await store.put("state", this.key("lastSeq"), this.lastSeq);
-    this.scheduleAck();
+    // Only messages need acknowledging: their senders wait for the receipt (PROTOCOL.md 9.2).
+    if (frame.type === "message") this.scheduleAck();
   }
 
   /** A read receipt: "Read" once every other recipient has read (in a direct chat: the contact). */
@@ -534,9 +536,13 @@ export class Messenger extends EventTarget {
     }
   }
 
+  /** One ack at most ACK_DELAY_MS after the first entry it covers, however many follow. */
   scheduleAck() {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = setTimeout(() => this.socket.ack(this.lastSeq), ACK_DELAY_MS);
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      this.socket.ack(this.lastSeq);
+    }, ACK_DELAY_MS);
   }
 
   /** A membership change from the inbox: verified into the chain, or shown as unverifiable. */
