@@ -38,3 +38,10 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> No
             assert (await conn.execute(text("PRAGMA synchronous"))).scalar_one() == 2  # FULL
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"])
+def test_sqlite_in_memory_is_refused(url: str) -> None:
+    # The reading, writing and batch connections must all see one database.
+    with pytest.raises(ValueError, match="database file"):
+        Database(url)

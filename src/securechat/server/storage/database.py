@@ -83,7 +83,11 @@ class Database:
             _configure_sqlite(self._batch_engine, immediate=True)
             self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
             # The writer's own batches skip SQLAlchemy altogether (see run_write_batch).
-            self._sqlite_path = make_url(url).database
+            path = make_url(url).database
+            if not path or path == ":memory:":
+                # Each engine above has its own connections: they must meet in a file.
+                raise ValueError("SQLite needs a database file, not an in-memory database")
+            self._sqlite_path = path
             self._writer_connection: sqlite3.Connection | None = None
         else:
             self.write_engine = create_async_engine(
@@ -149,7 +153,7 @@ class Database:
         """The batch thread's own connection, opened on first use (on that thread)."""
         if self._writer_connection is None:
             connection = sqlite3.connect(
-                self._sqlite_path or ":memory:",
+                self._sqlite_path,
                 timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
