@@ -129,8 +129,8 @@ class Database:
         ``sqlite3`` connection kept open on the batch thread: SQLAlchemy's pool checkout,
         begin and commit cost more CPU than SQLite's own commit."""
         if self._batch_thread is None:
-            async with self.write_engine.begin() as connection:
-                return await connection.run_sync(function, *args, **kwargs)
+            # PostgreSQL: a SQLAlchemy connection serves as the driver connection.
+            return await self.run_batch(function, *args, **kwargs)
 
         def in_transaction() -> T:
             connection = self._sqlite_writer()
