@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# A sent message's status only moves forward along this order.
+STATUS_ORDER = ("sent", "delivered", "read")
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (
@@ -177,8 +180,14 @@ class StateStore:
         self._db.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
 
     def set_status(self, message_id: str, status: str) -> None:
+        """Move a sent message's status forward, never back: a read receipt can arrive
+        before the delivery receipt, whose ack the reader sends a little later
+        (PROTOCOL.md 9.2)."""
+        later = STATUS_ORDER[STATUS_ORDER.index(status) :]
+        marks = ", ".join("?" for _ in later)
         self._db.execute(
-            "UPDATE messages SET status = ? WHERE message_id = ? AND verified = 1", (status, message_id)
+            f"UPDATE messages SET status = ? WHERE message_id = ? AND verified = 1 AND status NOT IN ({marks})",  # noqa: S608
+            (status, message_id, *later),
         )
 
     def add_file(self, file_id: str, message_id: str, sender: str, descriptor: dict[str, Any]) -> None:
