@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
+from .checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -67,6 +69,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._batch_engine: Engine | None = None
         self._batch_thread: ThreadPoolExecutor | None = None
+        self.checkpointer: WalCheckpointer | None = None
         if self.is_sqlite:
             self.write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
             self.read_engine = _sqlite_engine(url, immediate=False, pool_size=4)
@@ -89,6 +92,8 @@ class Database:
                 raise ValueError("SQLite needs a database file, not an in-memory database")
             self._sqlite_path = path
             self._writer_connection: sqlite3.Connection | None = None
+            # Started with the writer's connection: the writer makes nearly all the log.
+            self.checkpointer = WalCheckpointer(path, _apply_sqlite_pragmas)
         else:
             self.write_engine = create_async_engine(
                 url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
@@ -160,10 +165,14 @@ class Database:
             )
             _apply_sqlite_pragmas(connection)
             self._writer_connection = connection
+            if self.checkpointer is not None:
+                self.checkpointer.start()
         return self._writer_connection
 
     async def dispose(self) -> None:
         if self._batch_engine is not None and self._batch_thread is not None:
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
             if self._writer_connection is not None:
                 self._batch_thread.submit(self._writer_connection.close).result()
                 self._writer_connection = None
@@ -208,4 +217,6 @@ def _apply_sqlite_pragmas(dbapi_connection: Any) -> None:
     # FULL: a message acknowledged to a client survives power loss, not only a crash.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Most of the log is copied back by the WalCheckpointer; see storage/checkpoint.py.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     cursor.close()
