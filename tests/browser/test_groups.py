@@ -115,12 +115,13 @@ def deliver_again(server: LiveServer, message_id: str, username: str) -> None:
     """Append a stored message to a user's inbox: a server handing it to a non-member."""
     connection = database(server)
     (user_id, head) = connection.execute(
-        "SELECT id, inbox_seq FROM users WHERE username = ?", (username,)
+        "SELECT u.id, (SELECT coalesce(max(seq), 0) FROM inbox_entries WHERE user_id = u.id)"
+        " FROM users u WHERE u.username = ?",
+        (username,),
     ).fetchone()
     (message_pk,) = connection.execute(
         "SELECT id FROM messages WHERE message_id = ?", (message_id,)
     ).fetchone()
-    connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, user_id))
     connection.execute(
         "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
         (user_id, head + 1, message_pk),

@@ -45,7 +45,9 @@ def deliver_raw(server: LiveServer, sender: str, recipient: str, message_id: str
     connection = database(server)
     (sender_id,) = connection.execute("SELECT id FROM users WHERE username = ?", (sender,)).fetchone()
     (recipient_id, head) = connection.execute(
-        "SELECT id, inbox_seq FROM users WHERE username = ?", (recipient,)
+        "SELECT u.id, (SELECT coalesce(max(seq), 0) FROM inbox_entries WHERE user_id = u.id)"
+        " FROM users u WHERE u.username = ?",
+        (recipient,),
     ).fetchone()
     conversation = direct_conversation_id(Username(sender), Username(recipient))
     cursor = connection.execute(
@@ -53,7 +55,6 @@ def deliver_raw(server: LiveServer, sender: str, recipient: str, message_id: str
         " envelope_sha256, envelope) VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
         (message_id, conversation, sender_id, b"\0" * 32, envelope),
     )
-    connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, recipient_id))
     connection.execute(
         "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
         (recipient_id, head + 1, cursor.lastrowid),
@@ -150,12 +151,12 @@ def test_forged_tampered_and_replayed_messages_show_as_unverifiable(
     # Replayed: the genuine message delivered again under a new sequence number.
     connection = database(server)
     (alice_id, head) = connection.execute(
-        "SELECT id, inbox_seq FROM users WHERE username = 'alice'"
+        "SELECT u.id, (SELECT coalesce(max(seq), 0) FROM inbox_entries WHERE user_id = u.id)"
+        " FROM users u WHERE u.username = 'alice'"
     ).fetchone()
     (message_pk,) = connection.execute(
         "SELECT id FROM messages WHERE message_id = ?", (good["message_id"],)
     ).fetchone()
-    connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, alice_id))
     connection.execute(
         "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
         (alice_id, head + 1, message_pk),

@@ -125,11 +125,13 @@ async def test_tampered_rerouted_and_replayed_envelopes_show_as_unverifiable(liv
     assert messages[-1].verified and messages[-1].text == "untouched control message"
 
     # Replay: the server re-delivers the control message under a new sequence number.
-    (bob_id, head) = connection.execute("SELECT id, inbox_seq FROM users WHERE username = 'bob'").fetchone()
+    (bob_id, head) = connection.execute(
+        "SELECT u.id, (SELECT coalesce(max(seq), 0) FROM inbox_entries WHERE user_id = u.id)"
+        " FROM users u WHERE u.username = 'bob'"
+    ).fetchone()
     (message_pk,) = connection.execute(
         "SELECT id FROM messages WHERE message_id = ?", (control["message_id"],)
     ).fetchone()
-    connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, bob_id))
     connection.execute(
         "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
         (bob_id, head + 1, message_pk),
@@ -223,13 +225,15 @@ async def test_message_from_substituted_sender_key_is_unverifiable(live_server, 
     )
     connection = db(live_server)
     (alice_id,) = connection.execute("SELECT id FROM users WHERE username = 'alice'").fetchone()
-    (bob_id, head) = connection.execute("SELECT id, inbox_seq FROM users WHERE username = 'bob'").fetchone()
+    (bob_id, head) = connection.execute(
+        "SELECT u.id, (SELECT coalesce(max(seq), 0) FROM inbox_entries WHERE user_id = u.id)"
+        " FROM users u WHERE u.username = 'bob'"
+    ).fetchone()
     cursor = connection.execute(
         "INSERT INTO messages (message_id, conversation_id, sender_id, client_ts, server_ts, size,"
         " envelope_sha256, envelope) VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
         (forged.header.message_id, conversation, alice_id, b"\0" * 32, json.dumps(forged.to_wire())),
     )
-    connection.execute("UPDATE users SET inbox_seq = ? WHERE id = ?", (head + 1, bob_id))
     connection.execute(
         "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, created_at) VALUES (?, ?, 'message', ?, 0)",
         (bob_id, head + 1, cursor.lastrowid),

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from securechat.server.settings import Settings
 from securechat.server.storage import batch
+from securechat.server.storage import messages as message_store
 from securechat.server.storage.database import Database
 from securechat.server.storage.migrate import migrate
-from securechat.server.storage.tables import conversations, inbox_entries, users
+from securechat.server.storage.tables import inbox_entries, users
 
 from ..conftest import throwaway_postgres
 
@@ -82,17 +83,16 @@ async def test_every_writer_query_on_each_path(store: tuple[Database, Runner]) -
     mid1, mid2, mid3 = (f"00000000-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
 
     def setup(conn: Any) -> dict[str, Any]:
-        ids = batch.get_user_ids(conn, ["alice", "bob", "nobody"])
-        assert set(ids) == {"alice", "bob"}
+        ids = batch.get_user_ids(conn, ["alice", "bob", "carol", "nobody"])
+        assert set(ids) == {"alice", "bob", "carol"}
         assert batch.get_conversation_ids(conn, [cid]) == set()
         batch.add_conversation(conn, cid, "direct", [ids["alice"], ids["bob"]], 5)
         assert batch.get_conversation_ids(conn, [cid, "grp-" + "2" * 32]) == {cid}
         members = batch.get_members_by_conversation(conn, [cid, "grp-" + "2" * 32])
         assert members == {cid: {"alice": ids["alice"], "bob": ids["bob"]}, "grp-" + "2" * 32: {}}
-        # Two blocks for bob, one for alice; numbering goes on from the stored counter.
-        first = batch.allocate_inbox_seqs(conn, {ids["alice"]: 1, ids["bob"]: 3})
+        # Empty inboxes start at 1 (bob's block of 4 below, alice's of 1).
+        first = batch.allocate_inbox_seqs(conn, {ids["alice"]: 1, ids["bob"]: 4})
         assert first == {ids["alice"]: 1, ids["bob"]: 1}
-        assert batch.allocate_inbox_seqs(conn, {ids["bob"]: 1}) == {ids["bob"]: 4}
         pks = batch.add_messages(
             conn, [_message(m, cid, ids["alice"], 100 + i) for i, m in enumerate((mid1, mid2, mid3))]
         )
@@ -132,7 +132,9 @@ async def test_every_writer_query_on_each_path(store: tuple[Database, Runner]) -
             }
         )
         batch.add_inbox_entries(conn, rows)
-        batch.set_last_message_times(conn, {cid: 123})
+        # Numbering goes on after each user's newest entry.
+        after = batch.allocate_inbox_seqs(conn, {ids["alice"]: 2, ids["bob"]: 1, ids["carol"]: 1})
+        assert after == {ids["alice"]: 2, ids["bob"]: 5, ids["carol"]: 1}
         return {"ids": ids, "pks": pks}
 
     made = await run(setup)
@@ -166,10 +168,16 @@ async def test_every_writer_query_on_each_path(store: tuple[Database, Runner]) -
 
     # What the queries wrote, read back through SQLAlchemy.
     async with database.read() as conn:
-        seqs = dict((await conn.execute(select(users.c.username, users.c.inbox_seq))).all())
-        assert seqs == {"alice": 1, "bob": 4, "carol": 0}
-        last = (await conn.execute(select(conversations.c.last_message_at))).scalar_one()
-        assert last == 123
+        assert [
+            await message_store.get_inbox_head(conn, ids[name]) for name in ("alice", "bob", "carol")
+        ] == [
+            1,
+            4,
+            0,
+        ]
+        # The conversation's last message time is its newest message's.
+        (listed,) = await message_store.get_conversations_for_user(conn, ids["bob"])
+        assert (listed["id"], listed["last_message_at"]) == (cid, 103)
         delivered = dict(
             (
                 await conn.execute(
@@ -189,7 +197,20 @@ async def test_a_failed_batch_writes_nothing(store: tuple[Database, Runner]) -> 
     def half_then_fail(conn: Any) -> None:
         ids = batch.get_user_ids(conn, ["alice", "bob"])
         batch.add_conversation(conn, cid, "direct", list(ids.values()), 1)
-        batch.allocate_inbox_seqs(conn, {ids["alice"]: 5})
+        batch.add_inbox_entries(
+            conn,
+            [
+                {
+                    "user_id": ids["alice"],
+                    "seq": 1,
+                    "kind": "receipt",
+                    "message_pk": None,
+                    "data": "{}",
+                    "created_at": 1,
+                    "delivered_at": None,
+                }
+            ],
+        )
         raise RuntimeError("stop here")
 
     with pytest.raises(RuntimeError):
@@ -200,9 +221,7 @@ async def test_a_failed_batch_writes_nothing(store: tuple[Database, Runner]) -> 
 
     await run(nothing_stored)
     async with database.read() as conn:
-        assert (
-            await conn.execute(select(users.c.inbox_seq).where(users.c.username == "alice"))
-        ).scalar_one() == 0
+        assert (await conn.execute(select(func.count()).select_from(inbox_entries))).scalar_one() == 0
 
 
 @pytest.mark.parametrize(

@@ -347,7 +347,6 @@ def _apply(
         ],
     )
     entries: list[dict[str, Any]] = []
-    last_times: dict[str, int] = {}
     for request, pk in zip(accepted, pks, strict=True):
         header = request.envelope.header
         sender_seq = 0
@@ -372,7 +371,6 @@ def _apply(
             outcome.events.append(InboxEvent(uid, seq, frame, header.message_id))
             if uid == request.principal.user_id:
                 sender_seq = seq
-        last_times[header.conversation_id] = now
         outcome.results.append(
             (request, SendResult(header.message_id, header.conversation_id, sender_seq, now))
         )
@@ -384,7 +382,6 @@ def _apply(
             entries.append(entry)
             outcome.events.append(event)
     batch_store.add_inbox_entries(conn, entries)
-    batch_store.set_last_message_times(conn, last_times)
 
     # Retries of messages stored earlier answer with the stored result.
     for request, previous in retries:

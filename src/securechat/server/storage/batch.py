@@ -130,27 +130,29 @@ def add_conversation(
 
 def allocate_inbox_seqs(conn: DriverConnection, counts: dict[int, int]) -> dict[int, int]:
     """Reserve ``counts[user]`` new inbox sequence numbers per user; returns the first
-    number of each user's block.
+    number of each user's block: one past the user's newest entry.
 
-    On PostgreSQL the users' rows are locked (in id order, so two instances cannot
-    deadlock); on SQLite the write transaction is already exclusive.
+    The numbers come from the entries themselves (the primary key's index finds each
+    user's newest at once), so nothing else is written: a counter column in ``users``
+    cost a write of the user's whole row, several per commit. Entries are never deleted
+    while their user exists, so a number is never handed out twice. On PostgreSQL the
+    users' rows are locked first (in id order, so two instances cannot deadlock); on
+    SQLite the write transaction is already exclusive.
     """
     if not counts:
         return {}
     user_ids = sorted(counts)
-    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    marks = _marks(len(user_ids))
+    if conn.dialect.name == "postgresql":
+        _fetch_all(conn, f"SELECT id FROM users WHERE id IN ({marks}) ORDER BY id FOR UPDATE", user_ids)
     rows = _fetch_all(
         conn,
-        f"SELECT id, inbox_seq FROM users WHERE id IN ({_marks(len(user_ids))}) ORDER BY id{lock}",
+        "SELECT u.id, (SELECT max(e.seq) FROM inbox_entries e WHERE e.user_id = u.id)"
+        f" FROM users u WHERE u.id IN ({marks})",
         user_ids,
     )
-    current = {user_id: int(seq) for user_id, seq in rows}
-    _execute_many(
-        conn,
-        "UPDATE users SET inbox_seq = ? WHERE id = ?",
-        [(current[uid] + counts[uid], uid) for uid in user_ids],
-    )
-    return {uid: current[uid] + 1 for uid in user_ids}
+    newest = {int(user_id): int(seq or 0) for user_id, seq in rows}
+    return {uid: newest[uid] + 1 for uid in user_ids}
 
 
 _MESSAGE_INSERT_COLUMNS = (
@@ -190,15 +192,6 @@ def add_messages(conn: DriverConnection, rows: list[dict[str, Any]]) -> list[int
 def add_inbox_entries(conn: DriverConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         _execute_many(conn, _INSERT_INBOX_ENTRY, [tuple(row[c] for c in _INBOX_COLUMNS) for row in rows])
-
-
-def set_last_message_times(conn: DriverConnection, times: dict[str, int]) -> None:
-    if times:
-        _execute_many(
-            conn,
-            "UPDATE conversations SET last_message_at = ? WHERE id = ?",
-            [(ts, cid) for cid, ts in sorted(times.items())],
-        )
 
 
 def get_undelivered_messages_up_to(conn: DriverConnection, up_to: dict[int, int]) -> list[dict[str, Any]]:

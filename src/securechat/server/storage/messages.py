@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,11 +22,23 @@ async def get_members(conn: AsyncConnection, conversation_id: str) -> dict[str, 
 
 
 async def get_conversations_for_user(conn: AsyncConnection, user_id: int) -> list[RowMapping]:
+    """The user's conversations, the most recently active first, each with the time of
+    its last message (found through ``ix_messages_conversation``: not stored, so that
+    sending a message does not rewrite the conversation's row)."""
+    last_message_at = (
+        select(messages.c.server_ts)
+        .where(messages.c.conversation_id == conversations.c.id)
+        .order_by(messages.c.id.desc())
+        .limit(1)
+        .correlate(conversations)
+        .scalar_subquery()
+        .label("last_message_at")
+    )
     query = (
-        select(conversations)
+        select(conversations, last_message_at)
         .join(conversation_members, conversation_members.c.conversation_id == conversations.c.id)
         .where(conversation_members.c.user_id == user_id)
-        .order_by(conversations.c.last_message_at.desc(), conversations.c.created_at.desc())
+        .order_by(last_message_at.desc().nulls_last(), conversations.c.created_at.desc())
     )
     return list((await conn.execute(query)).mappings())
 
@@ -76,8 +88,11 @@ async def get_inbox_after(
 
 
 async def get_inbox_head(conn: AsyncConnection, user_id: int) -> int:
-    result = await conn.execute(select(users.c.inbox_seq).where(users.c.id == user_id))
-    return int(result.scalar_one())
+    """The sequence number of the user's newest inbox entry (0 for an empty inbox)."""
+    result = await conn.execute(
+        select(func.max(inbox_entries.c.seq)).where(inbox_entries.c.user_id == user_id)
+    )
+    return int(result.scalar_one() or 0)
 
 
 async def get_history(

@@ -38,8 +38,6 @@ users = Table(
     Column("encryption_key_signature", LargeBinary, nullable=False),
     Column("key_bundle", Text, nullable=False),
     Column("keys_updated_at", BigInteger, nullable=False),
-    # The last sequence number handed out in this user's inbox.
-    Column("inbox_seq", BigInteger, nullable=False, server_default="0"),
     Column("disabled", Boolean, nullable=False, server_default="0"),
     Column("is_admin", Boolean, nullable=False, server_default="0"),
 )
@@ -73,7 +71,6 @@ conversations = Table(
     Column("id", String(40), primary_key=True),
     Column("kind", String(8), nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    Column("last_message_at", BigInteger, nullable=True),
 )
 
 conversation_members = Table(

@@ -1,0 +1,127 @@
+"""Migrations that change stored data keep what is stored, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from securechat.server.settings import Settings
+from securechat.server.storage import messages as message_store
+from securechat.server.storage.database import Database
+from securechat.server.storage.migrate import alembic_config
+
+from ..conftest import throwaway_postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "postgresql":
+        async with throwaway_postgres("securechat_migrations") as (_, url):
+            db = Database(Settings(database_url=url).sqlalchemy_url())
+            try:
+                yield db
+            finally:
+                await db.dispose()
+    else:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+        try:
+            yield db
+        finally:
+            await db.dispose()
+
+
+async def to_revision(database: Database, revision: str, *, down: bool = False) -> None:
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+    async with database.write_engine.connect() as connection:
+        await connection.run_sync(run)
+        await connection.commit()
+
+
+def columns(connection: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns(table)}
+
+
+async def test_0007_derives_inbox_heads_and_last_message_times(database: Database) -> None:
+    await to_revision(database, "0006")
+    async with database.write() as conn:
+        for user_id, name, head in ((1, "alice", 3), (2, "bob", 2), (3, "carol", 0)):
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, username, created_at, auth_hash, kdf_salt, kdf_iterations,"
+                    " signing_key, encryption_key, encryption_key_signature, key_bundle, keys_updated_at,"
+                    " inbox_seq) VALUES (:id, :name, 0, 'x', :salt, 600000, :k, :k, :k, '{}', 0, :head)"
+                ),
+                {"id": user_id, "name": name, "salt": bytes(16), "k": b"k", "head": head},
+            )
+        for cid, last in (("dm-" + "a" * 32, 20), ("dm-" + "b" * 32, None)):
+            await conn.execute(
+                text(
+                    "INSERT INTO conversations (id, kind, created_at, last_message_at) VALUES (:id, 'direct', 1, :t)"
+                ),
+                {"id": cid, "t": last},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (:c, 1, 1), (:c, 2, 1)"
+                ),
+                {"c": cid},
+            )
+        for pk, ts in ((1, 10), (2, 20)):
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (id, message_id, conversation_id, sender_id, client_ts, server_ts,"
+                    " size, envelope_sha256, envelope) VALUES (:pk, :mid, :c, 1, 0, :ts, 2, :h, '{}')"
+                ),
+                {
+                    "pk": pk,
+                    "mid": f"00000000-0000-4000-8000-00000000000{pk}",
+                    "c": "dm-" + "a" * 32,
+                    "ts": ts,
+                    "h": bytes(32),
+                },
+            )
+        entries = [(1, 1, 1), (1, 2, 2), (1, 3, None), (2, 1, 1), (2, 2, 2)]
+        for user_id, seq, pk in entries:
+            await conn.execute(
+                text(
+                    "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, data, created_at)"
+                    " VALUES (:u, :s, :k, :pk, :d, 0)"
+                ),
+                {
+                    "u": user_id,
+                    "s": seq,
+                    "k": "message" if pk else "receipt",
+                    "pk": pk,
+                    "d": None if pk else "{}",
+                },
+            )
+
+    await to_revision(database, "head")
+    async with database.read() as conn:
+        assert "inbox_seq" not in await conn.run_sync(columns, "users")
+        assert "last_message_at" not in await conn.run_sync(columns, "conversations")
+        # Nothing stored was lost: heads and times read from the entries and messages.
+        assert [await message_store.get_inbox_head(conn, uid) for uid in (1, 2, 3)] == [3, 2, 0]
+        listed = await message_store.get_conversations_for_user(conn, 2)
+        assert [(row["id"], row["last_message_at"]) for row in listed] == [
+            ("dm-" + "a" * 32, 20),
+            ("dm-" + "b" * 32, None),
+        ]
+        count = (await conn.execute(text("SELECT count(*) FROM inbox_entries"))).scalar_one()
+        assert count == len(entries)
+
+    await to_revision(database, "0006", down=True)
+    async with database.read() as conn:
+        heads = (await conn.execute(text("SELECT username, inbox_seq FROM users ORDER BY id"))).all()
+        assert [tuple(row) for row in heads] == [("alice", 3), ("bob", 2), ("carol", 0)]
+        times = (await conn.execute(text("SELECT id, last_message_at FROM conversations ORDER BY id"))).all()
+        assert [tuple(row) for row in times] == [("dm-" + "a" * 32, 20), ("dm-" + "b" * 32, None)]
