@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from securechat.server.storage.checkpoint import AUTOCHECKPOINT_PAGES, CheckpointResult
+from securechat.server.storage.checkpoint import AUTOCHECKPOINT_PAGES, CheckpointResult, WalCheckpointer
 from securechat.server.storage.database import Database, DriverConnection
 from securechat.server.storage.migrate import migrate
 
@@ -93,3 +93,16 @@ async def test_dispose_stops_the_thread_and_leaves_no_log(database: Database, tm
     # Every connection is closed (the checkpointer's too), so SQLite folded the log
     # into the database file and removed it.
     assert not (tmp_path / "db.sqlite-wal").exists()
+
+
+def test_a_database_that_cannot_be_opened_is_logged_and_the_thread_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpointer = WalCheckpointer(str(tmp_path / "missing-dir" / "db.sqlite"), lambda _connection: None)
+    with caplog.at_level("WARNING", logger="securechat.server.storage.checkpoint"):
+        checkpointer.start()
+        assert checkpointer._thread is not None
+        checkpointer._thread.join(timeout=5)
+        assert not checkpointer._thread.is_alive()
+    assert "could not open the database" in caplog.text
+    checkpointer.stop()

@@ -72,7 +72,12 @@ class WalCheckpointer:
             self._thread = None
 
     def _run(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            # Without this thread the writers' own checkpoint still keeps the log in bounds.
+            logger.warning("WAL checkpoint thread could not open the database", exc_info=True)
+            return
         try:
             self._configure(connection)
             interval = self._idle_interval
