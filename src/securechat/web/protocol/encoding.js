@@ -199,7 +199,7 @@ export function utf8Decode(data) {
  *
  * @param {string} label
  * @param {Iterable<Uint8Array | string>} fields
- * @returns {Uint8Array}
+ * @returns {Uint8Array<ArrayBuffer>}
  * @throws {MalformedInput}
  */
 export function canonical(label, fields) {

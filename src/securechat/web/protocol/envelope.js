@@ -46,9 +46,7 @@ import {
   rsaOaepEncrypt,
 } from "./primitives.js";
 
-/** @typedef {import("./identifiers.js").Username} Username */
-/** @typedef {import("./identifiers.js").MessageId} MessageId */
-/** @typedef {import("./identifiers.js").ConversationId} ConversationId */
+/** @import { ConversationId, MessageId, Username } from "./identifiers.js" */
 /** @typedef {Record<string, unknown>} Payload a JSON object with a string `type` */
 
 export const ENVELOPE_VERSION = 1;

@@ -37,7 +37,7 @@ import { checkText, newMessageId, parseMessageId } from "./identifiers.js";
 import { FILE_CHUNK } from "./labels.js";
 import { AES_KEY_BYTES, GCM_TAG_BYTES, aesGcmDecrypt, aesGcmEncrypt } from "./primitives.js";
 
-/** @typedef {import("./identifiers.js").MessageId} MessageId */
+/** @import { MessageId } from "./identifiers.js" */
 
 export const FILE_CHUNK_BYTES = 1024 * 1024;
 /** The protocol's bound (`size < 2^53`); servers set a much lower limit. */

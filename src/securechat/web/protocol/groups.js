@@ -63,9 +63,7 @@ import { PrivateIdentity, PublicIdentity } from "./keys.js";
 import { GROUP_CHANGE, GROUP_CHANGE_HASH, GROUP_INVITE, GROUP_INVITE_HASH } from "./labels.js";
 import { ED25519_SIGNATURE_BYTES, ed25519Sign, ed25519Verify, loadEd25519PublicKey, sha256 } from "./primitives.js";
 
-/** @typedef {import("./identifiers.js").Username} Username */
-/** @typedef {import("./identifiers.js").MessageId} MessageId */
-/** @typedef {import("./identifiers.js").ConversationId} ConversationId */
+/** @import { ConversationId, MessageId, Username } from "./identifiers.js" */
 /**
  * @typedef {(name: Username) => PublicIdentity | null | undefined | Promise<PublicIdentity | null | undefined>} IdentityLookup
  *   the identity pinned for a username, or nothing if there is none

@@ -40,7 +40,7 @@ import {
   sha512,
 } from "./primitives.js";
 
-/** @typedef {import("./identifiers.js").Username} Username */
+/** @import { Username } from "./identifiers.js" */
 
 export const KEY_BUNDLE_VERSION = 1;
 export const MAX_PUBLIC_KEY_BYTES = 1024;

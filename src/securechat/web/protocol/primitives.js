@@ -40,6 +40,21 @@ function subtle() {
 }
 
 /**
+ * The same bytes, typed as Web Crypto's `BufferSource`; the argument is returned as it is.
+ *
+ * TypeScript types a plain `Uint8Array` as possibly a view of a SharedArrayBuffer, which
+ * Web Crypto refuses. This client never allocates shared memory (and its pages are not
+ * cross-origin isolated, so browsers would not give it any), so every Uint8Array it has
+ * is a view of an ArrayBuffer: this assertion is true, and costs nothing at run time.
+ *
+ * @param {Uint8Array} bytes
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+function bufferSource(bytes) {
+  return /** @type {Uint8Array<ArrayBuffer>} */ (bytes);
+}
+
+/**
  * @param {Uint8Array} key 16, 24 or 32 bytes
  * @param {KeyUsage[]} usages
  * @returns {Promise<CryptoKey>}
@@ -53,7 +68,7 @@ async function importAesKey(key, usages) {
     throw new RangeError("AES key must be 16, 24 or 32 bytes");
   }
   try {
-    return await subtle().importKey("raw", key, "AES-GCM", false, usages);
+    return await subtle().importKey("raw", bufferSource(key), "AES-GCM", false, usages);
   } catch {
     throw new RangeError(`this platform does not support ${key.length * 8}-bit AES keys`);
   }
@@ -75,9 +90,9 @@ export async function aesGcmEncrypt(key, iv, plaintext, aad) {
   }
   const cryptoKey = await importAesKey(asBytes(key), ["encrypt"]);
   const sealed = await subtle().encrypt(
-    { name: "AES-GCM", iv, additionalData: aad, tagLength: GCM_TAG_BYTES * 8 },
+    { name: "AES-GCM", iv: bufferSource(iv), additionalData: bufferSource(aad), tagLength: GCM_TAG_BYTES * 8 },
     cryptoKey,
-    plaintext,
+    bufferSource(plaintext),
   );
   return new Uint8Array(sealed);
 }
@@ -100,9 +115,9 @@ export async function aesGcmDecrypt(key, iv, ciphertext, aad) {
   try {
     const cryptoKey = await importAesKey(key, ["decrypt"]);
     const opened = await subtle().decrypt(
-      { name: "AES-GCM", iv, additionalData: aad, tagLength: GCM_TAG_BYTES * 8 },
+      { name: "AES-GCM", iv: bufferSource(iv), additionalData: bufferSource(aad), tagLength: GCM_TAG_BYTES * 8 },
       cryptoKey,
-      ciphertext,
+      bufferSource(ciphertext),
     );
     return new Uint8Array(opened);
   } catch {
@@ -119,7 +134,7 @@ export async function aesGcmDecrypt(key, iv, ciphertext, aad) {
  * @returns {Promise<Uint8Array>}
  */
 export async function rsaOaepEncrypt(publicKey, plaintext, label) {
-  return new Uint8Array(await subtle().encrypt({ name: "RSA-OAEP", label }, publicKey, plaintext));
+  return new Uint8Array(await subtle().encrypt({ name: "RSA-OAEP", label: bufferSource(label) }, publicKey, bufferSource(plaintext)));
 }
 
 /**
@@ -131,7 +146,7 @@ export async function rsaOaepEncrypt(publicKey, plaintext, label) {
  */
 export async function rsaOaepDecrypt(privateKey, ciphertext, label) {
   try {
-    return new Uint8Array(await subtle().decrypt({ name: "RSA-OAEP", label }, privateKey, ciphertext));
+    return new Uint8Array(await subtle().decrypt({ name: "RSA-OAEP", label: bufferSource(label) }, privateKey, bufferSource(ciphertext)));
   } catch {
     throw new VerificationFailed();
   }
@@ -143,7 +158,7 @@ export async function rsaOaepDecrypt(privateKey, ciphertext, label) {
  * @returns {Promise<Uint8Array>} the 64-byte signature R ‖ S
  */
 export async function ed25519Sign(privateKey, message) {
-  return new Uint8Array(await subtle().sign(ED25519, privateKey, message));
+  return new Uint8Array(await subtle().sign(ED25519, privateKey, bufferSource(message)));
 }
 
 /**
@@ -180,7 +195,7 @@ export async function ed25519Verify(publicKey, signature, message) {
   }
   let valid = false;
   try {
-    valid = await subtle().verify(ED25519, publicKey, signature, message);
+    valid = await subtle().verify(ED25519, publicKey, bufferSource(signature), bufferSource(message));
   } catch {
     valid = false;
   }
@@ -202,8 +217,8 @@ export async function hkdfSha256(ikm, { salt, info, length }) {
     throw new RangeError(`HKDF-SHA256 output must be 0 to ${HKDF_MAX_BYTES} bytes`);
   }
   if (length === 0) return new Uint8Array(0);
-  const key = await subtle().importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
-  return new Uint8Array(await subtle().deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, key, length * 8));
+  const key = await subtle().importKey("raw", bufferSource(ikm), "HKDF", false, ["deriveBits"]);
+  return new Uint8Array(await subtle().deriveBits({ name: "HKDF", hash: "SHA-256", salt: bufferSource(salt), info: bufferSource(info) }, key, length * 8));
 }
 
 /**
@@ -216,9 +231,9 @@ export async function hkdfSha256(ikm, { salt, info, length }) {
  * @returns {Promise<Uint8Array>}
  */
 export async function pbkdf2Sha256(password, salt, iterations, length) {
-  const key = await subtle().importKey("raw", password, "PBKDF2", false, ["deriveBits"]);
+  const key = await subtle().importKey("raw", bufferSource(password), "PBKDF2", false, ["deriveBits"]);
   return new Uint8Array(
-    await subtle().deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, length * 8),
+    await subtle().deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: bufferSource(salt), iterations }, key, length * 8),
   );
 }
 
@@ -233,8 +248,8 @@ export async function hmacSha256(key, message) {
   // An empty HMAC key is valid (RFC 2104) but Web Crypto refuses to import one; HMAC pads
   // the key with zeros to the block size, so one zero byte gives the same MAC.
   const rawKey = key.length === 0 ? new Uint8Array(1) : key;
-  const cryptoKey = await subtle().importKey("raw", rawKey, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return new Uint8Array(await subtle().sign("HMAC", cryptoKey, message));
+  const cryptoKey = await subtle().importKey("raw", bufferSource(rawKey), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await subtle().sign("HMAC", cryptoKey, bufferSource(message)));
 }
 
 /**
@@ -242,7 +257,7 @@ export async function hmacSha256(key, message) {
  * @returns {Promise<Uint8Array>}
  */
 export async function sha256(data) {
-  return new Uint8Array(await subtle().digest("SHA-256", data));
+  return new Uint8Array(await subtle().digest("SHA-256", bufferSource(data)));
 }
 
 /**
@@ -250,7 +265,7 @@ export async function sha256(data) {
  * @returns {Promise<Uint8Array>}
  */
 export async function sha512(data) {
-  return new Uint8Array(await subtle().digest("SHA-512", data));
+  return new Uint8Array(await subtle().digest("SHA-512", bufferSource(data)));
 }
 
 /**
@@ -280,7 +295,7 @@ export async function loadRsaPublicKey(spkiDer) {
   }
   let key;
   try {
-    key = await subtle().importKey("spki", der, RSA_OAEP, true, ["encrypt"]);
+    key = await subtle().importKey("spki", bufferSource(der), RSA_OAEP, true, ["encrypt"]);
   } catch {
     throw new MalformedInput("malformed RSA public key");
   }
@@ -305,7 +320,7 @@ export async function loadEd25519PublicKey(spkiDer) {
     throw new MalformedInput("malformed Ed25519 public key");
   }
   try {
-    return await subtle().importKey("spki", der, ED25519, true, ["verify"]);
+    return await subtle().importKey("spki", bufferSource(der), ED25519, true, ["verify"]);
   } catch {
     throw new MalformedInput("malformed Ed25519 public key");
   }
@@ -322,7 +337,7 @@ export async function loadEd25519PublicKey(spkiDer) {
 export async function importRsaPrivateKey(pkcs8Der, { extractable = false } = {}) {
   try {
     checkSingleSequence(asBytes(pkcs8Der));
-    return await subtle().importKey("pkcs8", asBytes(pkcs8Der), RSA_OAEP, extractable, ["decrypt"]);
+    return await subtle().importKey("pkcs8", bufferSource(asBytes(pkcs8Der)), RSA_OAEP, extractable, ["decrypt"]);
   } catch {
     throw new MalformedInput("malformed RSA private key");
   }
@@ -339,7 +354,7 @@ export async function importRsaPrivateKey(pkcs8Der, { extractable = false } = {}
 export async function importEd25519PrivateKey(pkcs8Der, { extractable = false } = {}) {
   try {
     checkSingleSequence(asBytes(pkcs8Der));
-    return await subtle().importKey("pkcs8", asBytes(pkcs8Der), ED25519, extractable, ["sign"]);
+    return await subtle().importKey("pkcs8", bufferSource(asBytes(pkcs8Der)), ED25519, extractable, ["sign"]);
   } catch {
     throw new MalformedInput("malformed Ed25519 private key");
   }
