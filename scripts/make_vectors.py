@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from securechat.protocol import PROTOCOL_VERSION, labels
+from securechat.protocol.der import SMALL_ORDER_ENCODINGS, encode_length
 from securechat.protocol.encoding import b64decode, b64encode, canonical, u64
 from securechat.protocol.envelope import (
     Envelope,
@@ -664,6 +665,12 @@ def public_keys_section(people: Personas, randomness: StoredRandomness) -> dict[
         ("31-byte public key", bytes.fromhex("3029300506032b6570032000") + alice.signing_key[-31:]),
         ("empty", b""),
     ]
+    # Every encoding of a point of small order, with either sign bit (PROTOCOL.md 5.1).
+    prefix = bytes.fromhex("302a300506032b6570032100")
+    for encoding in sorted(SMALL_ORDER_ENCODINGS):
+        for sign in (0, 0x80):
+            point = encoding[:31] + bytes([encoding[31] | sign])
+            ed_cases.append((f"small order {point.hex()}", prefix + point))
     return {
         "rsa_encryption_keys": [
             {
@@ -686,6 +693,51 @@ def public_keys_section(people: Personas, randomness: StoredRandomness) -> dict[
 
 def alice_modulus(people: Personas) -> int:
     return people.private["alice"].encryption_private.public_key().public_numbers().n
+
+
+def der_element(tag: int, content: bytes) -> bytes:
+    return bytes([tag]) + encode_length(len(content)) + content
+
+
+def other_private_key_forms(identity: PrivateIdentity) -> list[tuple[str, bytes, bytes]]:
+    """(note, RSA key, Ed25519 key) pairs where one key is in a refused encoding."""
+    rsa_pkcs8 = pkcs8(identity.encryption_private)
+    ed_pkcs8 = pkcs8(identity.signing_private)
+    seed = identity.signing_private.private_bytes_raw()
+    public_raw = identity.signing_private.public_key().public_bytes_raw()
+    # RFC 5958 OneAsymmetricKey v2 with the public key: pyca 51 reads it, Web Crypto does not.
+    ed_v2 = der_element(
+        0x30,
+        bytes.fromhex("020101300506032b6570")
+        + der_element(0x04, der_element(0x04, seed))
+        + der_element(0x81, b"\x00" + public_raw),
+    )
+    # The same v1 key with an empty attribute set [0].
+    ed_attributes = der_element(0x30, ed_pkcs8[2:] + bytes.fromhex("a000"))
+    rsa_pkcs1 = identity.encryption_private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    # PKCS#8 content after the outer header: version, algorithm, then the key octets.
+    rsa_body = rsa_pkcs8[4:]
+    assert rsa_pkcs8[:2] == b"\x30\x82" and rsa_body.startswith(
+        bytes.fromhex("020100300d06092a864886f70d0101010500")
+    )
+    rsa_attributes = der_element(0x30, rsa_body + bytes.fromhex("a000"))
+    rsa_no_null = der_element(0x30, bytes.fromhex("020100300b06092a864886f70d010101") + rsa_body[18:])
+    rsa_pss = der_element(0x30, bytes.fromhex("020100300b06092a864886f70d01010a") + rsa_body[18:])
+    rsa_version_1 = der_element(0x30, bytes.fromhex("020101") + rsa_body[3:])
+    return [
+        ("Ed25519 key as PKCS#8 v2 with its public key", rsa_pkcs8, ed_v2),
+        ("Ed25519 key with an attribute set", rsa_pkcs8, ed_attributes),
+        ("Ed25519 key as the bare 32-byte seed", rsa_pkcs8, seed),
+        ("RSA key as PKCS#1", rsa_pkcs1, ed_pkcs8),
+        ("RSA key with an attribute set", rsa_attributes, ed_pkcs8),
+        ("RSA key without NULL parameters", rsa_no_null, ed_pkcs8),
+        ("RSA key labelled RSASSA-PSS", rsa_pss, ed_pkcs8),
+        ("RSA key with PKCS#8 version 1", rsa_version_1, ed_pkcs8),
+    ]
 
 
 def key_bundle_section(people: Personas, kdf_cases: list[dict[str, Any]]) -> dict[str, Any]:
@@ -787,6 +839,15 @@ def key_bundle_section(people: Personas, kdf_cases: list[dict[str, Any]]) -> dic
         ),
         ("not an object", "alice", alice_wrap, [base]),
     ]
+    # Each private key in a form a library may read but PROTOCOL.md 5.1 does not accept.
+    for note, rsa_der, ed_der in other_private_key_forms(alice):
+        plaintext = canonical(labels.KEY_BUNDLE_PLAINTEXT, [rsa_der, ed_der])
+        sealed = {
+            "v": 1,
+            "iv": base["iv"],
+            "ciphertext": b64encode(aes_gcm_encrypt(alice_wrap, iv, plaintext, key_bundle_aad("alice"))),
+        }
+        invalid_specs.append((f"valid AEAD, {note}", "alice", alice_wrap, sealed))
     invalid = []
     for note, username, wrap_key, bundle in invalid_specs:
         kind = outcome(lambda b=bundle, k=wrap_key, u=username: open_key_bundle(b, k, Username(u)))

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from securechat.protocol.encoding import b64encode
 from securechat.protocol.identifiers import Username
 from securechat.protocol.keys import PrivateIdentity
 
@@ -250,3 +251,27 @@ async def test_refused_registration_leaves_the_name_free(
     prelogin = await http.post("/api/v1/auth/prelogin", json={"username": "alice"})
     assert prelogin.json()["kdf"] == registration_body("alice")["kdf"]
     assert await count_users() == 1
+
+
+@pytest.mark.parametrize(
+    "point_hex",
+    [
+        "01" + "00" * 31,  # the identity: [S]B = R + [k]A holds for R = A = identity, S = 0
+        "ec" + "ff" * 30 + "7f",  # the point of order 2
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    ],
+)
+async def test_a_signing_key_of_small_order_is_422(
+    http: httpx.AsyncClient, count_users: CountUsers, point_hex: str
+) -> None:
+    # A binding "signature" anyone can make for such a key: R = the identity, S = 0. The
+    # library verifies it, so only the protocol's check on the key stops the account.
+    keys = public_keys(identity_for("alice"))
+    keys["signing_key"] = b64encode(bytes.fromhex("302a300506032b6570032100" + point_hex))
+    keys["encryption_key_signature"] = b64encode(bytes.fromhex("01" + "00" * 63))
+
+    error = assert_error(
+        await http.post(REGISTER, json=registration_body("alice", public_keys=keys)), 422, "invalid_input"
+    )
+    assert error["field"] == "public_keys"
+    assert await count_users() == 0

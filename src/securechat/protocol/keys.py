@@ -6,7 +6,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from .encoding import b64decode, b64encode, canonical, split_canonical
@@ -25,7 +24,9 @@ from .primitives import (
     aes_gcm_encrypt,
     ed25519_sign,
     ed25519_verify,
+    load_ed25519_private_key,
     load_ed25519_public_key,
+    load_rsa_private_key,
     load_rsa_public_key,
     pkcs8,
     spki,
@@ -153,14 +154,10 @@ def open_key_bundle(bundle: object, wrap_key: bytes, username: Username) -> Priv
     plaintext = aes_gcm_decrypt(wrap_key, iv, ciphertext, key_bundle_aad(username))
     try:
         encryption_der, signing_der = split_canonical(plaintext, KEY_BUNDLE_PLAINTEXT)
-        encryption_private = serialization.load_der_private_key(encryption_der, password=None)
-        signing_private = serialization.load_der_private_key(signing_der, password=None)
+        encryption_private = load_rsa_private_key(encryption_der)
+        signing_private = load_ed25519_private_key(signing_der)
     except (ValueError, TypeError, MalformedInput) as exc:
         raise VerificationFailed() from exc
-    if not isinstance(encryption_private, rsa.RSAPrivateKey) or not isinstance(
-        signing_private, ed25519.Ed25519PrivateKey
-    ):
-        raise VerificationFailed()
     return PrivateIdentity.from_private_keys(username, signing_private, encryption_private)
 
 

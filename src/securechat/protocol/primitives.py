@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from .der import check_ed25519_pkcs8, check_ed25519_spki, check_rsa_pkcs8, parse_rsa_spki
 from .errors import MalformedInput, VerificationFailed, WeakParameters
 
 AES_KEY_BYTES = 32
@@ -87,37 +88,57 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
 
 
 def load_rsa_public_key(spki_der: bytes) -> rsa.RSAPublicKey:
-    """Parse an RSA public key (SPKI DER) and refuse weak or odd parameters."""
+    """Parse an RSA public key (SPKI DER) and refuse weak or odd parameters (PROTOCOL.md 5.2).
+
+    The protocol's own DER reader decides, in the order 5.2 gives; the library only
+    builds the key from bytes that already passed.
+    """
+    parsed = parse_rsa_spki(spki_der)
+    if not parsed.is_rsa:
+        raise MalformedInput("not an RSA public key")
+    if parsed.modulus.bit_length() not in RSA_ALLOWED_BITS:
+        raise WeakParameters("RSA key size must be 2048, 3072 or 4096 bits")
+    if parsed.exponent != RSA_EXPONENT:
+        raise WeakParameters("RSA public exponent must be 65537")
+    if parsed.canonical_der != spki_der:
+        raise MalformedInput("RSA public key is not in canonical DER form")
     try:
         key = serialization.load_der_public_key(spki_der)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise MalformedInput("malformed RSA public key") from exc
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise MalformedInput("not an RSA public key")
-    numbers = key.public_numbers()
-    if key.key_size not in RSA_ALLOWED_BITS:
-        raise WeakParameters("RSA key size must be 2048, 3072 or 4096 bits")
-    if numbers.e != RSA_EXPONENT:
-        raise WeakParameters("RSA public exponent must be 65537")
-    if (
-        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        != spki_der
+    if not isinstance(key, rsa.RSAPublicKey) or key.public_numbers() != rsa.RSAPublicNumbers(
+        parsed.exponent, parsed.modulus
     ):
-        raise MalformedInput("RSA public key is not in canonical DER form")
+        raise MalformedInput("malformed RSA public key")
     return key
 
 
 def load_ed25519_public_key(spki_der: bytes) -> ed25519.Ed25519PublicKey:
+    """Parse an Ed25519 public key: exactly the 44-byte SPKI, not of small order (PROTOCOL.md 5.1)."""
+    point = check_ed25519_spki(spki_der)
     try:
-        key = serialization.load_der_public_key(spki_der)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return ed25519.Ed25519PublicKey.from_public_bytes(point)
+    except ValueError as exc:
         raise MalformedInput("malformed Ed25519 public key") from exc
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise MalformedInput("not an Ed25519 public key")
-    # One key, one encoding: otherwise the same key could carry two fingerprints.
-    if spki(key) != spki_der:
-        raise MalformedInput("Ed25519 public key is not in canonical DER form")
+
+
+def load_rsa_private_key(pkcs8_der: bytes) -> rsa.RSAPrivateKey:
+    """Parse an RSA private key in the one PKCS#8 form PROTOCOL.md 5.1 accepts.
+
+    The numbers are checked for consistency by the library (it refuses a key whose
+    exponents do not match its primes); anything refused is MalformedInput.
+    """
+    n, e, d, p, q, dmp1, dmq1, iqmp = check_rsa_pkcs8(pkcs8_der)
+    try:
+        key = rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, rsa.RSAPublicNumbers(e, n)).private_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise MalformedInput("malformed RSA private key") from exc
     return key
+
+
+def load_ed25519_private_key(pkcs8_der: bytes) -> ed25519.Ed25519PrivateKey:
+    """Parse an Ed25519 private key: exactly the 48-byte PKCS#8 form (PROTOCOL.md 5.1)."""
+    return ed25519.Ed25519PrivateKey.from_private_bytes(check_ed25519_pkcs8(pkcs8_der))
 
 
 def spki(key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey) -> bytes:
