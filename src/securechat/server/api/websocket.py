@@ -9,11 +9,11 @@ import json
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import RateLimited, SecureChatError
-from ..realtime.connection import InboxConnection, error_frame
 from ..realtime.slots import ConnectionSlots
 from ..services import ratelimit
 from ..services.accounts import authenticate
 from ..services.context import ServiceContext
+from .connection import InboxConnection, error_frame
 
 router = APIRouter()
 

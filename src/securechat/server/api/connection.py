@@ -19,10 +19,10 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import SecureChatError
+from ..realtime.throttle import FrameBudget
 from ..services import accounts, messages, presence
 from ..services.context import ServiceContext
 from ..services.principal import Principal
-from .throttle import FrameBudget
 
 logger = logging.getLogger(__name__)
 
