@@ -4,7 +4,6 @@ this device, like the web console."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -33,32 +32,12 @@ def create(
     ] = None,
 ) -> None:
     """Make a registered user an administrator (run on the server, with its data)."""
-    from ..server.services.admin import make_admin
-    from ..server.settings import Settings
-    from ..server.storage.database import Database
-    from ..server.storage.migrate import migrate
-
-    overrides: dict[str, Any] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    settings = Settings(**overrides)
-
-    async def grant() -> None:
-        database = Database(settings.sqlalchemy_url())
-        try:
-            await migrate(database)
-            await make_admin(database, username)
-        finally:
-            await database.dispose()
-
-    from ..server.errors import SecureChatError
+    from .serve import GrantRefused, grant_admin
 
     try:
-        asyncio.run(grant())
-    except SecureChatError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        grant_admin(username, data_dir=data_dir, database_url=database_url)
+    except GrantRefused as exc:
+        console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print(f"{username} is now an administrator")
 

@@ -1,15 +1,25 @@
-"""Run the server under uvicorn."""
+"""The CLI's one way into the server's own code: run the server under uvicorn, or
+act on its database as the operator (``securechat admin create``). Every other command
+talks to a server through the client library, so only this module imports
+``securechat.server`` (tests/test_architecture.py checks it), and the CLI imports it
+lazily, when one of these commands runs."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from ..server.app import create_app
+from ..server.errors import SecureChatError
 from ..server.logs import configure_logging
+from ..server.services.admin import make_admin
 from ..server.settings import Settings
+from ..server.storage.database import Database
+from ..server.storage.migrate import migrate
 
 # Allocations between two collections of the youngest generation (Python's default: 700).
 GC_YOUNG_THRESHOLD = 10_000
@@ -70,3 +80,33 @@ def run_server(
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+
+
+class GrantRefused(Exception):
+    """The server's rules refused ``grant_admin`` (no such user, a malformed name)."""
+
+
+def grant_admin(username: str, *, data_dir: Path | None = None, database_url: str | None = None) -> None:
+    """Make a registered user an administrator, on the server's database (migrated first).
+
+    Raises ``GrantRefused`` with the server's message when its rules refuse.
+    """
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    settings = Settings(**overrides)
+
+    async def grant() -> None:
+        database = Database(settings.sqlalchemy_url())
+        try:
+            await migrate(database)
+            await make_admin(database, username)
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(grant())
+    except SecureChatError as exc:
+        raise GrantRefused(exc.message) from exc
