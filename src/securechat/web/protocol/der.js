@@ -1,6 +1,7 @@
 /**
- * Just enough strict DER to check an RSA SubjectPublicKeyInfo (PROTOCOL.md 5.2) before
- * Web Crypto sees it, and to re-encode it canonically.
+ * Just enough strict DER to check an RSA SubjectPublicKeyInfo (PROTOCOL.md 5.2) and an
+ * RSA PKCS#8 private key (5.1) before Web Crypto sees them, and to re-encode a public key
+ * canonically. Mirrors `protocol/der.py` rule for rule.
  *
  * Web Crypto imports RSA keys of any size and exponent, and tolerates some encodings
  * the protocol refuses, so the refusal rules are applied to the parsed DER here. The
@@ -15,6 +16,7 @@ import { MalformedInput } from "./errors.js";
 
 const TAG_INTEGER = 0x02;
 const TAG_BIT_STRING = 0x03;
+const TAG_OCTET_STRING = 0x04;
 const TAG_NULL = 0x05;
 const TAG_OID = 0x06;
 const TAG_SEQUENCE = 0x30;
@@ -220,13 +222,37 @@ export function parseRsaSpki(der) {
 }
 
 /**
- * Check that `der` is exactly one DER SEQUENCE, with nothing after it, as a PKCS#8
- * private key must be. Web Crypto (OpenSSL) ignores trailing bytes; pyca does not.
+ * Check the one accepted form of an RSA private key (PROTOCOL.md 5.1): PKCS#8 version 0,
+ * `rsaEncryption` with NULL parameters, holding a two-prime RSAPrivateKey of version 0
+ * (nine minimal INTEGERs), with no attributes, no public key and nothing after it.
+ * Web Crypto (OpenSSL, BoringSSL, NSS) and pyca each tolerate other forms; the protocol
+ * does not. Whether the numbers form a consistent key is checked by the caller.
  *
  * @param {Uint8Array} der
  * @throws {MalformedInput}
  */
-export function checkSingleSequence(der) {
-  const element = expect(der, 0, der.length, TAG_SEQUENCE);
-  if (element.end !== der.length) throw new MalformedInput("data after the DER SEQUENCE");
+export function checkRsaPkcs8(der) {
+  const outer = expect(der, 0, der.length, TAG_SEQUENCE);
+  if (outer.end !== der.length) throw new MalformedInput("data after the private key");
+  const version = expect(der, outer.start, outer.end, TAG_INTEGER);
+  if (unsignedInteger(der, version).length !== 0) throw new MalformedInput("PKCS#8 version must be 0");
+  const algorithm = expect(der, version.end, outer.end, TAG_SEQUENCE);
+  const expectedAlgorithm = concatBytes(encodeElement(TAG_OID, RSA_ENCRYPTION_OID), NULL_ELEMENT);
+  if (!bytesEqual(der.subarray(algorithm.start, algorithm.end), expectedAlgorithm)) {
+    throw new MalformedInput("not an rsaEncryption key with NULL parameters");
+  }
+  const octets = expect(der, algorithm.end, outer.end, TAG_OCTET_STRING);
+  if (octets.end !== outer.end) throw new MalformedInput("data after the private key octets");
+  const inner = expect(der, octets.start, octets.end, TAG_SEQUENCE);
+  if (inner.end !== octets.end) throw new MalformedInput("data after the RSAPrivateKey");
+  let offset = inner.start;
+  /** @type {Uint8Array[]} */
+  const integers = [];
+  for (let index = 0; index < 9; index += 1) {
+    const element = expect(der, offset, inner.end, TAG_INTEGER);
+    integers.push(unsignedInteger(der, element));
+    offset = element.end;
+  }
+  if (offset !== inner.end) throw new MalformedInput("multi-prime or extended RSAPrivateKey");
+  if (integers[0].length !== 0) throw new MalformedInput("RSAPrivateKey version must be 0");
 }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { checkSingleSequence, parseRsaSpki } from "./der.js";
+import { checkRsaPkcs8, parseRsaSpki } from "./der.js";
 import { asBytes, bytesEqual, concatBytes, fromHex } from "./encoding.js";
 import { MalformedInput, VerificationFailed, WeakParameters } from "./errors.js";
 
@@ -81,7 +81,7 @@ async function importAesKey(key, usages) {
  * @param {Uint8Array} iv exactly 12 bytes (Web Crypto would take any length)
  * @param {Uint8Array} plaintext
  * @param {Uint8Array} aad
- * @returns {Promise<Uint8Array>}
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
  * @throws {MalformedInput} for an IV that is not 12 bytes (a caller's mistake)
  */
 export async function aesGcmEncrypt(key, iv, plaintext, aad) {
@@ -105,7 +105,7 @@ export async function aesGcmEncrypt(key, iv, plaintext, aad) {
  * @param {Uint8Array} iv
  * @param {Uint8Array} ciphertext ciphertext ‖ tag
  * @param {Uint8Array} aad
- * @returns {Promise<Uint8Array>}
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
  * @throws {VerificationFailed}
  */
 export async function aesGcmDecrypt(key, iv, ciphertext, aad) {
@@ -308,7 +308,36 @@ export async function loadRsaPublicKey(spkiDer) {
 }
 
 /**
- * Parse an Ed25519 public key: exactly the 44-byte SPKI of RFC 8410 (PROTOCOL.md 5.1).
+ * Every encoding of a point of small order (the eight-point torsion subgroup), sign bit
+ * cleared: 0 and p (order 4), 1 and p + 1 (the identity), p - 1 (order 2) and the two
+ * y-coordinates of order 8. As in `protocol/der.py`; libsodium refuses the same list.
+ */
+const SMALL_ORDER_ENCODINGS = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+].map(fromHex);
+
+/**
+ * True if a 32-byte Ed25519 point encoding is one of a point of small order, with
+ * either sign bit: with such a key pinned, signatures anyone can make would verify.
+ *
+ * @param {Uint8Array} point
+ * @returns {boolean}
+ */
+export function isSmallOrderEd25519Point(point) {
+  const cleared = Uint8Array.from(point);
+  cleared[31] &= 0x7f;
+  return SMALL_ORDER_ENCODINGS.some((encoding) => bytesEqual(encoding, cleared));
+}
+
+/**
+ * Parse an Ed25519 public key: exactly the 44-byte SPKI of RFC 8410, not of small order
+ * (PROTOCOL.md 5.1).
  *
  * @param {Uint8Array} spkiDer
  * @returns {Promise<CryptoKey>} a key for verification
@@ -318,6 +347,9 @@ export async function loadEd25519PublicKey(spkiDer) {
   const der = asBytes(spkiDer);
   if (der.length !== ED25519_SPKI_PREFIX.length + 32 || !bytesEqual(der.subarray(0, ED25519_SPKI_PREFIX.length), ED25519_SPKI_PREFIX)) {
     throw new MalformedInput("malformed Ed25519 public key");
+  }
+  if (isSmallOrderEd25519Point(der.subarray(ED25519_SPKI_PREFIX.length))) {
+    throw new MalformedInput("an Ed25519 public key of small order");
   }
   try {
     return await subtle().importKey("spki", bufferSource(der), ED25519, true, ["verify"]);
@@ -336,7 +368,7 @@ export async function loadEd25519PublicKey(spkiDer) {
  */
 export async function importRsaPrivateKey(pkcs8Der, { extractable = false } = {}) {
   try {
-    checkSingleSequence(asBytes(pkcs8Der));
+    checkRsaPkcs8(asBytes(pkcs8Der));
     return await subtle().importKey("pkcs8", bufferSource(asBytes(pkcs8Der)), RSA_OAEP, extractable, ["decrypt"]);
   } catch {
     throw new MalformedInput("malformed RSA private key");
@@ -353,8 +385,11 @@ export async function importRsaPrivateKey(pkcs8Der, { extractable = false } = {}
  */
 export async function importEd25519PrivateKey(pkcs8Der, { extractable = false } = {}) {
   try {
-    checkSingleSequence(asBytes(pkcs8Der));
-    return await subtle().importKey("pkcs8", bufferSource(asBytes(pkcs8Der)), ED25519, extractable, ["sign"]);
+    const der = asBytes(pkcs8Der);
+    if (der.length !== ED25519_PKCS8_PREFIX.length + 32 || !bytesEqual(der.subarray(0, ED25519_PKCS8_PREFIX.length), ED25519_PKCS8_PREFIX)) {
+      throw new MalformedInput("an Ed25519 private key must be the 48-byte PKCS#8 form");
+    }
+    return await subtle().importKey("pkcs8", bufferSource(der), ED25519, extractable, ["sign"]);
   } catch {
     throw new MalformedInput("malformed Ed25519 private key");
   }
