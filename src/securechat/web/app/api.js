@@ -40,12 +40,13 @@ export class Api {
   /**
    * @param {string} method
    * @param {string} path under /api/v1
-   * @param {{body?: unknown, bytes?: Uint8Array, binary?: boolean, auth?: boolean, headers?: Record<string, string>}} [options]
+   * @param {{body?: unknown, bytes?: Uint8Array<ArrayBuffer>, binary?: boolean, auth?: boolean, headers?: Record<string, string>}} [options]
    *   `bytes`: a raw body (application/octet-stream); `binary`: answer with the body's bytes
    * @returns {Promise<any>}
    */
   async request(method, path, { body, bytes, binary = false, auth = true, headers = {} } = {}) {
     if (auth) await this.ensureToken();
+    /** @type {RequestInit & {headers: Record<string, string>}} */
     const init = {
       method,
       headers: { ...headers },
@@ -122,16 +123,22 @@ export class Api {
     }
   }
 
+  /** @param {string} username */
   prelogin(username) {
     return this.request("POST", "/auth/prelogin", { body: { username }, auth: false });
   }
 
+  /** @param {object} body the `register` request (PROTOCOL.md 9.1) */
   async register(body) {
     const answer = await this.request("POST", "/auth/register", { body, auth: false, headers: REFRESH_HEADER });
     this.setTokens(answer);
     return answer;
   }
 
+  /**
+   * @param {string} username
+   * @param {string} authKey base64
+   */
   async login(username, authKey) {
     const answer = await this.request("POST", "/auth/login", {
       body: { username, auth_key: authKey },
@@ -158,6 +165,7 @@ export class Api {
     return this.request("GET", "/account/key-bundle");
   }
 
+  /** @param {object} body the `password` request (PROTOCOL.md 9.1) */
   changePassword(body) {
     return this.request("POST", "/account/password", { body });
   }
@@ -170,6 +178,7 @@ export class Api {
     return this.request("POST", "/sessions/revoke-others");
   }
 
+  /** @param {string} username */
   publicKeys(username) {
     return this.request("GET", `/users/${encodeURIComponent(username)}/keys`);
   }
@@ -178,54 +187,92 @@ export class Api {
     return this.request("GET", "/conversations");
   }
 
+  /** @param {string} peer a username */
   openDirect(peer) {
     return this.request("POST", "/conversations/direct", { body: { peer } });
   }
 
+  /**
+   * @param {string} conversationId
+   * @param {{before?: number | null, limit?: number}} [options] `before`: the cursor from the previous page
+   */
   history(conversationId, { before, limit = 50 } = {}) {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set("before", String(before));
     return this.request("GET", `/conversations/${encodeURIComponent(conversationId)}/messages?${query}`);
   }
 
+  /**
+   * @param {string} fileId
+   * @param {string} conversationId
+   * @param {number} size in bytes, of the plaintext
+   */
   createUpload(fileId, conversationId, size) {
     return this.request("POST", "/files", { body: { file_id: fileId, conversation_id: conversationId, size } });
   }
 
+  /**
+   * @param {string} fileId
+   * @param {number} index
+   * @param {Uint8Array<ArrayBuffer>} bytes the encrypted chunk
+   */
   putChunk(fileId, index, bytes) {
     return this.request("PUT", `/files/${encodeURIComponent(fileId)}/chunks/${index}`, { bytes });
   }
 
+  /** @param {string} fileId */
   completeUpload(fileId) {
     return this.request("POST", `/files/${encodeURIComponent(fileId)}/complete`);
   }
 
-  /** @returns {Promise<Uint8Array>} */
+  /**
+   * @param {string} fileId
+   * @param {number} index
+   * @returns {Promise<Uint8Array>}
+   */
   getChunk(fileId, index) {
     return this.request("GET", `/files/${encodeURIComponent(fileId)}/chunks/${index}`, { binary: true });
   }
 
   // Groups (PROTOCOL.md 13.6) ------------------------------------------------------
+  /** @param {import("../protocol/groups.js").GroupChangeWire} change the group's first change */
   createGroup(change) {
     return this.request("POST", "/groups", { body: { change } });
   }
 
+  /**
+   * @param {string} groupId
+   * @param {number} [after] the last change number already held
+   */
   groupChanges(groupId, after = -1) {
     return this.request("GET", `/groups/${encodeURIComponent(groupId)}/changes?after=${after}`);
   }
 
+  /**
+   * @param {string} groupId
+   * @param {import("../protocol/groups.js").GroupChangeWire} change
+   */
   addGroupChange(groupId, change) {
     return this.request("POST", `/groups/${encodeURIComponent(groupId)}/changes`, { body: { change } });
   }
 
+  /**
+   * @param {string} groupId
+   * @param {import("../protocol/groups.js").InviteWire} invite
+   */
   createInvite(groupId, invite) {
     return this.request("POST", `/groups/${encodeURIComponent(groupId)}/invites`, { body: { invite } });
   }
 
+  /** @param {string} code */
   getInvite(code) {
     return this.request("GET", `/invites/${encodeURIComponent(code)}`);
   }
 
+  /**
+   * @param {number} since the last sequence already processed
+   * @param {number} [limit]
+   */
   inbox(since, limit = 1) {
     return this.request("GET", `/inbox?since=${since}&limit=${limit}`);
   }

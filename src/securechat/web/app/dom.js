@@ -66,6 +66,7 @@ export function fullTime(ms) {
  */
 export function explain(error) {
   const code = /** @type {any} */ (error)?.code;
+  /** @type {Record<string, string>} */
   const messages = {
     username_taken: "That username is already taken. Try another.",
     invalid_credentials: "The username or password is not right.",

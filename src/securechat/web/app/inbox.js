@@ -75,6 +75,10 @@ export class InboxSocket extends EventTarget {
     socket.onclose = (event) => this.onClose(socket, event);
   }
 
+  /**
+   * @param {WebSocket} socket the socket the frame came on
+   * @param {string} data the frame's text (the server sends only text frames)
+   */
   onFrame(socket, data) {
     if (socket !== this.socket) return;
     let frame;
@@ -120,6 +124,10 @@ export class InboxSocket extends EventTarget {
     }
   }
 
+  /**
+   * @param {WebSocket} socket
+   * @param {CloseEvent} event
+   */
   onClose(socket, event) {
     if (socket !== this.socket) return;
     this.socket = null;
@@ -143,15 +151,18 @@ export class InboxSocket extends EventTarget {
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
 
+  /** @param {string} reason why the session is over, e.g. "session_revoked" */
   end(reason) {
     this.stop();
     this.dispatchEvent(new CustomEvent("ended", { detail: reason }));
   }
 
+  /** @param {"connecting" | "online" | "offline"} state */
   emitState(state) {
     this.dispatchEvent(new CustomEvent("state", { detail: state }));
   }
 
+  /** @param {Error} error */
   failPending(error) {
     for (const waiter of this.pending.values()) {
       clearTimeout(waiter.timer);
@@ -160,13 +171,23 @@ export class InboxSocket extends EventTarget {
     this.pending.clear();
   }
 
+  /**
+   * Send a frame if the socket is open and authenticated.
+   *
+   * @param {object} frame
+   * @returns {boolean} whether it was sent
+   */
   sendFrame(frame) {
     if (!this.socket || !this.ready) return false;
     this.socket.send(JSON.stringify(frame));
     return true;
   }
 
-  /** Every entry up to `seq` is processed. */
+  /**
+   * Every entry up to `seq` is processed.
+   *
+   * @param {number} seq
+   */
   ack(seq) {
     this.sendFrame({ type: "ack", seq });
   }

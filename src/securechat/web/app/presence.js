@@ -33,6 +33,7 @@ export class Presence extends EventTarget {
     /** @type {Set<string>} message ids already receipted as read from this page */
     this.receipted = new Set();
     this.timer = undefined;
+    /** @param {Event} event */
     this.onTyping = (event) => this.noteTyping(/** @type {CustomEvent} */ (event).detail);
     socket.addEventListener("typing", this.onTyping);
   }
@@ -55,7 +56,11 @@ export class Presence extends EventTarget {
     clearTimeout(this.timer);
   }
 
-  /** The user typed in the composer of a conversation. */
+  /**
+   * The user typed in the composer of a conversation.
+   *
+   * @param {string} conversationId
+   */
   typed(conversationId) {
     if (!this.settings.typing) return;
     const now = Date.now();
@@ -65,7 +70,11 @@ export class Presence extends EventTarget {
     }
   }
 
-  /** The user sent a message: the next keystroke announces typing again. */
+  /**
+   * The user sent a message: the next keystroke announces typing again.
+   *
+   * @param {string} conversationId
+   */
   sent(conversationId) {
     this.lastTyping.delete(conversationId);
   }
@@ -87,19 +96,28 @@ export class Presence extends EventTarget {
     }
   }
 
-  /** A message from `name` arrived: they stopped typing it. */
+  /**
+   * A message from `name` arrived: they stopped typing it.
+   *
+   * @param {string} conversationId
+   * @param {string} name
+   */
   stoppedTyping(conversationId, name) {
     const names = this.typists.get(conversationId);
     if (names?.delete(name)) this.dispatchEvent(new CustomEvent("typing", { detail: conversationId }));
   }
 
-  /** @returns {string[]} who is typing in the conversation now */
+  /**
+   * @param {string} conversationId
+   * @returns {string[]} who is typing in the conversation now
+   */
   typing(conversationId) {
     const now = Date.now();
     const names = this.typists.get(conversationId) ?? new Map();
     return [...names].filter(([, until]) => until > now).map(([name]) => name).sort();
   }
 
+  /** @param {any} frame a `typing` frame as parsed from JSON, checked here */
   noteTyping(frame) {
     const conversationId = typeof frame?.conversation_id === "string" ? frame.conversation_id : null;
     const name = typeof frame?.from === "string" ? frame.from : null;

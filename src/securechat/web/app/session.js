@@ -77,6 +77,9 @@ export async function register(api, username, password, progress) {
 /**
  * Open the sealed key bundle with the password's wrap key.
  *
+ * @param {unknown} bundle the key bundle as the server sent it
+ * @param {Uint8Array} wrapKey overwritten with zeros once used
+ * @param {string} name the parsed username
  * @returns {Promise<PrivateIdentity>}
  */
 async function openBundle(bundle, wrapKey, name) {
@@ -92,6 +95,10 @@ async function openBundle(bundle, wrapKey, name) {
 /**
  * Start a new session and unlock the keys.
  *
+ * @param {import("./api.js").Api} api
+ * @param {string} username
+ * @param {string} password
+ * @param {(step: string) => void} progress
  * @returns {Promise<PrivateIdentity>}
  */
 export async function login(api, username, password, progress) {
@@ -110,6 +117,10 @@ export async function login(api, username, password, progress) {
 /**
  * Unlock the keys within the current session (after a reload without a remembered device).
  *
+ * @param {import("./api.js").Api} api
+ * @param {string} username
+ * @param {string} password
+ * @param {(step: string) => void} progress
  * @returns {Promise<PrivateIdentity>}
  */
 export async function unlock(api, username, password, progress) {
@@ -123,7 +134,12 @@ export async function unlock(api, username, password, progress) {
   return identity;
 }
 
-/** The directory must publish exactly our keys; anything else is substitution. */
+/**
+ * The directory must publish exactly our keys; anything else is substitution.
+ *
+ * @param {import("./api.js").Api} api
+ * @param {PrivateIdentity} identity
+ */
 async function checkOwnKeys(api, identity) {
   const published = await api.publicKeys(identity.username);
   const mine = identity.public.toWire();
@@ -135,6 +151,11 @@ async function checkOwnKeys(api, identity) {
 /**
  * Re-seal the keys under a new password; the server ends every other session.
  *
+ * @param {import("./api.js").Api} api
+ * @param {string} username
+ * @param {string} current the current password
+ * @param {string} next the new password
+ * @param {(step: string) => void} progress
  * @returns {Promise<number>} how many sessions were ended
  */
 export async function changePassword(api, username, current, next, progress) {
@@ -165,7 +186,11 @@ export async function changePassword(api, username, current, next, progress) {
   return result.revoked_sessions;
 }
 
-/** Keep the non-extractable keys on this device ("remember this device"). */
+/**
+ * Keep the non-extractable keys on this device ("remember this device").
+ *
+ * @param {PrivateIdentity} identity
+ */
 export async function rememberDevice(identity) {
   await store.put("device", DEVICE_KEY, {
     username: identity.username,
@@ -178,6 +203,7 @@ export async function rememberDevice(identity) {
 /**
  * The remembered identity for `username`, if this device keeps one.
  *
+ * @param {string} username
  * @returns {Promise<PrivateIdentity | null>}
  */
 export async function rememberedIdentity(username) {

@@ -80,14 +80,25 @@ export function remove(storeName, key) {
   return run(storeName, "readwrite", (store) => store.delete(key));
 }
 
-/** Every value whose key is an array starting with `account`. */
+/**
+ * Every value whose key is an array starting with `account`.
+ *
+ * @param {string} storeName
+ * @param {string} account
+ * @returns {Promise<any[]>} the values as stored, for the caller to check
+ */
 export async function allFor(storeName, account) {
   const range = IDBKeyRange.bound([account], [account, []]);
   const values = await run(storeName, "readonly", (store) => store.getAll(range));
   return values ?? [];
 }
 
-/** Remove everything stored for `account` in one store. */
+/**
+ * Remove everything stored for `account` in one store.
+ *
+ * @param {string} storeName
+ * @param {string} account
+ */
 export function removeAllFor(storeName, account) {
   return run(storeName, "readwrite", (store) => store.delete(IDBKeyRange.bound([account], [account, []])));
 }

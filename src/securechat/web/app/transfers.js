@@ -21,12 +21,17 @@ import {
 
 /** A file failed a check: a chunk's tag or length, a missing chunk, or the total hash. */
 export class FileCorrupt extends Error {
+  /** @param {string} detail which check failed, in words */
   constructor(detail) {
     super(`This file is corrupt or incomplete (${detail}). It was not saved.`);
     this.code = "file_corrupt";
   }
 }
 
+/**
+ * @param {Blob} blob
+ * @returns {Promise<Uint8Array>}
+ */
 async function sha256(blob) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
 }
@@ -56,7 +61,12 @@ export async function uploadFile(api, conversationId, file, onProgress) {
   return encryptor.descriptor(shortName(file.name), file.type || DEFAULT_MEDIA_TYPE, digest);
 }
 
-/** A name the protocol accepts: 1 to 255 code points, the extension kept (PROTOCOL.md 12.3). */
+/**
+ * A name the protocol accepts: 1 to 255 code points, the extension kept (PROTOCOL.md 12.3).
+ *
+ * @param {string} name
+ * @returns {string}
+ */
 export function shortName(name) {
   const points = [...(name || "file").toWellFormed().replaceAll("\0", "_")];
   if (points.length <= MAX_FILE_NAME_CHARS) return points.join("");
@@ -91,7 +101,7 @@ export async function downloadFile(api, descriptor, onProgress) {
     } catch {
       throw new FileCorrupt(`part ${index + 1} of ${decryptor.chunks} failed its check`);
     }
-    done += parts.at(-1).length;
+    done += /** @type {Uint8Array} */ (parts.at(-1)).length;
     onProgress(done, descriptor.size);
   }
   const blob = new Blob(parts, { type: previewable(descriptor) ? descriptor.mediaType : DEFAULT_MEDIA_TYPE });
@@ -103,7 +113,12 @@ export async function downloadFile(api, descriptor, onProgress) {
   return blob;
 }
 
-/** Raster images only: a browser decodes them without running code. */
+/**
+ * Raster images only: a browser decodes them without running code.
+ *
+ * @param {import("../protocol/files.js").FileDescriptor} descriptor
+ * @returns {boolean}
+ */
 export function previewable(descriptor) {
   return PREVIEWABLE_MEDIA_TYPES.includes(descriptor.mediaType);
 }

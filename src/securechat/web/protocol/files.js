@@ -131,7 +131,7 @@ export function chunkAad(fileId, index, last) {
  * @param {number | bigint} index
  * @param {boolean} last
  * @param {Uint8Array} plaintext
- * @returns {Promise<Uint8Array>}
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
  * @throws {MalformedInput} for a key that is not 32 bytes (a caller's mistake)
  */
 export async function encryptChunk(key, fileId, index, last, plaintext) {
@@ -153,7 +153,7 @@ export async function encryptChunk(key, fileId, index, last, plaintext) {
  * @param {number | bigint} index
  * @param {boolean} last
  * @param {Uint8Array} ciphertext ciphertext ‖ tag
- * @returns {Promise<Uint8Array>}
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
  * @throws {VerificationFailed}
  * @throws {MalformedInput} for an index that is not an integer below 2^64 (a caller's mistake)
  */
@@ -354,7 +354,7 @@ export class FileEncryptor {
    * taken in call order, so calls may overlap.
    *
    * @param {Uint8Array} plaintext
-   * @returns {Promise<Uint8Array>} the chunk ciphertext to upload
+   * @returns {Promise<Uint8Array<ArrayBuffer>>} the chunk ciphertext to upload
    * @throws {MalformedInput} for a chunk of the wrong length or one chunk too many
    */
   async encrypt(plaintext) {
@@ -447,7 +447,7 @@ export class FileDecryptor {
    * run in call order.
    *
    * @param {Uint8Array} ciphertext the chunk as downloaded
-   * @returns {Promise<Uint8Array>} its plaintext
+   * @returns {Promise<Uint8Array<ArrayBuffer>>} its plaintext
    * @throws {VerificationFailed}
    */
   decrypt(ciphertext) {
@@ -461,7 +461,7 @@ export class FileDecryptor {
 
   /**
    * @param {Uint8Array} ciphertext
-   * @returns {Promise<Uint8Array>}
+   * @returns {Promise<Uint8Array<ArrayBuffer>>}
    */
   async #decryptNext(ciphertext) {
     const { fileId, key, size } = this.descriptor;

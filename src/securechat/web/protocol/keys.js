@@ -162,7 +162,8 @@ export class PrivateIdentity {
    * Use {@link PrivateIdentity.generate} or {@link PrivateIdentity.fromPrivateKeys}.
    *
    * @param {{username: Username, signingPrivate: CryptoKey, encryptionPrivate: CryptoKey,
-   *   signingPkcs8: Uint8Array, encryptionPkcs8: Uint8Array, publicIdentity: PublicIdentity}} fields
+   *   signingPkcs8: Uint8Array | null, encryptionPkcs8: Uint8Array | null, publicIdentity: PublicIdentity}} fields
+   *   the PKCS#8 bytes are null in an identity that keeps only its non-extractable CryptoKeys
    */
   constructor({ username, signingPrivate, encryptionPrivate, signingPkcs8, encryptionPkcs8, publicIdentity }) {
     /** @readonly */
@@ -282,8 +283,12 @@ export function keyBundleAad(username, version = KEY_BUNDLE_VERSION) {
  * @param {Uint8Array} wrapKey
  * @param {{iv?: Uint8Array}} [options] the IV, injectable for test vectors; fresh by default
  * @returns {Promise<KeyBundleWire>}
+ * @throws {TypeError} for an identity that no longer holds its PKCS#8 bytes
  */
 export async function sealKeyBundle(identity, wrapKey, { iv } = {}) {
+  if (!identity.encryptionPkcs8 || !identity.signingPkcs8) {
+    throw new TypeError("this identity no longer holds its private key bytes");
+  }
   const nonce = iv ?? globalThis.crypto.getRandomValues(new Uint8Array(GCM_IV_BYTES));
   const plaintext = canonical(KEY_BUNDLE_PLAINTEXT, [identity.encryptionPkcs8, identity.signingPkcs8]);
   const ciphertext = await aesGcmEncrypt(wrapKey, nonce, plaintext, keyBundleAad(identity.username));
