@@ -10,6 +10,14 @@ import { byId, el, explain, fullTime, humanSize, setMessage, show } from "./dom.
 
 const SECTIONS = ["messages", "files", "users", "blocks", "audit"];
 
+// The members of the admin API's answers that this view reads (server JSON, shown only
+// through textContent).
+/** @typedef {{server_ts: number, sender: string, recipients: string[], size: number, ciphertext_preview: string}} MessageRow */
+/** @typedef {{file_id: string, sender: string, recipients: string[], size: number, created_at: number, completed_at: number | null}} FileRow */
+/** @typedef {{username: string, created_at: number, sessions: number, disabled: boolean, is_admin: boolean}} UserRow */
+/** @typedef {{address: string, reason: string, since: number, until: number}} BlockRow */
+/** @typedef {{at: number, admin: string, action: string, target: string}} AuditRow */
+
 export class AdminView {
   /** @param {import("./api.js").Api} api */
   constructor(api) {
@@ -21,13 +29,13 @@ export class AdminView {
     this.filesBefore = null;
     this.listeners = [
       [byId("admin-close"), "click", () => this.dialog.close()],
-      [byId("admin-filter"), "submit", (event) => {
+      [byId("admin-filter"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.loadMessages(true);
       }],
       [byId("admin-more"), "click", () => void this.loadMessages(false)],
       [byId("admin-export"), "click", () => void this.exportMessages()],
-      [byId("admin-file-filter"), "submit", (event) => {
+      [byId("admin-file-filter"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.loadFiles(true);
       }],
@@ -47,6 +55,7 @@ export class AdminView {
     await this.select("messages");
   }
 
+  /** @param {string} name one of SECTIONS */
   async select(name) {
     for (const section of SECTIONS) {
       byId(`admin-tab-${section}`).setAttribute("aria-selected", String(section === name));
@@ -82,12 +91,14 @@ export class AdminView {
     return params;
   }
 
+  /** @param {boolean} fresh start again from the newest, or else load the next page */
   async loadMessages(fresh) {
     const params = this.filters();
     params.set("limit", "50");
     if (!fresh && this.before) params.set("before", String(this.before));
     const rows = byId("admin-message-rows");
     try {
+      /** @type {{messages: MessageRow[], next_before: number | null}} */
       const page = await this.api.request("GET", `/admin/messages?${params}`);
       const items = page.messages.map((m) =>
         el("tr", {}, [
@@ -108,12 +119,14 @@ export class AdminView {
     }
   }
 
+  /** @param {boolean} fresh start again from the newest, or else load the next page */
   async loadFiles(fresh) {
     const params = this.filters("admin-file");
     params.set("limit", "50");
     if (!fresh && this.filesBefore) params.set("before", String(this.filesBefore));
     const rows = byId("admin-file-rows");
     try {
+      /** @type {{files: FileRow[], next_before: number | null}} */
       const page = await this.api.request("GET", `/admin/files?${params}`);
       const items = page.files.map((f) =>
         el("tr", { attrs: { "data-file": f.file_id } }, [
@@ -152,6 +165,7 @@ export class AdminView {
   }
 
   async loadUsers() {
+    /** @type {{users: UserRow[]}} */
     const page = await this.api.request("GET", "/admin/users");
     byId("admin-user-rows").replaceChildren(
       ...page.users.map((user) => {
@@ -180,6 +194,7 @@ export class AdminView {
   }
 
   async loadBlocks() {
+    /** @type {{blocks: BlockRow[], recent_attempts: unknown[]}} */
     const view = await this.api.request("GET", "/admin/intrusion");
     byId("admin-block-rows").replaceChildren(
       ...view.blocks.map((block) => {
@@ -201,6 +216,7 @@ export class AdminView {
   }
 
   async loadAudit() {
+    /** @type {{entries: AuditRow[]}} */
     const page = await this.api.request("GET", "/admin/audit");
     byId("admin-audit-rows").replaceChildren(
       ...page.entries.map((entry) =>

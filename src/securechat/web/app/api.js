@@ -29,6 +29,15 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * @typedef {object} SessionInfo one of the account's sessions, as `GET /sessions` lists it
+ * @property {string} id
+ * @property {number} created_at ms
+ * @property {number | null} last_seen_at ms
+ * @property {string | null} user_agent
+ * @property {boolean} current whether it is the session asking
+ */
+
 export class Api {
   constructor() {
     /** @type {string | null} */
@@ -170,6 +179,7 @@ export class Api {
     return this.request("POST", "/account/password", { body });
   }
 
+  /** @returns {Promise<{sessions: SessionInfo[]}>} */
   sessions() {
     return this.request("GET", "/sessions");
   }

@@ -32,7 +32,7 @@ export class AuthView {
     this.tabs.login.addEventListener("click", () => this.selectTab("login"));
     this.tabs.register.addEventListener("click", () => this.selectTab("register"));
     for (const tab of Object.values(this.tabs)) {
-      tab.addEventListener("keydown", (event) => {
+      tab.addEventListener("keydown", (/** @type {KeyboardEvent} */ event) => {
         if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
           const next = tab === this.tabs.login ? "register" : "login";
           this.selectTab(next);
@@ -41,15 +41,15 @@ export class AuthView {
       });
     }
     byId("register-password").addEventListener("input", () => this.updateStrength());
-    this.loginForm.addEventListener("submit", (event) => {
+    this.loginForm.addEventListener("submit", (/** @type {SubmitEvent} */ event) => {
       event.preventDefault();
       void this.submitLogin();
     });
-    this.registerForm.addEventListener("submit", (event) => {
+    this.registerForm.addEventListener("submit", (/** @type {SubmitEvent} */ event) => {
       event.preventDefault();
       void this.submitRegister();
     });
-    this.unlockForm.addEventListener("submit", (event) => {
+    this.unlockForm.addEventListener("submit", (/** @type {SubmitEvent} */ event) => {
       event.preventDefault();
       void this.submitUnlock();
     });
@@ -116,7 +116,8 @@ export class AuthView {
     if (this.busy) return;
     this.busy = true;
     setMessage(this.error, null);
-    const controls = [...form.elements];
+    // These forms hold only inputs and buttons (index.html).
+    const controls = /** @type {(HTMLInputElement | HTMLButtonElement)[]} */ ([...form.elements]);
     for (const control of controls) control.disabled = true;
     show(this.progress);
     try {

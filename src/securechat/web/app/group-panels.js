@@ -9,7 +9,12 @@
 import { byId, el, explain, fullTime, setMessage, show } from "./dom.js";
 import { mismatchText } from "./groups.js";
 
-/** Usernames typed into one field: separated by commas, semicolons or white space. */
+/**
+ * Usernames typed into one field: separated by commas, semicolons or white space.
+ *
+ * @param {string} text
+ * @returns {string[]}
+ */
 export function splitNames(text) {
   return text
     .split(/[\s,;]+/)
@@ -32,26 +37,26 @@ export class GroupPanels {
     this.groupId = null;
     this.busy = false;
     this.listeners = [
-      [byId("new-group-form"), "submit", (event) => {
+      [byId("new-group-form"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.create();
       }],
       [byId("new-group-cancel"), "click", () => this.newDialog.close()],
-      [byId("join-form"), "submit", (event) => {
+      [byId("join-form"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.join();
       }],
       [byId("join-cancel"), "click", () => this.joinDialog.close()],
       [byId("group-close"), "click", () => this.detailsDialog.close()],
-      [byId("group-add-form"), "submit", (event) => {
+      [byId("group-add-form"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.addMembers();
       }],
-      [byId("group-rename-form"), "submit", (event) => {
+      [byId("group-rename-form"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.rename();
       }],
-      [byId("group-invite-form"), "submit", (event) => {
+      [byId("group-invite-form"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.makeInvite();
       }],
@@ -67,12 +72,14 @@ export class GroupPanels {
       [byId("group-leave-yes"), "click", () => void this.leave()],
     ];
     for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
+    /** @param {Event} event */
     this.onGroup = (event) => {
-      if (this.detailsDialog.open && event.detail === this.groupId) this.renderDetails();
+      if (this.detailsDialog.open && /** @type {CustomEvent} */ (event).detail === this.groupId) this.renderDetails();
     };
+    /** @param {Event} event */
     this.onTrust = (event) => {
       const members = this.groupId ? this.messenger.groups.records.get(this.groupId)?.state?.members ?? [] : [];
-      if (this.detailsDialog.open && members.includes(event.detail)) this.renderDetails();
+      if (this.detailsDialog.open && members.includes(/** @type {CustomEvent} */ (event).detail)) this.renderDetails();
     };
     messenger.addEventListener("group", this.onGroup);
     messenger.addEventListener("trust", this.onTrust);
@@ -222,7 +229,14 @@ export class GroupPanels {
     show(byId("group-leave"), record.status === "member" && Boolean(state));
   }
 
-  /** A small secondary button with an accessible name that says whom it is for. */
+  /**
+   * A small secondary button with an accessible name that says whom it is for.
+   *
+   * @param {string} text
+   * @param {string} label
+   * @param {() => void} onClick
+   * @returns {HTMLElement}
+   */
   button(text, label, onClick) {
     const node = el("button", { className: "secondary small-button", text, attrs: { type: "button", "aria-label": label } });
     node.addEventListener("click", onClick);
@@ -340,15 +354,21 @@ export class GroupPanels {
     }
   }
 
-  /** Disable a form's controls while an action runs. */
+  /**
+   * Disable a form's controls while an action runs.
+   *
+   * @param {HTMLFormElement} form one of the group forms, which hold only inputs and buttons
+   * @param {() => Promise<void>} action
+   */
   async whileBusy(form, action) {
     if (this.busy) return;
     this.busy = true;
-    for (const control of form.elements) control.disabled = true;
+    const controls = /** @type {Iterable<HTMLInputElement | HTMLButtonElement>} */ (form.elements);
+    for (const control of controls) control.disabled = true;
     try {
       await action();
     } finally {
-      for (const control of form.elements) control.disabled = false;
+      for (const control of controls) control.disabled = false;
       this.busy = false;
     }
   }

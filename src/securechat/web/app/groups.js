@@ -71,13 +71,23 @@ export class MembershipMismatch extends GroupProblem {
  * @property {{extra: string[], missing: string[]} | null} mismatch server list vs verified members
  */
 
-/** "alice", "alice and bob", "alice, bob and carol". */
+/**
+ * "alice", "alice and bob", "alice, bob and carol".
+ *
+ * @param {string[]} names
+ * @returns {string}
+ */
 export function listNames(names) {
   if (names.length <= 1) return names.join("");
   return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
 }
 
-/** What the UI says about a difference between the server's list and the chain. */
+/**
+ * What the UI says about a difference between the server's list and the chain.
+ *
+ * @param {{extra: string[], missing: string[]}} mismatch
+ * @returns {string}
+ */
 export function mismatchText({ extra, missing }) {
   const parts = [];
   if (extra.length) {
@@ -223,6 +233,7 @@ export class GroupBook {
     return record;
   }
 
+  /** @param {GroupRecord} record */
   async save(record) {
     await store.put("groups", [this.me, record.id], {
       id: record.id,
@@ -262,13 +273,22 @@ export class GroupBook {
   }
 
   // Verification -----------------------------------------------------------------------
-  /** The identity pinned for a name, or null: chains verify with pinned keys only. */
+  /**
+   * The identity pinned for a name, or null: chains verify with pinned keys only.
+   *
+   * @param {string} name
+   * @returns {PublicIdentity | null}
+   */
   lookup = (name) => {
     const pin = this.m.pins.get(name);
     return pin ? PublicIdentity.fromWire(name, pin.identity) : null;
   };
 
-  /** Pin (trust on first use) whoever signed one of these changes or invites. */
+  /**
+   * Pin (trust on first use) whoever signed one of these changes or invites.
+   *
+   * @param {GroupChange[]} changes
+   */
   async pinSigners(changes) {
     const names = new Set();
     for (const change of changes) {
@@ -320,7 +340,7 @@ export class GroupBook {
       for (const [index, change] of changes.entries()) {
         const recorded = index < signers.length ? signers[index] : null;
         const lookup = recorded
-          ? (name) => (Object.hasOwn(recorded, name) ? PublicIdentity.fromWire(name, recorded[name]) : null)
+          ? (/** @type {string} */ name) => (Object.hasOwn(recorded, name) ? PublicIdentity.fromWire(name, recorded[name]) : null)
           : this.lookup;
         state = state === null ? await genesis(change, lookup) : await state.apply(change, lookup);
         if (state.groupId !== id) throw new VerificationFailed(); // the chain is for another group
@@ -386,14 +406,25 @@ export class GroupBook {
     return record;
   }
 
-  /** Mark the group unverifiable; returns the error to throw. */
+  /**
+   * Mark the group unverifiable; returns the error to throw.
+   *
+   * @param {GroupRecord} record
+   * @param {string} reason
+   * @returns {GroupUnverifiable}
+   */
   fail(record, reason) {
     record.problem = reason;
     this.m.groupChanged(record);
     return new GroupUnverifiable(reason);
   }
 
-  /** Fetch the whole chain from the server and adopt it (inside {@link locked}). */
+  /**
+   * Fetch the whole chain from the server and adopt it (inside {@link locked}).
+   *
+   * @param {GroupRecord} record
+   * @returns {Promise<GroupRecord>}
+   */
   async fetchAndAdopt(record) {
     const answer = await this.m.api.groupChanges(record.id);
     return this.adopt(record, answer?.changes);
@@ -442,6 +473,7 @@ export class GroupBook {
   /**
    * An inbox entry `{"type": "group", "group_id", "change"}`.
    *
+   * @param {any} frame the entry as parsed from JSON, checked here
    * @returns {Promise<{groupId: string, change: GroupChange | null, known: boolean, problem: string | null}>}
    */
   async onFrame(frame) {
@@ -547,14 +579,25 @@ export class GroupBook {
     return record.mismatch;
   }
 
-  /** The server's member list for a group, from `GET /conversations` (empty if not listed). */
+  /**
+   * The server's member list for a group, from `GET /conversations` (empty if not listed).
+   *
+   * @param {string} id
+   * @returns {Promise<string[]>}
+   */
   async fetchServerList(id) {
     const answer = await this.m.api.conversations();
-    const listed = (answer?.conversations ?? []).find((item) => item?.id === id);
-    return Array.isArray(listed?.members) ? listed.members.map((name) => String(name)) : [];
+    const listed = (answer?.conversations ?? []).find(
+      (/** @type {{id?: unknown, members?: unknown} | null} */ item) => item?.id === id,
+    );
+    return Array.isArray(listed?.members) ? listed.members.map((/** @type {unknown} */ name) => String(name)) : [];
   }
 
-  /** Refresh the chain and compare with the server's list; never throws (the record shows it). */
+  /**
+   * Refresh the chain and compare with the server's list; never throws (the record shows it).
+   *
+   * @param {string} id
+   */
   async check(id) {
     const record = this.records.get(id);
     // A former member's chain ends at its removal: the server has nothing more for it.
@@ -601,8 +644,10 @@ export class GroupBook {
    * The user's contacts for a change: normalised, pinned (a key change is refused).
    *
    * @param {string[]} names
+   * @returns {Promise<string[]>}
    */
   async contacts(names) {
+    /** @type {string[]} */
     const result = [];
     for (const raw of names) {
       const name = parseUsername(raw);

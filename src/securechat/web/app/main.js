@@ -110,11 +110,16 @@ async function logout() {
   location.replace("/");
 }
 
+/** @param {Messenger} messenger */
 function updateTitle(messenger) {
   const unread = [...messenger.conversations.values()].reduce((sum, c) => sum + c.unread, 0);
   document.title = unread ? `(${unread}) SecureChat` : "SecureChat";
 }
 
+/**
+ * @param {{conversation: import("./messenger.js").Conversation, message: import("./messenger.js").ChatMessage}} incoming
+ *   the detail of the messenger's `incoming` event
+ */
 function notify({ conversation, message }) {
   if (document.visibilityState !== "hidden" || !("Notification" in globalThis)) return;
   if (Notification.permission !== "granted") return;

@@ -21,28 +21,31 @@ export class Panels {
     this.accountDialog = byId("account-dialog");
     /** @type {string | null} */
     this.contact = null;
+    /** @type {boolean | undefined} set by main.js from the server's answer */
+    this.isAdmin;
     this.listeners = [
       [byId("contact-verify"), "click", () => void this.toggleVerified()],
       [byId("revoke-others"), "click", () => void this.revokeOthers()],
       [byId("enable-notifications"), "click", () => void this.enableNotifications()],
-      [byId("setting-typing"), "change", (event) =>
-        void this.messenger.presence.configure({ typing: event.target.checked })],
-      [byId("setting-read-receipts"), "change", (event) =>
-        void this.messenger.presence.configure({ readReceipts: event.target.checked })],
+      [byId("setting-typing"), "change", (/** @type {Event} */ event) =>
+        void this.messenger.presence.configure({ typing: /** @type {HTMLInputElement} */ (event.target).checked })],
+      [byId("setting-read-receipts"), "change", (/** @type {Event} */ event) =>
+        void this.messenger.presence.configure({ readReceipts: /** @type {HTMLInputElement} */ (event.target).checked })],
       [byId("logout"), "click", () => void this.actions.logout()],
       [byId("account-close"), "click", () => this.accountDialog.close()],
       [byId("open-admin"), "click", () => {
         this.accountDialog.close();
         this.actions.openAdmin();
       }],
-      [byId("password-form"), "submit", (event) => {
+      [byId("password-form"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.changePassword();
       }],
     ];
     for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
+    /** @param {Event} event */
     this.onTrust = (event) => {
-      if (this.contactDialog.open && event.detail === this.contact) void this.renderContact();
+      if (this.contactDialog.open && /** @type {CustomEvent} */ (event).detail === this.contact) void this.renderContact();
     };
     messenger.addEventListener("trust", this.onTrust);
   }
@@ -190,7 +193,12 @@ export class Panels {
   }
 }
 
-/** A short description of a session's browser or client, from its user agent. */
+/**
+ * A short description of a session's browser or client, from its user agent.
+ *
+ * @param {string | null} agent
+ * @returns {string}
+ */
 function describeAgent(agent) {
   if (!agent) return "Unknown client";
   if (agent.includes("python-httpx") || agent.startsWith("securechat")) return "Terminal client";
