@@ -37,6 +37,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from decision_vectors import decisions_section
 
 from securechat.protocol import PROTOCOL_VERSION, labels
 from securechat.protocol.der import SMALL_ORDER_ENCODINGS, encode_length
@@ -1127,10 +1128,23 @@ def groups_section(people: Personas) -> dict[str, Any]:
             change = replace(change, **{name: value})
         return {"note": note, "wires": [c.to_wire() for c in (*chain[:prefix], change)]}
 
-    expired = make_invite(bob, GROUP_ID, expires_at=GROUP_T0 + 1, max_uses=5)
-    from_member = make_invite(carol, GROUP_ID, expires_at=GROUP_T0 + 10_000, max_uses=5)
+    # Fixed invite ids: the file must come out the same every time (--check).
+    expired = make_invite(
+        bob, GROUP_ID, expires_at=GROUP_T0 + 1, max_uses=5, invite_id="0a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3"
+    )
+    from_member = make_invite(
+        carol,
+        GROUP_ID,
+        expires_at=GROUP_T0 + 10_000,
+        max_uses=5,
+        invite_id="1b2c3d4e-5f60-4b7c-9d8e-9fa0b1c2d3e4",
+    )
     other_group = make_invite(
-        alice, ConversationId("grp-" + "1" * 32), expires_at=GROUP_T0 + 10_000, max_uses=5
+        alice,
+        ConversationId("grp-" + "1" * 32),
+        expires_at=GROUP_T0 + 10_000,
+        max_uses=5,
+        invite_id="2c3d4e5f-6071-4c8d-ae9f-a0b1c2d3e4f5",
     )
     forged_invite = replace(invite, inviter=Username("alice"))
     invalid = [
@@ -1972,6 +1986,14 @@ def build(previous: dict[str, Any] | None) -> dict[str, Any]:
         "files": files_section(),
         "groups": groups_section(people),
     }
+    vectors["decisions"] = decisions_section(
+        people,
+        EnvelopeFactory(people, randomness),
+        vectors["envelopes"],
+        vectors["groups"],
+        group_id=GROUP_ID,
+        t0=GROUP_T0,
+    )
     vectors["rsa_oaep"] = randomness.wraps
     return vectors
 

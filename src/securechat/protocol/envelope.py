@@ -355,6 +355,34 @@ class OpenedMessage:
     payload: dict[str, Any]
 
 
+def verify_signature(envelope: Envelope, sender_identity: PublicIdentity) -> None:
+    """7.9 step 3: the signature with the sender's pinned keys; VerificationFailed if not."""
+    try:
+        signing_key = load_ed25519_public_key(sender_identity.signing_key)
+    except MalformedInput as exc:
+        raise VerificationFailed() from exc
+    if sender_identity.username != envelope.header.sender:
+        raise VerificationFailed()
+    ed25519_verify(signing_key, envelope.signature, envelope.signed_bytes())
+
+
+def decrypt_padded_payload(envelope: Envelope, me: PrivateIdentity) -> bytes:
+    """7.9 steps 6-8: unwrap my message key, decrypt and unpad; the payload's bytes.
+
+    VerificationFailed if ``me`` has not exactly one wrapped key, or any step fails.
+    """
+    header = envelope.header
+    mine = [k for k in envelope.keys if k.recipient == me.username]
+    if len(mine) != 1:
+        raise VerificationFailed()
+    message_key = rsa_oaep_decrypt(
+        me.encryption_private, mine[0].wrapped_key, wrapped_key_label(header.message_id, me.username)
+    )
+    if len(message_key) != AES_KEY_BYTES:
+        raise VerificationFailed()
+    return unpad(aes_gcm_decrypt(message_key, envelope.iv, envelope.ciphertext, header.canonical()))
+
+
 def open_message(
     envelope: Envelope,
     *,
@@ -367,26 +395,13 @@ def open_message(
 
     ``sender_identity`` must be the sender's pinned keys, and ``conversation_id`` and
     ``members`` what this client knows of the conversation, never the envelope's word.
+    The client's decisions (PROTOCOL.md 14.1) run the same steps one by one, to say which
+    failed; this is the all-or-nothing form.
     """
     header = envelope.header
-    try:
-        signing_key = load_ed25519_public_key(sender_identity.signing_key)
-    except MalformedInput as exc:
-        raise VerificationFailed() from exc
-    if sender_identity.username != header.sender:
-        raise VerificationFailed()
-    ed25519_verify(signing_key, envelope.signature, envelope.signed_bytes())
+    verify_signature(envelope, sender_identity)
     if header.conversation_id != conversation_id:
         raise VerificationFailed()
     if set(envelope.recipients) != set(members) or header.sender not in members:
         raise VerificationFailed()
-    mine = [k for k in envelope.keys if k.recipient == me.username]
-    if len(mine) != 1:
-        raise VerificationFailed()
-    message_key = rsa_oaep_decrypt(
-        me.encryption_private, mine[0].wrapped_key, wrapped_key_label(header.message_id, me.username)
-    )
-    if len(message_key) != AES_KEY_BYTES:
-        raise VerificationFailed()
-    padded = aes_gcm_decrypt(message_key, envelope.iv, envelope.ciphertext, header.canonical())
-    return OpenedMessage(header=header, payload=decode_payload(unpad(padded)))
+    return OpenedMessage(header=header, payload=decode_payload(decrypt_padded_payload(envelope, me)))

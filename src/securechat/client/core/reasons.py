@@ -1,0 +1,41 @@
+"""The stable reason codes of PROTOCOL.md 14: what tests and vectors compare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Reason = Literal[
+    "malformed",
+    "unsupported_version",
+    "unknown_sender",
+    "bad_signature",
+    "key_changed",
+    "wrong_conversation",
+    "unknown_group",
+    "wrong_members",
+    "replayed",
+    "not_for_me",
+    "undecryptable",
+    "bad_payload",
+    "chain_invalid",
+    "chain_fork",
+    "invite_mismatch",
+    "not_admin",
+    "older_name",
+    "invite_expired",
+    "own_keys_changed",
+]
+
+REASONS: tuple[Reason, ...] = get_args(Reason)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refusal: shown, never dropped, never as valid (PROTOCOL.md invariant of 7.9)."""
+
+    reason: Reason
+    # What the refused input claimed, where it parsed far enough to say (a message's
+    # Claim); for display as "claimed", never as established.
+    claim: object | None = None
+    outcome: Literal["refused"] = "refused"

@@ -1,0 +1,231 @@
+"""The Python core against ``decisions`` of the shared vector file (PROTOCOL.md 14).
+
+Each case is its own test id; the browser's core must pass the same cases
+(tests/js/decisions.test.mjs, and the per-case differential test).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from securechat.client.core import (
+    REASONS,
+    Accepted,
+    Duplicate,
+    NameRecord,
+    Pin,
+    Refused,
+    SeenRecord,
+    change_position,
+    decide_group_chain,
+    decide_group_name,
+    decide_invite,
+    decide_message,
+    decide_own_keys,
+    direct_peer,
+)
+from securechat.protocol.encoding import b64decode
+from securechat.protocol.identifiers import Username
+from securechat.protocol.keys import PrivateIdentity, PublicIdentity
+
+REPO = Path(__file__).resolve().parents[3]
+VECTORS = json.loads((REPO / "tests" / "data" / "protocol_vectors.json").read_text(encoding="utf-8"))
+DECISIONS = VECTORS["decisions"]
+
+
+@cache
+def private_identity(name: str) -> PrivateIdentity:
+    record = VECTORS["identities"][name]
+    signing = ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(record["ed25519_seed_hex"]))
+    encryption = serialization.load_der_private_key(
+        bytes.fromhex(record["encryption_private_pkcs8_hex"]), password=None
+    )
+    assert isinstance(encryption, rsa.RSAPrivateKey)
+    return PrivateIdentity.from_private_keys(Username(record["username"]), signing, encryption)
+
+
+def keys_under(username: str, persona: str | None) -> PublicIdentity | None:
+    """A persona's keys pinned under ``username`` (a pin need not be that user's real keys)."""
+    if persona is None:
+        return None
+    keys = private_identity(persona).public
+    return PublicIdentity(
+        Username(username), keys.signing_key, keys.encryption_key, keys.encryption_key_signature
+    )
+
+
+def pins(wire: Mapping[str, Mapping[str, Any]]) -> dict[str, Pin]:
+    out = {}
+    for username, pin in wire.items():
+        identity = keys_under(username, pin["identity"])
+        assert identity is not None
+        out[username] = Pin(identity, keys_under(username, pin["pending"]))
+    return out
+
+
+class Group:
+    def __init__(self, wire: Mapping[str, Any]) -> None:
+        self.history = tuple(frozenset(Username(n) for n in members) for members in wire["history"])
+        self.admins = frozenset(Username(n) for n in wire["admins"])
+
+
+def ids(section: list[dict[str, Any]]) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("case", section, ids=[case["name"] for case in section])
+
+
+def message_outcome(decision: Accepted | Duplicate | Refused) -> dict[str, Any]:
+    if isinstance(decision, Refused):
+        return {"outcome": "refused", "reason": decision.reason}
+    seen = {"signature": decision.seen.signature, "seq": decision.seen.seq}
+    if isinstance(decision, Duplicate):
+        return {"outcome": "duplicate", "seen": seen}
+    return {
+        "outcome": "accepted",
+        "conversation_id": decision.conversation_id,
+        "kind": decision.kind,
+        "peer": decision.peer,
+        "sender": decision.sender,
+        "sent_at": decision.sent_at,
+        "payload": decision.payload,
+        "seen": seen,
+    }
+
+
+@ids(DECISIONS["messages"])
+def test_message(case: dict[str, Any]) -> None:
+    decision = decide_message(
+        case["wire"],
+        me=private_identity(case["me"]),
+        delivered_in=case["delivered_in"],
+        pins=pins(case["pins"]),
+        groups={group_id: Group(group) for group_id, group in case["groups"].items()},
+        seen={mid: SeenRecord(r["signature"], r["seq"]) for mid, r in case["seen"].items()},
+        inbox_seq=case["inbox_seq"],
+    )
+    assert message_outcome(decision) == case["expected"], case["note"]
+
+
+@ids(DECISIONS["group_changes"])
+def test_group_change_position(case: dict[str, Any]) -> None:
+    result = change_position(case["local"], case["change"])
+    assert (result if isinstance(result, str) else result.reason) == case["expected"], case["note"]
+
+
+@ids(DECISIONS["group_chains"])
+def test_group_chain(case: dict[str, Any]) -> None:
+    decision = decide_group_chain(
+        case["local"], case["offered"], group_id=case["group_id"], pins=pins(case["pins"])
+    )
+    if isinstance(decision, Refused):
+        actual: dict[str, Any] = {"outcome": "refused", "reason": decision.reason}
+    else:
+        actual = {
+            "outcome": "accepted",
+            "new": [change.seq for change in decision.new],
+            "members": sorted(decision.state.members),
+            "admins": sorted(decision.state.admins),
+        }
+    assert actual == case["expected"], case["note"]
+
+
+@ids(DECISIONS["group_names"])
+def test_group_name(case: dict[str, Any]) -> None:
+    info = case["info"]
+    decision = decide_group_name(
+        NameRecord(**case["current"]) if case["current"] else None,
+        sender=info["sender"],
+        name=info["name"],
+        sent_at=info["sent_at"],
+        message_id=info["message_id"],
+        group=Group(case["group"]),
+    )
+    actual = (
+        {"outcome": "refused", "reason": decision.reason}
+        if isinstance(decision, Refused)
+        else {
+            "outcome": "accepted",
+            "name": decision.name,
+            "sent_at": decision.sent_at,
+            "message_id": decision.message_id,
+        }
+    )
+    assert actual == case["expected"], case["note"]
+
+
+@ids(DECISIONS["invites"])
+def test_invite(case: dict[str, Any]) -> None:
+    decision = decide_invite(
+        case["code"], case["answer"], pins=pins(case["pins"]), local=case["local"], now=case["now"]
+    )
+    actual = (
+        {"outcome": "refused", "reason": decision.reason}
+        if isinstance(decision, Refused)
+        else {
+            "outcome": "accepted",
+            "group_id": decision.state.group_id,
+            "members": sorted(decision.state.members),
+        }
+    )
+    assert actual == case["expected"], case["note"]
+
+
+@ids(DECISIONS["own_keys"])
+def test_own_keys(case: dict[str, Any]) -> None:
+    published = case["published"]
+    identity = PublicIdentity(
+        Username(case["me"]),
+        b64decode(published["signing_key"]),
+        b64decode(published["encryption_key"]),
+        b64decode(published["encryption_key_signature"]),
+    )
+    result = decide_own_keys(private_identity(case["me"]), identity)
+    assert ("accepted" if result is None else result.reason) == case["expected"], case["note"]
+
+
+@ids(DECISIONS["direct_peers"])
+def test_direct_peer(case: dict[str, Any]) -> None:
+    assert direct_peer(Username(case["me"]), case["conversation_id"], case["candidates"]) == case["expected"]
+
+
+def all_expected_reasons() -> set[str]:
+    found: set[str] = set()
+    for section in DECISIONS.values():
+        for case in section:
+            expected = case["expected"]
+            if isinstance(expected, dict):
+                found.add(expected.get("reason", expected["outcome"]))
+            elif isinstance(expected, str):
+                found.add(expected)
+    return found
+
+
+def test_every_reason_code_has_a_case() -> None:
+    assert set(REASONS) - all_expected_reasons() == set()
+
+
+def test_protocol_md_lists_exactly_the_reason_codes() -> None:
+    text = (REPO / "PROTOCOL.md").read_text(encoding="utf-8")
+    table = text[text.index("## 14. Client decisions") : text.index("### 14.1")]
+    listed = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert listed == set(REASONS)
+
+
+def test_the_vector_file_is_what_the_generator_makes() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_vectors.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
