@@ -10,6 +10,8 @@ import { mismatchText } from "./groups.js";
 import { conversationTitle } from "./messenger.js";
 import { previewable } from "./transfers.js";
 
+/** @import { ChatMessage, Conversation } from "./messenger.js" */
+
 /** Images up to this size are fetched and previewed without a click. */
 const AUTO_PREVIEW_BYTES = 10 * 1024 * 1024;
 
@@ -27,7 +29,12 @@ export function groupWarning(record) {
   return null;
 }
 
-/** The list's one-line summary of a conversation's newest item. */
+/**
+ * The list's one-line summary of a conversation's newest item.
+ *
+ * @param {Conversation} conversation
+ * @returns {string}
+ */
 function previewText(conversation) {
   const last = conversation.messages.at(-1) ?? conversation.preview;
   if (!last) return "";
@@ -38,6 +45,7 @@ function previewText(conversation) {
   return conversation.kind === "group" ? `${last.sender}: ${text}` : text;
 }
 
+/** @type {Record<string, string>} */
 const STATUS_LABELS = {
   uploading: "Encrypting and uploading…",
   sending: "Sending…",
@@ -71,47 +79,53 @@ export class ChatView {
     this.historyMore = undefined;
 
     this.onConversations = () => this.renderConversations();
+    /** @param {Event} event */
     this.onMessages = (event) => {
-      if (event.detail === this.openId) this.renderMessages();
+      if (/** @type {CustomEvent} */ (event).detail === this.openId) this.renderMessages();
     };
+    /** @param {Event} event */
     this.onTrust = (event) => {
       const conversation = this.current();
       if (!conversation) return;
       const members = conversation.kind === "group" ? conversation.group?.state?.members ?? [] : [conversation.peer];
-      if (members.includes(event.detail)) this.renderTrust();
+      if (members.includes(/** @type {CustomEvent} */ (event).detail)) this.renderTrust();
     };
+    /** @param {Event} event */
     this.onGroup = (event) => {
-      if (event.detail === this.openId) {
+      if (/** @type {CustomEvent} */ (event).detail === this.openId) {
         this.renderHeader();
         this.renderTrust();
       }
     };
+    /** @param {Event} event */
     this.onStatus = (event) => {
+      /** @type {Record<string, string>} */
       const labels = { connecting: "Connecting…", online: "Online", offline: "Offline: reconnecting" };
       const node = byId("connection");
-      node.textContent = labels[event.detail] ?? "";
-      node.dataset.state = event.detail;
+      node.textContent = labels[/** @type {CustomEvent} */ (event).detail] ?? "";
+      node.dataset.state = /** @type {CustomEvent} */ (event).detail;
     };
     messenger.addEventListener("conversations", this.onConversations);
     messenger.addEventListener("messages", this.onMessages);
     messenger.addEventListener("trust", this.onTrust);
     messenger.addEventListener("group", this.onGroup);
     messenger.addEventListener("status", this.onStatus);
+    /** @param {Event} event */
     this.onTyping = (event) => {
-      if (event.detail === this.openId) this.renderTyping();
+      if (/** @type {CustomEvent} */ (event).detail === this.openId) this.renderTyping();
     };
     messenger.presence.addEventListener("typing", this.onTyping);
 
     this.listeners = [
-      [byId("new-conversation"), "submit", (event) => {
+      [byId("new-conversation"), "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.startConversation();
       }],
-      [this.composer, "submit", (event) => {
+      [this.composer, "submit", (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         void this.send();
       }],
-      [this.text, "keydown", (event) => {
+      [this.text, "keydown", (/** @type {KeyboardEvent} */ event) => {
         if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
           event.preventDefault();
           void this.send();
@@ -124,9 +138,9 @@ export class ChatView {
       [this.fileInput, "change", () => void this.sendFiles()],
       [this.messages, "scroll", () => void this.maybeLoadOlder()],
       [byId("back"), "click", () => this.close()],
-      [byId("open-contact"), "click", () => this.current() && this.panels.openContact(this.current().peer)],
-      [byId("open-group"), "click", () => this.current() && this.panels.openGroup(this.current().id)],
-      [byId("group-banner-details"), "click", () => this.current() && this.panels.openGroup(this.current().id)],
+      [byId("open-contact"), "click", () => this.current() && this.panels.openContact(/** @type {Conversation} */ (this.current()).peer)],
+      [byId("open-group"), "click", () => this.current() && this.panels.openGroup(/** @type {Conversation} */ (this.current()).id)],
+      [byId("group-banner-details"), "click", () => this.current() && this.panels.openGroup(/** @type {Conversation} */ (this.current()).id)],
       [byId("group-banner-check"), "click", () => void this.checkGroup()],
       [byId("new-group-open"), "click", () => this.panels.newGroup()],
       [byId("join-group-open"), "click", () => this.panels.joinGroup()],
@@ -226,6 +240,7 @@ export class ChatView {
     }
   }
 
+  /** @param {string} conversationId */
   async open(conversationId) {
     this.openId = conversationId;
     const conversation = this.current();
@@ -315,6 +330,7 @@ export class ChatView {
     // Keyed by the message object: only new or changed messages are (re)built, so a
     // long conversation does not cost a full re-render per arriving message.
     // A group's name re-sent unchanged (after each join) is shown once.
+    /** @type {string | null} */
     let lastName = null;
     const visible = conversation.messages.filter((message) => {
       if (message.kind !== "info" || !message.verified || message.infoName === undefined) return true;
@@ -351,7 +367,13 @@ export class ChatView {
     }
   }
 
-  /** A membership change, or a group's name: one centred line, not a bubble. */
+  /**
+   * A membership change, or a group's name: one centred line, not a bubble.
+   *
+   * @param {Conversation} conversation
+   * @param {ChatMessage} message
+   * @returns {HTMLElement}
+   */
   renderLine(conversation, message) {
     const item = el("li", { className: "system-line" });
     item.dataset.messageId = message.messageId;
@@ -382,6 +404,11 @@ export class ChatView {
     return item;
   }
 
+  /**
+   * @param {Conversation} conversation
+   * @param {ChatMessage} message
+   * @returns {HTMLElement}
+   */
   renderMessage(conversation, message) {
     if (message.kind) return this.renderLine(conversation, message);
     const mine = message.sender === this.messenger.username;
@@ -425,7 +452,12 @@ export class ChatView {
     return item;
   }
 
-  /** A shared file: name and size, progress, then a preview (images) and a save link. */
+  /**
+   * A shared file: name and size, progress, then a preview (images) and a save link.
+   *
+   * @param {ChatMessage} message
+   * @returns {HTMLElement}
+   */
   renderFile(message) {
     const file = message.file ?? null;
     const name = file?.name ?? message.upload?.name ?? "file";
@@ -452,6 +484,7 @@ export class ChatView {
       if (file && previewable(file)) {
         card.append(el("img", { className: "file-preview", attrs: { src: transfer.url, alt: `Preview of ${name}` } }));
       }
+      /** @type {Record<string, string>} */
       const attrs = { href: transfer.url, download: name };
       if (transfer.type) attrs.type = transfer.type;
       card.append(el("a", { className: "file-save", text: `Save ${name}`, attrs }));
@@ -499,7 +532,11 @@ export class ChatView {
     byId("typing-indicator").textContent = text;
   }
 
-  /** Messages of others on screen in a visible page are read: tell their senders. */
+  /**
+   * Messages of others on screen in a visible page are read: tell their senders.
+   *
+   * @param {Conversation} conversation
+   */
   receiptRead(conversation) {
     if (document.visibilityState !== "visible" || conversation.id !== this.openId) return;
     const ids = conversation.messages

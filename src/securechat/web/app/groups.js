@@ -56,7 +56,8 @@ export class MembershipMismatch extends GroupProblem {
 /**
  * @typedef {object} GroupRecord
  * @property {string} id
- * @property {object[]} chain the verified changes, wire form (as {@link GroupChange#toWire} writes them)
+ * @property {import("../protocol/groups.js").GroupChangeWire[]} chain the verified changes, wire
+ *   form (as {@link GroupChange#toWire} writes them)
  * @property {Record<string, object>[]} signers for each change of `chain`, the keys (public
  *   identity, wire form) its actor and inviter had pinned here when it was verified: the
  *   stored chain is replayed with those, so a member's later key change does not void

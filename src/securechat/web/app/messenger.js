@@ -36,10 +36,17 @@ import { Presence } from "./presence.js";
 import * as store from "./store.js";
 import { downloadFile, previewable, uploadFile } from "./transfers.js";
 
+/** @import { PublicIdentityWire } from "../protocol/keys.js" */
+
 const HISTORY_PAGE = 50;
 const ACK_DELAY_MS = 50;
 
-/** Conversation ids come from the server too: only well-formed ones go into a request. */
+/**
+ * Conversation ids come from the server too: only well-formed ones go into a request.
+ *
+ * @param {unknown} value
+ * @returns {boolean}
+ */
 function isConversationId(value) {
   try {
     parseConversationId(value);
@@ -49,7 +56,12 @@ function isConversationId(value) {
   }
 }
 
-/** What a conversation is called: the contact, or the group's name. */
+/**
+ * What a conversation is called: the contact, or the group's name.
+ *
+ * @param {Conversation} conversation
+ * @returns {string}
+ */
 export function conversationTitle(conversation) {
   if (conversation.kind === "group") return conversation.group?.name ?? "Unnamed group";
   return conversation.peer;
@@ -57,6 +69,7 @@ export function conversationTitle(conversation) {
 
 /** Sending to a contact whose keys changed is refused until the user accepts the change. */
 export class KeyChanged extends Error {
+  /** @param {string} username whose keys changed */
   constructor(username) {
     super(`${username}'s keys have changed. Compare the safety number, then accept the new keys to send again.`);
     this.username = username;
@@ -82,6 +95,10 @@ export class KeyChanged extends Error {
  * @property {string | null} envelopeText the envelope as received, to recognise copies
  * @property {import("../protocol/files.js").FileDescriptor | null} [file] a shared file (key included)
  * @property {FileTransfer} [transfer] upload or download progress of that file
+ * @property {{name: string, size: number, mediaType: string}} [upload] own file being
+ *   uploaded: what to show until the message (and its descriptor) exists
+ * @property {Set<string>} [readBy] own messages: who has said they read it
+ * @property {boolean} [replayed] a copy of a message id already received: shown as unverifiable
  */
 
 /**
@@ -110,6 +127,22 @@ export class KeyChanged extends Error {
  * @property {ChatMessage} [preview] the newest message, before the history is loaded
  */
 
+/**
+ * @typedef {object} Pin a contact's keys as pinned on this device (PROTOCOL.md 8)
+ * @property {string} username
+ * @property {PublicIdentityWire} identity the keys trusted for the contact
+ * @property {boolean} verified the user compared the safety number
+ * @property {PublicIdentityWire | null} pending keys the directory has published since, not
+ *   accepted yet: sending stops until they are
+ */
+
+/**
+ * An inbox entry (`message`, `receipt` or `group`) as the socket parsed it from JSON:
+ * an object, nothing more is known; every member is checked where it is read.
+ *
+ * @typedef {Record<string, unknown>} InboxEntry
+ */
+
 export class Messenger extends EventTarget {
   /**
    * @param {import("./api.js").Api} api
@@ -122,7 +155,7 @@ export class Messenger extends EventTarget {
     this.username = me.username;
     /** @type {Map<string, Conversation>} */
     this.conversations = new Map();
-    /** @type {Map<string, {identity: object, verified: boolean, pending: object | null}>} */
+    /** @type {Map<string, Pin>} */
     this.pins = new Map();
     this.lastSeq = 0;
     /** @type {string | null} */
@@ -138,10 +171,20 @@ export class Messenger extends EventTarget {
     this.presence = new Presence(this.socket, this.username);
   }
 
+  /**
+   * @param {string} type
+   * @param {unknown} [detail]
+   */
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
+  /**
+   * A store key of this account's.
+   *
+   * @param {string} name
+   * @returns {[string, string]}
+   */
   key(name) {
     return [this.username, name];
   }
@@ -196,7 +239,7 @@ export class Messenger extends EventTarget {
 
   stop() {
     clearTimeout(this.ackTimer);
-    this.ackTimer = null;
+    this.ackTimer = undefined;
     this.presence.stop();
     this.socket.stop();
   }
@@ -205,6 +248,7 @@ export class Messenger extends EventTarget {
   async refreshConversations() {
     const answer = await this.api.conversations();
     const unread = new Map((await store.allFor("state", this.username)).filter((v) => v?.unreadOf).map((v) => [v.unreadOf, v.count]));
+    /** @type {[string, string[]][]} the group ids and the server's member lists */
     const groups = [];
     for (const item of answer.conversations) {
       let conversation;
@@ -212,7 +256,7 @@ export class Messenger extends EventTarget {
         conversation = this.ensureConversation(item.id, item.members);
       } else if (item.kind === "group" && typeof item.id === "string" && item.id.startsWith("grp-") && isConversationId(item.id)) {
         conversation = this.ensureGroupConversation(this.groups.record(item.id));
-        groups.push([item.id, Array.isArray(item.members) ? item.members.map((name) => String(name)) : []]);
+        groups.push([item.id, Array.isArray(item.members) ? item.members.map((/** @type {unknown} */ name) => String(name)) : []]);
       } else {
         continue;
       }
@@ -256,7 +300,11 @@ export class Messenger extends EventTarget {
     return conversation;
   }
 
-  /** Called by the group book when a group's record changed. */
+  /**
+   * Called by the group book when a group's record changed.
+   *
+   * @param {import("./groups.js").GroupRecord} record
+   */
   groupChanged(record) {
     this.emit("group", record.id);
     this.emit("conversations");
@@ -281,7 +329,13 @@ export class Messenger extends EventTarget {
     this.groupChanged(record);
   }
 
-  /** A membership change as a conversation item. */
+  /**
+   * A membership change as a conversation item.
+   *
+   * @param {string} groupId
+   * @param {import("../protocol/groups.js").GroupChange} change
+   * @returns {ChatMessage & {sentAt: number}}
+   */
   changeLine(groupId, change) {
     return {
       messageId: `change:${groupId}:${change.seq}`,
@@ -308,7 +362,7 @@ export class Messenger extends EventTarget {
     const record = conversation.group;
     if (!record?.state) return;
     const shown = new Set(conversation.messages.map((m) => m.messageId));
-    const time = (m) => m.sentAt ?? m.serverTs ?? 0;
+    const time = (/** @type {ChatMessage} */ m) => m.sentAt ?? m.serverTs ?? 0;
     const firstMessage = conversation.messages.find((m) => m.kind !== "system");
     const from = conversation.historyComplete || !firstMessage ? -Infinity : time(firstMessage);
     const messages = [...conversation.messages];
@@ -328,6 +382,13 @@ export class Messenger extends EventTarget {
     conversation.messages = messages;
   }
 
+  /**
+   * The direct conversation with this id, made if new.
+   *
+   * @param {string} id
+   * @param {string[]} members
+   * @returns {Conversation}
+   */
   ensureConversation(id, members) {
     let conversation = this.conversations.get(id);
     if (!conversation) {
@@ -374,6 +435,7 @@ export class Messenger extends EventTarget {
     return conversation;
   }
 
+  /** @param {string} conversationId the conversation on screen */
   async setActive(conversationId) {
     this.activeId = conversationId;
     const conversation = this.conversations.get(conversationId);
@@ -393,6 +455,10 @@ export class Messenger extends EventTarget {
     if (!conversation.historyLoaded) await this.loadOlder(conversationId);
   }
 
+  /**
+   * @param {Conversation} conversation
+   * @param {number} count
+   */
   async setUnread(conversation, count) {
     conversation.unread = count;
     await store.put("state", this.key(`unread:${conversation.id}`), { unreadOf: conversation.id, count });
@@ -449,12 +515,13 @@ export class Messenger extends EventTarget {
     older.reverse();
     // A page can overlap what the inbox already showed: the same stored message is not
     // shown twice, but a replay flagged by the inbox does not hide the original.
-    const shown = (candidate) =>
+    const shown = (/** @type {ChatMessage} */ candidate) =>
       conversation.messages.some(
         (m) =>
           m.messageId === candidate.messageId &&
           (m.verified || (m.envelopeText === candidate.envelopeText && !m.replayed)),
       );
+    /** @type {Set<string>} */
     const seenInPage = new Set();
     for (const message of older) {
       if (seenInPage.has(message.messageId)) this.markUnverifiable(message, "the same message id appears twice");
@@ -469,6 +536,10 @@ export class Messenger extends EventTarget {
     return older.length > 0;
   }
 
+  /**
+   * @param {ChatMessage} message
+   * @param {string} reason
+   */
   markUnverifiable(message, reason) {
     message.verified = false;
     message.reason = reason;
@@ -477,12 +548,15 @@ export class Messenger extends EventTarget {
   }
 
   // Receiving ----------------------------------------------------------------------
+  /** @param {InboxEntry} frame */
   enqueue(frame) {
     this.entryQueue = this.entryQueue.then(() => this.processEntry(frame)).catch((error) => console.error(error));
   }
 
+  /** @param {InboxEntry} frame */
   async processEntry(frame) {
-    if (!Number.isSafeInteger(frame.seq) || frame.seq <= this.lastSeq) return;
+    const seq = frame.seq;
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq <= this.lastSeq) return;
     if (frame.type === "receipt" && frame.status === "read") {
       this.markRead(frame);
     } else if (frame.type === "receipt") {
@@ -510,13 +584,17 @@ export class Messenger extends EventTarget {
     } else if (frame.type === "group") {
       await this.receiveGroupChange(frame);
     }
-    this.lastSeq = frame.seq;
+    this.lastSeq = seq;
     await store.put("state", this.key("lastSeq"), this.lastSeq);
     // Only messages need acknowledging: their senders wait for the receipt (PROTOCOL.md 9.2).
     if (frame.type === "message") this.scheduleAck();
   }
 
-  /** A read receipt: "Read" once every other recipient has read (in a direct chat: the contact). */
+  /**
+   * A read receipt: "Read" once every other recipient has read (in a direct chat: the contact).
+   *
+   * @param {InboxEntry} frame
+   */
   markRead(frame) {
     const ids = new Set(Array.isArray(frame.message_ids) ? frame.message_ids : []);
     const reader = String(frame.recipient ?? "");
@@ -540,12 +618,16 @@ export class Messenger extends EventTarget {
   scheduleAck() {
     if (this.ackTimer) return;
     this.ackTimer = setTimeout(() => {
-      this.ackTimer = null;
+      this.ackTimer = undefined;
       this.socket.ack(this.lastSeq);
     }, ACK_DELAY_MS);
   }
 
-  /** A membership change from the inbox: verified into the chain, or shown as unverifiable. */
+  /**
+   * A membership change from the inbox: verified into the chain, or shown as unverifiable.
+   *
+   * @param {InboxEntry} frame
+   */
   async receiveGroupChange(frame) {
     const { groupId, change, known, problem } = await this.groups.onFrame(frame);
     if (!groupId) return;
@@ -582,11 +664,12 @@ export class Messenger extends EventTarget {
     }
   }
 
+  /** @param {InboxEntry} frame */
   async receiveMessage(frame) {
     const envelopeText = JSON.stringify(frame.envelope ?? null);
     const message = await this.openEnvelope(frame.envelope, {
       conversationId: null,
-      serverTs: Number.isSafeInteger(frame.server_ts) ? frame.server_ts : null,
+      serverTs: typeof frame.server_ts === "number" && Number.isSafeInteger(frame.server_ts) ? frame.server_ts : null,
       fallbackSender: String(frame.sender ?? "?"),
       fallbackId: String(frame.message_id ?? "?"),
     });
@@ -642,6 +725,10 @@ export class Messenger extends EventTarget {
    * Verify and decrypt one envelope. Never throws: a message that fails any check comes
    * back with `verified: false` and the reason.
    *
+   * @param {unknown} wire the envelope as parsed from JSON
+   * @param {{conversationId: string | null, serverTs: number | null, fallbackSender: string, fallbackId: string}} context
+   *   conversationId: the conversation it was delivered into, if known; the rest is the
+   *   server's word, shown if the envelope cannot be read
    * @returns {Promise<ChatMessage & {peer?: string}>}
    */
   async openEnvelope(wire, { conversationId, serverTs, fallbackSender, fallbackId }) {
@@ -736,6 +823,12 @@ export class Messenger extends EventTarget {
     return message;
   }
 
+  /**
+   * The sender's pinned keys, or the directory's if none are pinned; null if neither.
+   *
+   * @param {string} name
+   * @returns {Promise<PublicIdentity | null>}
+   */
   async senderIdentity(name) {
     const pin = this.pins.get(name);
     if (pin) return PublicIdentity.fromWire(name, pin.identity);
@@ -750,6 +843,10 @@ export class Messenger extends EventTarget {
   /**
    * Seal a payload for the conversation's members, checking the directory on the way: a
    * changed key stops the message before it leaves.
+   *
+   * @param {Conversation} conversation
+   * @param {import("../protocol/envelope.js").Payload} payload
+   * @returns {Promise<Envelope>}
    */
   async seal(conversation, payload) {
     const recipients = await this.recipients(conversation);
@@ -782,13 +879,21 @@ export class Messenger extends EventTarget {
     return new Map(/** @type {[string, PublicIdentity][]} */ (entries));
   }
 
-  /** The member of a conversation whose keys changed and are not accepted yet, if any. */
+  /**
+   * The member of a conversation whose keys changed and are not accepted yet, if any.
+   *
+   * @param {Conversation} conversation
+   * @returns {string | null}
+   */
   changedMember(conversation) {
     const names = conversation.kind === "group" ? conversation.group?.state?.members ?? [] : [conversation.peer];
     return names.find((name) => name !== this.username && this.pins.get(name)?.pending) ?? null;
   }
 
-  /** @returns {Conversation} */
+  /**
+   * @param {string} conversationId
+   * @returns {Conversation}
+   */
   conversationFor(conversationId) {
     const conversation = this.conversations.get(conversationId);
     if (!conversation) throw new Error("no such conversation");
@@ -835,6 +940,8 @@ export class Messenger extends EventTarget {
    * Create a group, named, with these members (usernames); the name follows as a
    * group_info message.
    *
+   * @param {string} name
+   * @param {string[]} members
    * @returns {Promise<Conversation>}
    */
   async createGroup(name, members) {
@@ -861,7 +968,11 @@ export class Messenger extends EventTarget {
     return change;
   }
 
-  /** @returns {Promise<import("../protocol/groups.js").Invite>} */
+  /**
+   * @param {string} groupId
+   * @param {{hours: number, uses: number}} options
+   * @returns {Promise<import("../protocol/groups.js").Invite>}
+   */
   makeInvite(groupId, options) {
     return this.groups.makeInvite(groupId, options);
   }
@@ -892,7 +1003,7 @@ export class Messenger extends EventTarget {
     const conversation = this.conversationFor(conversationId);
     // Checked before anything is uploaded: keys, and for a group its membership.
     await this.recipients(conversation);
-    /** @type {ChatMessage} */
+    /** @type {ChatMessage & {transfer: FileTransfer}} */
     const message = {
       messageId: `upload:${crypto.randomUUID()}`,
       conversationId,
@@ -953,7 +1064,7 @@ export class Messenger extends EventTarget {
     this.emit("messages", message.conversationId);
     try {
       const blob = await downloadFile(this.api, message.file, (done) => {
-        message.transfer = { ...message.transfer, done };
+        message.transfer = { .../** @type {FileTransfer} */ (message.transfer), done };
         this.emit("messages", message.conversationId);
       });
       message.transfer = { state: "ready", done: total, total, url: URL.createObjectURL(blob), type: blob.type, error: null };
@@ -963,7 +1074,15 @@ export class Messenger extends EventTarget {
     this.emit("messages", message.conversationId);
   }
 
-  /** A message of ours, shown as "sending" until the server has it. */
+  /**
+   * A message of ours, shown as "sending" until the server has it.
+   *
+   * @param {Conversation} conversation
+   * @param {Envelope} envelope
+   * @param {string} text
+   * @param {import("../protocol/files.js").FileDescriptor | null} file
+   * @returns {ChatMessage}
+   */
   ownMessage(conversation, envelope, text, file) {
     return {
       messageId: envelope.header.messageId,
@@ -981,6 +1100,13 @@ export class Messenger extends EventTarget {
     };
   }
 
+  /**
+   * Show an own message and send it.
+   *
+   * @param {Conversation} conversation
+   * @param {ChatMessage} message
+   * @param {Envelope} envelope
+   */
   async post(conversation, message, envelope) {
     await store.put("seen", this.key(`seen:${message.messageId}`), 0);
     conversation.messages.push(message);
@@ -990,6 +1116,13 @@ export class Messenger extends EventTarget {
     await this.transmit(message, envelope.toWire());
   }
 
+  /**
+   * Send an envelope over the socket, or over HTTP if that fails; failures are recorded
+   * on the message, not thrown.
+   *
+   * @param {ChatMessage} message
+   * @param {import("../protocol/envelope.js").EnvelopeWire} wire
+   */
   async transmit(message, wire) {
     try {
       let answer;
@@ -1009,7 +1142,12 @@ export class Messenger extends EventTarget {
     this.emit("messages", message.conversationId);
   }
 
-  /** Send a failed message again, the same envelope (so it cannot arrive twice). */
+  /**
+   * Send a failed message again, the same envelope (so it cannot arrive twice).
+   *
+   * @param {string} conversationId
+   * @param {string} messageId
+   */
   async retry(conversationId, messageId) {
     const conversation = this.conversations.get(conversationId);
     const message = conversation?.messages.find((m) => m.messageId === messageId && m.status === "failed");
@@ -1021,12 +1159,17 @@ export class Messenger extends EventTarget {
   }
 
   // Trust --------------------------------------------------------------------------
+  /** @param {Pin} pin */
   async savePin(pin) {
     this.pins.set(pin.username, pin);
     await store.put("pins", this.key(pin.username), pin);
     this.emit("trust", pin.username);
   }
 
+  /**
+   * @param {string} name
+   * @returns {Promise<PublicIdentity>}
+   */
   async pinnedOrFetch(name) {
     const pin = this.pins.get(name);
     if (pin) return PublicIdentity.fromWire(name, pin.identity);
@@ -1051,6 +1194,7 @@ export class Messenger extends EventTarget {
       await this.savePin({ username: name, identity: wire, verified: false, pending: null });
       return identity;
     }
+    /** @type {(a: PublicIdentityWire, b: PublicIdentityWire) => boolean} */
     const same = (a, b) =>
       a.signing_key === b.signing_key &&
       a.encryption_key === b.encryption_key &&
@@ -1063,13 +1207,21 @@ export class Messenger extends EventTarget {
     return identity;
   }
 
-  /** Replace the pin with the new keys; the verified mark is cleared. */
+  /**
+   * Replace the pin with the new keys; the verified mark is cleared.
+   *
+   * @param {string} name
+   */
   async acceptKeyChange(name) {
     const pin = this.pins.get(name);
     if (!pin?.pending) return;
     await this.savePin({ username: name, identity: pin.pending, verified: false, pending: null });
   }
 
+  /**
+   * @param {string} name
+   * @param {boolean} verified
+   */
   async setVerified(name, verified) {
     const pin = this.pins.get(name);
     if (!pin || pin.pending) return;
