@@ -8,6 +8,10 @@ Python (``src/securechat``), by area; every area may also import the root packag
      │                                     ▲
      └── cli/serve.py only ────────────────┘
 
+Inside the client, ``client.core`` (the decisions of PROTOCOL.md 14, pure functions)
+imports only ``protocol`` and itself: never the transport, state, realtime or messenger
+modules that call it.
+
 Inside the server::
 
     app.py ──> everything
@@ -19,8 +23,14 @@ Inside the server::
     every layer ──> base: errors, settings, metrics, logs (and the empty package itself)
 
 Browser (``src/securechat/web``): every import is a relative path inside ``web/`` (no
-third-party code ships, so no bare specifier and no URL), and ``protocol/`` never
-imports ``app/`` (app -> protocol, never back).
+third-party code ships, so no bare specifier and no URL), and the layers run one way::
+
+    app/ ──> core/ ──> protocol/
+     │                     ▲
+     └─────────────────────┘
+
+``protocol/`` never imports ``app/`` or ``core/``; ``core/`` (the client's decisions,
+PROTOCOL.md 14) imports only ``protocol/`` and itself.
 """
 
 from __future__ import annotations
@@ -154,6 +164,15 @@ SERVER_RULES: dict[str, tuple[frozenset[str], str]] = {
 }
 
 
+# The client's decisions (PROTOCOL.md 14): pure, so they import only protocol and themselves.
+CLIENT_CORE = "securechat.client.core"
+CLIENT_CORE_RULE = "client.core may import only protocol and itself (the decisions are pure)"
+
+
+def in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def area_of(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "securechat":
@@ -180,6 +199,10 @@ def broken_rule(importer: str, imported: str) -> str | None:
     importer_area = area_of(importer)
     if importer_area not in AREA_RULES:
         return f"{importer} is in no area of tests/test_architecture.py"
+    if in_package(importer, CLIENT_CORE) and not (
+        imported_area == "protocol" or in_package(imported, CLIENT_CORE)
+    ):
+        return CLIENT_CORE_RULE
     allowed, rule = AREA_RULES[importer_area]
     if imported_area != importer_area and imported_area not in allowed:
         if importer in SERVER_DOORS and imported_area == "server":
@@ -328,6 +351,10 @@ def js_violations(modules: Mapping[str, str]) -> list[str]:
                     rule = "imports stay inside web/"
                 elif name.startswith("protocol/") and target.startswith("app/"):
                     rule = "protocol never imports app (app -> protocol, never back)"
+                elif name.startswith("protocol/") and target.startswith("core/"):
+                    rule = "protocol never imports core (core -> protocol, never back)"
+                elif name.startswith("core/") and not target.startswith(("core/", "protocol/")):
+                    rule = "core imports only protocol and itself (never app)"
             if rule is not None:
                 violations.append(f"{name} -> {specifier} ({rule})")
     return violations
@@ -502,6 +529,38 @@ def python_tree(sources: Mapping[str, str]) -> dict[str, PyModule]:
             id="unplaced-server-module",
         ),
         pytest.param(
+            python_tree(
+                {"securechat.client.core.messages": "from ..api import Api", "securechat.client.api": ""}
+            ),
+            f"securechat.client.core.messages -> securechat.client.api ({CLIENT_CORE_RULE})",
+            id="core-imports-client-api",
+        ),
+        pytest.param(
+            python_tree(
+                {
+                    "securechat.client.core.groups": "from securechat.client.state import LocalState",
+                    "securechat.client.state": "",
+                }
+            ),
+            f"securechat.client.core.groups -> securechat.client.state ({CLIENT_CORE_RULE})",
+            id="core-imports-client-state",
+        ),
+        pytest.param(
+            python_tree(
+                {
+                    "securechat.client.core.__init__": "def f():\n    from ..messenger import Messenger\n",
+                    "securechat.client.messenger": "",
+                }
+            ),
+            f"securechat.client.core -> securechat.client.messenger ({CLIENT_CORE_RULE})",
+            id="core-package-imports-messenger-lazily",
+        ),
+        pytest.param(
+            python_tree({"securechat.client.core.keys": "from securechat import __version__"}),
+            f"securechat.client.core.keys -> securechat ({CLIENT_CORE_RULE})",
+            id="core-imports-root",
+        ),
+        pytest.param(
             python_tree({"securechat.plugins.emoji": "from ..client import api"}),
             "securechat.plugins.emoji -> securechat.client"
             " (securechat.plugins.emoji is in no area of tests/test_architecture.py)",
@@ -526,6 +585,12 @@ def test_python_checker_allows() -> None:
             "securechat.server.migrations.env": "from securechat.server.storage.tables import metadata",
             "securechat.server.metrics": "from .settings import Settings",
             "securechat.protocol.keys": "from .encoding import b64\nfrom cryptography import x509",
+            "securechat.client.core.messages": (
+                "import re\nfrom ...protocol.envelope import Envelope\nfrom .groups import membership_start"
+            ),
+            "securechat.client.core.groups": "from securechat.protocol import errors",
+            "securechat.client.core.__init__": "from .messages import decide_message",
+            "securechat.client.messenger": "from .core import decide_message\nfrom .api import Api",
         }
     )
     assert python_violations(modules) == []
@@ -609,6 +674,26 @@ def test_js_imports_are_read_in_every_form() -> None:
             id="protocol-reexports-app",
         ),
         pytest.param(
+            {"protocol/envelope.js": 'import { decideMessage } from "../core/messages.js";'},
+            "protocol/envelope.js -> ../core/messages.js (protocol never imports core (core -> protocol, never back))",
+            id="protocol-imports-core",
+        ),
+        pytest.param(
+            {"core/messages.js": 'import { store } from "../app/store.js";'},
+            "core/messages.js -> ../app/store.js (core imports only protocol and itself (never app))",
+            id="core-imports-app",
+        ),
+        pytest.param(
+            {"core/index.js": 'export * from "../app/groups.js";'},
+            "core/index.js -> ../app/groups.js (core imports only protocol and itself (never app))",
+            id="core-reexports-app",
+        ),
+        pytest.param(
+            {"core/groups.js": 'const view = await import("../ui/view.js");'},
+            "core/groups.js -> ../ui/view.js (core imports only protocol and itself (never app))",
+            id="core-imports-another-directory",
+        ),
+        pytest.param(
             {"app/main.js": 'import { html } from "lit";'},
             "app/main.js -> lit (only relative paths: no bare specifier or URL, no third-party code ships)",
             id="bare-specifier",
@@ -649,6 +734,11 @@ def test_js_checker_reports(modules: dict[str, str], expected: str) -> None:
 def test_js_checker_allows() -> None:
     modules = {
         "app/main.js": 'import { api } from "./api.js";\nimport { b64 } from "../protocol/index.js";',
+        "app/messenger.js": 'import { decideMessage } from "../core/index.js";',
+        "core/messages.js": (
+            'import { Envelope } from "../protocol/index.js";\nimport { refused } from "./reasons.js";'
+        ),
+        "core/index.js": 'export * from "./messages.js";',
         "protocol/keys.js": (
             'import { b64 } from "./encoding.js";\n/** @param {import("../app/api.js").Api} api */'
         ),

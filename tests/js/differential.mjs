@@ -1,5 +1,6 @@
 // Differential runner (not a test file): reads cases from the JSON file named on the
-// command line, runs each through the browser protocol modules and prints one JSON
+// command line, runs each through the browser protocol modules (or, for the decide_*
+// operations, the browser's client core, PROTOCOL.md 14) and prints one JSON
 // object {id: {outcome, result}} to stdout. tests/js/test_node_suite.py makes the cases,
 // runs the same operations in Python and compares the outcomes.
 //
@@ -8,6 +9,7 @@
 
 import { readFileSync } from "node:fs";
 
+import { REASONS, decideGroupChain, decideMessage } from "../../src/securechat/web/core/index.js";
 import {
   Envelope,
   GroupChange,
@@ -29,7 +31,7 @@ import {
   toHex,
   verifyChain,
 } from "../../src/securechat/web/protocol/index.js";
-import { VECTORS, publicIdentity, receive, unhex } from "./support.mjs";
+import { VECTORS, privateIdentity, publicIdentity, receive, unhex } from "./support.mjs";
 
 /** The pinned keys of a group's members: every persona of the vectors, nobody else. */
 function groupLookup(name) {
@@ -52,6 +54,82 @@ function replay(wires, groupId) {
     groupLookup,
     groupId == null ? {} : { groupId },
   );
+}
+
+/** A persona's keys pinned under `user`, as the vectors' `pinned` contexts say. */
+async function pinnedAs(user, persona) {
+  const keys = await publicIdentity(persona);
+  return {
+    identity: new PublicIdentity({
+      username: user,
+      signingKey: keys.signingKey,
+      encryptionKey: keys.encryptionKey,
+      encryptionKeySignature: keys.encryptionKeySignature,
+    }),
+    pending: null,
+  };
+}
+
+/**
+ * A message decision as test_node_suite.py compares it: as the decision vectors do, but
+ * only the payload's type and text (as envelope_open), since some of these payloads are
+ * nested too deep to print and hold numbers the two languages print differently.
+ */
+function decisionOutcome(decision) {
+  if (decision.outcome === "refused") return { outcome: "refused", reason: decision.reason };
+  const seen = { signature: decision.seen.signature, seq: decision.seen.seq };
+  if (decision.outcome === "duplicate") return { outcome: "duplicate", seen };
+  return {
+    outcome: "accepted",
+    conversation_id: decision.conversationId,
+    kind: decision.kind,
+    peer: decision.peer,
+    sender: decision.sender,
+    sent_at: decision.sentAt,
+    payload: { type: decision.payload.type, text: decision.payload.text ?? null },
+    seen,
+  };
+}
+
+/** As python_decide_message in test_node_suite.py: an envelope_open case's inputs, from the inbox. */
+async function decideOpenCase({ wire, recipient, context }) {
+  const conversation = context.conversation_id;
+  const groups = new Map();
+  if (conversation.startsWith("grp-")) {
+    groups.set(conversation, { history: [[...context.members]], admins: [] });
+  }
+  const pins = new Map();
+  for (const [user, persona] of Object.entries(context.pinned)) pins.set(user, await pinnedAs(user, persona));
+  const given = wire !== null && typeof wire === "object" && !Array.isArray(wire) ? wire.signature : undefined;
+  const signature = typeof given === "string" ? given : "";
+  const decision = await decideMessage(wire, {
+    me: await privateIdentity(recipient),
+    deliveredIn: conversation,
+    pins,
+    groups,
+    seen: new Map(context.seen_message_ids.map((id) => [id, { signature, seq: 1 }])),
+    inboxSeq: 2,
+  });
+  return decisionOutcome(decision);
+}
+
+/** As python_decide_group_chain: a first sight of the chain, every persona pinned. */
+async function decideChainCase({ wires, group_id: groupId }) {
+  const pins = new Map();
+  for (const name of Object.keys(VECTORS.identities)) {
+    pins.set(name, { identity: await publicIdentity(name), pending: null });
+  }
+  const decision = await decideGroupChain([], wires, {
+    groupId: groupId ?? VECTORS.groups.chain[0].wire.group_id,
+    pins,
+  });
+  if (decision.outcome === "refused") return { outcome: "refused", reason: decision.reason };
+  return {
+    outcome: "accepted",
+    new: decision.new.map((change) => change.seq),
+    members: [...decision.state.members].sort(),
+    admins: [...decision.state.admins].sort(),
+  };
 }
 
 const OPERATIONS = {
@@ -101,6 +179,9 @@ const OPERATIONS = {
   },
   group_accepts: async ({ wires, recipients, sender, since }) =>
     (await replay(wires)).acceptsRecipients(recipients, sender, since === undefined ? {} : { since }),
+  decide_message: decideOpenCase,
+  decide_group_chain: decideChainCase,
+  reasons: () => [...REASONS],
 };
 
 const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));

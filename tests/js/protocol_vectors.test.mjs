@@ -91,6 +91,7 @@ const SECTIONS = [
   "envelopes",
   "files",
   "groups",
+  "decisions", // the client core's cases: decisions.test.mjs checks them
   "rsa_oaep",
 ];
 

@@ -576,6 +576,68 @@ export async function sealMessage(sender, conversationId, recipients, payload, o
 }
 
 /**
+ * PROTOCOL.md 7.9 step 3: the signature, with the sender's pinned identity. As Python's
+ * `verify_signature`; the client's decisions (PROTOCOL.md 14.1) call it on its own to
+ * tell a bad signature from a key change.
+ *
+ * @param {Envelope} envelope
+ * @param {PublicIdentity | null | undefined} senderIdentity the pinned identity of
+ *   `envelope.header.sender`; nothing (or another user's identity) fails the check
+ * @returns {Promise<void>}
+ * @throws {VerificationFailed}
+ * @throws {TypeError} if `envelope` is not an {@link Envelope} (a programming error)
+ */
+export async function verifySignature(envelope, senderIdentity) {
+  if (!(envelope instanceof Envelope)) {
+    throw new TypeError("verifySignature expects an Envelope");
+  }
+  try {
+    if (!(senderIdentity instanceof PublicIdentity) || senderIdentity.username !== envelope.header.sender) {
+      throw new VerificationFailed();
+    }
+    const signingKey = await loadEd25519PublicKey(senderIdentity.signingKey);
+    // S < L is enforced by ed25519Verify.
+    await ed25519Verify(signingKey, envelope.signature, envelope.signedBytes());
+  } catch {
+    throw new VerificationFailed();
+  }
+}
+
+/**
+ * PROTOCOL.md 7.9 steps 6-8: unwrap my message key, decrypt and unpad; the payload's
+ * bytes. As Python's `decrypt_padded_payload`.
+ *
+ * @param {Envelope} envelope
+ * @param {PrivateIdentity} me
+ * @returns {Promise<Uint8Array>}
+ * @throws {VerificationFailed} if `me` has not exactly one wrapped key, or any step fails
+ * @throws {TypeError} for arguments of the wrong type (a programming error)
+ */
+export async function decryptPaddedPayload(envelope, me) {
+  if (!(envelope instanceof Envelope) || !(me instanceof PrivateIdentity)) {
+    throw new TypeError("decryptPaddedPayload expects an Envelope and the receiver's PrivateIdentity");
+  }
+  const header = envelope.header;
+  try {
+    const mine = envelope.keys.filter((key) => key.recipient === me.username);
+    if (mine.length !== 1) {
+      throw new VerificationFailed();
+    }
+    const messageKey = await rsaOaepDecrypt(
+      me.encryptionPrivate,
+      mine[0].wrappedKey,
+      wrappedKeyLabel(header.messageId, me.username),
+    );
+    if (messageKey.length !== AES_KEY_BYTES) {
+      throw new VerificationFailed();
+    }
+    return unpad(await aesGcmDecrypt(messageKey, envelope.iv, envelope.ciphertext, header.canonical()));
+  } catch {
+    throw new VerificationFailed();
+  }
+}
+
+/**
  * @typedef {object} OpenedMessage
  * @property {Header} header
  * @property {Payload} payload
@@ -594,7 +656,8 @@ export async function sealMessage(sender, conversationId, recipients, payload, o
 
 /**
  * Verify and decrypt an envelope (PROTOCOL.md 7.9 steps 2-9, in that order). Every
- * failure is the same {@link VerificationFailed}.
+ * failure is the same {@link VerificationFailed}. The client's decisions (PROTOCOL.md
+ * 14.1) run the same steps one by one, to say which failed; this is the all-or-nothing form.
  *
  * @param {Envelope} envelope from {@link Envelope.fromWire} (step 1)
  * @param {OpenContext} context
@@ -609,13 +672,8 @@ export async function openMessage(envelope, { me, senderIdentity, conversationId
   const memberSet = new Set(members);
   const header = envelope.header;
   try {
-    // 2. The sender's pinned key.
-    if (!(senderIdentity instanceof PublicIdentity) || senderIdentity.username !== header.sender) {
-      throw new VerificationFailed();
-    }
-    const signingKey = await loadEd25519PublicKey(senderIdentity.signingKey);
-    // 3. Signature (S < L enforced by ed25519Verify).
-    await ed25519Verify(signingKey, envelope.signature, envelope.signedBytes());
+    // 2-3. The sender's pinned key, and the signature.
+    await verifySignature(envelope, senderIdentity);
     // 4. Conversation and members.
     if (header.conversationId !== conversationId) {
       throw new VerificationFailed();
@@ -632,22 +690,8 @@ export async function openMessage(envelope, { me, senderIdentity, conversationId
     if (seenMessageIds?.has(header.messageId)) {
       throw new VerificationFailed();
     }
-    // 6. Unwrap.
-    const mine = envelope.keys.filter((key) => key.recipient === me.username);
-    if (mine.length !== 1) {
-      throw new VerificationFailed();
-    }
-    const messageKey = await rsaOaepDecrypt(
-      me.encryptionPrivate,
-      mine[0].wrappedKey,
-      wrappedKeyLabel(header.messageId, me.username),
-    );
-    if (messageKey.length !== AES_KEY_BYTES) {
-      throw new VerificationFailed();
-    }
-    // 7-9. Decrypt, unpad, payload.
-    const padded = await aesGcmDecrypt(messageKey, envelope.iv, envelope.ciphertext, header.canonical());
-    return { header, payload: decodePayload(unpad(padded)) };
+    // 6-9. Unwrap, decrypt, unpad, payload.
+    return { header, payload: decodePayload(await decryptPaddedPayload(envelope, me)) };
   } catch {
     throw new VerificationFailed();
   }
