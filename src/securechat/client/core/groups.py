@@ -137,6 +137,8 @@ def decide_group_name(
 # 14.5: the invite id, a dot, and 16 bytes of the invite's hash in lower-case hex.
 _INVITE_CODE = re.compile(r"([0-9a-f-]{36})\.([0-9a-f]{32})")
 INVITE_COMMITMENT_BYTES = 16
+# Only ASCII white space around a code is removed (14.5).
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 def invite_code(invite: Invite) -> str:
@@ -146,7 +148,7 @@ def invite_code(invite: Invite) -> str:
 
 def parse_invite_code(code: str) -> tuple[str, bytes]:
     """(invite id, commitment); MalformedInput for anything else, a bare id included."""
-    match = _INVITE_CODE.fullmatch(code.strip())
+    match = _INVITE_CODE.fullmatch(code.strip(_ASCII_SPACE))
     if match is None:
         raise protocol_errors.MalformedInput("an invite code is the invite id, a dot and 32 hex digits")
     return parse_message_id(match.group(1)), bytes.fromhex(match.group(2))
@@ -171,6 +173,8 @@ def decide_invite(
     now: int,
 ) -> InviteDecision:
     """14.5: may I join with this code, given what the server answered for it?"""
+    if not isinstance(answer, Mapping):
+        return Refused("malformed")
     try:
         invite_id, commitment = parse_invite_code(code)
         invite = Invite.from_wire(answer.get("invite"))

@@ -234,9 +234,9 @@ export function decideGroupName(current, { sender, name, sentAt, messageId, grou
 /** 14.5: the commitment is the first 16 bytes of the invite's hash. */
 export const INVITE_COMMITMENT_BYTES = 16;
 const INVITE_CODE = /^([0-9a-f-]{36})\.([0-9a-f]{32})$/;
-// Python's str.strip(): the characters for which str.isspace() is true. Not
-// String.prototype.trim, which also removes U+FEFF and keeps U+001C-U+001F and U+0085.
-const SPACE = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+// PROTOCOL.md 14.5: only ASCII white space (tab, line feed, vertical tab, form feed,
+// carriage return, space) around a code is removed; anything else makes it malformed.
+const SPACE = "\\t\\n\\v\\f\\r ";
 const SURROUNDING_SPACE = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, "g");
 
 /**
