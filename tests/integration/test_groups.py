@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ async def test_three_members_chat_and_share_files(
 ) -> None:  # type: ignore[no-untyped-def]
     alice, bob, carol = await make_client("alice"), await make_client("bob"), await make_client("carol")
     group_id = await alice.groups.create("Secure", ["bob", "carol"])
-    await alice.send_text("Secure", "hello both")
+    await alice.send_text("#Secure", "hello both")
     for member in (bob, carol):
         items = await messages(member)
         assert [(i.sender, i.text, i.verified) for i in items] == [
@@ -57,7 +58,7 @@ async def test_three_members_chat_and_share_files(
 
     contents = os.urandom(1024 * 1024 + 77)
     (tmp_path / "plan.bin").write_bytes(contents)
-    result = await bob.send_file("Secure", tmp_path / "plan.bin", caption="the plan")
+    result = await bob.send_file("#Secure", tmp_path / "plan.bin", caption="the plan")
     for member, name in ((alice, "alice"), (carol, "carol")):
         item = (await messages(member))[-1]
         assert item.verified and item.file is not None and item.file["name"] == "plan.bin"
@@ -204,7 +205,7 @@ async def test_group_commands(live_server, make_client: MakeClient, tmp_path: Pa
     code = cli("alice", "group", "invite", "Secure", "--hours", "2", "--uses", "1").split()[-1]
     assert f"joined group {group_id}" in cli("carol", "group", "join", code)
     cli("alice", "inbox")  # alice's client sees the join and sends the name
-    cli("bob", "send", "Secure", "hello group")
+    cli("bob", "send", "#Secure", "hello group")
     listed = cli("carol", "group", "list")
     assert "Secure" in listed and group_id in listed and "3 members" in listed
     assert "bob: hello group" in cli("carol", "inbox")
@@ -213,7 +214,47 @@ async def test_group_commands(live_server, make_client: MakeClient, tmp_path: Pa
     assert "the server's list matches" in members
     cli("alice", "group", "remove", "Secure", "carol")
     left = run_cli(
-        home["carol"], live_server.url, "send", "Secure", "still here?", password=PASSWORDS["carol"]
+        home["carol"], live_server.url, "send", "#Secure", "still here?", password=PASSWORDS["carol"]
     )
     assert left.returncode == 1
     assert "not a member" in left.stderr
+
+
+async def test_a_group_named_after_a_user_does_not_capture_messages_to_them(
+    live_server, make_client: MakeClient, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    alice, bob, mallory = await make_client("alice"), await make_client("bob"), await make_client("mallory")
+    # Mallory, admin of her own group, names it after bob and adds alice.
+    trap = await mallory.groups.create("bob", ["alice"])
+    note = tmp_path / "for-bob.txt"
+    note.write_text("the plan, for bob")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(alice.home, live_server.url, *args, password=PASSWORDS["alice"])
+
+    sent = cli("send", "bob", "for bob only")
+    assert sent.returncode == 0, sent.stderr
+    shared = cli("send-file", "bob", str(note))
+    assert shared.returncode == 0, shared.stderr
+    to_bob = await messages(bob)
+    assert [(i.sender, i.text) for i in to_bob][:1] == [("alice", "for bob only")]
+    assert [i.file["name"] for i in to_bob if i.file] == ["for-bob.txt"]
+
+    async def from_alice(member: Messenger) -> list[str | None]:
+        return [i.text for i in await messages(member) if i.sender == "alice"]
+
+    assert await from_alice(mallory) == []
+    # The terminal says how the group would have been written.
+    assert "'#bob'" in sent.stderr
+
+    # The group is addressed explicitly: '#' and its name, or its id.
+    assert cli("send", "#bob", "to the group").returncode == 0
+    assert cli("send", trap, "to the group, by id").returncode == 0
+    assert await from_alice(mallory) == ["to the group", "to the group, by id"]
+
+    # A name two groups share addresses neither: the error lists both.
+    second = await mallory.groups.create("bob", ["alice"])
+    ambiguous = cli("send", "#bob", "which one?")
+    assert ambiguous.returncode == 1
+    assert trap in ambiguous.stderr and second in ambiguous.stderr
+    assert await from_alice(mallory) == []

@@ -71,7 +71,7 @@ async def test_group_chat_with_typing_and_read_receipts(live_server, make_client
     group_id = await alice.groups.create("Lounge", ["bob"])
     socket = InboxSocket(alice)
     await socket.connect()
-    child = spawn_chat(bob, live_server.url, "Lounge")
+    child = spawn_chat(bob, live_server.url, "#Lounge")
     try:
         await expect(child, "Password:")
         child.sendline(PASSWORDS["bob"])

@@ -31,6 +31,8 @@ async def run_chat(client: Messenger, target: str) -> None:
         print(f"-- group {record.get('name') or group_id}")
     else:
         conversation_id = direct_conversation_id(client.username, parse_username(target))
+        if client.groups.named(target):
+            print(f"-- chat with the user {target}; the group named {target!r} is written '#{target}'")
     stop = asyncio.Event()
     sockets: list[InboxSocket] = []
     background: set[asyncio.Task[None]] = set()

@@ -13,7 +13,9 @@ from .main import PasswordStdin, console, run, show_key_change, unlocked, when
 group_app = typer.Typer(
     help="Groups: create, invite, join, members, add, remove, leave.", no_args_is_help=True
 )
-Group = Annotated[str, typer.Argument(help="The group's id, or its name on this device.")]
+Group = Annotated[
+    str, typer.Argument(help="The group's id, or its name on this device ('#' and the name works too).")
+]
 
 
 @group_app.command()

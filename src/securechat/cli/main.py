@@ -152,7 +152,11 @@ async def unlocked(password_stdin: bool) -> Messenger:
 @app.command()
 @run
 async def send(user: str, text: str, password_stdin: PasswordStdin = False) -> None:
-    """Send an encrypted message to USER, or to a group (its id or its name here)."""
+    """Send an encrypted message to USER, or to a group: its id, or '#' and its name.
+
+    A username is always the user, even if a group here has that name. Quote a group's
+    name in the shell, or '#' starts a comment: securechat send '#team' "hello"
+    """
     async with await unlocked(password_stdin) as client:
         # Fetch news first: groups this device has not heard of yet, membership changes.
         await client.sync_inbox()
@@ -161,7 +165,18 @@ async def send(user: str, text: str, password_stdin: PasswordStdin = False) -> N
         except KeyChanged as exc:
             show_key_change(client, exc)
             raise typer.Exit(3) from None
+        note_group_of_that_name(client, user)
         console.print(f"sent {result['message_id']} (seq {result['seq']}) at {when(result['server_ts'])}")
+
+
+def note_group_of_that_name(client: Messenger, user: str) -> None:
+    """Say so when what went to the user USER could have been meant for a group here."""
+    if client.group_target(user) is None and client.groups.named(user):
+        errors.print(
+            f"note: this went to the user {user}; the group named {user!r} is written '#{user}'",
+            markup=False,
+            highlight=False,
+        )
 
 
 def show_key_change(client: Messenger, exc: KeyChanged) -> None:
@@ -208,7 +223,10 @@ async def send_file(
     caption: Annotated[str | None, typer.Option("--caption", "-m", help="Text sent with the file.")] = None,
     password_stdin: PasswordStdin = False,
 ) -> None:
-    """Encrypt a file on this device, upload it, and share it with USER or a group."""
+    """Encrypt a file on this device, upload it, and share it with USER or a group.
+
+    A group is written as its id, or '#' and its name (quoted in the shell: '#team').
+    """
     async with await unlocked(password_stdin) as client:
         await client.sync_inbox()
         with transfer_progress("upload") as bar:
@@ -223,6 +241,7 @@ async def send_file(
             except KeyChanged as exc:
                 show_key_change(client, exc)
                 raise typer.Exit(3) from None
+        note_group_of_that_name(client, user)
         console.print(f"sent {path.name} ({human_size(result['size'])}) as file {result['file_id']}")
 
 
@@ -299,7 +318,8 @@ async def inbox(
 @app.command()
 @run
 async def chat(user: str, password_stdin: PasswordStdin = False) -> None:
-    """Interactive chat with USER or a group: messages appear while you type. Ctrl-D quits."""
+    """Interactive chat with USER or a group (its id, or '#' and its name, quoted in the
+    shell: '#team'): messages appear while you type. Ctrl-D quits."""
     from .chat import run_chat
 
     async with await unlocked(password_stdin) as client:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import errors as protocol_errors
 from ..protocol.envelope import Envelope, check_group_name, seal_message
 from ..protocol.groups import GroupChange, GroupState, Invite, make_invite, sign_change, verify_chain
-from ..protocol.identifiers import ConversationId, Username, parse_conversation_id
+from ..protocol.identifiers import ConversationId, Username, parse_conversation_id, parse_username
 from ..protocol.keys import PublicIdentity
 from .errors import ApiError, ClientError, GroupUnverifiable, MembershipMismatch
 
@@ -36,6 +36,70 @@ def membership_start(state: GroupState, name: str) -> int | None:
     while k > 0 and name in state.history[k - 1]:
         k -= 1
     return k
+
+
+# How a group is named explicitly where a username could also be meant: '#' and its name.
+GROUP_NAME_PREFIX = "#"
+
+
+def _is_group_id(text: str) -> bool:
+    try:
+        return parse_conversation_id(text).startswith("grp-")
+    except protocol_errors.ProtocolError:
+        return False
+
+
+def _by_name(name: str, groups: Sequence[Mapping[str, Any]]) -> str:
+    matches = [g for g in groups if g.get("name") == name]
+    if len(matches) == 1:
+        return str(matches[0]["group_id"])
+    if matches:
+        # One line, and the name in repr() form: the name is an admin's text, and this
+        # message is printed to a terminal.
+        choices = ", ".join(f"{g['group_id']} ({g.get('status')})" for g in matches)
+        raise ClientError(f"several groups are named {name!r}: {choices}; use the id of the one you mean")
+    raise ClientError(f"no group named {name!r} on this device (see `securechat group list`)")
+
+
+def _by_id(group_id: str, groups: Sequence[Mapping[str, Any]]) -> str:
+    if any(g["group_id"] == group_id for g in groups):
+        return group_id
+    raise ClientError(f"no group {group_id} on this device (see `securechat group list`)")
+
+
+def group_address(target: str, groups: Iterable[Mapping[str, Any]]) -> str | None:
+    """Where a message to ``target`` goes: the id of a group on this device, or None for
+    the user ``target``.
+
+    A group is addressed only explicitly: by its id, or by ``#`` and its name. A word that
+    is a valid username is always that user, even when a group here has that name: a
+    group's name is chosen by its admins, and must not let them capture messages meant
+    for someone else. (A group id is never a valid username: it is 36 characters long.)
+    """
+    groups = list(groups)
+    if _is_group_id(target):
+        return _by_id(target, groups)
+    if target.startswith(GROUP_NAME_PREFIX):
+        return _by_name(target.removeprefix(GROUP_NAME_PREFIX), groups)
+    try:
+        parse_username(target)
+    except protocol_errors.ProtocolError:
+        raise ClientError(
+            f"{target!r} is not a username; write a group as '#' and its name, or its id"
+        ) from None
+    return None
+
+
+def find_group(reference: str, groups: Iterable[Mapping[str, Any]]) -> str:
+    """The id of the one group on this device that ``reference`` names: its id, or ``#``
+    and its name, or its bare name (for commands that take only a group, where no user
+    can be meant)."""
+    groups = list(groups)
+    if reference.startswith(GROUP_NAME_PREFIX):
+        return _by_name(reference.removeprefix(GROUP_NAME_PREFIX), groups)
+    if any(g["group_id"] == reference for g in groups):
+        return reference
+    return _by_name(reference, groups)
 
 
 def _names(change: GroupChange) -> set[str]:
@@ -270,14 +334,14 @@ class GroupBook:
                 self.m.state.set_group_name(group_id, str(payload["name"]))
         return result
 
-    def resolve(self, name_or_id: str) -> str:
-        """A group id from an id or a (unique) group name on this device."""
-        groups = self.m.state.list_groups()
-        if any(g["group_id"] == name_or_id for g in groups):
-            return name_or_id
-        matches = [str(g["group_id"]) for g in groups if g.get("name") == name_or_id]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            raise ClientError(f"several groups are named {name_or_id!r}; use the group id")
-        raise ClientError(f"no group {name_or_id!r} on this device (see `securechat group list`)")
+    def resolve(self, reference: str) -> str:
+        """A group id from a group's id, ``#name`` or name on this device (see find_group)."""
+        return find_group(reference, self.m.state.list_groups())
+
+    def address(self, target: str) -> str | None:
+        """The group a message to ``target`` goes to, or None for a user (see group_address)."""
+        return group_address(target, self.m.state.list_groups())
+
+    def named(self, name: str) -> list[str]:
+        """The ids of the groups on this device called ``name``."""
+        return [str(g["group_id"]) for g in self.m.state.list_groups() if g.get("name") == name]

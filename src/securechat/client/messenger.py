@@ -307,10 +307,11 @@ class Messenger:
         return seal_message(me, conversation_id, recipients, payload)
 
     def group_target(self, target: str) -> str | None:
-        """The group id ``target`` names (an id, or a group's name here), else None."""
-        if target.startswith("grp-") or any(g.get("name") == target for g in self.state.list_groups()):
-            return self.groups.resolve(target)
-        return None
+        """The group id ``target`` names (its id, or '#' and its name here); None for a user.
+
+        A valid username is always the user, even if a group is named so (see group_address).
+        """
+        return self.groups.address(target)
 
     async def send_file(
         self, target: str, path: Path, *, caption: str | None = None, progress: Progress | None = None
@@ -353,7 +354,7 @@ class Messenger:
         return await download_file(self.api, descriptor, destination, progress)
 
     async def send_text(self, peer: str, text: str) -> dict[str, Any]:
-        """Send a text to a contact, or to a group (by id or by its name here)."""
+        """Send a text to a contact, or to a group (by its id, or '#' and its name here)."""
         await self.ensure_token()
         group_id = self.group_target(peer)
         if group_id is not None:
