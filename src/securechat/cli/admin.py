@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .formatting import human_size
-from .main import console, messenger, run, when
+from .formatting import human_size, safe_line
+from .main import console, messenger, run, show, when
 
 admin_app = typer.Typer(
     help="Administration: roles, message and file logs, users, intrusion detection.", no_args_is_help=True
@@ -21,6 +21,15 @@ admin_app = typer.Typer(
 
 Sender = Annotated[str | None, typer.Option(help="Only messages from this user.")]
 Recipient = Annotated[str | None, typer.Option(help="Only messages to this user.")]
+
+
+def cell(value: object) -> str:
+    """A table cell from the server's data: escaped, as a cell is Rich markup."""
+    return safe_line(value, markup=True)
+
+
+def cells(values: list[Any]) -> str:
+    return ", ".join(cell(value) for value in values)
 
 
 @admin_app.command()
@@ -37,9 +46,9 @@ def create(
     try:
         grant_admin(username, data_dir=data_dir, database_url=database_url)
     except GrantRefused as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        show(f"error: {exc}", style="red")
         raise typer.Exit(1) from None
-    console.print(f"{username} is now an administrator")
+    show(f"{username} is now an administrator")
 
 
 async def _admin_request(method: str, path: str, **kwargs: Any) -> Any:
@@ -69,10 +78,10 @@ async def messages(
     for entry in page["messages"]:
         table.add_row(
             when(entry["server_ts"]),
-            entry["sender"],
-            ", ".join(entry["recipients"]),
-            str(entry["size"]),
-            entry["ciphertext_preview"],
+            cell(entry["sender"]),
+            cells(entry["recipients"]),
+            cell(entry["size"]),
+            cell(entry["ciphertext_preview"]),
         )
     console.print(table)
 
@@ -106,11 +115,11 @@ async def files(
     for entry in page["files"]:
         table.add_row(
             when(entry["created_at"]),
-            entry["sender"],
-            ", ".join(entry["recipients"]),
-            f"{human_size(entry['size'])} ({entry['size']} B)",
+            cell(entry["sender"]),
+            cells(entry["recipients"]),
+            f"{human_size(entry['size'])} ({cell(entry['size'])} B)",
             when(entry["completed_at"]) if entry["completed_at"] else "incomplete",
-            entry["file_id"],
+            cell(entry["file_id"]),
         )
     console.print(table)
 
@@ -130,7 +139,10 @@ async def export(sender: Sender = None, recipient: Recipient = None) -> None:
         ) as response:
             if response.is_error:
                 await response.aread()
-                raise typer.BadParameter(f"the server refused: {response.status_code} {response.text}")
+                # Typer prints this as plain text, not markup.
+                raise typer.BadParameter(
+                    f"the server refused: {response.status_code} {safe_line(response.text)}"
+                )
             async for chunk in response.aiter_bytes():
                 sys.stdout.buffer.write(chunk)
 
@@ -143,7 +155,7 @@ async def users() -> None:
     table = Table("user", "created", "sessions", "admin", "disabled")
     for user in page["users"]:
         table.add_row(
-            user["username"],
+            cell(user["username"]),
             when(user["created_at"]),
             str(user["sessions"]),
             "yes" if user["is_admin"] else "",
@@ -157,7 +169,7 @@ async def users() -> None:
 async def disable(username: str) -> None:
     """Disable an account and end its sessions."""
     answer = await _admin_request("POST", f"/users/{username}/disable")
-    console.print(f"{answer['username']} disabled; {answer['revoked_sessions']} session(s) ended")
+    show(f"{answer['username']} disabled; {answer['revoked_sessions']} session(s) ended")
 
 
 @admin_app.command()
@@ -165,7 +177,7 @@ async def disable(username: str) -> None:
 async def enable(username: str) -> None:
     """Enable a disabled account."""
     answer = await _admin_request("POST", f"/users/{username}/enable")
-    console.print(f"{answer['username']} enabled")
+    show(f"{answer['username']} enabled")
 
 
 @admin_app.command()
@@ -175,7 +187,9 @@ async def blocks() -> None:
     view = await _admin_request("GET", "/intrusion")
     table = Table("address", "reason", "since", "until")
     for block in view["blocks"]:
-        table.add_row(block["address"], block["reason"], when(block["since"]), when(block["until"]))
+        table.add_row(
+            cell(block["address"]), cell(block["reason"]), when(block["since"]), when(block["until"])
+        )
     console.print(table)
     console.print(f"{len(view['recent_attempts'])} failed or pending login(s) in the current window")
 
@@ -185,7 +199,7 @@ async def blocks() -> None:
 async def unblock(address: str) -> None:
     """Lift the block on an address."""
     answer = await _admin_request("POST", "/intrusion/unblock", json={"address": address})
-    console.print(f"{answer['address']}: {answer['lifted']} block(s) lifted")
+    show(f"{answer['address']}: {answer['lifted']} block(s) lifted")
 
 
 @admin_app.command()
@@ -195,5 +209,5 @@ async def audit() -> None:
     page = await _admin_request("GET", "/audit")
     table = Table("time", "admin", "action", "target")
     for entry in page["entries"]:
-        table.add_row(when(entry["at"]), entry["admin"], entry["action"], entry["target"])
+        table.add_row(when(entry["at"]), cell(entry["admin"]), cell(entry["action"]), cell(entry["target"]))
     console.print(table)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import sys
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -17,10 +19,19 @@ from ..client.errors import ClientError, KeyChanged
 from ..client.messenger import InboxItem, Messenger
 from ..client.realtime import InboxSocket, run_inbox
 from ..protocol.identifiers import direct_conversation_id, parse_username
-from .formatting import message_text
+from .formatting import message_rows, message_text
 
 TYPING_EVERY_S = 3.0
 TYPING_SHOWN_EVERY_S = 5.0
+
+
+def show(line: str, text: str = "") -> None:
+    """Print ``line`` (escaped, on one row) and the lines of ``text`` behind a gutter,
+    wrapped here at the terminal's width: see ``message_rows``. Every line the chat
+    prints holds someone else's words (names, texts, reasons, the server's errors)."""
+    width = shutil.get_terminal_size().columns if sys.__stdout__ and sys.__stdout__.isatty() else None
+    for row in message_rows(line, text, width=width):
+        print(row)
 
 
 async def run_chat(client: Messenger, target: str) -> None:
@@ -28,11 +39,11 @@ async def run_chat(client: Messenger, target: str) -> None:
     if group_id is not None:
         conversation_id = group_id
         record = client.state.get_group(group_id) or {}
-        print(f"-- group {record.get('name') or group_id}")
+        show(f"-- group {record.get('name') or group_id}")
     else:
         conversation_id = direct_conversation_id(client.username, parse_username(target))
         if client.groups.named(target):
-            print(f"-- chat with the user {target}; the group named {target!r} is written '#{target}'")
+            show(f"-- chat with the user {target}; the group named {target!r} is written '#{target}'")
     stop = asyncio.Event()
     sockets: list[InboxSocket] = []
     background: set[asyncio.Task[None]] = set()
@@ -57,15 +68,15 @@ async def run_chat(client: Messenger, target: str) -> None:
                 and now - typing_shown.get(item.sender or "", 0) > TYPING_SHOWN_EVERY_S
             ):
                 typing_shown[item.sender or ""] = now
-                print(f"  … {item.sender} is typing")
+                show(f"  … {item.sender} is typing")
             return
         if item.kind == "receipt":
             if item.recipient != me and item.status in ("delivered", "read"):
-                print(f"  ✓✓ {item.status} {'to' if item.status == 'delivered' else 'by'} {item.recipient}")
+                show(f"  ✓✓ {item.status} {'to' if item.status == 'delivered' else 'by'} {item.recipient}")
             return
         if item.kind == "group":
             if item.conversation_id == conversation_id:
-                print(
+                show(
                     f"-- {item.sender} {item.text}"
                     if item.verified
                     else f"⚠ group change not accepted: {item.reason}"
@@ -74,17 +85,17 @@ async def run_chat(client: Messenger, target: str) -> None:
         if item.sender == me and item.verified:
             return
         if item.verified and item.conversation_id == conversation_id:
-            print(f"{item.sender}: {message_text(item.text, item.file)}")
+            show(f"{item.sender}: ", message_text(item.text, item.file))
             typing_shown.pop(item.sender or "", None)
             if item.message_id:
                 later(read_quietly(item.message_id))
         elif not item.verified:
-            print(f"⚠ unverifiable message from {item.sender}: {item.reason}")
+            show(f"⚠ unverifiable message from {item.sender}: {item.reason}")
         else:
-            print(f"(new message from {item.sender} elsewhere; run `securechat chat {item.peer}`)")
+            show(f"(new message from {item.sender} elsewhere; run `securechat chat {item.peer}`)")
 
     async def on_state(state: str) -> None:
-        print(f"-- {state}")
+        show(f"-- {state}")
 
     def on_text_changed(_buffer: Buffer) -> None:
         nonlocal last_typing_sent
@@ -95,10 +106,10 @@ async def run_chat(client: Messenger, target: str) -> None:
 
     peer_key = group_id if group_id is not None else parse_username(target)
     for row in client.stored_messages(peer_key)[-20:]:
-        text = (
-            message_text(row["text"], row["file"]) if row["verified"] else f"⚠ unverifiable: {row['reason']}"
-        )
-        print(f"{row['sender']}: {text}")
+        if row["verified"]:
+            show(f"{row['sender']}: ", message_text(row["text"], row["file"]))
+        else:
+            show(f"{row['sender']}: ⚠ unverifiable: {row['reason']}")
     receiver = asyncio.create_task(run_inbox(client, on_item, on_state=on_state, stop=stop, sockets=sockets))
     session: PromptSession[str] = PromptSession()
     session.default_buffer.on_text_changed += on_text_changed
@@ -123,9 +134,9 @@ async def run_chat(client: Messenger, target: str) -> None:
                         result = await client.api.send(envelope.to_wire())
                     client.record_sent(envelope, line, result)
                 except KeyChanged as exc:
-                    print(f"⚠ {exc}")
+                    show(f"⚠ {exc}")
                 except ClientError as exc:
-                    print(f"error: {exc}")
+                    show(f"error: {exc}")
     finally:
         stop.set()
         for socket in sockets:

@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from ..client.errors import ApiError, ClientError, GroupUnverifiable, KeyChanged
-from .main import PasswordStdin, console, run, show_key_change, unlocked, when
+from .formatting import safe_line
+from .main import PasswordStdin, console, run, show, show_key_change, unlocked, when
 
 group_app = typer.Typer(
     help="Groups: create, invite, join, members, add, remove, leave.", no_args_is_help=True
@@ -32,7 +33,7 @@ async def create(
         except KeyChanged as exc:
             show_key_change(client, exc)
             raise typer.Exit(3) from None
-        console.print(f"created group {name!r} with {', '.join(sorted(members))}: {group_id}", markup=False)
+        show(f"created group {name!r} with {', '.join(sorted(members))}: {group_id}")
 
 
 @group_app.command("list")
@@ -48,7 +49,14 @@ async def list_groups(password_stdin: PasswordStdin = False) -> None:
                 count = f"{len(state.members)} members" if state else "?"
             except GroupUnverifiable:
                 count = "UNVERIFIABLE"
-            table.add_row(record.get("name") or "(no name yet)", record["group_id"], count, record["status"])
+            # The name is an admin's text; a table cell is Rich markup.
+            name = safe_line(record["name"], markup=True) if record.get("name") else "(no name yet)"
+            table.add_row(
+                name,
+                safe_line(record["group_id"], markup=True),
+                count,
+                safe_line(record["status"], markup=True),
+            )
         console.print(table, soft_wrap=True)
 
 
@@ -61,26 +69,21 @@ async def members(group: Group, password_stdin: PasswordStdin = False) -> None:
         group_id = client.groups.resolve(group)
         state = await client.groups.refresh(group_id)
         for name in sorted(state.members):
-            console.print(f"{name}{' (admin)' if name in state.admins else ''}", markup=False)
+            show(f"{name}{' (admin)' if name in state.admins else ''}")
         changes = state.seq + 1
-        console.print(
-            f"verified chain: {changes} change{'' if changes == 1 else 's'}, last at {when(state.at)}",
-            markup=False,
-        )
+        show(f"verified chain: {changes} change{'' if changes == 1 else 's'}, last at {when(state.at)}")
         listed = next((c for c in await client.api.conversations() if c["id"] == group_id), None)
         server = set(listed["members"]) if listed else set()
         extra, missing = server - state.members, set(state.members) - server
         if not extra and not missing:
             console.print("the server's list matches the signed membership")
         if extra:
-            console.print(
-                f"WARNING: the server lists members not in the signed membership: {', '.join(sorted(extra))}",
-                markup=False,
+            # The server's list: its names are the server's word.
+            show(
+                f"WARNING: the server lists members not in the signed membership: {', '.join(sorted(extra))}"
             )
         if missing:
-            console.print(
-                f"WARNING: the server leaves out members: {', '.join(sorted(missing))}", markup=False
-            )
+            show(f"WARNING: the server leaves out members: {', '.join(sorted(missing))}")
 
 
 def _change(action: str, help_text: str) -> None:
@@ -98,7 +101,7 @@ def _change(action: str, help_text: str) -> None:
             except KeyChanged as exc:
                 show_key_change(client, exc)
                 raise typer.Exit(3) from None
-            console.print(f"{action}: done; members now {', '.join(sorted(state.members))}", markup=False)
+            show(f"{action}: done; members now {', '.join(sorted(state.members))}")
 
 
 _change("add", "Add USERS to the group (admins only).")
@@ -113,7 +116,7 @@ async def leave(group: Group, password_stdin: PasswordStdin = False) -> None:
     async with await unlocked(password_stdin) as client:
         group_id = client.groups.resolve(group)
         await client.groups.change(group_id, "leave")
-        console.print(f"left {group_id}", markup=False)
+        show(f"left {group_id}")
 
 
 @group_app.command()
@@ -128,10 +131,7 @@ async def invite(
     async with await unlocked(password_stdin) as client:
         group_id = client.groups.resolve(group)
         made = await client.groups.make_invite(group_id, hours=hours, uses=uses)
-        console.print(
-            f"valid until {when(made.expires_at)} for {made.max_uses} use(s); code: {made.invite_id}",
-            markup=False,
-        )
+        show(f"valid until {when(made.expires_at)} for {made.max_uses} use(s); code: {made.invite_id}")
 
 
 @group_app.command()
@@ -145,4 +145,4 @@ async def join(code: str, password_stdin: PasswordStdin = False) -> None:
             if exc.status == 404:
                 raise ClientError("that invite code is unknown, expired or used up") from None
             raise
-        console.print(f"joined group {group_id}; its name arrives from an admin", markup=False)
+        show(f"joined group {group_id}; its name arrives from an admin")

@@ -8,7 +8,7 @@ import functools
 import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -30,13 +30,14 @@ from ..client.messenger import InboxItem, Messenger
 from ..protocol.errors import ProtocolError
 from ..protocol.keys import fingerprint, format_safety_number, safety_number
 from .config import ClientSettings
-from .formatting import human_size, message_text
+from .formatting import human_size, message_rows, message_text, safe_line
 
 app = typer.Typer(
     help="SecureChat: end-to-end encrypted messaging.", no_args_is_help=True, add_completion=False
 )
-console = Console()
-errors = Console(stderr=True)
+# No emoji codes: a ':name:' in someone's text is printed as written, not as a picture.
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -54,7 +55,8 @@ def run(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
         try:
             return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
         except (ClientError, ProtocolError) as exc:
-            errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            # The message may carry the server's words, or names from elsewhere.
+            show(f"error: {exc}", to=errors, style="red")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -68,6 +70,25 @@ def messenger() -> Messenger:
         read_receipts=settings.read_receipts,
         typing_indicators=settings.typing_indicators,
     )
+
+
+def print_rows(rows: Iterable[str], *, to: Console = console, style: str | None = None) -> None:
+    """Print rows made safe already (see ``message_rows``): never as markup, and never
+    wrapped by Rich, which would start a row with whatever word is at the break."""
+    for row in rows:
+        to.print(row, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def terminal_width(output: Console) -> int | None:
+    """The width to wrap rows at: the terminal's, or None when the output is not one."""
+    return output.width if output.is_terminal else None
+
+
+def show(line: str, text: str = "", *, to: Console = console, style: str | None = None) -> None:
+    """Print ``line``, which holds text from elsewhere, escaped on one row (see
+    ``safe_line``), then the lines of ``text`` behind a gutter; wrapped here at the
+    terminal's width, so that nothing foreign can begin a row of its own."""
+    print_rows(message_rows(line, text, width=terminal_width(to)), to=to, style=style)
 
 
 def read_password(from_stdin: bool, prompt: str = "Password: ", confirm: bool = False) -> str:
@@ -114,7 +135,8 @@ async def register(username: str, password_stdin: PasswordStdin = False) -> None
     async with messenger() as client:
         with console.status("Deriving keys and generating key pairs..."):
             await client.register(username, password)
-        console.print(f"Registered [bold]{client.username}[/bold] on {client.api.base_url}")
+        name, server = safe_line(client.username, markup=True), safe_line(client.api.base_url, markup=True)
+        console.print(f"Registered [bold]{name}[/bold] on {server}")
 
 
 @app.command()
@@ -125,7 +147,7 @@ async def login(username: str, password_stdin: PasswordStdin = False) -> None:
     async with messenger() as client:
         with console.status("Deriving keys..."):
             await client.login(username, password)
-        console.print(f"Logged in as [bold]{client.username}[/bold]")
+        console.print(f"Logged in as [bold]{safe_line(client.username, markup=True)}[/bold]")
 
 
 @app.command()
@@ -166,24 +188,20 @@ async def send(user: str, text: str, password_stdin: PasswordStdin = False) -> N
             show_key_change(client, exc)
             raise typer.Exit(3) from None
         note_group_of_that_name(client, user)
-        console.print(f"sent {result['message_id']} (seq {result['seq']}) at {when(result['server_ts'])}")
+        show(f"sent {result['message_id']} (seq {result['seq']}) at {when(result['server_ts'])}")
 
 
 def note_group_of_that_name(client: Messenger, user: str) -> None:
     """Say so when what went to the user USER could have been meant for a group here."""
     if client.group_target(user) is None and client.groups.named(user):
-        errors.print(
-            f"note: this went to the user {user}; the group named {user!r} is written '#{user}'",
-            markup=False,
-            highlight=False,
-        )
+        show(f"note: this went to the user {user}; the group named {user!r} is written '#{user}'", to=errors)
 
 
 def show_key_change(client: Messenger, exc: KeyChanged) -> None:
-    errors.print(f"[bold red]The keys of {exc.username} have changed.[/bold red]")
+    show(f"The keys of {exc.username} have changed.", to=errors, style="bold red")
     for kind in ("signing_key", "encryption_key"):
         errors.print(f"  {kind}: pinned {short_fp(exc.pinned[kind])} -> now {short_fp(exc.current[kind])}")
-    errors.print(f"Compare safety numbers, then run: securechat verify {exc.username} --accept-change")
+    show(f"Compare safety numbers, then run: securechat verify {exc.username} --accept-change", to=errors)
 
 
 def short_fp(b64_spki: str) -> str:
@@ -192,15 +210,23 @@ def short_fp(b64_spki: str) -> str:
     return fingerprint(base64.b64decode(b64_spki))[:19]
 
 
-def item_line(item: InboxItem | dict[str, Any]) -> str:
+def item_rows(item: InboxItem | dict[str, Any], *, width: int | None = None) -> list[str]:
+    """A message as terminal rows: when and from whom, then its text (see ``message_rows``).
+
+    The sender is escaped on the first row: for an unverifiable message it is only the
+    server's word. The reason a message is unverifiable stays on that row too.
+    """
     data = item.to_json() if isinstance(item, InboxItem) else item
     mark = "✓" if data.get("verified") else "⚠ UNVERIFIABLE"
-    text = data.get("text") if data.get("verified") else f"({data.get('reason')})"
-    if data.get("verified"):
-        text = message_text(text, data.get("file"))
     if data.get("status") in ("delivered", "read"):
         mark += f" ✓✓ {data['status']}"
-    return f"[{when(data.get('sent_at'))}] {data.get('sender')}: {text}  {mark}"
+    if data.get("verified"):
+        text = message_text(data.get("text"), data.get("file"))
+    else:
+        text = f"({safe_line(data.get('reason'))})"
+    return message_rows(
+        f"[{when(data.get('sent_at'))}] {data.get('sender')}: ", f"{text}  {mark}", width=width
+    )
 
 
 def transfer_progress(description: str) -> Progress:
@@ -230,7 +256,10 @@ async def send_file(
     async with await unlocked(password_stdin) as client:
         await client.sync_inbox()
         with transfer_progress("upload") as bar:
-            task = bar.add_task(f"encrypting and sending {path.name}", total=path.stat().st_size)
+            # A task's description is Rich markup.
+            task = bar.add_task(
+                f"encrypting and sending {safe_line(path.name, markup=True)}", total=path.stat().st_size
+            )
             try:
                 result = await client.send_file(
                     user,
@@ -242,7 +271,7 @@ async def send_file(
                 show_key_change(client, exc)
                 raise typer.Exit(3) from None
         note_group_of_that_name(client, user)
-        console.print(f"sent {path.name} ({human_size(result['size'])}) as file {result['file_id']}")
+        show(f"sent {path.name} ({human_size(result['size'])}) as file {result['file_id']}")
 
 
 @app.command("get-file")
@@ -266,10 +295,11 @@ async def get_file(
             try:
                 saved = await client.get_file(file_id, output, progress=advance)
             except FileCorrupt as exc:
-                errors.print(f"[bold red]The file is corrupt or incomplete:[/bold red] {exc}")
+                # The message names the file: the sender's text.
+                show(f"The file is corrupt or incomplete: {exc}", to=errors, style="bold red")
                 errors.print("Nothing was saved.")
                 raise typer.Exit(4) from None
-        console.print(f"saved {saved} (SHA-256 checked)", markup=False, highlight=False)
+        show(f"saved {saved} (SHA-256 checked)")
 
 
 @app.command()
@@ -302,9 +332,11 @@ async def inbox(
                 "file": row.get("file"),
             }
             if json_output:
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                # ASCII only: JSON escapes C0 controls, but not DEL, C1 controls (CSI is
+                # one) or bidi overrides; and a lone surrogate could not even be written.
+                sys.stdout.write(json.dumps(record) + "\n")
             else:
-                console.print(item_line(record), markup=False, highlight=False, soft_wrap=True)
+                print_rows(item_rows(record, width=terminal_width(console)))
         # What was shown for the first time is now read (unless read receipts are off).
         unread: dict[str, list[str]] = {}
         for item in fresh:
@@ -337,7 +369,9 @@ async def contacts() -> None:
             state = "verified" if contact.verified else "pinned (not verified)"
             if contact.pending_identity is not None:
                 state = "KEYS CHANGED: not accepted"
-            table.add_row(contact.username, short_fp(contact.identity["signing_key"]), state)
+            table.add_row(
+                safe_line(contact.username, markup=True), short_fp(contact.identity["signing_key"]), state
+            )
         console.print(table)
 
 
@@ -375,9 +409,9 @@ async def verify(
         await client.ensure_token()
         if accept_change:
             if client.accept_key_change(user):
-                console.print(f"Accepted the new keys of {user}. Verify the new safety number with them.")
+                show(f"Accepted the new keys of {user}. Verify the new safety number with them.")
             else:
-                console.print(f"No pending key change for {user}.")
+                show(f"No pending key change for {user}.")
         else:
             try:
                 await client.trusted_identity(user)
@@ -387,12 +421,12 @@ async def verify(
         theirs = client.pinned_identity(user)
         if mine is None or theirs is None:
             raise ClientError(f"no pinned keys for {user}")
-        console.print(f"Safety number with {theirs.username}:")
+        show(f"Safety number with {theirs.username}:")
         console.print(format_safety_number(safety_number(mine, theirs)))
         if mark_verified:
             with client.state.transaction():
                 client.state.set_verified(theirs.username, True)
-            console.print(f"{theirs.username} marked as verified.")
+            show(f"{theirs.username} marked as verified.")
 
 
 @app.command()
@@ -408,16 +442,17 @@ async def sessions(
         await client.ensure_token()
         if revoke:
             await client.api.revoke_session(revoke)
-            console.print(f"Revoked {revoke}")
+            show(f"Revoked {revoke}")
         if revoke_others:
-            console.print(f"Revoked {await client.api.revoke_other_sessions()} other session(s)")
+            show(f"Revoked {await client.api.revoke_other_sessions()} other session(s)")
         table = Table("id", "created", "last seen", "client", "")
         for session in await client.api.sessions():
+            # The server's data, and each client's own user agent: cells are markup.
             table.add_row(
-                session["id"],
+                safe_line(session["id"], markup=True),
                 when(session["created_at"]),
                 when(session["last_seen_at"]),
-                session["user_agent"],
+                safe_line(session["user_agent"], markup=True),
                 "this device" if session["current"] else "",
             )
         console.print(table)
@@ -434,4 +469,4 @@ async def passwd(password_stdin: PasswordStdin = False) -> None:
         current = read_password(password_stdin, "Current password: ")
         new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
         revoked = await client.change_password(current, new)
-        console.print(f"Password changed; {revoked} other session(s) logged out")
+        show(f"Password changed; {revoked} other session(s) logged out")
