@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from securechat.client.core import NameRecord
 from securechat.client.errors import ClientError
 from securechat.client.groups import find_group, group_address
 from securechat.client.messenger import Messenger
@@ -96,7 +97,9 @@ async def test_the_messenger_sends_to_the_user_not_to_a_group_of_that_name(tmp_p
     async with Messenger(tmp_path / "home", "http://127.0.0.1:9") as client:
         with client.state.transaction():
             client.state.put_group(BOB_GROUP, [], "member")
-            client.state.set_group_name(BOB_GROUP, "bob")
+            client.state.set_group_name(
+                BOB_GROUP, NameRecord("bob", 1, "10000000-0000-4000-8000-000000000000")
+            )
         assert client.group_target("bob") is None
         assert client.group_target("#bob") == BOB_GROUP
         assert client.group_target(BOB_GROUP) == BOB_GROUP

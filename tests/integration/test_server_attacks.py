@@ -138,7 +138,7 @@ async def test_tampered_rerouted_and_replayed_envelopes_show_as_unverifiable(liv
     )
     replayed = [item for item in await bob.sync_inbox() if item.kind == "message"]
     assert len(replayed) == 1
-    assert not replayed[0].verified and replayed[0].reason == "replayed message id"
+    assert not replayed[0].verified and replayed[0].reason == "replayed"
 
     # The terminal client shows the same: one verified message, the rest unverifiable.
     result = run_cli(bob.state.home, live_server.url, "inbox", "--json", password="tr0ub4dor&3-but-longer")

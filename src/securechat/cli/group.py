@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..client.core import invite_code
 from ..client.errors import ApiError, ClientError, GroupUnverifiable, KeyChanged
 from .formatting import safe_line
 from .main import PasswordStdin, console, run, show, show_key_change, unlocked, when
@@ -131,7 +132,7 @@ async def invite(
     async with await unlocked(password_stdin) as client:
         group_id = client.groups.resolve(group)
         made = await client.groups.make_invite(group_id, hours=hours, uses=uses)
-        show(f"valid until {when(made.expires_at)} for {made.max_uses} use(s); code: {made.invite_id}")
+        show(f"valid until {when(made.expires_at)} for {made.max_uses} use(s); code: {invite_code(made)}")
 
 
 @group_app.command()

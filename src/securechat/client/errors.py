@@ -55,7 +55,12 @@ class FileCorrupt(ClientError):
 
 class GroupUnverifiable(ClientError):
     """A group's membership chain failed verification, or the server's chain does not
-    extend the one this device verified before (a rollback or a fork)."""
+    extend the one this device verified before (a rollback or a fork), or an invite
+    does not check out; ``reason`` is the code of PROTOCOL.md 14."""
+
+    def __init__(self, message: str, *, reason: str = "chain_invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class MembershipMismatch(ClientError):

@@ -14,7 +14,7 @@ from ..protocol import errors as protocol_errors
 from ..protocol.envelope import Envelope, check_group_name, seal_message
 from ..protocol.groups import GroupChange, GroupState, Invite, make_invite, sign_change, verify_chain
 from ..protocol.identifiers import ConversationId, Username, parse_conversation_id, parse_username
-from ..protocol.keys import PublicIdentity
+from .core import NameRecord, Pin, Refused, decide_group_chain, decide_invite, parse_invite_code
 from .errors import ApiError, ClientError, GroupUnverifiable, MembershipMismatch
 
 if TYPE_CHECKING:
@@ -25,17 +25,6 @@ _CONFLICT_RETRIES = 3
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def membership_start(state: GroupState, name: str) -> int | None:
-    """The seq at which ``name``'s latest stretch of membership began (None: never a member)."""
-    positions = [k for k, members in enumerate(state.history) if name in members]
-    if not positions:
-        return None
-    k = positions[-1]
-    while k > 0 and name in state.history[k - 1]:
-        k -= 1
-    return k
 
 
 # How a group is named explicitly where a username could also be meant: '#' and its name.
@@ -102,6 +91,18 @@ def find_group(reference: str, groups: Iterable[Mapping[str, Any]]) -> str:
     return _by_name(reference, groups)
 
 
+_INVITE_PROBLEMS = {
+    "malformed": "the invite or the server's answer for it is malformed",
+    "invite_mismatch": "the server answered this code with another invite: it is not the invite the code names",
+    "chain_invalid": "the group's membership chain does not verify",
+    "chain_fork": "the group's chain does not extend the one verified on this device",
+    "unknown_sender": "the inviter's keys are unknown",
+    "bad_signature": "the invite's signature does not verify with the inviter's key",
+    "not_admin": "the inviter is not an admin of the group",
+    "invite_expired": "the invite has expired",
+}
+
+
 def _names(change: GroupChange) -> set[str]:
     names: set[str] = {change.actor}
     if change.invite is not None:
@@ -116,103 +117,94 @@ class GroupBook:
         self._verified: dict[tuple[str, int], GroupState] = {}
 
     # Verification ---------------------------------------------------------------------
-    async def verify(self, group_id: str, wires: list[dict[str, Any]]) -> GroupState:
-        """Replay a chain with pinned keys (pinning signers on first use)."""
-        cached = self._verified.get((group_id, len(wires)))
-        if cached is not None:
-            return cached
-        try:
-            changes = [GroupChange.from_wire(w) for w in wires]
-            for name in sorted({n for c in changes for n in _names(c)}):
-                if self.m.pinned_identity(name) is None:
-                    await self.m._sender_identity(Username(name))
-            # What this device verified and stored before is not re-checked with keys
-            # pinned since (a member's key change must not void its earlier changes).
-            local = self.local_chain(group_id)
-            prefix = len(local) if wires[: len(local)] == local else 0
-            state = verify_chain(changes, self.m.pinned_identity, group_id=group_id, verified_prefix=prefix)
-        except protocol_errors.ProtocolError as exc:
-            raise GroupUnverifiable(
-                f"group {group_id}: its membership chain does not verify ({exc})"
-            ) from exc
+    async def pins_for(self, wires: Sequence[Mapping[str, Any]]) -> dict[str, Pin]:
+        """Pins of everyone who signed a change or an invite in ``wires``, pinning on first use."""
+        names: set[str] = set()
+        for wire in wires:
+            with contextlib.suppress(protocol_errors.ProtocolError):
+                names |= _names(GroupChange.from_wire(wire))
+        pins: dict[str, Pin] = {}
+        for name in sorted(names):
+            identity = self.m.pinned_identity(name) or await self.m.identity_on_first_use(Username(name))
+            if identity is not None:
+                pins[name] = Pin(identity)
+        return pins
+
+    async def accept_chain(self, group_id: str, offered: list[dict[str, Any]]) -> GroupState:
+        """The core's verdict on a chain the server offers (14.3); stored if accepted."""
+        local = self.local_chain(group_id)
+        decision = decide_group_chain(local, offered, group_id=group_id, pins=await self.pins_for(offered))
+        if isinstance(decision, Refused):
+            problem = {
+                "chain_fork": "the server's chain does not extend the one verified on this device",
+                "chain_invalid": "its membership chain does not verify",
+                "malformed": "its membership chain is malformed",
+            }.get(decision.reason, decision.reason)
+            raise GroupUnverifiable(f"group {group_id}: {problem}", reason=decision.reason)
+        self.store_verified(group_id, offered, decision.state)
+        return decision.state
+
+    def store_verified(self, group_id: str, wires: list[dict[str, Any]], state: GroupState) -> None:
         self._verified[(group_id, len(wires))] = state
-        return state
+        with self.m.state.transaction():
+            status = "member" if self.m.username in state.members else "removed"
+            self.m.state.put_group(group_id, wires, status)
 
     def local_chain(self, group_id: str) -> list[dict[str, Any]]:
         record = self.m.state.get_group(group_id)
         return list(record["chain"]) if record else []
 
     async def local_state(self, group_id: str) -> GroupState | None:
+        """The state of the chain verified and stored here (checked when it was stored)."""
         chain = self.local_chain(group_id)
-        return await self.verify(group_id, chain) if chain else None
-
-    async def _store(self, group_id: str, wires: list[dict[str, Any]]) -> GroupState:
-        local = self.local_chain(group_id)
-        if wires[: len(local)] != local:
-            raise GroupUnverifiable(
-                f"group {group_id}: the server's chain does not extend the one verified on this device"
-            )
-        state = await self.verify(group_id, wires)
-        with self.m.state.transaction():
-            status = "member" if self.m.username in state.members else "removed"
-            self.m.state.put_group(group_id, wires, status)
+        if not chain:
+            return None
+        cached = self._verified.get((group_id, len(chain)))
+        if cached is not None:
+            return cached
+        decision = decide_group_chain([], chain, group_id=group_id, pins=await self.pins_for(chain))
+        if isinstance(decision, Refused):
+            # Verified when stored, with the keys pinned then (13.7): rules and hashes again.
+            try:
+                state = verify_chain(
+                    [GroupChange.from_wire(w) for w in chain],
+                    self.m.pinned_identity,
+                    verified_prefix=len(chain),
+                )
+            except protocol_errors.ProtocolError:
+                return None
+        else:
+            state = decision.state
+        self._verified[(group_id, len(chain))] = state
         return state
+
+    async def verified_state(self, group_id: str, *, fresh: bool) -> GroupState | None:
+        """The verified state, after fetching the server's chain if ``fresh``; None if none verifies."""
+        if not fresh:
+            return await self.local_state(group_id)
+        record = self.m.state.get_group(group_id)
+        if record is not None and record["status"] == "removed":
+            return await self.local_state(group_id)
+        try:
+            return await self.refresh(group_id)
+        except (GroupUnverifiable, ApiError):
+            return await self.local_state(group_id)
+
+    async def fetch_chain(self, group_id: str) -> list[dict[str, Any]]:
+        await self.m.ensure_token()
+        return list(await self.m.api.group_changes(group_id))
 
     async def refresh(self, group_id: str) -> GroupState:
         """Fetch the whole chain, check it extends ours, verify and store it."""
-        await self.m.ensure_token()
-        return await self._store(group_id, await self.m.api.group_changes(group_id))
+        return await self.accept_chain(group_id, await self.fetch_chain(group_id))
 
-    # Inbox ------------------------------------------------------------------------------
-    async def on_change(self, frame: dict[str, Any]) -> tuple[str, GroupChange | None, str | None]:
-        """Take in a ``group`` inbox entry; returns (group id, the change, a problem)."""
-        try:
-            group_id = parse_conversation_id(frame.get("group_id"))
-            change = GroupChange.from_wire(frame.get("change"))
-        except protocol_errors.ProtocolError as exc:
-            return str(frame.get("group_id")), None, f"malformed group change: {exc}"
-        local = self.local_chain(group_id)
-        if change.to_wire() in local:
-            return group_id, change, None
-        try:
-            if len(local) == change.seq:
-                state = await self._store(group_id, [*local, change.to_wire()])
-            else:
-                state = await self.refresh(group_id)
-        except GroupUnverifiable as exc:
-            return group_id, change, str(exc)
-        except ApiError as exc:
-            return group_id, change, f"cannot fetch the group's changes: {exc}"
+    async def after_change(self, group_id: str, change: GroupChange, state: GroupState) -> None:
+        """An admin tells a joiner the group's name, which it cannot know (13.5)."""
         if change.action == "join" and change.actor != self.m.username and self.m.username in state.admins:
-            # The joiner cannot know the group's name; an admin tells it (PROTOCOL.md 13.5).
             record = self.m.state.get_group(group_id)
             if record and record.get("name"):
                 with contextlib.suppress(ClientError):
                     await self.send(group_id, {"type": "group_info", "name": record["name"]})
-        return group_id, change, None
-
-    async def recipients_for(self, envelope: Envelope) -> frozenset[Username] | None:
-        """The verified member set this group message may be opened against (13.5), or None."""
-        group_id = envelope.header.conversation_id
-        recipients = frozenset(envelope.recipients)
-        sender = envelope.header.sender
-        for attempt in range(2):
-            try:
-                state = await (self.local_state(group_id) if attempt == 0 else self.refresh(group_id))
-            except (GroupUnverifiable, ApiError):
-                state = None
-            if state is not None:
-                since = membership_start(state, self.m.username)
-                if since is not None and state.accepts_recipients(recipients, sender, since=since):
-                    return recipients
-        return None
-
-    def note_info(
-        self, group_id: str, sender: str, payload: dict[str, Any], state: GroupState | None
-    ) -> None:
-        if state is not None and sender in state.admins:
-            with self.m.state.transaction():
-                self.m.state.set_group_name(group_id, str(payload["name"]))
 
     # Making changes ----------------------------------------------------------------------
     async def create(self, name: str, members: list[str]) -> str:
@@ -223,9 +215,7 @@ class GroupBook:
         targets = sorted({i.username for i in identities} - {me.username})
         change = sign_change(me, None, "create", targets, at=now_ms())
         await self.m.api.create_group(change.to_wire())
-        await self._store(change.group_id, [change.to_wire()])
-        with self.m.state.transaction():
-            self.m.state.set_group_name(change.group_id, name)
+        await self.accept_chain(change.group_id, [change.to_wire()])
         await self.send(change.group_id, {"type": "group_info", "name": name})
         return change.group_id
 
@@ -253,7 +243,7 @@ class GroupBook:
                 if exc.code == "group_conflict":
                     continue
                 raise
-            new_state = await self._store(group_id, [*self.local_chain(group_id), change.to_wire()])
+            new_state = await self.accept_chain(group_id, [*self.local_chain(group_id), change.to_wire()])
             record = self.m.state.get_group(group_id)
             if action == "add" and record and record.get("name"):
                 await self.send(group_id, {"type": "group_info", "name": record["name"]})
@@ -272,26 +262,43 @@ class GroupBook:
         return invite
 
     async def join(self, code: str) -> str:
-        """Join with an invite code: verify the invite and the chain, then sign the join."""
+        """Join with an invite code: the core checks the invite against the code, and the
+        chain (14.5); then sign the join."""
         me = self.m._me()
         await self.m.ensure_token()
-        answer = await self.m.api.get_invite(code.strip())
         try:
-            invite = Invite.from_wire(answer["invite"])
+            invite_id, _ = parse_invite_code(code)
         except protocol_errors.ProtocolError as exc:
-            raise GroupUnverifiable(f"the invite is malformed: {exc}") from exc
-        group_id = invite.group_id
-        state = await self.verify(group_id, answer["changes"])
-        inviter: PublicIdentity = await self.m.trusted_identity(invite.inviter)
-        try:
-            invite.verify(inviter)
-        except protocol_errors.VerificationFailed as exc:
-            raise GroupUnverifiable("the invite's signature does not verify with the inviter's key") from exc
-        if invite.inviter not in state.admins:
-            raise GroupUnverifiable(f"{invite.inviter} is not an admin of the group")
-        change = sign_change(me, state, "join", invite=invite, at=max(now_ms(), state.at))
+            raise GroupUnverifiable(
+                "not an invite code: a code is the invite id, a dot and 32 hex digits (ask for a new one)",
+                reason="malformed",
+            ) from exc
+        answer = await self.m.api.get_invite(invite_id)
+        offered = answer.get("changes")
+        wires: list[dict[str, Any]] = (
+            [w for w in offered if isinstance(w, dict)] if isinstance(offered, list) else []
+        )
+        invite_wire = answer.get("invite")
+        pins = await self.pins_for(wires)
+        with contextlib.suppress(protocol_errors.ProtocolError):
+            inviter = Invite.from_wire(invite_wire).inviter
+            if inviter not in pins:
+                identity = self.m.pinned_identity(inviter) or await self.m.identity_on_first_use(inviter)
+                if identity is not None:
+                    pins[inviter] = Pin(identity)
+        group_id_claimed = answer.get("group_id")
+        local = self.local_chain(group_id_claimed) if isinstance(group_id_claimed, str) else []
+        decision = decide_invite(code, answer, pins=pins, local=local, now=now_ms())
+        if isinstance(decision, Refused):
+            raise GroupUnverifiable(
+                _INVITE_PROBLEMS.get(decision.reason, decision.reason), reason=decision.reason
+            )
+        group_id = decision.invite.group_id
+        change = sign_change(
+            me, decision.state, "join", invite=decision.invite, at=max(now_ms(), decision.state.at)
+        )
         await self.m.api.group_change(group_id, change.to_wire())
-        await self._store(group_id, [*answer["changes"], change.to_wire()])
+        await self.accept_chain(group_id, [*wires, change.to_wire()])
         return group_id
 
     # Sending ------------------------------------------------------------------------------
@@ -330,8 +337,11 @@ class GroupBook:
         )
         self.m.record_sent(envelope, text, result)
         if payload.get("type") == "group_info":
+            header = envelope.header
             with self.m.state.transaction():
-                self.m.state.set_group_name(group_id, str(payload["name"]))
+                self.m.state.set_group_name(
+                    group_id, NameRecord(str(payload["name"]), header.sent_at, header.message_id)
+                )
         return result
 
     def resolve(self, reference: str) -> str:

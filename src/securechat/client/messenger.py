@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,58 +17,25 @@ import httpx
 
 from ..protocol import errors as protocol_errors
 from ..protocol.encoding import b64encode
-from ..protocol.envelope import Envelope, open_message, seal_message
+from ..protocol.envelope import Envelope, seal_message
 from ..protocol.files import FileDescriptor
-from ..protocol.groups import GroupChange
-from ..protocol.identifiers import ConversationId, Username, direct_conversation_id, parse_username
+from ..protocol.identifiers import Username, direct_conversation_id, parse_username
 from ..protocol.kdf import KdfParams, derive_keys
 from ..protocol.keys import PrivateIdentity, PublicIdentity, open_key_bundle, seal_key_bundle
 from .api import ApiClient
+from .core import SeenRecord, decide_own_keys
 from .errors import ApiError, ClientError, KeyChanged, NotLoggedIn, ServerMisbehaved
 from .files import Progress, download_file, safe_file_name, unused_path, upload_file
 from .groups import GroupBook
 from .passwords import check_password
-from .state import StateStore
+from .receiving import InboxItem, InboxReader
+from .state import Contact, StateStore
+
+# InboxItem is re-exported: callers read items from the messenger.
+__all__ = ["InboxItem", "Messenger", "dumps_item"]
 
 # Refresh the access token this long before it expires.
 _REFRESH_MARGIN_S = 60
-
-
-@dataclass
-class InboxItem:
-    kind: str  # "message" or "receipt"
-    seq: int
-    verified: bool = False
-    message_id: str | None = None
-    conversation_id: str | None = None
-    sender: str | None = None
-    peer: str | None = None
-    text: str | None = None
-    sent_at: int | None = None
-    server_ts: int | None = None
-    reason: str | None = None
-    recipient: str | None = None
-    status: str | None = None
-    message_ids: list[str] = field(default_factory=list)
-    # A shared file: id, name, media_type, size, sha256 (never the key).
-    file: dict[str, Any] | None = None
-    # The same with its key, kept in the local state so the file can be fetched later.
-    file_with_key: dict[str, Any] | None = field(default=None, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "kind": self.kind,
-            "seq": self.seq,
-            "message_id": self.message_id,
-            "conversation_id": self.conversation_id,
-            "sender": self.sender,
-            "text": self.text,
-            "sent_at": self.sent_at,
-            "server_ts": self.server_ts,
-            "verified": self.verified,
-            "reason": self.reason,
-        }
 
 
 def _identity_dict(identity: PublicIdentity) -> dict[str, str]:
@@ -94,6 +60,7 @@ class Messenger:
         self.identity: PrivateIdentity | None = None
         self._token_lock = asyncio.Lock()
         self.groups = GroupBook(self)
+        self.inbox = InboxReader(self)
         # Whether this device tells others it has read their messages, or is typing
         # (both opt-outs).
         self.read_receipts = read_receipts
@@ -181,12 +148,14 @@ class Messenger:
             raise ServerMisbehaved("the key bundle does not open with this password") from exc
 
     async def _check_own_keys(self) -> None:
-        """The directory must publish exactly our keys; anything else is substitution."""
+        """The directory must publish exactly our keys; anything else is substitution (14.6)."""
         me = self._me()
         published = await self.api.public_keys(me.username)
-        if {k: published.get(k) for k in ("signing_key", "encryption_key")} != {
-            k: _identity_dict(me.public)[k] for k in ("signing_key", "encryption_key")
-        }:
+        try:
+            identity = PublicIdentity.from_wire(me.username, published)
+        except protocol_errors.ProtocolError as exc:
+            raise ServerMisbehaved("the server publishes keys for you that are not yours") from exc
+        if decide_own_keys(me, identity) is not None:
             raise ServerMisbehaved("the server publishes keys for you that are not yours")
 
     def _save_session(self, name: str, answer: dict[str, Any]) -> None:
@@ -378,9 +347,10 @@ class Messenger:
         else:
             peer = next((r for r in envelope.recipients if r != header.sender), header.sender)
         with self.state.transaction():
-            if self.state.seen(header.message_id):
+            if self.state.seen_record(header.message_id) is not None:
                 return
-            self.state.mark_seen(header.message_id)
+            # Its copy in this device's inbox is then a duplicate, not news (14.2).
+            self.state.put_seen(header.message_id, SeenRecord(b64encode(envelope.signature), None))
             self.state.add_message(
                 seq=result.get("seq"),
                 message_id=header.message_id,
@@ -394,187 +364,28 @@ class Messenger:
                 status="sent",
             )
             if descriptor is not None:
-                self._remember_file(header.message_id, header.sender, descriptor.to_payload()["file"])
+                shared = descriptor.to_payload()["file"]
+                self.state.add_file(shared["id"], header.message_id, header.sender, shared)
 
     # Receiving --------------------------------------------------------------------
-    def _direct_peer(self, conversation_id: ConversationId, envelope: Envelope) -> Username | None:
-        """The other member of a direct conversation, if the id really is ours with them."""
-        me = self.username
-        for name in envelope.recipients:
-            if name != me and direct_conversation_id(me, name) == conversation_id:
-                return name
-        return None
-
     async def process_frame(self, frame: dict[str, Any]) -> InboxItem | None:
-        """Turn one inbox frame into an item and record it; None for an already-seen seq."""
-        seq = frame.get("seq")
-        if not isinstance(seq, int) or seq <= self.state.last_seq():
-            return None
-        if frame.get("type") == "group":
-            return await self._group_entry(seq, frame)
-        if frame.get("type") == "receipt":
-            raw_ids = frame.get("message_ids")
-            message_ids = [m for m in raw_ids if isinstance(m, str)] if isinstance(raw_ids, list) else []
-            item = InboxItem(
-                kind="receipt",
-                seq=seq,
-                recipient=frame.get("recipient"),
-                status=frame.get("status"),
-                message_ids=message_ids,
-            )
-            with self.state.transaction():
-                if item.status in ("delivered", "read"):
-                    for message_id in message_ids:
-                        self.state.set_status(message_id, str(item.status))
-                self.state.put("last_seq", str(seq))
-            return item
-        item = await self._open_frame(seq, frame)
-        with self.state.transaction():
-            if item.verified and item.message_id:
-                if self.state.seen(item.message_id):
-                    if item.sender == self.username:
-                        # Our own message, already recorded when we sent it.
-                        self.state.put("last_seq", str(seq))
-                        return item
-                    item.verified, item.reason, item.text = False, "replayed message id", None
-                    item.file = None
-                else:
-                    self.state.mark_seen(item.message_id)
-                    if item.file is not None and item.sender is not None:
-                        self._remember_file(item.message_id, item.sender, item.file_with_key)
-            self.state.add_message(
-                seq=seq,
-                message_id=item.message_id,
-                conversation_id=item.conversation_id,
-                sender=item.sender,
-                peer=item.peer,
-                text=item.text,
-                sent_at=item.sent_at,
-                server_ts=item.server_ts,
-                verified=int(item.verified),
-                reason=item.reason,
-                status="received" if item.sender != self.username else "sent",
-            )
-            self.state.put("last_seq", str(seq))
-        return item
+        """Turn one inbox frame into an item and record it (see receiving.InboxReader)."""
+        return await self.inbox.frame(frame)
 
-    async def _group_entry(self, seq: int, frame: dict[str, Any]) -> InboxItem:
-        group_id, change, problem = await self.groups.on_change(frame)
-        if change is None or problem is not None:
-            text, verified = None, False
-        else:
-            text, verified = describe_change(change), True
-        item = InboxItem(
-            kind="group",
-            seq=seq,
-            verified=verified,
-            conversation_id=group_id,
-            sender=change.actor if change else None,
-            peer=group_id,
-            text=text,
-            sent_at=change.at if change else None,
-            reason=problem,
-        )
-        with self.state.transaction():
-            self.state.add_message(
-                seq=seq,
-                conversation_id=group_id,
-                sender=item.sender,
-                peer=group_id,
-                text=text,
-                sent_at=item.sent_at,
-                verified=int(verified),
-                reason=problem,
-                status="group",
-            )
-            self.state.put("last_seq", str(seq))
-        return item
-
-    async def _open_frame(self, seq: int, frame: dict[str, Any]) -> InboxItem:
-        server_ts = frame.get("server_ts") if isinstance(frame.get("server_ts"), int) else None
-        unverifiable = InboxItem(
-            kind="message",
-            seq=seq,
-            message_id=str(frame.get("message_id")),
-            sender=str(frame.get("sender")),
-            conversation_id=str(frame.get("conversation_id")),
-            server_ts=server_ts,
-        )
-        try:
-            envelope = Envelope.from_wire(frame.get("envelope"))
-        except protocol_errors.ProtocolError as exc:
-            unverifiable.reason = f"malformed envelope: {exc}"
-            return unverifiable
-        header = envelope.header
-        unverifiable.sender = header.sender
-        unverifiable.message_id = header.message_id
-        unverifiable.conversation_id = header.conversation_id
-        unverifiable.sent_at = header.sent_at
-        members: frozenset[Username] | None
-        if header.conversation_id.startswith("grp-"):
-            peer: str | None = header.conversation_id
-            unverifiable.peer = peer
-            members = await self.groups.recipients_for(envelope)
-            if members is None:
-                unverifiable.reason = "recipient list differs from the group's signed membership"
-                return unverifiable
-        else:
-            peer = self._direct_peer(header.conversation_id, envelope)
-            unverifiable.peer = peer
-            if peer is None:
-                unverifiable.reason = "conversation does not match its members"
-                return unverifiable
-            members = frozenset({self.username, peer})
-        sender_identity = await self._sender_identity(header.sender)
-        if sender_identity is None:
-            unverifiable.reason = "sender keys unknown or changed"
-            return unverifiable
-        try:
-            opened = open_message(
-                envelope,
-                me=self._me(),
-                sender_identity=sender_identity,
-                conversation_id=header.conversation_id,
-                members=members,
-            )
-        except protocol_errors.ProtocolError:
-            unverifiable.reason = "signature, key or ciphertext check failed"
-            return unverifiable
-        text = opened.payload.get("text")
-        if opened.payload.get("type") == "group_info":
-            name = str(opened.payload["name"])
-            state = await self.groups.local_state(header.conversation_id)
-            self.groups.note_info(header.conversation_id, header.sender, opened.payload, state)
-            text = f"named the group “{name}”"
-        shared: dict[str, Any] | None = None
-        if opened.payload.get("type") == "file":
-            shared = FileDescriptor.from_payload(opened.payload).to_payload()["file"]
-        return InboxItem(
-            file={k: v for k, v in shared.items() if k != "key"} if shared else None,
-            file_with_key=shared,
-            kind="message",
-            seq=seq,
-            verified=True,
-            message_id=header.message_id,
-            conversation_id=header.conversation_id,
-            sender=header.sender,
-            peer=peer,
-            text=text if isinstance(text, str) else None,
-            sent_at=header.sent_at,
-            server_ts=server_ts,
-        )
-
-    def _remember_file(self, message_id: str, sender: str, descriptor: dict[str, Any] | None) -> None:
-        if descriptor is not None:
-            self.state.add_file(descriptor["id"], message_id, sender, descriptor)
-
-    async def _sender_identity(self, sender: Username) -> PublicIdentity | None:
-        pinned = self.pinned_identity(sender)
-        if pinned is not None:
-            return pinned
+    async def identity_on_first_use(self, sender: Username) -> PublicIdentity | None:
+        """A contact's keys fetched and pinned now (8.1); None if that fails or they changed."""
         try:
             return await self.trusted_identity(sender)
         except (KeyChanged, ServerMisbehaved, ApiError):
+            return None
+
+    @staticmethod
+    def pending_identity(contact: Contact) -> PublicIdentity | None:
+        if contact.pending_identity is None:
+            return None
+        try:
+            return PublicIdentity.from_wire(Username(contact.username), dict(contact.pending_identity))
+        except protocol_errors.ProtocolError:
             return None
 
     async def sync_inbox(self) -> list[InboxItem]:
@@ -615,16 +426,3 @@ class Messenger:
 
 def dumps_item(item: dict[str, Any]) -> str:
     return json.dumps(item, ensure_ascii=False)
-
-
-def describe_change(change: GroupChange) -> str:
-    """A group change as a line in the conversation."""
-    targets = ", ".join(change.members)
-    return {
-        "create": f"created the group with {targets or 'nobody else yet'}",
-        "add": f"added {targets}",
-        "remove": f"removed {targets}",
-        "promote": f"made {targets} admin",
-        "leave": "left the group",
-        "join": "joined with an invite" + (f" from {change.invite.inviter}" if change.invite else ""),
-    }.get(change.action, change.action)

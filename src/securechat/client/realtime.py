@@ -15,7 +15,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Origin
 
 from .errors import ApiError
-from .messenger import InboxItem, Messenger
+from .messenger import Messenger
+from .receiving import InboxItem
 
 # Only message entries need acknowledging (their senders wait for the receipt); an ack
 # waits this long to cover the entries that arrive with it, or goes out at once after

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .core import NameRecord, SeenRecord
+
 # A sent message's status only moves forward along this order.
 STATUS_ORDER = ("sent", "delivered", "read")
 
@@ -47,12 +49,14 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_messages_message_id ON messages(message_id);
-CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY, signature TEXT, seq INTEGER);
 CREATE TABLE IF NOT EXISTS groups (
     group_id TEXT PRIMARY KEY,
     chain TEXT NOT NULL,
     name TEXT,
-    status TEXT NOT NULL DEFAULT 'member'
+    status TEXT NOT NULL DEFAULT 'member',
+    name_sent_at INTEGER,
+    name_message_id TEXT
 );
 CREATE TABLE IF NOT EXISTS files (
     file_id TEXT PRIMARY KEY,
@@ -85,10 +89,23 @@ class StateStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        self._add_missing_columns()
         for suffix in ("-wal", "-shm"):
             extra = home / f"state.db{suffix}"
             if extra.exists():
                 os.chmod(extra, 0o600)
+
+    def _add_missing_columns(self) -> None:
+        """Homes made by an earlier version lack these columns (PROTOCOL.md 14.2, 14.4)."""
+        for table, column, kind in (
+            ("seen_ids", "signature", "TEXT"),
+            ("seen_ids", "seq", "INTEGER"),
+            ("groups", "name_sent_at", "INTEGER"),
+            ("groups", "name_message_id", "TEXT"),
+        ):
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -164,14 +181,21 @@ class StateStore:
         self._db.execute("UPDATE contacts SET verified = ? WHERE username = ?", (int(verified), username))
 
     # Messages
-    def seen(self, message_id: str) -> bool:
-        return (
-            self._db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone()
-            is not None
-        )
+    def seen_record(self, message_id: str) -> SeenRecord | None:
+        """How this device first accepted a message id (PROTOCOL.md 14.2), if it did."""
+        row = self._db.execute(
+            "SELECT signature, seq FROM seen_ids WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        # A record from before signatures were kept matches no envelope: a copy of that
+        # message is taken for a replay, which is the safe side.
+        return None if row is None else SeenRecord(row["signature"] or "", row["seq"])
 
-    def mark_seen(self, message_id: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO seen_ids (message_id) VALUES (?)", (message_id,))
+    def put_seen(self, message_id: str, record: SeenRecord) -> None:
+        self._db.execute(
+            "INSERT INTO seen_ids (message_id, signature, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT(message_id) DO UPDATE SET signature = excluded.signature, seq = excluded.seq",
+            (message_id, record.signature, record.seq),
+        )
 
     def add_message(self, **values: Any) -> None:
         values.setdefault("received_at", int(time.time() * 1000))
@@ -219,8 +243,19 @@ class StateStore:
             (group_id, json.dumps(chain), status),
         )
 
-    def set_group_name(self, group_id: str, name: str) -> None:
-        self._db.execute("UPDATE groups SET name = ? WHERE group_id = ?", (name, group_id))
+    def group_name(self, group_id: str) -> NameRecord | None:
+        row = self._db.execute(
+            "SELECT name, name_sent_at, name_message_id FROM groups WHERE group_id = ?", (group_id,)
+        ).fetchone()
+        if row is None or row["name"] is None:
+            return None
+        return NameRecord(row["name"], row["name_sent_at"] or 0, row["name_message_id"] or "")
+
+    def set_group_name(self, group_id: str, record: NameRecord) -> None:
+        self._db.execute(
+            "UPDATE groups SET name = ?, name_sent_at = ?, name_message_id = ? WHERE group_id = ?",
+            (record.name, record.sent_at, record.message_id, group_id),
+        )
 
     def list_groups(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM groups ORDER BY name, group_id").fetchall()

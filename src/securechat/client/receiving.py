@@ -1,0 +1,359 @@
+"""The inbox, turned into items: gathers the state each decision needs, asks the core
+(PROTOCOL.md 14), stores what it decided. No rule lives here; the rules are in ``core``.
+
+Every frame becomes at most one :class:`InboxItem`: a verified message, a membership
+change, a receipt, or an unverifiable message with its reason code. Nothing that fails
+a check is dropped or shown as valid; only what was already shown (a duplicate) is not
+shown again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import errors as protocol_errors
+from ..protocol.envelope import Envelope
+from ..protocol.files import FileDescriptor
+from ..protocol.groups import GroupChange
+from ..protocol.identifiers import Username, parse_conversation_id
+from .core import (
+    Accepted,
+    Claim,
+    Duplicate,
+    GroupView,
+    Pin,
+    Refused,
+    change_position,
+    decide_group_chain,
+    decide_group_name,
+    decide_message,
+)
+from .errors import ApiError
+
+if TYPE_CHECKING:
+    from .messenger import Messenger
+
+
+@dataclass
+class InboxItem:
+    kind: str  # "message", "group" or "receipt"
+    seq: int
+    verified: bool = False
+    message_id: str | None = None
+    conversation_id: str | None = None
+    sender: str | None = None
+    peer: str | None = None
+    text: str | None = None
+    sent_at: int | None = None
+    server_ts: int | None = None
+    # A reason code of PROTOCOL.md 14 when not verified.
+    reason: str | None = None
+    recipient: str | None = None
+    status: str | None = None
+    message_ids: list[str] = field(default_factory=list)
+    # A shared file: id, name, media_type, size, sha256 (never the key).
+    file: dict[str, Any] | None = None
+    # The same with its key, kept in the local state so the file can be fetched later.
+    file_with_key: dict[str, Any] | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "kind": self.kind,
+            "seq": self.seq,
+            "message_id": self.message_id,
+            "conversation_id": self.conversation_id,
+            "sender": self.sender,
+            "text": self.text,
+            "sent_at": self.sent_at,
+            "server_ts": self.server_ts,
+            "verified": self.verified,
+            "reason": self.reason,
+        }
+
+
+def describe_change(change: GroupChange) -> str:
+    """A group change as a line in the conversation."""
+    targets = ", ".join(change.members)
+    return {
+        "create": f"created the group with {targets or 'nobody else yet'}",
+        "add": f"added {targets}",
+        "remove": f"removed {targets}",
+        "promote": f"made {targets} admin",
+        "leave": "left the group",
+        "join": "joined with an invite" + (f" from {change.invite.inviter}" if change.invite else ""),
+    }.get(change.action, change.action)
+
+
+def _claimed_sender(wire: object) -> Username | None:
+    """Whose pin a message needs: the sender the envelope names, if it parses."""
+    try:
+        return Envelope.from_wire(wire).header.sender
+    except protocol_errors.ProtocolError:
+        return None
+
+
+class InboxReader:
+    """Reads inbox frames into items and the local state, for one messenger."""
+
+    def __init__(self, messenger: Messenger) -> None:
+        self.m = messenger
+
+    # Messages ---------------------------------------------------------------------
+    async def _pins_for(self, sender: Username | None) -> dict[str, Pin]:
+        """The sender's pin, pinning on first use (8.1), with any pending key change."""
+        if sender is None:
+            return {}
+        pinned = self.m.pinned_identity(sender)
+        if pinned is None:
+            pinned = await self.m.identity_on_first_use(sender)
+        if pinned is None:
+            return {}
+        contact = self.m.state.get_contact(sender)
+        pending = self.m.pending_identity(contact) if contact is not None else None
+        return {sender: Pin(pinned, pending)}
+
+    async def _groups_for(self, wire: object, *, fresh: bool) -> dict[str, GroupView]:
+        try:
+            conversation_id = Envelope.from_wire(wire).header.conversation_id
+        except protocol_errors.ProtocolError:
+            return {}
+        if not conversation_id.startswith("grp-"):
+            return {}
+        state = await self.m.groups.verified_state(conversation_id, fresh=fresh)
+        return {conversation_id: state} if state is not None else {}
+
+    async def decide(self, wire: object, *, inbox_seq: int | None, delivered_in: str | None = None) -> Any:
+        """The core's decision on one envelope, with the state it needs gathered first.
+
+        A group message whose recipients match no verified membership may come from a
+        change this device has not fetched yet: the chain is fetched once, and the
+        decision made again (13.5).
+        """
+        me = self.m._me()
+        pins = await self._pins_for(_claimed_sender(wire))
+        message_id = wire.get("message_id") if isinstance(wire, Mapping) else None
+        record = self.m.state.seen_record(message_id) if isinstance(message_id, str) else None
+        seen = {message_id: record} if record is not None and isinstance(message_id, str) else {}
+
+        def decide(groups: Mapping[str, GroupView]) -> Accepted | Duplicate | Refused:
+            return decide_message(
+                wire,
+                me=me,
+                delivered_in=delivered_in,
+                pins=pins,
+                groups=groups,
+                seen=seen,
+                inbox_seq=inbox_seq,
+            )
+
+        decision = decide(await self._groups_for(wire, fresh=False))
+        if isinstance(decision, Refused) and decision.reason in ("unknown_group", "wrong_members"):
+            groups = await self._groups_for(wire, fresh=True)
+            if groups:
+                decision = decide(groups)
+        return decision
+
+    def _refused_item(self, seq: int, frame: Mapping[str, Any], refusal: Refused) -> InboxItem:
+        claim = refusal.claim if isinstance(refusal.claim, Claim) else None
+        server_ts = frame.get("server_ts")
+        item = InboxItem(
+            kind="message",
+            seq=seq,
+            reason=refusal.reason,
+            server_ts=server_ts if isinstance(server_ts, int) else None,
+            # Unparsed: only the server's word, shown as such.
+            message_id=claim.message_id if claim else str(frame.get("message_id")),
+            conversation_id=claim.conversation_id if claim else str(frame.get("conversation_id")),
+            sender=claim.sender if claim else str(frame.get("sender")),
+            sent_at=claim.sent_at if claim else None,
+        )
+        if item.conversation_id and item.conversation_id.startswith("grp-"):
+            item.peer = item.conversation_id
+        return item
+
+    def _accepted_item(self, seq: int, frame: Mapping[str, Any], accepted: Accepted) -> InboxItem:
+        payload = accepted.payload
+        text = payload.get("text")
+        shared: dict[str, Any] | None = None
+        if payload.get("type") == "file":
+            shared = FileDescriptor.from_payload(payload).to_payload()["file"]
+        server_ts = frame.get("server_ts")
+        return InboxItem(
+            kind="message",
+            seq=seq,
+            verified=True,
+            message_id=accepted.message_id,
+            conversation_id=accepted.conversation_id,
+            sender=accepted.sender,
+            peer=accepted.peer if accepted.kind == "direct" else accepted.conversation_id,
+            text=text if isinstance(text, str) else None,
+            sent_at=accepted.sent_at,
+            server_ts=server_ts if isinstance(server_ts, int) else None,
+            file={k: v for k, v in shared.items() if k != "key"} if shared else None,
+            file_with_key=shared,
+        )
+
+    async def _name_line(self, accepted: Accepted) -> str:
+        """A group_info message: rename the group if the core says so (14.4), and the line."""
+        name = str(accepted.payload["name"])
+        if accepted.kind != "group":
+            return f"sent a group name (“{name}”) in a direct chat; it is ignored"
+        state = await self.m.groups.verified_state(accepted.conversation_id, fresh=False)
+        if state is None:
+            return f"sent a group name (“{name}”); the group is not verified here"
+        decision = decide_group_name(
+            self.m.state.group_name(accepted.conversation_id),
+            sender=accepted.sender,
+            name=name,
+            sent_at=accepted.sent_at,
+            message_id=accepted.message_id,
+            group=state,
+        )
+        if isinstance(decision, Refused):
+            why = (
+                "a newer name is known"
+                if decision.reason == "older_name"
+                else "only the group's admins name it"
+            )
+            return f"sent a group name (“{name}”), ignored: {why}"
+        with self.m.state.transaction():
+            self.m.state.set_group_name(accepted.conversation_id, decision)
+        return f"named the group “{name}”"
+
+    async def message(self, seq: int, frame: Mapping[str, Any]) -> InboxItem | None:
+        decision = await self.decide(frame.get("envelope"), inbox_seq=seq)
+        if isinstance(decision, Duplicate):
+            with self.m.state.transaction():
+                self.m.state.put_seen(decision.message_id, decision.seen)
+                self.m.state.put("last_seq", str(seq))
+            return None
+        if isinstance(decision, Refused):
+            item = self._refused_item(seq, frame, decision)
+        else:
+            item = self._accepted_item(seq, frame, decision)
+            with self.m.state.transaction():
+                self.m.state.put_seen(decision.message_id, decision.seen)
+            if decision.payload.get("type") == "group_info":
+                item.text = await self._name_line(decision)
+        with self.m.state.transaction():
+            if item.file_with_key is not None and item.sender is not None and item.message_id is not None:
+                self.m.state.add_file(
+                    item.file_with_key["id"], item.message_id, item.sender, item.file_with_key
+                )
+            self._store(item, status="received" if item.sender != self.m.username else "sent")
+            self.m.state.put("last_seq", str(seq))
+        return item
+
+    def _store(self, item: InboxItem, *, status: str) -> None:
+        self.m.state.add_message(
+            seq=item.seq,
+            message_id=item.message_id,
+            conversation_id=item.conversation_id,
+            sender=item.sender,
+            peer=item.peer,
+            text=item.text,
+            sent_at=item.sent_at,
+            server_ts=item.server_ts,
+            verified=int(item.verified),
+            reason=item.reason,
+            status=status,
+        )
+
+    # Group changes ----------------------------------------------------------------
+    async def group_change(self, seq: int, frame: Mapping[str, Any]) -> InboxItem | None:
+        """A membership change (14.3): shown once when new, never again when replayed."""
+        change_wire = frame.get("change")
+        try:
+            group_id = parse_conversation_id(frame.get("group_id"))
+            if not group_id.startswith("grp-") or not isinstance(change_wire, Mapping):
+                raise protocol_errors.MalformedInput("not a group change")
+        except protocol_errors.ProtocolError:
+            return self._group_problem(seq, str(frame.get("group_id")), None, "malformed")
+        local = self.m.groups.local_chain(group_id)
+        position = change_position(local, change_wire)
+        if isinstance(position, Refused):
+            return self._group_problem(seq, group_id, None, position.reason)
+        change = GroupChange.from_wire(change_wire)
+        if position == "known":
+            with self.m.state.transaction():
+                self.m.state.put("last_seq", str(seq))
+            return None
+        if position == "next":
+            offered: list[Any] = [*local, dict(change_wire)]
+        else:
+            try:
+                offered = await self.m.groups.fetch_chain(group_id)
+            except ApiError:
+                return self._group_problem(seq, group_id, change, "chain_invalid")
+        pins = await self.m.groups.pins_for(offered)
+        decision = decide_group_chain(local, offered, group_id=group_id, pins=pins)
+        if isinstance(decision, Refused):
+            return self._group_problem(seq, group_id, change, decision.reason)
+        self.m.groups.store_verified(group_id, offered, decision.state)
+        item: InboxItem | None = None
+        with self.m.state.transaction():
+            for new in decision.new:
+                line = InboxItem(
+                    kind="group",
+                    seq=seq,
+                    verified=True,
+                    conversation_id=group_id,
+                    sender=new.actor,
+                    peer=group_id,
+                    text=describe_change(new),
+                    sent_at=new.at,
+                )
+                self._store(line, status="group")
+                if new.to_wire() == dict(change_wire):
+                    item = line
+            self.m.state.put("last_seq", str(seq))
+        await self.m.groups.after_change(group_id, change, decision.state)
+        return item
+
+    def _group_problem(self, seq: int, group_id: str, change: GroupChange | None, reason: str) -> InboxItem:
+        item = InboxItem(
+            kind="group",
+            seq=seq,
+            conversation_id=group_id,
+            sender=change.actor if change else None,
+            peer=group_id,
+            sent_at=change.at if change else None,
+            reason=reason,
+        )
+        with self.m.state.transaction():
+            self._store(item, status="group")
+            self.m.state.put("last_seq", str(seq))
+        return item
+
+    # Receipts ---------------------------------------------------------------------
+    def receipt(self, seq: int, frame: Mapping[str, Any]) -> InboxItem:
+        raw_ids = frame.get("message_ids")
+        message_ids = [m for m in raw_ids if isinstance(m, str)] if isinstance(raw_ids, list) else []
+        item = InboxItem(
+            kind="receipt",
+            seq=seq,
+            recipient=frame.get("recipient"),
+            status=frame.get("status"),
+            message_ids=message_ids,
+        )
+        with self.m.state.transaction():
+            if item.status in ("delivered", "read"):
+                for message_id in message_ids:
+                    self.m.state.set_status(message_id, str(item.status))
+            self.m.state.put("last_seq", str(seq))
+        return item
+
+    async def frame(self, frame: Mapping[str, Any]) -> InboxItem | None:
+        """One inbox frame; None for one already processed or with nothing new to show."""
+        seq = frame.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq <= self.m.state.last_seq():
+            return None
+        kind = frame.get("type")
+        if kind == "group":
+            return await self.group_change(seq, frame)
+        if kind == "receipt":
+            return self.receipt(seq, frame)
+        return await self.message(seq, frame)
