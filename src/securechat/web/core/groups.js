@@ -143,11 +143,10 @@ export function changePosition(local, change) {
 /**
  * 14.3: the offered chain must parse, start with the local one, and verify as a whole.
  *
- * Python passes `verified_prefix=len(local)` so that the local changes' signatures,
- * checked when they were accepted with the keys pinned then, are not checked again
- * (13.7). The browser's `verifyChain` has no such option yet, so here every signature is
- * checked with the keys pinned now: the same outcome unless a member who signed a local
- * change has since changed keys, where this refuses `chain_invalid` and Python accepts.
+ * The local changes' signatures were checked when they were accepted, with the keys
+ * pinned then; they are not checked again (13.7: `verifiedPrefix`, as Python's
+ * `verified_prefix=len(local)`), so a member's accepted key change does not void what it
+ * signed before. Their rules and hashes are checked again.
  *
  * @param {readonly unknown[]} local the verified chain's wire changes ([] if none)
  * @param {readonly unknown[]} offered the wire changes the server offers, from seq 0
@@ -169,7 +168,7 @@ export async function decideGroupChain(local, offered, { groupId, pins }) {
   }
   let state;
   try {
-    state = await verifyChain(changes, pinnedIdentity(pins), { groupId });
+    state = await verifyChain(changes, pinnedIdentity(pins), { groupId, verifiedPrefix: local.length });
   } catch (error) {
     if (error instanceof ProtocolError) return refused("chain_invalid");
     throw error;

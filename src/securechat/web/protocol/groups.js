@@ -568,13 +568,18 @@ export class GroupState {
   /**
    * The state after `change`, checked by PROTOCOL.md 13.3 rules 2 to 5.
    *
+   * `checkSignature: false` is for a change this client verified before, with the keys
+   * pinned then (13.7): its rules and hashes are still checked, its signatures (the
+   * change's and a join's invite's) are not. As Python's `apply(check_signature=...)`.
+   *
    * @param {GroupChange} change
    * @param {IdentityLookup} lookup
+   * @param {{checkSignature?: boolean}} [options]
    * @returns {Promise<GroupState>}
    * @throws {VerificationFailed} if the change breaks a rule or a signature fails
    * @throws {TypeError} for arguments of the wrong type (a programming error)
    */
-  async apply(change, lookup) {
+  async apply(change, lookup, { checkSignature = true } = {}) {
     if (!(change instanceof GroupChange) || typeof lookup !== "function") {
       throw new TypeError("apply expects a GroupChange and an identity lookup function");
     }
@@ -584,7 +589,9 @@ export class GroupState {
     if (change.at < this.at) {
       throw new VerificationFailed(); // dated before the previous change
     }
-    await checkChangeSignature(change, lookup);
+    if (checkSignature) {
+      await checkChangeSignature(change, lookup);
+    }
     const members = new Set(this.members);
     const admins = new Set(this.admins);
     const uses = new Map(this.#inviteUses);
@@ -631,7 +638,9 @@ export class GroupState {
         ensure(invite.groupId === this.groupId && admins.has(invite.inviter));
         ensure(change.at <= invite.expiresAt);
         ensure(used < invite.maxUses);
-        await invite.verify(await lookup(invite.inviter));
+        if (checkSignature) {
+          await invite.verify(await lookup(invite.inviter));
+        }
         uses.set(invite.inviteId, used + 1);
         members.add(actor);
         break;
@@ -660,10 +669,11 @@ export class GroupState {
  *
  * @param {GroupChange} change
  * @param {IdentityLookup} lookup
+ * @param {{checkSignature?: boolean}} [options] as for {@link GroupState#apply}
  * @returns {Promise<GroupState>}
  * @throws {VerificationFailed}
  */
-export async function genesis(change, lookup) {
+export async function genesis(change, lookup, { checkSignature = true } = {}) {
   if (!(change instanceof GroupChange) || typeof lookup !== "function") {
     throw new TypeError("genesis expects a GroupChange and an identity lookup function");
   }
@@ -671,7 +681,9 @@ export async function genesis(change, lookup) {
   ensure(change.seq === 0 && change.prev.length === 0 && change.action === "create");
   ensure(change.invite === null && !change.members.includes(change.actor));
   ensure(change.members.length < MAX_GROUP_MEMBERS);
-  await checkChangeSignature(change, lookup);
+  if (checkSignature) {
+    await checkChangeSignature(change, lookup);
+  }
   const members = sortedNames([change.actor, ...change.members]);
   return new GroupState({
     groupId: change.groupId,
@@ -688,22 +700,33 @@ export async function genesis(change, lookup) {
  * Replay a whole chain from its first change (PROTOCOL.md 13.3); any fault is
  * VerificationFailed.
  *
+ * The signatures of the first `verifiedPrefix` changes are not checked again: a client
+ * verifies each change once, with the keys pinned when it first saw it, so a member's
+ * later key change does not void what it signed before (13.7). Their rules and hashes
+ * are. As Python's `verify_chain(verified_prefix=...)`.
+ *
  * @param {readonly GroupChange[]} changes
  * @param {IdentityLookup} lookup
- * @param {{groupId?: ConversationId | null}} [options] the group the chain must be for
+ * @param {{groupId?: ConversationId | null, verifiedPrefix?: number}} [options] groupId:
+ *   the group the chain must be for; verifiedPrefix: how many leading changes this client
+ *   verified before (default 0: all are checked)
  * @returns {Promise<GroupState>}
  * @throws {VerificationFailed}
+ * @throws {RangeError} for a verifiedPrefix that is not a non-negative integer
  */
-export async function verifyChain(changes, lookup, { groupId } = {}) {
+export async function verifyChain(changes, lookup, { groupId, verifiedPrefix = 0 } = {}) {
+  if (!Number.isSafeInteger(verifiedPrefix) || verifiedPrefix < 0) {
+    throw new RangeError("verifiedPrefix must be a non-negative integer");
+  }
   if (changes.length === 0) {
     throw new VerificationFailed(); // an empty chain
   }
-  let state = await genesis(changes[0], lookup);
+  let state = await genesis(changes[0], lookup, { checkSignature: verifiedPrefix < 1 });
   if (groupId !== undefined && groupId !== null && state.groupId !== groupId) {
     throw new VerificationFailed(); // the chain is for another group
   }
-  for (const change of changes.slice(1)) {
-    state = await state.apply(change, lookup);
+  for (const [index, change] of changes.slice(1).entries()) {
+    state = await state.apply(change, lookup, { checkSignature: index + 1 >= verifiedPrefix });
   }
   return state;
 }
