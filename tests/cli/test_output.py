@@ -151,7 +151,7 @@ class HostileSessions:
     """A client whose server lists sessions with hostile ids and user agents."""
 
     def __init__(self) -> None:
-        self.api = self
+        self.session = self
 
     async def __aenter__(self) -> HostileSessions:
         return self

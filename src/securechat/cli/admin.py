@@ -131,12 +131,7 @@ async def export(sender: Sender = None, recipient: Recipient = None) -> None:
     params = {k: v for k, v in {"sender": sender, "recipient": recipient}.items() if v is not None}
     async with messenger() as client:
         await client.ensure_token()
-        async with client.api._http.stream(  # the one streaming call; Api.request reads whole bodies
-            "GET",
-            "/api/v1/admin/messages/export",
-            params=params,
-            headers={"authorization": f"Bearer {client.api.access_token}"},
-        ) as response:
+        async with client.api.stream("GET", "/api/v1/admin/messages/export", params=params) as response:
             if response.is_error:
                 await response.aread()
                 # Typer prints this as plain text, not markup.

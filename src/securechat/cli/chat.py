@@ -38,7 +38,7 @@ async def run_chat(client: Messenger, target: str) -> None:
     group_id = client.group_target(target)
     if group_id is not None:
         conversation_id = group_id
-        record = client.state.get_group(group_id) or {}
+        record = client.groups.record(group_id) or {}
         show(f"-- group {record.get('name') or group_id}")
     else:
         conversation_id = direct_conversation_id(client.username, parse_username(target))
@@ -130,8 +130,7 @@ async def run_chat(client: Messenger, target: str) -> None:
                     if sockets:
                         result = await sockets[0].send_envelope(envelope.to_wire())
                     else:
-                        await client.ensure_token()
-                        result = await client.api.send(envelope.to_wire())
+                        result = await client.post_envelope(envelope)
                     client.record_sent(envelope, line, result)
                 except KeyChanged as exc:
                     show(f"⚠ {exc}")

@@ -44,7 +44,7 @@ async def list_groups(password_stdin: PasswordStdin = False) -> None:
     async with await unlocked(password_stdin) as client:
         await client.sync_inbox()
         table = Table("name", "id", "members", "status")
-        for record in client.state.list_groups():
+        for record in client.groups.all():
             try:
                 state = await client.groups.local_state(record["group_id"])
                 count = f"{len(state.members)} members" if state else "?"
@@ -73,8 +73,7 @@ async def members(group: Group, password_stdin: PasswordStdin = False) -> None:
             show(f"{name}{' (admin)' if name in state.admins else ''}")
         changes = state.seq + 1
         show(f"verified chain: {changes} change{'' if changes == 1 else 's'}, last at {when(state.at)}")
-        listed = next((c for c in await client.api.conversations() if c["id"] == group_id), None)
-        server = set(listed["members"]) if listed else set()
+        server = await client.groups.server_members(group_id)
         extra, missing = server - state.members, set(state.members) - server
         if not extra and not missing:
             console.print("the server's list matches the signed membership")

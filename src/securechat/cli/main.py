@@ -135,7 +135,7 @@ async def register(username: str, password_stdin: PasswordStdin = False) -> None
     async with messenger() as client:
         with console.status("Deriving keys and generating key pairs..."):
             await client.register(username, password)
-        name, server = safe_line(client.username, markup=True), safe_line(client.api.base_url, markup=True)
+        name, server = safe_line(client.username, markup=True), safe_line(client.server_url, markup=True)
         console.print(f"Registered [bold]{name}[/bold] on {server}")
 
 
@@ -365,7 +365,7 @@ async def contacts() -> None:
     """List contacts with their pinned key fingerprints and verification state."""
     async with messenger() as client:
         table = Table("contact", "signing key", "state")
-        for contact in client.state.list_contacts():
+        for contact in client.contacts.all():
             state = "verified" if contact.verified else "pinned (not verified)"
             if contact.pending_identity is not None:
                 state = "KEYS CHANGED: not accepted"
@@ -381,7 +381,7 @@ async def fingerprint_command(user: str) -> None:
     """Show a user's key fingerprints as pinned here and as the server publishes them."""
     async with messenger() as client:
         await client.ensure_token()
-        current = await client.fetch_identity(user)
+        current = await client.contacts.fetch_identity(user)
         pinned = client.pinned_identity(current.username)
         for kind in ("signing_key", "encryption_key"):
             now_fp = fingerprint(getattr(current, kind))
@@ -424,8 +424,7 @@ async def verify(
         show(f"Safety number with {theirs.username}:")
         console.print(format_safety_number(safety_number(mine, theirs)))
         if mark_verified:
-            with client.state.transaction():
-                client.state.set_verified(theirs.username, True)
+            client.contacts.mark_verified(theirs.username)
             show(f"{theirs.username} marked as verified.")
 
 
@@ -441,12 +440,12 @@ async def sessions(
     async with messenger() as client:
         await client.ensure_token()
         if revoke:
-            await client.api.revoke_session(revoke)
+            await client.session.revoke_session(revoke)
             show(f"Revoked {revoke}")
         if revoke_others:
-            show(f"Revoked {await client.api.revoke_other_sessions()} other session(s)")
+            show(f"Revoked {await client.session.revoke_other_sessions()} other session(s)")
         table = Table("id", "created", "last seen", "client", "")
-        for session in await client.api.sessions():
+        for session in await client.session.sessions():
             # The server's data, and each client's own user agent: cells are markup.
             table.add_row(
                 safe_line(session["id"], markup=True),

@@ -6,6 +6,8 @@ in process.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -28,6 +30,18 @@ class ApiClient:
 
     async def close(self) -> None:
         await self._http.aclose()
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, path: str, *, params: Any = None) -> AsyncIterator[httpx.Response]:
+        """A response read as it arrives (a long export); the caller checks its status."""
+        if self.access_token is None:
+            raise ApiError(401, "unauthorized", "not logged in")
+        headers = {"authorization": f"Bearer {self.access_token}"}
+        try:
+            async with self._http.stream(method, path, params=params, headers=headers) as response:
+                yield response
+        except httpx.HTTPError as exc:
+            raise ApiError(0, "network_error", f"cannot reach the server at {self.base_url}: {exc}") from exc
 
     async def request(
         self,

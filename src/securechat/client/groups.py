@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import errors as protocol_errors
@@ -18,7 +18,10 @@ from .core import NameRecord, Pin, Refused, decide_group_chain, decide_invite, p
 from .errors import ApiError, ClientError, GroupUnverifiable, MembershipMismatch
 
 if TYPE_CHECKING:
-    from .messenger import Messenger
+    from .api import ApiClient
+    from .contacts import ContactBook
+    from .session import Session
+    from .state import StateStore
 
 _CONFLICT_RETRIES = 3
 
@@ -111,8 +114,22 @@ def _names(change: GroupChange) -> set[str]:
 
 
 class GroupBook:
-    def __init__(self, messenger: Messenger) -> None:
-        self.m = messenger
+    """This device's groups: their verified chains and names, changes, invites, sending."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        api: ApiClient,
+        session: Session,
+        contacts: ContactBook,
+        record_sent: Callable[[Envelope, str | None, dict[str, Any]], None],
+    ) -> None:
+        self.state = state
+        self.api = api
+        self.session = session
+        self.contacts = contacts
+        # How a sent message is recorded on this device (the messenger's, for every conversation).
+        self.record_sent = record_sent
         # Verified states by (group id, chain length): replaying once per new change.
         self._verified: dict[tuple[str, int], GroupState] = {}
 
@@ -125,7 +142,9 @@ class GroupBook:
                 names |= _names(GroupChange.from_wire(wire))
         pins: dict[str, Pin] = {}
         for name in sorted(names):
-            identity = self.m.pinned_identity(name) or await self.m.identity_on_first_use(Username(name))
+            identity = self.contacts.pinned_identity(name) or await self.contacts.identity_on_first_use(
+                Username(name)
+            )
             if identity is not None:
                 pins[name] = Pin(identity)
         return pins
@@ -146,12 +165,12 @@ class GroupBook:
 
     def store_verified(self, group_id: str, wires: list[dict[str, Any]], state: GroupState) -> None:
         self._verified[(group_id, len(wires))] = state
-        with self.m.state.transaction():
-            status = "member" if self.m.username in state.members else "removed"
-            self.m.state.put_group(group_id, wires, status)
+        with self.state.transaction():
+            status = "member" if self.session.username in state.members else "removed"
+            self.state.put_group(group_id, wires, status)
 
     def local_chain(self, group_id: str) -> list[dict[str, Any]]:
-        record = self.m.state.get_group(group_id)
+        record = self.state.get_group(group_id)
         return list(record["chain"]) if record else []
 
     async def local_state(self, group_id: str) -> GroupState | None:
@@ -168,7 +187,7 @@ class GroupBook:
             try:
                 state = verify_chain(
                     [GroupChange.from_wire(w) for w in chain],
-                    self.m.pinned_identity,
+                    self.contacts.pinned_identity,
                     verified_prefix=len(chain),
                 )
             except protocol_errors.ProtocolError:
@@ -182,7 +201,7 @@ class GroupBook:
         """The verified state, after fetching the server's chain if ``fresh``; None if none verifies."""
         if not fresh:
             return await self.local_state(group_id)
-        record = self.m.state.get_group(group_id)
+        record = self.state.get_group(group_id)
         if record is not None and record["status"] == "removed":
             return await self.local_state(group_id)
         try:
@@ -191,8 +210,8 @@ class GroupBook:
             return await self.local_state(group_id)
 
     async def fetch_chain(self, group_id: str) -> list[dict[str, Any]]:
-        await self.m.ensure_token()
-        return list(await self.m.api.group_changes(group_id))
+        await self.session.ensure_token()
+        return list(await self.api.group_changes(group_id))
 
     async def refresh(self, group_id: str) -> GroupState:
         """Fetch the whole chain, check it extends ours, verify and store it."""
@@ -200,8 +219,12 @@ class GroupBook:
 
     async def after_change(self, group_id: str, change: GroupChange, state: GroupState) -> None:
         """An admin tells a joiner the group's name, which it cannot know (13.5)."""
-        if change.action == "join" and change.actor != self.m.username and self.m.username in state.admins:
-            record = self.m.state.get_group(group_id)
+        if (
+            change.action == "join"
+            and change.actor != self.session.username
+            and self.session.username in state.admins
+        ):
+            record = self.state.get_group(group_id)
             if record and record.get("name"):
                 with contextlib.suppress(ClientError):
                     await self.send(group_id, {"type": "group_info", "name": record["name"]})
@@ -209,12 +232,12 @@ class GroupBook:
     # Making changes ----------------------------------------------------------------------
     async def create(self, name: str, members: list[str]) -> str:
         check_group_name(name)
-        me = self.m._me()
-        await self.m.ensure_token()
-        identities = [await self.m.trusted_identity(n) for n in members]
+        me = self.session.me()
+        await self.session.ensure_token()
+        identities = [await self.contacts.trusted_identity(n) for n in members]
         targets = sorted({i.username for i in identities} - {me.username})
         change = sign_change(me, None, "create", targets, at=now_ms())
-        await self.m.api.create_group(change.to_wire())
+        await self.api.create_group(change.to_wire())
         await self.accept_chain(change.group_id, [change.to_wire()])
         await self.send(change.group_id, {"type": "group_info", "name": name})
         return change.group_id
@@ -228,9 +251,9 @@ class GroupBook:
         invite: Invite | None = None,
     ) -> GroupState:
         """Sign and submit the next change, fetching and retrying if someone got there first."""
-        me = self.m._me()
+        me = self.session.me()
         targets = (
-            [(await self.m.trusted_identity(n)).username for n in members]
+            [(await self.contacts.trusted_identity(n)).username for n in members]
             if action == "add"
             else list(members)
         )
@@ -238,13 +261,13 @@ class GroupBook:
             state = await self.refresh(group_id)
             change = sign_change(me, state, action, targets, invite=invite, at=max(now_ms(), state.at))
             try:
-                await self.m.api.group_change(group_id, change.to_wire())
+                await self.api.group_change(group_id, change.to_wire())
             except ApiError as exc:
                 if exc.code == "group_conflict":
                     continue
                 raise
             new_state = await self.accept_chain(group_id, [*self.local_chain(group_id), change.to_wire()])
-            record = self.m.state.get_group(group_id)
+            record = self.state.get_group(group_id)
             if action == "add" and record and record.get("name"):
                 await self.send(group_id, {"type": "group_info", "name": record["name"]})
             return new_state
@@ -253,19 +276,19 @@ class GroupBook:
     async def make_invite(self, group_id: str, *, hours: float, uses: int) -> Invite:
         await self.refresh(group_id)
         invite = make_invite(
-            self.m._me(),
+            self.session.me(),
             ConversationId(group_id),
             expires_at=now_ms() + int(hours * 3_600_000),
             max_uses=uses,
         )
-        await self.m.api.create_invite(group_id, invite.to_wire())
+        await self.api.create_invite(group_id, invite.to_wire())
         return invite
 
     async def join(self, code: str) -> str:
         """Join with an invite code: the core checks the invite against the code, and the
         chain (14.5); then sign the join."""
-        me = self.m._me()
-        await self.m.ensure_token()
+        me = self.session.me()
+        await self.session.ensure_token()
         try:
             invite_id, _ = parse_invite_code(code)
         except protocol_errors.ProtocolError as exc:
@@ -273,7 +296,7 @@ class GroupBook:
                 "not an invite code: a code is the invite id, a dot and 32 hex digits (ask for a new one)",
                 reason="malformed",
             ) from exc
-        answer = await self.m.api.get_invite(invite_id)
+        answer = await self.api.get_invite(invite_id)
         offered = answer.get("changes")
         wires: list[dict[str, Any]] = (
             [w for w in offered if isinstance(w, dict)] if isinstance(offered, list) else []
@@ -283,7 +306,9 @@ class GroupBook:
         with contextlib.suppress(protocol_errors.ProtocolError):
             inviter = Invite.from_wire(invite_wire).inviter
             if inviter not in pins:
-                identity = self.m.pinned_identity(inviter) or await self.m.identity_on_first_use(inviter)
+                identity = self.contacts.pinned_identity(
+                    inviter
+                ) or await self.contacts.identity_on_first_use(inviter)
                 if identity is not None:
                     pins[inviter] = Pin(identity)
         group_id_claimed = answer.get("group_id")
@@ -297,15 +322,15 @@ class GroupBook:
         change = sign_change(
             me, decision.state, "join", invite=decision.invite, at=max(now_ms(), decision.state.at)
         )
-        await self.m.api.group_change(group_id, change.to_wire())
+        await self.api.group_change(group_id, change.to_wire())
         await self.accept_chain(group_id, [*wires, change.to_wire()])
         return group_id
 
     # Sending ------------------------------------------------------------------------------
     async def seal(self, group_id: str, payload: dict[str, Any]) -> Envelope:
         """Seal for the verified members, after checking the server agrees on them."""
-        me = self.m._me()
-        record = self.m.state.get_group(group_id)
+        me = self.session.me()
+        record = self.state.get_group(group_id)
         if record is not None and record["status"] == "removed":
             raise ClientError(f"you are not a member of group {group_id} any more")
         try:
@@ -316,42 +341,55 @@ class GroupBook:
             raise
         if me.username not in state.members:
             raise ClientError(f"you are not a member of group {group_id}")
-        listed = next((c for c in await self.m.api.conversations() if c["id"] == group_id), None)
+        listed = next((c for c in await self.api.conversations() if c["id"] == group_id), None)
         server_members = set(listed["members"]) if listed else set()
         verified = {str(name) for name in state.members}
         if server_members != verified:
             raise MembershipMismatch(group_id, server_members - verified, verified - server_members)
         recipients = {
-            name: me.public if name == me.username else await self.m.trusted_identity(name)
+            name: me.public if name == me.username else await self.contacts.trusted_identity(name)
             for name in sorted(state.members)
         }
         return seal_message(me, ConversationId(group_id), recipients, payload)
 
     async def send(self, group_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         envelope = await self.seal(group_id, payload)
-        result = await self.m.api.send(envelope.to_wire())
+        result = await self.api.send(envelope.to_wire())
         text = (
             payload.get("text")
             if payload.get("type") != "group_info"
             else f"named the group “{payload['name']}”"
         )
-        self.m.record_sent(envelope, text, result)
+        self.record_sent(envelope, text, result)
         if payload.get("type") == "group_info":
             header = envelope.header
-            with self.m.state.transaction():
-                self.m.state.set_group_name(
+            with self.state.transaction():
+                self.state.set_group_name(
                     group_id, NameRecord(str(payload["name"]), header.sent_at, header.message_id)
                 )
         return result
 
     def resolve(self, reference: str) -> str:
         """A group id from a group's id, ``#name`` or name on this device (see find_group)."""
-        return find_group(reference, self.m.state.list_groups())
+        return find_group(reference, self.state.list_groups())
 
     def address(self, target: str) -> str | None:
         """The group a message to ``target`` goes to, or None for a user (see group_address)."""
-        return group_address(target, self.m.state.list_groups())
+        return group_address(target, self.state.list_groups())
+
+    def all(self) -> list[dict[str, Any]]:
+        """The groups on this device: id, name, status and stored chain."""
+        return self.state.list_groups()
+
+    def record(self, group_id: str) -> dict[str, Any] | None:
+        return self.state.get_group(group_id)
+
+    async def server_members(self, group_id: str) -> set[str]:
+        """The server's member list for a group (to compare with the verified one)."""
+        await self.session.ensure_token()
+        listed = next((c for c in await self.api.conversations() if c["id"] == group_id), None)
+        return set(listed["members"]) if listed else set()
 
     def named(self, name: str) -> list[str]:
         """The ids of the groups on this device called ``name``."""
-        return [str(g["group_id"]) for g in self.m.state.list_groups() if g.get("name") == name]
+        return [str(g["group_id"]) for g in self.state.list_groups() if g.get("name") == name]

@@ -1,4 +1,5 @@
-"""The client: accounts, key pinning, sealing and opening messages, inbox sync.
+"""The client: one account's messaging, composed of its session (session.py), contacts
+(contacts.py), groups (groups.py) and inbox reader (receiving.py); sending lives here.
 
 Every inbox frame becomes an :class:`InboxItem`: a verified message, a receipt, or an
 unverifiable message with a reason. Nothing that fails a check is dropped or shown
@@ -7,40 +8,29 @@ as valid.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from ..protocol import errors as protocol_errors
 from ..protocol.encoding import b64encode
 from ..protocol.envelope import Envelope, seal_message
 from ..protocol.files import FileDescriptor
-from ..protocol.identifiers import Username, direct_conversation_id, parse_username
-from ..protocol.kdf import KdfParams, derive_keys
-from ..protocol.keys import PrivateIdentity, PublicIdentity, open_key_bundle, seal_key_bundle
+from ..protocol.identifiers import Username, direct_conversation_id
+from ..protocol.keys import PrivateIdentity, PublicIdentity
 from .api import ApiClient
-from .core import SeenRecord, decide_own_keys
-from .errors import ApiError, ClientError, KeyChanged, NotLoggedIn, ServerMisbehaved
+from .contacts import ContactBook
+from .core import SeenRecord
+from .errors import ClientError
 from .files import Progress, download_file, safe_file_name, unused_path, upload_file
 from .groups import GroupBook
-from .passwords import check_password
 from .receiving import InboxItem, InboxReader
-from .state import Contact, StateStore
+from .session import Session
+from .state import StateStore
 
 # InboxItem is re-exported: callers read items from the messenger.
 __all__ = ["InboxItem", "Messenger", "dumps_item"]
-
-# Refresh the access token this long before it expires.
-_REFRESH_MARGIN_S = 60
-
-
-def _identity_dict(identity: PublicIdentity) -> dict[str, str]:
-    wire = identity.to_wire()
-    return {k: wire[k] for k in ("signing_key", "encryption_key", "encryption_key_signature")}
 
 
 class Messenger:
@@ -57,10 +47,10 @@ class Messenger:
         self.state = StateStore(home)
         server_url = server or self.state.get("server") or "http://127.0.0.1:8000"
         self.api = ApiClient(server_url, transport=transport)
-        self.identity: PrivateIdentity | None = None
-        self._token_lock = asyncio.Lock()
-        self.groups = GroupBook(self)
-        self.inbox = InboxReader(self)
+        self.session = Session(self.state, self.api)
+        self.contacts = ContactBook(self.state, self.api)
+        self.groups = GroupBook(self.state, self.api, self.session, self.contacts, self.record_sent)
+        self.inbox = InboxReader(self.state, self.session, self.contacts, self.groups)
         # Whether this device tells others it has read their messages, or is typing
         # (both opt-outs).
         self.read_receipts = read_receipts
@@ -78,191 +68,53 @@ class Messenger:
 
     @property
     def username(self) -> Username:
-        name = self.state.get("username")
-        if name is None:
-            raise NotLoggedIn("not logged in: run `securechat login USER` first")
-        return Username(name)
+        return self.session.username
+
+    @property
+    def server_url(self) -> str:
+        return self.api.base_url
+
+    @property
+    def identity(self) -> PrivateIdentity | None:
+        """This device's unlocked keys (None while locked)."""
+        return self.session.identity
 
     def _me(self) -> PrivateIdentity:
-        if self.identity is None:
-            raise NotLoggedIn("keys are locked: this command needs your password")
-        return self.identity
+        return self.session.me()
 
-    # Accounts ---------------------------------------------------------------------
+    # Account and contacts (session.py, contacts.py) ---------------------------------
     async def register(self, username: str, password: str) -> None:
-        name = parse_username(username)
-        self._check_home_is_for(name)
-        check_password(password, name)
-        params = KdfParams.generate()
-        derived = await asyncio.to_thread(derive_keys, password, params)
-        identity = await asyncio.to_thread(PrivateIdentity.generate, name)
-        body = {
-            "username": name,
-            "auth_key": b64encode(derived.auth_key),
-            "kdf": params.to_wire(),
-            "public_keys": _identity_dict(identity.public),
-            "key_bundle": seal_key_bundle(identity, derived.wrap_key),
-        }
-        answer = await self.api.register(body)
-        with self.state.transaction():
-            self._save_session(name, answer)
-            self.state.put("last_seq", "0")
-            self.state.pin_contact(name, _identity_dict(identity.public))
-        self.identity = identity
+        await self.session.register(username, password)
 
     async def login(self, username: str, password: str) -> None:
         """Start a new session and unlock the keys."""
-        name = parse_username(username)
-        self._check_home_is_for(name)
-        params = KdfParams.from_wire((await self.api.prelogin(name)).get("kdf"))
-        derived = await asyncio.to_thread(derive_keys, password, params)
-        answer = await self.api.login(name, b64encode(derived.auth_key))
-        identity = self._open_bundle(answer["key_bundle"], derived.wrap_key, name)
-        with self.state.transaction():
-            self._check_home_is_for(name)
-            self._save_session(name, answer)
-            if self.state.get_contact(name) is None:
-                self.state.pin_contact(name, _identity_dict(identity.public))
-        self.identity = identity
-        await self._check_own_keys()
-
-    def _check_home_is_for(self, name: Username) -> None:
-        """One home, one account: another account's history and pins must not mix in."""
-        if self.state.get("username") not in (None, name):
-            raise NotLoggedIn("this SECURECHAT_HOME belongs to another user; use another directory")
+        await self.session.login(username, password)
 
     async def unlock(self, password: str) -> None:
         """Unlock the keys within the existing session (no new session is made)."""
-        name = self.username
-        await self.ensure_token()
-        bundle = await self.api.key_bundle()
-        params = KdfParams.from_wire(bundle["kdf"])
-        derived = await asyncio.to_thread(derive_keys, password, params)
-        self.identity = self._open_bundle(bundle["key_bundle"], derived.wrap_key, name)
-        await self._check_own_keys()
-
-    def _open_bundle(self, bundle: Any, wrap_key: bytes, name: Username) -> PrivateIdentity:
-        try:
-            return open_key_bundle(bundle, wrap_key, name)
-        except protocol_errors.VerificationFailed as exc:
-            raise ServerMisbehaved("the key bundle does not open with this password") from exc
-
-    async def _check_own_keys(self) -> None:
-        """The directory must publish exactly our keys; anything else is substitution (14.6)."""
-        me = self._me()
-        published = await self.api.public_keys(me.username)
-        try:
-            identity = PublicIdentity.from_wire(me.username, published)
-        except protocol_errors.ProtocolError as exc:
-            raise ServerMisbehaved("the server publishes keys for you that are not yours") from exc
-        if decide_own_keys(me, identity) is not None:
-            raise ServerMisbehaved("the server publishes keys for you that are not yours")
-
-    def _save_session(self, name: str, answer: dict[str, Any]) -> None:
-        self.state.put("server", self.api.base_url)
-        self.state.put("username", name)
-        self.state.put("session_id", answer["session_id"])
-        self._save_tokens(answer)
-
-    def _save_tokens(self, answer: dict[str, Any]) -> None:
-        self.state.put("refresh_token", answer["refresh_token"])
-        self.state.put("access_token", answer["access_token"])
-        self.state.put("access_expires", str(int(time.time()) + int(answer["expires_in"])))
-        self.api.access_token = answer["access_token"]
+        await self.session.unlock(password)
 
     async def ensure_token(self) -> None:
-        """Use the cached access token, or rotate the refresh token.
-
-        Rotation holds a lock file, so two commands on one home never both spend the
-        same refresh token (which the server would treat as theft and revoke).
-        """
-        async with self._token_lock:
-            with self.state.file_lock():
-                refresh_token = self.state.get("refresh_token")
-                if refresh_token is None:
-                    raise NotLoggedIn("not logged in: run `securechat login USER` first")
-                expires = int(self.state.get("access_expires") or 0)
-                if expires - _REFRESH_MARGIN_S > time.time():
-                    self.api.access_token = self.state.get("access_token")
-                    return
-                try:
-                    answer = await self.api.refresh(refresh_token)
-                except ApiError as exc:
-                    if exc.status == 401:
-                        self.state.clear_session()
-                        raise NotLoggedIn("the session has ended: log in again") from exc
-                    raise
-                self._save_tokens(answer)
+        await self.session.ensure_token()
 
     async def logout(self) -> None:
-        await self.ensure_token()
-        try:
-            await self.api.logout()
-        finally:
-            with self.state.transaction():
-                self.state.clear_session()
-            self.identity = None
+        await self.session.logout()
 
     async def change_password(self, current: str, new: str) -> int:
-        name = self.username
-        check_password(new, name)
-        await self.ensure_token()
-        bundle = await self.api.key_bundle()
-        old_params = KdfParams.from_wire(bundle["kdf"])
-        old = await asyncio.to_thread(derive_keys, current, old_params)
-        identity = self._open_bundle(bundle["key_bundle"], old.wrap_key, name)
-        params = KdfParams.generate()
-        new_keys = await asyncio.to_thread(derive_keys, new, params)
-        answer = await self.api.change_password(
-            {
-                "current_auth_key": b64encode(old.auth_key),
-                "new_auth_key": b64encode(new_keys.auth_key),
-                "kdf": params.to_wire(),
-                "key_bundle": seal_key_bundle(identity, new_keys.wrap_key),
-            }
-        )
-        self.identity = identity
-        return int(answer["revoked_sessions"])
+        return await self.session.change_password(current, new)
 
-    # Trust ------------------------------------------------------------------------
     async def fetch_identity(self, username: str) -> PublicIdentity:
-        name = parse_username(username)
-        data = await self.api.public_keys(name)
-        try:
-            return PublicIdentity.from_wire(name, data).verified()
-        except protocol_errors.ProtocolError as exc:
-            raise ServerMisbehaved(f"the server's keys for {name} are invalid: {exc}") from exc
+        """The keys the server publishes now (checked, not pinned)."""
+        return await self.contacts.fetch_identity(username)
 
     async def trusted_identity(self, username: str) -> PublicIdentity:
-        """The contact's keys: pinned on first use; a change is recorded and refused."""
-        current = await self.fetch_identity(username)
-        current_dict = _identity_dict(current)
-        with self.state.transaction():
-            contact = self.state.get_contact(current.username)
-            if contact is None:
-                self.state.pin_contact(current.username, current_dict)
-                return current
-            changed = contact.identity != current_dict
-            if changed:
-                # Recorded (committed) so the change can be shown and accepted later.
-                self.state.set_pending_identity(current.username, current_dict)
-        if changed:
-            raise KeyChanged(current.username, contact.identity, current_dict)
-        return current
+        return await self.contacts.trusted_identity(username)
 
     def pinned_identity(self, username: str) -> PublicIdentity | None:
-        contact = self.state.get_contact(username)
-        if contact is None:
-            return None
-        return PublicIdentity.from_wire(Username(username), dict(contact.identity))
+        return self.contacts.pinned_identity(username)
 
     def accept_key_change(self, username: str) -> bool:
-        with self.state.transaction():
-            contact = self.state.get_contact(username)
-            if contact is None or contact.pending_identity is None:
-                return False
-            self.state.pin_contact(username, contact.pending_identity)
-        return True
+        return self.contacts.accept_key_change(username)
 
     # Sending ----------------------------------------------------------------------
     async def seal_text(self, peer: str, text: str) -> Envelope:
@@ -333,6 +185,11 @@ class Messenger:
         self.record_sent(envelope, text, result)
         return result
 
+    async def post_envelope(self, envelope: Envelope) -> dict[str, Any]:
+        """Send a sealed envelope over HTTP; the server's answer (message id, seq, time)."""
+        await self.ensure_token()
+        return await self.api.send(envelope.to_wire())
+
     def record_sent(
         self,
         envelope: Envelope,
@@ -371,22 +228,6 @@ class Messenger:
     async def process_frame(self, frame: dict[str, Any]) -> InboxItem | None:
         """Turn one inbox frame into an item and record it (see receiving.InboxReader)."""
         return await self.inbox.frame(frame)
-
-    async def identity_on_first_use(self, sender: Username) -> PublicIdentity | None:
-        """A contact's keys fetched and pinned now (8.1); None if that fails or they changed."""
-        try:
-            return await self.trusted_identity(sender)
-        except (KeyChanged, ServerMisbehaved, ApiError):
-            return None
-
-    @staticmethod
-    def pending_identity(contact: Contact) -> PublicIdentity | None:
-        if contact.pending_identity is None:
-            return None
-        try:
-            return PublicIdentity.from_wire(Username(contact.username), dict(contact.pending_identity))
-        except protocol_errors.ProtocolError:
-            return None
 
     async def sync_inbox(self) -> list[InboxItem]:
         """Fetch everything after the last sequence over REST, record it, acknowledge it."""

@@ -33,7 +33,10 @@ from .core import (
 from .errors import ApiError
 
 if TYPE_CHECKING:
-    from .messenger import Messenger
+    from .contacts import ContactBook
+    from .groups import GroupBook
+    from .session import Session
+    from .state import StateStore
 
 
 @dataclass
@@ -96,23 +99,26 @@ def _claimed_sender(wire: object) -> Username | None:
 
 
 class InboxReader:
-    """Reads inbox frames into items and the local state, for one messenger."""
+    """Reads inbox frames into items and the local state, for one account."""
 
-    def __init__(self, messenger: Messenger) -> None:
-        self.m = messenger
+    def __init__(self, state: StateStore, session: Session, contacts: ContactBook, groups: GroupBook) -> None:
+        self.state = state
+        self.session = session
+        self.contacts = contacts
+        self.groups = groups
 
     # Messages ---------------------------------------------------------------------
     async def _pins_for(self, sender: Username | None) -> dict[str, Pin]:
         """The sender's pin, pinning on first use (8.1), with any pending key change."""
         if sender is None:
             return {}
-        pinned = self.m.pinned_identity(sender)
+        pinned = self.contacts.pinned_identity(sender)
         if pinned is None:
-            pinned = await self.m.identity_on_first_use(sender)
+            pinned = await self.contacts.identity_on_first_use(sender)
         if pinned is None:
             return {}
-        contact = self.m.state.get_contact(sender)
-        pending = self.m.pending_identity(contact) if contact is not None else None
+        contact = self.state.get_contact(sender)
+        pending = self.contacts.pending_identity(contact) if contact is not None else None
         return {sender: Pin(pinned, pending)}
 
     async def _groups_for(self, wire: object, *, fresh: bool) -> dict[str, GroupView]:
@@ -122,7 +128,7 @@ class InboxReader:
             return {}
         if not conversation_id.startswith("grp-"):
             return {}
-        state = await self.m.groups.verified_state(conversation_id, fresh=fresh)
+        state = await self.groups.verified_state(conversation_id, fresh=fresh)
         return {conversation_id: state} if state is not None else {}
 
     async def decide(self, wire: object, *, inbox_seq: int | None, delivered_in: str | None = None) -> Any:
@@ -132,10 +138,10 @@ class InboxReader:
         change this device has not fetched yet: the chain is fetched once, and the
         decision made again (13.5).
         """
-        me = self.m._me()
+        me = self.session.me()
         pins = await self._pins_for(_claimed_sender(wire))
         message_id = wire.get("message_id") if isinstance(wire, Mapping) else None
-        record = self.m.state.seen_record(message_id) if isinstance(message_id, str) else None
+        record = self.state.seen_record(message_id) if isinstance(message_id, str) else None
         seen = {message_id: record} if record is not None and isinstance(message_id, str) else {}
 
         def decide(groups: Mapping[str, GroupView]) -> Accepted | Duplicate | Refused:
@@ -201,11 +207,11 @@ class InboxReader:
         name = str(accepted.payload["name"])
         if accepted.kind != "group":
             return f"sent a group name (“{name}”) in a direct chat; it is ignored"
-        state = await self.m.groups.verified_state(accepted.conversation_id, fresh=False)
+        state = await self.groups.verified_state(accepted.conversation_id, fresh=False)
         if state is None:
             return f"sent a group name (“{name}”); the group is not verified here"
         decision = decide_group_name(
-            self.m.state.group_name(accepted.conversation_id),
+            self.state.group_name(accepted.conversation_id),
             sender=accepted.sender,
             name=name,
             sent_at=accepted.sent_at,
@@ -219,36 +225,36 @@ class InboxReader:
                 else "only the group's admins name it"
             )
             return f"sent a group name (“{name}”), ignored: {why}"
-        with self.m.state.transaction():
-            self.m.state.set_group_name(accepted.conversation_id, decision)
+        with self.state.transaction():
+            self.state.set_group_name(accepted.conversation_id, decision)
         return f"named the group “{name}”"
 
     async def message(self, seq: int, frame: Mapping[str, Any]) -> InboxItem | None:
         decision = await self.decide(frame.get("envelope"), inbox_seq=seq)
         if isinstance(decision, Duplicate):
-            with self.m.state.transaction():
-                self.m.state.put_seen(decision.message_id, decision.seen)
-                self.m.state.put("last_seq", str(seq))
+            with self.state.transaction():
+                self.state.put_seen(decision.message_id, decision.seen)
+                self.state.put("last_seq", str(seq))
             return None
         if isinstance(decision, Refused):
             item = self._refused_item(seq, frame, decision)
         else:
             item = self._accepted_item(seq, frame, decision)
-            with self.m.state.transaction():
-                self.m.state.put_seen(decision.message_id, decision.seen)
+            with self.state.transaction():
+                self.state.put_seen(decision.message_id, decision.seen)
             if decision.payload.get("type") == "group_info":
                 item.text = await self._name_line(decision)
-        with self.m.state.transaction():
+        with self.state.transaction():
             if item.file_with_key is not None and item.sender is not None and item.message_id is not None:
-                self.m.state.add_file(
+                self.state.add_file(
                     item.file_with_key["id"], item.message_id, item.sender, item.file_with_key
                 )
-            self._store(item, status="received" if item.sender != self.m.username else "sent")
-            self.m.state.put("last_seq", str(seq))
+            self._store(item, status="received" if item.sender != self.session.username else "sent")
+            self.state.put("last_seq", str(seq))
         return item
 
     def _store(self, item: InboxItem, *, status: str) -> None:
-        self.m.state.add_message(
+        self.state.add_message(
             seq=item.seq,
             message_id=item.message_id,
             conversation_id=item.conversation_id,
@@ -272,29 +278,29 @@ class InboxReader:
                 raise protocol_errors.MalformedInput("not a group change")
         except protocol_errors.ProtocolError:
             return self._group_problem(seq, str(frame.get("group_id")), None, "malformed")
-        local = self.m.groups.local_chain(group_id)
+        local = self.groups.local_chain(group_id)
         position = change_position(local, change_wire)
         if isinstance(position, Refused):
             return self._group_problem(seq, group_id, None, position.reason)
         change = GroupChange.from_wire(change_wire)
         if position == "known":
-            with self.m.state.transaction():
-                self.m.state.put("last_seq", str(seq))
+            with self.state.transaction():
+                self.state.put("last_seq", str(seq))
             return None
         if position == "next":
             offered: list[Any] = [*local, dict(change_wire)]
         else:
             try:
-                offered = await self.m.groups.fetch_chain(group_id)
+                offered = await self.groups.fetch_chain(group_id)
             except ApiError:
                 return self._group_problem(seq, group_id, change, "chain_invalid")
-        pins = await self.m.groups.pins_for(offered)
+        pins = await self.groups.pins_for(offered)
         decision = decide_group_chain(local, offered, group_id=group_id, pins=pins)
         if isinstance(decision, Refused):
             return self._group_problem(seq, group_id, change, decision.reason)
-        self.m.groups.store_verified(group_id, offered, decision.state)
+        self.groups.store_verified(group_id, offered, decision.state)
         item: InboxItem | None = None
-        with self.m.state.transaction():
+        with self.state.transaction():
             for new in decision.new:
                 line = InboxItem(
                     kind="group",
@@ -309,8 +315,8 @@ class InboxReader:
                 self._store(line, status="group")
                 if new.to_wire() == dict(change_wire):
                     item = line
-            self.m.state.put("last_seq", str(seq))
-        await self.m.groups.after_change(group_id, change, decision.state)
+            self.state.put("last_seq", str(seq))
+        await self.groups.after_change(group_id, change, decision.state)
         return item
 
     def _group_problem(self, seq: int, group_id: str, change: GroupChange | None, reason: str) -> InboxItem:
@@ -323,9 +329,9 @@ class InboxReader:
             sent_at=change.at if change else None,
             reason=reason,
         )
-        with self.m.state.transaction():
+        with self.state.transaction():
             self._store(item, status="group")
-            self.m.state.put("last_seq", str(seq))
+            self.state.put("last_seq", str(seq))
         return item
 
     # Receipts ---------------------------------------------------------------------
@@ -339,17 +345,17 @@ class InboxReader:
             status=frame.get("status"),
             message_ids=message_ids,
         )
-        with self.m.state.transaction():
+        with self.state.transaction():
             if item.status in ("delivered", "read"):
                 for message_id in message_ids:
-                    self.m.state.set_status(message_id, str(item.status))
-            self.m.state.put("last_seq", str(seq))
+                    self.state.set_status(message_id, str(item.status))
+            self.state.put("last_seq", str(seq))
         return item
 
     async def frame(self, frame: Mapping[str, Any]) -> InboxItem | None:
         """One inbox frame; None for one already processed or with nothing new to show."""
         seq = frame.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq <= self.m.state.last_seq():
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq <= self.state.last_seq():
             return None
         kind = frame.get("type")
         if kind == "group":
