@@ -18,6 +18,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from ..client.errors import ClientError, KeyChanged
 from ..client.messenger import InboxItem, Messenger
 from ..client.realtime import InboxSocket, run_inbox
+from ..client.reason_texts import explain
 from ..protocol.identifiers import direct_conversation_id, parse_username
 from .formatting import message_rows, message_text
 
@@ -79,7 +80,7 @@ async def run_chat(client: Messenger, target: str) -> None:
                 show(
                     f"-- {item.sender} {item.text}"
                     if item.verified
-                    else f"⚠ group change not accepted: {item.reason}"
+                    else f"⚠ group change not accepted: {explain(item.reason)}"
                 )
             return
         if item.sender == me and item.verified:
@@ -90,7 +91,7 @@ async def run_chat(client: Messenger, target: str) -> None:
             if item.message_id:
                 later(read_quietly(item.message_id))
         elif not item.verified:
-            show(f"⚠ unverifiable message from {item.sender}: {item.reason}")
+            show(f"⚠ unverifiable message from {item.sender}: {explain(item.reason)}")
         else:
             show(f"(new message from {item.sender} elsewhere; run `securechat chat {item.peer}`)")
 
@@ -109,7 +110,7 @@ async def run_chat(client: Messenger, target: str) -> None:
         if row["verified"]:
             show(f"{row['sender']}: ", message_text(row["text"], row["file"]))
         else:
-            show(f"{row['sender']}: ⚠ unverifiable: {row['reason']}")
+            show(f"{row['sender']}: ⚠ unverifiable: {explain(row['reason'])}")
     receiver = asyncio.create_task(run_inbox(client, on_item, on_state=on_state, stop=stop, sockets=sockets))
     session: PromptSession[str] = PromptSession()
     session.default_buffer.on_text_changed += on_text_changed

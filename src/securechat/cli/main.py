@@ -27,6 +27,7 @@ from rich.table import Table
 
 from ..client.errors import ClientError, FileCorrupt, KeyChanged
 from ..client.messenger import InboxItem, Messenger
+from ..client.reason_texts import explain
 from ..protocol.errors import ProtocolError
 from ..protocol.keys import fingerprint, format_safety_number, safety_number
 from .config import ClientSettings
@@ -223,7 +224,7 @@ def item_rows(item: InboxItem | dict[str, Any], *, width: int | None = None) -> 
     if data.get("verified"):
         text = message_text(data.get("text"), data.get("file"))
     else:
-        text = f"({safe_line(data.get('reason'))})"
+        text = f"({safe_line(explain(data.get('reason')))})"
     return message_rows(
         f"[{when(data.get('sent_at'))}] {data.get('sender')}: ", f"{text}  {mark}", width=width
     )
