@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from securechat.cli import admin, main
+from securechat.cli import account, admin
 from securechat.cli.entry import app
 from securechat.cli.main import item_rows, run
 from securechat.client.errors import ApiError
@@ -170,7 +170,7 @@ class HostileSessions:
 
 
 def test_sessions_print_the_servers_ids_and_user_agents_inert(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(main, "messenger", HostileSessions)
+    monkeypatch.setattr(account, "messenger", HostileSessions)
     result = CliRunner().invoke(app, ["sessions"])
     assert result.exit_code == 0, result.output
     inert(result.output)

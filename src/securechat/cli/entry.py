@@ -1,8 +1,10 @@
-"""The whole ``securechat`` command: the main commands plus the ``admin`` and ``group``
-groups, which import helpers from ``main`` (so they are joined here, not there)."""
+"""The whole ``securechat`` command: the main commands, the account and contact commands,
+and the ``admin`` and ``group`` groups, which import helpers from ``main`` (so they are
+joined here, not there)."""
 
 from __future__ import annotations
 
+from . import account, contacts  # noqa: F401  (their commands join ``app`` on import)
 from .admin import admin_app
 from .group import group_app
 from .main import app

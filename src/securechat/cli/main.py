@@ -23,13 +23,12 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
 from ..client.errors import ClientError, FileCorrupt, KeyChanged
 from ..client.messenger import InboxItem, Messenger
 from ..client.reason_texts import explain
 from ..protocol.errors import ProtocolError
-from ..protocol.keys import fingerprint, format_safety_number, safety_number
+from ..protocol.keys import fingerprint
 from .config import ClientSettings
 from .formatting import human_size, message_rows, message_text, safe_line
 
@@ -126,38 +125,6 @@ def serve(
     run_server(
         host=host, port=port, data_dir=data_dir, database_url=database_url, tls_cert=tls_cert, tls_key=tls_key
     )
-
-
-@app.command()
-@run
-async def register(username: str, password_stdin: PasswordStdin = False) -> None:
-    """Create an account; keys are made here and sealed with your password."""
-    password = read_password(password_stdin, confirm=True)
-    async with messenger() as client:
-        with console.status("Deriving keys and generating key pairs..."):
-            await client.register(username, password)
-        name, server = safe_line(client.username, markup=True), safe_line(client.server_url, markup=True)
-        console.print(f"Registered [bold]{name}[/bold] on {server}")
-
-
-@app.command()
-@run
-async def login(username: str, password_stdin: PasswordStdin = False) -> None:
-    """Log in on this device."""
-    password = read_password(password_stdin)
-    async with messenger() as client:
-        with console.status("Deriving keys..."):
-            await client.login(username, password)
-        console.print(f"Logged in as [bold]{safe_line(client.username, markup=True)}[/bold]")
-
-
-@app.command()
-@run
-async def logout() -> None:
-    """End this device's session."""
-    async with messenger() as client:
-        await client.logout()
-        console.print("Logged out")
 
 
 async def unlocked(password_stdin: bool) -> Messenger:
@@ -358,115 +325,3 @@ async def chat(user: str, password_stdin: PasswordStdin = False) -> None:
     async with await unlocked(password_stdin) as client:
         await client.sync_inbox()
         await run_chat(client, user)
-
-
-@app.command()
-@run
-async def contacts() -> None:
-    """List contacts with their pinned key fingerprints and verification state."""
-    async with messenger() as client:
-        table = Table("contact", "signing key", "state")
-        for contact in client.contacts.all():
-            state = "verified" if contact.verified else "pinned (not verified)"
-            if contact.pending_identity is not None:
-                state = "KEYS CHANGED: not accepted"
-            table.add_row(
-                safe_line(contact.username, markup=True), short_fp(contact.identity["signing_key"]), state
-            )
-        console.print(table)
-
-
-@app.command(name="fingerprint")
-@run
-async def fingerprint_command(user: str) -> None:
-    """Show a user's key fingerprints as pinned here and as the server publishes them."""
-    async with messenger() as client:
-        await client.ensure_token()
-        current = await client.contacts.fetch_identity(user)
-        pinned = client.pinned_identity(current.username)
-        for kind in ("signing_key", "encryption_key"):
-            now_fp = fingerprint(getattr(current, kind))
-            console.print(f"{kind}: {now_fp}")
-            if pinned is not None and getattr(pinned, kind) != getattr(current, kind):
-                pinned_fp = fingerprint(getattr(pinned, kind))
-                console.print(f"  [red]differs from the pinned key[/red] {pinned_fp}")
-        if pinned is None:
-            console.print("(not pinned yet: it will be pinned on first message)")
-
-
-@app.command()
-@run
-async def verify(
-    user: str,
-    mark_verified: Annotated[
-        bool, typer.Option("--mark-verified", help="Record that you compared the number.")
-    ] = False,
-    accept_change: Annotated[
-        bool, typer.Option("--accept-change", help="Accept the contact's new keys.")
-    ] = False,
-) -> None:
-    """Show the safety number for you and USER; compare it with them in person."""
-    async with messenger() as client:
-        await client.ensure_token()
-        if accept_change:
-            if client.accept_key_change(user):
-                show(f"Accepted the new keys of {user}. Verify the new safety number with them.")
-            else:
-                show(f"No pending key change for {user}.")
-        else:
-            try:
-                await client.trusted_identity(user)
-            except KeyChanged as exc:
-                show_key_change(client, exc)
-        mine = client.pinned_identity(client.username)
-        theirs = client.pinned_identity(user)
-        if mine is None or theirs is None:
-            raise ClientError(f"no pinned keys for {user}")
-        show(f"Safety number with {theirs.username}:")
-        console.print(format_safety_number(safety_number(mine, theirs)))
-        if mark_verified:
-            client.contacts.mark_verified(theirs.username)
-            show(f"{theirs.username} marked as verified.")
-
-
-@app.command()
-@run
-async def sessions(
-    revoke: Annotated[str | None, typer.Option(help="Revoke the session with this id.")] = None,
-    revoke_others: Annotated[
-        bool, typer.Option("--revoke-others", help="Log out every other session.")
-    ] = False,
-) -> None:
-    """List your sessions, or revoke them."""
-    async with messenger() as client:
-        await client.ensure_token()
-        if revoke:
-            await client.session.revoke_session(revoke)
-            show(f"Revoked {revoke}")
-        if revoke_others:
-            show(f"Revoked {await client.session.revoke_other_sessions()} other session(s)")
-        table = Table("id", "created", "last seen", "client", "")
-        for session in await client.session.sessions():
-            # The server's data, and each client's own user agent: cells are markup.
-            table.add_row(
-                safe_line(session["id"], markup=True),
-                when(session["created_at"]),
-                when(session["last_seen_at"]),
-                safe_line(session["user_agent"], markup=True),
-                "this device" if session["current"] else "",
-            )
-        console.print(table)
-
-
-@app.command()
-@run
-async def passwd(password_stdin: PasswordStdin = False) -> None:
-    """Change your password (re-seals your keys here; other sessions are logged out).
-
-    With --password-stdin, the first line is the current password, the second the new one.
-    """
-    async with messenger() as client:
-        current = read_password(password_stdin, "Current password: ")
-        new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
-        revoked = await client.change_password(current, new)
-        show(f"Password changed; {revoked} other session(s) logged out")

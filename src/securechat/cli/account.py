@@ -1,0 +1,86 @@
+"""Account commands: register, log in and out, sessions, the password."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .formatting import safe_line
+from .main import PasswordStdin, app, console, messenger, read_password, run, show, when
+
+
+@app.command()
+@run
+async def register(username: str, password_stdin: PasswordStdin = False) -> None:
+    """Create an account; keys are made here and sealed with your password."""
+    password = read_password(password_stdin, confirm=True)
+    async with messenger() as client:
+        with console.status("Deriving keys and generating key pairs..."):
+            await client.register(username, password)
+        name, server = safe_line(client.username, markup=True), safe_line(client.server_url, markup=True)
+        console.print(f"Registered [bold]{name}[/bold] on {server}")
+
+
+@app.command()
+@run
+async def login(username: str, password_stdin: PasswordStdin = False) -> None:
+    """Log in on this device."""
+    password = read_password(password_stdin)
+    async with messenger() as client:
+        with console.status("Deriving keys..."):
+            await client.login(username, password)
+        console.print(f"Logged in as [bold]{safe_line(client.username, markup=True)}[/bold]")
+
+
+@app.command()
+@run
+async def logout() -> None:
+    """End this device's session."""
+    async with messenger() as client:
+        await client.logout()
+        console.print("Logged out")
+
+
+@app.command()
+@run
+async def sessions(
+    revoke: Annotated[str | None, typer.Option(help="Revoke the session with this id.")] = None,
+    revoke_others: Annotated[
+        bool, typer.Option("--revoke-others", help="Log out every other session.")
+    ] = False,
+) -> None:
+    """List your sessions, or revoke them."""
+    async with messenger() as client:
+        await client.ensure_token()
+        if revoke:
+            await client.session.revoke_session(revoke)
+            show(f"Revoked {revoke}")
+        if revoke_others:
+            show(f"Revoked {await client.session.revoke_other_sessions()} other session(s)")
+        table = Table("id", "created", "last seen", "client", "")
+        for session in await client.session.sessions():
+            # The server's data, and each client's own user agent: cells are markup.
+            table.add_row(
+                safe_line(session["id"], markup=True),
+                when(session["created_at"]),
+                when(session["last_seen_at"]),
+                safe_line(session["user_agent"], markup=True),
+                "this device" if session["current"] else "",
+            )
+        console.print(table)
+
+
+@app.command()
+@run
+async def passwd(password_stdin: PasswordStdin = False) -> None:
+    """Change your password (re-seals your keys here; other sessions are logged out).
+
+    With --password-stdin, the first line is the current password, the second the new one.
+    """
+    async with messenger() as client:
+        current = read_password(password_stdin, "Current password: ")
+        new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
+        revoked = await client.change_password(current, new)
+        show(f"Password changed; {revoked} other session(s) logged out")
