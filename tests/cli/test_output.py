@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from securechat.cli import account, admin
+from securechat.cli import account, admin, main
 from securechat.cli.entry import app
 from securechat.cli.main import item_rows, run
 from securechat.client.errors import ApiError
@@ -175,3 +175,13 @@ def test_sessions_print_the_servers_ids_and_user_agents_inert(monkeypatch: pytes
     assert result.exit_code == 0, result.output
     inert(result.output)
     assert "[/]" in result.output and "[bold]x" in result.output
+
+
+@pytest.mark.parametrize("value", ["yesterday", 1.5, True, 10**30, -(10**30), [1], {"ms": 1}])
+def test_a_time_that_is_not_a_time_is_shown_as_unknown(value: object) -> None:
+    assert main.when(value) == "?"
+
+
+def test_times_are_shown_in_local_time() -> None:
+    assert main.when(None) == "-"
+    assert main.when(1_767_225_600_000).startswith(("2026-01-01", "2025-12-31"))

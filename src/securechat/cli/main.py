@@ -102,10 +102,17 @@ def read_password(from_stdin: bool, prompt: str = "Password: ", confirm: bool = 
     return password
 
 
-def when(ms: int | None) -> str:
-    if not ms:
+def when(ms: object) -> str:
+    """A time in milliseconds as local time; "-" for none, "?" for what is not a time
+    (the server's data: a malicious server must not crash the command)."""
+    if ms is None or ms == 0:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if not isinstance(ms, int) or isinstance(ms, bool):
+        return "?"
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "?"
 
 
 @app.command()
