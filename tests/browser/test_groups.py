@@ -195,7 +195,9 @@ def test_three_browsers_and_a_terminal_chat_in_a_group_in_real_time(
     dave.run(dave.messenger.groups.send(group_id, {"type": "group_info", "name": "Hijacked"}))
     for person in (alice, bob, carol):
         expect(lines(person.page).last).to_have_text(
-            re.compile("^dave sent a group name \\(“Hijacked”\\), ignored: only the group's admins name it")
+            re.compile(
+                "^dave sent a group name \\(“Hijacked”\\), ignored: it is not signed by an admin of the group"
+            )
         )
         expect(person.page.locator("#conversation-title")).to_have_text("Secure")
     # The list shows the group with its name and newest message; bob's count is unread.
@@ -276,8 +278,9 @@ def test_member_injected_into_the_database_is_shown_and_never_encrypted_to(
     unverifiable = bob.page.locator(".message.unverifiable")
     expect(unverifiable).to_have_count(1)
     expect(unverifiable.locator(".message-reason")).to_contain_text(
-        "recipient list differs from the group's signed membership"
+        "its recipients are not the members of the conversation (for a group: of its signed membership)"
     )
+    expect(unverifiable).to_have_attribute("data-reason", "wrong_members")
     assert "mallory says hi" not in bob.page.locator("#message-list").inner_text()
 
     # Once the server's list agrees again, sending resumes (so the refusal above was the check).
@@ -394,8 +397,10 @@ def test_join_with_an_invite_code_made_in_the_page(people: dict[str, Person], se
     dialog.get_by_label("Uses").fill("1")
     dialog.get_by_role("button", name="Make invite code").click()
     code_node = dialog.locator("#invite-code")
+    # The code is the invite id and a commitment to the whole signed invite (PROTOCOL.md
+    # 14.5): what a server answers for it is checked against it.
     expect(code_node).to_have_text(
-        re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.[0-9a-f]{32}$")
     )
     code = code_node.inner_text()
     dialog.get_by_role("button", name="Copy code").click()

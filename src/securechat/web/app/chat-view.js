@@ -1,16 +1,21 @@
 /**
  * The chat screen: conversation list, message list, composer, the key-change banner and,
- * in a group, sender names, membership lines and the group's warning banner.
+ * in a group, sender names, membership lines and the group's warning banner. Items are
+ * drawn by message-view.js; the messenger is used only through its public methods.
  *
  * @module
  */
 
-import { byId, el, explain, fullTime, humanSize, setMessage, shortTime, show } from "./dom.js";
-import { mismatchText } from "./groups.js";
-import { conversationTitle } from "./messenger.js";
+import { conversationTitle } from "./conversations.js";
+import { byId, el, explain, setMessage, shortTime, show } from "./dom.js";
+import { listNames, mismatchText } from "./group-text.js";
+import { previewText, renderItem, renderSignature } from "./message-view.js";
+import { reasonText } from "./reasons.js";
 import { previewable } from "./transfers.js";
 
-/** @import { ChatMessage, Conversation } from "./messenger.js" */
+/** @import { Conversation } from "./conversations.js" */
+/** @import { GroupRecord } from "./groups.js" */
+/** @import { Messenger } from "./messenger.js" */
 
 /** Images up to this size are fetched and previewed without a click. */
 const AUTO_PREVIEW_BYTES = 10 * 1024 * 1024;
@@ -18,46 +23,33 @@ const AUTO_PREVIEW_BYTES = 10 * 1024 * 1024;
 /**
  * Why sending to a group is paused, or null.
  *
- * @param {import("./groups.js").GroupRecord | undefined} record
+ * @param {Readonly<GroupRecord> | undefined} record
  * @returns {string | null}
  */
 export function groupWarning(record) {
   if (!record) return null;
-  if (record.problem) return `This group’s membership cannot be verified: ${record.problem}. Sending is disabled.`;
+  if (record.problem) return `This group’s membership cannot be verified: ${reasonText(record.problem)}. Sending is disabled.`;
   if (record.status === "removed" && record.state) return "You are no longer a member of this group.";
   if (record.mismatch) return mismatchText(record.mismatch);
   return null;
 }
 
 /**
- * The list's one-line summary of a conversation's newest item.
+ * Why sending in a direct conversation is impossible: its contact did not derive from
+ * its id (PROTOCOL.md 14.1), whatever the server lists.
  *
  * @param {Conversation} conversation
- * @returns {string}
+ * @returns {string | null}
  */
-function previewText(conversation) {
-  const last = conversation.messages.at(-1) ?? conversation.preview;
-  if (!last) return "";
-  if (!last.verified) return last.kind === "system" ? "Unverifiable membership change" : "Unverifiable message";
-  if (last.kind) return `${last.sender} ${last.text ?? ""}`;
-  const fileName = last.file?.name ?? last.upload?.name;
-  const text = fileName ? `📎 ${fileName}` : last.text ?? "";
-  return conversation.kind === "group" ? `${last.sender}: ${text}` : text;
+export function contactWarning(conversation) {
+  if (conversation.kind !== "direct" || conversation.peer) return null;
+  const listed = conversation.listed.length ? `The server lists ${listNames(conversation.listed)} in it, but it` : "It";
+  return `${listed} is not your conversation with anyone this device knows, so its contact cannot be shown. Nothing is sent to it.`;
 }
-
-/** @type {Record<string, string>} */
-const STATUS_LABELS = {
-  uploading: "Encrypting and uploading…",
-  sending: "Sending…",
-  sent: "Sent",
-  delivered: "Delivered",
-  read: "Read",
-  failed: "Not sent",
-};
 
 export class ChatView {
   /**
-   * @param {import("./messenger.js").Messenger} messenger
+   * @param {Messenger} messenger
    * @param {{openContact: (name: string) => void, openAccount: () => void, openGroup: (id: string) => void,
    *   newGroup: () => void, joinGroup: () => void}} panels
    */
@@ -153,7 +145,7 @@ export class ChatView {
       [byId("open-account"), "click", () => this.panels.openAccount()],
       [document, "visibilitychange", () => {
         const conversation = this.current();
-        if (document.visibilityState === "visible" && conversation?.unread) void messenger.setUnread(conversation, 0);
+        if (document.visibilityState === "visible" && conversation?.unread) void messenger.setUnread(conversation.id, 0);
         if (conversation) this.receiptRead(conversation);
       }],
     ];
@@ -180,7 +172,7 @@ export class ChatView {
   }
 
   current() {
-    return this.openId ? this.messenger.conversations.get(this.openId) ?? null : null;
+    return this.openId ? this.messenger.conversation(this.openId) ?? null : null;
   }
 
   renderConversations() {
@@ -213,7 +205,8 @@ export class ChatView {
       ]);
       if (group) {
         button.dataset.group = conversation.id;
-      } else {
+      } else if (conversation.peer) {
+        // Only a contact derived from the conversation id is named as one.
         button.dataset.peer = conversation.peer;
       }
       if (conversation.id === this.openId) button.setAttribute("aria-current", "true");
@@ -265,7 +258,7 @@ export class ChatView {
 
   close() {
     this.openId = null;
-    this.messenger.activeId = null;
+    void this.messenger.setActive(null);
     this.screen.dataset.view = "list";
     show(byId("conversation"), false);
     show(byId("nothing-open"));
@@ -282,7 +275,7 @@ export class ChatView {
     const subtitle = byId("conversation-subtitle");
     subtitle.textContent = group && members ? `${members.length} member${members.length === 1 ? "" : "s"}` : "";
     show(subtitle, Boolean(subtitle.textContent));
-    show(byId("open-contact"), !group);
+    show(byId("open-contact"), !group && Boolean(conversation.peer));
     show(byId("open-group"), group);
   }
 
@@ -295,12 +288,13 @@ export class ChatView {
     show(byId("key-change-banner"), changed);
     byId("key-change-name").textContent = changedName ?? "";
     const group = conversation.kind === "group";
-    const pin = group ? null : this.messenger.pins.get(conversation.peer);
+    const pin = group || !conversation.peer ? null : this.messenger.pin(conversation.peer);
     show(byId("conversation-verified"), Boolean(pin?.verified) && !changed);
-    const warning = group ? groupWarning(conversation.group) : null;
+    const warning = group ? groupWarning(conversation.group) : contactWarning(conversation);
     setMessage(byId("group-banner-text"), warning);
     show(byId("group-banner"), Boolean(warning));
-    show(byId("group-banner-check"), Boolean(warning) && conversation.group?.status !== "removed");
+    show(byId("group-banner-details"), group);
+    show(byId("group-banner-check"), group && Boolean(warning) && conversation.group?.status !== "removed");
     const paused = changed || Boolean(warning);
     this.text.disabled = paused;
     this.fileInput.disabled = paused;
@@ -316,7 +310,7 @@ export class ChatView {
     const conversation = this.current();
     if (!conversation || conversation.kind !== "group") return;
     setMessage(byId("composer-error"), null);
-    await this.messenger.groups.check(conversation.id);
+    await this.messenger.checkGroup(conversation.id);
     this.renderTrust();
   }
 
@@ -338,15 +332,19 @@ export class ChatView {
       lastName = message.infoName;
       return !repeated || message.status === "failed";
     });
+    const actions = {
+      me: this.messenger.username,
+      retry: (/** @type {string} */ id, /** @type {string} */ messageId) => void this.messenger.retry(id, messageId),
+      fetchFile: (/** @type {import("./conversations.js").ChatMessage} */ message) => void this.messenger.fetchFile(message),
+    };
     const wanted = visible.map((message) => {
-      const transfer = message.transfer;
-      const signature = `${message.verified}|${message.status}|${message.serverTs}|${message.text}|${message.reason}|${transfer?.state}|${transfer?.done}`;
-      if (message.verified && message.file && !transfer && previewable(message.file) && message.file.size <= AUTO_PREVIEW_BYTES) {
+      const signature = renderSignature(message);
+      if (message.verified && message.file && !message.transfer && previewable(message.file) && message.file.size <= AUTO_PREVIEW_BYTES) {
         void this.messenger.fetchFile(message);
       }
       const cached = this.rendered.get(message);
       if (cached && cached.signature === signature) return cached.element;
-      const element = this.renderMessage(conversation, message);
+      const element = renderItem(conversation, message, actions);
       this.rendered.set(message, { signature, element });
       return element;
     });
@@ -365,141 +363,6 @@ export class ChatView {
     } else if (this.loadingOlder) {
       list.scrollTop = previousTop + (list.scrollHeight - previousHeight);
     }
-  }
-
-  /**
-   * A membership change, or a group's name: one centred line, not a bubble.
-   *
-   * @param {Conversation} conversation
-   * @param {ChatMessage} message
-   * @returns {HTMLElement}
-   */
-  renderLine(conversation, message) {
-    const item = el("li", { className: "system-line" });
-    item.dataset.messageId = message.messageId;
-    item.dataset.kind = message.kind ?? "";
-    item.dataset.verified = String(message.verified);
-    if (!message.verified) {
-      item.classList.add("unverifiable");
-      const what = message.kind === "system" ? "A membership change" : "A message";
-      item.append(
-        el("p", { className: "line-text", text: `⚠ ${what} failed a security check and is not applied (${message.reason ?? "unknown reason"}).` }),
-      );
-      return item;
-    }
-    const time = el("time", { className: "line-time", text: shortTime(message.sentAt ?? message.serverTs) });
-    time.title = `${fullTime(message.sentAt)} (the signer’s clock)`;
-    item.append(
-      el("p", { className: "line-text" }, [
-        el("span", { className: "line-actor", text: message.sender }),
-        document.createTextNode(` ${message.text ?? ""} `),
-        time,
-      ]),
-    );
-    if (message.sender === this.messenger.username && message.status === "failed" && message.envelopeText) {
-      const retry = el("button", { className: "link", text: "Not sent: retry", attrs: { type: "button" } });
-      retry.addEventListener("click", () => void this.messenger.retry(conversation.id, message.messageId));
-      item.append(retry);
-    }
-    return item;
-  }
-
-  /**
-   * @param {Conversation} conversation
-   * @param {ChatMessage} message
-   * @returns {HTMLElement}
-   */
-  renderMessage(conversation, message) {
-    if (message.kind) return this.renderLine(conversation, message);
-    const mine = message.sender === this.messenger.username;
-    const group = conversation.kind === "group";
-    const item = el("li", { className: `message ${mine ? "mine" : "theirs"}` });
-    item.dataset.messageId = message.messageId;
-    item.dataset.verified = String(message.verified);
-    if (group && !mine) {
-      item.dataset.sender = message.sender;
-      const label = message.verified ? message.sender : `${message.sender} (claimed, not verified)`;
-      item.append(el("p", { className: "message-sender", text: label }));
-    }
-    if (!message.verified) {
-      item.classList.add("unverifiable");
-      item.append(
-        el("p", { className: "message-text", text: "⚠ Unverifiable message" }),
-        el("p", { className: "message-reason", text: `This message failed a security check and is not shown (${message.reason ?? "unknown reason"}). It may have been altered or forged.` }),
-      );
-    } else {
-      if (message.file || message.upload) item.append(this.renderFile(message));
-      if (message.text || !(message.file || message.upload)) {
-        item.append(el("p", { className: "message-text", text: message.text ?? "" }));
-      }
-    }
-    const meta = el("p", { className: "message-meta" });
-    const time = el("time", { text: shortTime(message.sentAt ?? message.serverTs) });
-    time.title = `Sent ${fullTime(message.sentAt)} (sender’s clock) · Server ${fullTime(message.serverTs)}`;
-    if (message.sentAt) time.setAttribute("datetime", new Date(message.sentAt).toISOString());
-    meta.append(time);
-    meta.append(el("span", { className: "server-time", text: message.serverTs ? ` · server ${shortTime(message.serverTs)}` : "" }));
-    if (mine && message.verified) {
-      const status = el("span", { className: `status status-${message.status}`, text: ` · ${STATUS_LABELS[message.status] ?? ""}` });
-      meta.append(status);
-      if (message.status === "failed" && message.envelopeText) {
-        const retry = el("button", { className: "link", text: "Retry", attrs: { type: "button" } });
-        retry.addEventListener("click", () => void this.messenger.retry(conversation.id, message.messageId));
-        meta.append(" ", retry);
-      }
-    }
-    item.append(meta);
-    return item;
-  }
-
-  /**
-   * A shared file: name and size, progress, then a preview (images) and a save link.
-   *
-   * @param {ChatMessage} message
-   * @returns {HTMLElement}
-   */
-  renderFile(message) {
-    const file = message.file ?? null;
-    const name = file?.name ?? message.upload?.name ?? "file";
-    const size = file?.size ?? message.upload?.size ?? 0;
-    const mediaType = file?.mediaType ?? message.upload?.mediaType ?? "";
-    const card = el("div", { className: "file-card" }, [
-      el("span", { className: "file-icon", text: "📄", attrs: { "aria-hidden": "true" } }),
-      el("span", { className: "file-name", text: name }),
-      el("span", { className: "file-details muted small", text: `${humanSize(size)} · ${mediaType}` }),
-    ]);
-    const transfer = message.transfer;
-    if (transfer && (transfer.state === "uploading" || transfer.state === "downloading")) {
-      const verb = transfer.state === "uploading" ? "Uploading" : "Downloading";
-      const percent = transfer.total ? Math.floor((100 * transfer.done) / transfer.total) : 100;
-      card.append(
-        el("progress", {
-          className: "file-progress",
-          attrs: { max: "100", value: String(percent), "aria-label": `${verb} ${name}` },
-        }),
-        el("span", { className: "file-percent small", text: `${verb} ${percent}%` }),
-      );
-    }
-    if (transfer?.state === "ready" && transfer.url) {
-      if (file && previewable(file)) {
-        card.append(el("img", { className: "file-preview", attrs: { src: transfer.url, alt: `Preview of ${name}` } }));
-      }
-      /** @type {Record<string, string>} */
-      const attrs = { href: transfer.url, download: name };
-      if (transfer.type) attrs.type = transfer.type;
-      card.append(el("a", { className: "file-save", text: `Save ${name}`, attrs }));
-    }
-    if (transfer?.state === "failed") {
-      card.append(el("p", { className: "file-error error small", text: transfer.error ?? "The transfer failed." }));
-    }
-    const mayFetch = file && message.status !== "uploading" && (!transfer || transfer.state === "failed");
-    if (mayFetch) {
-      const label = transfer?.state === "failed" ? "Try again" : "Download";
-      const button = el("button", { className: "secondary file-download", text: label, attrs: { type: "button", "aria-label": `${label}: ${name}` } });
-      button.addEventListener("click", () => void this.messenger.fetchFile(message));
-      card.append(button);
-    }
-    return card;
   }
 
   async sendFiles() {

@@ -7,7 +7,8 @@
  */
 
 import { byId, el, explain, fullTime, setMessage, show } from "./dom.js";
-import { mismatchText } from "./groups.js";
+import { reasonText } from "./reasons.js";
+import { mismatchText } from "./group-text.js";
 
 /**
  * Usernames typed into one field: separated by commas, semicolons or white space.
@@ -24,7 +25,7 @@ export function splitNames(text) {
 
 export class GroupPanels {
   /**
-   * @param {import("./messenger.js").Messenger} messenger
+   * @param {import("./messenger.js").Messenger} messenger used through its public methods only
    * @param {{openConversation: (id: string) => Promise<void> | void, openContact: (name: string) => void}} actions
    */
   constructor(messenger, actions) {
@@ -78,7 +79,7 @@ export class GroupPanels {
     };
     /** @param {Event} event */
     this.onTrust = (event) => {
-      const members = this.groupId ? this.messenger.groups.records.get(this.groupId)?.state?.members ?? [] : [];
+      const members = this.groupId ? this.messenger.groupRecord(this.groupId)?.state?.members ?? [] : [];
       if (this.detailsDialog.open && members.includes(/** @type {CustomEvent} */ (event).detail)) this.renderDetails();
     };
     messenger.addEventListener("group", this.onGroup);
@@ -164,20 +165,20 @@ export class GroupPanels {
     this.renderDetails();
     if (!this.detailsDialog.open) this.detailsDialog.showModal();
     // Fresh from the server: the chain, and its list to compare.
-    await this.messenger.groups.check(groupId);
+    await this.messenger.checkGroup(groupId);
     this.renderDetails();
   }
 
   renderDetails() {
-    const record = this.groupId ? this.messenger.groups.records.get(this.groupId) : undefined;
+    const record = this.groupId ? this.messenger.groupRecord(this.groupId) : undefined;
     if (!record) return;
     const me = this.messenger.username;
     const state = record.state;
-    byId("group-dialog-name").textContent = record.name ?? "Unnamed group";
+    byId("group-dialog-name").textContent = record.name?.name ?? "Unnamed group";
     byId("group-dialog-id").textContent = record.id;
     const status = byId("group-dialog-status");
     if (record.problem) {
-      status.textContent = `The membership cannot be verified: ${record.problem}. Sending is disabled.`;
+      status.textContent = `The membership cannot be verified: ${reasonText(record.problem)}. Sending is disabled.`;
       status.dataset.state = "changed";
     } else if (!state) {
       status.textContent = "Checking the signed membership…";
@@ -204,7 +205,7 @@ export class GroupPanels {
     byId("group-members").replaceChildren(
       ...members.map((name) => {
         const admin = state?.admins.includes(name);
-        const pin = this.messenger.pins.get(name);
+        const pin = this.messenger.pin(name);
         const item = el("li", {}, [
           el("span", { className: "member-name", text: name }),
           ...(name === me ? [el("span", { className: "muted small", text: " (you)" })] : []),
@@ -324,8 +325,10 @@ export class GroupPanels {
     const uses = Number(byId("invite-uses").value);
     await this.whileBusy(byId("group-invite-form"), async () => {
       try {
-        const invite = await this.messenger.makeInvite(groupId, { hours, uses });
-        byId("invite-code").textContent = invite.inviteId;
+        const { invite, code } = await this.messenger.makeInvite(groupId, { hours, uses });
+        // The code commits to the signed invite (PROTOCOL.md 14.5): the server cannot
+        // answer it with another.
+        byId("invite-code").textContent = code;
         byId("invite-details").textContent =
           `Valid until ${fullTime(invite.expiresAt)}, for ${invite.maxUses} use${invite.maxUses === 1 ? "" : "s"}. ` +
           "Give it only to the people you mean to invite.";

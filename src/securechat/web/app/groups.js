@@ -1,44 +1,39 @@
 /**
  * Groups in the browser (PROTOCOL.md 13), as the terminal client's `GroupBook`: each
- * group's signed membership chain is kept per user in IndexedDB, replayed with the
- * pinned keys (signers are pinned on first use), and only ever extended: a chain from
- * the server that does not extend the one verified here, or does not verify, makes the
- * group unverifiable and nothing is sent to it. Messages are sealed only for the
- * verified members, after checking that the server's member list is the same. No DOM.
+ * group's signed membership chain is kept per user in IndexedDB and only ever extended.
+ * Whether a chain the server offers is taken, and whether a change from the inbox is
+ * new, is the core's decision (14.3: changePosition, decideGroupChain); a group's name
+ * is too (14.4: decideGroupName). This module gathers what those decisions need, stores
+ * what they return, and compares the server's member list with the verified one before
+ * anything is sealed. No DOM.
+ *
+ * The rest of the app is reached only through the {@link GroupHost} it is given.
+ * Making changes (create, add, invite, join) is in group-actions.js.
  *
  * @module
  */
 
-import {
-  GroupChange,
-  Invite,
-  ProtocolError,
-  PublicIdentity,
-  VerificationFailed,
-  checkGroupName,
-  extend,
-  genesis,
-  makeInvite,
-  parseConversationId,
-  parseMessageId,
-  parseUsername,
-  signChange,
-} from "../protocol/index.js";
+import { changePosition, decideGroupChain, decideGroupName } from "../core/index.js";
+import { GroupChange, isPlainObject, parseConversationId } from "../protocol/index.js";
 import { ApiError } from "./api.js";
+import { listDifference, mismatchText, nameRecordFrom } from "./group-text.js";
+import { reasonText } from "./reasons.js";
 import * as store from "./store.js";
 
-const CONFLICT_RETRIES = 3;
-export const MAX_INVITE_HOURS = 24 * 30;
-export const RECIPIENTS_DIFFER = "recipient list differs from the group's signed membership";
+/** @import { GroupChangeWire, GroupState, PrivateIdentity } from "../protocol/index.js" */
+/** @import { NameDecision, NameRecord } from "../core/groups.js" */
+/** @import { Pins } from "../core/messages.js" */
+/** @import { Reason } from "../core/reasons.js" */
+/** @import { Api } from "./api.js" */
 
 /** The group's membership cannot be verified, or sending to it is refused. */
 export class GroupProblem extends Error {}
 
 /** The chain does not verify, or does not extend the one verified on this device. */
 export class GroupUnverifiable extends GroupProblem {
-  /** @param {string} reason */
+  /** @param {Reason} reason the core's reason code */
   constructor(reason) {
-    super(`This group's membership cannot be verified: ${reason}. Nothing is sent to it.`);
+    super(`This group's membership cannot be verified: ${reasonText(reason)}. Nothing is sent to it.`);
     this.reason = reason;
   }
 }
@@ -56,124 +51,67 @@ export class MembershipMismatch extends GroupProblem {
 /**
  * @typedef {object} GroupRecord
  * @property {string} id
- * @property {import("../protocol/groups.js").GroupChangeWire[]} chain the verified changes, wire
- *   form (as {@link GroupChange#toWire} writes them)
- * @property {Record<string, object>[]} signers for each change of `chain`, the keys (public
- *   identity, wire form) its actor and inviter had pinned here when it was verified: the
- *   stored chain is replayed with those, so a member's later key change does not void
- *   what it signed before (PROTOCOL.md 13.7)
- * @property {import("../protocol/groups.js").GroupState | null} state the verified state of `chain`
- * @property {string | null} name from the latest group_info of a current admin
- * @property {number} nameAt that group_info's signed `sent_at`: the newest name wins on every
- *   device alike, whatever order the server delivers them in (history comes newest first)
+ * @property {GroupChangeWire[]} chain the verified changes, as the server sent them
+ * @property {GroupState | null} state the verified state of `chain`
+ * @property {NameRecord | null} name from the newest accepted group_info (14.4)
  * @property {"member" | "removed"} status
- * @property {string | null} problem why the chain is unverifiable (then nothing is sent)
+ * @property {Reason | null} problem why the offered chain was refused (then nothing is sent)
  * @property {string[] | null} serverMembers the server's member list, as last fetched
  * @property {{extra: string[], missing: string[]} | null} mismatch server list vs verified members
  */
 
 /**
- * "alice", "alice and bob", "alice, bob and carol".
+ * What the group book needs of the rest of the app: the user, the server, pins, and
+ * two notices. Nothing else of the messenger is reachable from here.
  *
- * @param {string[]} names
- * @returns {string}
+ * @typedef {object} GroupHost
+ * @property {PrivateIdentity} me
+ * @property {Pick<Api, "groupChanges" | "conversations" | "createGroup" | "addGroupChange" | "createInvite" | "getInvite">} api
+ * @property {(names: Iterable<string>) => Promise<Pins>} pins the pins of these users,
+ *   pinning on first use
+ * @property {(name: string) => Promise<unknown>} checkContact the contact's current keys,
+ *   pinned (throws if there is no such user, or a key changed)
+ * @property {(record: GroupRecord, changes: readonly GroupChange[]) => void} adopted changes
+ *   newly verified, each to be shown once
+ * @property {(record: GroupRecord) => void} changed anything else about a group changed
  */
-export function listNames(names) {
-  if (names.length <= 1) return names.join("");
-  return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+
+/**
+ * Who signed the changes (and invites) of these wire changes: whose pins a chain needs.
+ *
+ * @param {readonly unknown[]} wires
+ * @returns {string[]}
+ */
+export function signersOf(wires) {
+  /** @type {Set<string>} */
+  const names = new Set();
+  for (const wire of wires) {
+    try {
+      const change = GroupChange.fromWire(wire);
+      names.add(change.actor);
+      if (change.invite) names.add(change.invite.inviter);
+    } catch {
+      // A malformed change: the core refuses the chain.
+    }
+  }
+  return [...names].sort();
 }
 
 /**
- * What the UI says about a difference between the server's list and the chain.
+ * The changes of a server's answer, or null if it has none in the form of a list.
  *
- * @param {{extra: string[], missing: string[]}} mismatch
- * @returns {string}
+ * @param {unknown} answer
+ * @returns {unknown[] | null}
  */
-export function mismatchText({ extra, missing }) {
-  const parts = [];
-  if (extra.length) {
-    parts.push(
-      `The server lists ${listNames(extra)}, who ${extra.length === 1 ? "was" : "were"} never added by a signed change.`,
-    );
-  }
-  if (missing.length) {
-    parts.push(
-      `The server does not list ${listNames(missing)}, who ${missing.length === 1 ? "is a member" : "are members"} by the signed changes.`,
-    );
-  }
-  parts.push("Sending is paused.");
-  return parts.join(" ");
-}
-
-/**
- * A membership change as a line in the conversation, without the actor (who is shown
- * before it), as the terminal client's `describe_change`.
- *
- * @param {GroupChange} change
- */
-export function describeChange(change) {
-  const targets = change.members.join(", ");
-  switch (change.action) {
-    case "create":
-      return `created the group with ${targets || "nobody else yet"}`;
-    case "add":
-      return `added ${targets}`;
-    case "remove":
-      return `removed ${targets}`;
-    case "promote":
-      return `made ${targets} admin`;
-    case "leave":
-      return "left the group";
-    case "join":
-      return `joined with an invite${change.invite ? ` from ${change.invite.inviter}` : ""}`;
-    default:
-      return change.action;
-  }
-}
-
-/**
- * The seq at which `name`'s latest stretch of membership began; null if never a member.
- * Unlike {@link GroupState#joinedAt} this also answers for a member who has since left,
- * so that what was sent to them while they were in still opens.
- *
- * @param {import("../protocol/groups.js").GroupState} state
- * @param {string} name
- * @returns {number | null}
- */
-export function membershipStart(state, name) {
-  let k = state.history.length - 1;
-  while (k >= 0 && !state.history[k].includes(name)) k -= 1;
-  if (k < 0) return null;
-  while (k > 0 && state.history[k - 1].includes(name)) k -= 1;
-  return k;
-}
-
-/** @param {readonly string[]} verified @param {readonly string[]} listed */
-function difference(verified, listed) {
-  const extra = [...new Set(listed)].filter((name) => !verified.includes(name)).sort();
-  const missing = verified.filter((name) => !listed.includes(name));
-  return extra.length || missing.length ? { extra, missing } : null;
-}
-
-/** @param {object} a @param {object} b wire changes made by toWire (same member order) */
-function sameWire(a, b) {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** @param {unknown} error */
-function describeError(error) {
-  return error instanceof Error && error.message ? error.message : "unknown error";
+export function offeredChanges(answer) {
+  const changes = isPlainObject(answer) ? answer.changes : undefined;
+  return Array.isArray(changes) ? changes : null;
 }
 
 export class GroupBook {
-  /**
-   * @param {import("./messenger.js").Messenger} messenger for the API, the pins and the
-   *   conversations; the book calls `messenger.groupAdopted(record, changes)` for changes
-   *   newly verified and `messenger.groupChanged(record)` when anything else about a
-   *   group changed
-   */
-  constructor(messenger) {
-    this.m = messenger;
+  /** @param {GroupHost} host */
+  constructor(host) {
+    this.host = host;
     /** @type {Map<string, GroupRecord>} */
     this.records = new Map();
     /** @type {Map<string, Promise<void>>} */
@@ -181,34 +119,37 @@ export class GroupBook {
   }
 
   get me() {
-    return this.m.username;
+    return this.host.me.username;
   }
 
   // Records ----------------------------------------------------------------------------
-  /** Load this user's groups and verify each stored chain again. */
+  /**
+   * Load this user's groups. Each stored chain was verified when it was stored, with
+   * the keys pinned then: it is its own verified prefix, so the core checks its rules
+   * and hashes again but no signature (13.7).
+   */
   async load() {
     for (const saved of await store.allFor("groups", this.me)) {
       if (!saved || typeof saved.id !== "string" || !Array.isArray(saved.chain)) continue;
       const record = this.record(saved.id);
       Object.assign(record, {
         chain: saved.chain,
-        signers: Array.isArray(saved.signers) ? saved.signers : [],
-        name: typeof saved.name === "string" ? saved.name : null,
-        nameAt: Number(saved.nameAt) || 0,
+        name: nameRecordFrom(saved),
         status: saved.status === "removed" ? "removed" : "member",
       });
       if (record.chain.length === 0) continue;
-      try {
-        record.state = await this.replay(record.id, record.chain.map((wire) => GroupChange.fromWire(wire)), record.signers);
-      } catch (error) {
-        record.problem = error instanceof GroupUnverifiable ? error.reason : "its stored membership chain is unreadable";
+      const decision = await decideGroupChain(record.chain, record.chain, { groupId: record.id, pins: new Map() });
+      if (decision.outcome === "accepted") {
+        record.state = decision.state;
+      } else {
+        record.problem = decision.reason;
       }
-      this.m.groupChanged(record);
+      this.host.changed(record);
     }
   }
 
   /**
-   * The record of a group, made (empty, with its conversation) on first use.
+   * The record of a group, made empty on first use.
    *
    * @param {string} id a group conversation id
    * @returns {GroupRecord}
@@ -219,17 +160,15 @@ export class GroupBook {
       record = {
         id,
         chain: [],
-        signers: [],
         state: null,
         name: null,
-        nameAt: 0,
         status: "member",
         problem: null,
         serverMembers: null,
         mismatch: null,
       };
       this.records.set(id, record);
-      this.m.ensureGroupConversation(record);
+      this.host.changed(record);
     }
     return record;
   }
@@ -239,9 +178,7 @@ export class GroupBook {
     await store.put("groups", [this.me, record.id], {
       id: record.id,
       chain: record.chain,
-      signers: record.signers,
       name: record.name,
-      nameAt: record.nameAt,
       status: record.status,
     });
   }
@@ -273,162 +210,45 @@ export class GroupBook {
     }
   }
 
-  // Verification -----------------------------------------------------------------------
+  // Chains -------------------------------------------------------------------------------
   /**
-   * The identity pinned for a name, or null: chains verify with pinned keys only.
-   *
-   * @param {string} name
-   * @returns {PublicIdentity | null}
-   */
-  lookup = (name) => {
-    const pin = this.m.pins.get(name);
-    return pin ? PublicIdentity.fromWire(name, pin.identity) : null;
-  };
-
-  /**
-   * Pin (trust on first use) whoever signed one of these changes or invites.
-   *
-   * @param {GroupChange[]} changes
-   */
-  async pinSigners(changes) {
-    const names = new Set();
-    for (const change of changes) {
-      names.add(change.actor);
-      if (change.invite) names.add(change.invite.inviter);
-    }
-    for (const name of [...names].sort()) {
-      if (this.m.pins.has(name)) continue;
-      try {
-        await this.m.trustedIdentity(name);
-      } catch {
-        // No pin: the change fails to verify, which is the right outcome.
-      }
-    }
-  }
-
-  /**
-   * The keys a change's signers have pinned now (recorded once the change verifies).
-   *
-   * @param {GroupChange} change
-   * @returns {Record<string, object>}
-   */
-  signersOf(change) {
-    /** @type {Record<string, object>} */
-    const keys = {};
-    for (const name of [change.actor, change.invite?.inviter]) {
-      const pin = name ? this.m.pins.get(name) : undefined;
-      if (name && pin) keys[name] = pin.identity;
-    }
-    return keys;
-  }
-
-  /**
-   * Replay a whole chain from its first change (PROTOCOL.md 13.3): the first
-   * `signers.length` changes with the keys recorded when this device verified them, the
-   * rest with the keys pinned now (signers are pinned on first use).
-   *
-   * @param {string} id
-   * @param {GroupChange[]} changes
-   * @param {Record<string, object>[]} [signers]
-   * @returns {Promise<import("../protocol/groups.js").GroupState>}
-   * @throws {GroupUnverifiable}
-   */
-  async replay(id, changes, signers = []) {
-    await this.pinSigners(changes.slice(signers.length));
-    try {
-      if (changes.length === 0) throw new VerificationFailed();
-      let state = null;
-      for (const [index, change] of changes.entries()) {
-        const recorded = index < signers.length ? signers[index] : null;
-        const lookup = recorded
-          ? (/** @type {string} */ name) => (Object.hasOwn(recorded, name) ? PublicIdentity.fromWire(name, recorded[name]) : null)
-          : this.lookup;
-        state = state === null ? await genesis(change, lookup) : await state.apply(change, lookup);
-        if (state.groupId !== id) throw new VerificationFailed(); // the chain is for another group
-      }
-      return /** @type {import("../protocol/groups.js").GroupState} */ (state);
-    } catch (error) {
-      if (error instanceof ProtocolError) throw new GroupUnverifiable("its membership chain does not verify");
-      throw error;
-    }
-  }
-
-  /**
-   * Parse and verify `wires` as this group's chain. It must extend the chain verified
-   * here (the server cannot roll a client back or fork it); only then is it stored.
+   * The core's verdict on a chain offered for this group (14.3): adopted and stored if
+   * accepted, else the group is marked with the reason and GroupUnverifiable thrown.
    * Call inside {@link locked}.
    *
    * @param {GroupRecord} record
-   * @param {unknown[]} wires
+   * @param {unknown[] | null} offered the wire changes from seq 0; null: the server's
+   *   answer had no list of changes
    * @returns {Promise<GroupRecord>}
    * @throws {GroupUnverifiable}
    */
-  async adopt(record, wires) {
-    let changes;
-    try {
-      if (!Array.isArray(wires)) throw new TypeError("not a list");
-      changes = wires.map((wire) => GroupChange.fromWire(wire));
-    } catch (error) {
-      throw this.fail(record, `its membership chain is malformed (${describeError(error)})`);
+  async accept(record, offered) {
+    const decision =
+      offered === null
+        ? /** @type {const} */ ({ outcome: "refused", reason: "malformed" })
+        : await decideGroupChain(record.chain, offered, {
+            groupId: record.id,
+            pins: await this.host.pins(signersOf(offered.slice(record.chain.length))),
+          });
+    if (decision.outcome === "refused") {
+      record.problem = decision.reason;
+      this.host.changed(record);
+      throw new GroupUnverifiable(decision.reason);
     }
-    const normal = changes.map((change) => change.toWire());
-    const local = record.chain;
-    if (normal.length < local.length || local.some((wire, index) => !sameWire(wire, normal[index]))) {
-      throw this.fail(record, "the server's membership chain does not extend the one verified on this device");
-    }
-    if (normal.length === local.length && record.state && !record.problem) return record;
-    const added = changes.slice(local.length);
-    let state;
-    try {
-      if (record.state && local.length > 0) {
-        await this.pinSigners(added);
-        state = await extend(record.state, added, this.lookup);
-      } else {
-        state = await this.replay(record.id, changes, record.signers.slice(0, local.length));
-      }
-    } catch (error) {
-      if (error instanceof GroupUnverifiable) throw this.fail(record, error.reason);
-      if (error instanceof ProtocolError) throw this.fail(record, "its membership chain does not verify");
-      throw error;
-    }
-    record.signers = changes.map((change, index) => record.signers[index] ?? this.signersOf(change));
-    record.chain = normal;
-    record.state = state;
+    if (decision.new.length === 0 && record.state && !record.problem) return record;
+    record.chain = /** @type {GroupChangeWire[]} */ (offered);
+    record.state = decision.state;
     record.problem = null;
-    record.status = state.members.includes(this.me) ? "member" : "removed";
-    if (added.length && record.serverMembers) {
+    record.status = decision.state.members.includes(this.me) ? "member" : "removed";
+    if (decision.new.length && record.serverMembers) {
       // The server's list was for the old membership: fetch it again (once out of the lock).
       record.serverMembers = null;
       record.mismatch = null;
       if (record.status === "member") setTimeout(() => void this.check(record.id), 0);
     }
     await this.save(record);
-    this.m.groupAdopted(record, added);
+    this.host.adopted(record, decision.new);
     return record;
-  }
-
-  /**
-   * Mark the group unverifiable; returns the error to throw.
-   *
-   * @param {GroupRecord} record
-   * @param {string} reason
-   * @returns {GroupUnverifiable}
-   */
-  fail(record, reason) {
-    record.problem = reason;
-    this.m.groupChanged(record);
-    return new GroupUnverifiable(reason);
-  }
-
-  /**
-   * Fetch the whole chain from the server and adopt it (inside {@link locked}).
-   *
-   * @param {GroupRecord} record
-   * @returns {Promise<GroupRecord>}
-   */
-  async fetchAndAdopt(record) {
-    const answer = await this.m.api.groupChanges(record.id);
-    return this.adopt(record, answer?.changes);
   }
 
   /**
@@ -440,118 +260,103 @@ export class GroupBook {
    */
   refresh(id) {
     const record = this.record(id);
-    return this.locked(id, () => this.fetchAndAdopt(record));
+    return this.locked(id, async () => this.accept(record, offeredChanges(await this.host.api.groupChanges(id))));
   }
 
   /**
-   * Take in one change (from the inbox, or made here): known already, the next one, or
-   * else fetch the chain it belongs to. `base`: the chain it was made on, if known.
+   * Take in a chain this device just extended (its own change, or a join it made).
    *
    * @param {string} id
-   * @param {GroupChange} change
-   * @param {object[]} [base]
-   * @returns {Promise<{record: GroupRecord, known: boolean}>}
+   * @param {unknown[]} offered
    */
-  integrate(id, change, base) {
+  adoptOwn(id, offered) {
+    const record = this.record(id);
+    return this.locked(id, () => this.accept(record, offered));
+  }
+
+  /**
+   * An inbox entry `{"type": "group", "group_id", "change"}` (14.3): a change already in
+   * the verified chain is not shown again; the next one, or the chain fetched for one
+   * further ahead, is verified and its new changes shown (through the host) once.
+   *
+   * @param {Record<string, unknown>} frame the entry as parsed from JSON
+   * @returns {Promise<{groupId: string | null, refusal: Reason | null, change: GroupChange | null, known: boolean}>}
+   */
+  async onFrame(frame) {
+    let groupId;
+    try {
+      groupId = parseConversationId(frame.group_id);
+      if (!groupId.startsWith("grp-")) throw new TypeError("not a group id");
+    } catch {
+      return { groupId: null, refusal: "malformed", change: null, known: false };
+    }
+    const id = groupId;
     const record = this.record(id);
     return this.locked(id, async () => {
-      const wire = change.toWire();
-      const local = record.chain;
-      if (local.length > change.seq && sameWire(local[change.seq], wire) && record.state && !record.problem) {
-        return { record, known: true };
-      }
-      if (local.length === change.seq && (record.state || local.length === 0)) {
-        await this.adopt(record, [...local, wire]);
-      } else if (base && base.length === change.seq) {
-        await this.adopt(record, [...base, wire]);
+      const position = changePosition(record.chain, frame.change);
+      if (typeof position !== "string") return { groupId: id, refusal: position.reason, change: null, known: false };
+      const change = GroupChange.fromWire(frame.change);
+      if (position === "known") return { groupId: id, refusal: null, change, known: true };
+      let offered;
+      if (position === "next") {
+        offered = [...record.chain, frame.change];
       } else {
-        await this.fetchAndAdopt(record);
+        try {
+          offered = offeredChanges(await this.host.api.groupChanges(id));
+        } catch {
+          return { groupId: id, refusal: "chain_invalid", change, known: false };
+        }
       }
-      return { record, known: false };
+      try {
+        await this.accept(record, offered);
+      } catch (error) {
+        if (error instanceof GroupUnverifiable) return { groupId: id, refusal: error.reason, change, known: false };
+        throw error;
+      }
+      return { groupId: id, refusal: null, change, known: false };
     });
   }
 
   /**
-   * An inbox entry `{"type": "group", "group_id", "change"}`.
-   *
-   * @param {any} frame the entry as parsed from JSON, checked here
-   * @returns {Promise<{groupId: string, change: GroupChange | null, known: boolean, problem: string | null}>}
-   */
-  async onFrame(frame) {
-    let groupId;
-    let change;
-    try {
-      groupId = parseConversationId(frame.group_id);
-      if (!groupId.startsWith("grp-")) throw new Error("not a group id");
-      change = GroupChange.fromWire(frame.change);
-      if (change.groupId !== groupId) throw new Error("the change is for another group");
-    } catch (error) {
-      return { groupId: groupId ?? "", change: null, known: false, problem: `malformed group change (${describeError(error)})` };
-    }
-    try {
-      const { known } = await this.integrate(groupId, change);
-      return { groupId, change, known, problem: null };
-    } catch (error) {
-      const problem =
-        error instanceof GroupUnverifiable ? error.reason : `cannot fetch the group's changes (${describeError(error)})`;
-      return { groupId, change, known: false, problem };
-    }
-  }
-
-  // Receiving --------------------------------------------------------------------------
-  /**
-   * The member set a group message may be opened against (PROTOCOL.md 13.5): its
-   * recipients, if some verified position from my join on had exactly those members,
-   * the sender among them. The chain is fetched once if not; null if still not.
-   *
-   * @param {import("../protocol/envelope.js").Envelope} envelope
-   * @returns {Promise<string[] | null>}
-   */
-  async recipientsFor(envelope) {
-    const id = envelope.header.conversationId;
-    const recipients = [...envelope.recipients];
-    const sender = envelope.header.sender;
-    for (let attempt = 0; attempt < 2; attempt += 1) {
-      let state = null;
-      if (attempt === 0) {
-        state = this.records.get(id)?.state ?? null;
-      } else {
-        const record = this.records.get(id);
-        if (record?.status === "removed" && record.state) break; // nothing more to fetch
-        try {
-          state = (await this.refresh(id)).state;
-        } catch {
-          state = null;
-        }
-      }
-      if (!state) continue;
-      const since = membershipStart(state, this.me);
-      if (since !== null && state.acceptsRecipients(recipients, sender, { since })) return recipients;
-    }
-    return null;
-  }
-
-  /**
-   * A verified group_info: the name counts only from a current admin, and only if it is
-   * not older, by the admin's signed clock, than the name already shown.
+   * The verified state a group message is decided against (14.1): the stored one, or
+   * with `fresh` the chain brought up to date first (not for a former member, whose chain
+   * ends at its removal); null if none verifies.
    *
    * @param {string} id
-   * @param {string} sender
-   * @param {string} name
-   * @param {number} sentAt the envelope's signed `sent_at`
-   * @returns {Promise<boolean>} whether the sender may name the group
+   * @param {{fresh: boolean}} options
+   * @returns {Promise<GroupState | null>}
    */
-  async noteInfo(id, sender, name, sentAt) {
+  async verifiedState(id, { fresh }) {
     const record = this.records.get(id);
-    if (!record?.state || !record.state.admins.includes(sender)) return false;
-    const at = sentAt;
-    if (at >= record.nameAt && (record.name !== name || at !== record.nameAt)) {
-      record.name = name;
-      record.nameAt = at;
-      await this.save(record);
-      this.m.groupChanged(record);
+    if (fresh && !(record?.status === "removed" && record.state)) {
+      try {
+        return (await this.refresh(id)).state;
+      } catch {
+        // Unverifiable or unreachable: what was verified before still stands.
+      }
     }
-    return true;
+    return this.records.get(id)?.state ?? null;
+  }
+
+  // Names ------------------------------------------------------------------------------
+  /**
+   * An accepted group_info message (so after the replay check): the core decides whether
+   * it renames the group (14.4); "unverified" if the group has no verified state here.
+   *
+   * @param {string} id
+   * @param {{sender: string, name: string, sentAt: number, messageId: string}} message
+   * @returns {Promise<NameDecision | "unverified">}
+   */
+  async noteName(id, message) {
+    const record = this.records.get(id);
+    if (!record?.state) return "unverified";
+    const decision = decideGroupName(record.name, { ...message, group: record.state });
+    if (decision.outcome === "accepted") {
+      record.name = { name: decision.name, sentAt: decision.sentAt, messageId: decision.messageId };
+      await this.save(record);
+      this.host.changed(record);
+    }
+    return decision;
   }
 
   // The server's list ----------------------------------------------------------------
@@ -567,7 +372,7 @@ export class GroupBook {
     const record = this.record(id);
     record.serverMembers = [...listed];
     let state = record.state;
-    if (!fetched && (!state || difference(state.members, listed)) && !record.problem) {
+    if (!fetched && (!state || listDifference(state.members, listed)) && !record.problem) {
       try {
         state = (await this.refresh(id)).state;
       } catch {
@@ -575,8 +380,8 @@ export class GroupBook {
       }
       record.serverMembers = [...listed];
     }
-    record.mismatch = state ? difference(state.members, listed) : null;
-    this.m.groupChanged(record);
+    record.mismatch = state ? listDifference(state.members, listed) : null;
+    this.host.changed(record);
     return record.mismatch;
   }
 
@@ -587,7 +392,7 @@ export class GroupBook {
    * @returns {Promise<string[]>}
    */
   async fetchServerList(id) {
-    const answer = await this.m.api.conversations();
+    const answer = await this.host.api.conversations();
     const listed = (answer?.conversations ?? []).find(
       (/** @type {{id?: unknown, members?: unknown} | null} */ item) => item?.id === id,
     );
@@ -611,13 +416,12 @@ export class GroupBook {
     }
   }
 
-  // Sending --------------------------------------------------------------------------
   /**
    * Everything sending checks first (PROTOCOL.md 13.5): an up-to-date verified chain
    * with me in it, and a server list equal to it.
    *
    * @param {string} id
-   * @returns {Promise<import("../protocol/groups.js").GroupState>}
+   * @returns {Promise<GroupState>}
    * @throws {GroupProblem | ApiError}
    */
   async checkForSending(id) {
@@ -638,193 +442,5 @@ export class GroupBook {
     const mismatch = await this.compareServerList(id, await this.fetchServerList(id), { fetched: true });
     if (mismatch) throw new MembershipMismatch(mismatch);
     return state;
-  }
-
-  // Making changes ---------------------------------------------------------------------
-  /**
-   * The user's contacts for a change: normalised, pinned (a key change is refused).
-   *
-   * @param {string[]} names
-   * @returns {Promise<string[]>}
-   */
-  async contacts(names) {
-    /** @type {string[]} */
-    const result = [];
-    for (const raw of names) {
-      const name = parseUsername(raw);
-      try {
-        await this.m.trustedIdentity(name);
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 404) throw new Error(`There is no user named ${name}.`);
-        throw error;
-      }
-      if (!result.includes(name)) result.push(name);
-    }
-    return result;
-  }
-
-  /**
-   * Create a group with a name and members; the name follows as a group_info message.
-   *
-   * @param {string} name
-   * @param {string[]} members usernames
-   * @returns {Promise<string>} the group id
-   */
-  async create(name, members) {
-    checkGroupName(name);
-    const targets = (await this.contacts(members)).filter((member) => member !== this.me);
-    const change = await signChange(this.m.me, null, "create", targets, { at: Date.now() });
-    await this.m.api.createGroup(change.toWire());
-    const { record } = await this.integrate(change.groupId, change, []);
-    record.name = name;
-    record.nameAt = 0;
-    await this.save(record);
-    this.m.groupChanged(record);
-    return change.groupId;
-  }
-
-  /**
-   * Sign and submit the next change, fetching and retrying if someone got there first.
-   *
-   * @param {string} id
-   * @param {"add" | "remove" | "promote" | "leave"} action
-   * @param {string[]} [members] the targets
-   * @returns {Promise<GroupChange>}
-   */
-  async change(id, action, members = []) {
-    const targets = action === "add" ? await this.contacts(members) : members.map((name) => parseUsername(name));
-    for (let attempt = 0; attempt < CONFLICT_RETRIES; attempt += 1) {
-      const record = await this.refresh(id);
-      const state = record.state;
-      if (!state) throw new GroupUnverifiable("there is no verified membership chain");
-      if (!state.members.includes(this.me)) throw new GroupProblem("You are not a member of this group.");
-      if (action !== "leave" && !state.admins.includes(this.me)) {
-        throw new GroupProblem("Only the group's admins can do that.");
-      }
-      if (action === "add") {
-        const already = targets.filter((name) => state.members.includes(name));
-        if (already.length) throw new GroupProblem(`${listNames(already)} ${already.length === 1 ? "is" : "are"} already in the group.`);
-      }
-      if (action === "remove" || action === "promote") {
-        const strangers = targets.filter((name) => !state.members.includes(name));
-        if (strangers.length) throw new GroupProblem(`${listNames(strangers)} ${strangers.length === 1 ? "is" : "are"} not in the group.`);
-      }
-      const change = await signChange(this.m.me, state, action, action === "leave" ? [] : targets, {
-        at: Math.max(Date.now(), state.at),
-      });
-      try {
-        await this.m.api.addGroupChange(id, change.toWire());
-      } catch (error) {
-        if (error instanceof ApiError && error.code === "group_conflict") continue;
-        throw error;
-      }
-      await this.integrate(id, change, record.chain);
-      return change;
-    }
-    throw new Error("The group keeps changing; please try again.");
-  }
-
-  /**
-   * Sign an invite (an admin only) and give the server a copy; its id is the code.
-   *
-   * @param {string} id
-   * @param {{hours: number, uses: number}} options
-   * @returns {Promise<Invite>}
-   */
-  async makeInvite(id, { hours, uses }) {
-    if (!(Number.isFinite(hours) && hours > 0 && hours <= MAX_INVITE_HOURS)) {
-      throw new Error(`An invite is valid for more than 0 and at most ${MAX_INVITE_HOURS} hours.`);
-    }
-    if (!(Number.isInteger(uses) && uses >= 1 && uses <= 1000)) {
-      throw new Error("An invite can be used 1 to 1000 times.");
-    }
-    const record = await this.refresh(id);
-    if (!record.state?.admins.includes(this.me)) throw new GroupProblem("Only the group's admins can make invites.");
-    const invite = await makeInvite(this.m.me, id, { expiresAt: Date.now() + Math.round(hours * 3_600_000), maxUses: uses });
-    await this.m.api.createInvite(id, invite.toWire());
-    return invite;
-  }
-
-  /**
-   * Join with an invite code: check the invite's signature with the inviter's key, that
-   * the inviter is an admin by the verified chain, then sign a join extending it.
-   *
-   * @param {string} code
-   * @returns {Promise<string>} the group id
-   */
-  async join(code) {
-    const trimmed = code.trim().toLowerCase();
-    try {
-      parseMessageId(trimmed);
-    } catch {
-      throw new Error("That is not an invite code: a code looks like 3f0c6a6e-8d1b-4c2a-9e57-1b2f3c4d5e6f.");
-    }
-    for (let attempt = 0; attempt < CONFLICT_RETRIES; attempt += 1) {
-      let answer;
-      try {
-        answer = await this.m.api.getInvite(trimmed);
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 404) throw new Error("This invite code is unknown, expired or used up.");
-        throw error;
-      }
-      let invite;
-      try {
-        invite = Invite.fromWire(answer?.invite);
-      } catch (error) {
-        throw new GroupUnverifiable(`the invite is malformed (${describeError(error)})`);
-      }
-      const id = invite.groupId;
-      if (answer.group_id !== id) throw new GroupUnverifiable("the server's answer is for another group than the invite");
-      const inviter = await this.m.trustedIdentity(invite.inviter);
-      try {
-        await invite.verify(inviter);
-      } catch {
-        throw new GroupUnverifiable("the invite's signature does not verify with the inviter's key");
-      }
-      const wires = Array.isArray(answer.changes) ? answer.changes : [];
-      const state = await this.verifyCandidate(id, wires);
-      if (state.members.includes(this.me)) {
-        await this.refresh(id);
-        return id;
-      }
-      if (!state.admins.includes(invite.inviter)) throw new GroupUnverifiable(`${invite.inviter} is not an admin of the group`);
-      const at = Math.max(Date.now(), state.at);
-      if (at > invite.expiresAt) throw new Error("This invite has expired.");
-      const change = await signChange(this.m.me, state, "join", [], { invite, at });
-      try {
-        await this.m.api.addGroupChange(id, change.toWire());
-      } catch (error) {
-        if (error instanceof ApiError && error.code === "group_conflict") continue;
-        if (error instanceof ApiError && error.status === 403) throw new Error("This invite code is unknown, expired or used up.");
-        throw error;
-      }
-      await this.integrate(id, change, wires);
-      return id;
-    }
-    throw new Error("The group keeps changing; please try again.");
-  }
-
-  /**
-   * Verify the chain an invite came with, without keeping it: it must extend any chain
-   * verified here before (a former member's), and it becomes this device's only once the
-   * join is accepted.
-   *
-   * @param {string} id
-   * @param {unknown[]} wires
-   */
-  async verifyCandidate(id, wires) {
-    let changes;
-    try {
-      changes = wires.map((wire) => GroupChange.fromWire(wire));
-    } catch (error) {
-      throw new GroupUnverifiable(`its membership chain is malformed (${describeError(error)})`);
-    }
-    const record = this.records.get(id);
-    const local = record?.chain ?? [];
-    const normal = changes.map((change) => change.toWire());
-    if (normal.length < local.length || local.some((wire, index) => !sameWire(wire, normal[index]))) {
-      throw new GroupUnverifiable("the server's membership chain does not extend the one verified on this device");
-    }
-    return this.replay(id, changes, record?.signers.slice(0, local.length) ?? []);
   }
 }

@@ -8,6 +8,7 @@ import { AdminView } from "./admin-view.js";
 import { Api } from "./api.js";
 import { AuthView } from "./auth-view.js";
 import { ChatView } from "./chat-view.js";
+import { explain } from "./dom.js";
 import { GroupPanels } from "./group-panels.js";
 import { Messenger } from "./messenger.js";
 import { Panels } from "./panels.js";
@@ -55,6 +56,8 @@ async function enter(identity, remember) {
       session.changePassword(api, identity.username, currentPassword, next, progress),
     logout,
     openAdmin: () => void admin.open(),
+    sessions: () => api.sessions(),
+    revokeOtherSessions: () => api.revokeOtherSessions(),
   });
   // The server decides; this only chooses whether to offer the console.
   panels.isAdmin = Boolean((await api.account()).is_admin);
@@ -112,12 +115,12 @@ async function logout() {
 
 /** @param {Messenger} messenger */
 function updateTitle(messenger) {
-  const unread = [...messenger.conversations.values()].reduce((sum, c) => sum + c.unread, 0);
+  const unread = messenger.unreadTotal();
   document.title = unread ? `(${unread}) SecureChat` : "SecureChat";
 }
 
 /**
- * @param {{conversation: import("./messenger.js").Conversation, message: import("./messenger.js").ChatMessage}} incoming
+ * @param {{conversation: import("./conversations.js").Conversation, message: import("./conversations.js").ChatMessage}} incoming
  *   the detail of the messenger's `incoming` event
  */
 function notify({ conversation, message }) {
@@ -139,6 +142,14 @@ async function boot() {
     const account = await api.account();
     const remembered = await session.rememberedIdentity(account.username);
     if (remembered) {
+      // The keys remembered here must still be the ones the server publishes (PROTOCOL.md
+      // 14.6), as at every login: if not, stop before anything is opened or sent.
+      try {
+        await session.checkOwnKeys(api, remembered);
+      } catch (error) {
+        auth.showLogin({ error: explain(error), username: account.username });
+        return;
+      }
       await enter(remembered, true);
       return;
     }

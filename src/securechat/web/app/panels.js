@@ -10,9 +10,11 @@ import { passwordProblem } from "./password-policy.js";
 
 export class Panels {
   /**
-   * @param {import("./messenger.js").Messenger} messenger
+   * @param {import("./messenger.js").Messenger} messenger used through its public methods only
    * @param {{changePassword: (current: string, next: string, progress: (s: string) => void) => Promise<number>,
-   *   logout: () => Promise<void>, openAdmin: () => void}} actions
+   *   logout: () => Promise<void>, openAdmin: () => void,
+   *   sessions: () => Promise<{sessions: import("./api.js").SessionInfo[]}>,
+   *   revokeOtherSessions: () => Promise<{revoked_sessions: number}>}} actions
    */
   constructor(messenger, actions) {
     this.messenger = messenger;
@@ -91,7 +93,7 @@ export class Panels {
   async toggleVerified() {
     const name = this.contact;
     if (!name) return;
-    const pin = this.messenger.pins.get(name);
+    const pin = this.messenger.pin(name);
     await this.messenger.setVerified(name, !pin?.verified);
   }
 
@@ -114,7 +116,7 @@ export class Panels {
   async renderSessions() {
     const list = byId("session-list");
     try {
-      const { sessions } = await this.messenger.api.sessions();
+      const { sessions } = await this.actions.sessions();
       list.replaceChildren(
         ...sessions.map((session) =>
           el("li", { className: session.current ? "current" : "" }, [
@@ -133,7 +135,7 @@ export class Panels {
 
   async revokeOthers() {
     try {
-      const answer = await this.messenger.api.revokeOtherSessions();
+      const answer = await this.actions.revokeOtherSessions();
       byId("sessions-result").textContent = `${answer.revoked_sessions} other session(s) logged out.`;
       await this.renderSessions();
     } catch (error) {

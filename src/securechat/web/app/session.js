@@ -19,7 +19,9 @@ import {
   parseUsername,
   sealKeyBundle,
 } from "../protocol/index.js";
+import { decideOwnKeys, refused } from "../core/index.js";
 import { ApiError } from "./api.js";
+import { reasonText } from "./reasons.js";
 import * as store from "./store.js";
 
 const DEVICE_KEY = "identity";
@@ -135,16 +137,28 @@ export async function unlock(api, username, password, progress) {
 }
 
 /**
- * The directory must publish exactly our keys; anything else is substitution.
+ * The directory must publish exactly this device's keys for its user (PROTOCOL.md 14.6,
+ * the core's decideOwnKeys); anything else is substitution, and the app stops: it must
+ * not sign, seal or open anything with keys the server no longer vouches for.
  *
- * @param {import("./api.js").Api} api
+ * @param {Pick<import("./api.js").Api, "publicKeys">} api
  * @param {PrivateIdentity} identity
+ * @throws {ServerMisbehaved} with the reason text of `own_keys_changed`
  */
-async function checkOwnKeys(api, identity) {
-  const published = await api.publicKeys(identity.username);
-  const mine = identity.public.toWire();
-  if (published.signing_key !== mine.signing_key || published.encryption_key !== mine.encryption_key) {
-    throw new ServerMisbehaved("The server publishes keys for you that are not yours.");
+export async function checkOwnKeys(api, identity) {
+  const data = await api.publicKeys(identity.username);
+  let published;
+  try {
+    published = PublicIdentity.fromWire(identity.username, data);
+  } catch {
+    published = null;
+  }
+  const refusal = published === null ? refused("own_keys_changed") : decideOwnKeys(identity, published);
+  if (refusal !== null) {
+    throw new ServerMisbehaved(
+      `Stopped: ${reasonText(refusal.reason)}. Nothing was signed, sent or opened. ` +
+        "Someone may be trying to read your messages; compare safety numbers with your contacts before you trust this server again.",
+    );
   }
 }
 

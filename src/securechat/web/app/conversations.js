@@ -1,0 +1,265 @@
+/**
+ * The conversations on screen and their items: direct chats, whose contact is derived
+ * from the conversation id (PROTOCOL.md 14.1), never taken from the server; groups; and
+ * how items from the inbox, history and receipts join them, each once. No DOM, no I/O.
+ *
+ * @module
+ */
+
+import { directPeer } from "../core/index.js";
+import { parseConversationId } from "../protocol/index.js";
+
+/** @import { FileDescriptor } from "../protocol/index.js" */
+/** @import { Reason } from "../core/reasons.js" */
+/** @import { GroupRecord } from "./groups.js" */
+
+/** What a direct conversation is called while no contact derives from its id. */
+export const UNKNOWN_CONTACT = "Unknown contact";
+
+/**
+ * @typedef {object} ChatMessage
+ * @property {string} messageId (`change:<group>:<seq>` for a membership change)
+ * @property {string} conversationId
+ * @property {string} sender the verified sender; for an unverifiable item, the claimed one
+ * @property {"system" | "info"} [kind] a membership change (not a message), or a group_info
+ *   message; both shown as a line in the conversation; plain messages have no kind
+ * @property {string} [infoName] the name a group_info message gives
+ * @property {string[]} [awaiting] own messages: the other recipients, for "Delivered"
+ * @property {Set<string>} [deliveredTo] own messages: who acknowledged it so far
+ * @property {string | null} text null when unverifiable
+ * @property {number | null} sentAt the sender's clock (signed), ms
+ * @property {number | null} serverTs the server's clock, ms
+ * @property {boolean} verified
+ * @property {Reason | null} refusal the core's reason code when unverifiable
+ * @property {string | null} reason why sending failed (own messages)
+ * @property {"uploading" | "sending" | "sent" | "delivered" | "read" | "received" | "failed"} status
+ * @property {string | null} envelopeText the envelope as received, to recognise copies
+ * @property {FileDescriptor | null} [file] a shared file (key included)
+ * @property {FileTransfer} [transfer] upload or download progress of that file
+ * @property {{name: string, size: number, mediaType: string}} [upload] own file being
+ *   uploaded: what to show until the message (and its descriptor) exists
+ * @property {Set<string>} [readBy] own messages: who has said they read it
+ */
+
+/**
+ * @typedef {object} FileTransfer
+ * @property {"uploading" | "downloading" | "ready" | "failed"} state
+ * @property {number} done bytes
+ * @property {number} total bytes
+ * @property {string | null} url an object URL of the decrypted file, once ready
+ * @property {string} [type] that object's media type (opaque unless a raster image)
+ * @property {string | null} error
+ */
+
+/**
+ * @typedef {object} Conversation
+ * @property {string} id
+ * @property {"direct" | "group"} kind
+ * @property {string} peer a direct conversation's contact, derived from its id; "" for a
+ *   group, or while no name this device knows derives
+ * @property {string[]} listed a direct conversation's members as the server lists them
+ *   (shown, never trusted)
+ * @property {GroupRecord} [group] a group's verified state
+ * @property {number} lastActivity ms
+ * @property {number} unread
+ * @property {ChatMessage[]} messages oldest first
+ * @property {number | null} before history cursor for older messages
+ * @property {boolean} historyLoaded
+ * @property {boolean} historyComplete
+ * @property {ChatMessage} [preview] the newest message, before the history is loaded
+ */
+
+/**
+ * Conversation ids come from the server too: only well-formed ones go into a request.
+ *
+ * @param {unknown} value
+ * @returns {boolean}
+ */
+export function isConversationId(value) {
+  try {
+    parseConversationId(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What a conversation is called: the derived contact, or the group's name.
+ *
+ * @param {Conversation} conversation
+ * @returns {string}
+ */
+export function conversationTitle(conversation) {
+  if (conversation.kind === "group") return conversation.group?.name?.name ?? "Unnamed group";
+  return conversation.peer || UNKNOWN_CONTACT;
+}
+
+/**
+ * Whose direct conversation this id is (PROTOCOL.md 14.1): the names the server lists
+ * and the contacts this device knows are only candidates; the one whose conversation
+ * with `me` has this id is the contact, and null if none has.
+ *
+ * @param {string} me
+ * @param {string} id
+ * @param {Iterable<unknown>} listed the server's members, or a frame's claims
+ * @param {Iterable<string>} [known] contacts pinned on this device
+ * @returns {Promise<string | null>}
+ */
+export function derivePeer(me, id, listed, known = []) {
+  const names = new Set();
+  for (const name of [...listed, ...known]) if (typeof name === "string" && name.length > 0) names.add(name);
+  return directPeer(me, id, names);
+}
+
+/**
+ * Whether an item is already among `shown` (a history page overlapping what the inbox
+ * or an earlier page showed): the same message accepted twice, or the same envelope
+ * refused twice. A replay the inbox flagged does not hide the original.
+ *
+ * @param {readonly ChatMessage[]} shown
+ * @param {ChatMessage} item
+ * @returns {boolean}
+ */
+export function alreadyShown(shown, item) {
+  return shown.some(
+    (m) =>
+      m.messageId === item.messageId &&
+      ((m.verified && item.verified) ||
+        (!m.verified && !item.verified && m.envelopeText === item.envelopeText && m.refusal !== "replayed")),
+  );
+}
+
+/**
+ * A page of older items (oldest first) put before those shown, each once.
+ *
+ * @param {readonly ChatMessage[]} shown
+ * @param {readonly ChatMessage[]} older
+ * @returns {ChatMessage[]}
+ */
+export function mergeOlder(shown, older) {
+  /** @type {ChatMessage[]} */
+  const kept = [];
+  for (const item of older) {
+    if (!alreadyShown(shown, item) && !alreadyShown(kept, item)) kept.push(item);
+  }
+  return [...kept, ...shown];
+}
+
+/**
+ * A receipt for own messages: "Delivered" (or "Read") once every other recipient has
+ * said so (in a direct chat: the contact). The ids of the conversations that changed.
+ *
+ * @param {Iterable<Conversation>} conversations
+ * @param {{me: string, ids: ReadonlySet<unknown>, reader: string, status: "delivered" | "read"}} receipt
+ * @returns {string[]}
+ */
+export function applyReceipt(conversations, { me, ids, reader, status }) {
+  /** @type {string[]} */
+  const changed = [];
+  for (const conversation of conversations) {
+    let touched = false;
+    for (const message of conversation.messages) {
+      if (!ids.has(message.messageId) || message.sender !== me || !message.verified) continue;
+      if (message.status === "read" || (status === "delivered" && message.status === "delivered")) continue;
+      const who = status === "read" ? (message.readBy ??= new Set()) : (message.deliveredTo ??= new Set());
+      who.add(reader);
+      const awaiting = message.awaiting ?? [];
+      if (awaiting.every((name) => who.has(name))) {
+        message.status = status;
+        touched = true;
+      }
+    }
+    if (touched) changed.push(conversation.id);
+  }
+  return changed;
+}
+
+/** The conversations of one account, by id. */
+export class Conversations {
+  /** @param {string} me */
+  constructor(me) {
+    this.me = me;
+    /** @type {Map<string, Conversation>} */
+    this.byId = new Map();
+  }
+
+  /**
+   * @param {string} id
+   * @returns {Conversation | undefined}
+   */
+  get(id) {
+    return this.byId.get(id);
+  }
+
+  /** @returns {Conversation[]} */
+  all() {
+    return [...this.byId.values()];
+  }
+
+  /** Conversations, most recent activity first. */
+  sorted() {
+    return this.all().sort(
+      (a, b) => b.lastActivity - a.lastActivity || conversationTitle(a).localeCompare(conversationTitle(b)),
+    );
+  }
+
+  /** @returns {number} unread items over all conversations */
+  unreadTotal() {
+    return this.all().reduce((sum, conversation) => sum + conversation.unread, 0);
+  }
+
+  /**
+   * @param {string} id
+   * @param {"direct" | "group"} kind
+   * @returns {Conversation}
+   */
+  make(id, kind) {
+    /** @type {Conversation} */
+    const conversation = {
+      id,
+      kind,
+      peer: "",
+      listed: [],
+      lastActivity: 0,
+      unread: 0,
+      messages: [],
+      before: null,
+      historyLoaded: false,
+      historyComplete: false,
+    };
+    this.byId.set(id, conversation);
+    return conversation;
+  }
+
+  /**
+   * The direct conversation with this id, made if new. `peer` must be derived from the
+   * id (14.1): {@link derivePeer}, or an accepted message's peer; null if none derives.
+   * A conversation whose contact was unknown takes it once one derives.
+   *
+   * @param {string} id
+   * @param {string | null} peer
+   * @returns {Conversation}
+   */
+  direct(id, peer) {
+    const conversation = this.byId.get(id) ?? this.make(id, "direct");
+    if (conversation.kind === "direct" && !conversation.peer && peer) conversation.peer = peer;
+    return conversation;
+  }
+
+  /**
+   * The conversation of a group.
+   *
+   * @param {GroupRecord} record
+   * @returns {Conversation}
+   */
+  group(record) {
+    let conversation = this.byId.get(record.id);
+    if (!conversation) {
+      conversation = this.make(record.id, "group");
+      conversation.lastActivity = record.chain.at(-1)?.at ?? 0;
+    }
+    conversation.group = record;
+    return conversation;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Pages of history (PROTOCOL.md 9.1): fetched newest first, each envelope decided by
+ * the core as one delivered in that conversation (receive.js), merged before what is on
+ * screen with nothing shown twice; a group's membership changes placed among them; the
+ * newest message of recent conversations fetched for the list. No DOM.
+ *
+ * @module
+ */
+
+import { GroupChange } from "../protocol/index.js";
+import { ApiError } from "./api.js";
+import { isConversationId, mergeOlder } from "./conversations.js";
+import { describeChange } from "./group-text.js";
+
+/** @import { Api } from "./api.js" */
+/** @import { ChatMessage, Conversation, Conversations } from "./conversations.js" */
+/** @import { Receiver } from "./receive.js" */
+
+const HISTORY_PAGE = 50;
+
+/**
+ * A membership change as a conversation item.
+ *
+ * @param {string} groupId
+ * @param {GroupChange} change
+ * @returns {ChatMessage & {sentAt: number}}
+ */
+export function changeLine(groupId, change) {
+  return {
+    messageId: `change:${groupId}:${change.seq}`,
+    conversationId: groupId,
+    kind: "system",
+    sender: change.actor,
+    text: describeChange(change),
+    sentAt: change.at,
+    serverTs: null,
+    verified: true,
+    refusal: null,
+    reason: null,
+    status: "received",
+    envelopeText: null,
+  };
+}
+
+/**
+ * Put the lines of a group's verified changes among its loaded messages, by time, those
+ * older than the oldest loaded message only once the history is complete.
+ *
+ * @param {Conversation} conversation
+ */
+export function mergeChangeLines(conversation) {
+  const record = conversation.group;
+  if (!record?.state) return;
+  const shown = new Set(conversation.messages.map((m) => m.messageId));
+  const time = (/** @type {ChatMessage} */ m) => m.sentAt ?? m.serverTs ?? 0;
+  const firstMessage = conversation.messages.find((m) => m.kind !== "system");
+  const from = conversation.historyComplete || !firstMessage ? -Infinity : time(firstMessage);
+  const messages = [...conversation.messages];
+  record.chain.forEach((wire, seq) => {
+    const id = `change:${record.id}:${seq}`;
+    if (shown.has(id) || wire.at < from) return;
+    let change;
+    try {
+      change = GroupChange.fromWire(wire);
+    } catch {
+      return;
+    }
+    const line = changeLine(record.id, change);
+    const index = messages.findIndex((m) => time(m) > line.sentAt);
+    messages.splice(index === -1 ? messages.length : index, 0, line);
+  });
+  conversation.messages = messages;
+}
+
+export class History {
+  /**
+   * @param {{api: Pick<Api, "history">, me: string, receiver: Receiver, conversations: Conversations,
+   *   changed: (conversationId: string) => void, listChanged: () => void}} host
+   */
+  constructor(host) {
+    this.host = host;
+  }
+
+  /**
+   * An item of a page, an own message with the delivery the server reports.
+   *
+   * @param {string} conversationId
+   * @param {Record<string, unknown>} entry
+   * @param {{remember?: boolean}} [options] see {@link Receiver#historyItem}
+   * @returns {Promise<ChatMessage>}
+   */
+  async item(conversationId, entry, options) {
+    const message = await this.host.receiver.historyItem(conversationId, entry, options);
+    if (message.verified && message.sender === this.host.me) {
+      const deliveredTo = Array.isArray(entry.delivered_to) ? entry.delivered_to.map(String) : [];
+      message.deliveredTo = new Set(deliveredTo);
+      message.status = (message.awaiting ?? []).every((name) => deliveredTo.includes(name)) ? "delivered" : "sent";
+    }
+    return message;
+  }
+
+  /**
+   * Mark the history as complete where there is none to fetch.
+   *
+   * @param {Conversation} conversation
+   */
+  finish(conversation) {
+    Object.assign(conversation, { historyLoaded: true, historyComplete: true });
+    if (conversation.kind === "group") mergeChangeLines(conversation);
+    this.host.changed(conversation.id);
+  }
+
+  /**
+   * Load the next page of older messages; false when there are no more.
+   *
+   * @param {Conversation} conversation
+   * @returns {Promise<boolean>}
+   */
+  async loadOlder(conversation) {
+    if (conversation.historyComplete) return false;
+    if (!isConversationId(conversation.id)) {
+      // Only a misbehaving server names a conversation like this: nothing to page through.
+      this.finish(conversation);
+      return false;
+    }
+    if (conversation.group?.status === "removed" && conversation.group.state) {
+      // No history for a former member; what it has are the membership changes.
+      this.finish(conversation);
+      return false;
+    }
+    let page;
+    try {
+      page = await this.host.api.history(conversation.id, { before: conversation.before, limit: HISTORY_PAGE });
+    } catch (error) {
+      if (!(conversation.kind === "group" && error instanceof ApiError && error.status === 404)) throw error;
+      // The server does not (or no longer) count this device's user as a member.
+      this.finish(conversation);
+      return false;
+    }
+    const entries = Array.isArray(page?.messages) ? page.messages : [];
+    const older = [];
+    for (const entry of entries) older.push(await this.item(conversation.id, entry));
+    older.reverse();
+    conversation.messages = mergeOlder(conversation.messages, older);
+    conversation.before = typeof page.next_before === "number" ? page.next_before : null;
+    conversation.historyLoaded = true;
+    conversation.historyComplete = conversation.before === null;
+    if (conversation.kind === "group") mergeChangeLines(conversation);
+    this.host.changed(conversation.id);
+    return older.length > 0;
+  }
+
+  /**
+   * The newest message of the most recent conversations, for the list: one message
+   * each, so a fresh page shows what each conversation is about without opening it.
+   */
+  async loadPreviews(count = 20) {
+    for (const conversation of this.host.conversations.sorted().slice(0, count)) {
+      if (conversation.messages.length || conversation.preview || !isConversationId(conversation.id)) continue;
+      if (conversation.group && conversation.group.status === "removed") continue;
+      try {
+        const page = await this.host.api.history(conversation.id, { limit: 1 });
+        const entry = page.messages[0];
+        if (!entry) continue;
+        conversation.preview = await this.item(conversation.id, entry, { remember: false });
+        this.host.listChanged();
+      } catch {
+        // A preview is a convenience: the conversation still opens normally.
+      }
+    }
+  }
+}
