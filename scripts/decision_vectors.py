@@ -26,6 +26,7 @@ from securechat.client.core import (
     decide_invite,
     decide_message,
     decide_own_keys,
+    decide_receipt,
     direct_peer,
     invite_code,
 )
@@ -34,6 +35,8 @@ from securechat.protocol.envelope import Envelope, Header, encode_payload, pad
 from securechat.protocol.groups import Invite, make_invite
 from securechat.protocol.identifiers import ConversationId, MessageId, Username, direct_conversation_id
 from securechat.protocol.keys import PrivateIdentity, PublicIdentity
+from securechat.protocol.primitives import ed25519_sign
+from securechat.protocol.receipts import make_receipt, receipt_signed_bytes
 
 
 class People(Protocol):
@@ -976,6 +979,223 @@ def peer_cases() -> list[dict[str, Any]]:
     return cases
 
 
+def _receipt_outcome(decision: Any) -> dict[str, Any]:
+    if isinstance(decision, Refused):
+        return {"outcome": "refused", "reason": decision.reason}
+    return {
+        "outcome": "accepted",
+        "conversation_id": decision.conversation_id,
+        "reader": decision.reader,
+        "status": decision.status,
+        "message_ids": list(decision.message_ids),
+    }
+
+
+def run_receipt_case(people: People, case: Mapping[str, Any]) -> dict[str, Any]:
+    """What the Python core decides for one ``decisions.receipts`` case."""
+    decision = decide_receipt(
+        case["frame"], me=case["me"], pins=_pins(people, case["pins"]), sent=case["sent"]
+    )
+    return _receipt_outcome(decision)
+
+
+def receipt_cases(people: People, group_id: str, t0: int) -> list[dict[str, Any]]:
+    """PROTOCOL.md 14.7, from alice's side: she sent two messages to bob, one to the group
+    while carol was a member and one after carol's removal."""
+    alice, bob = Username("alice"), Username("bob")
+    dm = direct_conversation_id(alice, bob)
+    m1 = "a1000000-0000-4000-8000-000000000001"
+    m2 = "a1000000-0000-4000-8000-000000000002"
+    m3 = "a1000000-0000-4000-8000-000000000003"
+    m4 = "a1000000-0000-4000-8000-000000000004"
+    from_bob = "b0000000-0000-4000-8000-000000000001"
+    sent = {
+        dm: {m1: ["alice", "bob"], m2: ["alice", "bob"]},
+        group_id: {m3: ["alice", "bob", "carol"], m4: ["alice", "bob"]},
+    }
+    everyone = _everyone("alice", "bob", "carol", "mallory")
+    cases: list[dict[str, Any]] = []
+
+    def signed(reader: str, conversation: str, status: str, ids: list[str]) -> dict[str, Any]:
+        return make_receipt(people.private[reader], conversation, status, ids).to_wire()
+
+    def frame(receipt: object, **server: Any) -> dict[str, Any]:
+        """The inbox entry as the server relays it: its own view beside the signed receipt."""
+        view = {"message_ids": [m1], "recipient": "bob", "status": "delivered", "at": t0}
+        return {"type": "receipt", "seq": 5, **view, **server, "receipt": receipt}
+
+    def add(name: str, note: str, expected: dict[str, Any], entry: object, **inputs: Any) -> None:
+        case = {
+            "name": name,
+            "note": note,
+            "me": inputs.get("me", "alice"),
+            "frame": entry,
+            "pins": inputs.get("pins", everyone),
+            "sent": inputs.get("sent", sent),
+            "expected": expected,
+        }
+        actual = run_receipt_case(people, case)
+        if actual != expected:
+            raise RuntimeError(f"decisions.receipts {name}: expected {expected}, got {actual}")
+        cases.append(case)
+
+    def accepted(conversation: str, reader: str, status: str, ids: list[str]) -> dict[str, Any]:
+        return {
+            "outcome": "accepted",
+            "conversation_id": conversation,
+            "reader": reader,
+            "status": status,
+            "message_ids": ids,
+        }
+
+    def refused(reason: str) -> dict[str, Any]:
+        return {"outcome": "refused", "reason": reason}
+
+    delivered = signed("bob", dm, "delivered", [m1, m2])
+    read = signed("bob", dm, "read", [m1])
+    add(
+        "delivered_direct",
+        "bob has both of alice's messages",
+        accepted(dm, "bob", "delivered", [m1, m2]),
+        frame(delivered, message_ids=[m1, m2]),
+    )
+    add(
+        "read_direct",
+        "bob has read alice's first message",
+        accepted(dm, "bob", "read", [m1]),
+        frame(read, status="read"),
+    )
+    add(
+        "read_in_group",
+        "carol's receipt names alice's message and one of bob's: only alice's is hers to move",
+        accepted(group_id, "carol", "read", [m3]),
+        frame(signed("carol", group_id, "read", [m3, from_bob]), recipient="carol", status="read"),
+    )
+    add(
+        "some_ids_unknown",
+        "bob's receipt names a message alice never sent, beside one she did",
+        accepted(dm, "bob", "read", [m1]),
+        frame(signed("bob", dm, "read", [m1, "c0000000-0000-4000-8000-000000000009"]), status="read"),
+    )
+    add(
+        "server_view_ignored",
+        "the server's members beside the receipt say carol read m2; the signed receipt says bob has m1",
+        accepted(dm, "bob", "delivered", [m1]),
+        frame(signed("bob", dm, "delivered", [m1]), message_ids=[m2], recipient="carol", status="read"),
+    )
+    # The attack of issue 11, 3.10: receipts the server makes up.
+    server_claim = {"type": "receipt", "seq": 5, "message_ids": [m1], "recipient": "bob", "at": t0}
+    add(
+        "unsigned_read",
+        "a read receipt the server made (no reader's signature): it moves nothing",
+        refused("unsigned"),
+        {**server_claim, "status": "read"},
+    )
+    add(
+        "unsigned_delivered",
+        "a delivery receipt the server made from an acknowledgement: the server's claim only",
+        refused("unsigned"),
+        {**server_claim, "status": "delivered"},
+    )
+    add(
+        "status_changed",
+        "bob's delivery receipt with its status changed to read",
+        refused("bad_signature"),
+        frame({**delivered, "status": "read"}),
+    )
+    add(
+        "id_added",
+        "bob's read receipt for m1 with m2 added",
+        refused("bad_signature"),
+        frame({**read, "message_ids": [m1, m2]}),
+    )
+    add(
+        "reader_changed",
+        "bob's receipt presented as carol's",
+        refused("bad_signature"),
+        frame({**read, "reader": "carol"}),
+    )
+    forged_bytes = receipt_signed_bytes(dm, "bob", "read", [m1, m2])
+    add(
+        "forged_with_servers_key",
+        "a read receipt in bob's name, signed with another key (mallory's)",
+        refused("bad_signature"),
+        frame(
+            {
+                **read,
+                "message_ids": [m1, m2],
+                "signature": b64encode(ed25519_sign(people.private["mallory"].signing_private, forged_bytes)),
+            }
+        ),
+    )
+    add(
+        "reader_not_pinned",
+        "no pinned key for the reader",
+        refused("unknown_sender"),
+        frame(read),
+        pins={k: v for k, v in everyone.items() if k != "bob"},
+    )
+    add(
+        "key_changed",
+        "alice pinned mallory's keys for bob before a key change; bob's real keys are pending",
+        refused("key_changed"),
+        frame(read),
+        pins={**everyone, "bob": {"identity": "mallory", "pending": "bob"}},
+    )
+    add(
+        "reader_not_a_recipient",
+        "mallory validly signs that she read alice's message to bob",
+        refused("wrong_members"),
+        frame(signed("mallory", dm, "read", [m1]), recipient="mallory"),
+    )
+    add(
+        "removed_member",
+        "carol, removed before m4 was sent, validly signs that she read it",
+        refused("wrong_members"),
+        frame(signed("carol", group_id, "read", [m4]), recipient="carol"),
+    )
+    add(
+        "own_receipt",
+        "alice's own read receipt for her message, delivered back to her",
+        refused("wrong_members"),
+        frame(signed("alice", dm, "read", [m1]), recipient="alice"),
+    )
+    add(
+        "not_my_message",
+        "bob's receipt for his own message, delivered to alice",
+        refused("not_for_me"),
+        frame(signed("bob", dm, "read", [from_bob])),
+    )
+    add(
+        "other_conversation",
+        "bob's receipt names alice's direct message under the group's id",
+        refused("not_for_me"),
+        frame(signed("bob", group_id, "read", [m1])),
+    )
+    add(
+        "nothing_sent",
+        "a genuine receipt for a device that has no record of sending anything",
+        refused("not_for_me"),
+        frame(read),
+        sent={},
+    )
+    add(
+        "ids_unsorted",
+        "a receipt whose ids are out of order",
+        refused("malformed"),
+        frame({**delivered, "message_ids": [m2, m1]}),
+    )
+    add("receipt_null", "the signed receipt is null", refused("malformed"), frame(None))
+    add("frame_not_object", "the inbox entry is a list", refused("malformed"), [frame(read)])
+    add(
+        "future_version",
+        "a receipt of protocol version 2",
+        refused("unsupported_version"),
+        frame({**read, "v": 2}),
+    )
+    return cases
+
+
 def decisions_section(
     people: People,
     factory: Factory,
@@ -993,7 +1213,8 @@ def decisions_section(
         "invites": invite_cases(people, groups, group_id, t0),
         "own_keys": own_key_cases(people),
         "direct_peers": peer_cases(),
+        "receipts": receipt_cases(people, group_id, t0),
     }
 
 
-__all__ = ["Callable", "decisions_section", "run_message_case"]
+__all__ = ["Callable", "decisions_section", "run_message_case", "run_receipt_case"]

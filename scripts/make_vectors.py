@@ -112,6 +112,7 @@ from securechat.protocol.primitives import (
     rsa_oaep_encrypt,
     spki,
 )
+from securechat.protocol.receipts import Receipt, make_receipt, receipt_signed_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "tests" / "data" / "protocol_vectors.json"
@@ -259,6 +260,7 @@ def labels_section() -> dict[str, dict[str, str]]:
         "GROUP_CHANGE_HASH": "canonical: SHA-256 input of a change's hash (the next change's prev)",
         "GROUP_INVITE": "canonical: Ed25519-signed bytes of a group invite",
         "GROUP_INVITE_HASH": "canonical: SHA-256 input of an invite's hash (signed into a join)",
+        "RECEIPT": "canonical: Ed25519-signed bytes of a delivered or read receipt",
     }
     names = sorted(name for name in vars(labels) if name.isupper())
     if set(names) != set(usage):
@@ -311,6 +313,18 @@ def canonical_section() -> list[dict[str, Any]]:
         ),
         ("encryption key binding (short stand-in key)", labels.ENCRYPTION_KEY_BINDING, ["bob", b"\x30\x00"]),
         ("pre-login fake salt input", labels.PRELOGIN_FAKE_SALT, ["nobody"]),
+        (
+            "receipt",
+            labels.RECEIPT,
+            [
+                u64(1),
+                "dm-00112233445566778899aabbccddeeff",
+                "bob",
+                "read",
+                u64(1),
+                "3f0c6a6e-8d1b-4c2a-9e57-1b2f3c4d5e6f",
+            ],
+        ),
     ]
     return [
         {
@@ -1292,6 +1306,132 @@ def groups_section(people: Personas) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
+# Receipts
+# --------------------------------------------------------------------------------------
+
+# Fixed message ids, so the file comes out the same every time (--check).
+RECEIPT_IDS = (
+    "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5",
+    "1d2e3f4a-5b6c-4d7e-9f80-91a2b3c4d5e6",
+    "2e3f4a5b-6c7d-4e8f-a091-a2b3c4d5e6f7",
+)
+
+
+def receipts_section(people: Personas) -> dict[str, Any]:
+    """PROTOCOL.md 9.3: signed bytes and (deterministic) signatures of receipts, and the
+    receipts that do not parse or do not verify with their reader's key."""
+    dm = direct_conversation_id(Username("alice"), Username("bob"))
+    delivered = make_receipt(people.private["bob"], dm, "delivered", [RECEIPT_IDS[1], RECEIPT_IDS[0]])
+    read = make_receipt(people.private["carol"], GROUP_ID, "read", [RECEIPT_IDS[2]])
+    cases = []
+    for note, receipt in [
+        ("bob has two of alice's messages in their direct conversation (ids given unsorted)", delivered),
+        ("carol has read a message in the group", read),
+    ]:
+        expected = receipt_signed_bytes(
+            receipt.conversation_id, receipt.reader, receipt.status, receipt.message_ids
+        )
+        if Receipt.from_wire(receipt.to_wire()) != receipt or receipt.signed_bytes() != expected:
+            raise RuntimeError(f"receipt does not round-trip: {note}")
+        receipt.verify(people.public(receipt.reader))
+        cases.append({"note": note, "wire": receipt.to_wire(), "signed_bytes_hex": expected.hex()})
+
+    base = delivered.to_wire()
+    signature = delivered.signature
+    malleated_s = int.from_bytes(signature[32:], "little") + ED25519_ORDER
+
+    def edit(**changes: Any) -> dict[str, Any]:
+        return {**base, **changes}
+
+    without_v = {k: v for k, v in base.items() if k != "v"}
+    too_many = sorted(f"{i:08x}-0000-4000-8000-000000000000" for i in range(101))
+    invalid: list[tuple[str, str, dict[str, Any] | object, str]] = [
+        ("status_changed", "the status changed from delivered to read", edit(status="read"), "unverifiable"),
+        (
+            "id_added",
+            "a message id added",
+            edit(message_ids=sorted([*RECEIPT_IDS[:2], RECEIPT_IDS[2]])),
+            "unverifiable",
+        ),
+        ("id_dropped", "a message id dropped", edit(message_ids=[RECEIPT_IDS[0]]), "unverifiable"),
+        ("reader_changed", "bob's receipt presented as carol's", edit(reader="carol"), "unverifiable"),
+        (
+            "conversation_changed",
+            "bob's receipt presented as one for the group",
+            edit(conversation_id=GROUP_ID),
+            "unverifiable",
+        ),
+        (
+            "signature_bit",
+            "one bit of the signature flipped",
+            edit(signature=b64encode(flip_bit(signature, 5))),
+            "unverifiable",
+        ),
+        (
+            "signature_non_canonical_s",
+            "S + L (same point, non-canonical scalar): RFC 8032 5.1.7 refuses it",
+            edit(signature=b64encode(signature[:32] + malleated_s.to_bytes(32, "little"))),
+            "unverifiable",
+        ),
+        (
+            "signed_by_mallory",
+            "mallory's signature over bob's receipt bytes",
+            edit(
+                signature=b64encode(
+                    ed25519_sign(people.private["mallory"].signing_private, delivered.signed_bytes())
+                )
+            ),
+            "unverifiable",
+        ),
+        ("not_an_object", "a list", [base], "malformed"),
+        ("missing_v", "no version", without_v, "malformed"),
+        ("extra_member", "an extra member", edit(at=SENT_AT), "malformed"),
+        ("v_2", "a future version", edit(v=2), "unsupported_version"),
+        ("v_true", "true is not 1", edit(v=True), "malformed"),
+        ("v_string", "the version as text", edit(v="1"), "malformed"),
+        ("status_seen", "a status v1 does not have", edit(status="seen"), "malformed"),
+        ("reader_not_normalised", "the reader in upper case", edit(reader="Bob"), "malformed"),
+        ("conversation_invalid", "not a conversation id", edit(conversation_id="dm-1"), "malformed"),
+        ("no_ids", "no message ids", edit(message_ids=[]), "malformed"),
+        ("too_many_ids", "101 message ids", edit(message_ids=too_many), "malformed"),
+        ("ids_unsorted", "ids out of order", edit(message_ids=[RECEIPT_IDS[1], RECEIPT_IDS[0]]), "malformed"),
+        (
+            "ids_repeated",
+            "the same id twice",
+            edit(message_ids=[RECEIPT_IDS[0], RECEIPT_IDS[0]]),
+            "malformed",
+        ),
+        (
+            "id_upper_case",
+            "a message id in upper case",
+            edit(message_ids=[RECEIPT_IDS[0].upper()]),
+            "malformed",
+        ),
+        ("ids_not_a_list", "the ids as one string", edit(message_ids=RECEIPT_IDS[0]), "malformed"),
+        ("signature_short", "a 63-byte signature", edit(signature=b64encode(signature[:63])), "malformed"),
+        (
+            "signature_not_base64",
+            "the signature in URL-safe base64",
+            edit(signature=b64encode(signature).replace("+", "-").replace("/", "_")),
+            "malformed",
+        ),
+    ]
+    invalid_cases = []
+    for name, note, wire, expected in invalid:
+
+        def check(wire: object = wire) -> None:
+            Receipt.from_wire(wire).verify(people.public("bob"))
+
+        actual = outcome(check)
+        if actual != expected:
+            raise RuntimeError(f"receipts.invalid {name}: expected {expected}, got {actual}")
+        invalid_cases.append(
+            {"name": name, "note": note, "wire": wire, "verify_with": "bob", "expected": expected}
+        )
+    return {"cases": cases, "invalid": invalid_cases}
+
+
+# --------------------------------------------------------------------------------------
 # Envelopes
 # --------------------------------------------------------------------------------------
 
@@ -1985,6 +2125,7 @@ def build(previous: dict[str, Any] | None) -> dict[str, Any]:
         "envelopes": envelope_section(people, randomness),
         "files": files_section(),
         "groups": groups_section(people),
+        "receipts": receipts_section(people),
     }
     vectors["decisions"] = decisions_section(
         people,

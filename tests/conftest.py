@@ -64,6 +64,7 @@ GENEROUS_LIMITS = {
     "prelogin_per_minute": 100_000,
     "ws_connects_per_minute": 100_000,
     "messages_per_minute": 100_000,
+    "receipts_per_minute": 100_000,
 }
 
 

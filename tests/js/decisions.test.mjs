@@ -15,13 +15,23 @@ import {
   decideInvite,
   decideMessage,
   decideOwnKeys,
+  decideReceipt,
   directPeer,
 } from "../../src/securechat/web/core/index.js";
 import { PublicIdentity, b64decode } from "../../src/securechat/web/protocol/index.js";
 import { VECTORS, privateIdentity, publicIdentity } from "./support.mjs";
 
 const DECISIONS = VECTORS.decisions;
-const SECTIONS = ["messages", "group_changes", "group_chains", "group_names", "invites", "own_keys", "direct_peers"];
+const SECTIONS = [
+  "messages",
+  "group_changes",
+  "group_chains",
+  "group_names",
+  "invites",
+  "own_keys",
+  "direct_peers",
+  "receipts",
+];
 
 /**
  * A persona's keys pinned under `username` (a pin need not be that user's real keys).
@@ -192,6 +202,25 @@ describe("decisions.direct_peers", () => {
   for (const item of DECISIONS.direct_peers) {
     test(`direct_peers/${item.name}`, async () => {
       assert.equal(await directPeer(item.me, item.conversation_id, item.candidates), item.expected, item.note);
+    });
+  }
+});
+
+describe("decisions.receipts", () => {
+  for (const item of DECISIONS.receipts) {
+    test(`receipts/${item.name}`, async () => {
+      const decision = await decideReceipt(item.frame, { me: item.me, pins: await pins(item.pins), sent: item.sent });
+      const actual =
+        decision.outcome === "refused"
+          ? { outcome: "refused", reason: decision.reason }
+          : {
+              outcome: "accepted",
+              conversation_id: decision.conversationId,
+              reader: decision.reader,
+              status: decision.status,
+              message_ids: [...decision.messageIds],
+            };
+      assert.deepEqual(actual, item.expected, item.note);
     });
   }
 });

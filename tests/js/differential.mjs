@@ -9,7 +9,7 @@
 
 import { readFileSync } from "node:fs";
 
-import { REASONS, decideGroupChain, decideMessage } from "../../src/securechat/web/core/index.js";
+import { REASONS, decideGroupChain, decideMessage, decideReceipt } from "../../src/securechat/web/core/index.js";
 import {
   Envelope,
   GroupChange,
@@ -17,6 +17,7 @@ import {
   KdfParams,
   ProtocolError,
   PublicIdentity,
+  Receipt,
   b64decode,
   decodePayload,
   encodePayload,
@@ -132,6 +133,30 @@ async function decideChainCase({ wires, group_id: groupId }) {
   };
 }
 
+/** As python_receipt in test_node_suite.py: parse, then verify with a persona's key. */
+async function receiptCase({ wire, verify_with: verifyWith }) {
+  const receipt = Receipt.fromWire(wire);
+  await receipt.verify((await pinnedAs(receipt.reader, verifyWith)).identity);
+  return { wire: receipt.toWire(), signed_bytes_hex: toHex(receipt.signedBytes()) };
+}
+
+/** As python_decide_receipt: the receipt decision as alice, every persona pinned as itself. */
+async function decideReceiptCase({ frame, sent }) {
+  const pins = new Map();
+  for (const name of Object.keys(VECTORS.identities)) {
+    pins.set(name, { identity: await publicIdentity(name), pending: null });
+  }
+  const decision = await decideReceipt(frame, { me: "alice", pins, sent });
+  if (decision.outcome === "refused") return { outcome: "refused", reason: decision.reason };
+  return {
+    outcome: "accepted",
+    conversation_id: decision.conversationId,
+    reader: decision.reader,
+    status: decision.status,
+    message_ids: [...decision.messageIds],
+  };
+}
+
 const OPERATIONS = {
   b64decode: ({ text, max_bytes: maxBytes }) => toHex(b64decode(text, maxBytes == null ? {} : { maxBytes })),
   username: ({ input }) => parseUsername(input),
@@ -181,6 +206,8 @@ const OPERATIONS = {
     (await replay(wires)).acceptsRecipients(recipients, sender, since === undefined ? {} : { since }),
   decide_message: decideOpenCase,
   decide_group_chain: decideChainCase,
+  receipt: receiptCase,
+  decide_receipt: decideReceiptCase,
   reasons: () => [...REASONS],
 };
 

@@ -79,7 +79,7 @@ const MODULES = readdirSync(MODULE_DIR).filter((name) => name.endsWith(".js"));
 
 describe("module hygiene", () => {
   test("the protocol modules are all there", () => {
-    for (const name of ["encoding.js", "labels.js", "identifiers.js", "kdf.js", "keys.js", "envelope.js", "files.js", "groups.js", "errors.js"]) {
+    for (const name of ["encoding.js", "labels.js", "identifiers.js", "kdf.js", "keys.js", "envelope.js", "files.js", "groups.js", "receipts.js", "errors.js"]) {
       assert.ok(MODULES.includes(name), name);
     }
   });

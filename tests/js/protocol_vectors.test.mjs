@@ -16,6 +16,7 @@ import {
   Header,
   Invite,
   KdfParams,
+  Receipt,
   LABELS,
   PROTOCOL_VERSION,
   PublicIdentity,
@@ -46,6 +47,7 @@ import {
   loadEd25519PublicKey,
   loadRsaPublicKey,
   makeInvite,
+  makeReceipt,
   normalisePassword,
   openKeyBundle,
   pad,
@@ -91,6 +93,7 @@ const SECTIONS = [
   "envelopes",
   "files",
   "groups",
+  "receipts",
   "decisions", // the client core's cases: decisions.test.mjs checks them
   "rsa_oaep",
 ];
@@ -856,4 +859,57 @@ describe("groups", () => {
       if (c.expected === "ok") assert.deepEqual(decodePayload(encodePayload(payload)), payload);
     });
   }
+});
+
+describe("receipts", () => {
+  const receipts = VECTORS.receipts;
+
+  for (const c of receipts.cases) {
+    test(`receipt: ${c.note}`, async () => {
+      const receipt = Receipt.fromWire(c.wire);
+      assert.deepEqual(receipt.toWire(), c.wire);
+      assert.equal(JSON.stringify(receipt.toWire()), JSON.stringify(c.wire));
+      assert.equal(toHex(receipt.signedBytes()), c.signed_bytes_hex);
+      // PROTOCOL.md 9.3, written out.
+      const { wire } = c;
+      const spec = specCanonical(LABELS.RECEIPT, [
+        u64(1),
+        wire.conversation_id,
+        wire.reader,
+        wire.status,
+        u64(wire.message_ids.length),
+        ...wire.message_ids,
+      ]);
+      assert.equal(toHex(spec), c.signed_bytes_hex);
+      // Ed25519 is deterministic: re-signing (ids in any order) gives the stored signature.
+      const resigned = await makeReceipt(await privateIdentity(receipt.reader), receipt.conversationId, receipt.status, [
+        ...receipt.messageIds,
+      ].reverse());
+      assert.deepEqual(resigned.toWire(), c.wire);
+      await receipt.verify(await publicIdentity(receipt.reader));
+      for (const other of ["alice", "bob", "carol", "mallory"].filter((name) => name !== receipt.reader)) {
+        assert.equal(await outcome(async () => receipt.verify(await publicIdentity(other))), "unverifiable", other);
+      }
+      assert.equal(await outcome(() => receipt.verify(null)), "unverifiable");
+    });
+  }
+
+  for (const c of receipts.invalid) {
+    test(`receipt invalid: ${c.name} (${c.expected})`, async () => {
+      const result = await outcome(async () => Receipt.fromWire(c.wire).verify(await publicIdentity(c.verify_with)));
+      assert.equal(result, c.expected, c.note);
+    });
+  }
+
+  test("makeReceipt refuses what no receiver could parse", async () => {
+    const bob = await privateIdentity("bob");
+    const id = receipts.cases[0].wire.message_ids[0];
+    const conversation = receipts.cases[0].wire.conversation_id;
+    assert.equal(await outcome(() => makeReceipt(bob, conversation, /** @type {any} */ ("seen"), [id])), "malformed");
+    assert.equal(await outcome(() => makeReceipt(bob, conversation, "read", [])), "malformed");
+    assert.equal(await outcome(() => makeReceipt(bob, "dm-1", "read", [id])), "malformed");
+    assert.equal(await outcome(() => makeReceipt(bob, conversation, "read", [id.toUpperCase()])), "malformed");
+    // The same id twice is one id.
+    assert.deepEqual((await makeReceipt(bob, conversation, "read", [id, id])).messageIds, [id]);
+  });
 });

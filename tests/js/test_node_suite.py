@@ -44,6 +44,7 @@ from securechat.client.core import (
     SeenRecord,
     decide_group_chain,
     decide_message,
+    decide_receipt,
 )
 from securechat.protocol.encoding import b64decode, b64encode, canonical
 from securechat.protocol.envelope import (
@@ -91,6 +92,7 @@ from securechat.protocol.primitives import (
     load_rsa_public_key,
     rsa_oaep_encrypt,
 )
+from securechat.protocol.receipts import MAX_RECEIPT_IDS, Receipt, make_receipt
 
 REPO = Path(__file__).resolve().parents[2]
 JS_TESTS = REPO / "tests" / "js"
@@ -362,6 +364,28 @@ def python_decide_group_chain(wires: list[Any], group_id: str | None = None) -> 
     }
 
 
+def python_receipt(wire: object, verify_with: str) -> dict[str, Any]:
+    """Parse a receipt (PROTOCOL.md 9.3) and verify it with a persona's key."""
+    receipt = Receipt.from_wire(wire)
+    receipt.verify(pinned_as(receipt.reader, verify_with).identity)
+    return {"wire": receipt.to_wire(), "signed_bytes_hex": receipt.signed_bytes().hex()}
+
+
+def python_decide_receipt(frame: object, sent: dict[str, Any]) -> dict[str, Any]:
+    """The client core (PROTOCOL.md 14.7) as alice, every persona pinned as itself."""
+    pins = {name: Pin(persona(name).public) for name in VECTORS["identities"]}
+    decision = decide_receipt(frame, me="alice", pins=pins, sent=sent)
+    if isinstance(decision, Refused):
+        return {"outcome": "refused", "reason": decision.reason}
+    return {
+        "outcome": "accepted",
+        "conversation_id": decision.conversation_id,
+        "reader": decision.reader,
+        "status": decision.status,
+        "message_ids": list(decision.message_ids),
+    }
+
+
 def envelope_text(text: str) -> str:
     try:
         data = json.loads(text)
@@ -429,6 +453,8 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     ),
     "decide_message": python_decide_message,
     "decide_group_chain": python_decide_group_chain,
+    "receipt": python_receipt,
+    "decide_receipt": python_decide_receipt,
     "reasons": lambda: list(REASONS),
 }
 
@@ -1530,6 +1556,63 @@ def group_cases(cases: Cases) -> None:
         )
 
 
+def receipt_cases(cases: Cases) -> None:
+    """Receipts (PROTOCOL.md 9.3) in odd shapes, each parsed and verified with bob's key,
+    and each, in an inbox entry, through both cores' receipt decision (14.7) as alice."""
+    dm = VECTORS["receipts"]["cases"][0]["wire"]["conversation_id"]
+    ids = sorted(str(uuid.UUID(int=i, version=4)) for i in range(1, 4))
+    base = make_receipt(persona("bob"), dm, "delivered", ids[:2]).to_wire()
+    sent = {dm: {ids[0]: ["alice", "bob"], ids[1]: ["alice", "bob"]}}
+    many = sorted(str(uuid.UUID(int=i, version=4)) for i in range(1, MAX_RECEIPT_IDS + 2))
+    full = make_receipt(persona("bob"), dm, "read", many[:MAX_RECEIPT_IDS]).to_wire()
+    variants: dict[str, Any] = {
+        "genuine": base,
+        "genuine-100-ids": full,
+        "101-ids": {**full, "message_ids": many},
+        "read-instead": {**base, "status": "read"},
+        "status-upper": {**base, "status": "DELIVERED"},
+        "status-null": {**base, "status": None},
+        "v-0": {**base, "v": 0},
+        "v-huge": {**base, "v": 2**64},
+        "v-false": {**base, "v": False},
+        "v-null": {**base, "v": None},
+        "reader-fullwidth": {**base, "reader": "\uff42\uff4f\uff42"},
+        "reader-proto": {**base, "reader": "__proto__"},
+        "reader-list": {**base, "reader": ["bob"]},
+        "conversation-upper": {**base, "conversation_id": base["conversation_id"].upper()},
+        "conversation-group": {**base, "conversation_id": "grp-" + "0" * 32},
+        "ids-string": {**base, "message_ids": ids[0]},
+        "ids-object": {**base, "message_ids": {"0": ids[0]}},
+        "ids-nested": {**base, "message_ids": [ids[:2]]},
+        "ids-null-inside": {**base, "message_ids": [ids[0], None]},
+        "ids-unicode-digit": {**base, "message_ids": [ids[0].replace("0", "\u0660", 1)]},
+        "signature-padding-missing": {**base, "signature": base["signature"].rstrip("=")},
+        "signature-spaces": {**base, "signature": " " + base["signature"]},
+        "signature-65-bytes": {**base, "signature": b64encode(b64decode(base["signature"]) + b"\0")},
+        "signature-zero": {**base, "signature": b64encode(bytes(64))},
+        "proto-member": {**{k: v for k, v in base.items() if k != "v"}, "__proto__": 1},
+        "extra-member": {**base, "at": 1},
+        "array": [base],
+        "string": json.dumps(base),
+        "null": None,
+    }
+    for name, wire in variants.items():
+        cases.add("receipt", name, wire=wire, verify_with="bob")
+        cases.add("decide_receipt", name, frame={"type": "receipt", "seq": 3, "receipt": wire}, sent=sent)
+    cases.add(
+        "decide_receipt", "unsigned", frame={"type": "receipt", "seq": 3, "message_ids": ids[:1]}, sent=sent
+    )
+    cases.add("decide_receipt", "frame-list", frame=[base], sent=sent)
+    cases.add("decide_receipt", "receipt-null", frame={"type": "receipt", "receipt": None}, sent=sent)
+    cases.add("decide_receipt", "nothing-sent", frame={"type": "receipt", "receipt": base}, sent={})
+    cases.add(
+        "decide_receipt",
+        "sent-proto",
+        frame={"type": "receipt", "receipt": base},
+        sent={"__proto__": {ids[0]: ["bob"]}, "constructor": {}},
+    )
+
+
 def decision_cases(cases: Cases) -> None:
     """The client cores (PROTOCOL.md 14) on the hostile inputs above: every envelope_open
     case as a message decision and every group_chain case as a chain decision, so the two
@@ -1557,6 +1640,7 @@ def all_cases() -> list[dict[str, Any]]:
         payload_cases,
         file_cases,
         group_cases,
+        receipt_cases,
         decision_cases,
     ):
         make(cases)

@@ -86,6 +86,7 @@ from securechat.protocol.primitives import (
     rsa_oaep_decrypt,
     spki,
 )
+from securechat.protocol.receipts import Receipt, make_receipt
 
 VECTORS_PATH = Path(__file__).resolve().parent.parent / "data" / "protocol_vectors.json"
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -764,3 +765,46 @@ def test_group_recipients(case: dict[str, Any]) -> None:
 @cases(GROUPS["payloads"], key="note")
 def test_group_info_payloads(case: dict[str, Any]) -> None:
     assert outcome(lambda: decode_payload(bytes.fromhex(case["payload_hex"]))) == case["expected"]
+
+
+# ---------------------------------------------------------------------------------------
+# Receipts (9.3).
+# ---------------------------------------------------------------------------------------
+
+RECEIPTS = VECTORS["receipts"]
+
+
+@cases(RECEIPTS["cases"], key="note")
+def test_receipt_bytes_and_signature(case: dict[str, Any]) -> None:
+    receipt = Receipt.from_wire(case["wire"])
+    assert receipt.to_wire() == case["wire"]
+    wire = case["wire"]
+    expected_signed = canonical(
+        labels.RECEIPT,
+        [
+            u64(1),
+            wire["conversation_id"],
+            wire["reader"],
+            wire["status"],
+            u64(len(wire["message_ids"])),
+            *wire["message_ids"],
+        ],
+    )
+    assert expected_signed.hex() == case["signed_bytes_hex"] == receipt.signed_bytes().hex()
+    # Ed25519 is deterministic: re-signing gives the stored signature.
+    resigned = make_receipt(
+        private_identity(receipt.reader),
+        receipt.conversation_id,
+        receipt.status,
+        reversed(receipt.message_ids),
+    )
+    assert resigned.to_wire() == wire
+    receipt.verify(public_identity(receipt.reader))
+
+
+@cases(RECEIPTS["invalid"])
+def test_receipt_invalid(case: dict[str, Any]) -> None:
+    def check() -> None:
+        Receipt.from_wire(case["wire"]).verify(public_identity(case["verify_with"]))
+
+    assert outcome(check) == case["expected"], case["note"]

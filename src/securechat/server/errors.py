@@ -4,6 +4,7 @@
     ├── BadRequest            400 bad_request
     │   ├── InvalidEnvelope   400 invalid_envelope
     │   ├── InvalidGroupChange 400 invalid_group_change
+    │   ├── InvalidReceipt    400 invalid_receipt
     │   └── WeakParameters    400 weak_parameters
     ├── InvalidInput          422 invalid_input
     ├── Unauthorized          401 unauthorized
@@ -63,6 +64,10 @@ class InvalidEnvelope(BadRequest):
 
 class InvalidGroupChange(BadRequest):
     code = "invalid_group_change"
+
+
+class InvalidReceipt(BadRequest):
+    code = "invalid_receipt"
 
 
 class WeakParameters(BadRequest):

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     ws_connects_per_minute: int = 120
     # Per account: messages sent over HTTP (the WebSocket is paced by its frame budget).
     messages_per_minute: int = 1200
+    # Per account: signed receipts relayed over HTTP (PROTOCOL.md 9.3).
+    receipts_per_minute: int = 1200
 
     # Intrusion detection (login): an address with this many failed (or in-flight)
     # logins within the window is blocked; each further block within a day doubles.

@@ -32,6 +32,7 @@ from securechat.client.core import (
     decide_invite,
     decide_message,
     decide_own_keys,
+    decide_receipt,
     direct_peer,
 )
 from securechat.protocol.encoding import b64decode
@@ -195,6 +196,22 @@ def test_own_keys(case: dict[str, Any]) -> None:
 @ids(DECISIONS["direct_peers"])
 def test_direct_peer(case: dict[str, Any]) -> None:
     assert direct_peer(Username(case["me"]), case["conversation_id"], case["candidates"]) == case["expected"]
+
+
+@ids(DECISIONS["receipts"])
+def test_receipt(case: dict[str, Any]) -> None:
+    decision = decide_receipt(case["frame"], me=case["me"], pins=pins(case["pins"]), sent=case["sent"])
+    if isinstance(decision, Refused):
+        actual: dict[str, Any] = {"outcome": "refused", "reason": decision.reason}
+    else:
+        actual = {
+            "outcome": "accepted",
+            "conversation_id": decision.conversation_id,
+            "reader": decision.reader,
+            "status": decision.status,
+            "message_ids": list(decision.message_ids),
+        }
+    assert actual == case["expected"], case["note"]
 
 
 def all_expected_reasons() -> set[str]:

@@ -36,6 +36,7 @@ from .messages import (
     decide_message,
 )
 from .reasons import REASONS, Reason, Refused
+from .receipts import ReceiptAccepted, ReceiptDecision, SentMessages, decide_receipt
 
 __all__ = [
     "REASONS",
@@ -53,14 +54,18 @@ __all__ = [
     "NameRecord",
     "Pin",
     "Reason",
+    "ReceiptAccepted",
+    "ReceiptDecision",
     "Refused",
     "SeenRecord",
+    "SentMessages",
     "change_position",
     "decide_group_chain",
     "decide_group_name",
     "decide_invite",
     "decide_message",
     "decide_own_keys",
+    "decide_receipt",
     "direct_peer",
     "invite_code",
     "membership_start",

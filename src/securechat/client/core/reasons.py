@@ -25,6 +25,7 @@ Reason = Literal[
     "older_name",
     "invite_expired",
     "own_keys_changed",
+    "unsigned",
 ]
 
 REASONS: tuple[Reason, ...] = get_args(Reason)

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import SecureChatError
 from ..realtime.throttle import FrameBudget
-from ..services import accounts, messages, presence
+from ..services import accounts, messages, presence, receipts
 from ..services.context import ServiceContext
 from ..services.principal import Principal
 
@@ -167,6 +167,14 @@ class InboxConnection:
                     error_frame("invalid_frame", "ack needs an integer seq", ref=ref)
                 )
                 return
+            # A client that signs its own receipts (PROTOCOL.md 9.3) asks for none of the
+            # server's with "signed_receipts": true.
+            signed = frame.get("signed_receipts", False)
+            if not isinstance(signed, bool):
+                await self.websocket.send_text(
+                    error_frame("invalid_frame", "signed_receipts must be true or false", ref=ref)
+                )
+                return
             # Acks are answered only on request ("confirm": true), as a client does
             # before closing: an answer to every ack would double the frames.
             confirm = frame.get("confirm") is True
@@ -176,11 +184,13 @@ class InboxConnection:
                 return
             await self._submit(
                 ref,
-                lambda: self.ctx.writer.submit_ack(self.principal, seq),
+                lambda: self.ctx.writer.submit_ack(self.principal, seq, server_receipts=not signed),
                 lambda _count: {"type": "acked", "ref": ref, "seq": seq} if confirm else None,
             )
         elif kind == "typing":
             await self._guarded(ref, presence.typing(self.ctx, self.principal, frame.get("conversation_id")))
+        elif kind == "receipt":
+            await self._guarded(ref, receipts.relay_receipt(self.ctx, self.principal, frame.get("receipt")))
         elif kind == "read":
             await self._guarded(
                 ref,

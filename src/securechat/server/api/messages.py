@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from ..services import messages, presence, ratelimit
+from ..services import messages, presence, ratelimit, receipts
 from .deps import Context, CurrentUser
-from .models import AckBody, DirectConversationBody, ReadBody, SendBody
+from .models import AckBody, DirectConversationBody, ReadBody, ReceiptBody, SendBody
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -36,7 +36,19 @@ async def inbox(
 
 @router.post("/inbox/ack")
 async def ack(body: AckBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    return {"acknowledged": await messages.acknowledge(ctx, principal, body.seq)}
+    acknowledged = await messages.acknowledge(
+        ctx, principal, body.seq, server_receipts=not body.signed_receipts
+    )
+    return {"acknowledged": acknowledged}
+
+
+@router.post("/receipts")
+async def relay_receipt(body: ReceiptBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    """A receipt signed by its reader, the caller, for the senders of its messages (PROTOCOL.md 9.3)."""
+    await ratelimit.hit(
+        ctx, "receipt", f"user:{principal.user_id}", ctx.settings.receipts_per_minute, who="account"
+    )
+    return {"relayed": await receipts.relay_receipt(ctx, principal, body.receipt)}
 
 
 @router.get("/conversations")
@@ -53,7 +65,8 @@ async def open_direct(body: DirectConversationBody, principal: CurrentUser, ctx:
 async def mark_read(
     conversation_id: Annotated[str, Path(max_length=64)], body: ReadBody, principal: CurrentUser, ctx: Context
 ) -> dict[str, Any]:
-    """Read receipts for clients without a socket (the WebSocket has a ``read`` frame)."""
+    """Unsigned read receipts, the server's claim (transitional, PROTOCOL.md 9.3): for
+    clients that do not sign receipts yet; the WebSocket has a ``read`` frame."""
     return {"receipts": await presence.mark_read(ctx, principal, conversation_id, body.message_ids)}
 
 

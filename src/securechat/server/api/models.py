@@ -77,6 +77,13 @@ class SendBody(Strict):
 
 class AckBody(Strict):
     seq: int = Field(ge=0, le=2**62)
+    # The client sends signed receipts of its own (PROTOCOL.md 9.3): make none for this ack.
+    signed_receipts: bool = False
+
+
+class ReceiptBody(Strict):
+    # Any JSON: the protocol layer's strict parser refuses what is not a receipt (400).
+    receipt: Any
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

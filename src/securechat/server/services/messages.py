@@ -154,6 +154,10 @@ async def inbox_head(ctx: ServiceContext, user_id: int) -> int:
         return await store.get_inbox_head(conn, user_id)
 
 
-async def acknowledge(ctx: ServiceContext, principal: Principal, up_to_seq: int) -> int:
-    """Mark messages up to ``up_to_seq`` delivered; each sender gets a receipt in its inbox."""
-    return await ctx.writer.acknowledge(principal, up_to_seq)
+async def acknowledge(
+    ctx: ServiceContext, principal: Principal, up_to_seq: int, *, server_receipts: bool = True
+) -> int:
+    """Mark messages up to ``up_to_seq`` delivered. With ``server_receipts`` each sender
+    also gets an unsigned receipt, the server's claim (transitional, PROTOCOL.md 9.3);
+    a client that signs its own receipts asks for none."""
+    return await ctx.writer.acknowledge(principal, up_to_seq, server_receipts=server_receipts)

@@ -65,6 +65,9 @@ class AckRequest:
     principal: Principal
     up_to_seq: int
     future: asyncio.Future[int] = field(repr=False)
+    # Make unsigned "delivered" receipts, the server's claim, for what this ack covers
+    # (transitional, PROTOCOL.md 9.3): False for clients that sign their own.
+    server_receipts: bool = True
 
 
 Request = SendRequest | AckRequest
@@ -127,16 +130,18 @@ class MessageWriter:
         self._queue.put_nowait(SendRequest(principal, envelope, text, digest, future))
         return future
 
-    def submit_ack(self, principal: Principal, up_to_seq: int) -> asyncio.Future[int]:
+    def submit_ack(
+        self, principal: Principal, up_to_seq: int, *, server_receipts: bool = True
+    ) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(AckRequest(principal, up_to_seq, future))
+        self._queue.put_nowait(AckRequest(principal, up_to_seq, future, server_receipts))
         return future
 
     async def send(self, principal: Principal, envelope: Envelope, text: str, digest: bytes) -> SendResult:
         return await self.submit_send(principal, envelope, text, digest)
 
-    async def acknowledge(self, principal: Principal, up_to_seq: int) -> int:
-        return await self.submit_ack(principal, up_to_seq)
+    async def acknowledge(self, principal: Principal, up_to_seq: int, *, server_receipts: bool = True) -> int:
+        return await self.submit_ack(principal, up_to_seq, server_receipts=server_receipts)
 
     async def _run(self) -> None:
         while True:
@@ -292,10 +297,14 @@ def _apply(
     # All acks in the batch are applied with two statements, whatever their number.
     up_to: dict[int, int] = {}
     usernames: dict[int, str] = {}
+    # Users with an ack in the batch that asks for the server's own receipts.
+    wants_receipts: set[int] = set()
     for ack in acks:
         uid = ack.principal.user_id
         up_to[uid] = max(up_to.get(uid, 0), ack.up_to_seq)
         usernames[uid] = ack.principal.username
+        if ack.server_receipts:
+            wants_receipts.add(uid)
     newly_delivered = batch_store.get_undelivered_messages_up_to(conn, up_to)
     batch_store.mark_delivered_up_to(conn, up_to, now)
     receipts: dict[int, list[dict[str, Any]]] = {}
@@ -303,7 +312,7 @@ def _apply(
     delivered_count: dict[int, int] = {}
     for row in newly_delivered:
         delivered_count[row["user_id"]] = delivered_count.get(row["user_id"], 0) + 1
-        if row["sender_id"] != row["user_id"]:
+        if row["sender_id"] != row["user_id"] and row["user_id"] in wants_receipts:
             by_pair.setdefault((row["user_id"], row["sender_id"]), []).append(row["message_id"])
     for (recipient_id, sender_id), message_ids in by_pair.items():
         receipts.setdefault(sender_id, []).append(

@@ -14,3 +14,4 @@ export { REASONS, refused } from "./reasons.js";
 export * from "./messages.js";
 export * from "./groups.js";
 export * from "./keys.js";
+export * from "./receipts.js";

@@ -9,7 +9,7 @@
  * @typedef {"malformed" | "unsupported_version" | "unknown_sender" | "bad_signature" | "key_changed"
  *   | "wrong_conversation" | "unknown_group" | "wrong_members" | "replayed" | "not_for_me"
  *   | "undecryptable" | "bad_payload" | "chain_invalid" | "chain_fork" | "invite_mismatch"
- *   | "not_admin" | "older_name" | "invite_expired" | "own_keys_changed"} Reason
+ *   | "not_admin" | "older_name" | "invite_expired" | "own_keys_changed" | "unsigned"} Reason
  */
 
 /** @type {readonly Reason[]} */
@@ -33,6 +33,7 @@ export const REASONS = Object.freeze([
   "older_name",
   "invite_expired",
   "own_keys_changed",
+  "unsigned",
 ]);
 
 /**

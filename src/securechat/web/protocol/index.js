@@ -15,3 +15,4 @@ export * from "./keys.js";
 export * from "./envelope.js";
 export * from "./files.js";
 export * from "./groups.js";
+export * from "./receipts.js";

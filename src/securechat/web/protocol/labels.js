@@ -22,6 +22,7 @@ export const GROUP_CHANGE = "securechat/v1/group-change";
 export const GROUP_CHANGE_HASH = "securechat/v1/group-change-hash";
 export const GROUP_INVITE = "securechat/v1/group-invite";
 export const GROUP_INVITE_HASH = "securechat/v1/group-invite-hash";
+export const RECEIPT = "securechat/v1/receipt";
 export const PRELOGIN_FAKE_SALT = "securechat/v1/prelogin-fake-salt";
 
 /** Every label by its constant name, for the vector test that compares the whole table. */
@@ -41,6 +42,7 @@ export const LABELS = Object.freeze({
   GROUP_CHANGE_HASH,
   GROUP_INVITE,
   GROUP_INVITE_HASH,
+  RECEIPT,
   PRELOGIN_FAKE_SALT,
 });
 

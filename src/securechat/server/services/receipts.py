@@ -1,0 +1,85 @@
+"""Receipts signed by their reader (PROTOCOL.md 9.3): relayed, never made up.
+
+The server checks a receipt's shape, that its reader is the caller and a member of the
+conversation, and which senders its messages have; it gives each of those senders one
+inbox entry carrying the receipt unchanged. It does not check the signature (as with
+envelopes, the senders do, with the keys they pinned; PROTOCOL.md 14.7), and it cannot
+know whether the reader's client really has or showed the messages.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ...protocol import errors as protocol_errors
+from ...protocol.receipts import Receipt
+from ..errors import Forbidden, InvalidReceipt, NotFound
+from ..realtime.broker import InboxEvent
+from ..storage import batch as batch_store
+from .context import ServiceContext, now_ms
+from .principal import Principal
+from .writer import data_entry
+
+
+def parse_receipt(raw: Any) -> Receipt:
+    try:
+        return Receipt.from_wire(raw)
+    except protocol_errors.ProtocolError as exc:
+        raise InvalidReceipt(str(exc)) from exc
+
+
+async def relay_receipt(ctx: ServiceContext, principal: Principal, raw: Any) -> int:
+    """Give each sender of the receipt's messages the reader's signed receipt; returns
+    how many of the named messages it went to the senders of."""
+    receipt = parse_receipt(raw)
+    if receipt.reader != principal.username:
+        raise Forbidden("a receipt is signed by its reader, who must be the caller", reason="not_reader")
+    count, events = await ctx.database.run_batch(_relay, principal, receipt)
+    await ctx.broker.publish(events)
+    return count
+
+
+def _relay(conn: Connection, principal: Principal, receipt: Receipt) -> tuple[int, list[InboxEvent]]:
+    cid = receipt.conversation_id
+    members = batch_store.get_members_by_conversation(conn, [cid])[cid]
+    if principal.username not in members:
+        raise NotFound("no such conversation")
+    rows = batch_store.get_messages_by_message_ids(conn, list(receipt.message_ids))
+    by_sender: dict[int, list[str]] = {}
+    for message_id, row in rows.items():
+        if row["conversation_id"] == cid and row["sender_id"] != principal.user_id:
+            by_sender.setdefault(row["sender_id"], []).append(message_id)
+    # Only to senders still in the conversation: a receipt is the reader's news for them.
+    current = set(members.values())
+    by_sender = {sender: found for sender, found in by_sender.items() if sender in current}
+    if not by_sender:
+        return 0, []
+    now = now_ms()
+    signed = receipt.to_wire()
+    starts = batch_store.allocate_inbox_seqs(conn, dict.fromkeys(by_sender, 1))
+    made = [
+        data_entry(
+            sender,
+            starts[sender],
+            "receipt",
+            # Beside the signed receipt, the server's view for clients that do not check
+            # signatures yet (PROTOCOL.md 9.3): it counts for nothing in 14.7.
+            json.dumps(
+                {
+                    "message_ids": sorted(found),
+                    "recipient": principal.username,
+                    "status": receipt.status,
+                    "at": now,
+                    "receipt": signed,
+                },
+                separators=(",", ":"),
+            ),
+            now,
+        )
+        for sender, found in sorted(by_sender.items())
+    ]
+    batch_store.add_inbox_entries(conn, [row for row, _ in made])
+    return sum(len(found) for found in by_sender.values()), [event for _, event in made]
