@@ -41,7 +41,16 @@ class FakeSocket:
         return [frame["seq"] for frame in self.sent if frame["type"] == "ack"]
 
 
+class FakeReceipts:
+    """No signed receipts waiting (tests/integration/test_receipts.py sends real ones)."""
+
+    def take_delivered(self) -> list[dict[str, Any]]:
+        return []
+
+
 class FakeMessenger:
+    receipts = FakeReceipts()
+
     async def process_frame(self, frame: dict[str, Any]) -> InboxItem:
         return InboxItem(kind=frame["type"], seq=frame["seq"])
 
@@ -107,5 +116,27 @@ async def test_closing_confirms_what_is_still_pending() -> None:
     await fake.incoming.put(entry("receipt", 2))
     await consume(inbox, 2)
     await inbox.close()
-    assert fake.sent == [{"type": "ack", "seq": 2, "confirm": True}]
+    assert fake.sent == [{"type": "ack", "seq": 2, "confirm": True, "signed_receipts": True}]
     assert fake.closed
+
+
+async def test_signed_receipts_follow_the_ack_that_covers_them() -> None:
+    """A client that signs its receipts (PROTOCOL.md 9.3) says so on every ack, so the
+    server makes none of its own, and sends the queued "delivered" receipts after it."""
+    inbox, fake = make_socket()
+    queued = [{"v": 1, "status": "delivered", "message_ids": ["one"]}]
+
+    class Queue:
+        def take_delivered(self) -> list[dict[str, Any]]:
+            taken, queued[:] = list(queued), []
+            return taken
+
+    inbox.messenger.receipts = Queue()  # type: ignore[assignment]
+    for seq in range(1, realtime.ACK_MAX_ENTRIES + 1):
+        await fake.incoming.put(entry("message", seq))
+    await consume(inbox, realtime.ACK_MAX_ENTRIES)
+    assert fake.sent[:2] == [
+        {"type": "ack", "seq": realtime.ACK_MAX_ENTRIES, "signed_receipts": True},
+        {"type": "receipt", "receipt": {"v": 1, "status": "delivered", "message_ids": ["one"]}},
+    ]
+    assert all(frame["type"] != "receipt" for frame in fake.sent[2:])

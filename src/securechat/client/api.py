@@ -127,8 +127,14 @@ class ApiClient:
     async def inbox(self, since: int, limit: int = 200) -> dict[str, Any]:
         return await self.request("GET", "/api/v1/inbox", params={"since": since, "limit": limit})  # type: ignore[no-any-return]
 
-    async def ack(self, seq: int) -> None:
-        await self.request("POST", "/api/v1/inbox/ack", json={"seq": seq})
+    async def ack(self, seq: int, *, signed_receipts: bool = False) -> None:
+        body: dict[str, Any] = {"seq": seq}
+        if signed_receipts:
+            body["signed_receipts"] = True
+        await self.request("POST", "/api/v1/inbox/ack", json=body)
+
+    async def post_receipt(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", "/api/v1/receipts", json={"receipt": receipt})  # type: ignore[no-any-return]
 
     async def conversations(self) -> list[dict[str, Any]]:
         return (await self.request("GET", "/api/v1/conversations"))["conversations"]  # type: ignore[no-any-return]
@@ -140,10 +146,6 @@ class ApiClient:
         if before is not None:
             params["before"] = before
         return await self.request("GET", f"/api/v1/conversations/{conversation_id}/messages", params=params)  # type: ignore[no-any-return]
-
-    async def mark_read(self, conversation_id: str, message_ids: list[str]) -> dict[str, Any]:
-        body = {"message_ids": message_ids}
-        return await self.request("POST", f"/api/v1/conversations/{conversation_id}/read", json=body)  # type: ignore[no-any-return]
 
     # Groups
     async def create_group(self, change: dict[str, Any]) -> dict[str, Any]:

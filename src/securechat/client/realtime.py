@@ -66,7 +66,15 @@ class InboxSocket:
     async def _send_ack(self, seq: int) -> None:
         assert self._socket is not None
         self._ack_sent = max(self._ack_sent, seq)
-        await self._socket.send(json.dumps({"type": "ack", "seq": seq}))
+        # This client signs its own receipts (PROTOCOL.md 9.3): the server makes none, and
+        # the signed "delivered" receipts for what the ack covers follow it.
+        await self._socket.send(json.dumps({"type": "ack", "seq": seq, "signed_receipts": True}))
+        await self._send_receipts()
+
+    async def _send_receipts(self) -> None:
+        assert self._socket is not None
+        for receipt in self.messenger.receipts.take_delivered():
+            await self._socket.send(json.dumps({"type": "receipt", "receipt": receipt}))
 
     async def _processed(self, frame_type: str, seq: int) -> None:
         self._last_processed = max(self._last_processed, seq)
@@ -103,7 +111,9 @@ class InboxSocket:
             self._ack_sent = max(self._ack_sent, self._last_processed)
         if self._acked < self._ack_sent:
             with contextlib.suppress(TimeoutError, websockets.WebSocketException, OSError):
-                await self._socket.send(json.dumps({"type": "ack", "seq": self._ack_sent, "confirm": True}))
+                await self._send_receipts()
+                confirmed = {"type": "ack", "seq": self._ack_sent, "confirm": True, "signed_receipts": True}
+                await self._socket.send(json.dumps(confirmed))
                 async with asyncio.timeout(5):
                     async for text in self._socket:
                         frame = json.loads(text)
