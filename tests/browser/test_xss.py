@@ -97,9 +97,11 @@ def test_message_bodies_and_server_supplied_names_render_as_text(
     # Neither the listed "member" nor the frame's "sender" is anyone's contact: no name
     # makes those conversation ids (PROTOCOL.md 14.1). What the server claims is shown as
     # its claim, and as text.
-    expect(page.locator(".conversation-name")).to_have_count(3)
-    names = page.locator(".conversation-name").all_inner_texts()
+    expect(page.locator(".conversation-title")).to_have_count(3)
+    names = page.locator(".conversation-title").all_inner_texts()
     assert sorted(names) == ["Unknown contact", "Unknown contact", "alice"], names
+    # Sending is paused in both, and the list says so.
+    expect(page.locator(".conversation-item:not([data-peer]) .conversation-warning")).to_have_count(2)
     claimed = page.locator(".conversation-item").filter(has_text="Unverifiable message")
     claimed.click()
     expect(page.locator("#conversation-title")).to_have_text("Unknown contact")

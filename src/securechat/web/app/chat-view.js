@@ -1,51 +1,24 @@
 /**
  * The chat screen: conversation list, message list, composer, the key-change banner and,
- * in a group, sender names, membership lines and the group's warning banner. Items are
- * drawn by message-view.js; the messenger is used only through its public methods.
+ * in a group, sender names, membership lines and the group's warning banner. List items
+ * are drawn by conversation-list.js, conversation items by message-view.js; the
+ * messenger is used only through its public methods.
  *
  * @module
  */
 
-import { conversationTitle } from "./conversations.js";
-import { byId, el, explain, setMessage, shortTime, show } from "./dom.js";
-import { listNames, mismatchText } from "./group-text.js";
-import { previewText, renderItem, renderSignature } from "./message-view.js";
-import { reasonText } from "./reasons.js";
+import { renderConversationItem } from "./conversation-list.js";
+import { contactWarning, conversationTitle } from "./conversations.js";
+import { byId, el, explain, setMessage, show } from "./dom.js";
+import { groupWarning } from "./group-text.js";
+import { renderItem, renderSignature } from "./message-view.js";
 import { previewable } from "./transfers.js";
 
 /** @import { Conversation } from "./conversations.js" */
-/** @import { GroupRecord } from "./groups.js" */
 /** @import { Messenger } from "./messenger.js" */
 
 /** Images up to this size are fetched and previewed without a click. */
 const AUTO_PREVIEW_BYTES = 10 * 1024 * 1024;
-
-/**
- * Why sending to a group is paused, or null.
- *
- * @param {Readonly<GroupRecord> | undefined} record
- * @returns {string | null}
- */
-export function groupWarning(record) {
-  if (!record) return null;
-  if (record.problem) return `This group’s membership cannot be verified: ${reasonText(record.problem)}. Sending is disabled.`;
-  if (record.status === "removed" && record.state) return "You are no longer a member of this group.";
-  if (record.mismatch) return mismatchText(record.mismatch);
-  return null;
-}
-
-/**
- * Why sending in a direct conversation is impossible: its contact did not derive from
- * its id (PROTOCOL.md 14.1), whatever the server lists.
- *
- * @param {Conversation} conversation
- * @returns {string | null}
- */
-export function contactWarning(conversation) {
-  if (conversation.kind !== "direct" || conversation.peer) return null;
-  const listed = conversation.listed.length ? `The server lists ${listNames(conversation.listed)} in it, but it` : "It";
-  return `${listed} is not your conversation with anyone this device knows, so its contact cannot be shown. Nothing is sent to it.`;
-}
 
 export class ChatView {
   /**
@@ -176,43 +149,9 @@ export class ChatView {
   }
 
   renderConversations() {
-    const items = this.messenger.sortedConversations().map((conversation) => {
-      const title = conversationTitle(conversation);
-      const group = conversation.kind === "group";
-      const warning = group && groupWarning(conversation.group);
-      const avatar = [...title][0]?.toUpperCase() ?? "?";
-      const button = el("button", { className: "conversation-item", attrs: { type: "button" } }, [
-        el("span", { className: group ? "avatar group" : "avatar", text: avatar, attrs: { "aria-hidden": "true" } }),
-        el("span", { className: "conversation-text" }, [
-          el("span", { className: "conversation-name" }, [
-            ...(group ? [el("span", { className: "visually-hidden", text: "Group: " })] : []),
-            el("span", { className: "conversation-title", text: title }),
-            ...(warning
-              ? [
-                  el("span", { className: "conversation-warning", text: " ⚠", attrs: { title: warning, "aria-hidden": "true" } }),
-                  el("span", { className: "visually-hidden", text: " (sending paused)" }),
-                ]
-              : []),
-          ]),
-          el("span", { className: "conversation-preview", text: previewText(conversation) }),
-        ]),
-        el("span", { className: "conversation-meta" }, [
-          el("time", { className: "conversation-time", text: shortTime(conversation.lastActivity) }),
-          ...(conversation.unread
-            ? [el("span", { className: "unread", text: String(conversation.unread), attrs: { "aria-label": `${conversation.unread} unread` } })]
-            : []),
-        ]),
-      ]);
-      if (group) {
-        button.dataset.group = conversation.id;
-      } else if (conversation.peer) {
-        // Only a contact derived from the conversation id is named as one.
-        button.dataset.peer = conversation.peer;
-      }
-      if (conversation.id === this.openId) button.setAttribute("aria-current", "true");
-      button.addEventListener("click", () => void this.open(conversation.id));
-      return el("li", {}, [button]);
-    });
+    const items = this.messenger.sortedConversations().map((conversation) =>
+      renderConversationItem(conversation, { current: conversation.id === this.openId, open: (id) => void this.open(id) }),
+    );
     this.list.replaceChildren(...items);
     show(byId("no-conversations"), items.length === 0);
   }

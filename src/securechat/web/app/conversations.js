@@ -7,7 +7,8 @@
  */
 
 import { directPeer } from "../core/index.js";
-import { parseConversationId } from "../protocol/index.js";
+import { isPlainObject, parseConversationId } from "../protocol/index.js";
+import { listNames } from "./group-text.js";
 
 /** @import { FileDescriptor } from "../protocol/index.js" */
 /** @import { Reason } from "../core/reasons.js" */
@@ -93,6 +94,19 @@ export function isConversationId(value) {
 export function conversationTitle(conversation) {
   if (conversation.kind === "group") return conversation.group?.name?.name ?? "Unnamed group";
   return conversation.peer || UNKNOWN_CONTACT;
+}
+
+/**
+ * Why nothing is sent in a direct conversation: its contact did not derive from its id
+ * (PROTOCOL.md 14.1), whatever the server lists; null when it did (or for a group).
+ *
+ * @param {Conversation} conversation
+ * @returns {string | null}
+ */
+export function contactWarning(conversation) {
+  if (conversation.kind !== "direct" || conversation.peer) return null;
+  const listed = conversation.listed.length ? `The server lists ${listNames(conversation.listed)} in it, but it` : "It";
+  return `${listed} is not your conversation with anyone this device knows, so its contact cannot be shown. Nothing is sent to it.`;
 }
 
 /**
@@ -245,6 +259,64 @@ export class Conversations {
     const conversation = this.byId.get(id) ?? this.make(id, "direct");
     if (conversation.kind === "direct" && !conversation.peer && peer) conversation.peer = peer;
     return conversation;
+  }
+
+  /**
+   * The server's list of conversations (9.1) taken in: a direct conversation's contact
+   * is derived from its id, the listed members and the contacts pinned here being only
+   * candidates; one whose contact does not derive keeps none. Unread counts come from
+   * this device. The groups listed, with the server's member lists, are returned, for
+   * the group book to compare with the verified ones.
+   *
+   * @param {unknown} answer the server's answer, `{conversations: [...]}`
+   * @param {{known: string[], unread: ReadonlyMap<string, number>, group: (id: string) => GroupRecord}} context
+   *   known: contacts pinned here; group: the group book's record for an id
+   * @returns {Promise<[string, string[]][]>}
+   */
+  async applyListing(answer, { known, unread, group }) {
+    /** @type {[string, string[]][]} */
+    const groups = [];
+    const items = isPlainObject(answer) && Array.isArray(answer.conversations) ? answer.conversations : [];
+    for (const item of items) {
+      if (!isPlainObject(item) || typeof item.id !== "string") continue;
+      const listed = Array.isArray(item.members) ? item.members.map((/** @type {unknown} */ name) => String(name)) : [];
+      let conversation;
+      if (item.kind === "direct") {
+        conversation = this.direct(item.id, await derivePeer(this.me, item.id, listed, known));
+        conversation.listed = listed.filter((name) => name !== this.me);
+      } else if (item.kind === "group" && item.id.startsWith("grp-") && isConversationId(item.id)) {
+        conversation = this.group(group(item.id));
+        groups.push([item.id, listed]);
+      } else {
+        continue;
+      }
+      const last = [item.last_message_at, item.created_at].find((value) => Number.isSafeInteger(value));
+      conversation.lastActivity = Math.max(conversation.lastActivity, /** @type {number | undefined} */ (last) ?? 0);
+      conversation.unread = unread.get(item.id) ?? conversation.unread;
+    }
+    for (const conversation of this.byId.values()) {
+      if (conversation.kind === "group") conversation.unread = unread.get(conversation.id) ?? conversation.unread;
+    }
+    return groups;
+  }
+
+  /**
+   * Lines for a group's newly verified changes, each once; true if any was added.
+   *
+   * @param {GroupRecord} record
+   * @param {readonly ChatMessage[]} lines
+   * @returns {boolean}
+   */
+  addLines(record, lines) {
+    const conversation = this.group(record);
+    let added = false;
+    for (const line of lines) {
+      if (conversation.messages.some((m) => m.messageId === line.messageId)) continue;
+      conversation.messages.push(line);
+      conversation.lastActivity = Math.max(conversation.lastActivity, line.sentAt ?? 0);
+      added = true;
+    }
+    return added;
   }
 
   /**

@@ -10,6 +10,7 @@ import { reasonText } from "./reasons.js";
 
 /** @import { GroupChange } from "../protocol/index.js" */
 /** @import { NameDecision, NameRecord } from "../core/groups.js" */
+/** @import { GroupRecord } from "./groups.js" */
 
 /**
  * "alice", "alice and bob", "alice, bob and carol".
@@ -128,5 +129,19 @@ export function nameRecordFrom(saved) {
     const at = saved.nameAt;
     return { name: record, sentAt: typeof at === "number" && Number.isSafeInteger(at) ? at : 0, messageId: "" };
   }
+  return null;
+}
+
+/**
+ * Why sending to a group is paused, or null.
+ *
+ * @param {Readonly<GroupRecord> | undefined} record
+ * @returns {string | null}
+ */
+export function groupWarning(record) {
+  if (!record) return null;
+  if (record.problem) return `This group’s membership cannot be verified: ${reasonText(record.problem)}. Sending is disabled.`;
+  if (record.status === "removed" && record.state) return "You are no longer a member of this group.";
+  if (record.mismatch) return mismatchText(record.mismatch);
   return null;
 }

@@ -4,19 +4,18 @@
  * Whether a chain the server offers is taken, and whether a change from the inbox is
  * new, is the core's decision (14.3: changePosition, decideGroupChain); a group's name
  * is too (14.4: decideGroupName). This module gathers what those decisions need, stores
- * what they return, and compares the server's member list with the verified one before
- * anything is sealed. No DOM.
+ * what they return. No DOM.
  *
  * The rest of the app is reached only through the {@link GroupHost} it is given.
- * Making changes (create, add, invite, join) is in group-actions.js.
+ * Making changes (create, add, invite, join) is in group-actions.js; comparing the
+ * server's member list with the verified one, in group-membership.js.
  *
  * @module
  */
 
 import { changePosition, decideGroupChain, decideGroupName } from "../core/index.js";
 import { GroupChange, isPlainObject, parseConversationId } from "../protocol/index.js";
-import { ApiError } from "./api.js";
-import { listDifference, mismatchText, nameRecordFrom } from "./group-text.js";
+import { nameRecordFrom } from "./group-text.js";
 import { reasonText } from "./reasons.js";
 import * as store from "./store.js";
 
@@ -35,16 +34,6 @@ export class GroupUnverifiable extends GroupProblem {
   constructor(reason) {
     super(`This group's membership cannot be verified: ${reasonText(reason)}. Nothing is sent to it.`);
     this.reason = reason;
-  }
-}
-
-/** The server's member list differs from the verified one (PROTOCOL.md 13.5). */
-export class MembershipMismatch extends GroupProblem {
-  /** @param {{extra: string[], missing: string[]}} difference */
-  constructor(difference) {
-    super(mismatchText(difference));
-    this.extra = difference.extra;
-    this.missing = difference.missing;
   }
 }
 
@@ -74,6 +63,8 @@ export class MembershipMismatch extends GroupProblem {
  * @property {(record: GroupRecord, changes: readonly GroupChange[]) => void} adopted changes
  *   newly verified, each to be shown once
  * @property {(record: GroupRecord) => void} changed anything else about a group changed
+ * @property {(id: string) => void} listStale the group's membership changed: the server's
+ *   list is to be fetched and compared again (group-membership.js)
  */
 
 /**
@@ -244,7 +235,7 @@ export class GroupBook {
       // The server's list was for the old membership: fetch it again (once out of the lock).
       record.serverMembers = null;
       record.mismatch = null;
-      if (record.status === "member") setTimeout(() => void this.check(record.id), 0);
+      if (record.status === "member") setTimeout(() => this.host.listStale(record.id), 0);
     }
     await this.save(record);
     this.host.adopted(record, decision.new);
@@ -357,90 +348,5 @@ export class GroupBook {
       this.host.changed(record);
     }
     return decision;
-  }
-
-  // The server's list ----------------------------------------------------------------
-  /**
-   * Compare the server's member list with the verified members. A difference is first
-   * checked against a fresh chain (a change may simply not have arrived yet).
-   *
-   * @param {string} id
-   * @param {string[]} listed
-   * @param {{fetched?: boolean}} [options] fetched: the chain was just refreshed
-   */
-  async compareServerList(id, listed, { fetched = false } = {}) {
-    const record = this.record(id);
-    record.serverMembers = [...listed];
-    let state = record.state;
-    if (!fetched && (!state || listDifference(state.members, listed)) && !record.problem) {
-      try {
-        state = (await this.refresh(id)).state;
-      } catch {
-        state = record.state;
-      }
-      record.serverMembers = [...listed];
-    }
-    record.mismatch = state ? listDifference(state.members, listed) : null;
-    this.host.changed(record);
-    return record.mismatch;
-  }
-
-  /**
-   * The server's member list for a group, from `GET /conversations` (empty if not listed).
-   *
-   * @param {string} id
-   * @returns {Promise<string[]>}
-   */
-  async fetchServerList(id) {
-    const answer = await this.host.api.conversations();
-    const listed = (answer?.conversations ?? []).find(
-      (/** @type {{id?: unknown, members?: unknown} | null} */ item) => item?.id === id,
-    );
-    return Array.isArray(listed?.members) ? listed.members.map((/** @type {unknown} */ name) => String(name)) : [];
-  }
-
-  /**
-   * Refresh the chain and compare with the server's list; never throws (the record shows it).
-   *
-   * @param {string} id
-   */
-  async check(id) {
-    const record = this.records.get(id);
-    // A former member's chain ends at its removal: the server has nothing more for it.
-    if (record?.status === "removed" && record.state) return;
-    try {
-      await this.refresh(id);
-      await this.compareServerList(id, await this.fetchServerList(id), { fetched: true });
-    } catch {
-      // The record holds the problem, if it is one; a network error is shown elsewhere.
-    }
-  }
-
-  /**
-   * Everything sending checks first (PROTOCOL.md 13.5): an up-to-date verified chain
-   * with me in it, and a server list equal to it.
-   *
-   * @param {string} id
-   * @returns {Promise<GroupState>}
-   * @throws {GroupProblem | ApiError}
-   */
-  async checkForSending(id) {
-    const record = this.record(id);
-    if (record.status === "removed" && record.state) {
-      throw new GroupProblem("You are no longer a member of this group.");
-    }
-    let state;
-    try {
-      state = (await this.refresh(id)).state;
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        throw new GroupProblem("The server says you are not a member of this group.");
-      }
-      throw error;
-    }
-    if (!state || !state.members.includes(this.me)) throw new GroupProblem("You are no longer a member of this group.");
-    const mismatch = await this.compareServerList(id, await this.fetchServerList(id), { fetched: true });
-    if (mismatch) throw new MembershipMismatch(mismatch);
-    return state;
   }
 }

@@ -21,8 +21,9 @@
  */
 
 import { directConversationId, parseUsername } from "../protocol/index.js";
-import { Conversations, conversationTitle, derivePeer, isConversationId } from "./conversations.js";
+import { Conversations, conversationTitle } from "./conversations.js";
 import { changeGroup, createGroup, joinGroup, makeGroupInvite } from "./group-actions.js";
+import { checkGroup, compareServerList, membersForSending } from "./group-membership.js";
 import { GroupBook } from "./groups.js";
 import { History, changeLine } from "./history.js";
 import { InboxSocket } from "./inbox.js";
@@ -83,16 +84,13 @@ export class Messenger extends EventTarget {
       pins,
       checkContact: (name) => trust.trustedIdentity(name),
       adopted: (record, changes) => {
-        const conversation = conversations.group(record);
-        for (const line of changes.map((change) => changeLine(record.id, change))) {
-          if (conversation.messages.some((m) => m.messageId === line.messageId)) continue;
-          conversation.messages.push(line);
-          conversation.lastActivity = Math.max(conversation.lastActivity, line.sentAt);
+        if (conversations.addLines(record, changes.map((change) => changeLine(record.id, change)))) {
+          this.#emit("messages", record.id);
         }
-        if (changes.length) this.#emit("messages", record.id);
         this.#groupChanged(record);
       },
       changed: (record) => this.#groupChanged(record),
+      listStale: (id) => void checkGroup(groups, id),
     }));
     const noteName = groups.noteName.bind(groups);
     const receiver = new Receiver({ me, seen, pins, groupState: (id, options) => groups.verifiedState(id, options), noteName });
@@ -104,7 +102,7 @@ export class Messenger extends EventTarget {
       socket,
       trust,
       seen,
-      checkGroup: (id) => groups.checkForSending(id),
+      checkGroup: (id) => membersForSending(groups, id),
       noteName,
       changed: (id) => this.#emit("messages", id),
       shown: (conversation, message) => this.#show(conversation, message),
@@ -141,20 +139,12 @@ export class Messenger extends EventTarget {
     socket.addEventListener("ended", (event) => this.#emit("ended", /** @type {CustomEvent} */ (event).detail));
   }
 
-  /**
-   * @param {string} type
-   * @param {unknown} [detail]
-   */
+  /** @param {string} type @param {unknown} [detail] */
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  /**
-   * Show an item in a conversation and tell the views.
-   *
-   * @param {Conversation} conversation
-   * @param {ChatMessage} message
-   */
+  /** Show an item in a conversation. @param {Conversation} conversation @param {ChatMessage} message */
   #show(conversation, message) {
     conversation.messages.push(message);
     conversation.lastActivity = Math.max(conversation.lastActivity, message.serverTs ?? Date.now());
@@ -169,10 +159,7 @@ export class Messenger extends EventTarget {
     this.#emit("conversations");
   }
 
-  /**
-   * @param {string} conversationId
-   * @returns {Conversation}
-   */
+  /** @param {string} conversationId @returns {Conversation} */
   #required(conversationId) {
     const conversation = this.#conversations.get(conversationId);
     if (!conversation) throw new Error("no such conversation");
@@ -205,42 +192,21 @@ export class Messenger extends EventTarget {
 
   // Conversations ------------------------------------------------------------------
   /**
-   * The server's list of conversations. A direct conversation's contact is derived from
-   * its id (the listed members and the contacts pinned here are only candidates); one
-   * whose contact does not derive is shown as such, and nothing is sent to it.
+   * The server's list of conversations: each direct one's contact derived from its id
+   * (conversations.js); the groups' chains brought up to date and compared with the
+   * server's lists in the background (a group the inbox has not told about is fetched).
    */
   async refreshConversations() {
     const answer = await this.#api.conversations();
     const stored = await store.allFor("state", this.username);
     const unread = new Map(stored.filter((value) => value?.unreadOf).map((value) => [value.unreadOf, value.count]));
-    /** @type {[string, string[]][]} the group ids and the server's member lists */
-    const groups = [];
-    for (const item of Array.isArray(answer?.conversations) ? answer.conversations : []) {
-      if (typeof item?.id !== "string") continue;
-      const listed = Array.isArray(item.members) ? item.members.map((/** @type {unknown} */ name) => String(name)) : [];
-      let conversation;
-      if (item.kind === "direct") {
-        conversation = this.#conversations.direct(
-          item.id,
-          await derivePeer(this.username, item.id, listed, this.#trust.pinnedNames()),
-        );
-        conversation.listed = listed.filter((/** @type {string} */ name) => name !== this.username);
-      } else if (item.kind === "group" && item.id.startsWith("grp-") && isConversationId(item.id)) {
-        conversation = this.#conversations.group(this.#groups.record(item.id));
-        groups.push([item.id, listed]);
-      } else {
-        continue;
-      }
-      conversation.lastActivity = Math.max(conversation.lastActivity, item.last_message_at ?? item.created_at ?? 0);
-      conversation.unread = unread.get(item.id) ?? conversation.unread;
-    }
-    for (const conversation of this.#conversations.all()) {
-      if (conversation.kind === "group") conversation.unread = unread.get(conversation.id) ?? conversation.unread;
-    }
+    const groups = await this.#conversations.applyListing(answer, {
+      known: this.#trust.pinnedNames(),
+      unread,
+      group: (id) => this.#groups.record(id),
+    });
     this.#emit("conversations");
-    // The chains are brought up to date and compared with the server's lists in the
-    // background: a group the inbox has not told this device about is fetched here.
-    void Promise.all(groups.map(([id, members]) => this.#groups.compareServerList(id, members).catch(() => {})));
+    void Promise.all(groups.map(([id, members]) => compareServerList(this.#groups, id, members).catch(() => {})));
   }
 
   /**
@@ -289,7 +255,7 @@ export class Messenger extends EventTarget {
     if (conversation.unread) await this.setUnread(conversation.id, 0);
     if (conversation.kind === "group") {
       // Opening a group re-checks its chain, the server's list and the members' keys.
-      void this.#groups.check(conversation.id).then(() => {
+      void checkGroup(this.#groups, conversation.id).then(() => {
         for (const name of conversation.group?.state?.members ?? []) {
           if (name !== this.username) this.#trust.trustedIdentity(name).catch(() => {});
         }
@@ -301,10 +267,7 @@ export class Messenger extends EventTarget {
     if (!conversation.historyLoaded) await this.#history.loadOlder(conversation);
   }
 
-  /**
-   * @param {string} conversationId
-   * @param {number} count
-   */
+  /** @param {string} conversationId @param {number} count */
   async setUnread(conversationId, count) {
     const conversation = this.#conversations.get(conversationId);
     if (!conversation) return;
@@ -313,41 +276,25 @@ export class Messenger extends EventTarget {
     this.#emit("conversations");
   }
 
-  /**
-   * Load the next page of older messages; false when there are no more.
-   *
-   * @param {string} conversationId
-   */
+  /** The next page of older messages; false when there are no more. @param {string} conversationId */
   async loadOlder(conversationId) {
     const conversation = this.#conversations.get(conversationId);
     return conversation ? this.#history.loadOlder(conversation) : false;
   }
 
-  /**
-   * The member of a conversation whose keys changed and are not accepted yet, if any.
-   *
-   * @param {Conversation} conversation
-   * @returns {string | null}
-   */
+  /** A member whose keys changed, not accepted yet. @param {Conversation} conversation @returns {string | null} */
   changedMember(conversation) {
     const names = conversation.kind === "group" ? conversation.group?.state?.members ?? [] : [conversation.peer];
     return this.#trust.changedAmong(names.filter(Boolean));
   }
 
   // Sending ------------------------------------------------------------------------
-  /**
-   * @param {string} conversationId
-   * @param {string} text
-   */
+  /** @param {string} conversationId @param {string} text */
   sendText(conversationId, text) {
     return this.#sender.sendText(this.#required(conversationId), text);
   }
 
-  /**
-   * @param {string} conversationId
-   * @param {File} file
-   * @param {string} [caption]
-   */
+  /** @param {string} conversationId @param {File} file @param {string} [caption] */
   sendFile(conversationId, file, caption = "") {
     return this.#sender.sendFile(this.#required(conversationId), file, caption);
   }
@@ -357,38 +304,23 @@ export class Messenger extends EventTarget {
     return this.#sender.fetchFile(message);
   }
 
-  /**
-   * @param {string} conversationId
-   * @param {string} messageId
-   */
+  /** @param {string} conversationId @param {string} messageId a failed own message */
   async retry(conversationId, messageId) {
     await this.#sender.retry(this.#required(conversationId), messageId);
   }
 
   // Groups ---------------------------------------------------------------------------
-  /**
-   * @param {string} groupId
-   * @returns {Readonly<GroupRecord> | undefined}
-   */
+  /** @param {string} groupId @returns {Readonly<GroupRecord> | undefined} */
   groupRecord(groupId) {
     return this.#groups.records.get(groupId);
   }
 
-  /**
-   * Fetch the group's chain and the server's list again and compare; never throws.
-   *
-   * @param {string} groupId
-   */
+  /** @param {string} groupId fetch its chain and the server's list again, compare; never throws */
   checkGroup(groupId) {
-    return this.#groups.check(groupId);
+    return checkGroup(this.#groups, groupId);
   }
 
-  /**
-   * Tell the group its name (admins only; PROTOCOL.md 13.5).
-   *
-   * @param {string} groupId
-   * @param {string} name
-   */
+  /** Tell the group its name (admins only; 13.5). @param {string} groupId @param {string} name */
   sendGroupInfo(groupId, name) {
     return this.#sender.sendGroupInfo(this.#required(groupId), name);
   }
@@ -423,21 +355,12 @@ export class Messenger extends EventTarget {
     return change;
   }
 
-  /**
-   * An invite, and its code: what to pass on (it commits to the invite, 14.5).
-   *
-   * @param {string} groupId
-   * @param {{hours: number, uses: number}} options
-   */
+  /** An invite and its code (14.5). @param {string} groupId @param {{hours: number, uses: number}} options */
   makeInvite(groupId, options) {
     return makeGroupInvite(this.#groups, groupId, options);
   }
 
-  /**
-   * Join a group with an invite code.
-   *
-   * @param {string} code
-   */
+  /** @param {string} code an invite code, as typed */
   async joinGroup(code) {
     const id = await joinGroup(this.#groups, code);
     const conversation = this.#conversations.group(this.#groups.record(id));
@@ -457,10 +380,7 @@ export class Messenger extends EventTarget {
     return this.#trust.acceptKeyChange(name);
   }
 
-  /**
-   * @param {string} name
-   * @param {boolean} verified
-   */
+  /** @param {string} name @param {boolean} verified */
   setVerified(name, verified) {
     return this.#trust.setVerified(name, verified);
   }
