@@ -25,6 +25,7 @@ from .core import SeenRecord
 from .errors import ClientError
 from .files import Progress, download_file, safe_file_name, unused_path, upload_file
 from .groups import GroupBook
+from .receipts import ReceiptBook
 from .receiving import InboxItem, InboxReader
 from .session import Session
 from .state import StateStore
@@ -50,7 +51,8 @@ class Messenger:
         self.session = Session(self.state, self.api)
         self.contacts = ContactBook(self.state, self.api)
         self.groups = GroupBook(self.state, self.api, self.session, self.contacts, self.record_sent)
-        self.inbox = InboxReader(self.state, self.session, self.contacts, self.groups)
+        self.receipts = ReceiptBook(self.state, self.api, self.session, self.contacts)
+        self.inbox = InboxReader(self.state, self.session, self.contacts, self.groups, self.receipts)
         # Whether this device tells others it has read their messages, or is typing
         # (both opt-outs).
         self.read_receipts = read_receipts
@@ -219,6 +221,8 @@ class Messenger:
                 server_ts=result.get("server_ts"),
                 verified=1,
                 status="sent",
+                # Who it was sealed for: a receipt for it must come from one of them (14.7).
+                recipients=json.dumps(list(envelope.recipients)),
             )
             if descriptor is not None:
                 shared = descriptor.to_payload()["file"]
@@ -241,20 +245,19 @@ class Messenger:
                 if item is not None:
                     items.append(item)
             # Always acknowledge: an ack lost on an earlier connection is made good here.
-            await self.api.ack(self.state.last_seq())
+            # This client signs its own receipts (PROTOCOL.md 9.3): the server makes none.
+            await self.api.ack(self.state.last_seq(), signed_receipts=True)
+            await self.receipts.send_delivered()
             if len(entries) < 200:
                 return items
 
     async def mark_read(self, conversation_id: str, message_ids: list[str]) -> int:
-        """Send read receipts (unless turned off with SECURECHAT_READ_RECEIPTS=false)."""
+        """Send signed read receipts (PROTOCOL.md 9.3) for messages of others shown to the
+        user (unless turned off with SECURECHAT_READ_RECEIPTS=false); how many went."""
         if not self.read_receipts or not message_ids:
             return 0
         await self.ensure_token()
-        sent = 0
-        for start in range(0, len(message_ids), 100):
-            answer = await self.api.mark_read(conversation_id, message_ids[start : start + 100])
-            sent += int(answer["receipts"])
-        return sent
+        return await self.receipts.send_read(conversation_id, message_ids)
 
     def stored_messages(self, peer: str | None = None) -> list[dict[str, Any]]:
         files = self.state.files_by_message()

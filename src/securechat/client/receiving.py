@@ -9,6 +9,7 @@ shown again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from .core import (
     Duplicate,
     GroupView,
     Pin,
+    ReceiptAccepted,
     Refused,
     change_position,
     decide_group_chain,
@@ -35,6 +37,7 @@ from .errors import ApiError
 if TYPE_CHECKING:
     from .contacts import ContactBook
     from .groups import GroupBook
+    from .receipts import ReceiptBook
     from .session import Session
     from .state import StateStore
 
@@ -101,11 +104,19 @@ def _claimed_sender(wire: object) -> Username | None:
 class InboxReader:
     """Reads inbox frames into items and the local state, for one account."""
 
-    def __init__(self, state: StateStore, session: Session, contacts: ContactBook, groups: GroupBook) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        session: Session,
+        contacts: ContactBook,
+        groups: GroupBook,
+        receipts: ReceiptBook,
+    ) -> None:
         self.state = state
         self.session = session
         self.contacts = contacts
         self.groups = groups
+        self.receipts = receipts
 
     # Messages ---------------------------------------------------------------------
     async def _pins_for(self, sender: Username | None) -> dict[str, Pin]:
@@ -236,24 +247,33 @@ class InboxReader:
                 self.state.put_seen(decision.message_id, decision.seen)
                 self.state.put("last_seq", str(seq))
             return None
+        recipients: str | None = None
         if isinstance(decision, Refused):
             item = self._refused_item(seq, frame, decision)
         else:
             item = self._accepted_item(seq, frame, decision)
+            # Who it was sealed for: a receipt for it must come from one of them (14.7).
+            recipients = json.dumps(list(decision.recipients))
             with self.state.transaction():
                 self.state.put_seen(decision.message_id, decision.seen)
             if decision.payload.get("type") == "group_info":
                 item.text = await self._name_line(decision)
+            if decision.sender != self.session.username:
+                self.receipts.delivered(decision.conversation_id, decision.sender, decision.message_id)
         with self.state.transaction():
             if item.file_with_key is not None and item.sender is not None and item.message_id is not None:
                 self.state.add_file(
                     item.file_with_key["id"], item.message_id, item.sender, item.file_with_key
                 )
-            self._store(item, status="received" if item.sender != self.session.username else "sent")
+            self._store(
+                item,
+                status="received" if item.sender != self.session.username else "sent",
+                recipients=recipients,
+            )
             self.state.put("last_seq", str(seq))
         return item
 
-    def _store(self, item: InboxItem, *, status: str) -> None:
+    def _store(self, item: InboxItem, *, status: str, recipients: str | None = None) -> None:
         self.state.add_message(
             seq=item.seq,
             message_id=item.message_id,
@@ -266,6 +286,7 @@ class InboxReader:
             verified=int(item.verified),
             reason=item.reason,
             status=status,
+            recipients=recipients,
         )
 
     # Group changes ----------------------------------------------------------------
@@ -335,22 +356,30 @@ class InboxReader:
         return item
 
     # Receipts ---------------------------------------------------------------------
-    def receipt(self, seq: int, frame: Mapping[str, Any]) -> InboxItem:
-        raw_ids = frame.get("message_ids")
-        message_ids = [m for m in raw_ids if isinstance(m, str)] if isinstance(raw_ids, list) else []
-        item = InboxItem(
-            kind="receipt",
-            seq=seq,
-            recipient=frame.get("recipient"),
-            status=frame.get("status"),
-            message_ids=message_ids,
-        )
+    def receipt(self, seq: int, frame: Mapping[str, Any]) -> InboxItem | None:
+        """A receipt (14.7): only one its reader signed moves my messages forward, and
+        only those it names that I sent to that reader. The server's own unsigned
+        receipts (9.3) are passed over; a signed one that fails is shown with its reason,
+        with no reader or status."""
+        decision = self.receipts.decide(frame)
         with self.state.transaction():
-            if item.status in ("delivered", "read"):
-                for message_id in message_ids:
-                    self.state.set_status(message_id, str(item.status))
+            if isinstance(decision, ReceiptAccepted):
+                for message_id in decision.message_ids:
+                    self.state.set_status(message_id, decision.status)
             self.state.put("last_seq", str(seq))
-        return item
+        if isinstance(decision, ReceiptAccepted):
+            return InboxItem(
+                kind="receipt",
+                seq=seq,
+                verified=True,
+                conversation_id=decision.conversation_id,
+                recipient=decision.reader,
+                status=decision.status,
+                message_ids=list(decision.message_ids),
+            )
+        if decision.reason == "unsigned":
+            return None
+        return InboxItem(kind="receipt", seq=seq, reason=decision.reason)
 
     async def frame(self, frame: Mapping[str, Any]) -> InboxItem | None:
         """One inbox frame; None for one already processed or with nothing new to show."""

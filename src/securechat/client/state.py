@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS messages (
     received_at INTEGER NOT NULL,
     verified INTEGER NOT NULL,
     reason TEXT,
-    status TEXT
+    status TEXT,
+    recipients TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_messages_message_id ON messages(message_id);
 CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY, signature TEXT, seq INTEGER);
@@ -96,12 +97,13 @@ class StateStore:
                 os.chmod(extra, 0o600)
 
     def _add_missing_columns(self) -> None:
-        """Homes made by an earlier version lack these columns (PROTOCOL.md 14.2, 14.4)."""
+        """Homes made by an earlier version lack these columns (PROTOCOL.md 14.2, 14.4, 14.7)."""
         for table, column, kind in (
             ("seen_ids", "signature", "TEXT"),
             ("seen_ids", "seq", "INTEGER"),
             ("groups", "name_sent_at", "INTEGER"),
             ("groups", "name_message_id", "TEXT"),
+            ("messages", "recipients", "TEXT"),
         ):
             present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in present:
@@ -202,6 +204,16 @@ class StateStore:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         self._db.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+
+    def verified_messages(self, message_ids: list[str]) -> list[dict[str, Any]]:
+        """The verified messages with these ids: message_id, conversation_id, sender, peer,
+        and recipients (JSON, for messages recorded with them; PROTOCOL.md 14.7)."""
+        if not message_ids:
+            return []
+        marks = ", ".join("?" for _ in message_ids)
+        columns = "message_id, conversation_id, sender, peer, recipients"
+        query = f"SELECT {columns} FROM messages WHERE verified = 1 AND message_id IN ({marks})"  # noqa: S608
+        return [dict(row) for row in self._db.execute(query, tuple(message_ids)).fetchall()]
 
     def set_status(self, message_id: str, status: str) -> None:
         """Move a sent message's status forward, never back: a read receipt can arrive
