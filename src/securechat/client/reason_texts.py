@@ -25,7 +25,6 @@ REASON_TEXTS: dict[str, str] = {
     "older_name": "a newer name is already known",
     "invite_expired": "the invite has expired",
     "own_keys_changed": "the server publishes other keys for you than yours",
-    "unsigned": "it is not signed by its author: only the server's word",
     "unsigned": "it is not signed by its reader: only the server's word",
 }
 
