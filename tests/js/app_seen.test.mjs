@@ -165,3 +165,28 @@ test("what cannot be parsed is shown under the server's word, marked as such", (
     { id: "<b>id</b>", sender: "<svg>", text: null, verified: false, refusal: "malformed" },
   );
 });
+
+test("a conversation whose contact the server's list did not give learns it from an accepted message in its history", async () => {
+  const { History } = await import("../../src/securechat/web/app/history.js");
+  const { Conversations } = await import("../../src/securechat/web/app/conversations.js");
+  const { receiver } = await aliceReceiving();
+  const { conversation: id, wire } = await fromBob("hello");
+  const conversations = new Conversations("alice");
+  const conversation = conversations.direct(id, null);
+  let listChanged = 0;
+  const history = new History({
+    api: { history: async () => ({ messages: [{ envelope: wire, server_ts: 99 }], next_before: null }) },
+    me: "alice",
+    receiver,
+    conversations,
+    changed: () => {},
+    listChanged: () => void (listChanged += 1),
+  });
+  await history.loadOlder(conversation);
+  assert.equal(conversation.peer, "bob");
+  assert.equal(listChanged, 1);
+  assert.deepEqual(
+    conversation.messages.map((m) => [m.text, m.verified]),
+    [["hello", true]],
+  );
+});

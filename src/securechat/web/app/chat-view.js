@@ -42,8 +42,20 @@ export class ChatView {
     this.rendered = new WeakMap();
     /** @type {HTMLElement | undefined} */
     this.historyMore = undefined;
+    /** @type {import("./message-view.js").ItemActions} */
+    this.itemActions = {
+      me: messenger.username,
+      retry: (id, messageId) => void messenger.retry(id, messageId),
+      fetchFile: (message) => void messenger.fetchFile(message),
+    };
 
-    this.onConversations = () => this.renderConversations();
+    // The open conversation's title and banners follow the list: its contact may just
+    // have been derived (history.js), its group renamed or found unverifiable.
+    this.onConversations = () => {
+      this.renderConversations();
+      this.renderHeader();
+      this.renderTrust();
+    };
     /** @param {Event} event */
     this.onMessages = (event) => {
       if (/** @type {CustomEvent} */ (event).detail === this.openId) this.renderMessages();
@@ -56,13 +68,6 @@ export class ChatView {
       if (members.includes(/** @type {CustomEvent} */ (event).detail)) this.renderTrust();
     };
     /** @param {Event} event */
-    this.onGroup = (event) => {
-      if (/** @type {CustomEvent} */ (event).detail === this.openId) {
-        this.renderHeader();
-        this.renderTrust();
-      }
-    };
-    /** @param {Event} event */
     this.onStatus = (event) => {
       /** @type {Record<string, string>} */
       const labels = { connecting: "Connecting…", online: "Online", offline: "Offline: reconnecting" };
@@ -73,7 +78,6 @@ export class ChatView {
     messenger.addEventListener("conversations", this.onConversations);
     messenger.addEventListener("messages", this.onMessages);
     messenger.addEventListener("trust", this.onTrust);
-    messenger.addEventListener("group", this.onGroup);
     messenger.addEventListener("status", this.onStatus);
     /** @param {Event} event */
     this.onTyping = (event) => {
@@ -130,7 +134,6 @@ export class ChatView {
     this.messenger.removeEventListener("conversations", this.onConversations);
     this.messenger.removeEventListener("messages", this.onMessages);
     this.messenger.removeEventListener("trust", this.onTrust);
-    this.messenger.removeEventListener("group", this.onGroup);
     this.messenger.removeEventListener("status", this.onStatus);
     this.messenger.presence.removeEventListener("typing", this.onTyping);
     this.list.replaceChildren();
@@ -271,11 +274,6 @@ export class ChatView {
       lastName = message.infoName;
       return !repeated || message.status === "failed";
     });
-    const actions = {
-      me: this.messenger.username,
-      retry: (/** @type {string} */ id, /** @type {string} */ messageId) => void this.messenger.retry(id, messageId),
-      fetchFile: (/** @type {import("./conversations.js").ChatMessage} */ message) => void this.messenger.fetchFile(message),
-    };
     const wanted = visible.map((message) => {
       const signature = renderSignature(message);
       if (message.verified && message.file && !message.transfer && previewable(message.file) && message.file.size <= AUTO_PREVIEW_BYTES) {
@@ -283,7 +281,7 @@ export class ChatView {
       }
       const cached = this.rendered.get(message);
       if (cached && cached.signature === signature) return cached.element;
-      const element = renderItem(conversation, message, actions);
+      const element = renderItem(conversation, message, this.itemActions);
       this.rendered.set(message, { signature, element });
       return element;
     });

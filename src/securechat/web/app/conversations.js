@@ -281,7 +281,7 @@ export class Conversations {
       if (!isPlainObject(item) || typeof item.id !== "string") continue;
       const listed = Array.isArray(item.members) ? item.members.map((/** @type {unknown} */ name) => String(name)) : [];
       let conversation;
-      if (item.kind === "direct") {
+      if (item.kind === "direct" && !item.id.startsWith("grp-")) {
         conversation = this.direct(item.id, await derivePeer(this.me, item.id, listed, known));
         conversation.listed = listed.filter((name) => name !== this.me);
       } else if (item.kind === "group" && item.id.startsWith("grp-") && isConversationId(item.id)) {

@@ -9,7 +9,7 @@
 
 import { GroupChange } from "../protocol/index.js";
 import { ApiError } from "./api.js";
-import { isConversationId, mergeOlder } from "./conversations.js";
+import { derivePeer, isConversationId, mergeOlder } from "./conversations.js";
 import { describeChange } from "./group-text.js";
 
 /** @import { Api } from "./api.js" */
@@ -141,6 +141,7 @@ export class History {
     const older = [];
     for (const entry of entries) older.push(await this.item(conversation.id, entry));
     older.reverse();
+    if (conversation.kind === "direct" && !conversation.peer) await this.learnContact(conversation, older);
     conversation.messages = mergeOlder(conversation.messages, older);
     conversation.before = typeof page.next_before === "number" ? page.next_before : null;
     conversation.historyLoaded = true;
@@ -148,6 +149,24 @@ export class History {
     if (conversation.kind === "group") mergeChangeLines(conversation);
     this.host.changed(conversation.id);
     return older.length > 0;
+  }
+
+  /**
+   * A direct conversation whose contact did not derive from the server's list takes the
+   * one an accepted message of it derives from the id (14.1), as the inbox does.
+   *
+   * @param {Conversation} conversation
+   * @param {readonly ChatMessage[]} items
+   */
+  async learnContact(conversation, items) {
+    for (const item of items) {
+      if (!item.verified) continue;
+      const peer = await derivePeer(this.host.me, conversation.id, [item.sender, ...(item.awaiting ?? [])]);
+      if (peer === null) continue;
+      this.host.conversations.direct(conversation.id, peer);
+      this.host.listChanged();
+      return;
+    }
   }
 
   /**
