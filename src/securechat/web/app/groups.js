@@ -255,14 +255,19 @@ export class GroupBook {
   }
 
   /**
-   * Take in a chain this device just extended (its own change, or a join it made).
+   * Take in a chain this device just extended (its own change, or a join it made). The
+   * inbox may have brought that change, and more, first: then it is known already.
    *
    * @param {string} id
    * @param {unknown[]} offered
    */
   adoptOwn(id, offered) {
     const record = this.record(id);
-    return this.locked(id, () => this.accept(record, offered));
+    return this.locked(id, async () => {
+      const own = offered.at(-1);
+      if (own !== undefined && record.state && changePosition(record.chain, own) === "known") return record;
+      return this.accept(record, offered);
+    });
   }
 
   /**
