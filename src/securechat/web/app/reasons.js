@@ -36,7 +36,7 @@ export const REASON_TEXTS = Object.freeze({
   older_name: "a newer name is known",
   invite_expired: "the invite has expired",
   own_keys_changed: "the server publishes keys for your account that are not the ones this device holds",
-  unsigned: "it is not signed by the one it claims to come from",
+  unsigned: "it is not signed by its author: only the server's word",
 });
 
 /**
