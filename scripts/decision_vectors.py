@@ -13,9 +13,8 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from securechat.client.core import (
-    Accepted,
     ChainAccepted,
-    Duplicate,
+    MemberHistory,
     NameRecord,
     Pin,
     Refused,
@@ -128,30 +127,6 @@ def _pins(people: People, wire_pins: Mapping[str, Mapping[str, Any]]) -> dict[st
     return out
 
 
-class _Groups:
-    def __init__(self, history: list[list[str]], admins: list[str]) -> None:
-        self.history = tuple(frozenset(Username(n) for n in members) for members in history)
-        self.admins = frozenset(Username(n) for n in admins)
-
-
-def _message_outcome(decision: Accepted | Duplicate | Refused) -> dict[str, Any]:
-    if isinstance(decision, Refused):
-        return {"outcome": "refused", "reason": decision.reason}
-    seen = {"signature": decision.seen.signature, "seq": decision.seen.seq}
-    if isinstance(decision, Duplicate):
-        return {"outcome": "duplicate", "seen": seen}
-    return {
-        "outcome": "accepted",
-        "conversation_id": decision.conversation_id,
-        "kind": decision.kind,
-        "peer": decision.peer,
-        "sender": decision.sender,
-        "sent_at": decision.sent_at,
-        "payload": decision.payload,
-        "seen": seen,
-    }
-
-
 def run_message_case(people: People, case: Mapping[str, Any]) -> dict[str, Any]:
     """What the Python core decides for one ``decisions.messages`` case."""
     decision = decide_message(
@@ -159,11 +134,11 @@ def run_message_case(people: People, case: Mapping[str, Any]) -> dict[str, Any]:
         me=people.private[case["me"]],
         delivered_in=case["delivered_in"],
         pins=_pins(people, case["pins"]),
-        groups={gid: _Groups(g["history"], g["admins"]) for gid, g in case["groups"].items()},
+        groups={gid: MemberHistory.from_wire(g) for gid, g in case["groups"].items()},
         seen={mid: SeenRecord(r["signature"], r["seq"]) for mid, r in case["seen"].items()},
         inbox_seq=case["inbox_seq"],
     )
-    return _message_outcome(decision)
+    return decision.to_wire()
 
 
 def _everyone(*names: str) -> dict[str, dict[str, Any]]:
@@ -712,7 +687,7 @@ def name_cases() -> list[dict[str, Any]]:
             {"outcome": "refused", "reason": "not_admin"},
         ),
     ]:
-        view = _Groups(group["history"], group["admins"])
+        view = MemberHistory.from_wire(group)
         decision = decide_group_name(
             NameRecord(**record) if record else None,
             sender=info["sender"],

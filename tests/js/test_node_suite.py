@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from securechat.client.core import (
     REASONS,
-    Duplicate,
+    Accepted,
+    MemberHistory,
     MessageDecision,
     Pin,
     Refused,
@@ -296,31 +297,14 @@ def pinned_as(user: str, persona_name: str) -> Pin:
     )
 
 
-@dataclass(frozen=True)
-class GroupView:
-    history: tuple[frozenset[Username], ...]
-    admins: frozenset[Username]
-
-
 def decision_outcome(decision: MessageDecision) -> dict[str, Any]:
-    """A message decision as tests/client/core/test_decision_vectors.py compares it, but
-    only the payload's type and text (as envelope_open): some of these payloads are nested
-    too deep for JSON.stringify, or hold numbers the two languages print differently."""
-    if isinstance(decision, Refused):
-        return {"outcome": "refused", "reason": decision.reason}
-    seen = {"signature": decision.seen.signature, "seq": decision.seen.seq}
-    if isinstance(decision, Duplicate):
-        return {"outcome": "duplicate", "seen": seen}
-    return {
-        "outcome": "accepted",
-        "conversation_id": decision.conversation_id,
-        "kind": decision.kind,
-        "peer": decision.peer,
-        "sender": decision.sender,
-        "sent_at": decision.sent_at,
-        "payload": {"type": decision.payload["type"], "text": decision.payload.get("text")},
-        "seen": seen,
-    }
+    """A message decision as the vectors write it, but only the payload's type and text
+    (as envelope_open): some of these payloads are nested too deep for JSON.stringify, or
+    hold numbers the two languages print differently."""
+    wire = decision.to_wire()
+    if isinstance(decision, Accepted):
+        wire["payload"] = {"type": decision.payload["type"], "text": decision.payload.get("text")}
+    return wire
 
 
 def python_decide_message(wire: object, recipient: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +316,7 @@ def python_decide_message(wire: object, recipient: str, context: dict[str, Any])
     groups = {}
     if conversation.startswith("grp-"):
         members = frozenset(Username(name) for name in context["members"])
-        groups[conversation] = GroupView((members,), frozenset())
+        groups[conversation] = MemberHistory((members,), frozenset())
     signature = wire.get("signature") if isinstance(wire, dict) else None
     if not isinstance(signature, str):
         signature = ""

@@ -10,18 +10,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from securechat.client.core import (
     REASONS,
-    Accepted,
-    Duplicate,
+    MemberHistory,
     NameRecord,
     Pin,
     Refused,
@@ -37,22 +33,13 @@ from securechat.client.core import (
 )
 from securechat.protocol.encoding import b64decode
 from securechat.protocol.identifiers import Username
-from securechat.protocol.keys import PrivateIdentity, PublicIdentity
+from securechat.protocol.keys import PublicIdentity
+
+from ...vectors.test_protocol_vectors import private_identity
 
 REPO = Path(__file__).resolve().parents[3]
 VECTORS = json.loads((REPO / "tests" / "data" / "protocol_vectors.json").read_text(encoding="utf-8"))
 DECISIONS = VECTORS["decisions"]
-
-
-@cache
-def private_identity(name: str) -> PrivateIdentity:
-    record = VECTORS["identities"][name]
-    signing = ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(record["ed25519_seed_hex"]))
-    encryption = serialization.load_der_private_key(
-        bytes.fromhex(record["encryption_private_pkcs8_hex"]), password=None
-    )
-    assert isinstance(encryption, rsa.RSAPrivateKey)
-    return PrivateIdentity.from_private_keys(Username(record["username"]), signing, encryption)
 
 
 def keys_under(username: str, persona: str | None) -> PublicIdentity | None:
@@ -74,32 +61,8 @@ def pins(wire: Mapping[str, Mapping[str, Any]]) -> dict[str, Pin]:
     return out
 
 
-class Group:
-    def __init__(self, wire: Mapping[str, Any]) -> None:
-        self.history = tuple(frozenset(Username(n) for n in members) for members in wire["history"])
-        self.admins = frozenset(Username(n) for n in wire["admins"])
-
-
 def ids(section: list[dict[str, Any]]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("case", section, ids=[case["name"] for case in section])
-
-
-def message_outcome(decision: Accepted | Duplicate | Refused) -> dict[str, Any]:
-    if isinstance(decision, Refused):
-        return {"outcome": "refused", "reason": decision.reason}
-    seen = {"signature": decision.seen.signature, "seq": decision.seen.seq}
-    if isinstance(decision, Duplicate):
-        return {"outcome": "duplicate", "seen": seen}
-    return {
-        "outcome": "accepted",
-        "conversation_id": decision.conversation_id,
-        "kind": decision.kind,
-        "peer": decision.peer,
-        "sender": decision.sender,
-        "sent_at": decision.sent_at,
-        "payload": decision.payload,
-        "seen": seen,
-    }
 
 
 @ids(DECISIONS["messages"])
@@ -109,11 +72,11 @@ def test_message(case: dict[str, Any]) -> None:
         me=private_identity(case["me"]),
         delivered_in=case["delivered_in"],
         pins=pins(case["pins"]),
-        groups={group_id: Group(group) for group_id, group in case["groups"].items()},
+        groups={group_id: MemberHistory.from_wire(group) for group_id, group in case["groups"].items()},
         seen={mid: SeenRecord(r["signature"], r["seq"]) for mid, r in case["seen"].items()},
         inbox_seq=case["inbox_seq"],
     )
-    assert message_outcome(decision) == case["expected"], case["note"]
+    assert decision.to_wire() == case["expected"], case["note"]
 
 
 @ids(DECISIONS["group_changes"])
@@ -148,7 +111,7 @@ def test_group_name(case: dict[str, Any]) -> None:
         name=info["name"],
         sent_at=info["sent_at"],
         message_id=info["message_id"],
-        group=Group(case["group"]),
+        group=MemberHistory.from_wire(case["group"]),
     )
     actual = (
         {"outcome": "refused", "reason": decision.reason}

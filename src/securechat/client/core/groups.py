@@ -28,6 +28,21 @@ class GroupView(Protocol):
     def admins(self) -> frozenset[Username]: ...
 
 
+@dataclass(frozen=True)
+class MemberHistory:
+    """A plain GroupView: member sets by seq and the admins (as the vectors give them)."""
+
+    history: tuple[frozenset[Username], ...]
+    admins: frozenset[Username]
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> MemberHistory:
+        return cls(
+            tuple(frozenset(Username(n) for n in members) for members in wire["history"]),
+            frozenset(Username(n) for n in wire["admins"]),
+        )
+
+
 def membership_start(group: GroupView, name: str) -> int | None:
     """The seq at which ``name``'s latest stretch of membership began (None: never a member)."""
     positions = [k for k, members in enumerate(group.history) if name in members]

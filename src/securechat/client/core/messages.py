@@ -31,6 +31,9 @@ class SeenRecord:
     signature: str
     seq: int | None
 
+    def to_wire(self) -> dict[str, Any]:
+        return {"signature": self.signature, "seq": self.seq}
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -57,6 +60,19 @@ class Accepted:
     seen: SeenRecord
     outcome: Literal["accepted"] = "accepted"
 
+    def to_wire(self) -> dict[str, Any]:
+        """The decision as the ``decisions.messages`` vectors write it."""
+        return {
+            "outcome": self.outcome,
+            "conversation_id": self.conversation_id,
+            "kind": self.kind,
+            "peer": self.peer,
+            "sender": self.sender,
+            "sent_at": self.sent_at,
+            "payload": self.payload,
+            "seen": self.seen.to_wire(),
+        }
+
 
 @dataclass(frozen=True)
 class Duplicate:
@@ -66,6 +82,9 @@ class Duplicate:
     # The seen record to store (it may have gained its inbox position).
     seen: SeenRecord
     outcome: Literal["duplicate"] = "duplicate"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "seen": self.seen.to_wire()}
 
 
 MessageDecision = Accepted | Duplicate | Refused

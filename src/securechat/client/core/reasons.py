@@ -40,3 +40,7 @@ class Refused:
     # Claim); for display as "claimed", never as established.
     claim: object | None = None
     outcome: Literal["refused"] = "refused"
+
+    def to_wire(self) -> dict[str, str]:
+        """The refusal as the vectors write it: the outcome and the reason code."""
+        return {"outcome": self.outcome, "reason": self.reason}
