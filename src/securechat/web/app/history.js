@@ -11,9 +11,11 @@ import { GroupChange } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { derivePeer, isConversationId, mergeOlder } from "./conversations.js";
 import { describeChange } from "./group-text.js";
+import { showStatus } from "./receipts.js";
 
 /** @import { Api } from "./api.js" */
 /** @import { ChatMessage, Conversation, Conversations } from "./conversations.js" */
+/** @import { ReceiptBook } from "./receipts.js" */
 /** @import { Receiver } from "./receive.js" */
 
 const HISTORY_PAGE = 50;
@@ -74,15 +76,15 @@ export function mergeChangeLines(conversation) {
 
 export class History {
   /**
-   * @param {{api: Pick<Api, "history">, me: string, receiver: Receiver, conversations: Conversations,
-   *   changed: (conversationId: string) => void, listChanged: () => void}} host
+   * @param {{api: Pick<Api, "history">, me: string, receiver: Receiver, receipts: Pick<ReceiptBook, "noteSent">,
+   *   conversations: Conversations, changed: (conversationId: string) => void, listChanged: () => void}} host
    */
   constructor(host) {
     this.host = host;
   }
 
   /**
-   * An item of a page, an own message with the delivery the server reports.
+   * An item of a page; an own message with the status its signed receipts gave it.
    *
    * @param {string} conversationId
    * @param {Record<string, unknown>} entry
@@ -92,9 +94,9 @@ export class History {
   async item(conversationId, entry, options) {
     const message = await this.host.receiver.historyItem(conversationId, entry, options);
     if (message.verified && message.sender === this.host.me) {
-      const deliveredTo = Array.isArray(entry.delivered_to) ? entry.delivered_to.map(String) : [];
-      message.deliveredTo = new Set(deliveredTo);
-      message.status = (message.awaiting ?? []).every((name) => deliveredTo.includes(name)) ? "delivered" : "sent";
+      // Its status is what signed receipts said (14.7), never the server's `delivered_to`.
+      const me = this.host.me;
+      showStatus(message, await this.host.receipts.noteSent(conversationId, message.messageId, [me, ...(message.awaiting ?? [])]), me);
     }
     return message;
   }

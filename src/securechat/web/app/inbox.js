@@ -184,12 +184,14 @@ export class InboxSocket extends EventTarget {
   }
 
   /**
-   * Every entry up to `seq` is processed.
+   * Every entry up to `seq` is processed. This client signs its own receipts
+   * (PROTOCOL.md 9.3): the acknowledgement says so.
    *
    * @param {number} seq
+   * @returns {boolean} whether it was sent
    */
   ack(seq) {
-    this.sendFrame({ type: "ack", seq });
+    return this.sendFrame({ type: "ack", seq, signed_receipts: true });
   }
 
   /**

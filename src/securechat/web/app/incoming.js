@@ -1,8 +1,9 @@
 /**
  * The inbox, entry by entry in sequence order (PROTOCOL.md 9.2): a message goes to the
  * receiver (the core's decision) and, unless it is a duplicate, to the conversation it
- * belongs to; a membership change to the group book (14.3); a receipt to the messages it
- * names. Each entry is done before the next, and its position stored after it. No DOM.
+ * belongs to; a membership change to the group book (14.3); a receipt to the core's
+ * decision (14.7), and only an accepted one to the messages it covers. Each entry is
+ * done before the next, and its position stored after it. No DOM.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { alreadyShown, applyReceipt, derivePeer, isConversationId } from "./conv
 /** @import { ChatMessage, Conversation, Conversations } from "./conversations.js" */
 /** @import { GroupBook } from "./groups.js" */
 /** @import { Presence } from "./presence.js" */
+/** @import { ReceiptBook } from "./receipts.js" */
 /** @import { Receiver } from "./receive.js" */
 
 const ACK_DELAY_MS = 50;
@@ -29,6 +31,7 @@ const ACK_DELAY_MS = 50;
  * @typedef {object} IncomingHost
  * @property {string} me this device's username
  * @property {Receiver} receiver
+ * @property {ReceiptBook} receipts
  * @property {GroupBook} groups
  * @property {Conversations} conversations
  * @property {Presence} presence
@@ -70,7 +73,7 @@ export class Incoming {
     const seq = frame.seq;
     if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq <= this.lastSeq) return;
     if (frame.type === "receipt") {
-      this.receipt(frame);
+      await this.receipt(frame);
     } else if (frame.type === "message") {
       await this.message(frame, seq);
     } else if (frame.type === "group") {
@@ -88,17 +91,28 @@ export class Incoming {
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
       this.host.ack(this.lastSeq);
+      // Signed by this device, right after the acknowledgement (PROTOCOL.md 9.3).
+      void this.host.receipts.sendDelivered();
     }, ACK_DELAY_MS);
   }
 
-  /** @param {InboxEntry} frame */
-  receipt(frame) {
-    const status = frame.status === "read" ? "read" : "delivered";
-    const ids = new Set(Array.isArray(frame.message_ids) ? frame.message_ids : []);
-    const reader = String(frame.recipient ?? "");
-    for (const id of applyReceipt(this.host.conversations.all(), { me: this.host.me, ids, reader, status })) {
-      this.host.emit("messages", id);
-    }
+  /**
+   * A receipt moves my messages forward only if the core accepts it (14.7): signed by
+   * its reader with the key pinned here, about messages sealed for that reader. The
+   * server's own claims (unsigned) and refused ones move nothing.
+   *
+   * @param {InboxEntry} frame
+   */
+  async receipt(frame) {
+    const decision = await this.host.receipts.decide(frame);
+    if (decision.outcome !== "accepted") return;
+    const conversation = this.host.conversations.get(decision.conversationId);
+    if (!conversation) return;
+    const receipt = { me: this.host.me, ids: new Set(decision.messageIds), reader: decision.reader };
+    // Whoever has read a message has it.
+    const changed = applyReceipt([conversation], { ...receipt, status: "delivered" });
+    if (decision.status === "read") changed.push(...applyReceipt([conversation], { ...receipt, status: "read" }));
+    if (changed.length) this.host.emit("messages", conversation.id);
   }
 
   /**
@@ -113,6 +127,12 @@ export class Incoming {
     const result = await this.host.receiver.inboxMessage(frame, seq);
     if (result === null) return;
     const { item, peer } = result;
+    if (item.verified && item.sender !== this.host.me) {
+      this.host.receipts.delivered(item.conversationId, item.sender, item.messageId);
+    } else if (item.verified) {
+      // Sent from another device: who it was sealed for, for its receipts (14.7).
+      await this.host.receipts.noteSent(item.conversationId, item.messageId, [this.host.me, ...(item.awaiting ?? [])]);
+    }
     const conversation = await this.place(item, peer);
     // A page of history may have shown it already (the same message, or the same refused envelope).
     if (alreadyShown(conversation.messages, item)) return;

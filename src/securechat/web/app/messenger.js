@@ -3,14 +3,13 @@
  * surface the views use. It wires the parts, each with one job and a narrow view of the
  * others, and decides nothing itself:
  *
- * - trust.js: contacts' pinned keys; seen.js: seen records (14.2);
+ * - trust.js: pinned keys; seen.js: seen records (14.2); receipts.js: signed receipts (14.7);
  * - groups.js, group-actions.js: verified membership chains (13, 14.3-14.5);
  * - receive.js: the core's decision on each envelope; incoming.js: the inbox in order;
  *   history.js: pages of history; send.js: sealing and sending;
  * - conversations.js: what is on screen, a direct chat's contact derived from its id.
  *
- * Its parts are private: views see the methods below, the events, `username` and
- * `presence` (typing and read receipts, a part the views drive directly).
+ * Views see only the methods below, the events, `username` and `presence`.
  *
  * Events (on this EventTarget): `conversations` (the list changed), `messages` (detail:
  * conversation id), `trust` (detail: username), `group` (detail: group id), `status`
@@ -29,6 +28,7 @@ import { History, changeLine } from "./history.js";
 import { InboxSocket } from "./inbox.js";
 import { Incoming } from "./incoming.js";
 import { Presence } from "./presence.js";
+import { receiptBook } from "./receipts.js";
 import { Receiver } from "./receive.js";
 import { SeenBook } from "./seen.js";
 import { Sender } from "./send.js";
@@ -94,14 +94,15 @@ export class Messenger extends EventTarget {
     }));
     const noteName = groups.noteName.bind(groups);
     const receiver = new Receiver({ me, seen, pins, groupState: (id, options) => groups.verifiedState(id, options), noteName });
-    /** @type {InboxSocket} */
     const socket = (this.#socket = new InboxSocket(api, () => this.#incoming.lastSeq));
+    const receipts = receiptBook({ me, api, socket, trust });
     this.#sender = new Sender({
       me,
       api,
       socket,
       trust,
       seen,
+      noteSent: (id, messageId, names) => receipts.noteSent(id, messageId, names),
       checkGroup: (id) => membersForSending(groups, id),
       noteName,
       changed: (id) => this.#emit("messages", id),
@@ -111,15 +112,17 @@ export class Messenger extends EventTarget {
       api,
       me: me.username,
       receiver,
+      receipts,
       conversations,
       changed: (id) => this.#emit("messages", id),
       listChanged: () => this.#emit("conversations"),
     });
-    this.presence = new Presence(socket, me.username);
+    this.presence = new Presence(socket, me.username, (id, ids) => receipts.read(id, conversations.get(id)?.messages ?? [], ids));
     this.#incoming = new Incoming(
       {
         me: me.username,
         receiver,
+        receipts,
         groups,
         conversations,
         presence: this.presence,

@@ -1,10 +1,11 @@
 /**
- * Typing indicators and read receipts (PROTOCOL.md 9.2). No DOM.
+ * Typing indicators and read receipts (PROTOCOL.md 9.2, 9.3). No DOM.
  *
  * Both are metadata the user chooses to share with the other members of a conversation
  * (the server sees them too), so each has a switch, kept per account on this device:
  * with typing off nothing is sent while typing; with read receipts off nothing is sent
- * when messages are shown. What others send is shown either way.
+ * when messages are shown. What others send is shown either way (a read receipt only if
+ * its reader signed it, receipts.js).
  *
  * Events: `typing` (detail: conversation id) whenever who is typing there changes.
  *
@@ -20,18 +21,19 @@ export class Presence extends EventTarget {
   /**
    * @param {import("./inbox.js").InboxSocket} socket
    * @param {string} username
+   * @param {(conversationId: string, messageIds: string[]) => Promise<void>} signRead sign and
+   *   send "read" receipts for these messages of others (each once)
    */
-  constructor(socket, username) {
+  constructor(socket, username, signRead) {
     super();
     this.socket = socket;
     this.username = username;
+    this.signRead = signRead;
     this.settings = { typing: true, readReceipts: true };
     /** @type {Map<string, Map<string, number>>} conversation -> name -> shown until (ms) */
     this.typists = new Map();
     /** @type {Map<string, number>} conversation -> when we last said we were typing */
     this.lastTyping = new Map();
-    /** @type {Set<string>} message ids already receipted as read from this page */
-    this.receipted = new Set();
     this.timer = undefined;
     /** @param {Event} event */
     this.onTyping = (event) => this.noteTyping(/** @type {CustomEvent} */ (event).detail);
@@ -80,20 +82,15 @@ export class Presence extends EventTarget {
   }
 
   /**
-   * Messages of others that the user has on screen: tell their senders (once each).
+   * Messages of others that the user has on screen: tell their senders, in receipts
+   * signed here (9.3), unless read receipts are off.
    *
    * @param {string} conversationId
    * @param {string[]} messageIds
    */
   read(conversationId, messageIds) {
     if (!this.settings.readReceipts) return;
-    const fresh = messageIds.filter((id) => !this.receipted.has(id));
-    for (let start = 0; start < fresh.length; start += 100) {
-      const batch = fresh.slice(start, start + 100);
-      if (this.socket.sendFrame({ type: "read", conversation_id: conversationId, message_ids: batch })) {
-        for (const id of batch) this.receipted.add(id);
-      }
-    }
+    void this.signRead(conversationId, messageIds);
   }
 
   /**

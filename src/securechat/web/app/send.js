@@ -2,8 +2,8 @@
  * Sending (PROTOCOL.md 7.8, 12, 13.5): seal for the conversation's members (a direct
  * chat's derived contact, a group's verified members once the server's list agrees),
  * with every member's pinned keys, a key change stopping the message; show it at once,
- * send it over the socket or HTTP, and remember it as seen (14.2, no inbox position).
- * No DOM.
+ * send it over the socket or HTTP, and remember it as seen (14.2, no inbox position) and
+ * who it was sealed for (the receipts it may get, 14.7). No DOM.
  *
  * @module
  */
@@ -30,6 +30,8 @@ import { downloadFile, previewable, uploadFile } from "./transfers.js";
  * @property {Pick<InboxSocket, "send">} socket
  * @property {Trust} trust
  * @property {SeenBook} seen
+ * @property {(conversationId: string, messageId: string, recipients: readonly string[]) => Promise<unknown>} noteSent
+ *   who a message was sealed for: a receipt for it must come from one of them (14.7)
  * @property {(groupId: string) => Promise<GroupState>} checkGroup the verified members, once
  *   the chain is current and the server's list agrees (throws otherwise)
  * @property {(groupId: string, message: {sender: string, name: string, sentAt: number, messageId: string})
@@ -238,13 +240,16 @@ export class Sender {
 
   /**
    * A message sent from here is seen (14.2): with no inbox position, so its own inbox
-   * entry (or a page of history) is a duplicate, and a second copy a replay.
+   * entry (or a page of history) is a duplicate, and a second copy a replay. Who it was
+   * sealed for is kept for its receipts.
    *
    * @param {Envelope} envelope
    */
   async remember(envelope) {
     const wire = envelope.toWire();
-    await this.host.seen.put(envelope.header.messageId, { signature: wire.signature, seq: null });
+    const { conversationId, messageId } = envelope.header;
+    await this.host.seen.put(messageId, { signature: wire.signature, seq: null });
+    await this.host.noteSent(conversationId, messageId, envelope.recipients);
   }
 
   /**

@@ -7,7 +7,9 @@
  *   the key bytes cannot be read back by any script) and their public identity;
  * - `pins`: contacts' pinned public keys, verified marks and pending key changes;
  * - `state`: per account, the last inbox sequence processed and unread counts;
- * - `seen`: message ids accepted from the inbox, to recognise replays;
+ * - `seen`: message ids accepted from the inbox, to recognise replays; and for each
+ *   message this user sent, who it was sealed for and who has signed a receipt for it
+ *   (receipts.js);
  * - `groups`: per account and group, the group's verified membership chain (signed
  *   changes, public by nature), this user's status in it and the group's name (the one
  *   piece of message content kept here, as the terminal client keeps it, so the list can
