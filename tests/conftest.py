@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -106,6 +107,30 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def server_database(server: LiveServer) -> sqlite3.Connection:
+    """The live server's SQLite database, opened as a malicious operator would."""
+    connection = sqlite3.connect(server.data_dir / "securechat.db", timeout=30, isolation_level=None)
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+def reinsert_inbox_entry(server: LiveServer, username: str, seq: int) -> None:
+    """What a server can do: deliver one of a user's old inbox entries again, at a new position."""
+    connection = server_database(server)
+    try:
+        (user_id, head) = connection.execute(
+            "SELECT u.id, (SELECT max(seq) FROM inbox_entries WHERE user_id = u.id) FROM users u WHERE username = ?",
+            (username,),
+        ).fetchone()
+        connection.execute(
+            "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, data, created_at)"
+            " SELECT user_id, ?, kind, message_pk, data, created_at FROM inbox_entries WHERE user_id = ? AND seq = ?",
+            (head + 1, user_id, seq),
+        )
+    finally:
+        connection.close()
 
 
 def start_server(

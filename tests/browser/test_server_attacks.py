@@ -27,7 +27,7 @@ from securechat.client.core import invite_code
 from securechat.protocol.envelope import seal_message
 from securechat.protocol.identifiers import ConversationId, MessageId, Username, direct_conversation_id
 
-from ..conftest import LiveServer
+from ..conftest import LiveServer, reinsert_inbox_entry
 from .conftest import MakeTerminal, Person
 from .test_groups import database, deliver_again, group_item, lines, open_details, open_group
 from .test_trust import substitute_keys
@@ -35,21 +35,6 @@ from .test_trust import substitute_keys
 
 def conversation_items(page: Page, peer: str) -> Locator:
     return page.locator(f".conversation-item[data-peer='{peer}']")
-
-
-def reinsert_inbox_entry(server: LiveServer, username: str, seq: int) -> None:
-    """Deliver one of a user's old inbox entries again, at a new position."""
-    connection = database(server)
-    (user_id, head) = connection.execute(
-        "SELECT u.id, (SELECT max(seq) FROM inbox_entries WHERE user_id = u.id) FROM users u WHERE username = ?",
-        (username,),
-    ).fetchone()
-    connection.execute(
-        "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, data, created_at)"
-        " SELECT user_id, ?, kind, message_pk, data, created_at FROM inbox_entries WHERE user_id = ? AND seq = ?",
-        (head + 1, user_id, seq),
-    )
-    connection.close()
 
 
 def reload(person: Person) -> None:

@@ -6,7 +6,6 @@ shown for what it is, never taken as new and verified."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -14,27 +13,8 @@ from securechat.client.core import invite_code
 from securechat.client.errors import GroupUnverifiable
 from securechat.client.messenger import Messenger
 
+from ..conftest import reinsert_inbox_entry, server_database
 from .conftest import MakeClient
-
-
-def server_db(live_server) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
-    connection = sqlite3.connect(live_server.data_dir / "securechat.db", timeout=30, isolation_level=None)
-    connection.execute("PRAGMA busy_timeout=30000")
-    return connection
-
-
-def reinsert_inbox_entry(live_server, username: str, seq: int) -> None:  # type: ignore[no-untyped-def]
-    """What a server can do: deliver one of a user's old inbox entries again, as new."""
-    connection = server_db(live_server)
-    (user_id, head) = connection.execute(
-        "SELECT u.id, (SELECT max(seq) FROM inbox_entries WHERE user_id = u.id) FROM users u WHERE username = ?",
-        (username,),
-    ).fetchone()
-    connection.execute(
-        "INSERT INTO inbox_entries (user_id, seq, kind, message_pk, data, created_at)"
-        " SELECT user_id, ?, kind, message_pk, data, created_at FROM inbox_entries WHERE user_id = ? AND seq = ?",
-        (head + 1, user_id, seq),
-    )
 
 
 async def test_an_invite_code_answered_with_another_groups_invite_is_refused(
@@ -47,7 +27,7 @@ async def test_an_invite_code_answered_with_another_groups_invite_is_refused(
     trap_invite = await mallory.groups.make_invite(trap, hours=1, uses=1)
 
     # The server answers alice's code with mallory's invite (its row, under alice's id).
-    connection = server_db(live_server)
+    connection = server_database(live_server)
     (trap_row,) = connection.execute(
         "SELECT invite FROM group_invites WHERE invite_id = ?", (trap_invite.invite_id,)
     ).fetchone()
@@ -119,7 +99,7 @@ async def test_the_newest_name_by_signed_time_wins_over_the_servers_order(
     await alice.groups.send(group_id, {"type": "group_info", "name": "Third"})
 
     # The server delivers the newer naming message before the older one.
-    connection = server_db(live_server)
+    connection = server_database(live_server)
     (user_id,) = connection.execute("SELECT id FROM users WHERE username = 'bob'").fetchone()
     last_two = connection.execute(
         "SELECT seq, message_pk FROM inbox_entries WHERE user_id = ? ORDER BY seq DESC LIMIT 2", (user_id,)

@@ -19,7 +19,7 @@ import {
   directPeer,
 } from "../../src/securechat/web/core/index.js";
 import { PublicIdentity, b64decode } from "../../src/securechat/web/protocol/index.js";
-import { VECTORS, privateIdentity, publicIdentity } from "./support.mjs";
+import { VECTORS, messageOutcome, privateIdentity, publicIdentity } from "./support.mjs";
 
 const DECISIONS = VECTORS.decisions;
 const SECTIONS = [
@@ -61,23 +61,6 @@ async function pins(wire) {
     });
   }
   return out;
-}
-
-/** Refused, duplicate or accepted, in the vector file's (Python's) names. */
-function messageOutcome(decision) {
-  if (decision.outcome === "refused") return { outcome: "refused", reason: decision.reason };
-  const seen = { signature: decision.seen.signature, seq: decision.seen.seq };
-  if (decision.outcome === "duplicate") return { outcome: "duplicate", seen };
-  return {
-    outcome: "accepted",
-    conversation_id: decision.conversationId,
-    kind: decision.kind,
-    peer: decision.peer,
-    sender: decision.sender,
-    sent_at: decision.sentAt,
-    payload: decision.payload,
-    seen,
-  };
 }
 
 test("every section of decisions is checked here", () => {

@@ -32,7 +32,7 @@ import {
   toHex,
   verifyChain,
 } from "../../src/securechat/web/protocol/index.js";
-import { VECTORS, privateIdentity, publicIdentity, receive, unhex } from "./support.mjs";
+import { VECTORS, messageOutcome, privateIdentity, publicIdentity, receive, unhex } from "./support.mjs";
 
 /** The pinned keys of a group's members: every persona of the vectors, nobody else. */
 function groupLookup(name) {
@@ -71,27 +71,6 @@ async function pinnedAs(user, persona) {
   };
 }
 
-/**
- * A message decision as test_node_suite.py compares it: as the decision vectors do, but
- * only the payload's type and text (as envelope_open), since some of these payloads are
- * nested too deep to print and hold numbers the two languages print differently.
- */
-function decisionOutcome(decision) {
-  if (decision.outcome === "refused") return { outcome: "refused", reason: decision.reason };
-  const seen = { signature: decision.seen.signature, seq: decision.seen.seq };
-  if (decision.outcome === "duplicate") return { outcome: "duplicate", seen };
-  return {
-    outcome: "accepted",
-    conversation_id: decision.conversationId,
-    kind: decision.kind,
-    peer: decision.peer,
-    sender: decision.sender,
-    sent_at: decision.sentAt,
-    payload: { type: decision.payload.type, text: decision.payload.text ?? null },
-    seen,
-  };
-}
-
 /** As python_decide_message in test_node_suite.py: an envelope_open case's inputs, from the inbox. */
 async function decideOpenCase({ wire, recipient, context }) {
   const conversation = context.conversation_id;
@@ -111,7 +90,7 @@ async function decideOpenCase({ wire, recipient, context }) {
     seen: new Map(context.seen_message_ids.map((id) => [id, { signature, seq: 1 }])),
     inboxSeq: 2,
   });
-  return decisionOutcome(decision);
+  return messageOutcome(decision, { payloadSummary: true });
 }
 
 /** As python_decide_group_chain: a first sight of the chain, every persona pinned. */

@@ -112,3 +112,26 @@ export async function receive(wire, recipient, context) {
   });
   return opened.payload;
 }
+
+/**
+ * A message decision in the vector file's (Python's) names. With `payloadSummary`, only the
+ * payload's type and text (the differential test's form: some payloads there are nested too
+ * deep to print, or hold numbers the two languages print differently).
+ */
+export function messageOutcome(decision, { payloadSummary = false } = {}) {
+  if (decision.outcome === "refused") return { outcome: "refused", reason: decision.reason };
+  const seen = { signature: decision.seen.signature, seq: decision.seen.seq };
+  if (decision.outcome === "duplicate") return { outcome: "duplicate", seen };
+  return {
+    outcome: "accepted",
+    conversation_id: decision.conversationId,
+    kind: decision.kind,
+    peer: decision.peer,
+    sender: decision.sender,
+    sent_at: decision.sentAt,
+    payload: payloadSummary
+      ? { type: decision.payload.type, text: decision.payload.text ?? null }
+      : decision.payload,
+    seen,
+  };
+}
