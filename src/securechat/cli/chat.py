@@ -1,5 +1,6 @@
 """``securechat chat USER|GROUP``: a prompt at the bottom, messages printed above it live,
-with typing indicators and read receipts (each can be turned off, see the README)."""
+with typing indicators and read receipts (each can be turned off, see the README), and a
+line for every new login to the account."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from ..client.messenger import InboxItem, Messenger
 from ..client.realtime import InboxSocket, run_inbox
 from ..client.reason_texts import explain
 from ..protocol.identifiers import direct_conversation_id, parse_username
-from .formatting import message_rows, message_text
+from .formatting import login_notice, message_rows, message_text
+from .main import when
 
 TYPING_EVERY_S = 3.0
 TYPING_SHOWN_EVERY_S = 5.0
@@ -35,7 +37,13 @@ def show(line: str, text: str = "") -> None:
         print(row)
 
 
-async def run_chat(client: Messenger, target: str) -> None:
+def show_login(item: InboxItem) -> None:
+    show(login_notice(item.session_id, item.text, when(item.sent_at)))
+
+
+async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | None = None) -> None:
+    """Chat with ``target``; ``fetched``: the items read just before (logins among them
+    are shown)."""
     group_id = client.group_target(target)
     if group_id is not None:
         conversation_id = group_id
@@ -62,6 +70,9 @@ async def run_chat(client: Messenger, target: str) -> None:
 
     async def on_item(item: InboxItem) -> None:
         me = client.username
+        if item.kind == "session":
+            show_login(item)
+            return
         if item.kind == "typing":
             now = time.monotonic()
             if (
@@ -111,6 +122,9 @@ async def run_chat(client: Messenger, target: str) -> None:
             show(f"{row['sender']}: ", message_text(row["text"], row["file"]))
         else:
             show(f"{row['sender']}: ⚠ unverifiable: {explain(row['reason'])}")
+    for item in fetched or []:
+        if item.kind == "session":
+            show_login(item)
     receiver = asyncio.create_task(run_inbox(client, on_item, on_state=on_state, stop=stop, sockets=sockets))
     session: PromptSession[str] = PromptSession()
     session.default_buffer.on_text_changed += on_text_changed

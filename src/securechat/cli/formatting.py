@@ -129,3 +129,14 @@ def message_text(text: str | None, shared: dict[str, Any] | None) -> str:
         f"[file] {name} ({human_size(shared['size'])}, {safe_line(shared['media_type'])}){caption}"
         f"\nget it with: securechat get-file {safe_line(shared['id'])}"
     )
+
+
+def login_notice(session_id: str | None, user_agent: str | None, at: str) -> str:
+    """A new login to the account (PROTOCOL.md 9.2) as one line. The client's description is
+    whatever that client sent as its User-Agent, the session id and time are the server's
+    word: all made safe for the line."""
+    client = safe_line(user_agent) if user_agent else "an unknown client"
+    session = safe_line((session_id or "?")[:8])
+    return (
+        f"-- new login to your account at {at}: {client} (session {session}). Not you? Run securechat passwd."
+    )

@@ -30,7 +30,7 @@ from ..client.reason_texts import explain
 from ..protocol.errors import ProtocolError
 from ..protocol.keys import fingerprint
 from .config import ClientSettings
-from .formatting import human_size, message_rows, message_text, safe_line
+from .formatting import human_size, login_notice, message_rows, message_text, safe_line
 
 app = typer.Typer(
     help="SecureChat: end-to-end encrypted messaging.", no_args_is_help=True, add_completion=False
@@ -288,6 +288,10 @@ async def inbox(
     async with await unlocked(password_stdin) as client:
         fresh = await client.sync_inbox()
         me = client.username
+        for item in fresh:
+            if item.kind == "session":
+                # To stderr: stdout has the messages (and with --json, only them).
+                show(login_notice(item.session_id, item.text, when(item.sent_at)), to=errors)
         for row in client.stored_messages():
             if row["sender"] == me and row["verified"] and not include_sent:
                 continue
@@ -330,5 +334,4 @@ async def chat(user: str, password_stdin: PasswordStdin = False) -> None:
     from .chat import run_chat
 
     async with await unlocked(password_stdin) as client:
-        await client.sync_inbox()
-        await run_chat(client, user)
+        await run_chat(client, user, await client.sync_inbox())

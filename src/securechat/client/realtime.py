@@ -1,5 +1,7 @@
 """The inbox WebSocket: authenticate in the first frame, resume from the last sequence,
-reconnect with backoff. Sending over the socket is acknowledged with a ``sent`` frame."""
+reconnect with backoff. Sending over the socket is acknowledged with a ``sent`` frame.
+When the server says the session ended (``session_revoked``), reconnecting cannot help:
+the socket raises ``ApiError(401, "session_revoked")`` and ``run_inbox`` stops."""
 
 from __future__ import annotations
 
@@ -131,6 +133,10 @@ class InboxSocket:
             if kind in ("sent", "error") and frame.get("ref") in self._pending:
                 self._pending.pop(frame["ref"]).set_result(frame)
                 continue
+            if kind == "error" and frame.get("code") == "session_revoked":
+                # Logged out, revoked, the password changed elsewhere or the account
+                # disabled (PROTOCOL.md 9.2): the server closes the socket (4401).
+                raise ApiError(401, "session_revoked", "the session has ended: log in again")
             if kind == "acked" and isinstance(frame.get("seq"), int):
                 self._acked = max(self._acked, frame["seq"])
                 continue
@@ -140,7 +146,7 @@ class InboxSocket:
                 if isinstance(sender, str) and isinstance(conversation, str):
                     yield InboxItem(kind="typing", seq=0, sender=sender, conversation_id=conversation)
                 continue
-            if kind not in ("message", "receipt", "group"):
+            if kind not in ("message", "receipt", "group", "session_started"):
                 continue
             item = await self.messenger.process_frame(frame)
             if item is not None:
@@ -189,6 +195,10 @@ async def run_inbox(
                 await on_item(item)
         except (OSError, websockets.WebSocketException, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status == 401 and exc.code != "unauthorized":
+                if on_state and exc.code == "session_revoked":
+                    await on_state(
+                        "the session has ended (logged out, revoked, or the password changed): log in again"
+                    )
                 raise
         finally:
             if sockets is not None and socket in sockets:

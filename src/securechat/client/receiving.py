@@ -2,7 +2,8 @@
 (PROTOCOL.md 14), stores what it decided. No rule lives here; the rules are in ``core``.
 
 Every frame becomes at most one :class:`InboxItem`: a verified message, a membership
-change, a receipt, or an unverifiable message with its reason code. Nothing that fails
+change, a receipt, a new login to the account, or an unverifiable message with its
+reason code. Nothing that fails
 a check is dropped or shown as valid; only what was already shown (a duplicate) is not
 shown again.
 """
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class InboxItem:
-    kind: str  # "message", "group" or "receipt"
+    kind: str  # "message", "group", "receipt", or "session" (a new login: text, sent_at, session_id)
     seq: int
     verified: bool = False
     message_id: str | None = None
@@ -63,6 +64,8 @@ class InboxItem:
     file: dict[str, Any] | None = None
     # The same with its key, kept in the local state so the file can be fetched later.
     file_with_key: dict[str, Any] | None = field(default=None, repr=False)
+    # A new login: its session's id (``text`` is the client's description, the server's word).
+    session_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +102,11 @@ def _claimed_sender(wire: object) -> Username | None:
         return Envelope.from_wire(wire).header.sender
     except protocol_errors.ProtocolError:
         return None
+
+
+# State key: the inbox head when this device logged in; new-login notices up to it are
+# older than this device's session (session.py sets it at login).
+SESSION_NOTICES_AFTER = "session_notices_after"
 
 
 class InboxReader:
@@ -381,6 +389,26 @@ class InboxReader:
             return None
         return InboxItem(kind="receipt", seq=seq, reason=decision.reason)
 
+    # New logins ------------------------------------------------------------------
+    def session_started(self, seq: int, frame: Mapping[str, Any]) -> InboxItem | None:
+        """Another session of this account started (PROTOCOL.md 9.2): the server's word,
+        shown so the owner learns of a login that can unseal the keys. Not shown: this
+        device's own session, and logins from before this device logged in."""
+        with self.state.transaction():
+            self.state.put("last_seq", str(seq))
+        session_id, at, agent = frame.get("session_id"), frame.get("at"), frame.get("user_agent")
+        if not isinstance(session_id, str) or session_id == self.state.get("session_id"):
+            return None
+        if seq <= int(self.state.get(SESSION_NOTICES_AFTER) or 0):
+            return None
+        return InboxItem(
+            kind="session",
+            seq=seq,
+            session_id=session_id[:64],
+            text=agent[:200] if isinstance(agent, str) else "",
+            sent_at=at if isinstance(at, int) and not isinstance(at, bool) else None,
+        )
+
     async def frame(self, frame: Mapping[str, Any]) -> InboxItem | None:
         """One inbox frame; None for one already processed or with nothing new to show."""
         seq = frame.get("seq")
@@ -391,4 +419,6 @@ class InboxReader:
             return await self.group_change(seq, frame)
         if kind == "receipt":
             return self.receipt(seq, frame)
+        if kind == "session_started":
+            return self.session_started(seq, frame)
         return await self.message(seq, frame)

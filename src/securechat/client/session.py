@@ -16,6 +16,7 @@ from .api import ApiClient
 from .core import decide_own_keys
 from .errors import ApiError, NotLoggedIn, ServerMisbehaved
 from .passwords import check_password
+from .receiving import SESSION_NOTICES_AFTER
 from .state import StateStore
 
 # Refresh the access token this long before it expires.
@@ -82,6 +83,11 @@ class Session:
             self._save_session(name, answer)
             if self.state.get_contact(name) is None:
                 self.state.pin_contact(name, identity_dict(identity.public))
+        # New-login notices up to the inbox's head now (this session's own among them) are
+        # from before this session: not news on this device. Asked after the largest
+        # position, the inbox answers with its head only.
+        head = (await self.api.inbox(2**62, 1))["head"]
+        self.state.put(SESSION_NOTICES_AFTER, str(int(head)))
         self.identity = identity
         await self._check_own_keys()
 

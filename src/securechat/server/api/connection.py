@@ -59,10 +59,16 @@ class InboxConnection:
         self._acked_in_database = False
         settings = ctx.settings
         self._budget = FrameBudget(settings.ws_frames_per_second, settings.ws_frame_burst)
+        # Set once the session ended: frames read after that are not carried out.
+        self._ended = False
 
     async def run(self, since: int) -> None:
         self.last_sent = since
         async with self.ctx.broker.subscribe(self.principal.user_id) as queue:
+            # An end announced between authentication and subscribing is not in the queue.
+            if not await accounts.session_is_active(self.ctx, self.principal):
+                await self._end("session_ended")
+                return
             head = await messages.inbox_head(self.ctx, self.principal.user_id)
             await self.websocket.send_text(
                 json.dumps({"type": "ready", "username": self.principal.username, "head": head})
@@ -83,13 +89,21 @@ class InboxConnection:
                         await task
 
     async def _watch_session(self) -> None:
-        """Close the socket once its session is revoked (logout, revoke, password change)."""
+        """The backstop: close the socket once its session is found revoked or expired,
+        should the broker's event (see ``_write_loop``) have been lost."""
         while True:
             await asyncio.sleep(self.ctx.settings.ws_session_check_seconds)
             if not await accounts.session_is_active(self.ctx, self.principal):
-                await self.websocket.send_text(error_frame("session_revoked", "the session has ended"))
-                await self.websocket.close(CLOSE_SESSION_ENDED)
+                await self._end("session_ended")
                 return
+
+    async def _end(self, reason: str) -> None:
+        """The session ended: carry out nothing more from this socket, say so, close (4401)."""
+        self._ended = True
+        # The client may be gone already.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self.websocket.send_text(error_frame("session_revoked", "the session has ended"))
+            await self.websocket.close(CLOSE_SESSION_ENDED, reason)
 
     async def _catch_up(self) -> None:
         """Send every stored entry after the last one sent, in batches."""
@@ -106,6 +120,12 @@ class InboxConnection:
     async def _write_loop(self, queue: asyncio.Queue[Any]) -> None:
         while True:
             event = await queue.get()
+            if event is not None and event.ended is not None:
+                # Sessions of this user ended (committed, on any instance): this one?
+                if event.ended.covers(self.principal.session_id):
+                    await self._end(event.ended.reason)
+                    return
+                continue
             if event is not None and event.ephemeral:
                 await self.websocket.send_text(event.frame)
                 continue
@@ -133,7 +153,11 @@ class InboxConnection:
                 return
             except KeyError:
                 # A binary frame: Starlette finds no "text" key in it.
-                await self.websocket.send_text(error_frame("invalid_frame", "frames must be JSON text"))
+                if not self._ended:
+                    await self.websocket.send_text(error_frame("invalid_frame", "frames must be JSON text"))
+                continue
+            if self._ended:
+                # Read until the client closes too, but carry nothing out.
                 continue
             wait = self._budget.take()
             await self._handle(text)

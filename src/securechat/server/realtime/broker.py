@@ -4,6 +4,11 @@ The database is the source of truth; an event only says "entry ``seq`` exists, a
 here is its frame". A connection that sees a gap in sequence numbers (an event lost,
 or published by another instance) reads the missing entries from the database, so a
 lost event costs latency, never a message.
+
+The same fan-out tells a user's connections that sessions ended (:class:`SessionsEnded`):
+those connections close at once, on every instance. The database stays the source of
+truth there too: a connection re-checks its session periodically, so a lost event costs
+time, never a revocation.
 """
 
 from __future__ import annotations
@@ -13,6 +18,25 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsEnded:
+    """Some of a user's sessions ended (committed): their connections must close.
+
+    ``only``: that one session; otherwise every session of the user but ``keep`` (if
+    any). ``reason`` says why, for the close frame and the log: ``logout``, ``revoked``,
+    ``password_changed``, ``account_disabled``, ``token_reuse``.
+    """
+
+    reason: str
+    only: str | None = None
+    keep: str | None = None
+
+    def covers(self, session_id: str) -> bool:
+        if self.only is not None:
+            return session_id == self.only
+        return session_id != self.keep
 
 
 @dataclass(slots=True)
@@ -26,6 +50,8 @@ class InboxEvent:
     committed_at: float = 0.0
     # Not an inbox entry (no seq, not stored): a typing indicator, passed on as is.
     ephemeral: bool = False
+    # Not an entry either (ephemeral, no frame): sessions of the user that ended.
+    ended: SessionsEnded | None = None
 
 
 # A subscription's queue holds events, or None when it overflowed and the connection
@@ -75,7 +101,13 @@ def _offer(queue: EventQueue, event: InboxEvent) -> None:
     try:
         queue.put_nowait(event)
     except asyncio.QueueFull:
-        # A slow consumer: drop what is queued and tell it to resync from storage.
+        # A slow consumer: drop what is queued and tell it to resync from storage. Ended
+        # sessions are kept: storage cannot tell a connection that its own session ended.
+        kept = [event] if event.ended is not None else []
         while not queue.empty():
-            queue.get_nowait()
+            dropped = queue.get_nowait()
+            if dropped is not None and dropped.ended is not None:
+                kept.append(dropped)
         queue.put_nowait(None)
+        for ended in kept[: queue.maxsize - 1]:
+            queue.put_nowait(ended)

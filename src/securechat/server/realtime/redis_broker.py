@@ -4,7 +4,8 @@ Every instance delivers its own events to its own sockets at once (as the in-pro
 broker does) and publishes them on one Redis channel; each instance listens to that
 channel and hands events from *other* instances to its local subscribers. The database
 stays the source of truth: an event lost in Redis shows up as a gap in sequence numbers
-at the next event, and the connection reads the missing entries from the database.
+at the next event, and the connection reads the missing entries from the database. Ended
+sessions travel the same way (a lost one waits for the connections' periodic check).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import contextlib
 import json
 import logging
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .broker import EventQueue, InboxEvent, InProcessBroker
+from .broker import EventQueue, InboxEvent, InProcessBroker, SessionsEnded
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,16 @@ class RedisBroker:
             {
                 "from": self._instance,
                 "events": [
-                    [e.user_id, e.seq, e.frame, e.message_id, e.committed_at, e.ephemeral] for e in events
+                    [
+                        e.user_id,
+                        e.seq,
+                        e.frame,
+                        e.message_id,
+                        e.committed_at,
+                        e.ephemeral,
+                        *_ended_wire(e.ended),
+                    ]
+                    for e in events
                 ],
             }
         )
@@ -78,9 +89,12 @@ class RedisBroker:
             payload = json.loads(data)
             if payload.get("from") == self._instance:
                 return
+            # Six fields, or seven when sessions ended (see _ended_wire).
             events = [
-                InboxEvent(int(uid), int(seq), str(frame), message_id, float(at), bool(ephemeral))
-                for uid, seq, frame, message_id, at, ephemeral in payload["events"]
+                InboxEvent(
+                    int(uid), int(seq), str(frame), message_id, float(at), bool(ephemeral), _ended(rest)
+                )
+                for uid, seq, frame, message_id, at, ephemeral, *rest in payload["events"]
             ]
         except (ValueError, KeyError, TypeError):
             logger.warning("ignored a malformed event on the Redis channel")
@@ -94,3 +108,20 @@ class RedisBroker:
                 await self._listener
         await self._local.close()
         await self._redis.aclose()
+
+
+def _ended_wire(ended: SessionsEnded | None) -> list[list[str | None]]:
+    """A seventh field for ended sessions only: other events keep the six fields that
+    instances of earlier versions read (during a rolling upgrade)."""
+    return [] if ended is None else [[ended.reason, ended.only, ended.keep]]
+
+
+def _ended(rest: list[Any]) -> SessionsEnded | None:
+    """The seventh field: None, or [reason, only, keep] (ValueError or TypeError if malformed)."""
+    value = rest[0] if rest else None
+    if value is None:
+        return None
+    reason, only, keep = value
+    if not isinstance(reason, str) or not isinstance(only, str | None) or not isinstance(keep, str | None):
+        raise ValueError("malformed ended sessions")
+    return SessionsEnded(reason, only, keep)

@@ -29,7 +29,7 @@ from ..errors import (
     WeakParameters,
 )
 from ..storage import accounts as store
-from . import intrusion
+from . import intrusion, session_events
 from .context import ServiceContext, now_ms
 from .principal import Principal
 from .tokens import InvalidToken, new_refresh_token, refresh_token_hash
@@ -203,6 +203,11 @@ async def login(
         raise Forbidden("this account is disabled", reason="account_disabled")
     async with ctx.database.write() as conn:
         tokens = await _start_session(ctx, conn, user["id"], user["username"], user_agent)
+        # The new session can unseal the keys: the account's other sessions are told.
+        notice = await session_events.add_login_notice(
+            conn, user_id=user["id"], session_id=tokens.session_id, user_agent=user_agent, now=now_ms()
+        )
+    await ctx.broker.publish([notice])
     return {
         **tokens.to_wire(),
         "username": user["username"],
@@ -262,6 +267,7 @@ async def session_is_active(ctx: ServiceContext, principal: Principal) -> bool:
 async def logout(ctx: ServiceContext, principal: Principal) -> None:
     async with ctx.database.write() as conn:
         await store.revoke_sessions(conn, principal.user_id, now_ms(), only=principal.session_id)
+    await session_events.announce_ended(ctx, principal.user_id, "logout", only=principal.session_id)
 
 
 async def list_sessions(ctx: ServiceContext, principal: Principal) -> list[dict[str, Any]]:
@@ -283,11 +289,14 @@ async def revoke_session(ctx: ServiceContext, principal: Principal, session_id: 
     async with ctx.database.write() as conn:
         if not await store.revoke_sessions(conn, principal.user_id, now_ms(), only=session_id):
             raise NotFound("no such session")
+    await session_events.announce_ended(ctx, principal.user_id, "revoked", only=session_id)
 
 
 async def revoke_other_sessions(ctx: ServiceContext, principal: Principal) -> int:
     async with ctx.database.write() as conn:
-        return await store.revoke_sessions(conn, principal.user_id, now_ms(), keep=principal.session_id)
+        revoked = await store.revoke_sessions(conn, principal.user_id, now_ms(), keep=principal.session_id)
+    await session_events.announce_ended(ctx, principal.user_id, "revoked", keep=principal.session_id)
+    return revoked
 
 
 async def change_password(
@@ -319,7 +328,9 @@ async def change_password(
             kdf_iterations=params.iterations,
             key_bundle=bundle_text,
         )
-        return await store.revoke_sessions(conn, principal.user_id, now, keep=principal.session_id)
+        revoked = await store.revoke_sessions(conn, principal.user_id, now, keep=principal.session_id)
+    await session_events.announce_ended(ctx, principal.user_id, "password_changed", keep=principal.session_id)
+    return revoked
 
 
 async def get_key_bundle(ctx: ServiceContext, principal: Principal) -> dict[str, Any]:

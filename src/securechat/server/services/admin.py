@@ -18,6 +18,7 @@ from ..storage import admin as store
 from ..storage import intrusion as intrusion_store
 from ..storage import messages as message_store
 from ..storage.database import Database
+from . import session_events
 from .accounts import username_field
 from .context import ServiceContext, now_ms
 from .principal import Principal
@@ -272,9 +273,11 @@ async def set_disabled(
         if not await store.set_user_flags(conn, name, disabled=disabled):
             raise NotFound(f"no user named {name}")
         revoked = 0
+        user_id: int | None = None
         if disabled:
             user = await account_store.get_user_by_name(conn, name)
             assert user is not None
+            user_id = user["id"]
             revoked = await account_store.revoke_sessions(conn, user["id"], now)
         await store.audit(
             conn,
@@ -284,6 +287,8 @@ async def set_disabled(
             target=name,
             details={"revoked_sessions": revoked},
         )
+    if user_id is not None:
+        await session_events.announce_ended(ctx, user_id, "account_disabled")
     return {"username": name, "disabled": disabled, "revoked_sessions": revoked}
 
 
@@ -304,6 +309,7 @@ async def revoke_sessions(ctx: ServiceContext, admin: Principal, username: str) 
             target=name,
             details={"revoked": revoked},
         )
+    await session_events.announce_ended(ctx, user["id"], "revoked")
     return {"username": name, "revoked_sessions": revoked}
 
 
