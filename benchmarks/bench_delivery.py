@@ -367,6 +367,8 @@ def server_env(config: Config, data_dir: Path | None) -> dict[str, str]:
         "PRELOGIN_PER_MINUTE",
         "WS_CONNECTS_PER_MINUTE",
         "MESSAGES_PER_MINUTE",
+        "MAX_CONNECTIONS_PER_ADDRESS",
+        "WS_MAX_PER_ADDRESS",
     ):
         env.setdefault(f"SECURECHAT_{name}", "1000000")
     if data_dir is not None:

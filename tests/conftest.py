@@ -66,6 +66,8 @@ GENEROUS_LIMITS = {
     "ws_connects_per_minute": 100_000,
     "messages_per_minute": 100_000,
     "receipts_per_minute": 100_000,
+    "max_connections_per_address": 100_000,
+    "ws_max_per_address": 100_000,
 }
 
 
@@ -134,17 +136,29 @@ def reinsert_inbox_entry(server: LiveServer, username: str, seq: int) -> None:
 
 
 def start_server(
-    data_dir: Path, log_path: Path, port: int | None = None, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    log_path: Path,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> LiveServer:
+    """A server process on a free loopback port; ``open_files`` is its (soft, hard) open-file limit."""
     port = port or free_port()
     limits = {f"SECURECHAT_{name.upper()}": str(value) for name, value in GENEROUS_LIMITS.items()}
     env = {**os.environ, "SECURECHAT_DATA_DIR": str(data_dir), **limits, **(extra_env or {})}
+    set_limit = None
+    if open_files is not None:
+        import functools
+        import resource
+
+        set_limit = functools.partial(resource.setrlimit, resource.RLIMIT_NOFILE, open_files)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=set_limit,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

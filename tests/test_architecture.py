@@ -136,6 +136,9 @@ SERVER_TOP_MODULES = {
     "headers": "middleware",
     "limits": "middleware",
     "web_client": "middleware",
+    # The per-process connection guard that cli/serve.py installs under uvicorn: with the
+    # socket slots, one of the connection caps.
+    "connections": "realtime",
 }
 SERVER_RULES: dict[str, tuple[frozenset[str], str]] = {
     "app": (

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from ..server.app import create_app
+from ..server.connections import ConnectionGuard, guarded_protocols, raise_open_file_limit
 from ..server.errors import SecureChatError
 from ..server.logs import configure_logging
 from ..server.services.admin import make_admin
@@ -49,6 +50,10 @@ def run_server(
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(as_json=settings.log_json)
+    # Each connection holds a file descriptor: a soft limit of 1,024, common for services,
+    # let 1,100 idle connections lock everyone else out.
+    open_files = raise_open_file_limit()
+    http_protocol, ws_protocol = guarded_protocols(ConnectionGuard.from_settings(settings, open_files))
     app = create_app(settings)
     # Everything made so far (modules, the app, its routes and schemas) lives as long as
     # the process: keep it out of the cyclic collector's full passes. And collect the
@@ -63,7 +68,10 @@ def run_server(
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        # uvicorn's httptools and websockets-sansio protocols, with the connection caps
+        # and the request head and body timeouts (server/connections.py).
+        http=http_protocol,
+        ws=ws_protocol,
         ws_max_size=WS_MAX_FRAME_BYTES,
         ws_ping_interval=settings.ws_heartbeat_seconds,
         ws_ping_timeout=settings.ws_heartbeat_seconds,

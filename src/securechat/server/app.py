@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker = await make_broker(settings)
         writer = MessageWriter(database, broker, metrics)
         writer.start()
-        app.state.slots = ConnectionSlots(settings.ws_max_connections, settings.ws_max_per_user)
+        app.state.slots = ConnectionSlots(
+            settings.ws_max_connections, settings.ws_max_per_user, settings.ws_max_per_address
+        )
         app.state.context = ServiceContext(
             settings=settings,
             database=database,

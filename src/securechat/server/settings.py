@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,24 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
 
+    # Slow and idle connections, guarded below the app (server/connections.py), per
+    # process since they hold its file descriptors. A request's head must arrive within
+    # header_timeout_seconds of its first byte (of the connection's opening, for the
+    # first request) and its body must progress at least every
+    # body_progress_timeout_seconds, or the connection gets 408 and is closed: without
+    # them, a connection sending half a request line stayed open for good.
+    header_timeout_seconds: float = Field(default=15.0, gt=0)
+    body_progress_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Open connections (HTTP and WebSocket) per client address (an IPv6 /64 counts as
+    # one) and in all (unset: the open-file limit, raised at start to the hard limit,
+    # less a reserve for the database and files). Beyond: 429 (per address) or 503 (in
+    # all) too_many_connections, and closed. A browser opens up to 6 connections to a
+    # server plus a socket per tab, so the default leaves room for dozens of users behind
+    # one NAT. Trusted proxies (forwarded_allow_ips) are not capped per address: every
+    # client behind them shares their address, so cap clients at the proxy.
+    max_connections_per_address: int = Field(default=256, ge=1)
+    max_connections: int | None = Field(default=None, ge=1)
+
     max_body_bytes: int = 1024 * 1024
     max_envelope_bytes: int = 768 * 1024
     default_kdf_iterations: int = 600_000
@@ -55,9 +73,12 @@ class Settings(BaseSettings):
     ws_session_check_seconds: float = 30.0
     # Incoming frames per connection: sustained rate and burst. Past them the server
     # stops reading that socket until it is back within budget.
-    # Open inbox sockets per instance, in all and per user (beyond: refused, 4503/4429).
+    # Open inbox sockets per instance, in all, per user and per client address (an IPv6
+    # /64 counts as one; behind a trusted proxy, the forwarded address). Beyond: refused,
+    # 4503/4429. Per address because sockets that have not yet authenticated count too.
     ws_max_connections: int = 10_000
     ws_max_per_user: int = 20
+    ws_max_per_address: int = Field(default=128, ge=1)
     ws_frames_per_second: float = 400.0
     ws_frame_burst: float = 800.0
     # Per address, in a sliding window of a minute (stored, so shared by instances).

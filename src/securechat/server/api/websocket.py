@@ -53,8 +53,20 @@ async def inbox_socket(websocket: WebSocket) -> None:
         await websocket.send_text(error_frame("too_many_connections", "the server is full; try again later"))
         await websocket.close(CLOSE_SERVER_FULL)
         return
+    # Behind a trusted proxy this is the forwarded client address.
+    address = websocket.client.host if websocket.client else "unknown"
     try:
-        await _serve(websocket, ctx, slots)
+        if not slots.claim_address(address):
+            await websocket.accept()
+            await websocket.send_text(
+                error_frame("too_many_connections", "too many open connections from this address")
+            )
+            await websocket.close(CLOSE_RATE_LIMITED)
+            return
+        try:
+            await _serve(websocket, ctx, slots)
+        finally:
+            slots.release_address(address)
     finally:
         slots.close()
 

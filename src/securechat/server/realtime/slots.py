@@ -1,4 +1,5 @@
-"""How many inbox WebSockets this instance holds, in all and per user.
+"""How many inbox WebSockets this instance holds, in all, per user and per address; and
+one log line per address and minute, however often a cap refuses it.
 
 The caps guard this process's file descriptors and memory, so they are per instance by
 nature (each instance has its own sockets); nothing here needs to be shared.
@@ -7,14 +8,42 @@ nature (each instance has its own sockets); nothing here needs to be shared.
 from __future__ import annotations
 
 import collections
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+# One IPv6 subscriber usually gets a /64: counting single addresses would let one
+# client open as many connections as it has addresses.
+IPV6_PREFIX = 64
+
+
+def address_key(host: str) -> str:
+    """The key a client address is counted under: an IPv4 address (also when written as
+    IPv4-mapped IPv6), an IPv6 /64, or the text itself if it is no IP address."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
 
 
 class ConnectionSlots:
-    def __init__(self, max_total: int, max_per_user: int) -> None:
+    def __init__(self, max_total: int, max_per_user: int, max_per_address: int) -> None:
         self.max_total = max_total
         self.max_per_user = max_per_user
+        self.max_per_address = max_per_address
         self.total = 0
         self.per_user: collections.Counter[int] = collections.Counter()
+        self.per_address: collections.Counter[str] = collections.Counter()
+        self.log = RefusalLog(logger)
 
     def open(self) -> bool:
         if self.total >= self.max_total:
@@ -35,3 +64,73 @@ class ConnectionSlots:
         self.per_user[user_id] -= 1
         if self.per_user[user_id] <= 0:
             del self.per_user[user_id]
+
+    def claim_address(self, host: str) -> bool:
+        """Count one more socket from ``host`` (see ``address_key``), unless it holds its
+        cap (then logged, a line a minute at most)."""
+        key = address_key(host)
+        if self.per_address[key] >= self.max_per_address:
+            self.log.refused(
+                key,
+                "refused a WebSocket from %s: it holds %d (SECURECHAT_WS_MAX_PER_ADDRESS)",
+                key,
+                self.max_per_address,
+            )
+            return False
+        self.per_address[key] += 1
+        return True
+
+    def release_address(self, host: str) -> None:
+        key = address_key(host)
+        self.per_address[key] -= 1
+        if self.per_address[key] <= 0:
+            del self.per_address[key]
+
+
+@dataclass
+class _Logged:
+    at: float
+    unlogged: int = 0
+
+
+class RefusalLog:
+    """Logs a refusal at once, then at most one line per key and window, which says how
+    many refusals went unlogged since the line before: a flood of connections from one
+    address makes a line a minute, not a line a connection.
+
+    It remembers the keys it logged within the window; past ``max_keys`` it forgets
+    them all (at worst a few lines more), so many addresses cannot grow it without end.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        window_seconds: float = 60.0,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.window_seconds = window_seconds
+        self.max_keys = max_keys
+        self.clock = clock
+        self._logged: dict[str, _Logged] = {}
+
+    def refused(self, key: str, message: str, *args: object) -> bool:
+        """Note one refusal under ``key``; log ``message % args`` unless one was logged
+        within the window. Returns whether a line was written."""
+        now = self.clock()
+        logged = self._logged.get(key)
+        if logged is not None and now - logged.at < self.window_seconds:
+            logged.unlogged += 1
+            return False
+        if logged is None and len(self._logged) >= self.max_keys:
+            self._logged = {k: v for k, v in self._logged.items() if now - v.at < self.window_seconds}
+            if len(self._logged) >= self.max_keys:
+                self._logged.clear()
+        self._logged[key] = _Logged(now)
+        if logged is not None and logged.unlogged:
+            self.logger.warning(message + " (%d more since the last such line)", *args, logged.unlogged)
+        else:
+            self.logger.warning(message, *args)
+        return True
