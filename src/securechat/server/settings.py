@@ -4,10 +4,34 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def web_origin(value: str | None) -> str | None:
+    """A configured origin written as browsers send it in ``Origin``: lower-case scheme
+    and host (IDNA), no default port, no path. Anything else is refused at start."""
+    if not value:
+        return None
+    parts = urlsplit(value.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ValueError("must be an origin such as https://chat.example.org (no path)")
+    host = parts.hostname.encode("idna").decode("ascii")
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port  # ValueError if it is not a port
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
 
 
 class Settings(BaseSettings):
@@ -27,6 +51,13 @@ class Settings(BaseSettings):
     # Web origins besides the server's own that may open the WebSocket (comma-separated),
     # e.g. when the app is served from another host name. Cross-origin HTTP stays closed.
     allowed_origins: str = ""
+    # The origin the app is served from for its users, e.g. "https://chat.example.org"
+    # behind a TLS proxy. When set, a WebSocket's Origin must be it (or one of
+    # allowed_origins) whatever the Host header says: a Host header is the client's word,
+    # so a site whose name resolves here (DNS rebinding, a proxy passing Host through)
+    # would otherwise pass the check with its own name. Unset: the Host header names
+    # the server's own origin, as before.
+    public_origin: Annotated[str | None, AfterValidator(web_origin)] = None
 
     # Secrets never have a default in code: they come from the environment, from a
     # *_FILE path, or are generated into the data dir on first start.

@@ -28,14 +28,18 @@ def origin_allowed(websocket: WebSocket, ctx: ServiceContext) -> bool:
 
     Browsers always send Origin, so this stops a page on another site from opening a
     socket in the user's name; clients that are not browsers send their server's origin.
-    A missing or "null" Origin is refused.
+    A missing or "null" Origin is refused. The own origin is the configured public
+    origin if there is one; else the one the Host header names (the client's word).
     """
     origin = websocket.headers.get("origin", "").strip().lower().rstrip("/")
     if not origin or origin == "null":
         return False
-    host = websocket.headers.get("host", "").strip().lower()
-    scheme = "https" if websocket.url.scheme in ("https", "wss") else "http"
-    allowed = {f"{scheme}://{host}"} if host else set()
+    if ctx.settings.public_origin:
+        allowed = {ctx.settings.public_origin}
+    else:
+        host = websocket.headers.get("host", "").strip().lower()
+        scheme = "https" if websocket.url.scheme in ("https", "wss") else "http"
+        allowed = {f"{scheme}://{host}"} if host else set()
     allowed |= {o.strip().lower().rstrip("/") for o in ctx.settings.allowed_origins.split(",") if o.strip()}
     return origin in allowed
 
