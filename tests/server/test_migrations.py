@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,11 +11,16 @@ from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from securechat.protocol.groups import ChainHead, check_next, genesis, sign_change
+from securechat.protocol.identifiers import Username
+from securechat.protocol.keys import PublicIdentity
 from securechat.server.settings import Settings
+from securechat.server.storage import groups as group_store
 from securechat.server.storage import messages as message_store
 from securechat.server.storage.database import Database
 from securechat.server.storage.migrate import alembic_config
 
+from ..api.support import identity_for
 from ..conftest import throwaway_postgres
 
 
@@ -44,6 +50,10 @@ async def to_revision(database: Database, revision: str, *, down: bool = False) 
     async with database.write_engine.connect() as connection:
         await connection.run_sync(run)
         await connection.commit()
+
+
+def identity_lookup(name: Username) -> PublicIdentity | None:
+    return identity_for(name).public if name in ("alice", "bob", "carol") else None
 
 
 def columns(connection: Connection, table: str) -> set[str]:
@@ -125,3 +135,76 @@ async def test_0007_derives_inbox_heads_and_last_message_times(database: Databas
         assert [tuple(row) for row in heads] == [("alice", 3), ("bob", 2), ("carol", 0)]
         times = (await conn.execute(text("SELECT id, last_message_at FROM conversations ORDER BY id"))).all()
         assert [tuple(row) for row in times] == [("dm-" + "a" * 32, 20), ("dm-" + "b" * 32, None)]
+
+
+async def test_0008_backfills_each_groups_verified_head(database: Database) -> None:
+    await to_revision(database, "0007")
+    alice, bob = identity_for("alice"), identity_for("bob")
+    start = 1_767_225_600_000
+    made = [sign_change(alice, None, "create", ["bob"], at=start)]
+    state = genesis(made[0], identity_lookup)
+    for at, (actor, action, targets) in enumerate(
+        [(alice, "add", ["carol"]), (alice, "promote", ["bob"]), (bob, "remove", ["carol"])], start=start + 1
+    ):
+        made.append(sign_change(actor, state, action, targets, at=at))
+        state = state.apply(made[-1], identity_lookup)
+    good = state.group_id
+    # A second group whose stored chain was altered in the database: it does not replay.
+    broken_create = sign_change(alice, None, "create", ["bob"], at=start)
+    broken_next = sign_change(alice, genesis(broken_create, identity_lookup), "add", ["carol"], at=start + 1)
+    broken = broken_create.group_id
+    tampered = broken_next.to_wire() | {"prev": "00" * 32}
+
+    async with database.write() as conn:
+        for user_id, name in ((1, "alice"), (2, "bob"), (3, "carol")):
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, username, created_at, auth_hash, kdf_salt, kdf_iterations,"
+                    " signing_key, encryption_key, encryption_key_signature, key_bundle, keys_updated_at)"
+                    " VALUES (:id, :name, 0, 'x', :salt, 600000, :k, :k, :k, '{}', 0)"
+                ),
+                {"id": user_id, "name": name, "salt": bytes(16), "k": b"k"},
+            )
+        for group_id, wires in (
+            (good, [c.to_wire() for c in made]),
+            (broken, [broken_create.to_wire(), tampered]),
+        ):
+            await conn.execute(
+                text("INSERT INTO conversations (id, kind, created_at) VALUES (:id, 'group', 1)"),
+                {"id": group_id},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (:c, 1, 1), (:c, 2, 1)"
+                ),
+                {"c": group_id},
+            )
+            for seq, wire in enumerate(wires):
+                await conn.execute(
+                    text(
+                        "INSERT INTO group_changes (conversation_id, seq, change, created_at) VALUES (:c, :s, :t, 1)"
+                    ),
+                    {"c": group_id, "s": seq, "t": json.dumps(wire)},
+                )
+
+    await to_revision(database, "0008")
+    async with database.read() as conn:
+        head = await conn.run_sync(group_store.get_head, good)
+        assert head == ChainHead.of(state)
+        assert (head.seq, sorted(head.members), sorted(head.admins)) == (
+            3,
+            ["alice", "bob"],
+            ["alice", "bob"],
+        )
+        assert await conn.run_sync(group_store.get_head, broken) is None
+        # The stored head is what the next change is checked against.
+        following = sign_change(bob, state, "add", ["carol"], at=start + 10)
+        assert check_next(head, following, identity_lookup).seq == 4
+        count = (await conn.execute(text("SELECT count(*) FROM group_changes"))).scalar_one()
+        assert count == len(made) + 2
+
+    await to_revision(database, "0007", down=True)
+    async with database.read() as conn:
+        assert "group_heads" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        count = (await conn.execute(text("SELECT count(*) FROM group_changes"))).scalar_one()
+        assert count == len(made) + 2

@@ -443,6 +443,45 @@ def verify_chain(
     return state
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """What checking the next change needs of a verified chain, and nothing that grows
+    with its length: the head's seq, hash and time, the members and the admins. A server
+    keeps this for each group and checks each new change against it alone, instead of
+    replaying the chain (PROTOCOL.md 13.6). How often an invite was used is the one other
+    input a ``join`` needs; the caller counts it (the server in its invite rows)."""
+
+    group_id: ConversationId
+    seq: int
+    head: bytes
+    at: int
+    members: frozenset[Username]
+    admins: frozenset[Username]
+
+    @classmethod
+    def of(cls, state: GroupState) -> ChainHead:
+        return cls(state.group_id, state.seq, state.head, state.at, state.members, state.admins)
+
+
+def check_next(
+    head: ChainHead, change: GroupChange, identities: IdentityLookup, *, invite_uses: int = 0
+) -> ChainHead:
+    """The head after ``change``, or VerificationFailed: exactly 13.3's checks of one
+    change (it extends the head, its signature and, for a join, the invite's verify, the
+    rules hold), given how many earlier joins used the invite the change carries."""
+    uses = {change.invite.invite_id: invite_uses} if change.invite is not None else {}
+    state = GroupState(
+        group_id=head.group_id,
+        seq=head.seq,
+        head=head.head,
+        at=head.at,
+        members=head.members,
+        admins=head.admins,
+        invite_uses=uses,
+    )
+    return ChainHead.of(state.apply(change, identities))
+
+
 def extend(state: GroupState, changes: Sequence[GroupChange], identities: IdentityLookup) -> GroupState:
     """Apply further changes to a verified state (the chain must continue from it)."""
     for change in changes:

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     messages_per_minute: int = 1200
     # Per account: signed receipts relayed over HTTP (PROTOCOL.md 9.3).
     receipts_per_minute: int = 1200
+    # Per account: group membership changes (creating a group counts). Each one is
+    # stored for good, delivered to every member and replayed by every client that later
+    # meets the group, so one member must not grow a chain without limit.
+    group_changes_per_minute: int = 30
 
     # Intrusion detection (login): an address with this many failed (or in-flight)
     # logins within the window is blocked; each further block within a day doubles.

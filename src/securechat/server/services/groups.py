@@ -2,27 +2,43 @@
 change with the same rules clients apply (with the keys users registered), keeps
 ``conversation_members`` in step with it, and tells members of each change through
 their inboxes. It cannot add anyone by itself: clients replay the chain and compare.
+
+A change costs the same at seq 1,000 as at seq 10. The server keeps each group's
+verified head (``ChainHead``: seq, hash, time, members, admins) and checks a new change
+against it alone, outside the write transaction (so signature checks never hold the
+writer's thread, which other users' sends share). The short write then moves the head
+only if it is still where the check read it (compare-and-set), so two changes for one
+head, on any number of instances, cannot both be stored: the loser gets
+``group_conflict``. Each account may make ``group_changes_per_minute`` changes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
 
 from ...protocol import errors as protocol_errors
-from ...protocol.groups import GroupChange, GroupState, Invite, genesis, verify_chain
+from ...protocol.groups import ChainHead, GroupChange, Invite, check_next, genesis
 from ...protocol.identifiers import Username, parse_conversation_id, parse_message_id
 from ...protocol.keys import PublicIdentity
 from ..errors import Forbidden, GroupConflict, InvalidGroupChange, InvalidInput, NotFound
 from ..realtime.broker import InboxEvent
 from ..storage import batch as batch_store
 from ..storage import groups as store
+from . import ratelimit
 from .context import ServiceContext, now_ms
 from .principal import Principal
 from .writer import data_entry
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _parse_change(raw: Any) -> GroupChange:
@@ -43,15 +59,10 @@ def _group_id(value: str) -> str:
 
 
 class _Keys:
-    """Registered public keys of the users a chain names, loaded once per transaction."""
+    """Registered public keys (and ids) of the users a change concerns, read once."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.rows: dict[str, Any] = {}
-
-    def load(self, names: Iterable[str]) -> None:
-        missing = [n for n in set(names) if n not in self.rows]
-        self.rows.update(store.get_users(self.conn, missing))
+    def __init__(self, rows: Mapping[str, RowMapping]) -> None:
+        self.rows = rows
 
     def __call__(self, name: Username) -> PublicIdentity | None:
         row = self.rows.get(name)
@@ -67,20 +78,15 @@ class _Keys:
     def user_id(self, name: str) -> int:
         return int(self.rows[name]["id"])
 
+    def unknown(self, names: Iterable[str]) -> list[str]:
+        return sorted(name for name in names if name not in self.rows)
+
 
 def _names(change: GroupChange) -> set[str]:
     names: set[str] = {change.actor, *change.members}
     if change.invite is not None:
         names.add(change.invite.inviter)
     return names
-
-
-def _stored_state(conn: Connection, keys: _Keys, group_id: str) -> GroupState | None:
-    changes = [GroupChange.from_wire(json.loads(text)) for text in store.get_changes(conn, group_id)]
-    if not changes:
-        return None
-    keys.load(name for change in changes for name in _names(change))
-    return verify_chain(changes, keys, group_id=group_id)
 
 
 def _deliver(
@@ -95,8 +101,8 @@ def _deliver(
     return [event for _, event in made]
 
 
-def _answer(state: GroupState) -> dict[str, Any]:
-    return {"group_id": state.group_id, "seq": state.seq, "members": sorted(state.members)}
+def _answer(head: ChainHead) -> dict[str, Any]:
+    return {"group_id": head.group_id, "seq": head.seq, "members": sorted(head.members)}
 
 
 def _own_change(principal: Principal, raw_change: Any) -> GroupChange:
@@ -106,37 +112,74 @@ def _own_change(principal: Principal, raw_change: Any) -> GroupChange:
     return change
 
 
+async def _count_change(ctx: ServiceContext, principal: Principal) -> None:
+    """One change by this account (429 ``rate_limited`` past the setting), counted before
+    any of its work is done, so refused changes count too."""
+    await ratelimit.hit(
+        ctx, "group_change", f"user:{principal.user_id}", ctx.settings.group_changes_per_minute, who="account"
+    )
+
+
+async def _read(
+    ctx: ServiceContext, function: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run ``function(connection, ...)`` on a read connection: never the writer's thread."""
+    async with ctx.database.read() as conn:
+        return await conn.run_sync(function, *args, **kwargs)
+
+
 async def _commit(
     ctx: ServiceContext,
-    apply: Callable[[Connection, GroupChange], tuple[dict[str, Any], list[InboxEvent]]],
-    change: GroupChange,
+    apply: Callable[Concatenate[Connection, P], tuple[dict[str, Any], list[InboxEvent]]],
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> dict[str, Any]:
-    answer, events = await ctx.database.run_batch(apply, change)
+    try:
+        answer, events = await ctx.database.run_batch(apply, *args, **kwargs)
+    except IntegrityError as exc:
+        # A row another instance stored first (the same new group id, made twice at once).
+        raise GroupConflict("the group changed meanwhile; fetch its changes and try again") from exc
     await ctx.broker.publish(events)
     return answer
 
 
 async def create_group(ctx: ServiceContext, principal: Principal, raw_change: Any) -> dict[str, Any]:
-    return await _commit(ctx, _create, _own_change(principal, raw_change))
-
-
-def _create(conn: Connection, change: GroupChange) -> tuple[dict[str, Any], list[InboxEvent]]:
-    if batch_store.get_conversation_ids(conn, [change.group_id]):
-        raise GroupConflict("a conversation with this id exists")
-    keys = _Keys(conn)
-    keys.load(_names(change))
-    unknown = sorted(name for name in change.members if name not in keys.rows)
+    change = _own_change(principal, raw_change)
+    await _count_change(ctx, principal)
+    keys = _Keys(await _read(ctx, store.get_users, _names(change)))
+    unknown = keys.unknown(change.members)
     if unknown:
         raise NotFound("no such user", field="members", unknown=unknown)
     try:
-        state = genesis(change, keys)
+        head = ChainHead.of(genesis(change, keys))
     except protocol_errors.VerificationFailed as exc:
         raise InvalidGroupChange(str(exc)) from exc
+    member_ids = [keys.user_id(name) for name in sorted(head.members)]
+    return await _commit(ctx, _create, change, head, member_ids)
+
+
+def _create(
+    conn: Connection, change: GroupChange, head: ChainHead, member_ids: list[int]
+) -> tuple[dict[str, Any], list[InboxEvent]]:
+    if batch_store.get_conversation_ids(conn, [change.group_id]):
+        raise GroupConflict("a conversation with this id exists")
     now = now_ms()
-    member_ids = [keys.user_id(name) for name in sorted(state.members)]
     batch_store.add_conversation(conn, change.group_id, "group", member_ids, now)
     store.add_change(conn, change.group_id, 0, json.dumps(change.to_wire(), separators=(",", ":")), now)
-    return _answer(state), _deliver(conn, member_ids, change.group_id, change, now)
+    store.add_head(conn, head)
+    return _answer(head), _deliver(conn, member_ids, change.group_id, change, now)
+
+
+def _load_for_append(
+    conn: Connection, change: GroupChange
+) -> tuple[ChainHead | None, _Keys, RowMapping | None]:
+    """What checking ``change`` needs: the stored head, the keys and ids of the head's
+    members and of everyone the change names, and the invite it uses. Bounded by the
+    group's size (at most 256 members), whatever the chain's length."""
+    head = store.get_head(conn, change.group_id)
+    names = _names(change) | (head.members if head is not None else set())
+    invite = store.get_invite(conn, change.invite.invite_id) if change.invite is not None else None
+    return head, _Keys(store.get_users(conn, names)), invite
 
 
 async def add_change(
@@ -146,43 +189,54 @@ async def add_change(
     change = _own_change(principal, raw_change)
     if change.group_id != gid:
         raise InvalidGroupChange("the change is for another group")
-    return await _commit(ctx, _append, change)
-
-
-def _append(conn: Connection, change: GroupChange) -> tuple[dict[str, Any], list[InboxEvent]]:
-    keys = _Keys(conn)
-    state = _stored_state(conn, keys, change.group_id)
-    if state is None or (change.action != "join" and change.actor not in state.members):
-        raise NotFound("no such group")
-    if change.seq != state.seq + 1:
-        raise GroupConflict("the group changed meanwhile; fetch its changes and try again", head=state.seq)
+    await _count_change(ctx, principal)
     now = now_ms()
-    if change.action == "join":
-        _check_stored_invite(conn, change, now)
-    keys.load(_names(change))
-    unknown = sorted(name for name in change.members if name not in keys.rows)
+    head, keys, invite_row = await _read(ctx, _load_for_append, change)
+    if head is None or (change.action != "join" and change.actor not in head.members):
+        raise NotFound("no such group")
+    if change.seq != head.seq + 1:
+        raise GroupConflict("the group changed meanwhile; fetch its changes and try again", head=head.seq)
+    invite_uses = _check_stored_invite(invite_row, change, now) if change.action == "join" else 0
+    unknown = keys.unknown(change.members)
     if unknown:
         raise NotFound("no such user", field="members", unknown=unknown)
     try:
-        new_state = state.apply(change, keys)
+        new_head = check_next(head, change, keys, invite_uses=invite_uses)
     except protocol_errors.VerificationFailed as exc:
         raise InvalidGroupChange(str(exc)) from exc
-    added = new_state.members - state.members
-    removed = state.members - new_state.members
+    return await _commit(ctx, _append, change, head, new_head, keys, now)
+
+
+def _append(
+    conn: Connection, change: GroupChange, head: ChainHead, new_head: ChainHead, keys: _Keys, now: int
+) -> tuple[dict[str, Any], list[InboxEvent]]:
+    """Store a change checked against ``head``: only if the head is still there."""
+    if not store.advance_head(conn, head, new_head):
+        current = store.get_head(conn, change.group_id)
+        logger.info("group %s: head moved from seq %d while a change was checked", change.group_id, head.seq)
+        raise GroupConflict(
+            "the group changed meanwhile; fetch its changes and try again",
+            head=current.seq if current is not None else None,
+        )
+    # The invite's uses changed only with the head, which has not moved; counted again
+    # here all the same, so no write can take it past max_uses.
+    if change.invite is not None and not store.use_invite(conn, change.invite.invite_id):
+        raise Forbidden("the invite is unknown, expired or used up", reason="invite_invalid")
+    added = new_head.members - head.members
+    removed = head.members - new_head.members
     store.add_members(conn, change.group_id, [keys.user_id(n) for n in added], now)
     store.remove_members(conn, change.group_id, [keys.user_id(n) for n in removed])
-    if change.invite is not None:
-        store.use_invite(conn, change.invite.invite_id)
     store.add_change(
         conn, change.group_id, change.seq, json.dumps(change.to_wire(), separators=(",", ":")), now
     )
-    told = [keys.user_id(n) for n in state.members | new_state.members]
-    return _answer(new_state), _deliver(conn, told, change.group_id, change, now)
+    told = [keys.user_id(n) for n in head.members | new_head.members]
+    return _answer(new_head), _deliver(conn, told, change.group_id, change, now)
 
 
-def _check_stored_invite(conn: Connection, change: GroupChange, now: int) -> None:
+def _check_stored_invite(row: RowMapping | None, change: GroupChange, now: int) -> int:
+    """How many joins used the change's invite so far, if the server holds that invite
+    for this group and it is still valid; else 403 ``invite_invalid``."""
     invite = change.invite
-    row = store.get_invite(conn, invite.invite_id) if invite is not None else None
     if (
         invite is None
         or row is None
@@ -192,6 +246,7 @@ def _check_stored_invite(conn: Connection, change: GroupChange, now: int) -> Non
         or row["uses"] >= row["max_uses"]
     ):
         raise Forbidden("the invite is unknown, expired or used up", reason="invite_invalid")
+    return int(row["uses"])
 
 
 async def list_changes(
@@ -222,19 +277,22 @@ async def create_invite(
             "an invite is made by the authenticated user for this group", reason="inviter_mismatch"
         )
 
+    def load(conn: Connection) -> tuple[ChainHead | None, _Keys]:
+        return store.get_head(conn, gid), _Keys(store.get_users(conn, [principal.username]))
+
+    head, keys = await _read(ctx, load)
+    _require_admin(head, principal)
+    identity = keys(principal.username)
+    try:
+        if identity is None:
+            raise protocol_errors.VerificationFailed()
+        invite.verify(identity)
+    except protocol_errors.VerificationFailed as exc:
+        raise InvalidGroupChange("the invite's signature does not verify") from exc
+
     def write(conn: Connection) -> None:
-        keys = _Keys(conn)
-        state = _stored_state(conn, keys, gid)
-        if state is None or principal.username not in state.members:
-            raise NotFound("no such group")
-        if principal.username not in state.admins:
-            raise Forbidden("only the group's admins make invites", reason="not_admin")
-        identity = keys(principal.username)
-        try:
-            assert identity is not None
-            invite.verify(identity)
-        except (AssertionError, protocol_errors.VerificationFailed) as exc:
-            raise InvalidGroupChange("the invite's signature does not verify") from exc
+        # The head may have moved since it was read: an admin then must be one now.
+        _require_admin(store.get_head(conn, gid), principal)
         now = now_ms()
         if invite.expires_at <= now:
             raise InvalidGroupChange("the invite has already expired")
@@ -243,13 +301,23 @@ async def create_invite(
         text = json.dumps(invite.to_wire(), separators=(",", ":"))
         store.add_invite(conn, invite.invite_id, gid, text, invite.expires_at, invite.max_uses, now)
 
-    await ctx.database.run_batch(write)
+    try:
+        await ctx.database.run_batch(write)
+    except IntegrityError as exc:  # the same invite id stored at once by another instance
+        raise GroupConflict("an invite with this id exists") from exc
     return {
         "invite_id": invite.invite_id,
         "group_id": gid,
         "expires_at": invite.expires_at,
         "max_uses": invite.max_uses,
     }
+
+
+def _require_admin(head: ChainHead | None, principal: Principal) -> None:
+    if head is None or principal.username not in head.members:
+        raise NotFound("no such group")
+    if principal.username not in head.admins:
+        raise Forbidden("only the group's admins make invites", reason="not_admin")
 
 
 async def get_invite(ctx: ServiceContext, principal: Principal, invite_id: str) -> dict[str, Any]:

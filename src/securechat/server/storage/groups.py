@@ -3,12 +3,15 @@ inside one write transaction through ``Database.run_batch``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from .tables import conversation_members, group_changes, group_invites, users
+from ...protocol.groups import ChainHead
+from ...protocol.identifiers import ConversationId, Username
+from .tables import conversation_members, group_changes, group_heads, group_invites, users
 
 
 def get_changes(conn: Connection, conversation_id: str, after: int = -1) -> list[str]:
@@ -24,6 +27,61 @@ def add_change(conn: Connection, conversation_id: str, seq: int, change: str, no
     conn.execute(
         insert(group_changes).values(conversation_id=conversation_id, seq=seq, change=change, created_at=now)
     )
+
+
+def _names(text: str) -> frozenset[Username]:
+    return frozenset(Username(name) for name in json.loads(text))
+
+
+def _head_values(head: ChainHead) -> dict[str, object]:
+    return {
+        "seq": head.seq,
+        "head": head.head,
+        "at": head.at,
+        "members": json.dumps(sorted(head.members), separators=(",", ":")),
+        "admins": json.dumps(sorted(head.admins), separators=(",", ":")),
+    }
+
+
+def get_head(conn: Connection, conversation_id: str) -> ChainHead | None:
+    """The group's verified head as stored (None: no such group, or no verified chain)."""
+    row = (
+        conn.execute(select(group_heads).where(group_heads.c.conversation_id == conversation_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return ChainHead(
+        group_id=ConversationId(row["conversation_id"]),
+        seq=int(row["seq"]),
+        head=bytes(row["head"]),
+        at=int(row["at"]),
+        members=_names(row["members"]),
+        admins=_names(row["admins"]),
+    )
+
+
+def add_head(conn: Connection, head: ChainHead) -> None:
+    conn.execute(insert(group_heads).values(conversation_id=head.group_id, **_head_values(head)))
+
+
+def advance_head(conn: Connection, old: ChainHead, new: ChainHead) -> bool:
+    """Move the head from ``old`` to ``new`` if it is still at ``old`` (compare-and-set);
+    False if another change moved it first. Under PostgreSQL's READ COMMITTED a
+    concurrent UPDATE of the row waits for the other transaction, then finds the new seq."""
+    result = conn.execute(
+        update(group_heads)
+        .where(
+            and_(
+                group_heads.c.conversation_id == old.group_id,
+                group_heads.c.seq == old.seq,
+                group_heads.c.head == old.head,
+            )
+        )
+        .values(**_head_values(new))
+    )
+    return result.rowcount == 1
 
 
 def get_users(conn: Connection, usernames: Iterable[str]) -> dict[str, RowMapping]:
@@ -87,9 +145,11 @@ def get_invite(conn: Connection, invite_id: str) -> RowMapping | None:
     )
 
 
-def use_invite(conn: Connection, invite_id: str) -> None:
-    conn.execute(
+def use_invite(conn: Connection, invite_id: str) -> bool:
+    """Count one use of an invite, if it has uses left (False: it had none)."""
+    result = conn.execute(
         update(group_invites)
-        .where(group_invites.c.invite_id == invite_id)
+        .where(and_(group_invites.c.invite_id == invite_id, group_invites.c.uses < group_invites.c.max_uses))
         .values(uses=group_invites.c.uses + 1)
     )
+    return result.rowcount == 1

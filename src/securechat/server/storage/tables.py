@@ -223,6 +223,20 @@ group_changes = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# The verified head of each group's chain (protocol ChainHead): a new change is checked
+# against it alone, and it moves only from the seq and hash it was read at (migration 0008).
+# members and admins are JSON arrays of usernames (at most 256 each).
+group_heads = Table(
+    "group_heads",
+    metadata,
+    Column("conversation_id", String(40), ForeignKey("conversations.id"), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("head", LargeBinary(32), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("members", Text, nullable=False),
+    Column("admins", Text, nullable=False),
+)
+
 group_invites = Table(
     "group_invites",
     metadata,
