@@ -87,24 +87,33 @@ def test_websocket_slots_per_address() -> None:
 
 def test_refusals_are_logged_once_a_window(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
-    log = RefusalLog(logging.getLogger("test.refusals"), 60.0, max_keys=2, clock=lambda: now[0])
+    log = RefusalLog(logging.getLogger("test.refusals"), 60.0, max_lines=3, clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, "test.refusals"):
         assert log.refused("a", "refused %s", "a")
         assert not any(log.refused("a", "refused %s", "a") for _ in range(99))
         assert log.refused("b", "refused %s", "b")
         now[0] = 61.0
         assert log.refused("a", "refused %s", "a")
-        # Many keys: the log forgets old ones rather than grow.
+        # Many addresses: a few lines a window in all, and a count of the rest.
         assert log.refused("c", "refused %s", "c")
         assert log.refused("d", "refused %s", "d")
+        assert not any(log.refused(key, "refused %s", key) for key in "efgh")
+        now[0] = 122.0
+        assert log.refused("i", "refused %s", "i")
     assert [record.getMessage() for record in caplog.records] == [
         "refused a",
         "refused b",
         "refused a (99 more since the last such line)",
         "refused c",
         "refused d",
+        "4 more refusals were not logged in the last 60 s (too many addresses)",
+        "refused i",
     ]
-    assert len(log._logged) <= 2
+    # Only the keys logged in the last two windows are remembered.
+    assert set(log._logged) == {"a", "c", "d", "i"}
+    now[0] = 250.0
+    log.refused("j", "refused %s", "j")
+    assert set(log._logged) == {"j"}
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,8 +99,9 @@ class RefusalLog:
     many refusals went unlogged since the line before: a flood of connections from one
     address makes a line a minute, not a line a connection.
 
-    It remembers the keys it logged within the window; past ``max_keys`` it forgets
-    them all (at worst a few lines more), so many addresses cannot grow it without end.
+    Many addresses make at most ``max_lines`` lines a window in all; the refusals past
+    them are counted in one line at the start of the next window. So the log, and what
+    is remembered here (the keys logged within two windows), stay bounded.
     """
 
     def __init__(
@@ -107,27 +109,40 @@ class RefusalLog:
         logger: logging.Logger,
         window_seconds: float = 60.0,
         *,
-        max_keys: int = 10_000,
+        max_lines: int = 100,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logger = logger
         self.window_seconds = window_seconds
-        self.max_keys = max_keys
+        self.max_lines = max_lines
         self.clock = clock
         self._logged: dict[str, _Logged] = {}
+        self._window_start = -math.inf
+        self._lines = 0
+        self._over_budget = 0
 
     def refused(self, key: str, message: str, *args: object) -> bool:
         """Note one refusal under ``key``; log ``message % args`` unless one was logged
         within the window. Returns whether a line was written."""
         now = self.clock()
+        if now - self._window_start >= self.window_seconds:
+            if self._over_budget:
+                self.logger.warning(
+                    "%d more refusals were not logged in the last %g s (too many addresses)",
+                    self._over_budget,
+                    self.window_seconds,
+                )
+            self._window_start, self._lines, self._over_budget = now, 0, 0
+            # Kept for one more window, for the count of a key's unlogged refusals.
+            self._logged = {k: v for k, v in self._logged.items() if now - v.at < 2 * self.window_seconds}
         logged = self._logged.get(key)
         if logged is not None and now - logged.at < self.window_seconds:
             logged.unlogged += 1
             return False
-        if logged is None and len(self._logged) >= self.max_keys:
-            self._logged = {k: v for k, v in self._logged.items() if now - v.at < self.window_seconds}
-            if len(self._logged) >= self.max_keys:
-                self._logged.clear()
+        if self._lines >= self.max_lines:
+            self._over_budget += 1
+            return False
+        self._lines += 1
         self._logged[key] = _Logged(now)
         if logged is not None and logged.unlogged:
             self.logger.warning(message + " (%d more since the last such line)", *args, logged.unlogged)
