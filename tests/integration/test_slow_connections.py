@@ -207,7 +207,10 @@ WS_CAP = 3
 
 def test_websockets_per_address_are_capped(tmp_path: Path) -> None:
     server = start_server(
-        tmp_path / "data", tmp_path / "log", extra_env={"SECURECHAT_WS_MAX_PER_ADDRESS": str(WS_CAP)}
+        tmp_path / "data",
+        tmp_path / "log",
+        # Sockets that never authenticate stay for the whole test.
+        extra_env={"SECURECHAT_WS_MAX_PER_ADDRESS": str(WS_CAP), "SECURECHAT_WS_AUTH_TIMEOUT_SECONDS": "300"},
     )
     url = server.url.replace("http://", "ws://") + "/api/v1/ws"
 
@@ -247,3 +250,71 @@ def test_websockets_per_address_are_capped(tmp_path: Path) -> None:
             if frame["type"] == "ready" or time.monotonic() > deadline:
                 break
         assert frame["type"] == "ready", frame
+
+
+def test_a_trusted_proxy_is_capped_by_its_clients_addresses(tmp_path: Path) -> None:
+    # Every client behind a proxy shares its address: connections from it are not
+    # capped per address (the proxy caps its clients), and the WebSocket cap counts the
+    # forwarded client address.
+    server = start_server(
+        tmp_path / "data",
+        tmp_path / "log",
+        extra_env={
+            "SECURECHAT_FORWARDED_ALLOW_IPS": "127.0.0.1",
+            "SECURECHAT_MAX_CONNECTIONS_PER_ADDRESS": "5",
+            "SECURECHAT_WS_MAX_PER_ADDRESS": "2",
+            "SECURECHAT_WS_AUTH_TIMEOUT_SECONDS": "300",
+        },
+    )
+    host, port = address_of(server)
+    with contextlib.ExitStack() as opened:
+        opened.callback(server.stop)
+
+        def answers(source: str, count: int) -> list[int]:
+            """One request on each of ``count`` connections from ``source``, opened one after
+            the other; each answered one is kept open (a second request begun on it)."""
+            statuses = []
+            for _ in range(count):
+                sock = opened.enter_context(
+                    socket.create_connection((host, port), source_address=(source, 0))
+                )
+                sock.settimeout(WAIT)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                response = http.client.HTTPResponse(sock)
+                response.begin()
+                response.read()
+                statuses.append(response.status)
+                if response.status == 200:
+                    sock.sendall(b"GET /hea")
+            return statuses
+
+        assert answers("127.0.0.1", 10) == [200] * 10
+        assert answers(OTHER_ADDRESS, 10) == [200] * 5 + [429] * 5
+
+        url = server.url.replace("http://", "ws://") + "/api/v1/ws"
+
+        def first_frame(client: str) -> dict[str, object]:
+            ws = opened.enter_context(
+                websockets.sync.client.connect(
+                    url, origin=Origin(server.url), additional_headers={"X-Forwarded-For": client}
+                )
+            )
+            with contextlib.suppress(ConnectionClosed):  # a refused socket may be closed already
+                ws.send(json.dumps({"type": "auth", "token": "not-a-token", "since": 0}))
+            frame: dict[str, object] = json.loads(ws.recv(timeout=WAIT))
+            return frame
+
+        # Two sockets from one client behind the proxy (refused for their bad token, but
+        # only after the address cap let them in), then the third is refused by the cap.
+        held = [
+            opened.enter_context(
+                websockets.sync.client.connect(
+                    url, origin=Origin(server.url), additional_headers={"X-Forwarded-For": "203.0.113.9"}
+                )
+            )
+            for _ in range(2)
+        ]
+        assert len(held) == 2
+        assert first_frame("203.0.113.9")["code"] == "too_many_connections"
+        assert first_frame("203.0.113.10")["code"] != "too_many_connections"
+        assert "refused a WebSocket from 203.0.113.9" in server.log()
