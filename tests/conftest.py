@@ -68,6 +68,7 @@ GENEROUS_LIMITS = {
     "receipts_per_minute": 100_000,
     "max_connections_per_address": 100_000,
     "ws_max_per_address": 100_000,
+    "upload_mib_per_minute": 100_000,
     "group_changes_per_minute": 100_000,
 }
 

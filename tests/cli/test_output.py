@@ -74,8 +74,10 @@ SERVER_ANSWERS: dict[str, Any] = {
                 "sessions": 1,
                 "is_admin": False,
                 "disabled": False,
+                "stored_bytes": f"[/]{OSC_52}",
             }
-        ]
+        ],
+        "quota_bytes": HYPERLINK,
     },
     "/messages": {
         "messages": [

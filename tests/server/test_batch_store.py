@@ -159,8 +159,27 @@ async def test_every_writer_query_on_each_path(store: tuple[Database, Runner]) -
         assert all(r["sender_id"] == ids["alice"] for r in undelivered)
         batch.mark_delivered_up_to(conn, {ids["bob"]: 2}, 999)
         assert batch.get_undelivered_messages_up_to(conn, {ids["bob"]: 9}) == [
-            {"user_id": ids["bob"], "seq": 3, "message_id": mid3, "sender_id": ids["alice"]}
+            {
+                "user_id": ids["bob"],
+                "seq": 3,
+                "message_id": mid3,
+                "sender_id": ids["alice"],
+                "message_pk": pks[2],
+            }
         ]
+        # Receipts: each (reader, message, status, signed) once; the unsigned claim not
+        # after the signed receipt.
+        assert batch.add_receipt_marks(conn, ids["bob"], "read", True, [pks[1], pks[0], pks[1]], 5) == {
+            pks[0],
+            pks[1],
+        }
+        assert batch.add_receipt_marks(conn, ids["bob"], "read", True, pks, 6) == {pks[2]}
+        assert batch.add_receipt_marks(conn, ids["bob"], "read", True, pks, 7) == set()
+        assert batch.add_receipt_marks(conn, ids["bob"], "read", False, pks, 7) == set()
+        assert batch.add_receipt_marks(conn, ids["bob"], "delivered", False, pks[:2], 7) == set(pks[:2])
+        assert batch.add_receipt_marks(conn, ids["bob"], "delivered", True, pks, 7) == set(pks)
+        assert batch.add_receipt_marks(conn, ids["alice"], "read", True, pks, 7) == set(pks)
+        assert batch.add_receipt_marks(conn, ids["alice"], "read", True, [], 7) == set()
         assert batch.get_inbox_seq_for_message(conn, ids["bob"], pks[2]) == 3
         assert batch.get_inbox_seq_for_message(conn, ids["alice"], pks[0]) == 1
 

@@ -208,3 +208,77 @@ async def test_0008_backfills_each_groups_verified_head(database: Database) -> N
         assert "group_heads" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
         count = (await conn.execute(text("SELECT count(*) FROM group_changes"))).scalar_one()
         assert count == len(made) + 2
+
+
+async def test_0010_counts_stored_bytes_and_keeps_one_receipt_per_kind(database: Database) -> None:
+    await to_revision(database, "0009")
+    cid = "dm-" + "c" * 32
+    async with database.write() as conn:
+        for user_id, name in ((1, "alice"), (2, "bob"), (3, "carol")):
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, username, created_at, auth_hash, kdf_salt, kdf_iterations,"
+                    " signing_key, encryption_key, encryption_key_signature, key_bundle, keys_updated_at)"
+                    " VALUES (:id, :name, 0, 'x', :salt, 600000, :k, :k, :k, '{}', 0)"
+                ),
+                {"id": user_id, "name": name, "salt": bytes(16), "k": b"k"},
+            )
+        await conn.execute(
+            text("INSERT INTO conversations (id, kind, created_at) VALUES (:c, 'direct', 1)"), {"c": cid}
+        )
+        # alice: a complete file of 2 MiB + 1000 bytes (3 chunks) and an unfinished empty
+        # one (1 chunk); bob: 10 bytes; carol: nothing.
+        uploads = [(1, 2 * 1024 * 1024 + 1000, 3, 5), (1, 0, 1, None), (2, 10, 1, 6)]
+        for number, (uploader, size, chunks, completed) in enumerate(uploads, 1):
+            await conn.execute(
+                text(
+                    "INSERT INTO files (file_id, conversation_id, uploader_id, size, chunks, created_at, completed_at)"
+                    " VALUES (:f, :c, :u, :s, :n, 1, :done)"
+                ),
+                {
+                    "f": f"00000000-0000-4000-8000-0000000000{number:02d}",
+                    "c": cid,
+                    "u": uploader,
+                    "s": size,
+                    "n": chunks,
+                    "done": completed,
+                },
+            )
+        await conn.execute(
+            text(
+                "INSERT INTO messages (id, message_id, conversation_id, sender_id, client_ts, server_ts,"
+                " size, envelope_sha256, envelope) VALUES (1, :mid, :c, 1, 0, 1, 2, :h, '{}')"
+            ),
+            {"mid": "00000000-0000-4000-8000-0000000000aa", "c": cid, "h": bytes(32)},
+        )
+
+    await to_revision(database, "0010")
+    async with database.write() as conn:
+        stored = (await conn.execute(text("SELECT username, stored_bytes FROM users ORDER BY id"))).all()
+        # Each chunk stores its plaintext and a 16-byte tag; unfinished uploads count too.
+        assert [tuple(row) for row in stored] == [
+            ("alice", 2 * 1024 * 1024 + 1000 + 3 * 16 + 16),
+            ("bob", 10 + 16),
+            ("carol", 0),
+        ]
+        insert_mark = text(
+            "INSERT INTO receipt_marks (message_pk, reader_id, status, signed, created_at)"
+            " VALUES (1, 2, :status, :signed, 1) ON CONFLICT DO NOTHING"
+        )
+        for status, signed in (("read", True), ("read", True), ("read", False), ("delivered", True)):
+            await conn.execute(insert_mark, {"status": status, "signed": signed})
+        marks = (
+            await conn.execute(text("SELECT status, signed FROM receipt_marks ORDER BY status, signed"))
+        ).all()
+        assert [(status, bool(signed)) for status, signed in marks] == [
+            ("delivered", True),
+            ("read", False),
+            ("read", True),
+        ]
+
+    await to_revision(database, "0009", down=True)
+    async with database.read() as conn:
+        assert "stored_bytes" not in await conn.run_sync(columns, "users")
+        assert "receipt_marks" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        count = (await conn.execute(text("SELECT count(*) FROM files"))).scalar_one()
+        assert count == len(uploads)

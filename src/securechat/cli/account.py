@@ -1,4 +1,4 @@
-"""Account commands: register, log in and out, sessions, the password."""
+"""Account commands: register, log in and out, sessions, the password, storage usage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .formatting import safe_line
+from .formatting import human_size, safe_line
 from .main import PasswordStdin, app, console, messenger, read_password, run, show, when
 
 
@@ -70,6 +70,24 @@ async def sessions(
                 "this device" if session["current"] else "",
             )
         console.print(table)
+
+
+@app.command()
+@run
+async def usage() -> None:
+    """Your files' storage on the server, against your quota."""
+    async with messenger() as client:
+        await client.ensure_token()
+        answer = await client.api.usage()
+    stored, quota = answer["stored_bytes"], answer["quota_bytes"]
+    files, pending = answer["files"], answer["pending_uploads"]
+    share = f" ({100 * stored // quota}%)" if quota > 0 else ""
+    show(f"Files stored: {human_size(stored)} of {human_size(quota)}{share}")
+    show(
+        f"{files} file{'' if files == 1 else 's'}, "
+        f"{pending} upload{'' if pending == 1 else 's'} in progress "
+        "(an upload counts in full from its start)"
+    )
 
 
 @app.command()

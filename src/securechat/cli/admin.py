@@ -32,6 +32,13 @@ def cells(values: list[Any]) -> str:
     return ", ".join(cell(value) for value in values)
 
 
+def size_cell(value: object) -> str:
+    """A byte count from the server as people read it; anything else as an inert cell."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return human_size(value)
+    return cell(value)
+
+
 @admin_app.command()
 def create(
     username: str,
@@ -145,14 +152,22 @@ async def export(sender: Sender = None, recipient: Recipient = None) -> None:
 @admin_app.command()
 @run
 async def users() -> None:
-    """Accounts with their status and open sessions."""
+    """Accounts with their status, open sessions and stored files."""
     page = await _admin_request("GET", "/users")
-    table = Table("user", "created", "sessions", "admin", "disabled")
+    table = Table(
+        "user",
+        "created",
+        "sessions",
+        f"stored (of {size_cell(page.get('quota_bytes'))})",
+        "admin",
+        "disabled",
+    )
     for user in page["users"]:
         table.add_row(
             cell(user["username"]),
             when(user["created_at"]),
             str(user["sessions"]),
+            size_cell(user.get("stored_bytes")),
             "yes" if user["is_admin"] else "",
             "DISABLED" if user["disabled"] else "",
         )

@@ -108,6 +108,15 @@ class ApiClient:
     async def change_password(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self.request("POST", "/api/v1/account/password", json=body)  # type: ignore[no-any-return]
 
+    async def usage(self) -> dict[str, int]:
+        """Stored file bytes against the quota: ``{stored_bytes, quota_bytes, files, pending_uploads}``."""
+        answer = await self.request("GET", "/api/v1/account/usage")
+        fields = ("stored_bytes", "quota_bytes", "files", "pending_uploads")
+        values = [answer.get(name) if isinstance(answer, dict) else None for name in fields]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise ServerMisbehaved("the server's usage answer is not a set of counts")
+        return dict(zip(fields, values, strict=True))  # type: ignore[arg-type]
+
     async def sessions(self) -> list[dict[str, Any]]:
         return (await self.request("GET", "/api/v1/sessions"))["sessions"]  # type: ignore[no-any-return]
 

@@ -21,6 +21,7 @@
     │   ├── TooManyUploads    409 too_many_uploads
     │   └── GroupConflict     409 group_conflict
     ├── TooLarge              413 too_large
+    │   └── QuotaExceeded     413 quota_exceeded
     ├── UnsupportedMediaType  415 unsupported_media_type
     └── RateLimited           429 rate_limited (with Retry-After)
 
@@ -132,6 +133,10 @@ class UploadIncomplete(Conflict):
 
 class TooLarge(SecureChatError):
     code, status = "too_large", 413
+
+
+class QuotaExceeded(TooLarge):
+    code = "quota_exceeded"
 
 
 class UnsupportedMediaType(SecureChatError):

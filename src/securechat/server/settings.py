@@ -118,7 +118,8 @@ class Settings(BaseSettings):
     ws_connects_per_minute: int = 120
     # Per account: messages sent over HTTP (the WebSocket is paced by its frame budget).
     messages_per_minute: int = 1200
-    # Per account: signed receipts relayed over HTTP (PROTOCOL.md 9.3).
+    # Per account: calls that hand the server receipts to relay (PROTOCOL.md 9.3), over
+    # HTTP and the WebSocket alike: signed receipts and the transitional unsigned "read".
     receipts_per_minute: int = 1200
     # Per account: group membership changes (creating a group counts). Each one is
     # stored for good, delivered to every member and replayed by every client that later
@@ -144,6 +145,13 @@ class Settings(BaseSettings):
     max_pending_uploads: int = 8
     upload_expiry_seconds: int = 24 * 3600
     file_store: Literal["auto", "directory", "database"] = "auto"
+    # Per account: bytes of encrypted chunks its uploads may hold (registration is open,
+    # so without a quota one account could fill the disk). An upload reserves its whole
+    # stored size when it starts; past the quota: 413 quota_exceeded.
+    file_quota_bytes: int = 1024 * 1024 * 1024
+    # Per account: MiB of chunks uploaded per minute (each chunk counts as 1 MiB), so one
+    # account cannot take the disk's whole bandwidth; past it: 429 rate_limited.
+    upload_mib_per_minute: int = 256
 
     log_json: bool = False
     # /metrics answers loopback clients; others must present this as a bearer token.

@@ -1,4 +1,5 @@
-"""Encrypted file chunks: upload, complete, describe, download (PROTOCOL.md 12.4)."""
+"""Encrypted file chunks: upload, complete, describe, download (PROTOCOL.md 12.4), and
+the caller's storage usage."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ async def put_chunk(
 @router.post("/files/{file_id}/complete")
 async def complete_upload(file_id: FileId, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
     return await files.complete_upload(ctx, principal, file_id)
+
+
+@router.get("/account/usage")
+async def usage(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    """The caller's stored file bytes against the quota (with unfinished uploads' reservations)."""
+    return await files.usage(ctx, principal)
 
 
 @router.get("/files/{file_id}")

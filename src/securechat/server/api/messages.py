@@ -44,10 +44,9 @@ async def ack(body: AckBody, principal: CurrentUser, ctx: Context) -> dict[str, 
 
 @router.post("/receipts")
 async def relay_receipt(body: ReceiptBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    """A receipt signed by its reader, the caller, for the senders of its messages (PROTOCOL.md 9.3)."""
-    await ratelimit.hit(
-        ctx, "receipt", f"user:{principal.user_id}", ctx.settings.receipts_per_minute, who="account"
-    )
+    """A receipt signed by its reader, the caller, for the senders of its messages (PROTOCOL.md 9.3);
+    idempotent, and counted against the caller's receipt limit (in the service, as for the
+    WebSocket frame)."""
     return {"relayed": await receipts.relay_receipt(ctx, principal, body.receipt)}
 
 
@@ -66,7 +65,8 @@ async def mark_read(
     conversation_id: Annotated[str, Path(max_length=64)], body: ReadBody, principal: CurrentUser, ctx: Context
 ) -> dict[str, Any]:
     """Unsigned read receipts, the server's claim (transitional, PROTOCOL.md 9.3): for
-    clients that do not sign receipts yet; the WebSocket has a ``read`` frame."""
+    clients that do not sign receipts yet; the WebSocket has a ``read`` frame. Idempotent,
+    and counted against the caller's receipt limit."""
     return {"receipts": await presence.mark_read(ctx, principal, conversation_id, body.message_ids)}
 
 

@@ -256,7 +256,9 @@ async def list_users(ctx: ServiceContext, admin: Principal, *, limit: int, offse
     return {
         "users": [
             dict(row) | {"disabled": bool(row["disabled"]), "is_admin": bool(row["is_admin"])} for row in rows
-        ]
+        ],
+        # Each user's stored_bytes (files and reservations) is against this quota.
+        "quota_bytes": ctx.settings.file_quota_bytes,
     }
 
 

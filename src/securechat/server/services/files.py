@@ -3,6 +3,12 @@
 The server sees opaque chunks of exactly the length the declared size implies, and
 hands them only to current members of the upload's conversation. It never learns a
 file's name, type or key: those travel inside the message that shares the file.
+
+Each account has a quota of stored bytes (``FILE_QUOTA_BYTES``): an upload reserves its
+whole stored size (from the declared size) in the transaction that creates it, with one
+statement that checks and adds, so uploads started at once on any number of instances
+cannot together pass it; the reservation goes when the upload expires unfinished.
+Chunks count against ``UPLOAD_MIB_PER_MINUTE`` per account.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from ..errors import (
     FileIdReused,
     InvalidInput,
     NotFound,
+    QuotaExceeded,
     TooLarge,
     TooManyUploads,
     UploadIncomplete,
 )
 from ..storage import files as store
 from ..storage.chunks import chunk_key
+from . import ratelimit
 from .context import ServiceContext, now_ms
 from .principal import Principal
 
@@ -42,6 +50,10 @@ def _file_id(value: str) -> str:
         return parse_message_id(value)
     except protocol_errors.ProtocolError as exc:
         raise InvalidInput("file_id must be a lower-case UUIDv4", field="file_id") from exc
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 def _describe(row: Any) -> dict[str, Any]:
@@ -69,6 +81,16 @@ async def create_upload(
     if size > limit:
         raise TooLarge("the file is larger than this server accepts", limit=limit)
     await purge_stale_uploads(ctx)
+    try:
+        return await _create(ctx, principal, fid, cid, size)
+    except IntegrityError:
+        # The same file id, created at this moment through another instance: this
+        # transaction (and its reservation) was rolled back; answer from what the other
+        # one stored.
+        return await _answer_retry(ctx, principal, fid, cid, size)
+
+
+async def _create(ctx: ServiceContext, principal: Principal, fid: str, cid: str, size: int) -> dict[str, Any]:
     async with ctx.database.write() as conn:
         existing = await store.get_file(conn, fid)
         if existing is not None:
@@ -84,18 +106,46 @@ async def create_upload(
                 "too many unfinished uploads; complete or abandon one first",
                 limit=ctx.settings.max_pending_uploads,
             )
+        chunks = chunk_count(size)
+        needed = store.stored_size(size, chunks)
+        quota = ctx.settings.file_quota_bytes
+        if not await store.reserve_bytes(conn, principal.user_id, needed, quota):
+            # Raising rolls the transaction back: nothing stored is touched.
+            stored = await store.get_stored_bytes(conn, principal.user_id)
+            free = max(0, quota - stored)
+            raise QuotaExceeded(
+                f"this upload needs {_mib(needed)}, and {_mib(free)} of your {_mib(quota)}"
+                " of file storage is free",
+                quota_bytes=quota,
+                stored_bytes=stored,
+                needed_bytes=needed,
+            )
         await store.add_file(
             conn,
             file_id=fid,
             conversation_id=cid,
             uploader_id=principal.user_id,
             size=size,
-            chunks=chunk_count(size),
+            chunks=chunks,
             created_at=now_ms(),
         )
         row = await store.get_file(conn, fid)
     assert row is not None
     return _describe(row)
+
+
+async def _answer_retry(
+    ctx: ServiceContext, principal: Principal, fid: str, cid: str, size: int
+) -> dict[str, Any]:
+    async with ctx.database.read() as conn:
+        existing = await store.get_file(conn, fid)
+    if existing is None or (existing["uploader_id"], existing["conversation_id"], existing["size"]) != (
+        principal.user_id,
+        cid,
+        size,
+    ):
+        raise FileIdReused("this file id is already in use")
+    return _describe(existing)
 
 
 async def _own_upload(ctx: ServiceContext, principal: Principal, file_id: str) -> Any:
@@ -107,6 +157,10 @@ async def _own_upload(ctx: ServiceContext, principal: Principal, file_id: str) -
 
 
 async def put_chunk(ctx: ServiceContext, principal: Principal, file_id: str, index: int, data: bytes) -> None:
+    # Every chunk sent counts (up to 1 MiB each), before any work on it.
+    await ratelimit.hit(
+        ctx, "upload", f"user:{principal.user_id}", ctx.settings.upload_mib_per_minute, who="account"
+    )
     row = await _own_upload(ctx, principal, file_id)
     if not 0 <= index < row["chunks"]:
         raise BadRequest("chunk index out of range", chunks=row["chunks"])
@@ -180,6 +234,19 @@ async def get_chunk(ctx: ServiceContext, principal: Principal, file_id: str, ind
         logger.error("stored chunk missing: file %s index %d", row["file_id"], index)
         raise NotFound("chunk not available")
     return data
+
+
+async def usage(ctx: ServiceContext, principal: Principal) -> dict[str, Any]:
+    """The caller's stored bytes (complete files and reservations of unfinished uploads),
+    quota, and how many files and unfinished uploads make them up."""
+    async with ctx.database.read() as conn:
+        row = await store.get_usage(conn, principal.user_id)
+    return {
+        "stored_bytes": int(row["stored_bytes"]),
+        "quota_bytes": ctx.settings.file_quota_bytes,
+        "files": int(row["files"]),
+        "pending_uploads": int(row["pending_uploads"]),
+    }
 
 
 async def purge_stale_uploads(ctx: ServiceContext) -> int:

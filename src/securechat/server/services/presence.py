@@ -19,6 +19,7 @@ from ...protocol.identifiers import parse_conversation_id, parse_message_id
 from ..errors import InvalidInput, NotFound
 from ..realtime.broker import InboxEvent
 from ..storage import batch as batch_store
+from . import receipts
 from .context import ServiceContext, now_ms
 from .principal import Principal
 from .writer import data_entry
@@ -53,7 +54,10 @@ async def typing(ctx: ServiceContext, principal: Principal, conversation_id: Any
 
 
 async def mark_read(ctx: ServiceContext, principal: Principal, conversation_id: Any, message_ids: Any) -> int:
-    """Tell the senders of these messages that the caller has read them; returns how many."""
+    """Tell the senders of these messages that the caller has read them; returns how many
+    were news (a message's unsigned read receipt goes to its sender once, and not after the
+    reader's signed one). Counts against the caller's receipt limit."""
+    await receipts.count_receipt_call(ctx, principal)
     cid = _conversation(conversation_id)
     if not isinstance(message_ids, list) or not 1 <= len(message_ids) <= MAX_READ_IDS:
         raise InvalidInput(f"message_ids must be a list of 1 to {MAX_READ_IDS} ids", field="message_ids")
@@ -71,15 +75,20 @@ def _read(conn: Connection, principal: Principal, cid: str, ids: list[str]) -> t
     if principal.username not in members:
         raise NotFound("no such conversation")
     rows = batch_store.get_messages_by_message_ids(conn, ids)
-    by_sender: dict[int, list[str]] = {}
-    for message_id, row in rows.items():
-        if row["conversation_id"] == cid and row["sender_id"] != principal.user_id:
-            by_sender.setdefault(row["sender_id"], []).append(message_id)
-    # Only to senders still in the conversation: a receipt is the reader's news for them.
-    by_sender = {sender: found for sender, found in by_sender.items() if sender in members.values()}
+    current = set(members.values())
+    candidates: dict[int, list[dict[str, Any]]] = {}
+    for row in rows.values():
+        # Only to senders still in the conversation: a receipt is the reader's news for them.
+        if (
+            row["conversation_id"] == cid
+            and row["sender_id"] != principal.user_id
+            and row["sender_id"] in current
+        ):
+            candidates.setdefault(row["sender_id"], []).append(row)
+    now = now_ms()
+    by_sender = receipts.first_receipts(conn, principal.user_id, "read", False, candidates, now)
     if not by_sender:
         return 0, []
-    now = now_ms()
     starts = batch_store.allocate_inbox_seqs(conn, {sender: 1 for sender in by_sender})
     made = [
         data_entry(
@@ -87,7 +96,7 @@ def _read(conn: Connection, principal: Principal, cid: str, ids: list[str]) -> t
             starts[sender],
             "receipt",
             json.dumps(
-                {"message_ids": sorted(found), "recipient": principal.username, "status": "read", "at": now},
+                {"message_ids": found, "recipient": principal.username, "status": "read", "at": now},
                 separators=(",", ":"),
             ),
             now,

@@ -310,9 +310,19 @@ def _apply(
     receipts: dict[int, list[dict[str, Any]]] = {}
     by_pair: dict[tuple[int, int], list[str]] = {}
     delivered_count: dict[int, int] = {}
+    claims: dict[int, list[int]] = {}
     for row in newly_delivered:
         delivered_count[row["user_id"]] = delivered_count.get(row["user_id"], 0) + 1
         if row["sender_id"] != row["user_id"] and row["user_id"] in wants_receipts:
+            claims.setdefault(row["user_id"], []).append(row["message_pk"])
+    # Each unsigned "delivered" once per reader and message, on every instance: two acks
+    # on two instances can both find the same entries undelivered before either commits.
+    first: set[tuple[int, int]] = set()
+    for recipient_id, pks in sorted(claims.items()):
+        added = batch_store.add_receipt_marks(conn, recipient_id, "delivered", False, pks, now)
+        first.update((recipient_id, pk) for pk in added)
+    for row in newly_delivered:
+        if (row["user_id"], row["message_pk"]) in first:
             by_pair.setdefault((row["user_id"], row["sender_id"]), []).append(row["message_id"])
     for (recipient_id, sender_id), message_ids in by_pair.items():
         receipts.setdefault(sender_id, []).append(

@@ -153,7 +153,12 @@ async def list_users(conn: AsyncConnection, now: int, limit: int, offset: int) -
     )
     result = await conn.execute(
         select(
-            users.c.username, users.c.created_at, users.c.disabled, users.c.is_admin, active.label("sessions")
+            users.c.username,
+            users.c.created_at,
+            users.c.disabled,
+            users.c.is_admin,
+            active.label("sessions"),
+            users.c.stored_bytes,
         )
         .order_by(users.c.username)
         .limit(limit)

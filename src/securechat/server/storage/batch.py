@@ -206,15 +206,15 @@ def get_undelivered_messages_up_to(conn: DriverConnection, up_to: dict[int, int]
     user_ids = sorted(up_to)
     rows = _fetch_all(
         conn,
-        "SELECT e.user_id, e.seq, m.message_id, m.sender_id FROM inbox_entries e"
+        "SELECT e.user_id, e.seq, m.message_id, m.sender_id, m.id FROM inbox_entries e"
         " JOIN messages m ON m.id = e.message_pk"
         f" WHERE e.user_id IN ({_marks(len(user_ids))}) AND e.delivered_at IS NULL AND e.kind = 'message'"
         " ORDER BY e.user_id, e.seq",
         user_ids,
     )
     return [
-        {"user_id": user_id, "seq": seq, "message_id": message_id, "sender_id": sender_id}
-        for user_id, seq, message_id, sender_id in rows
+        {"user_id": user_id, "seq": seq, "message_id": message_id, "sender_id": sender_id, "message_pk": pk}
+        for user_id, seq, message_id, sender_id, pk in rows
         if seq <= up_to[user_id]
     ]
 
@@ -236,3 +236,45 @@ def get_inbox_seq_for_message(conn: DriverConnection, user_id: int, message_pk: 
     if len(rows) != 1:
         raise LookupError(f"expected one inbox entry for message {message_pk}, found {len(rows)}")
     return int(rows[0][0])
+
+
+# Rows per INSERT of receipt marks: 5 parameters each, far below every driver's limit.
+_MARKS_PER_STATEMENT = 100
+
+
+def add_receipt_marks(
+    conn: DriverConnection, reader_id: int, status: str, signed: bool, message_pks: Iterable[int], now: int
+) -> set[int]:
+    """Record that ``reader_id`` gave a ``status`` receipt (``signed`` by the reader, or the
+    server's unsigned claim) for these messages; returns the ones it had not given yet.
+
+    The table's primary key decides, so two instances recording the same receipt at once
+    get it once between them: on PostgreSQL the second insert waits for the first
+    transaction and then adds nothing. An unsigned claim is also passed over where the
+    reader's signed receipt of that status exists, as it says no more. Rows go in
+    ascending order, so concurrent transactions take the key's locks in one order.
+    """
+    pks = sorted(set(message_pks))
+    if not pks:
+        return set()
+    if not signed:
+        rows = _fetch_all(
+            conn,
+            "SELECT message_pk FROM receipt_marks WHERE reader_id = ? AND status = ? AND signed = ?"
+            f" AND message_pk IN ({_marks(len(pks))})",
+            (reader_id, status, True, *pks),
+        )
+        known = {int(row[0]) for row in rows}
+        pks = [pk for pk in pks if pk not in known]
+    added: set[int] = set()
+    for start in range(0, len(pks), _MARKS_PER_STATEMENT):
+        part = pks[start : start + _MARKS_PER_STATEMENT]
+        rows = _fetch_all(
+            conn,
+            "INSERT INTO receipt_marks (message_pk, reader_id, status, signed, created_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(part))
+            + " ON CONFLICT DO NOTHING RETURNING message_pk",
+            [value for pk in part for value in (pk, reader_id, status, signed, now)],
+        )
+        added.update(int(row[0]) for row in rows)
+    return added

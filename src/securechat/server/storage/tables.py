@@ -40,6 +40,10 @@ users = Table(
     Column("keys_updated_at", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False, server_default="0"),
     Column("is_admin", Boolean, nullable=False, server_default="0"),
+    # Bytes of encrypted file chunks the user's uploads hold or have reserved (each
+    # upload's whole stored size from its start), checked against the quota in the same
+    # statement that adds to it (migration 0010; services/files.py).
+    Column("stored_bytes", BigInteger, nullable=False, server_default="0"),
 )
 
 sessions = Table(
@@ -119,6 +123,20 @@ inbox_entries = Table(
         sqlite_where=text("delivered_at IS NULL AND kind = 'message'"),
         postgresql_where=text("delivered_at IS NULL AND kind = 'message'"),
     ),
+)
+
+# One row per receipt a reader has given for a message (PROTOCOL.md 9.3): the key makes a
+# receipt idempotent on every instance, so the same reader, message, status and kind
+# (signed by the reader, or the server's transitional unsigned claim) reaches the sender's
+# inbox once, however often it is sent (migration 0010; services/receipts.py).
+receipt_marks = Table(
+    "receipt_marks",
+    metadata,
+    Column("message_pk", Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("reader_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(9), primary_key=True),  # delivered | read
+    Column("signed", Boolean, primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 # Intrusion detection: login attempts in the sliding window (pending while the password

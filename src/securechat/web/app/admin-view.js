@@ -14,7 +14,7 @@ const SECTIONS = ["messages", "files", "users", "blocks", "audit"];
 // through textContent).
 /** @typedef {{server_ts: number, sender: string, recipients: string[], size: number, ciphertext_preview: string}} MessageRow */
 /** @typedef {{file_id: string, sender: string, recipients: string[], size: number, created_at: number, completed_at: number | null}} FileRow */
-/** @typedef {{username: string, created_at: number, sessions: number, disabled: boolean, is_admin: boolean}} UserRow */
+/** @typedef {{username: string, created_at: number, sessions: number, disabled: boolean, is_admin: boolean, stored_bytes: number}} UserRow */
 /** @typedef {{address: string, reason: string, since: number, until: number}} BlockRow */
 /** @typedef {{at: number, admin: string, action: string, target: string}} AuditRow */
 
@@ -165,8 +165,9 @@ export class AdminView {
   }
 
   async loadUsers() {
-    /** @type {{users: UserRow[]}} */
+    /** @type {{users: UserRow[], quota_bytes: number}} */
     const page = await this.api.request("GET", "/admin/users");
+    byId("admin-users-stored").textContent = `Stored (of ${humanSize(page.quota_bytes)})`;
     byId("admin-user-rows").replaceChildren(
       ...page.users.map((user) => {
         const action = el("button", {
@@ -187,6 +188,7 @@ export class AdminView {
           el("td", { text: fullTime(user.created_at) }),
           el("td", { text: String(user.sessions) }),
           el("td", { text: user.disabled ? "Disabled" : "Active" }),
+          el("td", { text: humanSize(user.stored_bytes), attrs: { title: `${user.stored_bytes} bytes` } }),
           el("td", {}, [action]),
         ]);
       }),

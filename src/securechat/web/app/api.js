@@ -30,6 +30,14 @@ export class ApiError extends Error {
 }
 
 /**
+ * @typedef {object} StorageUsage the account's stored files, as `GET /account/usage` reports them
+ * @property {number} stored_bytes encrypted bytes of its files, and reserved by its unfinished uploads
+ * @property {number} quota_bytes the most it may store
+ * @property {number} files complete files
+ * @property {number} pending_uploads unfinished uploads (each counts in full from its start)
+ */
+
+/**
  * @typedef {object} SessionInfo one of the account's sessions, as `GET /sessions` lists it
  * @property {string} id
  * @property {number} created_at ms
@@ -177,6 +185,11 @@ export class Api {
   /** @param {object} body the `password` request (PROTOCOL.md 9.1) */
   changePassword(body) {
     return this.request("POST", "/account/password", { body });
+  }
+
+  /** @returns {Promise<StorageUsage>} */
+  usage() {
+    return this.request("GET", "/account/usage");
   }
 
   /** @returns {Promise<{sessions: SessionInfo[]}>} */

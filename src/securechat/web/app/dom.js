@@ -73,6 +73,7 @@ export function explain(error) {
     not_found: "There is no user with that name.",
     network_error: "The server cannot be reached. Check your connection and try again.",
     too_large: "That is too large to send.",
+    quota_exceeded: "Your files on the server have reached your storage quota: this one does not fit. Your account settings show what you use.",
     unauthorized: "Your session has ended. Please log in again.",
   };
   if (code === "access_blocked" || code === "rate_limited") {
@@ -80,7 +81,7 @@ export function explain(error) {
     const minutes = Math.max(1, Math.ceil(waitMs / 60_000));
     return code === "access_blocked"
       ? `Too many failed attempts from this network: access is blocked for about ${minutes} minute(s).`
-      : "Too many failed attempts for this account from here. Please wait a few minutes and try again.";
+      : `Too many attempts from here in a short time (logins, uploads or other requests). Please wait about ${minutes} minute(s) and try again.`;
   }
   if (code && code in messages) return messages[code];
   const kind = /** @type {any} */ (error)?.kind;

@@ -57,6 +57,7 @@ async function enter(identity, remember) {
     logout,
     openAdmin: () => void admin.open(),
     sessions: () => api.sessions(),
+    usage: () => api.usage(),
     revokeOtherSessions: () => api.revokeOtherSessions(),
   });
   // The server decides; this only chooses whether to offer the console.

@@ -1,11 +1,12 @@
 /**
  * The contact dialog (fingerprints, safety number, verification) and the account dialog
- * (sessions, password change, notifications, typing and read-receipt switches, logout).
+ * (storage usage, sessions, password change, notifications, typing and read-receipt
+ * switches, logout).
  *
  * @module
  */
 
-import { byId, el, explain, fullTime, show } from "./dom.js";
+import { byId, el, explain, fullTime, humanSize, show } from "./dom.js";
 import { passwordProblem } from "./password-policy.js";
 
 export class Panels {
@@ -14,6 +15,7 @@ export class Panels {
    * @param {{changePassword: (current: string, next: string, progress: (s: string) => void) => Promise<number>,
    *   logout: () => Promise<void>, openAdmin: () => void,
    *   sessions: () => Promise<{sessions: import("./api.js").SessionInfo[]}>,
+   *   usage: () => Promise<import("./api.js").StorageUsage>,
    *   revokeOtherSessions: () => Promise<{revoked_sessions: number}>}} actions
    */
   constructor(messenger, actions) {
@@ -109,8 +111,18 @@ export class Panels {
     show(byId("admin-entry"), Boolean(this.isAdmin));
     byId("sessions-result").textContent = "";
     byId("password-result").textContent = "";
+    byId("storage-usage").textContent = "";
     if (!this.accountDialog.open) this.accountDialog.showModal();
-    await this.renderSessions();
+    await Promise.all([this.renderUsage(), this.renderSessions()]);
+  }
+
+  async renderUsage() {
+    const line = byId("storage-usage");
+    try {
+      line.textContent = describeUsage(await this.actions.usage());
+    } catch (error) {
+      line.textContent = explain(error);
+    }
   }
 
   async renderSessions() {
@@ -212,4 +224,18 @@ function describeAgent(agent) {
   ];
   const found = browsers.find(([marker]) => agent.includes(marker));
   return found ? found[1] : agent.slice(0, 60);
+}
+
+/**
+ * The account's storage as one line: what its files take of its quota on the server.
+ *
+ * @param {import("./api.js").StorageUsage} usage
+ */
+export function describeUsage(usage) {
+  const share = usage.quota_bytes > 0 ? ` (${Math.floor((100 * usage.stored_bytes) / usage.quota_bytes)}%)` : "";
+  const files = `${usage.files} file${usage.files === 1 ? "" : "s"}`;
+  const pending = usage.pending_uploads
+    ? `, ${usage.pending_uploads} upload${usage.pending_uploads === 1 ? "" : "s"} in progress`
+    : "";
+  return `Your files take ${humanSize(usage.stored_bytes)} of your ${humanSize(usage.quota_bytes)} on the server${share}: ${files}${pending}.`;
 }
