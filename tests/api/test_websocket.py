@@ -227,7 +227,8 @@ def test_send_frame_is_answered_with_sent_and_delivered_live(client: TestClient)
     assert sent["ref"] == 7
     assert sent["message_id"] == envelope["message_id"]
     assert sent["conversation_id"] == dm("alice", "bob")
-    assert sent["seq"] == 1 and isinstance(sent["server_ts"], int)
+    # Alice's inbox: 1 announces her login (session_started), 2 is her own copy.
+    assert sent["seq"] == 2 and isinstance(sent["server_ts"], int)
     assert live["type"] == "message"
     assert (live["seq"], live["sender"], live["envelope"]) == (1, "alice", envelope)
     assert acked == {"type": "acked", "seq": 1, "ref": "a1"}

@@ -52,6 +52,8 @@ export class Api {
     this.accessToken = null;
     /** @type {number} epoch ms */
     this.accessExpires = 0;
+    /** @type {string | null} the session the tokens belong to */
+    this.sessionId = null;
   }
 
   /**
@@ -110,10 +112,12 @@ export class Api {
     return data;
   }
 
-  /** @param {{access_token: string, expires_in: number}} answer */
+  /** @param {{access_token: string, expires_in: number, session_id?: string}} answer */
   setTokens(answer) {
     this.accessToken = answer.access_token;
     this.accessExpires = Date.now() + answer.expires_in * 1000;
+    // This page's session, so that the notice of its own login is not shown to it.
+    if (typeof answer.session_id === "string") this.sessionId = answer.session_id;
   }
 
   forget() {

@@ -3,7 +3,8 @@
  * the last processed sequence, reconnect with backoff, pipeline sends and match their
  * answers by `ref`.
  *
- * Events (on this EventTarget): `entry` (detail: a message, receipt or group frame), `state`
+ * Events (on this EventTarget): `entry` (detail: a message, receipt, group or
+ * session_started frame: every inbox entry), `state`
  * (detail: "connecting" | "online" | "offline"), `ended` (detail: the close reason,
  * when the session is over and reconnecting cannot help).
  *
@@ -101,6 +102,7 @@ export class InboxSocket extends EventTarget {
       case "message":
       case "receipt":
       case "group":
+      case "session_started":
         this.dispatchEvent(new CustomEvent("entry", { detail: frame }));
         break;
       case "typing":

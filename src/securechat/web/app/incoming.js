@@ -2,7 +2,8 @@
  * The inbox, entry by entry in sequence order (PROTOCOL.md 9.2): a message goes to the
  * receiver (the core's decision) and, unless it is a duplicate, to the conversation it
  * belongs to; a membership change to the group book (14.3); a receipt to the core's
- * decision (14.7), and only an accepted one to the messages it covers. Each entry is
+ * decision (14.7), and only an accepted one to the messages it covers; a new login to the
+ * account to the views, which tell the user (the server's word). Each entry is
  * done before the next, and its position stored after it. No DOM.
  *
  * @module
@@ -78,6 +79,9 @@ export class Incoming {
       await this.message(frame, seq);
     } else if (frame.type === "group") {
       await this.groupChange(frame, seq);
+    } else if (frame.type === "session_started") {
+      // Another session of the account began (the server's word): the views tell the user.
+      this.host.emit("session", frame);
     }
     this.lastSeq = seq;
     await this.host.processed(seq);

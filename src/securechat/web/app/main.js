@@ -12,10 +12,11 @@ import { explain } from "./dom.js";
 import { GroupPanels } from "./group-panels.js";
 import { Messenger } from "./messenger.js";
 import { Panels } from "./panels.js";
+import { SessionNotices } from "./session-notices.js";
 import * as session from "./session.js";
 
 const api = new Api();
-/** @type {{messenger: Messenger, chat: ChatView, panels: Panels, groupPanels: GroupPanels, admin: AdminView} | null} */
+/** @type {{messenger: Messenger, chat: ChatView, panels: Panels, groupPanels: GroupPanels, admin: AdminView, notices: SessionNotices} | null} */
 let current = null;
 /** @type {string | null} the account of the current session while it is locked */
 let lockedUsername = null;
@@ -82,7 +83,9 @@ async function enter(identity, remember) {
     teardown();
     auth.showLogin({ error: "Your session has ended (logged out elsewhere or the password changed). Please log in again.", username: identity.username });
   });
-  current = { messenger, chat, panels, groupPanels, admin };
+  // New logins to the account (another session can unseal the keys): a line in the sidebar.
+  const notices = new SessionNotices(messenger, () => api.sessionId, () => void panels.openAccount());
+  current = { messenger, chat, panels, groupPanels, admin, notices };
   lockedUsername = null;
   await messenger.start();
   auth.hide();
@@ -97,6 +100,7 @@ function teardown() {
   current.panels.destroy();
   current.groupPanels.destroy();
   current.admin.destroy();
+  current.notices.destroy();
   current = null;
   delete document.body.dataset.user;
   document.title = "SecureChat";

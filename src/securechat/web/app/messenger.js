@@ -14,7 +14,7 @@
  * Events (on this EventTarget): `conversations` (the list changed), `messages` (detail:
  * conversation id), `trust` (detail: username), `group` (detail: group id), `status`
  * (detail: "connecting" | "online" | "offline"), `incoming` (detail: `{conversation,
- * message}`, a new verified message), `ended` (detail: reason).
+ * message}`, a new verified message), `ended` (detail: reason), `session` (a login notice).
  *
  * @module
  */

@@ -213,7 +213,7 @@ export class Panels {
  * @param {string | null} agent
  * @returns {string}
  */
-function describeAgent(agent) {
+export function describeAgent(agent) {
   if (!agent) return "Unknown client";
   if (agent.includes("python-httpx") || agent.startsWith("securechat")) return "Terminal client";
   const browsers = [
