@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -143,8 +144,10 @@ def start_server(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     open_files: tuple[int, int] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> LiveServer:
-    """A server process on a free loopback port; ``open_files`` is its (soft, hard) open-file limit."""
+    """A server process on a free loopback port; ``open_files`` is its (soft, hard)
+    open-file limit, ``tls`` its (certificate, key) for HTTPS."""
     port = port or free_port()
     limits = {f"SECURECHAT_{name.upper()}": str(value) for name, value in GENEROUS_LIMITS.items()}
     env = {**os.environ, "SECURECHAT_DATA_DIR": str(data_dir), **limits, **(extra_env or {})}
@@ -156,19 +159,21 @@ def start_server(
         set_limit = functools.partial(resource.setrlimit, resource.RLIMIT_NOFILE, open_files)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "securechat", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+            + (["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             preexec_fn=set_limit,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(tls[0])) if tls else True
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                 return LiveServer(url, data_dir, log_path, process, env)
         except httpx.HTTPError:
             time.sleep(0.1)

@@ -13,6 +13,7 @@ import http.client
 import json
 import selectors
 import socket
+import ssl
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from websockets.typing import Origin
 
 from ..api.support import registration_body
 from ..conftest import LiveServer, start_server
+from .test_tls import self_signed
 
 # Far beyond every timeout the servers here are given: a connection still open after
 # this long was not going to be closed.
@@ -318,3 +320,65 @@ def test_a_trusted_proxy_is_capped_by_its_clients_addresses(tmp_path: Path) -> N
         assert first_frame("203.0.113.9")["code"] == "too_many_connections"
         assert first_frame("203.0.113.10")["code"] != "too_many_connections"
         assert "refused a WebSocket from 203.0.113.9" in server.log()
+
+
+def test_with_tls_connections_are_counted_before_their_handshake(tmp_path: Path) -> None:
+    # `serve --tls-cert`: uvicorn's own TLS would show a connection to the server only
+    # after its handshake, so connections that never send one would be counted nowhere.
+    cert, key = self_signed(tmp_path)
+    server = start_server(
+        tmp_path / "data",
+        tmp_path / "log",
+        extra_env={
+            "SECURECHAT_MAX_CONNECTIONS_PER_ADDRESS": str(CAP),
+            "SECURECHAT_HEADER_TIMEOUT_SECONDS": "300",
+        },
+        open_files=(256, 256),
+        tls=(cert, key),
+    )
+    host, port = address_of(server)
+    context = ssl.create_default_context(cafile=str(cert))
+    with contextlib.ExitStack() as opened:
+        opened.callback(server.stop)
+        # Connections that never start their handshake.
+        silent = [
+            opened.enter_context(socket.create_connection((host, port), timeout=WAIT)) for _ in range(SLOW)
+        ]
+        other = opened.enter_context(
+            httpx.Client(
+                transport=httpx.HTTPTransport(local_address=OTHER_ADDRESS, verify=context),
+                base_url=server.url,
+                timeout=WAIT,
+            )
+        )
+        try:
+            health = other.get("/healthz").status_code
+        except httpx.HTTPError as exc:
+            health = repr(exc)  # type: ignore[assignment]
+        assert health == 200, health
+        assert len(wait_closed(silent, SLOW - CAP)) >= SLOW - CAP
+        assert f"refused a connection from 127.0.0.1: it holds {CAP} connections" in server.log()
+
+
+def test_with_tls_a_handshake_must_arrive_in_time(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server = start_server(
+        tmp_path / "data",
+        tmp_path / "log",
+        extra_env={"SECURECHAT_HEADER_TIMEOUT_SECONDS": "2"},
+        tls=(cert, key),
+    )
+    host, port = address_of(server)
+    context = ssl.create_default_context(cafile=str(cert))
+    with contextlib.ExitStack() as opened:
+        opened.callback(server.stop)
+        silent = opened.enter_context(socket.create_connection((host, port)))
+        # After the handshake, the head has its own deadline.
+        slow = opened.enter_context(
+            context.wrap_socket(socket.create_connection((host, port)), server_hostname="127.0.0.1")
+        )
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        assert closed_by_server(silent) == b""
+        assert closed_by_server(slow).startswith(b"HTTP/1.1 408 ")
+        assert httpx.get(f"{server.url}/healthz", verify=context).status_code == 200
+        assert "Traceback" not in server.log()

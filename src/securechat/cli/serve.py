@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,14 @@ def run_server(
     # Each connection holds a file descriptor: a soft limit of 1,024, common for services,
     # let 1,100 idle connections lock everyone else out.
     open_files = raise_open_file_limit()
-    http_protocol, ws_protocol = guarded_protocols(ConnectionGuard.from_settings(settings, open_files))
+    # With a certificate the server speaks HTTPS/WSS itself: the refresh cookie is Secure
+    # and HSTS is sent (both follow the request's scheme). The guarded protocol runs the
+    # handshake, after counting the connection, so uvicorn gets no certificate (its
+    # start-up line then says http://; the line below says what is served).
+    tls = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
+    http_protocol, ws_protocol = guarded_protocols(ConnectionGuard.from_settings(settings, open_files), tls)
+    if tls is not None:
+        logging.getLogger(__name__).info("serving HTTPS and WSS with the certificate %s", tls_cert)
     app = create_app(settings)
     # Everything made so far (modules, the app, its routes and schemas) lives as long as
     # the process: keep it out of the cyclic collector's full passes. And collect the
@@ -81,13 +90,18 @@ def run_server(
         access_log=False,
         log_level="info",
         log_config=None,
-        # With a certificate the server speaks HTTPS/WSS itself: the refresh cookie is
-        # Secure and HSTS is sent (both follow the request's scheme).
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The server's TLS settings: Python's defaults for a server (TLS 1.2 or later, strong
+    ciphers), HTTP/1.1 by ALPN."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class GrantRefused(Exception):

@@ -16,7 +16,11 @@ the WebSocket) with a guard added; ``cli/serve.py`` passes them to ``uvicorn.run
   whichever of the two holds it when it closes releases it;
 - a request's head must arrive within ``header_timeout`` of its first byte (of the
   connection's opening, for the first request), and its body must make progress at least
-  every ``body_progress_timeout``; otherwise the connection gets a 408 and is closed.
+  every ``body_progress_timeout``; otherwise the connection gets a 408 and is closed;
+- with a certificate (``serve --tls-cert``) the HTTP protocol runs the TLS handshake
+  itself, within ``header_timeout``, once the TCP connection is counted: given to
+  uvicorn, TLS would hide a connection from the protocol until its handshake completed,
+  so connections that never send one would be counted nowhere.
 
 The caps are per process, as they guard this process's descriptors. Connections from a
 trusted proxy (``SECURECHAT_FORWARDED_ALLOW_IPS``) are not capped per address: they carry
@@ -29,16 +33,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import resource
+import ssl
+from asyncio import sslproto
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import get_remote_addr, is_ssl
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
@@ -126,6 +134,11 @@ class ConnectionRegistry:
             self._per_address[key] += 1
         self._key_of[connection] = key
         return None
+
+    def rekey(self, old: object, new: object) -> None:
+        """Count ``old`` as ``new`` from now on (a TCP connection that became TLS)."""
+        if old in self._key_of:
+            self._key_of[new] = self._key_of.pop(old)
 
     def release(self, connection: object) -> None:
         """Forget ``connection``; releasing one that is not counted changes nothing."""
@@ -243,9 +256,11 @@ class ConnectionGuard:
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with the connection caps and the head and body timeouts."""
+    """uvicorn's HTTP protocol, with the connection caps and the head and body timeouts,
+    and TLS (``tls``) begun only once a connection is counted."""
 
     guard: ClassVar[ConnectionGuard]
+    tls: ClassVar[ssl.SSLContext | None] = None
 
     def __init__(
         self,
@@ -273,7 +288,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         return self.client[0] if self.client else None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if self.tls is not None and not is_ssl(transport):
+            self._start_tls(transport)
+            return
         super().connection_made(transport)
+        # After a TLS handshake the connection is counted already (this changes nothing).
         refusal = self.guard.registry.claim(transport, self._host)
         if refusal is not None:
             self._refused = True
@@ -284,9 +303,40 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return  # a TCP connection refused before its TLS handshake
         self._cancel_timers()
         self.guard.registry.release(self.transport)
         super().connection_lost(exc)
+
+    def _start_tls(self, tcp: asyncio.Transport) -> None:
+        """Count a TCP connection to a TLS server before its handshake (which may never
+        come), then put a TLS layer with the head timeout as handshake timeout between it
+        and this protocol. Done at once, as the loop starts reading right after this."""
+        peer = get_remote_addr(tcp)
+        host = peer[0] if peer else None
+        refusal = self.guard.registry.claim(tcp, host)
+        if refusal is not None:
+            # Nothing to say in clear text to a TLS client.
+            self.guard.refused(refusal, host)
+            tcp.abort()
+            return
+        assert self.tls is not None
+        handover = _TlsHandover(self, tcp)
+        handshake = self.loop.create_future()
+        handshake.add_done_callback(handover.handshake_done)
+        # asyncio's own TLS layer, as loop.start_tls() uses it; start_tls() itself would
+        # install it a loop iteration late, after the first bytes reached this protocol.
+        layer = sslproto.SSLProtocol(
+            self.loop,
+            handover,
+            self.tls,
+            handshake,
+            server_side=True,
+            ssl_handshake_timeout=math.ceil(self.guard.header_timeout),
+        )
+        tcp.set_protocol(layer)
+        layer.connection_made(tcp)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -372,6 +422,30 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class _TlsHandover(asyncio.Protocol):
+    """The TLS layer's protocol until its handshake completes; then it hands the TLS
+    transport, which now counts for the connection, to the HTTP protocol."""
+
+    def __init__(self, http: GuardedHttpProtocol, tcp: asyncio.Transport) -> None:
+        self.http = http
+        self.tcp = tcp
+        self.handed_over = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tls = cast(asyncio.Transport, transport)
+        self.handed_over = True
+        self.http.guard.registry.rekey(self.tcp, tls)
+        self.http.connection_made(tls)
+        tls.set_protocol(self.http)
+
+    def handshake_done(self, handshake: asyncio.Future[None]) -> None:
+        if not handshake.cancelled():
+            handshake.exception()  # retrieved: a failed handshake is no error of the server's
+        # A failed, timed-out or abandoned handshake: the TLS layer closed the connection.
+        if not self.handed_over:
+            self.http.guard.registry.release(self.tcp)
+
+
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, releasing the connection that the HTTP one counted."""
 
@@ -383,9 +457,12 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 def guarded_protocols(
-    guard: ConnectionGuard,
+    guard: ConnectionGuard, tls: ssl.SSLContext | None = None
 ) -> tuple[type[GuardedHttpProtocol], type[GuardedWebSocketProtocol]]:
-    """The HTTP and WebSocket protocol classes to give ``uvicorn.run``, sharing ``guard``."""
+    """The HTTP and WebSocket protocol classes to give ``uvicorn.run``, sharing ``guard``.
+
+    With ``tls`` the HTTP protocol speaks TLS itself: do not give uvicorn a certificate too.
+    """
 
     class Http(GuardedHttpProtocol):
         pass
@@ -394,5 +471,6 @@ def guarded_protocols(
         pass
 
     Http.guard = guard
+    Http.tls = tls
     WebSocket.guard = guard
     return Http, WebSocket
