@@ -3,6 +3,7 @@ server process on a free loopback port."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sqlite3
@@ -12,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,21 @@ async def throwaway_postgres(prefix: str) -> AsyncIterator[tuple[str, str]]:
             await admin.close()
 
 
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """``throwaway_postgres`` for synchronous (e.g. module-scoped) fixtures: its URL."""
+    runner = asyncio.Runner()
+    database = throwaway_postgres(prefix)
+    try:
+        _, url = runner.run(database.__aenter__())
+        try:
+            yield url
+        finally:
+            runner.run(database.__aexit__(None, None, None))
+    finally:
+        runner.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,6 +83,7 @@ GENEROUS_LIMITS = {
     "ws_connects_per_minute": 100_000,
     "messages_per_minute": 100_000,
     "receipts_per_minute": 100_000,
+    "lookups_per_minute": 100_000,
     "max_connections_per_address": 100_000,
     "ws_max_per_address": 100_000,
     "upload_mib_per_minute": 100_000,

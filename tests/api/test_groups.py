@@ -279,4 +279,6 @@ async def test_expired_or_unknown_invites_are_refused(
     assert (
         await http.get(f"/api/v1/invites/{never_stored.invite_id}", headers=users["bob"].headers)
     ).status_code == 404
-    assert (await http.get("/api/v1/invites/not-a-code", headers=users["bob"].headers)).status_code == 404
+    # Not an invite id at all: refused at the edge (api/identifiers.py).
+    malformed = await http.get("/api/v1/invites/not-a-code", headers=users["bob"].headers)
+    assert malformed.status_code == 422 and malformed.json()["error"]["code"] == "invalid_input"

@@ -24,6 +24,7 @@ from .realtime.broker import Broker, InProcessBroker
 from .realtime.slots import ConnectionSlots
 from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
+from .services.pruning import Pruner
 from .services.tokens import TokenIssuer
 from .services.writer import MessageWriter
 from .settings import Settings
@@ -68,9 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=metrics,
             chunks=chunk_store(settings, database),
         )
+        # Expired rate-limit and intrusion records, deleted on a schedule (every instance).
+        pruner = Pruner(database, settings)
+        pruner.start()
         try:
             yield
         finally:
+            await pruner.stop()
             await writer.stop()
             await broker.close()
             await database.dispose()

@@ -191,7 +191,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        # The path as a repr: a client's bytes (a NUL, a line break) never reach the log raw.
+        logger.error("unhandled error on %s %r", request.method, request.url.path, exc_info=exc)
         return JSONResponse(
             {"error": {"code": "internal_error", "message": "internal error"}}, status_code=500
         )

@@ -125,6 +125,17 @@ class Settings(BaseSettings):
     # stored for good, delivered to every member and replayed by every client that later
     # meets the group, so one member must not grow a chain without limit.
     group_changes_per_minute: int = 30
+    # Per account: lookups that tell whether a username exists (public keys, a direct
+    # conversation, a group change naming unknown users) for names the account shares no
+    # conversation with; a name that does not exist costs the same (services/lookups.py).
+    # Room for a new group of 255 strangers; the apps' re-checks of contacts are free.
+    lookups_per_minute: int = Field(default=300, ge=1)
+
+    # Every instance deletes expired rate-limit events, login attempts and blocks this
+    # often, in transactions of at most prune_batch_rows rows each (services/pruning.py),
+    # so those tables do not grow with every address ever seen.
+    prune_interval_seconds: float = Field(default=60.0, gt=0)
+    prune_batch_rows: int = Field(default=1000, ge=1)
 
     # Intrusion detection (login): an address with this many failed (or in-flight)
     # logins within the window is blocked; each further block within a day doubles.

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from ..services import accounts
+from ..services import accounts, lookups
 from .deps import Context, CurrentUser
+from .identifiers import SessionId, Username
 from .models import PasswordChangeBody, dump
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -44,11 +45,12 @@ async def revoke_others(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-async def revoke_session(session_id: str, principal: CurrentUser, ctx: Context) -> Response:
-    await accounts.revoke_session(ctx, principal, session_id[:64])
+async def revoke_session(session_id: SessionId, principal: CurrentUser, ctx: Context) -> Response:
+    await accounts.revoke_session(ctx, principal, session_id)
     return Response(status_code=204)
 
 
 @router.get("/users/{username}/keys")
-async def public_keys(username: str, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+async def public_keys(username: Username, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    await lookups.look_up(ctx, principal, username)
     return await accounts.get_public_keys(ctx, username)

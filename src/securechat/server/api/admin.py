@@ -10,24 +10,25 @@ from fastapi.responses import StreamingResponse
 
 from ..services import admin
 from .deps import Context, CurrentUser
+from .identifiers import ConversationId, IpAddress, RowId, Username
 from .models import Strict
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
-Username = Annotated[str | None, Query(max_length=64)]
+UsernameFilter = Annotated[Username | None, Query()]
 Millis = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
 class UnblockBody(Strict):
-    address: str
+    address: IpAddress
 
 
 @dataclass
 class LogFilters:
     """The filters the message log, the file log and the export share (query parameters)."""
 
-    sender: Username = None
-    recipient: Username = None
+    sender: UsernameFilter = None
+    recipient: UsernameFilter = None
     since: Millis = None
     until: Millis = None
 
@@ -37,7 +38,7 @@ class LogFilters:
 
 @dataclass
 class LogPage:
-    before: Annotated[int | None, Query(ge=1, le=2**62)] = None
+    before: Annotated[RowId | None, Query()] = None
     limit: Annotated[int, Query(ge=1, le=200)] = 50
 
 
@@ -58,7 +59,7 @@ async def file_log(
     ctx: Context,
     filters: Filters,
     page: Page,
-    conversation: Annotated[str | None, Query(max_length=64)] = None,
+    conversation: Annotated[ConversationId | None, Query()] = None,
 ) -> dict[str, Any]:
     """Encrypted file uploads: uploader (sender), recipients, size, times. Never a name."""
     return await admin.file_log(
@@ -97,18 +98,18 @@ async def users(
 
 
 @router.post("/users/{username}/disable")
-async def disable_user(username: str, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    return await admin.set_disabled(ctx, principal, username[:64], True)
+async def disable_user(username: Username, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.set_disabled(ctx, principal, username, True)
 
 
 @router.post("/users/{username}/enable")
-async def enable_user(username: str, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    return await admin.set_disabled(ctx, principal, username[:64], False)
+async def enable_user(username: Username, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.set_disabled(ctx, principal, username, False)
 
 
 @router.post("/users/{username}/revoke-sessions")
-async def revoke_sessions(username: str, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    return await admin.revoke_sessions(ctx, principal, username[:64])
+async def revoke_sessions(username: Username, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await admin.revoke_sessions(ctx, principal, username)
 
 
 @router.get("/intrusion")
@@ -118,14 +119,14 @@ async def intrusion(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
 
 @router.post("/intrusion/unblock")
 async def unblock(body: UnblockBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    return await admin.unblock(ctx, principal, body.address[:64])
+    return await admin.unblock(ctx, principal, body.address)
 
 
 @router.get("/audit")
 async def audit(
     principal: CurrentUser,
     ctx: Context,
-    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    before: Annotated[RowId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     return await admin.audit_log(ctx, principal, before_id=before, limit=limit)

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from ...protocol.identifiers import parse_username
 from ..errors import Unauthorized
 from ..services import accounts, intrusion, ratelimit
 from . import refresh_cookie
@@ -23,10 +22,10 @@ async def register(body: RegisterBody, request: Request, response: Response, ctx
     await ratelimit.hit(ctx, "register", ip, ctx.settings.register_per_minute)
     data = dump(body)
     tokens = await accounts.register(ctx, **data, user_agent=user_agent(request))
-    # The stored name (NFKC, lower case), not the caller's spelling: str.lower() alone
-    # would answer "ａlice" for an account stored as "alice". It parsed in register().
+    # The stored name (NFKC, lower case), not the caller's spelling: the body's username
+    # was parsed into it at the edge (api/identifiers.py).
     wire = refresh_cookie.deliver(request, response, tokens.to_wire(), ctx.settings.refresh_token_ttl_seconds)
-    return {"username": parse_username(body.username), **wire}
+    return {"username": body.username, **wire}
 
 
 @router.post("/prelogin")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from ..errors import Unauthorized
 from ..services.accounts import authenticate
 from ..services.context import ServiceContext
 from ..services.principal import Principal
+from .identifiers import canonical_address
 
 
 def get_context(request: Request) -> ServiceContext:
@@ -35,7 +38,15 @@ def user_agent(request: Request) -> str:
     return request.headers.get("user-agent", "")[:200]
 
 
-def client_ip(request: Request) -> str:
+def client_ip(connection: HTTPConnection) -> str:
     """The socket's address; uvicorn substitutes a trusted proxy's X-Forwarded-For
-    (SECURECHAT_FORWARDED_ALLOW_IPS), so a client cannot choose its own address."""
-    return request.client.host if request.client else "unknown"
+    (SECURECHAT_FORWARDED_ALLOW_IPS), so a client cannot choose its own address.
+
+    In its canonical spelling (api/identifiers.py), the one blocks are stored under and
+    an administrator lifts them by; "unknown" if there is none or it is not an address.
+    """
+    host = connection.client.host if connection.client else ""
+    try:
+        return canonical_address(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Request, Response
 from ..errors import UnsupportedMediaType
 from ..services import files
 from .deps import Context, CurrentUser
+from .identifiers import FileId
 from .models import FileUploadBody
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
@@ -18,7 +19,6 @@ router = APIRouter(prefix="/api/v1", tags=["files"])
 # The one route whose body may exceed the general limit (a chunk is 1 MiB + 16).
 CHUNK_PATH = re.compile(r"/api/v1/files/[^/]+/chunks/[0-9]+")
 ChunkIndex = Annotated[int, Path(ge=0, le=2**31 - 1)]
-FileId = Annotated[str, Path(max_length=64)]
 OCTETS = "application/octet-stream"
 _BINARY_BODY = {
     "requestBody": {"required": True, "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}}}

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from ..services import groups
+from ..services import groups, lookups
 from .deps import Context, CurrentUser
+from .identifiers import INT32_MAX, GroupId, InviteId
 from .models import GroupChangeBody, InviteBody
 
 router = APIRouter(prefix="/api/v1", tags=["groups"])
-GroupId = Annotated[str, Path(max_length=64)]
 
 
 @router.post("/groups", status_code=201)
 async def create_group(body: GroupChangeBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    return await groups.create_group(ctx, principal, body.change)
+    async with lookups.naming_users(ctx, principal, body.change):
+        return await groups.create_group(ctx, principal, body.change)
 
 
 @router.get("/groups/{group_id}/changes")
@@ -24,7 +25,7 @@ async def list_changes(
     group_id: GroupId,
     principal: CurrentUser,
     ctx: Context,
-    after: Annotated[int, Query(ge=-1, le=2**32)] = -1,
+    after: Annotated[int, Query(ge=-1, le=INT32_MAX)] = -1,
 ) -> dict[str, Any]:
     return await groups.list_changes(ctx, principal, group_id, after)
 
@@ -33,7 +34,8 @@ async def list_changes(
 async def add_change(
     group_id: GroupId, body: GroupChangeBody, principal: CurrentUser, ctx: Context
 ) -> dict[str, Any]:
-    return await groups.add_change(ctx, principal, group_id, body.change)
+    async with lookups.naming_users(ctx, principal, body.change):
+        return await groups.add_change(ctx, principal, group_id, body.change)
 
 
 @router.post("/groups/{group_id}/invites", status_code=201)
@@ -44,7 +46,5 @@ async def create_invite(
 
 
 @router.get("/invites/{invite_id}")
-async def get_invite(
-    invite_id: Annotated[str, Path(max_length=64)], principal: CurrentUser, ctx: Context
-) -> dict[str, Any]:
+async def get_invite(invite_id: InviteId, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
     return await groups.get_invite(ctx, principal, invite_id)

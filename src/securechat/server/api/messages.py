@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from ..services import messages, presence, ratelimit, receipts
+from ..services import lookups, messages, presence, ratelimit, receipts
 from .deps import Context, CurrentUser
+from .identifiers import ConversationId, RowId
 from .models import AckBody, DirectConversationBody, ReadBody, ReceiptBody, SendBody
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
@@ -57,12 +58,13 @@ async def conversations(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
 
 @router.post("/conversations/direct")
 async def open_direct(body: DirectConversationBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    await lookups.look_up(ctx, principal, body.peer)
     return await messages.open_direct_conversation(ctx, principal, body.peer)
 
 
 @router.post("/conversations/{conversation_id}/read")
 async def mark_read(
-    conversation_id: Annotated[str, Path(max_length=64)], body: ReadBody, principal: CurrentUser, ctx: Context
+    conversation_id: ConversationId, body: ReadBody, principal: CurrentUser, ctx: Context
 ) -> dict[str, Any]:
     """Unsigned read receipts, the server's claim (transitional, PROTOCOL.md 9.3): for
     clients that do not sign receipts yet; the WebSocket has a ``read`` frame. Idempotent,
@@ -72,10 +74,10 @@ async def mark_read(
 
 @router.get("/conversations/{conversation_id}/messages")
 async def history(
-    conversation_id: str,
+    conversation_id: ConversationId,
     principal: CurrentUser,
     ctx: Context,
-    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    before: Annotated[RowId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    return await messages.history(ctx, principal, conversation_id[:64], before=before, limit=limit)
+    return await messages.history(ctx, principal, conversation_id, before=before, limit=limit)

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .identifiers import ConversationId, FileId, MessageId, Username
+
 B64_SHORT = 64
 B64_KEY = 2048
 B64_BUNDLE = 12_000
@@ -38,11 +40,11 @@ class KeyBundleBody(Strict):
 
 
 class UsernameBody(Strict):
-    username: str = Field(max_length=256)
+    username: Username
 
 
 class RegisterBody(Strict):
-    username: str = Field(max_length=256)
+    username: Username
     auth_key: str = Field(max_length=B64_SHORT)
     kdf: KdfBody
     public_keys: PublicKeysBody
@@ -50,7 +52,7 @@ class RegisterBody(Strict):
 
 
 class LoginBody(Strict):
-    username: str = Field(max_length=256)
+    username: Username
     auth_key: str = Field(max_length=B64_SHORT)
 
 
@@ -67,7 +69,7 @@ class PasswordChangeBody(Strict):
 
 
 class DirectConversationBody(Strict):
-    peer: str = Field(max_length=256)
+    peer: Username
 
 
 class SendBody(Strict):
@@ -91,8 +93,8 @@ def dump(model: BaseModel) -> dict[str, Any]:
 
 
 class FileUploadBody(Strict):
-    file_id: str = Field(max_length=64)
-    conversation_id: str = Field(max_length=64)
+    file_id: FileId
+    conversation_id: ConversationId
     size: int = Field(ge=0, le=2**53 - 1)
 
 
@@ -106,4 +108,4 @@ class InviteBody(Strict):
 
 
 class ReadBody(Strict):
-    message_ids: list[str] = Field(min_length=1, max_length=100)
+    message_ids: list[MessageId] = Field(min_length=1, max_length=100)

@@ -166,8 +166,26 @@ async def count_rate_events(
     return int(count), (int(oldest) if oldest is not None else None)
 
 
-async def add_rate_event(conn: AsyncConnection, action: str, subject: str, at: int) -> None:
-    await conn.execute(insert(rate_events).values(action=action, subject=subject, at=at))
+async def nth_rate_event_time(
+    conn: AsyncConnection, action: str, subject: str, since: int, n: int
+) -> int | None:
+    """The time of ``subject``'s ``n``-th oldest ``action`` event since ``since`` (0-based)."""
+    result = await conn.execute(
+        select(rate_events.c.at)
+        .where(rate_events.c.action == action, rate_events.c.subject == subject, rate_events.c.at >= since)
+        .order_by(rate_events.c.at)
+        .offset(n)
+        .limit(1)
+    )
+    at = result.scalar_one_or_none()
+    return int(at) if at is not None else None
+
+
+async def add_rate_event(
+    conn: AsyncConnection, action: str, subject: str, at: int, *, count: int = 1
+) -> None:
+    """Record ``count`` events (one row each, so a window's count stays a plain count)."""
+    await conn.execute(insert(rate_events), [{"action": action, "subject": subject, "at": at}] * count)
 
 
 async def prune_rate_events(conn: AsyncConnection, action: str, subject: str, before: int) -> None:
