@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from securechat.protocol.encoding import b64encode
 from securechat.protocol.keys import open_key_bundle
 from securechat.server.app import create_app
+from securechat.server.services import accounts
 from securechat.server.settings import Settings
 
 from ..conftest import GENEROUS_LIMITS
@@ -292,12 +293,15 @@ async def test_refresh_rotates_the_token(http: httpx.AsyncClient, register_user:
 
 
 async def test_reusing_a_refresh_token_revokes_the_whole_session(
-    http: httpx.AsyncClient, register_user: RegisterUser, login: Login
+    http: httpx.AsyncClient, register_user: RegisterUser, login: Login, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = await register_user("alice")
     other = await login("alice", alice.auth_key)
     rotated = (await http.post(REFRESH, json={"refresh_token": alice.tokens["refresh_token"]})).json()
     assert (await http.get(ACCOUNT, headers=bearer(rotated["access_token"]))).status_code == 200
+    # A minute later: past the short grace in which the spent token gets the same pair.
+    later = accounts.now_ms() + 60_000
+    monkeypatch.setattr(accounts, "now_ms", lambda: later)
 
     reuse = await http.post(REFRESH, json={"refresh_token": alice.tokens["refresh_token"]})
 
@@ -310,6 +314,25 @@ async def test_reusing_a_refresh_token_revokes_the_whole_session(
     # Another session of the same user is not part of that family.
     assert (await http.get(ACCOUNT, headers=bearer(other["access_token"]))).status_code == 200
     assert (await http.post(REFRESH, json={"refresh_token": other["refresh_token"]})).status_code == 200
+
+
+async def test_a_token_spent_moments_ago_gets_the_same_pair_again(
+    http: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user("alice")
+    first = await http.post(REFRESH, json={"refresh_token": alice.tokens["refresh_token"]})
+
+    # Another tab that sent the same token at the same time, or a retry of a lost answer.
+    again = await http.post(REFRESH, json={"refresh_token": alice.tokens["refresh_token"]})
+
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json()["refresh_token"] == first.json()["refresh_token"]
+    assert again.json()["access_token"] == first.json()["access_token"]
+    assert (await http.get(ACCOUNT, headers=bearer(again.json()["access_token"]))).status_code == 200
+    # The pair is the session's current one: it rotates as usual.
+    onward = await http.post(REFRESH, json={"refresh_token": again.json()["refresh_token"]})
+    assert onward.status_code == 200
+    assert onward.json()["refresh_token"] != first.json()["refresh_token"]
 
 
 @pytest.mark.parametrize("token", ["rt_unknown", "", "x" * 128])

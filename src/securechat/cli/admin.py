@@ -193,7 +193,8 @@ async def enable(username: str) -> None:
 @admin_app.command()
 @run
 async def blocks() -> None:
-    """Addresses blocked by intrusion detection, and recent failed logins."""
+    """Addresses blocked by intrusion detection, recent failed logins, and sessions ended
+    by refresh-token reuse."""
     view = await _admin_request("GET", "/intrusion")
     table = Table("address", "reason", "since", "until")
     for block in view["blocks"]:
@@ -202,6 +203,15 @@ async def blocks() -> None:
         )
     console.print(table)
     console.print(f"{len(view['recent_attempts'])} failed or pending login(s) in the current window")
+    reuses = view.get("token_reuse", [])
+    if reuses:
+        reuse_table = Table("time", "user", "session", "presented from")
+        for reuse in reuses:
+            reuse_table.add_row(
+                when(reuse["at"]), cell(reuse["username"]), cell(reuse["session_id"]), cell(reuse["ip"])
+            )
+        console.print(reuse_table)
+    console.print(f"{len(reuses)} session(s) ended by refresh-token reuse in the last day")
 
 
 @admin_app.command()

@@ -151,13 +151,27 @@ class Session:
                     self.api.access_token = self.state.get("access_token")
                     return
                 try:
-                    answer = await self.api.refresh(refresh_token)
+                    answer = await self._rotate(refresh_token)
                 except ApiError as exc:
                     if exc.status == 401:
                         self.state.clear_session()
                         raise NotLoggedIn("the session has ended: log in again") from exc
                     raise
                 self._save_tokens(answer)
+
+    async def _rotate(self, refresh_token: str) -> dict[str, Any]:
+        """Spend the refresh token; once more at once if the answer was lost on the way.
+
+        The server may have rotated the token before the connection broke. Within its
+        short grace it answers the same token with the same new pair, so asking again
+        at once recovers the session; asking later would look like theft and end it.
+        """
+        try:
+            return await self.api.refresh(refresh_token)
+        except ApiError as exc:
+            if exc.status != 0:
+                raise
+        return await self.api.refresh(refresh_token)
 
     async def logout(self) -> None:
         await self.ensure_token()

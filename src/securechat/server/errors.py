@@ -23,7 +23,8 @@
     ├── TooLarge              413 too_large
     │   └── QuotaExceeded     413 quota_exceeded
     ├── UnsupportedMediaType  415 unsupported_media_type
-    └── RateLimited           429 rate_limited (with Retry-After)
+    ├── RateLimited           429 rate_limited (with Retry-After)
+    └── ServerBusy            503 server_busy (with Retry-After)
 
 Anything else raised in a request becomes a logged 500 ``internal_error`` with no detail.
 """
@@ -147,6 +148,13 @@ class RateLimited(SecureChatError):
     code, status = "rate_limited", 429
 
 
+class ServerBusy(SecureChatError):
+    """This instance has no capacity for the request now (e.g. password hashing is
+    saturated); nothing was done, and the same request may be sent again later."""
+
+    code, status = "server_busy", 503
+
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -158,6 +166,7 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "rate_limited",
+    503: "server_busy",
 }
 
 

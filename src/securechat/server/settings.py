@@ -66,6 +66,14 @@ class Settings(BaseSettings):
 
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # Absolute session lifetime: a refresh-token family stops refreshing this long after
+    # its login, however active it is, so a stolen family cannot be kept alive forever.
+    session_max_age_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # For this long after a rotation, the token just spent gets the same new pair again
+    # (two tabs refreshing at once, an answer lost on the way) instead of ending the
+    # session. A thief who replays a stolen token within it gets that pair too, so it is
+    # kept to seconds; 0 turns it off. Reuse after it revokes the family.
+    refresh_reuse_grace_seconds: float = Field(default=5.0, ge=0, le=60)
 
     # Slow and idle connections, guarded below the app (server/connections.py), per
     # process since they hold its file descriptors. A request's head must arrive within
@@ -95,6 +103,19 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 8192
     argon2_parallelism: int = 1
     password_hash_concurrency: int = 2
+    # Of those hashing slots, how many only logins may use: a storm of password changes
+    # or registrations then cannot starve logins (needs a concurrency of 2 or more).
+    password_hash_login_reserve: int = Field(default=1, ge=0)
+    # Hashing requests of each kind (logins; password changes and registrations) that
+    # may wait for a slot, and for how long. Past either the request is refused at once
+    # with 503 server_busy, so a storm gets quick answers instead of an endless queue.
+    # Per process: the cap is on this process's CPU, which other instances do not share.
+    password_hash_queue: int = Field(default=32, ge=0)
+    password_hash_wait_seconds: float = Field(default=5.0, gt=0)
+    # Per account: password-change attempts a minute. Each costs two hashes and several
+    # writes; a storm from one account (from many addresses, with its own password, so
+    # intrusion detection has nothing to count) is refused before any of that.
+    password_changes_per_minute: int = 5
 
     history_page_max: int = 200
     inbox_batch_max: int = 500

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from ..services import accounts, lookups
-from .deps import Context, CurrentUser
+from .deps import Context, CurrentUser, client_ip
 from .identifiers import SessionId, Username
 from .models import PasswordChangeBody, dump
 
@@ -29,8 +29,11 @@ async def key_bundle(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
 
 
 @router.post("/account/password")
-async def change_password(body: PasswordChangeBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    revoked = await accounts.change_password(ctx, principal, **dump(body))
+async def change_password(
+    body: PasswordChangeBody, request: Request, principal: CurrentUser, ctx: Context
+) -> dict[str, Any]:
+    # The address counts for intrusion detection: a wrong current key is a failed login.
+    revoked = await accounts.change_password(ctx, principal, **dump(body), ip=client_ip(request))
     return {"revoked_sessions": revoked}
 
 

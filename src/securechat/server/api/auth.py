@@ -53,7 +53,7 @@ async def refresh(body: RefreshBody, request: Request, response: Response, ctx: 
     token = body.refresh_token or refresh_cookie.cookie_token(request)
     if token is None:
         raise Unauthorized("missing refresh token")
-    tokens = (await accounts.refresh(ctx, token)).to_wire()
+    tokens = (await accounts.refresh(ctx, token, ip=client_ip(request))).to_wire()
     return refresh_cookie.deliver(request, response, tokens, ctx.settings.refresh_token_ttl_seconds)
 
 

@@ -24,13 +24,16 @@ from ..errors import (
     InvalidCredentials,
     InvalidInput,
     NotFound,
+    RateLimited,
+    ServerBusy,
     Unauthorized,
     UsernameTaken,
     WeakParameters,
 )
 from ..storage import accounts as store
-from . import intrusion, session_events
+from . import intrusion, ratelimit, session_events
 from .context import ServiceContext, now_ms
+from .passwords import LOGIN, OTHER
 from .principal import Principal
 from .tokens import InvalidToken, new_refresh_token, refresh_token_hash
 
@@ -103,6 +106,14 @@ def _identity(username: Username, value: dict[str, Any]) -> PublicIdentity:
         ) from exc
 
 
+def _session_expiry(ctx: ServiceContext, created_at: int, now: int) -> int:
+    """Idle expiry from ``now``, never past the session's maximum age from its login."""
+    settings = ctx.settings
+    return min(
+        now + settings.refresh_token_ttl_seconds * 1000, created_at + settings.session_max_age_seconds * 1000
+    )
+
+
 async def _start_session(
     ctx: ServiceContext, conn: Any, user_id: int, username: str, user_agent: str
 ) -> TokenPair:
@@ -114,21 +125,31 @@ async def _start_session(
         user_id=user_id,
         created_at=now,
         last_seen_at=now,
-        expires_at=now + ctx.settings.refresh_token_ttl_seconds * 1000,
+        expires_at=_session_expiry(ctx, now, now),
         user_agent=user_agent[:200],
     )
-    return await _issue_tokens(ctx, conn, user_id, username, session_id, now)
-
-
-async def _issue_tokens(
-    ctx: ServiceContext, conn: Any, user_id: int, username: str, session_id: str, now: int
-) -> TokenPair:
     refresh_token = new_refresh_token()
     await store.add_refresh_token(conn, refresh_token_hash(refresh_token), session_id, now)
+    return _token_pair(ctx, user_id, username, session_id, refresh_token, issued_at=now, now=now)
+
+
+def _token_pair(
+    ctx: ServiceContext,
+    user_id: int,
+    username: str,
+    session_id: str,
+    refresh_token: str,
+    *,
+    issued_at: int,
+    now: int,
+) -> TokenPair:
+    """The pair issued at ``issued_at``: the same access token whenever it is rebuilt."""
+    issued_s = issued_at // 1000
     access_token = ctx.tokens.issue_access(
-        user_id=user_id, username=username, session_id=session_id, now_s=now // 1000
+        user_id=user_id, username=username, session_id=session_id, now_s=issued_s
     )
-    return TokenPair(access_token, refresh_token, ctx.tokens.access_ttl_seconds, session_id)
+    expires_in = max(1, ctx.tokens.access_ttl_seconds - max(0, now // 1000 - issued_s))
+    return TokenPair(access_token, refresh_token, expires_in, session_id)
 
 
 async def register(
@@ -146,7 +167,7 @@ async def register(
     params = _kdf(kdf)
     identity = _identity(name, public_keys)
     bundle_text = _key_bundle(key_bundle)
-    auth_hash = await ctx.hasher.hash(key)
+    auth_hash = await ctx.hasher.hash(key, kind=OTHER)
     now = now_ms()
     async with ctx.database.write() as conn:
         try:
@@ -188,11 +209,17 @@ async def login(
 ) -> dict[str, Any]:
     name = username_field(username)
     key = _auth_key(auth_key)
-    # Counted before the (costly) password check, so a storm of attempts is refused cheaply.
+    # Counted before the (costly) password check, so a storm of attempts is refused cheaply;
+    # with no hashing capacity left, refused before even that.
+    ctx.hasher.check_capacity(LOGIN)
     attempt = await intrusion.begin_login(ctx, ip, name)
     async with ctx.database.read() as conn:
         user = await store.get_user_by_name(conn, name)
-    ok = await ctx.hasher.verify(user["auth_hash"] if user else None, key)
+    try:
+        ok = await ctx.hasher.verify(user["auth_hash"] if user else None, key)
+    except ServerBusy:
+        await intrusion.login_abandoned(ctx, attempt)
+        raise
     if not ok or user is None:
         await intrusion.login_failed(ctx, attempt)
         ctx.metrics.logins.labels("failure").inc()
@@ -216,33 +243,81 @@ async def login(
     }
 
 
-async def refresh(ctx: ServiceContext, refresh_token: str) -> TokenPair:
-    """Rotate a refresh token. Reusing a rotated token revokes its whole session."""
+async def refresh(ctx: ServiceContext, refresh_token: str, *, ip: str = "unknown") -> TokenPair:
+    """Rotate a refresh token, in one transaction: spend it and store its successor.
+
+    For ``refresh_reuse_grace_seconds`` after a rotation, the token just spent gets the
+    same new pair again while that pair's refresh token is unspent (two tabs refreshing
+    at once, an answer lost on the way); the successor is recomputed, never stored in
+    clear (services/tokens.py). Any other use of a spent token revokes its whole session,
+    which is logged and audited. A session stops refreshing ``session_max_age_seconds``
+    after its login.
+    """
     token_hash = refresh_token_hash(refresh_token)
     now = now_ms()
     async with ctx.database.write() as conn:
         row = await store.get_refresh_token(conn, token_hash)
         if row is None:
             raise Unauthorized("invalid refresh token")
-        session = await store.get_session(conn, row["session_id"])
-        if session is None:
+        owner = await store.get_session(conn, row["session_id"])
+        if owner is None:
             raise Unauthorized("invalid refresh token")
-        if row["used_at"] is not None or not await store.mark_refresh_token_used(conn, token_hash, now):
-            await store.revoke_sessions(conn, session["user_id"], now, only=session["id"])
-            reuse = True
-        else:
-            reuse = False
-    if reuse:
-        # Committed above: the revocation must stick even though this request fails.
-        raise Unauthorized("refresh token was already used; the session is revoked", reason="token_reuse")
-    async with ctx.database.write() as conn:
-        active = await store.get_active_session(conn, session["id"], now)
-        if active is None or active["disabled"]:
-            raise Unauthorized("session expired or revoked")
-        await store.touch_session(
-            conn, session["id"], now, now + ctx.settings.refresh_token_ttl_seconds * 1000
-        )
-        return await _issue_tokens(ctx, conn, active["user_id"], active["username"], session["id"], now)
+        session = await store.get_active_session(conn, owner["id"], now)
+        if session is not None and session["disabled"]:
+            session = None
+        max_age_ms = ctx.settings.session_max_age_seconds * 1000
+        if session is not None and now >= session["created_at"] + max_age_ms:
+            raise Unauthorized("the session reached its maximum age; log in again", reason="session_expired")
+        if row["used_at"] is None and await store.mark_refresh_token_used(conn, token_hash, now):
+            if session is None:
+                # Rolled back: a dead session's token stays as it was.
+                raise Unauthorized("session expired or revoked")
+            successor = ctx.tokens.successor_refresh_token(session["id"], token_hash, now)
+            await store.add_refresh_token(conn, refresh_token_hash(successor), session["id"], now)
+            await store.touch_session(
+                conn, session["id"], now, _session_expiry(ctx, session["created_at"], now)
+            )
+            return _token_pair(
+                ctx, session["user_id"], session["username"], session["id"], successor, issued_at=now, now=now
+            )
+        # Spent before, or just now by a concurrent request: read the rotation as committed.
+        spent = await store.get_refresh_token(conn, token_hash)
+        rotated_at = int(spent["used_at"]) if spent is not None and spent["used_at"] is not None else None
+        if session is not None and rotated_at is not None:
+            again = await _within_grace(ctx, conn, session, token_hash, rotated_at, now)
+            if again is not None:
+                return again
+        revoked = await store.revoke_sessions(conn, owner["user_id"], now, only=owner["id"])
+        if revoked:
+            user = await store.get_user_by_id(conn, owner["user_id"])
+            await intrusion.record_token_reuse(
+                conn,
+                username=user["username"] if user is not None else str(owner["user_id"]),
+                session_id=owner["id"],
+                ip=ip,
+                rotated_at=rotated_at,
+                now=now,
+            )
+    # Committed above: the revocation must stick even though this request fails.
+    if revoked:
+        await session_events.announce_ended(ctx, owner["user_id"], "token_reuse", only=owner["id"])
+    raise Unauthorized("refresh token was already used; the session is revoked", reason="token_reuse")
+
+
+async def _within_grace(
+    ctx: ServiceContext, conn: Any, session: Any, spent_hash: bytes, rotated_at: int, now: int
+) -> TokenPair | None:
+    """The pair the rotation at ``rotated_at`` gave, if that was within the grace and the
+    pair's refresh token is still unspent (a token two rotations behind gets nothing)."""
+    if now - rotated_at > ctx.settings.refresh_reuse_grace_seconds * 1000:
+        return None
+    successor = ctx.tokens.successor_refresh_token(session["id"], spent_hash, rotated_at)
+    current = await store.get_refresh_token(conn, refresh_token_hash(successor))
+    if current is None or current["used_at"] is not None or current["session_id"] != session["id"]:
+        return None
+    return _token_pair(
+        ctx, session["user_id"], session["username"], session["id"], successor, issued_at=rotated_at, now=now
+    )
 
 
 async def authenticate(ctx: ServiceContext, access_token: str) -> Principal:
@@ -307,17 +382,38 @@ async def change_password(
     new_auth_key: str,
     kdf: dict[str, Any],
     key_bundle: dict[str, Any],
+    ip: str = "unknown",
 ) -> int:
     """Replace the auth key and re-sealed bundle; revoke every other session."""
     current = _auth_key(current_auth_key)
     new_key = _auth_key(new_auth_key)
     params = _kdf(kdf)
     bundle_text = _key_bundle(key_bundle)
+    # Refusals come cheapest first: the account's budget (a read), hashing capacity
+    # (memory), then the intrusion detection, which checks the current password as a
+    # login is checked: a wrong one is a failed login for the address and the account.
+    budget = ("password", f"user:{principal.user_id}", ctx.settings.password_changes_per_minute)
+    await ratelimit.check(ctx, *budget, who="account")
+    ctx.hasher.check_capacity(OTHER)
+    attempt = await intrusion.begin_login(ctx, ip, principal.username)
+    try:
+        await ratelimit.hit(ctx, *budget, who="account")
+    except RateLimited:
+        await intrusion.login_abandoned(ctx, attempt)
+        raise
     async with ctx.database.read() as conn:
         user = await store.get_user_by_id(conn, principal.user_id)
-    if user is None or not await ctx.hasher.verify(user["auth_hash"], current):
+    try:
+        # Hashed as "other" work: a storm of changes cannot take the logins' share.
+        ok = await ctx.hasher.verify(user["auth_hash"] if user else None, current, kind=OTHER)
+        new_hash = await ctx.hasher.hash(new_key, kind=OTHER) if ok else ""
+    except ServerBusy:
+        await intrusion.login_abandoned(ctx, attempt)
+        raise
+    if not ok:
+        await intrusion.login_failed(ctx, attempt)
         raise InvalidCredentials("current password is wrong")
-    new_hash = await ctx.hasher.hash(new_key)
+    await intrusion.login_succeeded(ctx, attempt)
     now = now_ms()
     async with ctx.database.write() as conn:
         await store.update_user(

@@ -21,6 +21,7 @@ from ..storage.database import Database
 from . import session_events
 from .accounts import username_field
 from .context import ServiceContext, now_ms
+from .intrusion import TOKEN_REUSE_ACTION
 from .principal import Principal
 
 PREVIEW_CHARS = 48
@@ -321,12 +322,28 @@ async def intrusion_view(ctx: ServiceContext, admin: Principal) -> dict[str, Any
     async with ctx.database.read() as conn:
         blocks = await intrusion_store.list_active_blocks(conn, now)
         attempts = await intrusion_store.recent_failures(conn, now - ctx.settings.ids_window_seconds * 1000)
+        # Sessions ended because a spent refresh token came back (a sign of token theft),
+        # from the audit log where the server records them.
+        reuses = await store.audit_entries(
+            conn, TOKEN_REUSE_ACTION, since=now - ctx.settings.ids_repeat_window_seconds * 1000
+        )
     return {
         "blocks": [
             {"address": b["subject"], "reason": b["reason"], "since": b["created_at"], "until": b["until"]}
             for b in blocks
         ],
         "recent_attempts": [dict(a) for a in attempts],
+        "token_reuse": [_token_reuse(row) for row in reuses],
+    }
+
+
+def _token_reuse(row: Any) -> dict[str, Any]:
+    details = json.loads(row["details"])
+    return {
+        "at": row["at"],
+        "username": row["target"],
+        "session_id": details.get("session_id"),
+        "ip": details.get("ip"),
     }
 
 

@@ -12,6 +12,15 @@ Per account, an attacker spread over many addresses is slowed without locking th
 out: once an account has ``ids_account_failures`` failures in the window, addresses that
 have already tried it are refused (429), while an address with no failures for it may
 still log in.
+
+A password change checks the current password through the same attempts, so a wrong
+current key is a failed login for the address and the account. An attempt whose check
+never ran (the server was too busy to hash) is withdrawn, not counted.
+
+Refresh-token reuse (a spent token presented after the grace: a sign that a token was
+stolen) ends the session in ``accounts.refresh``; ``record_token_reuse`` logs it and
+writes it to the append-only audit log as done by ``(server)``, where the audit and
+intrusion views show it.
 """
 
 from __future__ import annotations
@@ -22,12 +31,16 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import AccessBlocked, RateLimited
+from ..storage import admin as audit_store
 from ..storage import intrusion as store
 from .context import ServiceContext, now_ms
 
 logger = logging.getLogger(__name__)
 
 BLOCK_MESSAGE = "access blocked due to suspicious activity"
+# Who the audit log names for what the server itself recorded: not a valid username.
+SERVER_ACTOR = "(server)"
+TOKEN_REUSE_ACTION = "refresh_token_reuse"  # noqa: S105 - an audit action, not a secret
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,13 @@ async def begin_login(ctx: ServiceContext, ip: str, username: str) -> Attempt:
     settings = ctx.settings
     now = now_ms()
     window_start = now - settings.ids_window_seconds * 1000
+    # A blocked address is refused after a read alone: a storm from it then takes no
+    # place in the queue for the database's writes, where logins wait too.
+    async with ctx.database.read() as conn:
+        block = await store.active_block(conn, "ip", ip, now)
+    if block is not None:
+        ctx.metrics.logins.labels("blocked").inc()
+        raise _blocked(int(block["until"]), now)
     async with ctx.database.write() as conn:
         await store.lock_subjects(conn, f"ip:{ip}", f"account:{username}")
         block = await store.active_block(conn, "ip", ip, now)
@@ -102,6 +122,32 @@ async def login_failed(ctx: ServiceContext, attempt: Attempt) -> None:
 async def login_succeeded(ctx: ServiceContext, attempt: Attempt) -> None:
     async with ctx.database.write() as conn:
         await store.remove_attempt(conn, attempt.id)
+
+
+async def login_abandoned(ctx: ServiceContext, attempt: Attempt) -> None:
+    """The password was never checked (no hashing capacity): the attempt does not count."""
+    async with ctx.database.write() as conn:
+        await store.remove_attempt(conn, attempt.id)
+
+
+async def record_token_reuse(
+    conn: AsyncConnection, *, username: str, session_id: str, ip: str, rotated_at: int | None, now: int
+) -> None:
+    """Log and audit a refresh-token reuse that revoked a session: ids only, no token."""
+    logger.warning(
+        "refresh token reuse: session %s of %s revoked (spent token presented from %s)",
+        session_id,
+        username,
+        ip,
+    )
+    await audit_store.audit(
+        conn,
+        at=now,
+        admin=SERVER_ACTOR,
+        action=TOKEN_REUSE_ACTION,
+        target=username,
+        details={"session_id": session_id, "ip": ip, "rotated_at": rotated_at},
+    )
 
 
 async def _block_address(ctx: ServiceContext, conn: AsyncConnection, ip: str, now: int) -> int:

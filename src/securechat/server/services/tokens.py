@@ -1,17 +1,31 @@
-"""Access tokens (short-lived JWT, HS256) and opaque refresh tokens (stored hashed)."""
+"""Access tokens (short-lived JWT, HS256) and opaque refresh tokens (stored hashed).
+
+A session's first refresh token is random. Each later one is derived from the token it
+replaces: HMAC-SHA256, under a key derived from the server secret, of the session id,
+the spent token's hash and the moment of the rotation. Those three are stored, so the
+server can hand out the same successor again during the short reuse grace (two tabs
+refreshing at once, an answer lost on the way) without keeping any usable token: the
+database holds only SHA-256 hashes, and without the server secret no successor can be
+computed from it. Whoever holds the server secret can already sign access tokens, so
+the derivation adds nothing to what that secret gives.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
 
 import jwt
 
-from ...protocol.primitives import hkdf_sha256
+from ...protocol.encoding import canonical
+from ...protocol.primitives import hkdf_sha256, hmac_sha256
 
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a format marker, not a secret
 _ALGORITHM = "HS256"
+_SUCCESSOR_LABEL = "securechat/refresh-successor/v1"
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,9 @@ class InvalidToken(Exception):
 class TokenIssuer:
     def __init__(self, server_secret: bytes, access_ttl_seconds: int) -> None:
         self._key = hkdf_sha256(server_secret, salt=b"", info=b"securechat/jwt-signing-key", length=32)
+        self._refresh_key = hkdf_sha256(
+            server_secret, salt=b"", info=b"securechat/refresh-successor-key", length=32
+        )
         self.access_ttl_seconds = access_ttl_seconds
 
     def issue_access(self, *, user_id: int, username: str, session_id: str, now_s: int) -> str:
@@ -58,9 +75,17 @@ class TokenIssuer:
         except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
             raise InvalidToken() from exc
 
+    def successor_refresh_token(self, session_id: str, spent_hash: bytes, rotated_at_ms: int) -> str:
+        """The refresh token that replaced the one hashing to ``spent_hash`` in the
+        rotation at ``rotated_at_ms``: the same every time it is asked for."""
+        mac = hmac_sha256(
+            self._refresh_key, canonical(_SUCCESSOR_LABEL, [session_id, spent_hash, str(rotated_at_ms)])
+        )
+        return REFRESH_TOKEN_PREFIX + base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
 
 def new_refresh_token() -> str:
-    return "rt_" + secrets.token_urlsafe(32)
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def refresh_token_hash(token: str) -> bytes:

@@ -186,6 +186,19 @@ async def audit(
     )
 
 
+async def audit_entries(
+    conn: AsyncConnection, action: str, *, since: int, limit: int = 200
+) -> list[RowMapping]:
+    """Newest first: the audit log's entries of one action since ``since``."""
+    result = await conn.execute(
+        select(admin_audit)
+        .where(admin_audit.c.action == action, admin_audit.c.at >= since)
+        .order_by(admin_audit.c.id.desc())
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
 async def audit_log(conn: AsyncConnection, before_id: int | None, limit: int) -> list[RowMapping]:
     query = select(admin_audit).order_by(admin_audit.c.id.desc()).limit(limit)
     if before_id is not None:

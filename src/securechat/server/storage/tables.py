@@ -192,6 +192,8 @@ admin_audit = Table(
     Column("action", String(32), nullable=False),
     Column("target", String(128), nullable=False),
     Column("details", Text, nullable=False),
+    # The server's own entries (refresh-token reuse) are looked up by action and time.
+    Index("ix_admin_audit_action_at", "action", "at"),
 )
 
 # Encrypted files: the upload's metadata here, the chunks' bytes behind a ChunkStore

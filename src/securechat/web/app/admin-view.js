@@ -16,6 +16,7 @@ const SECTIONS = ["messages", "files", "users", "blocks", "audit"];
 /** @typedef {{file_id: string, sender: string, recipients: string[], size: number, created_at: number, completed_at: number | null}} FileRow */
 /** @typedef {{username: string, created_at: number, sessions: number, disabled: boolean, is_admin: boolean, stored_bytes: number}} UserRow */
 /** @typedef {{address: string, reason: string, since: number, until: number}} BlockRow */
+/** @typedef {{at: number, username: string, session_id: string, ip: string}} TokenReuseRow */
 /** @typedef {{at: number, admin: string, action: string, target: string}} AuditRow */
 
 export class AdminView {
@@ -196,7 +197,7 @@ export class AdminView {
   }
 
   async loadBlocks() {
-    /** @type {{blocks: BlockRow[], recent_attempts: unknown[]}} */
+    /** @type {{blocks: BlockRow[], recent_attempts: unknown[], token_reuse?: TokenReuseRow[]}} */
     const view = await this.api.request("GET", "/admin/intrusion");
     byId("admin-block-rows").replaceChildren(
       ...view.blocks.map((block) => {
@@ -215,6 +216,12 @@ export class AdminView {
       }),
     );
     byId("admin-attempts").textContent = `${view.recent_attempts.length} failed or pending login(s) in the current window.`;
+    // A spent refresh token that came back ended its session: a sign of token theft.
+    const reuses = view.token_reuse ?? [];
+    const latest = reuses[0];
+    byId("admin-token-reuse").textContent =
+      `${reuses.length} session(s) ended by refresh-token reuse in the last day` +
+      (latest ? ` (latest: ${latest.username}, from ${latest.ip}, ${fullTime(latest.at)}; see the audit log).` : ".");
   }
 
   async loadAudit() {

@@ -2,15 +2,22 @@
  * The server's HTTP API (PROTOCOL.md 9.1) as the browser uses it.
  *
  * The access token lives only in this object's memory. The refresh token is an
- * HttpOnly cookie that page scripts cannot read; refreshing is serialised across tabs
- * with the Web Locks API, because two tabs spending the same refresh token at once
- * would look like token theft to the server and end the session.
+ * HttpOnly cookie that page scripts cannot read, shared by every tab of the profile.
+ * Two tabs spending the same refresh token would look like token theft to the server
+ * and end the session, so refreshing is coordinated: within a tab, callers share one
+ * refresh in flight; across tabs, the Web Locks API lets one tab refresh at a time,
+ * and a tab that waited sends the cookie the tab before it just received (the
+ * browser's cookie jar is the shared state), never the token already spent. Where
+ * Web Locks are missing (pages served over plain http from a non-local address are
+ * not a secure context), the server's short reuse grace answers two tabs that spent
+ * the same token at once with the same new pair.
  *
  * @module
  */
 
 const REFRESH_HEADER = { "X-SecureChat-Refresh": "cookie" };
 const REFRESH_MARGIN_MS = 60_000;
+const REFRESH_LOCK = "securechat-refresh";
 
 /** An error answer from the server, with its stable code. */
 export class ApiError extends Error {
@@ -54,6 +61,8 @@ export class Api {
     this.accessExpires = 0;
     /** @type {string | null} the session the tokens belong to */
     this.sessionId = null;
+    /** @type {Promise<void> | null} the refresh in flight in this tab, which callers share */
+    this.refreshing = null;
   }
 
   /**
@@ -131,14 +140,30 @@ export class Api {
     await this.refresh();
   }
 
-  /** Rotate the refresh cookie and get a new access token (one tab at a time). */
-  async refresh() {
+  /**
+   * Rotate the refresh cookie and get a new access token: callers in this tab share the
+   * refresh in flight, and tabs take turns (Web Locks).
+   *
+   * @returns {Promise<void>}
+   */
+  refresh() {
+    if (!this.refreshing) {
+      this.refreshing = this.refreshInTurn().finally(() => {
+        this.refreshing = null;
+      });
+    }
+    return this.refreshing;
+  }
+
+  async refreshInTurn() {
     const run = async () => {
+      // Sent only once this tab holds the lock, so the cookie it carries is the one the
+      // previous holder received, not a token that was spent while this tab waited.
       const answer = await this.request("POST", "/auth/refresh", { body: {}, auth: false, headers: REFRESH_HEADER });
       this.setTokens(answer);
     };
     if (globalThis.navigator?.locks) {
-      await navigator.locks.request("securechat-refresh", run);
+      await navigator.locks.request(REFRESH_LOCK, run);
     } else {
       await run();
     }

@@ -75,6 +75,7 @@ export function explain(error) {
     too_large: "That is too large to send.",
     quota_exceeded: "Your files on the server have reached your storage quota: this one does not fit. Your account settings show what you use.",
     unauthorized: "Your session has ended. Please log in again.",
+    server_busy: "The server is busy right now. Please try again in a moment.",
   };
   if (code === "access_blocked" || code === "rate_limited") {
     const waitMs = Number(/** @type {any} */ (error).details?.retry_after_ms) || 0;
