@@ -358,6 +358,10 @@ def test_with_tls_connections_are_counted_before_their_handshake(tmp_path: Path)
         assert health == 200, health
         assert len(wait_closed(silent, SLOW - CAP)) >= SLOW - CAP
         assert f"refused a connection from 127.0.0.1: it holds {CAP} connections" in server.log()
+        # It stops at once and cleanly with handshakes still awaited.
+        other.close()
+        server.stop()
+        assert "Traceback" not in server.log() and "ERROR" not in server.log()
 
 
 def test_with_tls_a_handshake_must_arrive_in_time(tmp_path: Path) -> None:

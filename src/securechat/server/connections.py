@@ -282,6 +282,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_body = False
         self._body_timer: asyncio.TimerHandle | None = None
         self._last_progress = 0.0
+        # A TCP connection whose TLS handshake has not completed yet.
+        self._awaiting_handshake: asyncio.Transport | None = None
 
     @property
     def _host(self) -> str | None:
@@ -301,6 +303,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         self._arm_head_timer()
+
+    def shutdown(self) -> None:
+        if self._awaiting_handshake is not None:
+            self._awaiting_handshake.abort()
+        elif self.transport is not None:
+            super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is None:
@@ -322,6 +330,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             tcp.abort()
             return
         assert self.tls is not None
+        # Known to uvicorn from now on, so that a shutdown does not wait for the handshake.
+        self._awaiting_handshake = tcp
+        self.connections.add(self)
         handover = _TlsHandover(self, tcp)
         handshake = self.loop.create_future()
         handshake.add_done_callback(handover.handshake_done)
@@ -334,6 +345,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             handshake,
             server_side=True,
             ssl_handshake_timeout=math.ceil(self.guard.header_timeout),
+            # And a peer that does not answer the close of TLS is dropped as soon (not after
+            # asyncio's 30 s), so it holds no descriptor, nor a server stopping, for long.
+            ssl_shutdown_timeout=math.ceil(self.guard.header_timeout),
         )
         tcp.set_protocol(layer)
         layer.connection_made(tcp)
@@ -434,6 +448,7 @@ class _TlsHandover(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tls = cast(asyncio.Transport, transport)
         self.handed_over = True
+        self.http._awaiting_handshake = None
         self.http.guard.registry.rekey(self.tcp, tls)
         self.http.connection_made(tls)
         tls.set_protocol(self.http)
@@ -443,6 +458,8 @@ class _TlsHandover(asyncio.Protocol):
             handshake.exception()  # retrieved: a failed handshake is no error of the server's
         # A failed, timed-out or abandoned handshake: the TLS layer closed the connection.
         if not self.handed_over:
+            self.http._awaiting_handshake = None
+            self.http.connections.discard(self.http)
             self.http.guard.registry.release(self.tcp)
 
 
