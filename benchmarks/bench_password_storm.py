@@ -150,8 +150,10 @@ async def phase(
     }
 
 
-async def run_server(label: str, src: Path | None, work: Path, logins: int, in_flight: int) -> dict[str, Any]:
-    env = {"SECURECHAT_FORWARDED_ALLOW_IPS": "127.0.0.1"}
+async def run_server(
+    label: str, src: Path | None, work: Path, logins: int, in_flight: int, settings: dict[str, str]
+) -> dict[str, Any]:
+    env = {"SECURECHAT_FORWARDED_ALLOW_IPS": "127.0.0.1", **settings}
     if src is not None:
         env["PYTHONPATH"] = str(src)
     safe = label.replace(" ", "-")
@@ -204,19 +206,28 @@ def main() -> int:
         "--in-flight", type=int, default=64, help="password changes kept in flight (default 64)"
     )
     parser.add_argument("--compare-with", metavar="REV", help="also measure this revision's server")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a SECURECHAT_* setting for this tree's server, e.g. password_changes_per_minute=1000000",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="securechat-bench-storm-"))
     try:
-        servers: list[tuple[str, Path | None]] = []
+        overrides = dict(f"SECURECHAT_{item.upper()}".split("=", 1) for item in args.set)
+        servers: list[tuple[str, Path | None, dict[str, str]]] = []
         if args.compare_with:
             old = work / "old"
             old.mkdir()
-            servers.append((f"before ({args.compare_with})", export_revision(args.compare_with, old)))
-        servers.append(("after (this tree)", None))
+            servers.append((f"before ({args.compare_with})", export_revision(args.compare_with, old), {}))
+        label = "after (this tree" + "".join(f", {item}" for item in args.set) + ")"
+        servers.append((label, None, overrides))
         results = {
-            label: asyncio.run(run_server(label, src, work, args.logins, args.in_flight))
-            for label, src in servers
+            label: asyncio.run(run_server(label, src, work, args.logins, args.in_flight, settings))
+            for label, src, settings in servers
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
