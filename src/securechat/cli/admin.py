@@ -225,7 +225,8 @@ async def unblock(address: str) -> None:
 @admin_app.command()
 @run
 async def audit() -> None:
-    """What administrators did, newest first."""
+    """What administrators did, and what the server recorded itself (as "(server)":
+    sessions ended by refresh-token reuse), newest first."""
     page = await _admin_request("GET", "/audit")
     table = Table("time", "admin", "action", "target")
     for entry in page["entries"]:

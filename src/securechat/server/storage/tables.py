@@ -181,8 +181,9 @@ rate_events = Table(
     Index("ix_rate_events_subject", "action", "subject", "at"),
 )
 
-# What administrators did. Append-only: the migration adds triggers that refuse UPDATE
-# and DELETE, so not even the application can rewrite it.
+# What administrators did, and security events the server records itself (admin
+# "(server)": a session ended by refresh-token reuse). Append-only: the migration adds
+# triggers that refuse UPDATE and DELETE, so not even the application can rewrite it.
 admin_audit = Table(
     "admin_audit",
     metadata,
