@@ -57,7 +57,8 @@ async def instances(
 ) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
     """(first, second): the same server twice on SQLite; two servers on one PostgreSQL
     database with Redis between them otherwise."""
-    env = {"SECURECHAT_WS_SESSION_CHECK_SECONDS": "300"}
+    # No grace for a spent refresh token: presenting it again ends its session at once.
+    env = {"SECURECHAT_WS_SESSION_CHECK_SECONDS": "300", "SECURECHAT_REFRESH_REUSE_GRACE_SECONDS": "0"}
     if request.param == "sqlite":
         server = start_server(tmp_path / "data", tmp_path / "server.log", extra_env=env)
         try:
@@ -156,6 +157,14 @@ async def test_ended_sessions_close_their_sockets_on_every_instance(instances, t
             await alice.session.revoke_session(device.state.get("session_id") or "")
         elif action == "revoke-others":
             assert await alice.session.revoke_other_sessions() == 1
+        elif action == "token-reuse":
+            # The device's refresh token, rotated once and then presented again (as a
+            # thief's copy would be), through the first instance.
+            spent = {"refresh_token": device.state.get("refresh_token")}
+            async with httpx.AsyncClient(base_url=first.url) as http:
+                assert (await http.post("/api/v1/auth/refresh", json=spent)).status_code == 200
+                reused = await http.post("/api/v1/auth/refresh", json=spent)
+            assert reused.json()["error"]["reason"] == "token_reuse", reused.text
         elif action == "password-change":
             assert await alice.change_password(password, NEW_PASSWORD) == 1
         elif action == "admin-disable":
@@ -166,7 +175,7 @@ async def test_ended_sessions_close_their_sockets_on_every_instance(instances, t
 
     try:
         for number, action in enumerate(
-            ["logout", "revoke", "revoke-others", "password-change", "admin-disable"]
+            ["logout", "revoke", "revoke-others", "token-reuse", "password-change", "admin-disable"]
         ):
             device = await second_login(second, tmp_path / f"device-{number}", password)
             clients.append(device)
