@@ -61,7 +61,10 @@ def test_remembered_keys_are_non_extractable_and_logout_forgets_them(people: dic
         }
     ]
     alice.page.get_by_role("button", name="Account and sessions").click()
-    alice.page.get_by_role("button", name="Log out", exact=True).click()
+    # Logout ends in a navigation to a fresh page: read the keys only once it has loaded,
+    # not while the old page's script context is being torn down.
+    with alice.page.expect_navigation():
+        alice.page.get_by_role("button", name="Log out", exact=True).click()
     expect(alice.page.locator("#login-form")).to_be_visible()
     assert device_keys(alice.page) == []
     # The refresh cookie went too: a reload does not offer to unlock.
