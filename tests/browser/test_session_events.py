@@ -29,7 +29,9 @@ def server(tmp_path):  # type: ignore[no-untyped-def]
     live.stop()
 
 
-def test_a_second_login_shows_as_a_line_in_the_first_page(people: dict[str, Person], browser: Browser) -> None:
+def test_a_second_login_shows_as_a_line_in_the_first_page(
+    people: dict[str, Person], browser: Browser
+) -> None:
     alice = people["alice"]
     alice.register()
     page = alice.page
