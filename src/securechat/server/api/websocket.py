@@ -14,6 +14,7 @@ from ..services import ratelimit
 from ..services.accounts import authenticate
 from ..services.context import ServiceContext
 from .connection import InboxConnection, error_frame
+from .deps import client_ip
 
 router = APIRouter()
 
@@ -57,8 +58,9 @@ async def inbox_socket(websocket: WebSocket) -> None:
         await websocket.send_text(error_frame("too_many_connections", "the server is full; try again later"))
         await websocket.close(CLOSE_SERVER_FULL)
         return
-    # Behind a trusted proxy this is the forwarded client address.
-    address = websocket.client.host if websocket.client else "unknown"
+    # Behind a trusted proxy this is the forwarded client address; canonical, so each
+    # address has one count however it is spelled.
+    address = client_ip(websocket)
     try:
         if not slots.claim_address(address):
             await websocket.accept()
@@ -77,7 +79,7 @@ async def inbox_socket(websocket: WebSocket) -> None:
 
 async def _serve(websocket: WebSocket, ctx: ServiceContext, slots: ConnectionSlots) -> None:
     await websocket.accept()
-    ip = websocket.client.host if websocket.client else "unknown"
+    ip = client_ip(websocket)
     try:
         await ratelimit.hit(ctx, "ws_connect", ip, ctx.settings.ws_connects_per_minute)
     except RateLimited as exc:

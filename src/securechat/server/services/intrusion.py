@@ -116,7 +116,6 @@ async def login_failed(ctx: ServiceContext, attempt: Attempt) -> None:
         reached = await store.count_ip_attempts(conn, attempt.ip, since) >= settings.ids_ip_failures
         if reached and await store.active_block(conn, "ip", attempt.ip, now) is None:
             await _block_address(ctx, conn, attempt.ip, now)
-        await store.prune_attempts(conn, now - 2 * settings.ids_window_seconds * 1000)
 
 
 async def login_succeeded(ctx: ServiceContext, attempt: Attempt) -> None:

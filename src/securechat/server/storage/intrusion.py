@@ -139,10 +139,6 @@ async def remove_attempt(conn: AsyncConnection, attempt_id: int) -> None:
     await conn.execute(delete(auth_attempts).where(auth_attempts.c.id == attempt_id))
 
 
-async def prune_attempts(conn: AsyncConnection, before: int) -> None:
-    await conn.execute(delete(auth_attempts).where(auth_attempts.c.at < before))
-
-
 async def recent_failures(conn: AsyncConnection, since: int, limit: int = 200) -> list[RowMapping]:
     result = await conn.execute(
         select(auth_attempts.c.ip, auth_attempts.c.username, auth_attempts.c.at, auth_attempts.c.outcome)
