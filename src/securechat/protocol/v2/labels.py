@@ -1,0 +1,26 @@
+"""Context labels of protocol v2 (PROTOCOL.md 15.2). ``RATCHET_ROOT`` and ``MESSAGE_KEY``
+are raw HKDF info; every other label is the first field of a canonical encoding."""
+
+from __future__ import annotations
+
+DEVICE_ID = "securechat/v2/device-id"
+DEVICE_CERTIFICATE = "securechat/v2/device-certificate"
+DEVICE_LIST = "securechat/v2/device-list"
+SIGNED_PREKEY = "securechat/v2/signed-prekey"
+ONE_TIME_PREKEY = "securechat/v2/one-time-prekey"
+SESSION_PARTIES = "securechat/v2/session-parties"
+SESSION_SETUP = "securechat/v2/session-setup"
+SESSION_KDF = "securechat/v2/session-kdf"
+SESSION_ID = "securechat/v2/session-id"
+RATCHET_ROOT = "securechat/v2/ratchet-root"
+MESSAGE_KEY = "securechat/v2/message-key"
+RATCHET_HEADER = "securechat/v2/ratchet-header"
+RATCHET_AAD = "securechat/v2/ratchet-aad"
+SESSION_STATE = "securechat/v2/session-state"
+MESSAGE_HEADER_V2 = "securechat/v2/message-header"
+BODY_BINDING = "securechat/v2/body-binding"
+KEY_SLOT = "securechat/v2/key-slot"
+MESSAGE_SIGNATURE_V2 = "securechat/v2/message-signature"
+IDENTITY_TRANSITION = "securechat/v2/identity-transition"
+HISTORY_LINK = "securechat/v2/history-link"
+HISTORY_BACKUP = "securechat/v2/history-backup"
