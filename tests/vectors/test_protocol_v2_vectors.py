@@ -1,0 +1,375 @@
+"""The protocol v2 vectors (``tests/data/protocol_v2_vectors.json``, PROTOCOL.md 10 and 15)
+against the Python implementation, one test id per case.
+
+Everything is rebuilt from the hex values in the file (seeds, private keys, ``now``), not
+from the generator, so these tests check what a second implementation must reproduce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion
+from securechat.protocol.identifiers import parse_username
+from securechat.protocol.v2 import labels
+from securechat.protocol.v2.devices import Device, KnownList, certificate_bytes, check_device_list
+from securechat.protocol.v2.errors import Refusal
+from securechat.protocol.v2.prekeys import (
+    check_one_time_prekey,
+    check_signed_prekey,
+    one_time_prekey_bytes,
+    signed_prekey_bytes,
+)
+from securechat.protocol.v2.primitives import (
+    device_id,
+    ed25519_raw_public,
+    ed25519_sign_raw,
+    ed25519_verify_raw,
+    x25519_public,
+)
+from securechat.protocol.v2.ratchet import (
+    RatchetMessage,
+    SessionState,
+    SetupMessage,
+    message_key_material,
+    ratchet_decrypt,
+    ratchet_encrypt,
+)
+from securechat.protocol.v2.setup import (
+    Party,
+    accept_session,
+    initiate_session,
+    initiator_secrets,
+    responder_secrets,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+VECTORS: dict[str, Any] = json.loads((REPO / "tests" / "data" / "protocol_v2_vectors.json").read_text())
+DEVICES: dict[str, Any] = VECTORS["devices"]
+
+
+def outcome(action: Callable[[], object]) -> str:
+    try:
+        action()
+    except Refusal as exc:
+        return exc.reason
+    except UnsupportedVersion:
+        return "unsupported_version"
+    except MalformedInput:
+        return "malformed"
+    except ProtocolError:
+        return "unverifiable"
+    return "ok"
+
+
+def device(name: str) -> Device:
+    d = DEVICES[name]
+    return Device(
+        d["device_id"],
+        bytes.fromhex(d["signing_key_hex"]),
+        bytes.fromhex(d["dh_key_hex"]),
+        d["created_at"],
+        bytes.fromhex(d["certificate_hex"]),
+    )
+
+
+def party(name: str) -> Party:
+    d = DEVICES[name]
+    return Party(parse_username(d["username"]), bytes.fromhex(d["account_key_hex"]), device(name))
+
+
+def secret(name: str, member: str) -> bytes:
+    return bytes.fromhex(DEVICES[name][member])
+
+
+def test_labels_are_exactly_those_of_labels_py() -> None:
+    assert VECTORS["labels"] == {name: getattr(labels, name) for name in vars(labels) if name.isupper()}
+    assert VECTORS["protocol_version"] == 2
+
+
+def test_the_vector_file_is_what_the_generator_makes() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_v2_vectors.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+# ---------------------------------------------------------------------------
+# Devices and prekeys (15.1, 15.3, 15.4).
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_device_keys_ids_certificates_and_prekeys(name: str) -> None:
+    d = DEVICES[name]
+    assert ed25519_raw_public(secret(name, "account_seed_hex")).hex() == d["account_key_hex"]
+    assert ed25519_raw_public(secret(name, "signing_seed_hex")).hex() == d["signing_key_hex"]
+    assert x25519_public(secret(name, "dh_private_hex")).hex() == d["dh_key_hex"]
+    assert device_id(bytes.fromhex(d["signing_key_hex"])) == d["device_id"]
+    signed = certificate_bytes(
+        d["username"],
+        bytes.fromhex(d["account_key_hex"]),
+        d["device_id"],
+        bytes.fromhex(d["signing_key_hex"]),
+        bytes.fromhex(d["dh_key_hex"]),
+        d["created_at"],
+    )
+    assert signed.hex() == d["certificate_bytes_hex"]
+    assert ed25519_sign_raw(secret(name, "account_seed_hex"), signed).hex() == d["certificate_hex"]
+    spk = d["signed_prekey"]
+    spk_public = x25519_public(bytes.fromhex(spk["private_hex"]))
+    spk_bytes = signed_prekey_bytes(
+        d["username"], d["device_id"], spk["wire"]["prekey_id"], spk_public, spk["wire"]["created_at"]
+    )
+    assert spk_bytes.hex() == spk["signed_bytes_hex"]
+    ed25519_verify_raw(
+        bytes.fromhex(d["signing_key_hex"]),
+        ed25519_sign_raw(secret(name, "signing_seed_hex"), spk_bytes),
+        spk_bytes,
+    )
+    for opk in d["one_time_prekeys"]:
+        public = x25519_public(bytes.fromhex(opk["private_hex"]))
+        assert (
+            one_time_prekey_bytes(d["username"], d["device_id"], opk["wire"]["prekey_id"], public).hex()
+            == (opk["signed_bytes_hex"])
+        )
+
+
+@pytest.mark.parametrize("case", VECTORS["device_lists"], ids=lambda case: case["name"])
+def test_device_lists(case: dict[str, Any]) -> None:
+    known = case["known"]
+    known_list = None if known is None else KnownList(known["version"], bytes.fromhex(known["list_hash_hex"]))
+    username = parse_username(case["username"])
+    key = bytes.fromhex(case["account_key_hex"])
+    assert outcome(lambda: check_device_list(case["wire"], username, key, known_list)) == case["expected"], (
+        case["note"]
+    )
+    if case["expected"] == "ok":
+        checked = check_device_list(case["wire"], username, key, known_list)
+        assert checked.signed_bytes.hex() == case["list_bytes_hex"]
+        assert hashlib.sha256(checked.signed_bytes).hexdigest() == case["list_hash_hex"]
+        assert checked.to_wire() == case["wire"]
+
+
+@pytest.mark.parametrize("case", VECTORS["prekeys"], ids=lambda case: case["name"])
+def test_prekeys(case: dict[str, Any]) -> None:
+    owner = DEVICES[case["device"]]["username"]
+    dev = device(case["device"])
+    if case["kind"] == "signed":
+        got = outcome(lambda: check_signed_prekey(case["wire"], owner, dev, case["now"]))
+    else:
+        got = outcome(lambda: check_one_time_prekey(case["wire"], owner, dev))
+    assert got == case["expected"], case["note"]
+
+
+# ---------------------------------------------------------------------------
+# Setup (15.5).
+# ---------------------------------------------------------------------------
+
+
+def bundle(name: str, one_time_prekey_id: int | None) -> tuple[Any, Any]:
+    d = DEVICES[name]
+    dev = device(name)
+    spk = check_signed_prekey(d["signed_prekey"]["wire"], d["username"], dev, d["created_at"])
+    opk = None
+    if one_time_prekey_id is not None:
+        (wire,) = [o["wire"] for o in d["one_time_prekeys"] if o["wire"]["prekey_id"] == one_time_prekey_id]
+        opk = check_one_time_prekey(wire, d["username"], dev)
+    return spk, opk
+
+
+@pytest.mark.parametrize("case", VECTORS["setups"], ids=lambda case: case["name"])
+def test_setups(case: dict[str, Any]) -> None:
+    initiator, responder = case["initiator"], case["responder"]
+    spk, opk = bundle(responder, case["one_time_prekey_id"])
+    ephemeral = bytes.fromhex(case["ephemeral_private_hex"])
+    got = initiator_secrets(
+        party(initiator), secret(initiator, "dh_private_hex"), party(responder), spk, opk, ephemeral
+    )
+    assert [value.hex() for value in got.dh] == case["dh_hex"]
+    assert len(got.dh) == (4 if case["one_time_prekey_id"] is not None else 3)
+    assert got.parties.hex() == case["parties_hex"]
+    assert got.setup_bytes.hex() == case["setup_bytes_hex"]
+    assert got.info.hex() == case["info_hex"]
+    assert got.shared_key.hex() == case["shared_key_hex"]
+    assert got.ad_hash.hex() == case["ad_hash_hex"]
+    assert got.session_id.hex() == case["session_id_hex"]
+    setup = SetupMessage.from_wire(case["setup_wire"])
+    assert setup.to_bytes() == got.setup_bytes
+    opk_private = None
+    if case["one_time_prekey_id"] is not None:
+        opk_private = bytes.fromhex(DEVICES[responder]["one_time_prekeys"][0]["private_hex"])
+    spk_private = bytes.fromhex(DEVICES[responder]["signed_prekey"]["private_hex"])
+    assert (
+        responder_secrets(
+            party(responder),
+            secret(responder, "dh_private_hex"),
+            party(initiator),
+            setup,
+            spk_private,
+            opk_private,
+        )
+        == got
+    )
+    state = initiate_session(
+        party(initiator), secret(initiator, "dh_private_hex"), party(responder), spk, opk, ephemeral
+    )
+    assert state.to_bytes().hex() == case["initiator_state_hex"]
+    first = case["first_message"]
+    ratchet_private = bytes.fromhex(first["ratchet_private_hex"])
+    message, _ = ratchet_encrypt(
+        state,
+        bytes.fromhex(first["plaintext_hex"]),
+        bytes.fromhex(first["extra_ad_hex"]),
+        lambda n: ratchet_private[:n],
+    )
+    assert message.to_wire() == first["wire"]
+
+
+def accept(case: dict[str, Any], wire: dict[str, Any], now: int, opk_ids: list[int]) -> Any:
+    responder, initiator = case.get("responder", "bob_phone"), case.get("initiator", "alice_laptop")
+    d = DEVICES[responder]
+    opks = {
+        o["wire"]["prekey_id"]: bytes.fromhex(o["private_hex"])
+        for o in d["one_time_prekeys"]
+        if o["wire"]["prekey_id"] in opk_ids
+    }
+    spks = {d["signed_prekey"]["wire"]["prekey_id"]: bytes.fromhex(d["signed_prekey"]["private_hex"])}
+    return accept_session(
+        party(responder),
+        secret(responder, "dh_private_hex"),
+        party(initiator),
+        RatchetMessage.from_wire(wire),
+        spks,
+        opks,
+        bytes.fromhex(case["extra_ad_hex"]),
+        now,
+    )
+
+
+@pytest.mark.parametrize("case", VECTORS["setup_refusals"], ids=lambda case: case["name"])
+def test_setup_refusals(case: dict[str, Any]) -> None:
+    assert (
+        outcome(lambda: accept(case, case["wire"], case["now"], case["one_time_prekey_ids"]))
+        == case["expected"]
+    ), case["note"]
+    if case["expected"] == "ok":
+        accepted = accept(case, case["wire"], case["now"], case["one_time_prekey_ids"])
+        assert accepted.plaintext.hex() == case["plaintext_hex"]
+        assert accepted.state.to_bytes().hex() == case["state_after_hex"]
+
+
+# ---------------------------------------------------------------------------
+# The ratchet, step by step (15.6, 15.7).
+# ---------------------------------------------------------------------------
+
+RATCHET = VECTORS["ratchet"]
+
+
+def scenario_initial_states() -> dict[str, SessionState | None]:
+    spk, opk = bundle(RATCHET["responder"], RATCHET["one_time_prekey_id"])
+    alice = initiate_session(
+        party(RATCHET["initiator"]),
+        secret(RATCHET["initiator"], "dh_private_hex"),
+        party(RATCHET["responder"]),
+        spk,
+        opk,
+        bytes.fromhex(RATCHET["ephemeral_private_hex"]),
+    )
+    return {"alice": alice, "bob": None}
+
+
+def step_id(step: dict[str, Any]) -> str:
+    return step.get("name") or f"{step['actor']}_sends_{step['label']}"
+
+
+@pytest.mark.parametrize(
+    "index",
+    range(len(RATCHET["steps"])),
+    ids=[f"{i:02d}_{step_id(s)}" for i, s in enumerate(RATCHET["steps"])],
+)
+def test_ratchet_steps(index: int) -> None:
+    """Step ``index`` from the state the file records after the step before it."""
+    step = RATCHET["steps"][index]
+    extra_ad = bytes.fromhex(RATCHET["extra_ad_hex"])
+    # The actor's state before this step: the last state_after of an earlier step of the actor.
+    before: SessionState | None = scenario_initial_states()[step["actor"]]
+    for earlier in RATCHET["steps"][:index]:
+        if earlier["actor"] == step["actor"] and earlier["state_after_hex"] is not None:
+            before = SessionState.from_bytes(bytes.fromhex(earlier["state_after_hex"]))
+    if step["action"] == "send":
+        assert before is not None
+        private = bytes.fromhex(step["ratchet_private_hex"]) if step["ratchet_private_hex"] else None
+
+        def random(n: int) -> bytes:
+            assert private is not None, "the ratchet turned where the file says it does not"
+            return private[:n]
+
+        message, after = ratchet_encrypt(before, bytes.fromhex(step["plaintext_hex"]), extra_ad, random)
+        assert message.header_bytes.hex() == step["header_bytes_hex"]
+        assert message.to_wire() == step["wire"]
+        message_key = bytes.fromhex(step["message_key_hex"])
+        assert message_key_material(message_key) == (
+            bytes.fromhex(step["aes_key_hex"]),
+            bytes.fromhex(step["nonce_hex"]),
+        )
+        assert after.to_bytes().hex() == step["state_after_hex"]
+        return
+    message = RatchetMessage.from_wire(step["wire"])
+    if before is None:
+        assert step.get("accept_setup")
+
+        def run() -> tuple[bytes, SessionState]:
+            got = accept(
+                {"extra_ad_hex": RATCHET["extra_ad_hex"]},
+                step["wire"],
+                step["now"],
+                [RATCHET["one_time_prekey_id"]],
+            )
+            return got.plaintext, got.state
+    else:
+        state = before
+
+        def run() -> tuple[bytes, SessionState]:
+            return ratchet_decrypt(state, message, extra_ad, step["now"])
+
+    assert outcome(run) == step["expected"]
+    if step["expected"] == "ok":
+        plaintext, after = run()
+        assert plaintext.hex() == step["plaintext_hex"]
+        assert after.to_bytes().hex() == step["state_after_hex"]
+    else:
+        # A refusal leaves the state as it was.
+        assert (before.to_bytes().hex() if before else None) == step["state_after_hex"]
+
+
+@pytest.mark.parametrize("case", VECTORS["skipped_limits"], ids=lambda case: case["name"])
+def test_skipped_key_limits(case: dict[str, Any]) -> None:
+    state = SessionState.from_bytes(bytes.fromhex(case["receiver_state_hex"]))
+    extra_ad = bytes.fromhex(RATCHET["extra_ad_hex"])
+    for step in case["steps"]:
+        message = RatchetMessage.from_wire(step["wire"])
+        current = state
+        got = outcome(
+            lambda current=current, message=message, step=step: ratchet_decrypt(
+                current, message, extra_ad, step["now"]
+            )
+        )
+        assert got == step["expected"], (case["note"], step["n"])
+        if got == "ok":
+            plaintext, state = ratchet_decrypt(state, message, extra_ad, step["now"])
+            assert plaintext.hex() == step["plaintext_hex"]
+        assert len(state.skipped) == step["skipped_after"]
+        assert hashlib.sha256(state.to_bytes()).hexdigest() == step["state_after_sha256_hex"]
