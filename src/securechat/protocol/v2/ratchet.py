@@ -280,10 +280,11 @@ def ratchet_encrypt(
         root_key, cks = kdf_rk(state.root_key, shared)
         state = replace(state, dhs_private=dhs_private, root_key=root_key, cks=cks, pn=state.ns, ns=0)
     message_key, cks = kdf_ck(state.cks)
-    header = ratchet_header_bytes(x25519_public(state.dhs_private), state.pn, state.ns)
+    dh = x25519_public(state.dhs_private)
+    header = ratchet_header_bytes(dh, state.pn, state.ns)
     ciphertext = _seal(message_key, plaintext, ratchet_aad(state.ad_hash, header, extra_ad))
     setup = SetupMessage.from_bytes(state.pending_setup) if state.pending_setup else None
-    message = RatchetMessage(x25519_public(state.dhs_private), state.pn, state.ns, ciphertext, setup)
+    message = RatchetMessage(dh, state.pn, state.ns, ciphertext, setup)
     return message, replace(state, cks=cks, ns=state.ns + 1)
 
 
