@@ -7,7 +7,9 @@ from the generator, so these tests check what a second implementation must repro
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion
 from securechat.protocol.identifiers import parse_username
@@ -373,3 +376,121 @@ def test_skipped_key_limits(case: dict[str, Any]) -> None:
             assert plaintext.hex() == step["plaintext_hex"]
         assert len(state.skipped) == step["skipped_after"]
         assert hashlib.sha256(state.to_bytes()).hexdigest() == step["state_after_sha256_hex"]
+
+
+# ---------------------------------------------------------------------------
+# Independent re-implementations of PROTOCOL.md 15 constructions, from the text alone
+# (hashlib and hmac, canonical encoding by hand), against the vector values.
+# ---------------------------------------------------------------------------
+
+
+def spec_canonical(label: str, fields: list[bytes]) -> bytes:
+    out = b""
+    for item in [label.encode(), *fields]:
+        out += len(item).to_bytes(4, "big") + item
+    return out
+
+
+def spec_hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def spec_u64(value: int) -> bytes:
+    return value.to_bytes(8, "big")
+
+
+@pytest.mark.parametrize("case", VECTORS["setups"], ids=lambda case: case["name"])
+def test_spec_setup_derivation(case: dict[str, Any]) -> None:
+    """15.5 from the text: parties, setup bytes, the HKDF info, SK, ad_hash, session_id."""
+    fields: list[bytes] = []
+    for name in (case["initiator"], case["responder"]):
+        d = DEVICES[name]
+        fields += [
+            d["username"].encode(),
+            bytes.fromhex(d["account_key_hex"]),
+            d["device_id"].encode(),
+            bytes.fromhex(d["signing_key_hex"]),
+            bytes.fromhex(d["dh_key_hex"]),
+        ]
+    parties = spec_canonical("securechat/v2/session-parties", fields)
+    assert parties.hex() == case["parties_hex"]
+    setup = case["setup_wire"]
+    opk = b"" if setup["one_time_prekey_id"] is None else spec_u64(setup["one_time_prekey_id"])
+    setup_bytes = spec_canonical(
+        "securechat/v2/session-setup",
+        [
+            spec_u64(2),
+            base64.b64decode(setup["ephemeral_key"]),
+            spec_u64(setup["signed_prekey_id"]),
+            opk,
+            b"",
+        ],
+    )
+    assert setup_bytes.hex() == case["setup_bytes_hex"]
+    info = spec_canonical("securechat/v2/session-kdf", [parties, setup_bytes])
+    assert info.hex() == case["info_hex"]
+    ikm = b"\xff" * 32 + b"".join(bytes.fromhex(dh) for dh in case["dh_hex"])
+    assert spec_hkdf(ikm, bytes(32), info, 32).hex() == case["shared_key_hex"]
+    assert hashlib.sha256(parties).hexdigest() == case["ad_hash_hex"]
+    assert (
+        hashlib.sha256(spec_canonical("securechat/v2/session-id", [parties, setup_bytes])).hexdigest()
+        == case["session_id_hex"]
+    )
+
+
+@pytest.mark.parametrize(
+    "index",
+    [i for i, s in enumerate(RATCHET["steps"]) if s["action"] == "send"],
+    ids=lambda i: RATCHET["steps"][i]["label"],
+)
+def test_spec_message_keys_headers_and_ciphertexts(index: int) -> None:
+    """15.6 from the text: the header bytes, the AAD, the message key's AES key and nonce,
+    the ciphertext; and KDF_CK from the sender's chain key in its state after the step."""
+    step = RATCHET["steps"][index]
+    wire = step["wire"]
+    dh = base64.b64decode(wire["dh"])
+    header = spec_canonical("securechat/v2/ratchet-header", [dh, spec_u64(wire["pn"]), spec_u64(wire["n"])])
+    assert header.hex() == step["header_bytes_hex"]
+    state = SessionState.from_bytes(bytes.fromhex(step["state_after_hex"]))
+    aad = spec_canonical(
+        "securechat/v2/ratchet-aad", [state.ad_hash, header, bytes.fromhex(RATCHET["extra_ad_hex"])]
+    )
+    assert aad.hex() == step["aad_hex"]
+    out = spec_hkdf(bytes.fromhex(step["message_key_hex"]), bytes(32), b"securechat/v2/message-key", 44)
+    assert out[:32].hex() == step["aes_key_hex"] and out[32:].hex() == step["nonce_hex"]
+    ciphertext = AESGCM(out[:32]).encrypt(out[32:], bytes.fromhex(step["plaintext_hex"]), aad)
+    assert base64.b64encode(ciphertext).decode() == wire["ciphertext"]
+    # KDF_CK: within a chain, this message key is HMAC(ck, 0x01) of the chain key the
+    # sender's state held after its previous message in the same chain.
+    previous = [
+        s
+        for s in RATCHET["steps"][:index]
+        if s["action"] == "send" and s["actor"] == step["actor"] and s["wire"]["dh"] == wire["dh"]
+    ]
+    if previous:
+        chain_key = SessionState.from_bytes(bytes.fromhex(previous[-1]["state_after_hex"])).cks
+        assert hmac.new(chain_key, b"\x01", hashlib.sha256).hexdigest() == step["message_key_hex"]
+        next_chain = hmac.new(chain_key, b"\x02", hashlib.sha256).digest()
+        assert state.cks == next_chain
+
+
+def test_spec_state_layout_of_the_last_step() -> None:
+    """15.7.6 from the text: the fields of a serialised state, in order."""
+    step = RATCHET["steps"][-1]
+    raw = bytes.fromhex(step["state_after_hex"])
+    fields, offset = [], 0
+    while offset < len(raw):
+        size = int.from_bytes(raw[offset : offset + 4], "big")
+        fields.append(raw[offset + 4 : offset + 4 + size])
+        offset += 4 + size
+    assert fields[0] == b"securechat/v2/session-state"
+    assert fields[1] == spec_u64(2)
+    assert [len(f) for f in fields[2:9]] == [32, 32, 32, 32, 32, 0, 32]  # after a turn: no cks
+    count = int.from_bytes(fields[13], "big")
+    assert len(fields) == 14 + 4 * count
