@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion
@@ -494,3 +495,32 @@ def test_spec_state_layout_of_the_last_step() -> None:
     assert [len(f) for f in fields[2:9]] == [32, 32, 32, 32, 32, 0, 32]  # after a turn: no cks
     count = int.from_bytes(fields[13], "big")
     assert len(fields) == 14 + 4 * count
+
+
+@pytest.mark.parametrize("case", VECTORS["setups"], ids=lambda case: case["name"])
+def test_spec_kdf_rk_and_the_first_message(case: dict[str, Any]) -> None:
+    """15.6 and 15.7.2 from the text: the initiator's first send turns the ratchet from SK
+    against the signed prekey, KDF_RK gives the chain key, KDF_CK the message key."""
+    first = case["first_message"]
+    ratchet_private = X25519PrivateKey.from_private_bytes(bytes.fromhex(first["ratchet_private_hex"]))
+    signed_prekey = X25519PublicKey.from_public_bytes(
+        base64.b64decode(DEVICES[case["responder"]]["signed_prekey"]["wire"]["public_key"])
+    )
+    out = spec_hkdf(
+        ratchet_private.exchange(signed_prekey),
+        bytes.fromhex(case["shared_key_hex"]),
+        b"securechat/v2/ratchet-root",
+        64,
+    )
+    message_key = hmac.new(out[32:], b"\x01", hashlib.sha256).digest()
+    material = spec_hkdf(message_key, bytes(32), b"securechat/v2/message-key", 44)
+    dh = ratchet_private.public_key().public_bytes_raw()
+    header = spec_canonical("securechat/v2/ratchet-header", [dh, spec_u64(0), spec_u64(0)])
+    aad = spec_canonical(
+        "securechat/v2/ratchet-aad",
+        [bytes.fromhex(case["ad_hash_hex"]), header, bytes.fromhex(first["extra_ad_hex"])],
+    )
+    ciphertext = AESGCM(material[:32]).encrypt(material[32:], bytes.fromhex(first["plaintext_hex"]), aad)
+    assert first["wire"]["dh"] == base64.b64encode(dh).decode()
+    assert first["wire"]["ciphertext"] == base64.b64encode(ciphertext).decode()
+    assert first["wire"]["setup"] == case["setup_wire"]
