@@ -28,9 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from securechat.protocol.encoding import b64encode
-from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion
-from securechat.protocol.identifiers import Username, parse_username
+from securechat.protocol.encoding import b64decode, b64encode
+from securechat.protocol.envelope import encode_payload, pad
+from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion, VerificationFailed
+from securechat.protocol.identifiers import Username, direct_conversation_id, parse_message_id, parse_username
 from securechat.protocol.v2 import PROTOCOL_VERSION, labels
 from securechat.protocol.v2.devices import (
     Device,
@@ -39,6 +40,17 @@ from securechat.protocol.v2.devices import (
     certify_device,
     check_device_list,
     sign_device_list,
+)
+from securechat.protocol.v2.envelope import (
+    EnvelopeV2,
+    HeaderV2,
+    Target,
+    envelope_signature_input,
+    key_slot_plaintext,
+    open_body,
+    open_key_slot,
+    seal_envelope,
+    verify_envelope,
 )
 from securechat.protocol.v2.errors import Refusal
 from securechat.protocol.v2.prekeys import (
@@ -88,7 +100,7 @@ def secret(*parts: str) -> bytes:
 def outcome(action: Callable[[], object]) -> str:
     try:
         action()
-    except Refusal as exc:
+    except (Refusal, _Outcome) as exc:
         return exc.reason
     except UnsupportedVersion:
         return "unsupported_version"
@@ -748,6 +760,159 @@ def skipped_limits_section() -> list[dict[str, Any]]:
     return cases
 
 
+def open_envelope(wire: dict[str, Any], receiver: VDevice, sender: VDevice, now: int) -> bytes:
+    """A receiving device's path through 15.8 for a first message (with a setup)."""
+    envelope = EnvelopeV2.from_wire(wire)
+    try:
+        verify_envelope(envelope, sender.device)
+    except VerificationFailed as exc:
+        raise _Outcome("bad_signature") from exc
+    slot = envelope.slot_for(receiver.username, receiver.device.device_id)
+    if slot is None:
+        raise _Outcome("not_for_me")
+    accepted = accept_session(
+        receiver.party,
+        receiver.dh_private,
+        sender.party,
+        slot.message,
+        {7: receiver.spk_private},
+        receiver.opk_privates,
+        envelope.binding,
+        now,
+    )
+    try:
+        return open_body(envelope, open_key_slot(envelope, accepted.plaintext))
+    except VerificationFailed as exc:
+        raise _Outcome("undecryptable") from exc
+
+
+class _Outcome(ProtocolError):
+    """A refusal with a v1 reason code of PROTOCOL.md 14 (for the envelope cases)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def envelopes_section() -> dict[str, Any]:
+    laptop, phone, bob = DEVICES["alice_laptop"], DEVICES["alice_phone"], DEVICES["bob_phone"]
+    targets = {"alice_phone": phone, "bob_phone": bob}
+    sessions = {
+        (d.username, d.device.device_id): initiate_session(
+            laptop.party,
+            laptop.dh_private,
+            d.party,
+            d.spk,
+            d.opks[1001],
+            secret("envelope", "ephemeral", key),
+        )
+        for key, d in targets.items()
+    }
+    header = HeaderV2(
+        parse_message_id("3f0c6a6e-8d1b-4c2a-9e57-1b2f3c4d5e6f"),
+        direct_conversation_id(laptop.username, bob.username),
+        laptop.username,
+        laptop.device.device_id,
+        T0 + 10_000,
+        (
+            Target(phone.username, 2, (phone.device.device_id,)),
+            Target(bob.username, 1, (bob.device.device_id,)),
+        ),
+    )
+    payload = encode_payload({"type": "text", "text": "Hello, Bob!"})
+    content_key, iv = secret("envelope", "content-key"), secret("envelope", "iv")[:12]
+    randoms = iter(secret("envelope", "ratchet", str(i)) for i in range(10))
+    ratchet_privates: list[str] = []
+
+    def random(n: int) -> bytes:
+        value = next(randoms)[:n]
+        ratchet_privates.append(value.hex())
+        return value
+
+    envelope, _ = seal_envelope(header, payload, content_key, iv, sessions, laptop.signing_seed, random)
+    wire = envelope.to_wire()
+    header_bytes = header.to_bytes()
+    now = T0 + 20_000
+
+    altered_body = copy.deepcopy(wire)
+    body = bytearray(b64decode(altered_body["body"]))
+    body[0] ^= 1
+    altered_body["body"] = b64encode(bytes(body))
+    fewer_targets = copy.deepcopy(wire)
+    fewer_targets["targets"] = fewer_targets["targets"][1:]
+    fewer_targets["slots"] = fewer_targets["slots"][1:]
+    moved_slot = copy.deepcopy(wire)
+    moved_slot["slots"][1]["message"] = wire["slots"][0]["message"]
+    only_bob = copy.deepcopy(wire)
+    only_bob["slots"] = wire["slots"][1:]
+    unsorted = copy.deepcopy(wire)
+    unsorted["slots"] = list(reversed(wire["slots"]))
+    own_device = copy.deepcopy(wire)
+    own_device["targets"][0]["devices"] = [laptop.device.device_id]
+    cases = [
+        ("bob_opens", wire, "bob_phone", "ok", "the peer's device"),
+        ("alice_phone_opens", wire, "alice_phone", "ok", "the sender's other device"),
+        (
+            "bob_opens_his_own_slot_alone",
+            only_bob,
+            "bob_phone",
+            "ok",
+            "the server delivers each device only its slot",
+        ),
+        ("altered_body", altered_body, "bob_phone", "bad_signature", "one bit of the body flipped"),
+        (
+            "fewer_targets",
+            fewer_targets,
+            "bob_phone",
+            "bad_signature",
+            "a target removed from the signed header",
+        ),
+        ("slot_moved", moved_slot, "bob_phone", "ratchet_failed", "alice_phone's slot put in bob's place"),
+        ("phone_not_a_target", only_bob, "alice_phone", "not_for_me", "no slot for this device"),
+        ("slots_unsorted", unsorted, "bob_phone", "malformed", "slots out of order"),
+        (
+            "sender_device_a_target",
+            own_device,
+            "bob_phone",
+            "malformed",
+            "the sender's own device as a target",
+        ),
+    ]
+    out = []
+    for name, case_wire, receiver, expected, note in cases:
+        case = {
+            "name": name,
+            "note": note,
+            "receiver": receiver,
+            "now": now,
+            "wire": case_wire,
+            "expected": expected,
+        }
+        expect(case, lambda w=case_wire, r=DEVICES[receiver]: open_envelope(w, r, laptop, now))
+        if expected == "ok":
+            assert open_envelope(case_wire, DEVICES[receiver], laptop, now) == payload
+        out.append(case)
+    return {
+        "sender": "alice_laptop",
+        "sessions": [
+            {"device": key, "ephemeral_private_hex": secret("envelope", "ephemeral", key).hex()}
+            for key in targets
+        ],
+        "one_time_prekey_id": 1001,
+        "content_key_hex": content_key.hex(),
+        "iv_hex": iv.hex(),
+        "payload_hex": payload.hex(),
+        "padded_hex": pad(payload).hex(),
+        "ratchet_privates_hex": ratchet_privates,
+        "header_bytes_hex": header_bytes.hex(),
+        "binding_hex": envelope.binding.hex(),
+        "key_slot_plaintext_hex": key_slot_plaintext(content_key, envelope.binding).hex(),
+        "signature_input_hex": envelope_signature_input(header_bytes, envelope.binding).hex(),
+        "wire": wire,
+        "cases": out,
+    }
+
+
 def build() -> dict[str, Any]:
     setups = setups_section()
     return {
@@ -767,6 +932,7 @@ def build() -> dict[str, Any]:
         "setup_refusals": setup_refusals_section(setups),
         "ratchet": ratchet_section(),
         "skipped_limits": skipped_limits_section(),
+        "envelopes": envelopes_section(),
     }
 
 

@@ -21,10 +21,20 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion
+from securechat.protocol.envelope import pad
+from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion, VerificationFailed
 from securechat.protocol.identifiers import parse_username
 from securechat.protocol.v2 import labels
 from securechat.protocol.v2.devices import Device, KnownList, certificate_bytes, check_device_list
+from securechat.protocol.v2.envelope import (
+    EnvelopeV2,
+    envelope_signature_input,
+    key_slot_plaintext,
+    open_body,
+    open_key_slot,
+    seal_envelope,
+    verify_envelope,
+)
 from securechat.protocol.v2.errors import Refusal
 from securechat.protocol.v2.prekeys import (
     check_one_time_prekey,
@@ -524,3 +534,96 @@ def test_spec_kdf_rk_and_the_first_message(case: dict[str, Any]) -> None:
     assert first["wire"]["dh"] == base64.b64encode(dh).decode()
     assert first["wire"]["ciphertext"] == base64.b64encode(ciphertext).decode()
     assert first["wire"]["setup"] == case["setup_wire"]
+
+
+# ---------------------------------------------------------------------------
+# The fan-out envelope (15.8).
+# ---------------------------------------------------------------------------
+
+ENVELOPES = VECTORS["envelopes"]
+
+
+def test_envelope_sealing_reproduces_the_wire() -> None:
+    sender = ENVELOPES["sender"]
+    sessions = {}
+    for entry in ENVELOPES["sessions"]:
+        name = entry["device"]
+        spk, opk = bundle(name, ENVELOPES["one_time_prekey_id"])
+        sessions[(DEVICES[name]["username"], DEVICES[name]["device_id"])] = initiate_session(
+            party(sender),
+            secret(sender, "dh_private_hex"),
+            party(name),
+            spk,
+            opk,
+            bytes.fromhex(entry["ephemeral_private_hex"]),
+        )
+    privates = iter(bytes.fromhex(value) for value in ENVELOPES["ratchet_privates_hex"])
+    parsed = EnvelopeV2.from_wire(ENVELOPES["wire"])
+    envelope, _ = seal_envelope(
+        parsed.header,
+        bytes.fromhex(ENVELOPES["payload_hex"]),
+        bytes.fromhex(ENVELOPES["content_key_hex"]),
+        bytes.fromhex(ENVELOPES["iv_hex"]),
+        sessions,
+        secret(sender, "signing_seed_hex"),
+        lambda n: next(privates)[:n],
+    )
+    assert envelope.to_wire() == ENVELOPES["wire"]
+    assert envelope.header.to_bytes().hex() == ENVELOPES["header_bytes_hex"]
+    assert envelope.binding.hex() == ENVELOPES["binding_hex"]
+    assert pad(bytes.fromhex(ENVELOPES["payload_hex"])).hex() == ENVELOPES["padded_hex"]
+    assert (
+        key_slot_plaintext(bytes.fromhex(ENVELOPES["content_key_hex"]), envelope.binding).hex()
+        == ENVELOPES["key_slot_plaintext_hex"]
+    )
+    assert (
+        envelope_signature_input(envelope.header.to_bytes(), envelope.binding).hex()
+        == ENVELOPES["signature_input_hex"]
+    )
+
+
+class EnvelopeRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def open_envelope(wire: dict[str, Any], receiver: str, now: int) -> bytes:
+    """15.8's receiving order, for a first message that carries a setup."""
+    envelope = EnvelopeV2.from_wire(wire)
+    try:
+        verify_envelope(envelope, device(ENVELOPES["sender"]))
+    except VerificationFailed as exc:
+        raise EnvelopeRefused("bad_signature") from exc
+    slot = envelope.slot_for(DEVICES[receiver]["username"], DEVICES[receiver]["device_id"])
+    if slot is None:
+        raise EnvelopeRefused("not_for_me")
+    d = DEVICES[receiver]
+    accepted = accept_session(
+        party(receiver),
+        secret(receiver, "dh_private_hex"),
+        party(ENVELOPES["sender"]),
+        slot.message,
+        {d["signed_prekey"]["wire"]["prekey_id"]: bytes.fromhex(d["signed_prekey"]["private_hex"])},
+        {o["wire"]["prekey_id"]: bytes.fromhex(o["private_hex"]) for o in d["one_time_prekeys"]},
+        envelope.binding,
+        now,
+    )
+    try:
+        return open_body(envelope, open_key_slot(envelope, accepted.plaintext))
+    except VerificationFailed as exc:
+        raise EnvelopeRefused("undecryptable") from exc
+
+
+@pytest.mark.parametrize("case", ENVELOPES["cases"], ids=lambda case: case["name"])
+def test_envelopes(case: dict[str, Any]) -> None:
+    def run() -> object:
+        return open_envelope(case["wire"], case["receiver"], case["now"])
+
+    try:
+        got = outcome(run)
+    except EnvelopeRefused as refused:
+        got = refused.reason
+    assert got == case["expected"], case["note"]
+    if got == "ok":
+        assert open_envelope(case["wire"], case["receiver"], case["now"]).hex() == ENVELOPES["payload_hex"]
