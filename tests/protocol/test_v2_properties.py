@@ -10,12 +10,24 @@ sessions.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, replace
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from v2_support import T0, DeviceKeys, counter_random, make_device, start
 
+from securechat.protocol.errors import VerificationFailed
+from securechat.protocol.identifiers import MessageId, Username, direct_conversation_id
+from securechat.protocol.v2.envelope import (
+    EnvelopeV2,
+    HeaderV2,
+    Target,
+    open_body,
+    open_key_slot,
+    seal_envelope,
+    verify_envelope,
+)
 from securechat.protocol.v2.errors import V2_REASONS, Refusal
 from securechat.protocol.v2.ratchet import RatchetMessage, SessionState, ratchet_decrypt, ratchet_encrypt
 from securechat.protocol.v2.setup import accept_session
@@ -64,7 +76,7 @@ class Network:
             out.append(InFlight(sender, receiver, message, plaintext))
         return out
 
-    def receive(self, item: InFlight, now: int) -> bytes:
+    def receive(self, item: InFlight, now: int, extra_ad: bytes = AD) -> bytes:
         """What a client does with a ratchet message from a listed device (15.5, 15.7)."""
         key = (item.receiver, item.sender)
         state = self.sessions.get(key)
@@ -85,14 +97,14 @@ class Network:
                 item.message,
                 {1: me.signed_prekey_private},
                 one_time,
-                AD,
+                extra_ad,
                 now,
             )
             if accepted.used_one_time_prekey_id is not None:
                 self.used_one_time.add((item.receiver, accepted.used_one_time_prekey_id))
             self.sessions[key] = accepted.state
             return accepted.plaintext
-        plaintext, self.sessions[key] = ratchet_decrypt(state, item.message, AD, now)
+        plaintext, self.sessions[key] = ratchet_decrypt(state, item.message, extra_ad, now)
         return plaintext
 
 
@@ -226,3 +238,115 @@ def test_post_compromise_a_copy_at_message_10_opens_nothing_after_both_turn(
             assert refusal.reason == "ratchet_failed"
         else:
             raise AssertionError("the copied state opened a message after both turns")
+
+
+# ---------------------------------------------------------------------------
+# The same through the fan-out envelope (15.8): one body per message, a slot per device.
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Posted:
+    receiver: int
+    envelope: EnvelopeV2
+    payload: bytes
+
+
+def envelope_for(network: Network, sender: int, number: int) -> list[Posted]:
+    """Seal one envelope for every device the sender has a session with, and cut it into
+    one inbox entry per target device, each with only its slot (as the server does)."""
+    me = network.devices[sender]
+    receivers = [r for r in range(len(network.devices)) if r != sender and (sender, r) in network.sessions]
+    if not receivers:
+        return []
+    by_account: dict[str, list[str]] = {}
+    for r in receivers:
+        by_account.setdefault(network.devices[r].username, []).append(network.devices[r].device.device_id)
+    header = HeaderV2(
+        MessageId(str(uuid.UUID(int=number, version=4))),
+        direct_conversation_id(Username("alice"), Username("bob")),
+        me.username,
+        me.device.device_id,
+        T0 + number,
+        tuple(Target(Username(user), 1, tuple(sorted(ids))) for user, ids in sorted(by_account.items())),
+    )
+    payload = f"message {number} from {sender}".encode()
+    sessions = {
+        (network.devices[r].username, network.devices[r].device.device_id): network.sessions[(sender, r)]
+        for r in receivers
+    }
+    envelope, states = seal_envelope(
+        header, payload, bytes(32), bytes(12), sessions, me.signing_seed, counter_random(f"env-{number}")
+    )
+    posted = []
+    for r in receivers:
+        device = network.devices[r]
+        network.sessions[(sender, r)] = states[(device.username, device.device.device_id)]
+        slot = envelope.slot_for(device.username, device.device.device_id)
+        assert slot is not None
+        posted.append(Posted(r, replace(envelope, slots=(slot,)), payload))
+    return posted
+
+
+def open_posted(network: Network, item: Posted, now: int) -> bytes:
+    """15.8's opening steps; the session's new state is kept only when all have passed."""
+    envelope = item.envelope
+    sender = next(
+        i for i, d in enumerate(network.devices) if d.device.device_id == envelope.header.sender_device
+    )
+    verify_envelope(envelope, network.devices[sender].device)
+    (slot,) = envelope.slots
+    saved = dict(network.sessions), set(network.used_one_time)
+    try:
+        plaintext = network.receive(
+            InFlight(sender, item.receiver, slot.message, b""), now, extra_ad=envelope.binding
+        )
+        return open_body(envelope, open_key_slot(envelope, plaintext))
+    except Exception:
+        network.sessions, network.used_one_time = saved
+        raise
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_three_devices_through_envelopes(data: st.DataObject) -> None:
+    """Alice's laptop and phone and bob's phone: each message is one envelope; each device
+    opens its copy exactly once; an altered body or a repeat is refused, state unchanged."""
+    network = Network(
+        [make_device("alice", "laptop"), make_device("bob", "phone"), make_device("alice", "phone")]
+    )
+    in_flight: list[Posted] = []
+    opened: set[tuple[int, bytes]] = set()
+    number = 0
+    for step in range(data.draw(st.integers(5, 40), label="steps")):
+        action = data.draw(st.sampled_from(["send", "deliver", "deliver", "drop", "tamper"]))
+        if action == "send":
+            number += 1
+            in_flight += envelope_for(network, data.draw(st.integers(0, 2), label="sender"), number)
+            continue
+        if not in_flight:
+            continue
+        index = data.draw(st.integers(0, len(in_flight) - 1), label="which")
+        item = in_flight[index]
+        if action == "drop":
+            in_flight.pop(index)
+            continue
+        if action == "tamper":
+            body = bytearray(item.envelope.body)
+            body[data.draw(st.integers(0, len(body) - 1))] ^= 1
+            item = replace(item, envelope=replace(item.envelope, body=bytes(body)))
+        elif not data.draw(st.booleans(), label="keep a copy to duplicate"):
+            in_flight.pop(index)
+        before = {key: state.to_bytes() for key, state in network.sessions.items()}
+        try:
+            payload = open_posted(network, item, T0 + 1000 + step)
+        except (Refusal, VerificationFailed) as refusal:
+            event(f"envelope refused: {getattr(refusal, 'reason', 'bad_signature')} ({action})")
+            assert {key: state.to_bytes() for key, state in network.sessions.items()} == before
+            assert action == "tamper" or (item.receiver, item.payload) in opened
+            continue
+        assert action != "tamper"
+        assert payload == item.payload
+        event("envelope opened")
+        assert (item.receiver, payload) not in opened
+        opened.add((item.receiver, payload))
