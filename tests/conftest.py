@@ -203,3 +203,32 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(tmp_path / "server-data", tmp_path / "server.log")
     yield server
     server.stop()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@asynccontextmanager
+async def postgres_instances(
+    tmp_path: Path, prefix: str, extra_env: dict[str, str] | None = None, *, redis: bool = True
+) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    """Two server processes on one throwaway PostgreSQL database, with Redis between
+    them on a channel of their own (other runs on the same Redis must not cross in).
+    They share a data dir, and so one server secret, as a deployment's instances do."""
+    async with throwaway_postgres(prefix) as (name, url):
+        env = {"SECURECHAT_DATABASE_URL": url}
+        if redis:
+            env |= {"SECURECHAT_REDIS_URL": REDIS_URL, "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}"}
+        env |= extra_env or {}
+        data_dir = tmp_path / "shared-data"
+        first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
+        try:
+            second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
+        except BaseException:
+            first.stop()
+            raise
+        try:
+            yield first, second
+        finally:
+            first.stop()
+            second.stop()

@@ -32,7 +32,7 @@ from securechat.client.messenger import Messenger
 from securechat.protocol.keys import seal_key_bundle
 
 from ..api.support import bearer, material, registration_body
-from ..conftest import LiveServer, server_database, start_server, throwaway_postgres
+from ..conftest import LiveServer, postgres_instances, server_database, start_server
 from .conftest import PASSWORDS
 from .test_admin_cli import cli
 
@@ -372,16 +372,8 @@ async def test_a_token_whose_successor_was_spent_is_reuse_even_within_the_grace(
 
 @pytest.fixture
 async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    async with throwaway_postgres("securechat_refresh") as (_, database_url):
-        env = {"SECURECHAT_DATABASE_URL": database_url}
-        data_dir = tmp_path / "shared-data"  # one server secret for both
-        first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
-        second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
-        try:
-            yield first, second
-        finally:
-            first.stop()
-            second.stop()
+    async with postgres_instances(tmp_path, "securechat_refresh", redis=False) as instances:
+        yield instances
 
 
 async def test_concurrent_refreshes_across_two_instances_share_one_new_pair(

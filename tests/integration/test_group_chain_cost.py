@@ -24,9 +24,7 @@ from securechat.protocol.encoding import b64decode, b64encode
 from securechat.protocol.groups import GroupChange, GroupState, genesis, sign_change
 
 from ..api.support import bearer, identity_for, registration_body
-from ..conftest import LiveServer, server_database, start_server, throwaway_postgres
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from ..conftest import LiveServer, postgres_instances, server_database, start_server
 
 
 def now() -> int:
@@ -153,19 +151,8 @@ async def two_instances(
             first.stop()
             second.stop()
         return
-    async with throwaway_postgres("securechat_group_heads") as (name, url):
-        env = {
-            "SECURECHAT_DATABASE_URL": url,
-            "SECURECHAT_REDIS_URL": REDIS_URL,
-            "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
-        }
-        first = start_server(tmp_path / "data", tmp_path / "first.log", extra_env=env)
-        second = start_server(tmp_path / "data", tmp_path / "second.log", extra_env=env)
-        try:
-            yield first, second
-        finally:
-            first.stop()
-            second.stop()
+    async with postgres_instances(tmp_path, "securechat_group_heads") as instances:
+        yield instances
 
 
 async def test_two_changes_racing_for_one_head_on_two_instances(two_instances) -> None:  # type: ignore[no-untyped-def]

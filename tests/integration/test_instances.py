@@ -14,29 +14,14 @@ from securechat.client.messenger import Messenger
 from securechat.client.realtime import InboxSocket
 from securechat.protocol.identifiers import direct_conversation_id
 
-from ..conftest import LiveServer, start_server, throwaway_postgres
+from ..conftest import LiveServer, postgres_instances
 from .conftest import PASSWORDS, next_item
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
 async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    async with throwaway_postgres("securechat_instances") as (name, url):
-        env = {
-            "SECURECHAT_DATABASE_URL": url,
-            "SECURECHAT_REDIS_URL": REDIS_URL,
-            # This test's own channel: other runs on the same Redis must not cross in.
-            "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
-        }
-        data_dir = tmp_path / "shared-data"
-        first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
-        second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
-        try:
-            yield first, second
-        finally:
-            first.stop()
-            second.stop()
+    async with postgres_instances(tmp_path, "securechat_instances") as instances:
+        yield instances
 
 
 async def test_live_delivery_and_typing_across_instances(two_instances, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

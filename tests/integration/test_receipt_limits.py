@@ -27,9 +27,8 @@ from securechat.client.messenger import Messenger
 from securechat.protocol.identifiers import direct_conversation_id
 from securechat.protocol.receipts import make_receipt
 
-from ..conftest import LiveServer, start_server, throwaway_postgres
+from ..conftest import LiveServer, postgres_instances, start_server
 from .conftest import PASSWORDS, MakeClient
-from .test_instances import REDIS_URL
 
 CONCURRENCY = 20
 
@@ -276,20 +275,8 @@ async def test_receipts_are_limited_per_account_on_every_path(
 
 @pytest.fixture
 async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    async with throwaway_postgres("securechat_receipts") as (name, url):
-        env = {
-            "SECURECHAT_DATABASE_URL": url,
-            "SECURECHAT_REDIS_URL": REDIS_URL,
-            "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
-        }
-        data_dir = tmp_path / "shared-data"
-        first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
-        second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
-        try:
-            yield first, second
-        finally:
-            first.stop()
-            second.stop()
+    async with postgres_instances(tmp_path, "securechat_receipts") as instances:
+        yield instances
 
 
 async def test_one_receipt_per_reader_message_and_kind_across_two_instances(

@@ -38,10 +38,9 @@ from securechat.server.services.admin import make_admin
 from securechat.server.settings import Settings
 from securechat.server.storage.database import Database
 
-from ..conftest import LiveServer, start_server, throwaway_postgres
+from ..conftest import LiveServer, postgres_instances, start_server
 from .conftest import PASSWORDS, next_item
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 NEW_PASSWORD = "a brand new passphrase 2026"
 # A generous bound, not a measurement: without the event the socket stays open for the
 # periodic check's 300 s.
@@ -66,19 +65,8 @@ async def instances(
         finally:
             server.stop()
         return
-    async with throwaway_postgres("securechat_sessions") as (name, url):
-        env |= {
-            "SECURECHAT_DATABASE_URL": url,
-            "SECURECHAT_REDIS_URL": REDIS_URL,
-            "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
-        }
-        first = start_server(tmp_path / "shared-data", tmp_path / "first.log", extra_env=env)
-        second = start_server(tmp_path / "shared-data", tmp_path / "second.log", extra_env=env)
-        try:
-            yield first, second
-        finally:
-            first.stop()
-            second.stop()
+    async with postgres_instances(tmp_path, "securechat_sessions", env) as instances:
+        yield instances
 
 
 async def grant_admin(server: LiveServer, username: str) -> None:

@@ -26,10 +26,9 @@ from securechat.client.messenger import Messenger
 from securechat.protocol.files import FILE_CHUNK_BYTES, chunk_count
 from securechat.protocol.identifiers import direct_conversation_id
 
-from ..conftest import LiveServer, start_server, throwaway_postgres
+from ..conftest import LiveServer, postgres_instances, start_server
 from .conftest import PASSWORDS
 from .test_admin_cli import cli
-from .test_instances import REDIS_URL
 
 MIB = 1024 * 1024
 TAG = 16  # AES-GCM tag: each stored chunk is its plaintext and 16 bytes
@@ -230,21 +229,9 @@ async def test_chunk_uploads_are_rate_limited_per_account(rate_server: LiveServe
 
 @pytest.fixture
 async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    async with throwaway_postgres("securechat_quota") as (name, url):
-        env = {
-            "SECURECHAT_DATABASE_URL": url,
-            "SECURECHAT_REDIS_URL": REDIS_URL,
-            "SECURECHAT_REDIS_CHANNEL": f"securechat-test:{name}",
-            "SECURECHAT_FILE_QUOTA_BYTES": str(5 * MIB),
-        }
-        data_dir = tmp_path / "shared-data"
-        first = start_server(data_dir, tmp_path / "first.log", extra_env=env)
-        second = start_server(data_dir, tmp_path / "second.log", extra_env=env)
-        try:
-            yield first, second
-        finally:
-            first.stop()
-            second.stop()
+    quota = {"SECURECHAT_FILE_QUOTA_BYTES": str(5 * MIB)}
+    async with postgres_instances(tmp_path, "securechat_quota", quota) as instances:
+        yield instances
 
 
 async def test_parallel_uploads_cannot_pass_the_quota_across_two_instances(
