@@ -71,20 +71,7 @@ async def mark_read(ctx: ServiceContext, principal: Principal, conversation_id: 
 
 
 def _read(conn: Connection, principal: Principal, cid: str, ids: list[str]) -> tuple[int, list[InboxEvent]]:
-    members = batch_store.get_members_by_conversation(conn, [cid])[cid]
-    if principal.username not in members:
-        raise NotFound("no such conversation")
-    rows = batch_store.get_messages_by_message_ids(conn, ids)
-    current = set(members.values())
-    candidates: dict[int, list[dict[str, Any]]] = {}
-    for row in rows.values():
-        # Only to senders still in the conversation: a receipt is the reader's news for them.
-        if (
-            row["conversation_id"] == cid
-            and row["sender_id"] != principal.user_id
-            and row["sender_id"] in current
-        ):
-            candidates.setdefault(row["sender_id"], []).append(row)
+    candidates = receipts.receipt_candidates(conn, principal, cid, ids)
     now = now_ms()
     by_sender = receipts.first_receipts(conn, principal.user_id, "read", False, candidates, now)
     if not by_sender:

@@ -60,6 +60,29 @@ def first_receipts(
     return {sender: ids for sender, ids in news.items() if ids}
 
 
+def receipt_candidates(
+    conn: Connection, principal: Principal, cid: str, message_ids: list[str]
+) -> dict[int, list[dict[str, Any]]]:
+    """The messages of ``message_ids`` a receipt from ``principal`` may be about, by sender.
+
+    The reader must be a member of ``cid``; only messages of that conversation from other
+    senders still in it count: a receipt is the reader's news for them.
+    """
+    members = batch_store.get_members_by_conversation(conn, [cid])[cid]
+    if principal.username not in members:
+        raise NotFound("no such conversation")
+    current = set(members.values())
+    candidates: dict[int, list[dict[str, Any]]] = {}
+    for row in batch_store.get_messages_by_message_ids(conn, message_ids).values():
+        if (
+            row["conversation_id"] == cid
+            and row["sender_id"] != principal.user_id
+            and row["sender_id"] in current
+        ):
+            candidates.setdefault(row["sender_id"], []).append(row)
+    return candidates
+
+
 def parse_receipt(raw: Any) -> Receipt:
     try:
         return Receipt.from_wire(raw)
@@ -80,21 +103,7 @@ async def relay_receipt(ctx: ServiceContext, principal: Principal, raw: Any) -> 
 
 
 def _relay(conn: Connection, principal: Principal, receipt: Receipt) -> tuple[int, list[InboxEvent]]:
-    cid = receipt.conversation_id
-    members = batch_store.get_members_by_conversation(conn, [cid])[cid]
-    if principal.username not in members:
-        raise NotFound("no such conversation")
-    rows = batch_store.get_messages_by_message_ids(conn, list(receipt.message_ids))
-    current = set(members.values())
-    candidates: dict[int, list[dict[str, Any]]] = {}
-    for row in rows.values():
-        # Only to senders still in the conversation: a receipt is the reader's news for them.
-        if (
-            row["conversation_id"] == cid
-            and row["sender_id"] != principal.user_id
-            and row["sender_id"] in current
-        ):
-            candidates.setdefault(row["sender_id"], []).append(row)
+    candidates = receipt_candidates(conn, principal, receipt.conversation_id, list(receipt.message_ids))
     now = now_ms()
     # Only what this reader has not yet signed this status for: the rest is no news.
     by_sender = first_receipts(conn, principal.user_id, receipt.status, True, candidates, now)
