@@ -15,7 +15,7 @@ from ..encoding import canonical
 from ..identifiers import Username
 from ..primitives import hkdf_sha256
 from .devices import Device
-from .errors import Refusal
+from .errors import Refusal, V2Reason
 from .labels import SESSION_ID, SESSION_KDF, SESSION_PARTIES
 from .prekeys import OneTimePrekey, SignedPrekey
 from .primitives import x25519, x25519_public
@@ -76,6 +76,15 @@ def _derive(initiator: Party, responder: Party, setup: SetupMessage, dh: tuple[b
     )
 
 
+def _agree(pairs: list[tuple[bytes, bytes]], refusal: V2Reason) -> tuple[bytes, ...]:
+    """DH1..DH4 in order; a zero output (a small-order public key) refuses the setup."""
+    outputs = [x25519(private, public) for private, public in pairs]
+    dh = tuple(out for out in outputs if out is not None)
+    if len(dh) != len(outputs):
+        raise Refusal(refusal)
+    return dh
+
+
 def initiator_secrets(
     initiator: Party,
     initiator_dh_private: bytes,
@@ -97,11 +106,7 @@ def initiator_secrets(
     ]
     if one_time_prekey is not None:
         pairs.append((ephemeral_private, one_time_prekey.public_key))
-    outputs = [x25519(private, public) for private, public in pairs]
-    dh = tuple(out for out in outputs if out is not None)
-    if len(dh) != len(outputs):
-        raise Refusal("prekey_invalid")
-    return _derive(initiator, responder, setup, dh)
+    return _derive(initiator, responder, setup, _agree(pairs, "prekey_invalid"))
 
 
 def initiate_session(
@@ -146,11 +151,7 @@ def responder_secrets(
     ]
     if one_time_prekey_private is not None:
         pairs.append((one_time_prekey_private, setup.ephemeral_key))
-    outputs = [x25519(private, public) for private, public in pairs]
-    dh = tuple(out for out in outputs if out is not None)
-    if len(dh) != len(outputs):
-        raise Refusal("ratchet_failed")
-    return _derive(initiator, responder, setup, dh)
+    return _derive(initiator, responder, setup, _agree(pairs, "ratchet_failed"))
 
 
 @dataclass(frozen=True)
