@@ -18,6 +18,7 @@ import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..encoding import b64decode, b64encode, canonical, split_canonical, u64
 from ..envelope import MAX_CIPHERTEXT_BYTES, pad, unpad
@@ -74,6 +75,11 @@ class HeaderV2:
     targets: tuple[Target, ...]
 
     def to_bytes(self) -> bytes:
+        return self._bytes
+
+    @cached_property
+    def _bytes(self) -> bytes:
+        # Cached: a receiver needs these bytes four times (signature, binding, slot, body).
         fields: list[bytes | str] = [
             u64(2),
             self.message_id,
@@ -111,7 +117,7 @@ class EnvelopeV2:
     slots: tuple[Slot, ...]
     signature: bytes
 
-    @property
+    @cached_property
     def binding(self) -> bytes:
         return body_binding(self.header.to_bytes(), self.iv, self.body)
 

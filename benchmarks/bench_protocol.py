@@ -1,0 +1,439 @@
+"""Protocol benchmark: what a direct message costs in v1 and in v2, in the same run.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_protocol.py              # about 20 seconds
+    .venv/bin/python benchmarks/bench_protocol.py --repeats 2000 --json
+
+Pure protocol code only (``securechat.protocol`` and ``securechat.protocol.v2``): no
+server, no storage. Every key is fresh from the operating system's randomness. A
+100-byte text is sent from alice's device to bob's. Times are medians over
+``--repeats`` runs, in milliseconds, of one process on one core:
+
+- **v1 seal**: ``seal_message`` for the two members (two RSA-OAEP wraps, one signature).
+- **v1 open**: ``Envelope.from_wire`` and ``open_message`` (signature, RSA-OAEP unwrap,
+  AES-GCM, unpadding, payload); and the RSA-OAEP unwrap alone.
+- **v2 seal**: ``seal_envelope`` for bob's one device over an established session, in
+  the same sending chain (no DH turn) and with a DH turn (the first send after a reply).
+- **v2 open**: ``EnvelopeV2.from_wire``, the sender device's signature, the ratchet
+  (``ratchet_decrypt``), the slot's binding, AES-GCM and unpadding, and the payload; in
+  the same chain, and when the message turns the DH ratchet.
+- **v2 setup**: ``initiate_session`` (DH1-DH4, HKDF) and ``accept_session`` (the same,
+  plus opening the first message), with a one-time prekey.
+- **stored state**: ``SessionState.to_bytes()`` of an established session, of a pending
+  initiator session, and per skipped key.
+- **bytes on the wire**: the JSON envelope (compact, as the clients send it) for 1, 2
+  and 5 recipient devices in v2, beside v1 with 1, 2 and 5 recipient accounts (v1 wraps
+  per account, v2 per device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from revision import git_revision  # benchmarks/revision.py, beside this script
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from securechat.protocol.envelope import (  # noqa: E402
+    Envelope,
+    decode_payload,
+    encode_payload,
+    open_message,
+    seal_message,
+    wrapped_key_label,
+)
+from securechat.protocol.identifiers import (  # noqa: E402
+    ConversationId,
+    MessageId,
+    Username,
+    direct_conversation_id,
+)
+from securechat.protocol.keys import PrivateIdentity  # noqa: E402
+from securechat.protocol.primitives import rsa_oaep_decrypt  # noqa: E402
+from securechat.protocol.v2.devices import Device, certify_device  # noqa: E402
+from securechat.protocol.v2.envelope import (  # noqa: E402
+    EnvelopeV2,
+    HeaderV2,
+    Target,
+    open_body,
+    open_key_slot,
+    seal_envelope,
+    verify_envelope,
+)
+from securechat.protocol.v2.prekeys import (  # noqa: E402
+    OneTimePrekey,
+    SignedPrekey,
+    make_one_time_prekey,
+    make_signed_prekey,
+)
+from securechat.protocol.v2.primitives import ed25519_raw_public, x25519_public  # noqa: E402
+from securechat.protocol.v2.ratchet import SessionState, SkippedKey, ratchet_decrypt  # noqa: E402
+from securechat.protocol.v2.setup import Party, accept_session, initiate_session  # noqa: E402
+
+TEXT = "x" * 100
+NOW = int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Persona:
+    """One device of one account, with fresh keys."""
+
+    username: Username
+    account_seed: bytes
+    signing_seed: bytes
+    dh_private: bytes
+    device: Device
+    signed_prekey_private: bytes
+    signed_prekey: SignedPrekey
+
+    @property
+    def party(self) -> Party:
+        return Party(self.username, ed25519_raw_public(self.account_seed), self.device)
+
+    def one_time_prekey(self, prekey_id: int) -> tuple[bytes, OneTimePrekey]:
+        private = os.urandom(32)
+        return private, make_one_time_prekey(
+            self.signing_seed, self.username, self.device.device_id, prekey_id, private
+        )
+
+
+def persona(user: str, account_seed: bytes | None = None) -> Persona:
+    username = Username(user)
+    account_seed = account_seed or os.urandom(32)
+    signing_seed, dh_private, spk_private = os.urandom(32), os.urandom(32), os.urandom(32)
+    device = certify_device(
+        account_seed, username, ed25519_raw_public(signing_seed), x25519_public(dh_private), NOW
+    )
+    spk = make_signed_prekey(signing_seed, username, device.device_id, 1, spk_private, NOW)
+    return Persona(username, account_seed, signing_seed, dh_private, device, spk_private, spk)
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 4)
+
+
+# --- v1 ----------------------------------------------------------------------------------
+
+
+def bench_v1(repeats: int) -> dict[str, Any]:
+    alice = PrivateIdentity.generate(Username("alice"))
+    bob = PrivateIdentity.generate(Username("bob"))
+    conversation = ConversationId(direct_conversation_id(alice.username, bob.username))
+    recipients = {alice.username: alice.public, bob.username: bob.public}
+    payload = {"type": "text", "text": TEXT}
+    seal, open_, unwrap = [], [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        envelope = seal_message(alice, conversation, recipients, payload)
+        seal.append(time.perf_counter() - start)
+        wire = json.loads(json.dumps(envelope.to_wire()))
+        start = time.perf_counter()
+        opened = open_message(
+            Envelope.from_wire(wire),
+            me=bob,
+            sender_identity=alice.public,
+            conversation_id=conversation,
+            members={alice.username, bob.username},
+        )
+        open_.append(time.perf_counter() - start)
+        assert opened.payload["text"] == TEXT
+        mine = next(key for key in envelope.keys if key.recipient == bob.username)
+        label = wrapped_key_label(envelope.header.message_id, bob.username)
+        start = time.perf_counter()
+        rsa_oaep_decrypt(bob.encryption_private, mine.wrapped_key, label)
+        unwrap.append(time.perf_counter() - start)
+    return {"seal_ms": median_ms(seal), "open_ms": median_ms(open_), "rsa_unwrap_ms": median_ms(unwrap)}
+
+
+def v1_bytes(accounts: int) -> int:
+    names = [Username(f"user{i}") for i in range(accounts)]
+    identities = [PrivateIdentity.generate(name) for name in names]
+    sender = identities[0]
+    conversation = ConversationId(direct_conversation_id(names[0], names[-1]))
+    envelope = seal_message(
+        sender,
+        conversation,
+        {identity.username: identity.public for identity in identities},
+        {"type": "text", "text": TEXT},
+    )
+    return len(json.dumps(envelope.to_wire(), separators=(",", ":")).encode())
+
+
+# --- v2 ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Conversation:
+    """alice's device and bob's devices, with established sessions both ways."""
+
+    alice: Persona
+    bobs: list[Persona]
+    # alice -> bob device: alice's state; bob device -> alice: that device's state.
+    alice_states: dict[tuple[str, str], SessionState]
+    bob_states: dict[str, SessionState]
+
+    def header(self, sender: Persona, targets: list[Persona]) -> HeaderV2:
+        by_user: dict[str, list[str]] = {}
+        for device in targets:
+            by_user.setdefault(device.username, []).append(device.device.device_id)
+        return HeaderV2(
+            MessageId(str(uuid.uuid4())),
+            ConversationId(direct_conversation_id(Username("alice"), Username("bob"))),
+            sender.username,
+            sender.device.device_id,
+            int(time.time() * 1000),
+            tuple(Target(Username(user), 1, tuple(sorted(ids))) for user, ids in sorted(by_user.items())),
+        )
+
+
+def open_as(me: Persona, sender: Persona, state: SessionState, wire: object) -> SessionState:
+    """A receiving device's steps of 15.8 over an existing session; the new state."""
+    envelope = EnvelopeV2.from_wire(wire)
+    verify_envelope(envelope, sender.device)
+    slot = envelope.slot_for(me.username, me.device.device_id)
+    assert slot is not None
+    plaintext, state = ratchet_decrypt(state, slot.message, envelope.binding, int(time.time() * 1000))
+    payload = decode_payload(open_body(envelope, open_key_slot(envelope, plaintext)))
+    assert payload["text"] == TEXT
+    return state
+
+
+def establish(alice: Persona, bobs: list[Persona]) -> Conversation:
+    """alice sets up a session with each of bob's devices; each answers once."""
+    conversation = Conversation(alice, bobs, {}, {})
+    for bob in bobs:
+        opk_private, opk = bob.one_time_prekey(1000)
+        state = initiate_session(
+            alice.party, alice.dh_private, bob.party, bob.signed_prekey, opk, os.urandom(32)
+        )
+        key = (bob.username, bob.device.device_id)
+        envelope, states = seal_envelope(
+            conversation.header(alice, [bob]),
+            encode_payload({"type": "text", "text": TEXT}),
+            os.urandom(32),
+            os.urandom(12),
+            {key: state},
+            alice.signing_seed,
+            os.urandom,
+        )
+        slot = envelope.slot_for(bob.username, bob.device.device_id)
+        assert slot is not None
+        accepted = accept_session(
+            bob.party,
+            bob.dh_private,
+            alice.party,
+            slot.message,
+            {1: bob.signed_prekey_private},
+            {1000: opk_private},
+            envelope.binding,
+            NOW,
+        )
+        conversation.alice_states[key] = states[key]
+        conversation.bob_states[bob.device.device_id] = accepted.state
+        # bob answers, so alice's session is no longer pending and both have turned once.
+        reply, replies = seal_envelope(
+            conversation.header(bob, [alice]),
+            encode_payload({"type": "text", "text": TEXT}),
+            os.urandom(32),
+            os.urandom(12),
+            {(alice.username, alice.device.device_id): accepted.state},
+            bob.signing_seed,
+            os.urandom,
+        )
+        conversation.bob_states[bob.device.device_id] = replies[(alice.username, alice.device.device_id)]
+        conversation.alice_states[key] = open_as(alice, bob, states[key], reply.to_wire())
+    return conversation
+
+
+def send(conversation: Conversation, sender: Persona, receiver: Persona) -> tuple[float, float]:
+    """One message between alice and one of bob's devices, either way: the seal and open
+    times. Both sides' states move on."""
+    bob = receiver if sender is conversation.alice else sender
+    alice_key = (bob.username, bob.device.device_id)  # alice's session with that device
+    sender_state, receiver_state = (
+        (conversation.alice_states[alice_key], conversation.bob_states[bob.device.device_id])
+        if sender is conversation.alice
+        else (conversation.bob_states[bob.device.device_id], conversation.alice_states[alice_key])
+    )
+    start = time.perf_counter()
+    envelope, states = seal_envelope(
+        conversation.header(sender, [receiver]),
+        encode_payload({"type": "text", "text": TEXT}),
+        os.urandom(32),
+        os.urandom(12),
+        {(receiver.username, receiver.device.device_id): sender_state},
+        sender.signing_seed,
+        os.urandom,
+    )
+    seal = time.perf_counter() - start
+    wire = json.loads(json.dumps(envelope.to_wire()))
+    start = time.perf_counter()
+    receiver_state = open_as(receiver, sender, receiver_state, wire)
+    opened = time.perf_counter() - start
+    (sender_state,) = states.values()
+    if sender is conversation.alice:
+        conversation.alice_states[alice_key], conversation.bob_states[bob.device.device_id] = (
+            sender_state,
+            receiver_state,
+        )
+    else:
+        conversation.bob_states[bob.device.device_id], conversation.alice_states[alice_key] = (
+            sender_state,
+            receiver_state,
+        )
+    return seal, opened
+
+
+def bench_v2(repeats: int) -> dict[str, Any]:
+    alice, bob = persona("alice"), persona("bob")
+    conversation = establish(alice, [bob])
+    chain_seal, chain_open, turn_seal, turn_open = [], [], [], []
+    for _ in range(repeats):
+        # alice sends twice (the second in the same chain), then bob once (a DH turn for
+        # both: bob's send turns his ratchet, and alice's next send turns hers).
+        seal, opened = send(conversation, alice, bob)
+        turn_seal.append(seal)
+        turn_open.append(opened)
+        seal, opened = send(conversation, alice, bob)
+        chain_seal.append(seal)
+        chain_open.append(opened)
+        send(conversation, bob, alice)
+
+    setup_initiate, setup_accept = [], []
+    for index in range(max(20, repeats // 10)):
+        opk_private, opk = bob.one_time_prekey(2000 + index)
+        ephemeral = os.urandom(32)
+        start = time.perf_counter()
+        state = initiate_session(alice.party, alice.dh_private, bob.party, bob.signed_prekey, opk, ephemeral)
+        setup_initiate.append(time.perf_counter() - start)
+        key = (bob.username, bob.device.device_id)
+        envelope, _ = seal_envelope(
+            conversation.header(alice, [bob]),
+            encode_payload({"type": "text", "text": TEXT}),
+            os.urandom(32),
+            os.urandom(12),
+            {key: state},
+            alice.signing_seed,
+            os.urandom,
+        )
+        slot = envelope.slot_for(bob.username, bob.device.device_id)
+        assert slot is not None
+        start = time.perf_counter()
+        accept_session(
+            bob.party,
+            bob.dh_private,
+            alice.party,
+            slot.message,
+            {1: bob.signed_prekey_private},
+            {2000 + index: opk_private},
+            envelope.binding,
+            NOW,
+        )
+        setup_accept.append(time.perf_counter() - start)
+
+    established = conversation.alice_states[(bob.username, bob.device.device_id)]
+    pending = initiate_session(
+        alice.party,
+        alice.dh_private,
+        bob.party,
+        bob.signed_prekey,
+        bob.one_time_prekey(3000)[1],
+        os.urandom(32),
+    )
+    one_skipped = replace(established, skipped=(SkippedKey(os.urandom(32), 7, os.urandom(32), NOW),))
+    return {
+        "seal_same_chain_ms": median_ms(chain_seal),
+        "seal_dh_turn_ms": median_ms(turn_seal),
+        "open_same_chain_ms": median_ms(chain_open),
+        "open_dh_turn_ms": median_ms(turn_open),
+        "setup_initiate_ms": median_ms(setup_initiate),
+        "setup_accept_with_first_message_ms": median_ms(setup_accept),
+        "state_bytes_established": len(established.to_bytes()),
+        "state_bytes_pending_setup": len(pending.to_bytes()),
+        "state_bytes_per_skipped_key": len(one_skipped.to_bytes()) - len(established.to_bytes()),
+    }
+
+
+def v2_bytes(devices: int) -> int:
+    account = os.urandom(32)
+    alice = persona("alice")
+    bobs = [persona("bob", account) for _ in range(devices)]
+    conversation = establish(alice, bobs)
+    header = conversation.header(alice, bobs)
+    envelope, _ = seal_envelope(
+        header,
+        encode_payload({"type": "text", "text": TEXT}),
+        os.urandom(32),
+        os.urandom(12),
+        conversation.alice_states,
+        alice.signing_seed,
+        os.urandom,
+    )
+    return len(json.dumps(envelope.to_wire(), separators=(",", ":")).encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeats", type=int, default=500, help="messages per measurement")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args()
+
+    print(f"v1 ({args.repeats} messages) ...", file=sys.stderr)
+    v1 = bench_v1(args.repeats)
+    print(f"v2 ({args.repeats} rounds) ...", file=sys.stderr)
+    v2 = bench_v2(args.repeats)
+    wire = {str(n): {"v1_bytes": v1_bytes(n), "v2_bytes": v2_bytes(n)} for n in (1, 2, 5)}
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_revision(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "repeats": args.repeats,
+        "v1": v1,
+        "v2": v2,
+        "open_v2_over_v1": round(v2["open_same_chain_ms"] / v1["open_ms"], 3),
+        "open_v2_dh_turn_over_v1": round(v2["open_dh_turn_ms"] / v1["open_ms"], 3),
+        "wire": wire,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"protocol benchmark, commit {result['commit']}, Python {result['python']}, {result['cpus']} CPUs")
+    print(f"{'':34}{'v1':>10}{'v2':>10}")
+    print(f"{'seal, ms (v2: same chain)':34}{v1['seal_ms']:>10}{v2['seal_same_chain_ms']:>10}")
+    print(f"{'seal, ms (v2: with a DH turn)':34}{'':>10}{v2['seal_dh_turn_ms']:>10}")
+    print(f"{'open, ms (v2: same chain)':34}{v1['open_ms']:>10}{v2['open_same_chain_ms']:>10}")
+    print(f"{'open, ms (v2: with a DH turn)':34}{'':>10}{v2['open_dh_turn_ms']:>10}")
+    print(f"{'  v1 RSA-OAEP unwrap alone, ms':34}{v1['rsa_unwrap_ms']:>10}")
+    print(f"{'setup, initiator, ms':34}{'':>10}{v2['setup_initiate_ms']:>10}")
+    print(f"{'setup, responder + 1st open, ms':34}{'':>10}{v2['setup_accept_with_first_message_ms']:>10}")
+    print(
+        f"state per session: {v2['state_bytes_established']} B established, "
+        f"{v2['state_bytes_pending_setup']} B with a pending setup, "
+        f"+{v2['state_bytes_per_skipped_key']} B per skipped key"
+    )
+    print(
+        f"open, v2/v1: {result['open_v2_over_v1']} (same chain), "
+        f"{result['open_v2_dh_turn_over_v1']} (with a DH turn)"
+    )
+    for n, sizes in wire.items():
+        print(
+            f"envelope bytes, {n} recipient(s): v1 {sizes['v1_bytes']} (accounts), v2 {sizes['v2_bytes']} (devices)"
+        )
+
+
+if __name__ == "__main__":
+    main()
