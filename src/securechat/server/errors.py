@@ -5,6 +5,8 @@
     │   ├── InvalidEnvelope   400 invalid_envelope
     │   ├── InvalidGroupChange 400 invalid_group_change
     │   ├── InvalidReceipt    400 invalid_receipt
+    │   ├── InvalidDeviceList 400 invalid_device_list (with reason)
+    │   ├── InvalidPrekey     400 invalid_prekey (with reason)
     │   └── WeakParameters    400 weak_parameters
     ├── InvalidInput          422 invalid_input
     ├── Unauthorized          401 unauthorized
@@ -12,6 +14,8 @@
     ├── Forbidden             403 forbidden
     │   └── AccessBlocked     403 access_blocked (with Retry-After)
     ├── NotFound              404 not_found
+    │   ├── NoDevices         404 no_devices
+    │   └── DeviceNotListed   404 device_not_listed
     ├── Conflict              409 conflict
     │   ├── UsernameTaken     409 username_taken
     │   ├── MessageIdReused   409 message_id_reused
@@ -19,7 +23,10 @@
     │   ├── ChunkConflict     409 chunk_conflict
     │   ├── UploadIncomplete  409 upload_incomplete
     │   ├── TooManyUploads    409 too_many_uploads
-    │   └── GroupConflict     409 group_conflict
+    │   ├── GroupConflict     409 group_conflict
+    │   ├── DeviceListStale   409 device_list_stale
+    │   ├── PrekeyIdReused    409 prekey_id_reused
+    │   └── TooManyPrekeys    409 too_many_prekeys
     ├── TooLarge              413 too_large
     │   └── QuotaExceeded     413 quota_exceeded
     ├── UnsupportedMediaType  415 unsupported_media_type
@@ -76,6 +83,16 @@ class WeakParameters(BadRequest):
     code = "weak_parameters"
 
 
+class InvalidDeviceList(BadRequest):
+    """A v2 device list the server refuses (PROTOCOL.md 15.16); ``reason`` is 15.14's."""
+
+    code = "invalid_device_list"
+
+
+class InvalidPrekey(BadRequest):
+    code = "invalid_prekey"
+
+
 class InvalidInput(SecureChatError):
     code, status = "invalid_input", 422
 
@@ -100,6 +117,14 @@ class NotFound(SecureChatError):
     code, status = "not_found", 404
 
 
+class NoDevices(NotFound):
+    code = "no_devices"
+
+
+class DeviceNotListed(NotFound):
+    code = "device_not_listed"
+
+
 class Conflict(SecureChatError):
     code, status = "conflict", 409
 
@@ -122,6 +147,18 @@ class TooManyUploads(Conflict):
 
 class GroupConflict(Conflict):
     code = "group_conflict"
+
+
+class DeviceListStale(Conflict):
+    code = "device_list_stale"
+
+
+class PrekeyIdReused(Conflict):
+    code = "prekey_id_reused"
+
+
+class TooManyPrekeys(Conflict):
+    code = "too_many_prekeys"
 
 
 class ChunkConflict(Conflict):

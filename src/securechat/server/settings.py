@@ -151,6 +151,17 @@ class Settings(BaseSettings):
     # conversation with; a name that does not exist costs the same (services/lookups.py).
     # Room for a new group of 255 strangers; the apps' re-checks of contacts are free.
     lookups_per_minute: int = Field(default=300, ge=1)
+    # Protocol v2 (PROTOCOL.md 15.16). Per requesting account: prekey bundle claims a
+    # minute. Each claim takes one one-time prekey from every device it names, so without
+    # a limit one account could drain another's in seconds (the bundles then come
+    # without one, which costs the victim the one-time prekey's protection, 15.4).
+    bundle_claims_per_minute: int = Field(default=60, ge=1)
+    # Per account: device list publications and prekey uploads a minute. Each costs up
+    # to 100 signature checks; a device needs a few a week.
+    device_updates_per_minute: int = Field(default=60, ge=1)
+    # Unclaimed one-time prekeys the server keeps per device (uploads past it: 409
+    # too_many_prekeys), bounding what an account stores: 32 devices times this.
+    max_one_time_prekeys: int = Field(default=500, ge=1)
 
     # Every instance deletes expired rate-limit events, login attempts and blocks this
     # often, in transactions of at most prune_batch_rows rows each (services/pruning.py),

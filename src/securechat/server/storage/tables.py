@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -268,4 +269,47 @@ group_invites = Table(
     Column("max_uses", Integer, nullable=False),
     Column("uses", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Protocol v2 (PROTOCOL.md 15.3, 15.4, 15.16; migration 0011). Each account's latest
+# device list exactly as its client signed it, with the version a new list must exceed
+# and the hash that makes the same list sent again a no-op.
+device_lists = Table(
+    "device_lists",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("list_hash", LargeBinary(32), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One row per device of an account's current list: its signing key (which checks its
+# prekeys), its signed prekey as published (JSON, null until it publishes one), and the
+# lowest prekey id of each kind it may still use: ids only go up, so the server never
+# hands out two keys under one id. Deleted, with its prekeys, by a list without it.
+devices = Table(
+    "devices",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("device_id", String(32), primary_key=True),
+    Column("signing_key", LargeBinary(32), nullable=False),
+    Column("signed_prekey", Text, nullable=True),
+    Column("next_signed_prekey_id", BigInteger, nullable=False, server_default="0"),
+    Column("next_one_time_prekey_id", BigInteger, nullable=False, server_default="0"),
+    Column("added_at", BigInteger, nullable=False),
+)
+
+# Unclaimed one-time prekeys (JSON as published). A claim deletes the row in the
+# statement that returns it, so each is handed out at most once on any instance.
+one_time_prekeys = Table(
+    "one_time_prekeys",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("device_id", String(32), primary_key=True),
+    Column("prekey_id", BigInteger, primary_key=True),
+    Column("prekey", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["user_id", "device_id"], ["devices.user_id", "devices.device_id"], ondelete="CASCADE"
+    ),
 )
