@@ -26,6 +26,17 @@ REASON_TEXTS: dict[str, str] = {
     "invite_expired": "the invite has expired",
     "own_keys_changed": "the server publishes other keys for you than yours",
     "unsigned": "it is not signed by its reader: only the server's word",
+    "device_list_invalid": "the device list is not signed by the account's pinned key",
+    "device_certificate_invalid": "a device in the list is not certified by the account's key",
+    "device_list_rollback": "the device list is older than the one accepted here",
+    "device_not_listed": "it is from, or names, a device not in the account's accepted device list",
+    "prekey_invalid": "the device's prekey is not signed by that device",
+    "prekey_stale": "the device's signed prekey is more than 30 days old",
+    "prekey_unknown": "it starts a session with a prekey this device no longer holds",
+    "session_unknown": "this device has no session with the sending device that opens it; a new one will be started",
+    "ratchet_duplicate": "its key was used before or has expired: a repeat or an old session",
+    "ratchet_too_far": "it claims a jump of more than 25,000 messages",
+    "ratchet_failed": "it does not decrypt with the session of the sending device; a new one will be started",
 }
 
 

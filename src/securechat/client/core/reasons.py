@@ -26,6 +26,18 @@ Reason = Literal[
     "invite_expired",
     "own_keys_changed",
     "unsigned",
+    # Version 2 (PROTOCOL.md 15.14): device lists and the receive decision of 15.8.
+    "device_list_invalid",
+    "device_certificate_invalid",
+    "device_list_rollback",
+    "device_not_listed",
+    "prekey_invalid",
+    "prekey_stale",
+    "prekey_unknown",
+    "session_unknown",
+    "ratchet_duplicate",
+    "ratchet_too_far",
+    "ratchet_failed",
 ]
 
 REASONS: tuple[Reason, ...] = get_args(Reason)

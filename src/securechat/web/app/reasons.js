@@ -37,6 +37,17 @@ export const REASON_TEXTS = Object.freeze({
   invite_expired: "the invite has expired",
   own_keys_changed: "the server publishes keys for your account that are not the ones this device holds",
   unsigned: "it is not signed by its author: only the server's word",
+  device_list_invalid: "the account's device list is not signed by its pinned key",
+  device_certificate_invalid: "a device in the account's list is not certified by the account's key",
+  device_list_rollback: "the server offers an older device list than the one accepted on this device",
+  device_not_listed: "it comes from, or names, a device that is not in the account's device list",
+  prekey_invalid: "the device's prekey is not signed by that device",
+  prekey_stale: "the device's signed prekey is more than 30 days old",
+  prekey_unknown: "it starts a session with a prekey this device no longer holds",
+  session_unknown: "this device has no session with the sending device that opens it; a new one will be started",
+  ratchet_duplicate: "its key was used before or has expired: a repeat, or a session that was replaced",
+  ratchet_too_far: "it claims to skip more than 25,000 messages",
+  ratchet_failed: "it does not decrypt with the session of the sending device; a new one will be started",
 });
 
 /**

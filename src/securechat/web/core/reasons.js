@@ -9,7 +9,10 @@
  * @typedef {"malformed" | "unsupported_version" | "unknown_sender" | "bad_signature" | "key_changed"
  *   | "wrong_conversation" | "unknown_group" | "wrong_members" | "replayed" | "not_for_me"
  *   | "undecryptable" | "bad_payload" | "chain_invalid" | "chain_fork" | "invite_mismatch"
- *   | "not_admin" | "older_name" | "invite_expired" | "own_keys_changed" | "unsigned"} Reason
+ *   | "not_admin" | "older_name" | "invite_expired" | "own_keys_changed" | "unsigned"
+ *   | "device_list_invalid" | "device_certificate_invalid" | "device_list_rollback"
+ *   | "device_not_listed" | "prekey_invalid" | "prekey_stale" | "prekey_unknown"
+ *   | "session_unknown" | "ratchet_duplicate" | "ratchet_too_far" | "ratchet_failed"} Reason
  */
 
 /** @type {readonly Reason[]} */
@@ -34,6 +37,18 @@ export const REASONS = Object.freeze([
   "invite_expired",
   "own_keys_changed",
   "unsigned",
+  // Version 2 (PROTOCOL.md 15.14): device lists, bundles and the receive decision of 15.8.
+  "device_list_invalid",
+  "device_certificate_invalid",
+  "device_list_rollback",
+  "device_not_listed",
+  "prekey_invalid",
+  "prekey_stale",
+  "prekey_unknown",
+  "session_unknown",
+  "ratchet_duplicate",
+  "ratchet_too_far",
+  "ratchet_failed",
 ]);
 
 /**

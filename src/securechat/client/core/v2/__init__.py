@@ -1,0 +1,44 @@
+"""The client's decisions for protocol v2 (PROTOCOL.md 15.3, 15.4, 15.8, 15.9.1), pure
+like the rest of ``client.core``: state and ``now`` in, decision and new state out."""
+
+from __future__ import annotations
+
+from .bundles import BundleAccepted, BundleDecision, accept_bundle
+from .device_lists import ListAccepted, ListDecision, ListUnchanged, accept_device_list
+from .receive import REPAIR_REASONS, AcceptedV2, MeV2, ReceiveDecision, RefusedV2, receive_direct_v2
+from .sessions import (
+    EMPTY,
+    MAX_EVICTED,
+    MAX_PREVIOUS,
+    Notice,
+    SessionSet,
+    is_pending,
+    open_message,
+    start_session,
+    with_active,
+)
+
+__all__ = [
+    "EMPTY",
+    "MAX_EVICTED",
+    "MAX_PREVIOUS",
+    "REPAIR_REASONS",
+    "AcceptedV2",
+    "BundleAccepted",
+    "BundleDecision",
+    "ListAccepted",
+    "ListDecision",
+    "ListUnchanged",
+    "MeV2",
+    "Notice",
+    "ReceiveDecision",
+    "RefusedV2",
+    "SessionSet",
+    "accept_bundle",
+    "accept_device_list",
+    "is_pending",
+    "open_message",
+    "receive_direct_v2",
+    "start_session",
+    "with_active",
+]
