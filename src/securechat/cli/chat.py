@@ -1,6 +1,10 @@
 """``securechat chat USER|GROUP``: a prompt at the bottom, messages printed above it live,
 with typing indicators and read receipts (each can be turned off, see the README), and a
-line for every new login to the account."""
+line for every new login to the account.
+
+The chat outlives its connection: it reconnects on its own (client/realtime.py) and
+resumes after the last message shown, and a line typed while the server cannot be
+reached waits and is sealed and sent, once, when the connection is back."""
 
 from __future__ import annotations
 
@@ -16,16 +20,19 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from ..client.errors import ClientError, KeyChanged
+from ..client.errors import ApiError, ClientError, KeyChanged
 from ..client.messenger import InboxItem, Messenger
-from ..client.realtime import InboxSocket, run_inbox
+from ..client.realtime import ConnectionLost, LiveInbox
 from ..client.reason_texts import explain
+from ..protocol.envelope import Envelope
 from ..protocol.identifiers import direct_conversation_id, parse_username
 from .formatting import login_notice, message_rows, message_text
 from .main import when
 
 TYPING_EVERY_S = 3.0
 TYPING_SHOWN_EVERY_S = 5.0
+# On Ctrl-D, how long lines still waiting for the connection may take to go.
+DRAIN_ON_EXIT_S = 10.0
 
 
 def show(line: str, text: str = "") -> None:
@@ -54,7 +61,8 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
         if client.groups.named(target):
             show(f"-- chat with the user {target}; the group named {target!r} is written '#{target}'")
     stop = asyncio.Event()
-    sockets: list[InboxSocket] = []
+    outbox: asyncio.Queue[str] = asyncio.Queue()
+    unsent: list[str] = []  # typed, not yet sent or given up
     background: set[asyncio.Task[None]] = set()
     last_typing_sent = 0.0
     typing_shown: dict[str, float] = {}
@@ -109,12 +117,67 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
     async def on_state(state: str) -> None:
         show(f"-- {state}")
 
+    live = LiveInbox(client, on_item, on_state=on_state)
+
+    async def typing() -> None:
+        await live.typing(conversation_id)
+
     def on_text_changed(_buffer: Buffer) -> None:
         nonlocal last_typing_sent
         now = time.monotonic()
-        if client.typing_indicators and sockets and now - last_typing_sent > TYPING_EVERY_S:
+        if client.typing_indicators and live.connected and now - last_typing_sent > TYPING_EVERY_S:
             last_typing_sent = now
-            later(sockets[0].typing(conversation_id))
+            later(typing())
+
+    async def seal(line: str) -> Envelope | None:
+        """Seal once connected (sealing checks the keys with the server); None if the
+        line cannot go (a key change, a refusal), which has been shown."""
+        while True:
+            await live.wait_connected()
+            try:
+                if group_id is not None:
+                    return await client.groups.seal(group_id, {"type": "text", "text": line})
+                return await client.seal_text(target, line)
+            except KeyChanged as exc:
+                show(f"⚠ {exc}")
+                return None
+            except ApiError as exc:
+                if exc.status != 0 and exc.status < 500:
+                    show(f"error: {exc}")
+                    return None
+                # The server went away meanwhile: wait for the socket to notice and return.
+                await asyncio.sleep(0.25)
+            except ClientError as exc:
+                show(f"error: {exc}")
+                return None
+
+    async def send(line: str) -> None:
+        envelope = await seal(line)
+        if envelope is None:
+            return
+        while True:
+            try:
+                # Across reconnects the same envelope (same message id) goes again: the
+                # server stores it once.
+                result = await live.send_envelope(envelope.to_wire())
+            except ConnectionLost:
+                show("-- still trying to send…")
+                continue
+            except ClientError as exc:
+                show(f"error: {exc}")
+                return
+            client.record_sent(envelope, line, result)
+            return
+
+    async def sender() -> None:
+        """Send typed lines one after the other, in the order they were typed."""
+        while True:
+            line = await outbox.get()
+            try:
+                await send(line)
+            finally:
+                unsent.remove(line)
+                outbox.task_done()
 
     peer_key = group_id if group_id is not None else parse_username(target)
     for row in client.stored_messages(peer_key)[-20:]:
@@ -125,7 +188,8 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
     for item in fetched or []:
         if item.kind == "session":
             show_login(item)
-    receiver = asyncio.create_task(run_inbox(client, on_item, on_state=on_state, stop=stop, sockets=sockets))
+    receiver = asyncio.create_task(live.run(stop))
+    sending = asyncio.create_task(sender())
     session: PromptSession[str] = PromptSession()
     session.default_buffer.on_text_changed += on_text_changed
     try:
@@ -137,24 +201,20 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
                     break
                 if not line.strip():
                     continue
-                try:
-                    if group_id is not None:
-                        envelope = await client.groups.seal(group_id, {"type": "text", "text": line})
-                    else:
-                        envelope = await client.seal_text(target, line)
-                    if sockets:
-                        result = await sockets[0].send_envelope(envelope.to_wire())
-                    else:
-                        result = await client.post_envelope(envelope)
-                    client.record_sent(envelope, line, result)
-                except KeyChanged as exc:
-                    show(f"⚠ {exc}")
-                except ClientError as exc:
-                    show(f"error: {exc}")
+                if not live.connected:
+                    show("-- not connected: this goes when the connection is back")
+                unsent.append(line)
+                outbox.put_nowait(line)
+            if unsent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(outbox.join(), DRAIN_ON_EXIT_S)
+                if unsent:
+                    show(f"-- {len(unsent)} line(s) not sent: the server could not be reached")
     finally:
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+        # Stopping closes the socket after the server confirmed the last acknowledgement.
         stop.set()
-        for socket in sockets:
-            await socket.close()
-        receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await receiver
+            await asyncio.wait_for(receiver, 10)
