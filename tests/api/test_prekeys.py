@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from securechat.protocol.v2.devices import certify_device, sign_device_list
+from securechat.client.core.v2.bundles import BundleAccepted, accept_bundle
+from securechat.protocol.v2.devices import certify_device, parse_device_list, sign_device_list
 from securechat.protocol.v2.prekeys import DAY_MS
 from securechat.server.settings import Settings
 
@@ -80,6 +81,7 @@ async def test_prekeys_of_a_listed_device_reach_claimers_once_each(
 ) -> None:
     alice, bob = await register_user("alice"), await register_user("bob")
     laptop, phone = await listed(http, alice, ["laptop", "phone"])
+    published = parse_device_list((await http.get("/api/v1/users/alice/devices", headers=bob.headers)).json())
     signed = {device.device_id: device.signed_prekey(1) for device in (laptop, phone)}
     for device_id, prekey in signed.items():
         assert (await put_signed(http, alice, device_id, prekey)).status_code == 200
@@ -102,6 +104,10 @@ async def test_prekeys_of_a_listed_device_reach_claimers_once_each(
         by_device = {bundle["device_id"]: bundle for bundle in body["bundles"]}
         assert list(by_device) == sorted([laptop.device_id, phone.device_id])
         assert {d: bundle["signed_prekey"] for d, bundle in by_device.items()} == signed
+        # What the server hands out is what a client accepts (15.4, client.core.v2).
+        for bundle in body["bundles"]:
+            accepted = accept_bundle(bundle, published, now_ms())
+            assert isinstance(accepted, BundleAccepted), accepted
         assert by_device[phone.device_id]["one_time_prekey"] is None
         one_time = by_device[laptop.device_id]["one_time_prekey"]
         if one_time is not None:
@@ -130,11 +136,8 @@ async def test_claims_name_devices_and_spend_nothing_on_a_device_without_a_signe
     # A device id not in the list gets no bundle (and is no error: the list may have moved on).
     assert (await claim(http, bob, "alice", ["0" * 32])).json()["bundles"] == []
     everyone = {bundle["device_id"]: bundle for bundle in (await claim(http, bob, "alice")).json()["bundles"]}
-    assert everyone[tablet.device_id] == {
-        "device_id": tablet.device_id,
-        "signed_prekey": None,
-        "one_time_prekey": None,
-    }
+    # The tablet has published no signed prekey: no bundle, and its one-time prekeys stay.
+    assert sorted(everyone) == sorted([laptop.device_id, phone.device_id])
     assert [await remaining(http, alice, d.device_id) for d in (laptop, phone, tablet)] == [1, 0, 2]
 
 
@@ -381,12 +384,11 @@ async def test_a_revoked_device_loses_its_prekeys(
     # Listed again later, it starts with nothing: its old prekeys stay deleted.
     assert (await publish(http, alice, device_list(alice.identity, [laptop, phone], 3))).status_code == 200
     assert await remaining(http, alice, phone.device_id) == 0
-    back = {b["device_id"]: b for b in (await claim(http, bob, "alice")).json()["bundles"]}
-    assert back[phone.device_id] == {
-        "device_id": phone.device_id,
-        "signed_prekey": None,
-        "one_time_prekey": None,
-    }
+    back = [b["device_id"] for b in (await claim(http, bob, "alice")).json()["bundles"]]
+    assert back == [laptop.device_id]
+    assert (await put_signed(http, alice, phone.device_id, phone.signed_prekey(1))).status_code == 200
+    back = [b["device_id"] for b in (await claim(http, bob, "alice")).json()["bundles"]]
+    assert back == sorted([laptop.device_id, phone.device_id])
 
 
 async def test_claims_are_limited_per_claiming_account(tmp_path: Any) -> None:
@@ -432,4 +434,5 @@ async def test_claims_of_strangers_are_lookups(tmp_path: Any) -> None:
         error(await http.get("/api/v1/users/alice/devices", headers=mallory.headers), 429, "rate_limited")
         # One's own bundles (for one's other devices) are free.
         (own,) = await listed(http, mallory, ["phone"])
+        assert (await put_signed(http, mallory, own.device_id, own.signed_prekey(1))).status_code == 200
         assert (await claim(http, mallory, "mallory")).json()["bundles"][0]["device_id"] == own.device_id

@@ -128,8 +128,8 @@ async def claim_bundles(
 ) -> dict[str, Any]:
     """``POST /users/{u}/bundles``: a bundle for every device of ``username``'s current
     list (or of those in ``device_ids``), each with one one-time prekey if it has one
-    left. A device without a signed prekey is listed with ``signed_prekey: null`` and
-    no one-time prekey is spent on it (nobody could set up a session with it yet)."""
+    left. A device that has published no signed prekey yet has no bundle (nobody could
+    set up a session with it), and none of its one-time prekeys is spent."""
     await ratelimit.hit(
         ctx, CLAIM_ACTION, f"user:{principal.user_id}", ctx.settings.bundle_claims_per_minute, who="account"
     )
@@ -146,13 +146,13 @@ async def claim_bundles(
             if wanted is not None and row["device_id"] not in wanted:
                 continue
             signed = row["signed_prekey"]
-            one_time = None
-            if signed is not None:
-                one_time = await store.claim_one_time_prekey(conn, user_id, row["device_id"])
+            if signed is None:
+                continue
+            one_time = await store.claim_one_time_prekey(conn, user_id, row["device_id"])
             bundles.append(
                 {
                     "device_id": row["device_id"],
-                    "signed_prekey": None if signed is None else json.loads(signed),
+                    "signed_prekey": json.loads(signed),
                     "one_time_prekey": None if one_time is None else json.loads(one_time),
                 }
             )
