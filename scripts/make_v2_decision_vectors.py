@@ -820,6 +820,44 @@ def simultaneous_initiation(cases: Cases) -> None:
     assert active_id(bob, LAPTOP) == active_id(laptop, BOB)
 
 
+def repair_crossing_a_pending_setup(cases: Cases) -> None:
+    """bob's phone repairs the session alice's laptop started before she has heard back on
+    it: to her, his new setup meets her pending one (a tie); when hers has the lower id
+    she keeps it and sends on it with its setup again, and bob, whose repair is now the
+    pending one, takes hers back from previous: both keep the lower id."""
+    for burn in range(64):
+        sim = Sim({"alice": ALICE_V1, "bob": BOB_V1}, [LAPTOP, BOB])
+        alice, bob = sim.node(LAPTOP), sim.node(BOB)
+        first = sim.send(alice, "bob", "c1", "first")
+        cases.receive(sim, BOB, entry_for(first, BOB), "", "", {**ACCEPTED}, record=False)
+        for _ in range(burn):
+            bob.random(32)
+        bob.repair.add((LAPTOP.username, LAPTOP.device.device_id))
+        repair = sim.send(bob, "alice", "c2", "a new session from bob")
+        if active_id(bob, LAPTOP) > active_id(alice, BOB):  # type: ignore[operator]
+            break
+    else:
+        raise SystemExit("no repair with a higher session id in 64 tries")
+    cases.receive(
+        sim,
+        LAPTOP,
+        entry_for(repair, LAPTOP),
+        "repair_meets_pending_setup",
+        "bob's repair reaches alice while her own session is pending, and hers has the lower id: she keeps it",
+        {**ACCEPTED},
+    )
+    again = sim.send(alice, "bob", "c3", "on my session, with its setup")
+    cases.receive(
+        sim,
+        BOB,
+        entry_for(again, BOB),
+        "pending_repair_yields_to_lower_previous",
+        "alice still offers her session's setup and bob's repair is pending: her previous session, lower, becomes active again",
+        {**ACCEPTED},
+    )
+    assert active_id(bob, LAPTOP) == active_id(alice, BOB)
+
+
 def older_setup_delivered_late(cases: Cases) -> None:
     """alice's laptop starts two sessions in a row; bob gets the newer first."""
     sim = Sim({"alice": ALICE_V1, "bob": BOB_V1}, [LAPTOP, BOB])
@@ -1107,6 +1145,7 @@ def build() -> dict[str, Any]:
     repair_and_eviction(cases)
     simultaneous_initiation(cases)
     older_setup_delivered_late(cases)
+    repair_crossing_a_pending_setup(cases)
     revoked_device(cases)
     return {
         "note": "Client decisions of protocol v2 (PROTOCOL.md 10, 14, 15.3, 15.4, 15.8, 15.9.1). "

@@ -116,6 +116,25 @@ def _decrypt_known(
     raise first if first is not None else Refusal("session_unknown")
 
 
+def _stale(sessions: SessionSet, sent_at: int) -> bool:
+    """Sent before a message the peer device sent since and this device accepted."""
+    return sessions.last_sent_at is not None and sent_at < sessions.last_sent_at
+
+
+def _wins_tie(active: SessionState, sessions: SessionSet, state: SessionState, sent_at: int) -> bool:
+    """A previous session the peer still offers with its setup (so the peer has not taken
+    this device's session) wins against a pending active one with a higher id: the same
+    tie-break as for a new setup, so a repair that crossed a pending setup converges too."""
+    return is_pending(active) and not _stale(sessions, sent_at) and state.session_id < active.session_id
+
+
+def _promote(sessions: SessionSet, index: int, active: SessionState, state: SessionState) -> SessionSet:
+    """Previous session ``index`` (now ``state``) becomes active; the active one goes first
+    in previous."""
+    rest = replace(sessions, previous=sessions.previous[:index] + sessions.previous[index + 1 :])
+    return replace(_with_previous(rest, active), active=state)
+
+
 def _place_new(
     sessions: SessionSet, state: SessionState, sent_at: int
 ) -> tuple[SessionSet, tuple[Notice, ...]]:
@@ -123,7 +142,7 @@ def _place_new(
     active = sessions.active
     if active is None:
         return replace(sessions, active=state), ()
-    if sessions.last_sent_at is not None and sent_at < sessions.last_sent_at:
+    if _stale(sessions, sent_at):
         # Sent before a message the peer device sent on another session since: a setup
         # the peer itself abandoned (a crossed setup delivered late). Readable, not used.
         return _with_previous(sessions, state), ()
@@ -153,6 +172,10 @@ def open_message(
     for index, state in _candidates(sessions):
         if state.session_id == setup_session_id:
             plaintext, new_state = ratchet_decrypt(state, message, extra_ad, now)
+            active = sessions.active
+            if index >= 0 and active is not None and _wins_tie(active, sessions, new_state, sent_at):
+                promoted = _promote(sessions, index, active, new_state)
+                return Opened(plaintext, _seen_at(promoted, sent_at))
             return Opened(plaintext, _seen_at(_replace_at(sessions, index, new_state), sent_at))
     if setup_session_id in sessions.evicted:
         raise Refusal("ratchet_duplicate")
