@@ -25,22 +25,32 @@ server, no storage. Every key is fresh from the operating system's randomness. A
 - **bytes on the wire**: the JSON envelope (compact, as the clients send it) for 1, 2
   and 5 recipient devices in v2, beside v1 with 1, 2 and 5 recipient accounts (v1 wraps
   per account, v2 per device).
+
+Then the same seal, open and setup measurements with the browser client's own modules
+(``src/securechat/web/protocol/`` and ``v2/``, Web Crypto only) through
+``benchmarks/protocol_bench.mjs``: in headless Chromium (Debian's ``/usr/bin/chromium``
+under Playwright, the page served from a loopback HTTP server of the repository, since
+Web Crypto needs a secure context) and in Node. ``--no-js`` skips both.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import http.server
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from revision import git_revision  # benchmarks/revision.py, beside this script
 
@@ -385,10 +395,82 @@ def v2_bytes(devices: int) -> int:
     return len(json.dumps(envelope.to_wire(), separators=(",", ":")).encode())
 
 
+class _RepositoryFiles(http.server.SimpleHTTPRequestHandler):
+    """Serves the repository read-only, with module scripts as JavaScript."""
+
+    extensions_map: ClassVar[dict[str, str]] = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+    }
+
+    def end_headers(self) -> None:
+        # Cross-origin isolation gives performance.now() 5 us resolution instead of 100 us.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def bench_chromium(repeats: int) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_RepositoryFiles, directory=str(REPO))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page()
+            port = server.server_address[1]
+            page.goto(f"http://127.0.0.1:{port}/benchmarks/protocol_bench.html?repeats={repeats}")
+            page.wait_for_function("window.benchResult !== undefined", timeout=900_000)
+            result: dict[str, Any] = page.evaluate("window.benchResult")
+            result["browser"] = f"Chromium {browser.version}"
+            result["cross_origin_isolated"] = page.evaluate("window.crossOriginIsolated")
+            browser.close()
+    finally:
+        server.shutdown()
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+def bench_node(repeats: int) -> dict[str, Any]:
+    output = subprocess.run(
+        ["node", str(REPO / "benchmarks" / "protocol_bench.mjs"), str(repeats)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(output)
+    version = subprocess.run(["node", "--version"], check=True, capture_output=True, text=True).stdout
+    result["runtime"] = f"Node {version.strip()}"
+    return result
+
+
+def print_js(name: str, result: dict[str, Any]) -> None:
+    v1, v2 = result["v1"], result["v2"]
+    print(
+        f"{name}: v1 seal {v1['seal_ms']}, open {v1['open_ms']} (RSA-OAEP unwrap alone {v1['rsa_unwrap_ms']})"
+    )
+    print(
+        f"{' ' * len(name)}  v2 seal {v2['seal_same_chain_ms']} (with a DH turn {v2['seal_dh_turn_ms']}), "
+        f"open {v2['open_same_chain_ms']} (with a DH turn {v2['open_dh_turn_ms']}); "
+        f"setup {v2['setup_initiate_ms']} + {v2['setup_accept_with_first_message_ms']} ms; "
+        f"open v2/v1 {round(v2['open_same_chain_ms'] / v1['open_ms'], 3)} "
+        f"({round(v2['open_dh_turn_ms'] / v1['open_ms'], 3)} with a DH turn)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=500, help="messages per measurement")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-js", action="store_true", help="skip the Chromium and Node runs")
     args = parser.parse_args()
 
     print(f"v1 ({args.repeats} messages) ...", file=sys.stderr)
@@ -408,6 +490,11 @@ def main() -> None:
         "open_v2_dh_turn_over_v1": round(v2["open_dh_turn_ms"] / v1["open_ms"], 3),
         "wire": wire,
     }
+    if not args.no_js:
+        print(f"Chromium ({args.repeats} messages and rounds) ...", file=sys.stderr)
+        result["chromium"] = bench_chromium(args.repeats)
+        print(f"Node ({args.repeats} messages and rounds) ...", file=sys.stderr)
+        result["node"] = bench_node(args.repeats)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -433,6 +520,10 @@ def main() -> None:
         print(
             f"envelope bytes, {n} recipient(s): v1 {sizes['v1_bytes']} (accounts), v2 {sizes['v2_bytes']} (devices)"
         )
+    if "chromium" in result:
+        print("Web Crypto, ms (medians):")
+        print_js(result["chromium"]["browser"], result["chromium"])
+        print_js(result["node"]["runtime"], result["node"])
 
 
 if __name__ == "__main__":
