@@ -47,9 +47,11 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 REPO = Path(__file__).resolve().parents[2]
-# Every protocol suite (v1 and v2, vectors and units: tests/js/protocol*.test.mjs) and Wycheproof.
+# Every protocol suite (v1 and v2, vectors and units: tests/js/protocol*.test.mjs), Wycheproof,
+# and the v2 client core's decisions (v1's read PROTOCOL.md, which the page does not serve).
 SUITES = (
     "wycheproof",
+    "decisions_v2",
     *sorted(p.name.removesuffix(".test.mjs") for p in (REPO / "tests/js").glob("protocol*.test.mjs")),
 )
 # What the page needs: the modules under test, the suites, their data, the page and shims.

@@ -63,30 +63,15 @@ import {
   x25519,
   x25519Public,
 } from "../../src/securechat/web/protocol/v2/index.js";
-import { loadJson, unhex } from "./support.mjs";
+import { unhex } from "./support.mjs";
+import { VECTORS_V2 as VECTORS, device, outcome, party } from "./v2_support.mjs";
 
-const VECTORS = loadJson("protocol_v2_vectors.json");
 const DEVICES = VECTORS.devices;
 const RATCHET = VECTORS.ratchet;
 const MODULE_DIR = new URL("../../src/securechat/web/protocol/v2/", import.meta.url);
 const MODULES = readdirSync(MODULE_DIR).filter((name) => name.endsWith(".js"));
 const EXTRA_AD = unhex(RATCHET.extra_ad_hex);
 const NOW = 1767225600000;
-
-/**
- * "ok", a refusal's reason, or a v1 error kind; anything else is rethrown.
- *
- * @param {() => unknown} action
- * @returns {Promise<string>}
- */
-async function outcome(action) {
-  try {
-    await action();
-  } catch (error) {
-    return refusalReason(error);
-  }
-  return "ok";
-}
 
 /** A deep copy of a wire object, changed by `change`. */
 function mutated(wire, change) {
@@ -105,21 +90,6 @@ function prng(seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function vectorDevice(name) {
-  const d = DEVICES[name];
-  return new Device({
-    deviceId: d.device_id,
-    signingKey: unhex(d.signing_key_hex),
-    dhKey: unhex(d.dh_key_hex),
-    createdAt: d.created_at,
-    certificate: unhex(d.certificate_hex),
-  });
-}
-
-function vectorParty(name) {
-  return new Party(DEVICES[name].username, unhex(DEVICES[name].account_key_hex), vectorDevice(name));
 }
 
 /** The ratchet vector's states: bob's state after he has opened a1 and a2 (step 4), a3 for it. */
@@ -435,7 +405,7 @@ describe("device list checks", () => {
 });
 
 describe("prekeys", () => {
-  const bob = vectorDevice("bob_phone");
+  const bob = device("bob_phone");
   const signed = DEVICES.bob_phone.signed_prekey.wire;
   const oneTime = DEVICES.bob_phone.one_time_prekeys[0].wire;
   const signedCases = {
@@ -459,7 +429,7 @@ describe("prekeys", () => {
   });
   test("a prekey under another username or device is prekey_invalid", async () => {
     assert.equal(await outcome(() => checkSignedPrekey(signed, "alice", bob, NOW)), "prekey_invalid");
-    assert.equal(await outcome(() => checkOneTimePrekey(oneTime, "bob", vectorDevice("alice_phone"))), "prekey_invalid");
+    assert.equal(await outcome(() => checkOneTimePrekey(oneTime, "bob", device("alice_phone"))), "prekey_invalid");
   });
   test("a signed prekey from the future is not stale; one day past 30 is", async () => {
     assert.equal(await outcome(() => checkSignedPrekey(signed, "bob", bob, signed.created_at - 1)), "ok");
@@ -477,8 +447,8 @@ describe("prekeys", () => {
 // ---------------------------------------------------------------------------
 
 describe("setup with small-order keys", () => {
-  const alice = vectorParty("alice_laptop");
-  const bobParty = vectorParty("bob_phone");
+  const alice = party("alice_laptop");
+  const bobParty = party("bob_phone");
   const alicePrivate = unhex(DEVICES.alice_laptop.dh_private_hex);
   const ephemeral = unhex(RATCHET.ephemeral_private_hex);
   for (const key of SMALL_ORDER_X25519) {
@@ -835,8 +805,8 @@ describe("envelope parsing", () => {
 describe("envelope opening", () => {
   test("a signature made for another sender device does not verify", async () => {
     const envelope = EnvelopeV2.fromWire(ENVELOPE_WIRE);
-    await assert.rejects(verifyEnvelope(envelope, vectorDevice("alice_phone")), VerificationFailed);
-    await verifyEnvelope(envelope, vectorDevice("alice_laptop"));
+    await assert.rejects(verifyEnvelope(envelope, device("alice_phone")), VerificationFailed);
+    await verifyEnvelope(envelope, device("alice_laptop"));
   });
   test("a slot plaintext that is not this envelope's key slot is unverifiable", async () => {
     const envelope = EnvelopeV2.fromWire(ENVELOPE_WIRE);

@@ -12,14 +12,12 @@ import { b64decode, b64encode, bytesEqual, canonical, toHex, u64 } from "../../s
 import { pad } from "../../src/securechat/web/protocol/envelope.js";
 import { hkdfSha256, hmacSha256, sha256 } from "../../src/securechat/web/protocol/primitives.js";
 import {
-  Device,
   EnvelopeV2,
   KnownList,
   LABELS,
   MAX_SKIP,
   MAX_SKIPPED_KEYS,
   PROTOCOL_VERSION,
-  Party,
   RatchetMessage,
   SIGNED_PREKEY_MAX_AGE_MS,
   SKIPPED_KEY_TTL_MS,
@@ -45,7 +43,6 @@ import {
   openKeySlot,
   ratchetDecrypt,
   ratchetEncrypt,
-  refusalReason,
   responderSecrets,
   sealEnvelope,
   signedPrekeyBytes,
@@ -53,9 +50,9 @@ import {
   verifyEnvelope,
   x25519Public,
 } from "../../src/securechat/web/protocol/v2/index.js";
-import { loadJson, unhex } from "./support.mjs";
+import { unhex } from "./support.mjs";
+import { VECTORS_V2 as VECTORS, device, fixedRandom, outcome, party, secret } from "./v2_support.mjs";
 
-const VECTORS = loadJson("protocol_v2_vectors.json");
 const DEVICES = VECTORS.devices;
 const RATCHET = VECTORS.ratchet;
 const ENVELOPES = VECTORS.envelopes;
@@ -73,57 +70,6 @@ const SECTIONS = [
   "skipped_limits",
   "envelopes",
 ];
-
-/**
- * "ok", a refusal's reason, or a v1 error kind (as the Python test's `outcome`); any
- * other exception is rethrown, so it fails the test instead of counting as a refusal.
- *
- * @param {() => unknown} action
- * @returns {Promise<string>}
- */
-async function outcome(action) {
-  try {
-    await action();
-  } catch (error) {
-    return refusalReason(error);
-  }
-  return "ok";
-}
-
-/** @param {string} name */
-function device(name) {
-  const d = DEVICES[name];
-  return new Device({
-    deviceId: d.device_id,
-    signingKey: unhex(d.signing_key_hex),
-    dhKey: unhex(d.dh_key_hex),
-    createdAt: d.created_at,
-    certificate: unhex(d.certificate_hex),
-  });
-}
-
-/** @param {string} name */
-function party(name) {
-  const d = DEVICES[name];
-  return new Party(d.username, unhex(d.account_key_hex), device(name));
-}
-
-/**
- * @param {string} name
- * @param {string} member
- */
-function secret(name, member) {
-  return unhex(DEVICES[name][member]);
-}
-
-/** A random source that gives the stored ratchet keys in order, and fails past them. */
-function fixedRandom(...privates) {
-  const queue = [...privates];
-  return (length) => {
-    assert.ok(queue.length > 0, "the ratchet turned where the file says it does not");
-    return queue.shift().slice(0, length);
-  };
-}
 
 describe("file", () => {
   test("has exactly the sections this suite checks", () => {

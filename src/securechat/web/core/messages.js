@@ -184,14 +184,15 @@ async function membersReason(envelope, me, groups) {
 }
 
 /**
- * 14.2's table: what a message id's seen record makes of this delivery.
+ * 14.2's table: what a message id's seen record makes of this delivery. Exported for the
+ * v2 receive decision (./v2/receive.js), which applies the same table.
  *
  * @param {SeenRecord | undefined} seen
  * @param {string} signature
  * @param {number | null} inboxSeq
  * @returns {{verdict: "new" | "duplicate" | "replayed", record: SeenRecord}}
  */
-function replay(seen, signature, inboxSeq) {
+export function replay(seen, signature, inboxSeq) {
   if (seen === undefined || seen === null) {
     return { verdict: "new", record: Object.freeze({ signature, seq: inboxSeq }) };
   }
