@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,6 +57,74 @@ def create(
         show(f"error: {exc}", style="red")
         raise typer.Exit(1) from None
     show(f"{username} is now an administrator")
+
+
+DataDir = Annotated[Path | None, typer.Option(help="The server's data dir (default: as `serve` reads it).")]
+DatabaseUrl = Annotated[str | None, typer.Option(help="The server's database URL, if not SQLite.")]
+
+
+@admin_app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="A new (or empty) directory for the backup.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    print_only: Annotated[
+        bool, typer.Option("--print-only", help="PostgreSQL: print the pg_dump command, do not run it.")
+    ] = False,
+) -> None:
+    """Back up the server's data while it serves: a consistent copy of the database
+    (SQLite's online backup; pg_dump for PostgreSQL) and the encrypted file chunks.
+    Ciphertext and metadata only; the server secret is left out (README: Backup)."""
+    from .serve import take_backup
+
+    report = _operator_step(
+        lambda: take_backup(path, data_dir=data_dir, database_url=database_url, run_pg_dump=not print_only)
+    )
+    if not report["performed"]:
+        show("pg_dump is not available here (or --print-only): run, with the password in PGPASSWORD,")
+        show("  " + " ".join(report["command"]))
+        return
+    counts = ", ".join(f"{v} {k}" for k, v in report["counts"].items())
+    show(f"backup written to {path} in {report['seconds']} s" + (f": {counts}" if counts else ""))
+    if report["chunks_missing"]:
+        show(
+            f"{len(report['chunks_missing'])} file chunk(s) were deleted while the backup ran", style="yellow"
+        )
+
+
+@admin_app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A directory `securechat admin backup` wrote.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    print_only: Annotated[
+        bool, typer.Option("--print-only", help="PostgreSQL: print the pg_restore command, do not run it.")
+    ] = False,
+) -> None:
+    """Restore a backup into a fresh data dir (SQLite) or an empty database (PostgreSQL),
+    with the server stopped; it never overwrites existing data."""
+    from .serve import restore_backup
+
+    report = _operator_step(
+        lambda: restore_backup(
+            path, data_dir=data_dir, database_url=database_url, run_pg_restore=not print_only
+        )
+    )
+    if not report["performed"]:
+        show("pg_restore is not available here (or --print-only): run, with the password in PGPASSWORD,")
+        show("  " + " ".join(report["command"]))
+        return
+    show(f"restored into {report['target']}; start the server on it")
+
+
+def _operator_step(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    from .serve import BackupFailed
+
+    try:
+        return step()
+    except BackupFailed as exc:
+        show(f"error: {exc}", style="red")
+        raise typer.Exit(1) from None
 
 
 async def _admin_request(method: str, path: str, **kwargs: Any) -> Any:

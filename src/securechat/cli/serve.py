@@ -132,3 +132,52 @@ def grant_admin(username: str, *, data_dir: Path | None = None, database_url: st
         asyncio.run(grant())
     except SecureChatError as exc:
         raise GrantRefused(exc.message) from exc
+
+
+def _operator_settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    """The server's settings (its environment, as ``serve`` reads it), with the
+    command's options on top."""
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    return Settings(**overrides)
+
+
+class BackupFailed(Exception):
+    """A backup or restore that cannot go ahead (the message says why)."""
+
+
+def take_backup(
+    destination: Path,
+    *,
+    data_dir: Path | None = None,
+    database_url: str | None = None,
+    run_pg_dump: bool = True,
+) -> dict[str, Any]:
+    """``securechat admin backup``: see server/storage/backup.py. Raises BackupFailed."""
+    from ..server.storage.backup import BackupError, backup, report_dict
+
+    try:
+        report = backup(_operator_settings(data_dir, database_url), destination, run_pg_dump=run_pg_dump)
+    except BackupError as exc:
+        raise BackupFailed(str(exc)) from exc
+    return report_dict(report)
+
+
+def restore_backup(
+    source: Path,
+    *,
+    data_dir: Path | None = None,
+    database_url: str | None = None,
+    run_pg_restore: bool = True,
+) -> dict[str, Any]:
+    """``securechat admin restore``: see server/storage/backup.py. Raises BackupFailed."""
+    from ..server.storage.backup import BackupError, report_dict, restore
+
+    try:
+        report = restore(source, _operator_settings(data_dir, database_url), run_pg_restore=run_pg_restore)
+    except BackupError as exc:
+        raise BackupFailed(str(exc)) from exc
+    return report_dict(report)
