@@ -33,6 +33,21 @@ import {
   verifyChain,
 } from "../../src/securechat/web/protocol/index.js";
 import { VECTORS, messageOutcome, privateIdentity, publicIdentity, receive, unhex } from "./support.mjs";
+import {
+  EnvelopeV2,
+  RatchetMessage,
+  Refusal,
+  SessionState,
+  VerificationFailed,
+  acceptSession,
+  checkDeviceList,
+  checkSignedPrekey,
+  openBody,
+  openKeySlot,
+  ratchetDecrypt,
+  verifyEnvelope,
+} from "../../src/securechat/web/protocol/v2/index.js";
+import { VECTORS_V2, device, party } from "./v2_support.mjs";
 
 /** The pinned keys of a group's members: every persona of the vectors, nobody else. */
 function groupLookup(name) {
@@ -136,6 +151,70 @@ async function decideReceiptCase({ frame, sent }) {
   };
 }
 
+/** A v2 refusal as a result ({refused: reason}), as v2_refusals in test_node_suite.py. */
+async function v2Refusals(action) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof Refusal) return { refused: error.reason };
+    throw error;
+  }
+}
+
+/** As v2_envelope_open in test_node_suite.py: 15.8's order for a first message with a setup. */
+async function v2EnvelopeOpen({ wire, receiver, now }) {
+  const envelope = EnvelopeV2.fromWire(wire);
+  const sender = VECTORS_V2.envelopes.sender;
+  try {
+    await verifyEnvelope(envelope, device(sender));
+  } catch (error) {
+    if (error instanceof VerificationFailed) return { refused: "bad_signature" };
+    throw error;
+  }
+  const d = VECTORS_V2.devices[receiver];
+  const slot = envelope.slotFor(d.username, d.device_id);
+  if (slot === null) return { refused: "not_for_me" };
+  const accepted = await v2Refusals(async () =>
+    acceptSession(
+      party(receiver),
+      unhex(d.dh_private_hex),
+      party(sender),
+      slot.message,
+      new Map([[d.signed_prekey.wire.prekey_id, unhex(d.signed_prekey.private_hex)]]),
+      new Map(d.one_time_prekeys.map((o) => [o.wire.prekey_id, unhex(o.private_hex)])),
+      await envelope.binding(),
+      now,
+    ),
+  );
+  if ("refused" in accepted) return accepted;
+  try {
+    return { payload: toHex(await openBody(envelope, await openKeySlot(envelope, accepted.plaintext))) };
+  } catch (error) {
+    if (error instanceof VerificationFailed) return { refused: "undecryptable" };
+    throw error;
+  }
+}
+
+const V2_OPERATIONS = {
+  v2_device_list: ({ wire, username, account_key_hex: keyHex }) =>
+    v2Refusals(async () => {
+      const checked = await checkDeviceList(wire, username, unhex(keyHex), null);
+      return { list_hash: toHex(await checked.listHash()), wire: checked.toWire() };
+    }),
+  v2_signed_prekey: ({ wire, device: name, now }) =>
+    v2Refusals(async () => (await checkSignedPrekey(wire, VECTORS_V2.devices[name].username, device(name), now)).toWire()),
+  v2_ratchet_message: ({ wire }) => RatchetMessage.fromWire(wire).toWire(),
+  v2_state: ({ hex }) => toHex(SessionState.fromBytes(unhex(hex)).toBytes()),
+  v2_ratchet_decrypt: ({ state_hex: stateHex, wire, extra_ad_hex: extraHex, now }) =>
+    v2Refusals(async () => {
+      const state = SessionState.fromBytes(unhex(stateHex));
+      const opened = await ratchetDecrypt(state, RatchetMessage.fromWire(wire), unhex(extraHex), now);
+      return { plaintext: toHex(opened.plaintext), state: toHex(opened.state.toBytes()) };
+    }),
+  v2_envelope: ({ wire }) => EnvelopeV2.fromWire(wire).toWire(),
+  v2_envelope_open: v2EnvelopeOpen,
+};
+
 const OPERATIONS = {
   b64decode: ({ text, max_bytes: maxBytes }) => toHex(b64decode(text, maxBytes == null ? {} : { maxBytes })),
   username: ({ input }) => parseUsername(input),
@@ -188,6 +267,7 @@ const OPERATIONS = {
   receipt: receiptCase,
   decide_receipt: decideReceiptCase,
   reasons: () => [...REASONS],
+  ...V2_OPERATIONS,
 };
 
 const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));

@@ -94,6 +94,12 @@ from securechat.protocol.primitives import (
     rsa_oaep_encrypt,
 )
 from securechat.protocol.receipts import MAX_RECEIPT_IDS, Receipt, make_receipt
+from securechat.protocol.v2.devices import Device, check_device_list
+from securechat.protocol.v2.envelope import EnvelopeV2, open_body, open_key_slot, verify_envelope
+from securechat.protocol.v2.errors import Refusal
+from securechat.protocol.v2.prekeys import check_signed_prekey
+from securechat.protocol.v2.ratchet import RatchetMessage, SessionState, ratchet_decrypt
+from securechat.protocol.v2.setup import Party, accept_session
 
 REPO = Path(__file__).resolve().parents[2]
 JS_TESTS = REPO / "tests" / "js"
@@ -223,6 +229,15 @@ KNOWN_DIVERGENCES: dict[str, tuple[str, str, str]] = {
         "bad_payload",
         "accepted",
         "as envelope_open/payload-5000-digit-integer.",
+    ),
+    # Protocol v2 (PROTOCOL.md 15).
+    "v2_device_list/v-2.0": ("malformed", "ok", "as envelope_text/v-1.0 (Appendix A.4)."),
+    "v2_state/nr-2^53": (
+        "ok",
+        "malformed",
+        "a stored state's u64 counters and times: Python reads any u64, the browser refuses one "
+        "of 2^53 or more rather than round it to a Number (PROTOCOL.md 15.15); no state this "
+        "protocol makes holds one (counters stay below 2^32, times below 2^53).",
     ),
 }
 # Divergences that depend on the versions installed, not on the code: they may agree.
@@ -1597,6 +1612,358 @@ def receipt_cases(cases: Cases) -> None:
     )
 
 
+# --- Protocol v2 (PROTOCOL.md 15): the parsers and the ratchet on hostile input -----------
+
+V2_VECTORS: dict[str, Any] = json.loads(
+    (REPO / "tests" / "data" / "protocol_v2_vectors.json").read_text("utf-8")
+)
+V2_DEVICES: dict[str, Any] = V2_VECTORS["devices"]
+
+
+def v2_device(name: str) -> Device:
+    d = V2_DEVICES[name]
+    return Device(
+        d["device_id"],
+        bytes.fromhex(d["signing_key_hex"]),
+        bytes.fromhex(d["dh_key_hex"]),
+        d["created_at"],
+        bytes.fromhex(d["certificate_hex"]),
+    )
+
+
+def v2_party(name: str) -> Party:
+    d = V2_DEVICES[name]
+    return Party(Username(d["username"]), bytes.fromhex(d["account_key_hex"]), v2_device(name))
+
+
+def v2_refusals(action: Callable[[], Any]) -> Any:
+    """A v2 refusal as a result ({"refused": reason}), so that both languages compare it;
+    v1's error kinds still surface as the case's outcome."""
+    try:
+        return action()
+    except Refusal as exc:
+        return {"refused": exc.reason}
+
+
+def v2_device_list(wire: object, username: str, account_key_hex: str) -> Any:
+    def check() -> Any:
+        checked = check_device_list(wire, Username(username), bytes.fromhex(account_key_hex), None)
+        return {"list_hash": checked.list_hash.hex(), "wire": checked.to_wire()}
+
+    return v2_refusals(check)
+
+
+def v2_ratchet_decrypt(state_hex: str, wire: object, extra_ad_hex: str, now: int) -> Any:
+    def run() -> Any:
+        state = SessionState.from_bytes(bytes.fromhex(state_hex))
+        plaintext, after = ratchet_decrypt(
+            state, RatchetMessage.from_wire(wire), bytes.fromhex(extra_ad_hex), now
+        )
+        return {"plaintext": plaintext.hex(), "state": after.to_bytes().hex()}
+
+    return v2_refusals(run)
+
+
+def v2_envelope_open(wire: object, receiver: str, now: int) -> Any:
+    """15.8's receiving order for a first message that carries a setup, as
+    tests/vectors/test_protocol_v2_vectors.py does it; the reasons of 14 as refusals."""
+    envelope = EnvelopeV2.from_wire(wire)
+    sender = V2_VECTORS["envelopes"]["sender"]
+    try:
+        verify_envelope(envelope, v2_device(sender))
+    except VerificationFailed:
+        return {"refused": "bad_signature"}
+    d = V2_DEVICES[receiver]
+    slot = envelope.slot_for(d["username"], d["device_id"])
+    if slot is None:
+        return {"refused": "not_for_me"}
+
+    def accept() -> Any:
+        return accept_session(
+            v2_party(receiver),
+            bytes.fromhex(d["dh_private_hex"]),
+            v2_party(sender),
+            slot.message,
+            {d["signed_prekey"]["wire"]["prekey_id"]: bytes.fromhex(d["signed_prekey"]["private_hex"])},
+            {o["wire"]["prekey_id"]: bytes.fromhex(o["private_hex"]) for o in d["one_time_prekeys"]},
+            envelope.binding,
+            now,
+        )
+
+    accepted = v2_refusals(accept)
+    if isinstance(accepted, dict):
+        return accepted
+    try:
+        return {"payload": open_body(envelope, open_key_slot(envelope, accepted.plaintext)).hex()}
+    except VerificationFailed:
+        return {"refused": "undecryptable"}
+
+
+V2_OPERATIONS: dict[str, Callable[..., Any]] = {
+    "v2_device_list": v2_device_list,
+    "v2_signed_prekey": lambda wire, device, now: v2_refusals(
+        lambda: check_signed_prekey(wire, V2_DEVICES[device]["username"], v2_device(device), now).to_wire()
+    ),
+    "v2_ratchet_message": lambda wire: RatchetMessage.from_wire(wire).to_wire(),
+    "v2_state": lambda hex: SessionState.from_bytes(bytes.fromhex(hex)).to_bytes().hex(),
+    "v2_ratchet_decrypt": v2_ratchet_decrypt,
+    "v2_envelope": lambda wire: EnvelopeV2.from_wire(wire).to_wire(),
+    "v2_envelope_open": v2_envelope_open,
+}
+OPERATIONS.update(V2_OPERATIONS)
+
+
+def b64_variants(value: str) -> dict[str, object]:
+    """Other spellings and sizes of a base64 value: each must be refused."""
+    raw = b64decode(value)
+    last = value.rstrip("=")[-1]
+    flipped = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    noncanonical = (
+        value.rstrip("=")[:-1]
+        + flipped[(flipped.index(last) + 1) % 64]
+        + "=" * (len(value) - len(value.rstrip("=")))
+    )
+    return {
+        "no-padding": value.rstrip("=") if value.endswith("=") else value[:-1],
+        "url-safe": value.replace("+", "-").replace("/", "_")
+        if ("+" in value or "/" in value)
+        else "-" + value[1:],
+        "space": " " + value,
+        "newline": value[:4] + "\n" + value[4:],
+        "non-canonical": noncanonical,
+        "one-byte-more": b64encode(raw + b"\0"),
+        "one-byte-less": b64encode(raw[:-1]),
+        "number": 7,
+    }
+
+
+def v2_cases(cases: Cases) -> None:
+    """Protocol v2's parsers (device lists, signed prekeys, ratchet messages, serialised
+    states, envelopes), the ratchet and the opening of a first envelope, on mutated vector
+    inputs: both implementations must give the same outcome, reason and bytes."""
+    lists = {case["name"]: case for case in V2_VECTORS["device_lists"]}
+    base_list = lists["valid_two_devices"]
+    list_args = {"username": base_list["username"], "account_key_hex": base_list["account_key_hex"]}
+    lw = base_list["wire"]
+    list_variants: dict[str, Any] = {
+        "genuine": lw,
+        "v-1": {**lw, "v": 1},
+        "v-3": {**lw, "v": 3},
+        "v-2.0": {**lw, "v": 2.0},
+        "v-true": {**lw, "v": True},
+        "v-string": {**lw, "v": "2"},
+        "version-0": {**lw, "version": 0},
+        "version-2^53": {**lw, "version": 2**53},
+        "version-1.5": {**lw, "version": 1.5},
+        "issued_at-negative": {**lw, "issued_at": -1},
+        "username-upper": {**lw, "username": "Alice"},
+        "username-fullwidth": {**lw, "username": "\uff41lice"},
+        "account_key-small-order": {**lw, "account_key": b64encode(bytes([1]) + bytes(31))},
+        "devices-empty": {**lw, "devices": []},
+        "devices-reversed": {**lw, "devices": lw["devices"][::-1]},
+        "devices-twice": {**lw, "devices": [lw["devices"][0], lw["devices"][0]]},
+        "devices-33": {**lw, "devices": [lw["devices"][0]] * 33},
+        "device-extra": {**lw, "devices": [{**lw["devices"][0], "x": 1}, lw["devices"][1]]},
+        "device-id-upper": {
+            **lw,
+            "devices": [
+                {**lw["devices"][0], "device_id": lw["devices"][0]["device_id"].upper()},
+                lw["devices"][1],
+            ],
+        },
+        "device-no-certificate": {
+            **lw,
+            "devices": [{k: v for k, v in lw["devices"][0].items() if k != "certificate"}, lw["devices"][1]],
+        },
+        "device-created_at-float": {
+            **lw,
+            "devices": [{**lw["devices"][0], "created_at": 0.5}, lw["devices"][1]],
+        },
+        "signature-zero": {**lw, "signature": b64encode(bytes(64))},
+        "extra-member": {**lw, "extra": 1},
+        "proto-member": {**lw, "__proto__": 1},
+        "missing-member": {k: v for k, v in lw.items() if k != "issued_at"},
+        "null": None,
+        "array": [lw],
+    }
+    for field in ("account_key", "signature"):
+        for name, text in b64_variants(lw[field]).items():
+            list_variants[f"{field}-{name}"] = {**lw, field: text}
+    for name, text in b64_variants(lw["devices"][0]["dh_key"]).items():
+        list_variants[f"dh_key-{name}"] = {
+            **lw,
+            "devices": [{**lw["devices"][0], "dh_key": text}, lw["devices"][1]],
+        }
+    for case in V2_VECTORS["device_lists"]:
+        list_variants[f"vector-{case['name']}"] = case["wire"]
+    for name, wire in list_variants.items():
+        cases.add("v2_device_list", name, wire=wire, **list_args)
+    cases.add(
+        "v2_device_list", "for-bob", wire=lw, username="bob", account_key_hex=base_list["account_key_hex"]
+    )
+
+    spk = V2_DEVICES["bob_phone"]["signed_prekey"]["wire"]
+    spk_variants: dict[str, Any] = {
+        "genuine": spk,
+        "id-2^32": {**spk, "prekey_id": 2**32},
+        "id-negative": {**spk, "prekey_id": -1},
+        "id-1.5": {**spk, "prekey_id": 1.5},
+        "id-other": {**spk, "prekey_id": spk["prekey_id"] + 1},
+        "created_at-unsafe": {**spk, "created_at": 2**53},
+        "extra": {**spk, "x": 1},
+    }
+    for field in ("public_key", "signature"):
+        for name, text in b64_variants(spk[field]).items():
+            spk_variants[f"{field}-{name}"] = {**spk, field: text}
+    for name, wire in spk_variants.items():
+        cases.add("v2_signed_prekey", name, wire=wire, device="bob_phone", now=spk["created_at"])
+    cases.add(
+        "v2_signed_prekey", "stale", wire=spk, device="bob_phone", now=spk["created_at"] + 2_592_000_001
+    )
+    cases.add("v2_signed_prekey", "other-device", wire=spk, device="alice_phone", now=spk["created_at"])
+
+    steps = V2_VECTORS["ratchet"]["steps"]
+    a1, a3 = steps[0]["wire"], steps[2]["wire"]
+    message_variants: dict[str, Any] = {
+        "genuine": a1,
+        "extra": {**a1, "x": 1},
+        "setup-null": {**a1, "setup": None},
+        "setup-extra": {**a1, "setup": {**a1["setup"], "x": 1}},
+        "setup-opk-string": {**a1, "setup": {**a1["setup"], "one_time_prekey_id": "1001"}},
+        "setup-spk-2^32": {**a1, "setup": {**a1["setup"], "signed_prekey_id": 2**32}},
+        "n-2^32": {**a1, "n": 2**32},
+        "n-1.5": {**a1, "n": 1.5},
+        "n-true": {**a1, "n": True},
+        "pn-negative": {**a1, "pn": -1},
+        "ciphertext-15-bytes": {**a1, "ciphertext": b64encode(bytes(15))},
+        "ciphertext-65553-bytes": {**a1, "ciphertext": b64encode(bytes(65553))},
+        "array": [a1],
+    }
+    for field in ("dh", "ciphertext"):
+        for name, text in b64_variants(a1[field]).items():
+            message_variants[f"{field}-{name}"] = {**a1, field: text}
+    for name, wire in message_variants.items():
+        cases.add("v2_ratchet_message", name, wire=wire)
+
+    state_hex = steps[-1]["state_after_hex"]
+    cases.add("v2_state", "genuine", hex=state_hex)
+    for position in range(0, len(state_hex) // 2, 11):
+        raw = bytearray(bytes.fromhex(state_hex))
+        raw[position] ^= 0x01
+        cases.add("v2_state", f"flip-{position}", hex=raw.hex())
+    cases.add("v2_state", "truncated", hex=state_hex[:-2])
+    cases.add("v2_state", "extended", hex=state_hex + "00")
+    parsed = SessionState.from_bytes(bytes.fromhex(state_hex))
+    cases.add("v2_state", "nr-2^53", hex=replace(parsed, nr=2**53).to_bytes().hex())
+    cases.add("v2_state", "nr-2^32", hex=replace(parsed, nr=2**32).to_bytes().hex())
+
+    bob = steps[4]["state_after_hex"]  # bob after a2 and a1; a3 is next on the same chain
+    extra = V2_VECTORS["ratchet"]["extra_ad_hex"]
+    now = steps[4]["now"]
+    decrypt_variants: dict[str, Any] = {
+        "genuine": a3,
+        "n-plus-1": {**a3, "n": a3["n"] + 1},
+        "n-minus-1": {**a3, "n": a3["n"] - 1},
+        "n-jump-25000": {**a3, "n": a3["n"] + 25_000},
+        "n-jump-25001": {**a3, "n": 25_003},
+        "pn-plus-1": {**a3, "pn": a3["pn"] + 1},
+        "dh-zero": {**a3, "dh": b64encode(bytes(32)), "n": 0},
+        "dh-order-8": {
+            **a3,
+            "dh": b64encode(
+                bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+            ),
+            "n": 0,
+        },
+        "dh-other": {**a3, "dh": V2_VECTORS["setups"][0]["setup_wire"]["ephemeral_key"]},
+        "new-chain-pn-25001": {**a3, "dh": b64encode(bytes(range(32))), "pn": 25_003, "n": 0},
+        "a1-again": a1,
+        "b1-own": steps[6]["wire"],
+    }
+    ciphertext = b64decode(a3["ciphertext"])
+    for position in (0, len(ciphertext) // 2, len(ciphertext) - 1):
+        flipped = bytearray(ciphertext)
+        flipped[position] ^= 0x80
+        decrypt_variants[f"ciphertext-flip-{position}"] = {**a3, "ciphertext": b64encode(bytes(flipped))}
+    for name, wire in decrypt_variants.items():
+        cases.add("v2_ratchet_decrypt", name, state_hex=bob, wire=wire, extra_ad_hex=extra, now=now)
+    cases.add("v2_ratchet_decrypt", "other-extra-ad", state_hex=bob, wire=a3, extra_ad_hex="00", now=now)
+
+    envelopes = V2_VECTORS["envelopes"]
+    ew = envelopes["wire"]
+    slot = ew["slots"][1]
+    message = slot["message"]
+
+    def with_slot_message(**changes: Any) -> dict[str, Any]:
+        return {**ew, "slots": [ew["slots"][0], {**slot, "message": {**message, **changes}}]}
+
+    envelope_variants: dict[str, Any] = {
+        "genuine": ew,
+        "v-3": {**ew, "v": 3},
+        "v-string": {**ew, "v": "2"},
+        "extra": {**ew, "x": 1},
+        "sent_at-unsafe": {**ew, "sent_at": 2**53},
+        "message_id-upper": {**ew, "message_id": ew["message_id"].upper()},
+        "sender-upper": {**ew, "sender": "Alice"},
+        "targets-empty": {**ew, "targets": []},
+        "targets-reversed": {**ew, "targets": ew["targets"][::-1]},
+        "target-version-0": {
+            **ew,
+            "targets": [{**ew["targets"][0], "device_list_version": 0}, ew["targets"][1]],
+        },
+        "sender-device-target": {
+            **ew,
+            "targets": [
+                {**ew["targets"][0], "devices": sorted([ew["sender_device"], *ew["targets"][0]["devices"]])},
+                ew["targets"][1],
+            ],
+        },
+        "slots-empty": {**ew, "slots": []},
+        "slots-reversed": {**ew, "slots": ew["slots"][::-1]},
+        "slot-not-target": {**ew, "slots": [ew["slots"][0], {**slot, "device_id": "f" * 32}]},
+        "body-too-long": {**ew, "body": b64encode(bytes(131089))},
+        "array": [ew],
+    }
+    for field in ("iv", "signature"):
+        for name, text in b64_variants(ew[field]).items():
+            envelope_variants[f"{field}-{name}"] = {**ew, field: text}
+    for name, wire in envelope_variants.items():
+        cases.add("v2_envelope", name, wire=wire)
+
+    body = bytearray(b64decode(ew["body"]))
+    body[0] ^= 1
+    open_variants: dict[str, Any] = {
+        "genuine": ew,
+        "body-flip": {**ew, "body": b64encode(bytes(body))},
+        "signature-zero": {**ew, "signature": b64encode(bytes(64))},
+        "slot-n-plus-1": with_slot_message(n=message["n"] + 1),
+        "slot-pn-plus-1": with_slot_message(pn=message["pn"] + 1),
+        "slot-dh-zero": with_slot_message(dh=b64encode(bytes(32))),
+        "slot-setup-no-opk": with_slot_message(setup={**message["setup"], "one_time_prekey_id": None}),
+        "slot-setup-opk-unknown": with_slot_message(setup={**message["setup"], "one_time_prekey_id": 999}),
+        "slot-setup-spk-unknown": with_slot_message(setup={**message["setup"], "signed_prekey_id": 6}),
+        "slot-setup-ephemeral-zero": with_slot_message(
+            setup={**message["setup"], "ephemeral_key": b64encode(bytes(32))}
+        ),
+        "slot-no-setup": {
+            **ew,
+            "slots": [
+                ew["slots"][0],
+                {**slot, "message": {k: v for k, v in message.items() if k != "setup"}},
+            ],
+        },
+        "slot-of-the-phone": {
+            **ew,
+            "slots": [ew["slots"][0], {**slot, "message": ew["slots"][0]["message"]}],
+        },
+    }
+    for case in envelopes["cases"]:
+        open_variants[f"vector-{case['name']}"] = case["wire"]
+    for name, wire in open_variants.items():
+        cases.add("v2_envelope_open", name, wire=wire, receiver="bob_phone", now=1767225620000)
+    cases.add("v2_envelope_open", "alice-phone", wire=ew, receiver="alice_phone", now=1767225620000)
+
+
 def decision_cases(cases: Cases) -> None:
     """The client cores (PROTOCOL.md 14) on the hostile inputs above: every envelope_open
     case as a message decision and every group_chain case as a chain decision, so the two
@@ -1625,6 +1992,7 @@ def all_cases() -> list[dict[str, Any]]:
         file_cases,
         group_cases,
         receipt_cases,
+        v2_cases,
         decision_cases,
     ):
         make(cases)
@@ -1708,3 +2076,21 @@ def test_the_differential_cases_cover_every_outcome() -> None:
         "bad_payload",
         "chain_invalid",
     } <= decisions
+    # The v2 cases reach the refusals of 15.14 that need no local state beyond the vectors'.
+    refusals = {
+        str(outcome["result"]["refused"])
+        for op, outcome in results
+        if op.startswith("v2_") and isinstance(outcome["result"], dict) and "refused" in outcome["result"]
+    }
+    assert {
+        "device_list_invalid",
+        "device_certificate_invalid",
+        "prekey_invalid",
+        "prekey_stale",
+        "prekey_unknown",
+        "session_unknown",
+        "ratchet_duplicate",
+        "ratchet_too_far",
+        "ratchet_failed",
+        "bad_signature",
+    } <= refusals
