@@ -61,10 +61,20 @@ class DeviceKeys:
     def device_id(self) -> str:
         return self.device.device_id
 
+    @property
+    def dh_private(self) -> bytes:
+        return secret(self.username, self.name, "dh")
+
+    def signed_prekey_private(self, prekey_id: int, key: str = "") -> bytes:
+        return secret(self.username, self.name, "spk", str(prekey_id), key)
+
+    def one_time_private(self, prekey_id: int, key: str = "") -> bytes:
+        return secret(self.username, self.name, "opk", str(prekey_id), key)
+
     def signed_prekey(
         self, prekey_id: int, *, created_at: int | None = None, key: str = ""
     ) -> dict[str, object]:
-        private = secret(self.username, self.name, "spk", str(prekey_id), key)
+        private = self.signed_prekey_private(prekey_id, key)
         made = make_signed_prekey(
             self.signing_seed, self.username, self.device_id, prekey_id, private, created_at or now_ms()
         )
@@ -77,7 +87,7 @@ class DeviceKeys:
                 self.username,
                 self.device_id,
                 prekey_id,
-                secret(self.username, self.name, "opk", str(prekey_id), key),
+                self.one_time_private(prekey_id, key),
             ).to_wire()
             for prekey_id in ids
         ]
@@ -91,7 +101,7 @@ def make_device(identity: PrivateIdentity, name: str, *, signer: PrivateIdentity
         account_seed(signer or identity),
         username,
         ed25519_raw_public(signing_seed),
-        x25519_public(secret(username, name, "dh")),
+        x25519_public(secret(username, name, "dh")),  # DeviceKeys.dh_private
         now_ms(),
     )
     return DeviceKeys(username, name, signing_seed, device)

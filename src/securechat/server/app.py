@@ -15,7 +15,7 @@ from sqlalchemy import text
 from .. import __version__
 from ..protocol.files import FILE_CHUNK_BYTES
 from ..protocol.primitives import GCM_TAG_BYTES
-from .api import account, admin, auth, devices, files, groups, messages, websocket
+from .api import account, admin, auth, device_inbox, devices, files, groups, messages, websocket
 from .errors import Forbidden, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    for module in (auth, account, messages, files, groups, devices, websocket, admin):
+    for module in (auth, account, messages, files, groups, devices, device_inbox, websocket, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -16,7 +16,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import device_lists, devices, one_time_prekeys, users
+from .tables import device_inbox, device_lists, devices, one_time_prekeys, users
 
 Outcome = Literal["stored", "unchanged", "stale"]
 
@@ -101,8 +101,9 @@ async def put_list(
     removed = sorted(existing - keys.keys())
     added = sorted(keys.keys() - existing)
     if removed:
-        # The foreign key would cascade; deleting here does not depend on it.
-        for table in (one_time_prekeys, devices):
+        # The foreign keys would cascade; deleting here does not depend on them. A revoked
+        # device's undelivered v2 inbox entries go too: it must not read them later.
+        for table in (one_time_prekeys, device_inbox, devices):
             await conn.execute(
                 delete(table).where(and_(table.c.user_id == user_id, table.c.device_id.in_(removed)))
             )

@@ -298,6 +298,8 @@ devices = Table(
     Column("next_signed_prekey_id", BigInteger, nullable=False, server_default="0"),
     Column("next_one_time_prekey_id", BigInteger, nullable=False, server_default="0"),
     Column("added_at", BigInteger, nullable=False),
+    # The last position of the device's v2 inbox (migration 0012).
+    Column("inbox_head", BigInteger, nullable=False, server_default="0"),
 )
 
 # Unclaimed one-time prekeys (JSON as published). A claim deletes the row in the
@@ -312,4 +314,36 @@ one_time_prekeys = Table(
     ForeignKeyConstraint(
         ["user_id", "device_id"], ["devices.user_id", "devices.device_id"], ondelete="CASCADE"
     ),
+)
+
+# v2 direct messages (PROTOCOL.md 15.8, 15.16; migration 0012): the envelope stored once,
+# without its slots, and one entry per target device in that device's own inbox with
+# only its slot. devices.inbox_head is the last position given to each device, so
+# positions are never reused after acknowledged entries are deleted.
+v2_messages = Table(
+    "v2_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("conversation_id", String(40), nullable=False),
+    Column("sender_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # Of the whole envelope as sent: the same message id again is a retry only with it.
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("envelope", Text, nullable=False),
+    Column("server_ts", BigInteger, nullable=False),
+)
+
+device_inbox = Table(
+    "device_inbox",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("device_id", String(32), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("message_pk", Integer, ForeignKey("v2_messages.id", ondelete="CASCADE"), nullable=False),
+    Column("slot", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["user_id", "device_id"], ["devices.user_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    Index("ix_device_inbox_message", "message_pk"),
 )

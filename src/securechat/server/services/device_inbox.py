@@ -1,0 +1,198 @@
+"""Protocol v2 direct messages through per-device inboxes (PROTOCOL.md 15.8, 15.16).
+
+The server stores a v2 envelope's body once and gives every target device an entry of
+its own, numbered in that device's inbox, carrying only its slot: a device never sees
+the other devices' ratchet messages, and acknowledges (and so deletes) its entries
+without touching anyone else's.
+
+It checks, before storing: the envelope parses (15.8); its sender is the caller and the
+sender device is in the caller's current list, whose signing key verifies the envelope
+(defence in depth: receivers check it against their accepted lists); the conversation
+is the direct one between the two target accounts; every target names its account's
+current list version and exactly its current devices (the sender's own device
+excepted), so a revoked device gets nothing and a new one is not silently left out
+(409 ``device_list_stale``: fetch the lists and seal again); and there is a slot for
+every target device. The same message id again is answered as the first time if the
+envelope is the same, else 409 ``message_id_reused``.
+
+Live delivery over the WebSocket is not part of this step: devices read their inbox
+over HTTP (``GET /devices/{id}/inbox``) and acknowledge what they processed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ...protocol.errors import ProtocolError, UnsupportedVersion, VerificationFailed
+from ...protocol.identifiers import direct_conversation_id
+from ...protocol.v2.devices import Device
+from ...protocol.v2.envelope import EnvelopeV2, verify_envelope
+from ..errors import (
+    DeviceListStale,
+    DeviceNotListed,
+    Forbidden,
+    InvalidEnvelope,
+    MessageIdReused,
+    NotFound,
+    TooLarge,
+)
+from ..storage import device_inbox as store
+from ..storage import devices as device_store
+from . import ratelimit
+from .context import ServiceContext, now_ms
+from .principal import Principal
+
+# The v1 send budget: a v2 message is one send, whatever its number of devices.
+SEND_ACTION = "send"
+
+
+def _parse(raw: Any) -> EnvelopeV2:
+    try:
+        return EnvelopeV2.from_wire(raw)
+    except UnsupportedVersion as exc:
+        raise InvalidEnvelope("unsupported envelope version", reason="unsupported_version") from exc
+    except ProtocolError as exc:
+        raise InvalidEnvelope("the envelope does not parse", reason="malformed") from exc
+
+
+def _answer(message_id: str, conversation_id: str, server_ts: int, devices: int) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "server_ts": server_ts,
+        "devices": devices,
+    }
+
+
+async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str, Any]:
+    await ratelimit.hit(
+        ctx, SEND_ACTION, f"user:{principal.user_id}", ctx.settings.messages_per_minute, who="account"
+    )
+    text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode()) > ctx.settings.max_envelope_bytes:
+        raise TooLarge("the envelope is too large")
+    envelope = _parse(raw)
+    header = envelope.header
+    if header.sender != principal.username:
+        raise Forbidden("an envelope must be sent by its sender", reason="sender_mismatch")
+    names = [target.username for target in header.targets]
+    peers = [name for name in names if name != principal.username]
+    if len(names) != 2 or len(peers) != 1:
+        raise InvalidEnvelope("a v2 direct message names its sender and one peer", reason="wrong_members")
+    if header.conversation_id != direct_conversation_id(principal.username, peers[0]):
+        raise InvalidEnvelope("not the direct conversation of its targets", reason="wrong_conversation")
+
+    async with ctx.database.read() as conn:
+        user_ids: dict[str, int] = {}
+        current: dict[str, tuple[int, list[str]]] = {}
+        for name in names:
+            user_id = await device_store.get_user_id(conn, name)
+            if user_id is None:
+                raise NotFound("no such user")
+            listed = await device_store.get_list(conn, user_id)
+            if listed is None:
+                raise DeviceListStale("a target account has no device list", versions={})
+            user_ids[name] = user_id
+            current[name] = (int(listed["version"]), await store.get_device_ids(conn, user_id))
+        sender_row = await device_store.get_device(conn, principal.user_id, header.sender_device)
+    if sender_row is None:
+        raise DeviceNotListed("the sender device is not in the account's current device list")
+    sender_device = Device(header.sender_device, bytes(sender_row["signing_key"]), b"", 0, b"")
+    try:
+        verify_envelope(envelope, sender_device)
+    except VerificationFailed as exc:
+        raise InvalidEnvelope(
+            "the sender device's signature does not verify", reason="bad_signature"
+        ) from exc
+
+    versions = {name: version for name, (version, _) in current.items()}
+    for target in header.targets:
+        version, device_ids = current[target.username]
+        expected = [d for d in device_ids if (target.username, d) != (header.sender, header.sender_device)]
+        if target.device_list_version != version or list(target.devices) != expected:
+            raise DeviceListStale(
+                "the envelope's targets are not the current device lists; fetch them and seal again",
+                versions=versions,
+            )
+    slotted = {(slot.username, slot.device_id) for slot in envelope.slots}
+    if slotted != set(header.target_devices()):
+        raise InvalidEnvelope("every target device needs its slot", reason="missing_slot")
+
+    raw_slots = raw["slots"]
+    slots = {
+        (user_ids[slot.username], slot.device_id): json.dumps(
+            raw_slot, separators=(",", ":"), ensure_ascii=False
+        )
+        for slot, raw_slot in zip(envelope.slots, raw_slots, strict=True)
+    }
+    stored = json.dumps(
+        {k: v for k, v in raw.items() if k != "slots"}, separators=(",", ":"), ensure_ascii=False
+    )
+    digest = hashlib.sha256(text.encode()).digest()
+    now = now_ms()
+    try:
+        async with ctx.database.write() as conn:
+            existing = await store.get_message(conn, header.message_id)
+            if existing is None:
+                pk = await store.add_message(
+                    conn,
+                    header.message_id,
+                    header.conversation_id,
+                    principal.user_id,
+                    digest,
+                    stored,
+                    slots,
+                    now,
+                )
+                if pk is None:
+                    # A target device was revoked between the check and the write.
+                    raise DeviceListStale(
+                        "a device list changed meanwhile; fetch it and seal again", versions={}
+                    )
+                return _answer(header.message_id, header.conversation_id, now, len(slots))
+    except IntegrityError:
+        # The same message id stored by another request at this moment: answered below.
+        async with ctx.database.read() as conn:
+            existing = await store.get_message(conn, header.message_id)
+        if existing is None:
+            raise
+    if int(existing["sender_id"]) != principal.user_id or bytes(existing["envelope_sha256"]) != digest:
+        raise MessageIdReused("this message id was used for another envelope")
+    return _answer(header.message_id, header.conversation_id, int(existing["server_ts"]), len(slots))
+
+
+async def _own_device(ctx: ServiceContext, principal: Principal, device_id: str) -> None:
+    async with ctx.database.read() as conn:
+        if await device_store.get_device(conn, principal.user_id, device_id) is None:
+            raise DeviceNotListed("this device is not in the account's current device list")
+
+
+async def read_inbox(
+    ctx: ServiceContext, principal: Principal, device_id: str, since: int, limit: int
+) -> dict[str, Any]:
+    """The device's entries after ``since``: each the stored envelope with only its slot."""
+    await _own_device(ctx, principal, device_id)
+    async with ctx.database.read() as conn:
+        rows, head = await store.get_entries(conn, principal.user_id, device_id, since, limit)
+    entries = [
+        {
+            "type": "message_v2",
+            "seq": int(row["seq"]),
+            "server_ts": int(row["server_ts"]),
+            "envelope": json.loads(row["envelope"]) | {"slots": [json.loads(row["slot"])]},
+        }
+        for row in rows
+    ]
+    return {"entries": entries, "head": head}
+
+
+async def acknowledge(ctx: ServiceContext, principal: Principal, device_id: str, seq: int) -> dict[str, Any]:
+    """Delete the device's entries up to ``seq`` (it has processed them)."""
+    await _own_device(ctx, principal, device_id)
+    async with ctx.database.write() as conn:
+        removed = await store.acknowledge(conn, principal.user_id, device_id, seq)
+    return {"acknowledged": removed}

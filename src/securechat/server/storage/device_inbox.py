@@ -1,0 +1,146 @@
+"""Protocol v2 per-device inboxes (PROTOCOL.md 15.8, 15.16): a message stored once, and
+each target device's own numbered entries carrying only its slot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .tables import device_inbox, devices, v2_messages
+
+
+async def get_message(conn: AsyncConnection, message_id: str) -> RowMapping | None:
+    query = select(
+        v2_messages.c.id, v2_messages.c.sender_id, v2_messages.c.envelope_sha256, v2_messages.c.server_ts
+    ).where(v2_messages.c.message_id == message_id)
+    return (await conn.execute(query)).mappings().first()
+
+
+async def get_device_ids(conn: AsyncConnection, user_id: int) -> list[str]:
+    query = select(devices.c.device_id).where(devices.c.user_id == user_id).order_by(devices.c.device_id)
+    return [row.device_id for row in await conn.execute(query)]
+
+
+async def add_message(
+    conn: AsyncConnection,
+    message_id: str,
+    conversation_id: str,
+    sender_id: int,
+    envelope_sha256: bytes,
+    envelope: str,
+    slots: Mapping[tuple[int, str], str],
+    now: int,
+) -> int | None:
+    """Store the message and one entry per (user id, device id) -> slot, each at the
+    next position of that device's inbox. None (and nothing stored: the caller rolls
+    back) if one of the devices is no longer listed.
+
+    Device rows are locked in one order (``FOR UPDATE``), so two messages to the same
+    devices on two instances take positions one after the other and cannot deadlock.
+    """
+    result = await conn.execute(
+        insert(v2_messages)
+        .values(
+            message_id=message_id,
+            conversation_id=conversation_id,
+            sender_id=sender_id,
+            envelope_sha256=envelope_sha256,
+            envelope=envelope,
+            server_ts=now,
+        )
+        .returning(v2_messages.c.id)
+    )
+    message_pk = int(result.scalar_one())
+    for (user_id, device_id), slot in sorted(slots.items()):
+        head = (
+            await conn.execute(
+                select(devices.c.inbox_head)
+                .where(and_(devices.c.user_id == user_id, devices.c.device_id == device_id))
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if head is None:
+            return None
+        seq = int(head) + 1
+        await conn.execute(
+            update(devices)
+            .where(and_(devices.c.user_id == user_id, devices.c.device_id == device_id))
+            .values(inbox_head=seq)
+        )
+        await conn.execute(
+            insert(device_inbox).values(
+                user_id=user_id,
+                device_id=device_id,
+                seq=seq,
+                message_pk=message_pk,
+                slot=slot,
+                created_at=now,
+            )
+        )
+    return message_pk
+
+
+async def get_entries(
+    conn: AsyncConnection, user_id: int, device_id: str, since: int, limit: int
+) -> tuple[list[RowMapping], int]:
+    """The device's entries after ``since`` (oldest first, at most ``limit``) with their
+    stored message, and its inbox head."""
+    head = (
+        await conn.execute(
+            select(devices.c.inbox_head).where(
+                and_(devices.c.user_id == user_id, devices.c.device_id == device_id)
+            )
+        )
+    ).scalar_one_or_none()
+    query = (
+        select(
+            device_inbox.c.seq,
+            device_inbox.c.slot,
+            v2_messages.c.envelope,
+            v2_messages.c.server_ts,
+        )
+        .join(v2_messages, v2_messages.c.id == device_inbox.c.message_pk)
+        .where(
+            and_(
+                device_inbox.c.user_id == user_id,
+                device_inbox.c.device_id == device_id,
+                device_inbox.c.seq > since,
+            )
+        )
+        .order_by(device_inbox.c.seq)
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).mappings()), int(head or 0)
+
+
+async def acknowledge(conn: AsyncConnection, user_id: int, device_id: str, seq: int) -> int:
+    """Delete the device's entries up to ``seq``, then the messages no device still waits
+    for. Returns how many entries went."""
+    mine = and_(device_inbox.c.user_id == user_id, device_inbox.c.device_id == device_id)
+    pks = [
+        row.message_pk
+        for row in await conn.execute(
+            select(device_inbox.c.message_pk).where(and_(mine, device_inbox.c.seq <= seq))
+        )
+    ]
+    if not pks:
+        return 0
+    await conn.execute(delete(device_inbox).where(and_(mine, device_inbox.c.seq <= seq)))
+    await delete_unreferenced(conn, pks)
+    return len(pks)
+
+
+async def delete_unreferenced(conn: AsyncConnection, message_pks: Sequence[int]) -> None:
+    """Messages among ``message_pks`` that no inbox entry names any more."""
+    if message_pks:
+        await conn.execute(
+            delete(v2_messages).where(
+                and_(
+                    v2_messages.c.id.in_(sorted(set(message_pks))),
+                    ~exists().where(device_inbox.c.message_pk == v2_messages.c.id),
+                )
+            )
+        )

@@ -1,0 +1,47 @@
+"""Migration 0012 (per-device v2 inboxes) on a database with v2 devices at 0011, on
+SQLite and PostgreSQL: devices and their prekeys stay, each device starts at inbox
+position 0, and a downgrade drops the inbox tables and the column, keeping the rest."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from securechat.server.storage import device_inbox as inbox_store
+from securechat.server.storage import devices as device_store
+from securechat.server.storage import prekeys as prekey_store
+from securechat.server.storage.database import Database
+
+from .test_migration_0011 import DEVICE, database, row_counts, table_names  # noqa: F401
+from .test_migrations import columns, to_revision
+
+
+async def test_0012_adds_device_inboxes_and_keeps_devices(database: Database) -> None:  # noqa: F811
+    await to_revision(database, "0011")
+    async with database.write() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO users (id, username, created_at, auth_hash, kdf_salt, kdf_iterations,"
+                " signing_key, encryption_key, encryption_key_signature, key_bundle, keys_updated_at)"
+                " VALUES (1, 'alice', 0, 'x', :salt, 600000, :k, :k, :k, '{}', 0)"
+            ),
+            {"salt": bytes(16), "k": b"k"},
+        )
+        await device_store.put_list(conn, 1, 1, bytes(32), "{}", [(DEVICE, bytes(32))], 1)
+        await prekey_store.add_one_time_prekeys(conn, 1, DEVICE, [(1, "{}"), (2, "{}")], 500)
+    async with database.read() as conn:
+        before = await row_counts(conn, await table_names(conn))
+
+    await to_revision(database, "0012")
+    async with database.write() as conn:
+        assert await row_counts(conn, set(before)) == before
+        assert "inbox_head" in await conn.run_sync(columns, "devices")
+        pk = await inbox_store.add_message(conn, "m1", "dm-x", 1, bytes(32), "{}", {(1, DEVICE): "{}"}, 2)
+        assert pk is not None
+        rows, head = await inbox_store.get_entries(conn, 1, DEVICE, 0, 10)
+        assert ([int(row["seq"]) for row in rows], head) == ([1], 1)
+
+    await to_revision(database, "0011", down=True)
+    async with database.read() as conn:
+        assert "inbox_head" not in await conn.run_sync(columns, "devices")
+        assert await table_names(conn) == set(before)
+        assert await row_counts(conn, set(before)) == before
