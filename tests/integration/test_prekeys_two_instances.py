@@ -1,7 +1,8 @@
 """v2 bundles on two server instances sharing one PostgreSQL database (PROTOCOL.md
 15.16): concurrent claims split across both hand out every one-time prekey exactly
 once and then bundles without one, and the count agrees on both; device lists
-published at once on both end at the highest version, the others refused as stale."""
+published at once on both end at the highest version, the others refused as stale; v2
+messages stored by both at once take each device's inbox positions without gaps."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ..api.conftest import RegisteredUser
 from ..api.support import bearer, material, registration_body
+from ..api.test_device_inbox import World
 from ..api.test_devices import device_list, make_device
 from ..conftest import LiveServer, postgres_instances
 
@@ -34,6 +37,13 @@ async def register(client: httpx.AsyncClient, name: str) -> dict[str, str]:
     response = await client.post("/api/v1/auth/register", json=registration_body(name))
     assert response.status_code == 201, response.text
     return bearer(response.json()["access_token"])
+
+
+async def registered(client: httpx.AsyncClient, name: str) -> RegisteredUser:
+    response = await client.post("/api/v1/auth/register", json=registration_body(name))
+    assert response.status_code == 201, response.text
+    made = material(name)
+    return RegisteredUser(response.json(), made.identity, made.auth_key, made.kdf)
 
 
 async def test_each_one_time_prekey_is_claimed_once_across_instances(
@@ -133,5 +143,45 @@ async def test_concurrent_lists_on_two_instances_end_at_the_highest_version(
         for device in [laptop, *phones]:
             count = await one.get(f"/api/v1/devices/{device.device_id}/one-time-prekeys/count", headers=alice)
             assert count.status_code == (200 if device in (laptop, phones[19]) else 404), device.name
+    for server in (first, second):
+        assert "Traceback" not in server.log()
+
+
+async def test_concurrent_v2_messages_on_two_instances_take_distinct_positions(
+    two_instances: tuple[LiveServer, LiveServer],
+) -> None:
+    """Each target device's inbox positions stay 1, 2, 3, ... without gaps or repeats
+    when messages to it are stored by both instances at once."""
+    first, second = two_instances
+    messages = 40
+    async with (
+        httpx.AsyncClient(base_url=first.url, timeout=60) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=60) as two,
+    ):
+        world = World(one, await registered(one, "alice"), await registered(two, "bob"))
+        await world.setup()
+        await world.session_with(world.phone)
+        await world.session_with(world.bob_phone)
+        envelopes = [world.seal(f"message {number}") for number in range(messages)]
+
+        async def send(number: int) -> None:
+            client = (one, two)[number % 2]
+            response = await client.post(
+                "/api/v1/v2/messages", headers=world.alice.headers, json={"envelope": envelopes[number]}
+            )
+            assert response.status_code == 201, response.text
+
+        await asyncio.gather(*(send(number) for number in range(messages)))
+        for device in (world.bob_phone, world.phone):
+            user = world.user_of(device)
+            inbox = (
+                await two.get(
+                    f"/api/v1/devices/{device.device_id}/inbox", params={"limit": 100}, headers=user.headers
+                )
+            ).json()
+            assert [entry["seq"] for entry in inbox["entries"]] == list(range(1, messages + 1))
+            assert inbox["head"] == messages
+            ids = sorted(entry["envelope"]["message_id"] for entry in inbox["entries"])
+            assert ids == sorted(envelope["message_id"] for envelope in envelopes)
     for server in (first, second):
         assert "Traceback" not in server.log()
