@@ -201,11 +201,15 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
                     break
                 if not line.strip():
                     continue
+                if receiver.done():
+                    # The session has ended (shown above): nothing will reconnect.
+                    show("-- not sent: the session has ended; log in again")
+                    continue
                 if not live.connected:
                     show("-- not connected: this goes when the connection is back")
                 unsent.append(line)
                 outbox.put_nowait(line)
-            if unsent:
+            if unsent and not receiver.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(outbox.join(), DRAIN_ON_EXIT_S)
                 if unsent:
