@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
 
 from securechat.protocol.envelope import decode_payload, encode_payload
 from securechat.protocol.identifiers import ConversationId, MessageId, Username, direct_conversation_id
@@ -224,8 +226,8 @@ async def test_each_target_device_reads_its_own_slot_and_opens_the_one_body(worl
 
 
 async def test_positions_are_per_device_and_survive_acknowledgement(world: World) -> None:
-    for text in ("one", "two"):
-        assert (await world.send(world.seal(text))).status_code == 201
+    for words in ("one", "two"):
+        assert (await world.send(world.seal(words))).status_code == 201
     ack = await world.http.post(
         f"/api/v1/devices/{world.bob_phone.device_id}/inbox/ack", headers=world.bob.headers, json={"seq": 2}
     )
@@ -292,7 +294,12 @@ async def test_the_conversation_is_the_direct_one_of_the_targets(world: World) -
     assert error(await world.send(envelope), 400, "invalid_envelope")["reason"] == "wrong_conversation"
 
 
-async def test_a_revoked_device_loses_its_undelivered_entries(world: World) -> None:
+async def stored_messages(app: FastAPI) -> int:
+    async with app.state.context.database.read() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM v2_messages"))).scalar_one())
+
+
+async def test_a_revoked_device_loses_its_undelivered_entries(world: World, app: FastAPI) -> None:
     assert (await world.send(world.seal("for the phone"))).status_code == 201
     tablet = make_device(world.bob.identity, "tablet")
     assert (
@@ -307,6 +314,13 @@ async def test_a_revoked_device_loses_its_undelivered_entries(world: World) -> N
     again = device_list(world.bob.identity, [world.bob_phone, tablet], 3)
     assert (await publish(world.http, world.bob, again)).status_code == 200
     assert await world.inbox(world.bob_phone) == {"entries": [], "head": 0}
+    # The body is kept while alice's phone still waits for it, and deleted after.
+    assert await stored_messages(app) == 1
+    ack = f"/api/v1/devices/{world.phone.device_id}/inbox/ack"
+    assert (await world.http.post(ack, headers=world.alice.headers, json={"seq": 1})).json() == {
+        "acknowledged": 1
+    }
+    assert await stored_messages(app) == 0
 
 
 async def test_the_server_checks_sender_device_and_signature(

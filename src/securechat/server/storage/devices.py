@@ -16,6 +16,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .device_inbox import delete_unreferenced
 from .tables import device_inbox, device_lists, devices, one_time_prekeys, users
 
 Outcome = Literal["stored", "unchanged", "stale"]
@@ -103,10 +104,19 @@ async def put_list(
     if removed:
         # The foreign keys would cascade; deleting here does not depend on them. A revoked
         # device's undelivered v2 inbox entries go too: it must not read them later.
+        pending = [
+            row.message_pk
+            for row in await conn.execute(
+                select(device_inbox.c.message_pk).where(
+                    and_(device_inbox.c.user_id == user_id, device_inbox.c.device_id.in_(removed))
+                )
+            )
+        ]
         for table in (one_time_prekeys, device_inbox, devices):
             await conn.execute(
                 delete(table).where(and_(table.c.user_id == user_id, table.c.device_id.in_(removed)))
             )
+        await delete_unreferenced(conn, pending)
     if added:
         await conn.execute(
             insert(devices),
