@@ -858,6 +858,55 @@ def repair_crossing_a_pending_setup(cases: Cases) -> None:
     assert active_id(bob, LAPTOP) == active_id(alice, BOB)
 
 
+def converging_on_the_lower_session(cases: Cases) -> None:
+    """bob's phone offers a session; alice's laptop takes it, answers, then repairs it with
+    a session of her own whose id is higher. bob takes her repair; she then opens bob's
+    older message on his session, which, lower and not stale, is active again for her.
+    When her next message reaches bob on that session, he moves to it too."""
+    for burn in range(64):
+        sim = Sim({"alice": ALICE_V1, "bob": BOB_V1}, [LAPTOP, BOB])
+        alice, bob = sim.node(LAPTOP), sim.node(BOB)
+        b1 = sim.send(bob, "alice", "l1", "bob's offer")
+        b2 = sim.send(bob, "alice", "l2", "bob's offer again")
+        cases.receive(sim, LAPTOP, entry_for(b1, LAPTOP), "", "", {**ACCEPTED}, record=False)
+        a1 = sim.send(alice, "bob", "l3", "alice answers on bob's session")
+        for _ in range(burn):
+            alice.random(32)
+        alice.repair.add((BOB.username, BOB.device.device_id))
+        a2 = sim.send(alice, "bob", "l4", "alice's repair")
+        if active_id(alice, BOB) > active_id(bob, LAPTOP):  # type: ignore[operator]
+            break
+    else:
+        raise SystemExit("no repair with a higher session id in 64 tries")
+    cases.receive(sim, BOB, entry_for(a1, BOB), "", "", {**ACCEPTED}, record=False)
+    cases.receive(
+        sim,
+        BOB,
+        entry_for(a2, BOB),
+        "repair_after_answering",
+        "alice's laptop answered on bob's session, then started its own: it replaces bob's established one",
+        {**ACCEPTED, "notices": ["session_repaired"]},
+    )
+    cases.receive(
+        sim,
+        LAPTOP,
+        entry_for(b2, LAPTOP),
+        "lower_previous_session_offered_again",
+        "bob's second message still offers his session (lower id, not stale): alice makes it active again",
+        {**ACCEPTED},
+    )
+    back = sim.send(alice, "bob", "l5", "on bob's session")
+    cases.receive(
+        sim,
+        BOB,
+        entry_for(back, BOB),
+        "lower_previous_session_becomes_active",
+        "alice's newest message opens with bob's previous session, whose id is lower than the active one's: it is active again",
+        {**ACCEPTED, "notices": ["session_repaired"]},
+    )
+    assert active_id(bob, LAPTOP) == active_id(alice, BOB)
+
+
 def older_setup_delivered_late(cases: Cases) -> None:
     """alice's laptop starts two sessions in a row; bob gets the newer first."""
     sim = Sim({"alice": ALICE_V1, "bob": BOB_V1}, [LAPTOP, BOB])
@@ -1146,6 +1195,7 @@ def build() -> dict[str, Any]:
     simultaneous_initiation(cases)
     older_setup_delivered_late(cases)
     repair_crossing_a_pending_setup(cases)
+    converging_on_the_lower_session(cases)
     revoked_device(cases)
     return {
         "note": "Client decisions of protocol v2 (PROTOCOL.md 10, 14, 15.3, 15.4, 15.8, 15.9.1). "

@@ -384,3 +384,23 @@ def test_a_repair_crossing_a_pending_setup_converges() -> None:
     world.send("bob")
     world.deliver_genuine("alice", 0)
     assert world.sides["alice"].sessions.active_id == world.sides["bob"].sessions.active_id
+
+
+def test_concurrent_repairs_after_crossed_setups_converge() -> None:
+    """Both start sessions, each fails to open the other's first message and repairs: four
+    unanswered sessions. Each side compares its own newest offer with the peer's, so both
+    keep the same one (found by hypothesis when only the active session was compared)."""
+    world = run(
+        [
+            ("send", "alice", 0, False),
+            ("send", "alice", 0, False),
+            ("send", "bob", 0, False),
+            ("send", "bob", 0, False),
+            ("tamper", "alice", 0, False),
+            ("tamper", "bob", 0, False),
+            ("send", "alice", 0, False),
+            ("send", "bob", 0, False),
+        ]
+    )
+    settle(world)
+    assert world.sides["alice"].sessions.active_id == world.sides["bob"].sessions.active_id

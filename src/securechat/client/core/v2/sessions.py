@@ -112,7 +112,8 @@ def _decrypt_known(
         except Refusal as exc:
             first = exc if first is None and index < 0 else first
             continue
-        return Opened(plaintext, _seen_at(_replace_at(sessions, index, new_state), sent_at))
+        placed = _opened_known(sessions, index, new_state, sent_at)
+        return Opened(plaintext, _seen_at(placed, sent_at), None, _notices(sessions, placed))
     raise first if first is not None else Refusal("session_unknown")
 
 
@@ -121,37 +122,48 @@ def _stale(sessions: SessionSet, sent_at: int) -> bool:
     return sessions.last_sent_at is not None and sent_at < sessions.last_sent_at
 
 
-def _wins_tie(active: SessionState, sessions: SessionSet, state: SessionState, sent_at: int) -> bool:
-    """A previous session the peer still offers with its setup (so the peer has not taken
-    this device's session) wins against a pending active one with a higher id: the same
-    tie-break as for a new setup, so a repair that crossed a pending setup converges too."""
-    return is_pending(active) and not _stale(sessions, sent_at) and state.session_id < active.session_id
+def _activate(sessions: SessionSet, state: SessionState) -> SessionSet:
+    """``state`` (in the set, or new) becomes active; the old active one goes first in previous."""
+    active = sessions.active
+    if active is not None and active.session_id == state.session_id:
+        return replace(sessions, active=state)
+    rest = replace(sessions, previous=tuple(p for p in sessions.previous if p.session_id != state.session_id))
+    return (
+        replace(rest, active=state) if active is None else replace(_with_previous(rest, active), active=state)
+    )
 
 
-def _promote(sessions: SessionSet, index: int, active: SessionState, state: SessionState) -> SessionSet:
-    """Previous session ``index`` (now ``state``) becomes active; the active one goes first
-    in previous."""
-    rest = replace(sessions, previous=sessions.previous[:index] + sessions.previous[index + 1 :])
-    return replace(_with_previous(rest, active), active=state)
+def _notices(before: SessionSet, after: SessionSet) -> tuple[Notice, ...]:
+    """A repair: an established active session was replaced on a peer's setup."""
+    old = before.active
+    changed = old is not None and after.active_id != old.session_id
+    return ("session_repaired",) if changed and old is not None and not is_pending(old) else ()
 
 
-def _place_new(
-    sessions: SessionSet, state: SessionState, sent_at: int
-) -> tuple[SessionSet, tuple[Notice, ...]]:
-    """Where a new, opened responder session goes (15.9.1)."""
+def _opened_known(sessions: SessionSet, index: int, state: SessionState, sent_at: int) -> SessionSet:
+    """A session of the set opened the message. A previous one with a lower id than the
+    active one becomes active if the message is the peer's newest: the peer uses it,
+    and both devices move only towards the lower of their two active sessions."""
+    updated = _replace_at(sessions, index, state)
+    active = sessions.active
+    if index < 0 or active is None or _stale(sessions, sent_at) or state.session_id > active.session_id:
+        return updated
+    return _activate(updated, state)
+
+
+def _place_new(sessions: SessionSet, state: SessionState, sent_at: int) -> SessionSet:
+    """Where a new, opened session from the peer goes (15.9.1 step 3)."""
     active = sessions.active
     if active is None:
-        return replace(sessions, active=state), ()
+        return replace(sessions, active=state)
     if _stale(sessions, sent_at):
-        # Sent before a message the peer device sent on another session since: a setup
-        # the peer itself abandoned (a crossed setup delivered late). Readable, not used.
-        return _with_previous(sessions, state), ()
-    if is_pending(active):
+        # The peer sent this before a message accepted from it since: it has moved on
+        # from this session (a crossed setup delivered late, or the older of two repairs).
+        return _with_previous(sessions, state)
+    if is_pending(active) and active.session_id < state.session_id:
         # Simultaneous initiation: both devices keep the session with the lower id.
-        if active.session_id < state.session_id:
-            return _with_previous(sessions, state), ()
-        return replace(_with_previous(sessions, active), active=state), ()
-    return replace(_with_previous(sessions, active), active=state), ("session_repaired",)
+        return _with_previous(sessions, state)
+    return _activate(sessions, state)
 
 
 def open_message(
@@ -172,13 +184,10 @@ def open_message(
     for index, state in _candidates(sessions):
         if state.session_id == setup_session_id:
             plaintext, new_state = ratchet_decrypt(state, message, extra_ad, now)
-            active = sessions.active
-            if index >= 0 and active is not None and _wins_tie(active, sessions, new_state, sent_at):
-                promoted = _promote(sessions, index, active, new_state)
-                return Opened(plaintext, _seen_at(promoted, sent_at))
-            return Opened(plaintext, _seen_at(_replace_at(sessions, index, new_state), sent_at))
+            placed = _opened_known(sessions, index, new_state, sent_at)
+            return Opened(plaintext, _seen_at(placed, sent_at), None, _notices(sessions, placed))
     if setup_session_id in sessions.evicted:
         raise Refusal("ratchet_duplicate")
     plaintext, state, one_time = accept_setup(message)
-    placed, notices = _place_new(sessions, state, sent_at)
-    return Opened(plaintext, _seen_at(placed, sent_at), one_time, notices)
+    placed = _place_new(sessions, state, sent_at)
+    return Opened(plaintext, _seen_at(placed, sent_at), one_time, _notices(sessions, placed))
