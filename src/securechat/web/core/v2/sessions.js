@@ -219,7 +219,8 @@ async function decryptKnown(sessions, message, extraAd, sentAt, now) {
       if (first === null && index < 0) first = error;
       continue;
     }
-    return opened(result.plaintext, seenAt(replaceAt(sessions, index, result.state), sentAt));
+    const placed = openedKnown(sessions, index, result.state, sentAt);
+    return opened(result.plaintext, seenAt(placed, sentAt), null, notices(sessions, placed));
   }
   throw first ?? new Refusal("session_unknown");
 }
@@ -236,58 +237,78 @@ function stale(sessions, sentAt) {
 }
 
 /**
- * A previous session the peer still offers with its setup (so the peer has not taken
- * this device's session) wins against a pending active one with a higher id: the same
- * tie-break as for a new setup, so a repair that crossed a pending setup converges too.
+ * `state` (in the set, or new) becomes active; the old active one goes first in previous.
  *
  * @param {SessionSet} sessions
- * @param {SessionState} state
- * @param {number} sentAt
- * @returns {boolean}
- */
-function winsTie(sessions, state, sentAt) {
-  const active = sessions.active;
-  return active !== null && isPending(active) && !stale(sessions, sentAt) && compareBytes(state.sessionId, active.sessionId) < 0;
-}
-
-/**
- * @param {SessionSet} sessions
- * @param {number} index
  * @param {SessionState} state
  * @returns {SessionSet}
  */
-function promote(sessions, index, state) {
-  const active = /** @type {SessionState} */ (sessions.active);
-  const rest = sessions.with({ previous: [...sessions.previous.slice(0, index), ...sessions.previous.slice(index + 1)] });
-  return withPrevious(rest, active).with({ active: state });
+function activate(sessions, state) {
+  const active = sessions.active;
+  if (active !== null && bytesEqual(active.sessionId, state.sessionId)) {
+    return sessions.with({ active: state });
+  }
+  const rest = sessions.with({ previous: sessions.previous.filter((p) => !bytesEqual(p.sessionId, state.sessionId)) });
+  return active === null ? rest.with({ active: state }) : withPrevious(rest, active).with({ active: state });
 }
 
 /**
- * Where a new, opened responder session goes (15.9.1).
+ * A repair: an established active session was replaced.
+ *
+ * @param {SessionSet} before
+ * @param {SessionSet} after
+ * @returns {Notice[]}
+ */
+function notices(before, after) {
+  const old = before.active;
+  if (old === null || isPending(old)) return [];
+  const now = after.activeId;
+  return now !== null && bytesEqual(now, old.sessionId) ? [] : ["session_repaired"];
+}
+
+/**
+ * A session of the set opened the message. A previous one with a lower id than the
+ * active one becomes active if the message is the peer's newest: the peer uses it, and
+ * both devices move only towards the lower of their two active sessions (15.9.1 step 3).
+ *
+ * @param {SessionSet} sessions
+ * @param {number} index
+ * @param {SessionState} state
+ * @param {number} sentAt
+ * @returns {SessionSet}
+ */
+function openedKnown(sessions, index, state, sentAt) {
+  const updated = replaceAt(sessions, index, state);
+  const active = sessions.active;
+  if (index < 0 || active === null || stale(sessions, sentAt) || compareBytes(state.sessionId, active.sessionId) > 0) {
+    return updated;
+  }
+  return activate(updated, state);
+}
+
+/**
+ * Where a new, opened session from the peer goes (15.9.1 step 4).
  *
  * @param {SessionSet} sessions
  * @param {SessionState} state
  * @param {number} sentAt
- * @returns {{sessions: SessionSet, notices: Notice[]}}
+ * @returns {SessionSet}
  */
 function placeNew(sessions, state, sentAt) {
   const active = sessions.active;
   if (active === null) {
-    return { sessions: sessions.with({ active: state }), notices: [] };
+    return sessions.with({ active: state });
   }
   if (stale(sessions, sentAt)) {
-    // Sent before a message the peer device sent on another session since: a setup the
-    // peer itself abandoned (a crossed setup delivered late). Readable, not used.
-    return { sessions: withPrevious(sessions, state), notices: [] };
+    // The peer sent this before a message accepted from it since: it has moved on from
+    // this session (a crossed setup delivered late, or the older of two repairs).
+    return withPrevious(sessions, state);
   }
-  if (isPending(active)) {
+  if (isPending(active) && compareBytes(active.sessionId, state.sessionId) < 0) {
     // Simultaneous initiation: both devices keep the session with the lower id.
-    if (compareBytes(active.sessionId, state.sessionId) < 0) {
-      return { sessions: withPrevious(sessions, state), notices: [] };
-    }
-    return { sessions: withPrevious(sessions, active).with({ active: state }), notices: [] };
+    return withPrevious(sessions, state);
   }
-  return { sessions: withPrevious(sessions, active).with({ active: state }), notices: ["session_repaired"] };
+  return activate(sessions, state);
 }
 
 /**
@@ -310,10 +331,8 @@ export async function openMessage(sessions, message, setupSessionId, acceptSetup
   for (const [index, state] of candidates(sessions)) {
     if (bytesEqual(state.sessionId, setupSessionId)) {
       const result = await ratchetDecrypt(state, message, extraAd, now);
-      if (index >= 0 && winsTie(sessions, result.state, sentAt)) {
-        return opened(result.plaintext, seenAt(promote(sessions, index, result.state), sentAt));
-      }
-      return opened(result.plaintext, seenAt(replaceAt(sessions, index, result.state), sentAt));
+      const placed = openedKnown(sessions, index, result.state, sentAt);
+      return opened(result.plaintext, seenAt(placed, sentAt), null, notices(sessions, placed));
     }
   }
   if (sessions.evicted.some((id) => bytesEqual(id, setupSessionId))) {
@@ -321,5 +340,5 @@ export async function openMessage(sessions, message, setupSessionId, acceptSetup
   }
   const accepted = await acceptSetup(message);
   const placed = placeNew(sessions, accepted.state, sentAt);
-  return opened(accepted.plaintext, seenAt(placed.sessions, sentAt), accepted.oneTimePrekeyUsed, placed.notices);
+  return opened(accepted.plaintext, seenAt(placed, sentAt), accepted.oneTimePrekeyUsed, notices(sessions, placed));
 }
