@@ -288,6 +288,18 @@ ACTIONS = st.lists(
     ),
     max_size=40,
 )
+# Many repairs on both sides: sessions pushed out of previous and their ids evicted, and
+# messages in flight on them.
+CHURN = st.lists(
+    st.tuples(
+        st.sampled_from(["send", "send", "deliver", "deliver", "drop", "repair", "repair"]),
+        st.sampled_from(["alice", "bob"]),
+        st.integers(min_value=0, max_value=50),
+        st.booleans(),
+    ),
+    min_size=20,
+    max_size=80,
+)
 
 
 def run(actions: list[tuple[str, str, int, bool]]) -> World:
@@ -333,6 +345,15 @@ def test_genuine_messages_open_once_and_both_sides_converge(
     assert alice.active is not None and bob.active is not None
     assert alice.active_id == bob.active_id
     assert not alice.active.pending_setup and not bob.active.pending_setup
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CHURN)
+def test_many_repairs_evict_sessions_and_still_converge(actions: list[tuple[str, str, int, bool]]) -> None:
+    world = run(actions)
+    settle(world)
+    alice, bob = world.sides["alice"].sessions, world.sides["bob"].sessions
+    assert alice.active_id == bob.active_id
 
 
 def test_simultaneous_initiation_converges() -> None:
