@@ -3,6 +3,10 @@
 One *active* session (the one sends use), up to five *previous* ones (receive-only, so
 messages already in flight on a replaced session still open), and the ids of the last
 forty sessions evicted from ``previous`` (so a replayed setup cannot bring one back).
+Which session is active follows two rules that both devices apply alike, so they end on
+the same one: a new setup replaces the active session (a repair) unless this device's
+own setup is still unanswered, when the lower session id wins; and a previous session
+that opens the peer's newest message becomes active if its id is the lower.
 Every function returns a new :class:`SessionSet`; a refusal raises
 :class:`~securechat.protocol.v2.errors.Refusal` and changes nothing.
 """
@@ -30,8 +34,9 @@ class SessionSet:
     """A device's sessions with one peer device.
 
     ``last_sent_at`` is the greatest ``sent_at`` of the peer device's messages accepted
-    through this set (None before any): a setup sent before it is older than a session
-    the peer has used since, so it never becomes active (15.9.1).
+    through this set (None before any). A message sent before it is *stale*: the peer
+    may have moved on from its session since, so a stale message never changes which
+    session is active (15.9.1).
     """
 
     active: SessionState | None = None
