@@ -15,8 +15,11 @@ excepted), so a revoked device gets nothing and a new one is not silently left o
 every target device. The same message id again is answered as the first time if the
 envelope is the same, else 409 ``message_id_reused``.
 
-Live delivery over the WebSocket is not part of this step: devices read their inbox
-over HTTP (``GET /devices/{id}/inbox``) and acknowledge what they processed.
+Devices read their inbox over HTTP (``GET /devices/{id}/inbox``) and acknowledge what
+they processed. After an envelope is stored, every socket of each target account gets a
+``device_inbox`` frame per new entry (device id and position only, never the envelope)
+through the broker, so a client on any instance knows to read that inbox now. The frame
+is a hint: a lost one costs latency (the next read finds the entry), never a message.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ..errors import (
     NotFound,
     TooLarge,
 )
+from ..realtime.broker import InboxEvent
 from ..storage import device_inbox as store
 from ..storage import devices as device_store
 from . import ratelimit
@@ -66,6 +70,11 @@ def _answer(message_id: str, conversation_id: str, server_ts: int, devices: int)
         "server_ts": server_ts,
         "devices": devices,
     }
+
+
+def device_inbox_frame(device_id: str, seq: int) -> str:
+    """The live notice of a new entry: references only (PROTOCOL.md 15.16)."""
+    return json.dumps({"type": "device_inbox", "device_id": device_id, "seq": seq}, separators=(",", ":"))
 
 
 async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str, Any]:
@@ -153,7 +162,16 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
                     raise DeviceListStale(
                         "a device list changed meanwhile; fetch it and seal again", versions={}
                     )
-                return _answer(header.message_id, header.conversation_id, now, len(slots))
+                positions = await store.get_positions(conn, pk)
+        if existing is None:
+            # Published after the commit, so a client that reads on the frame finds the entry.
+            await ctx.broker.publish(
+                [
+                    InboxEvent(user_id, 0, device_inbox_frame(device_id, seq), ephemeral=True)
+                    for user_id, device_id, seq in positions
+                ]
+            )
+            return _answer(header.message_id, header.conversation_id, now, len(slots))
     except IntegrityError:
         # The same message id stored by another request at this moment: answered below.
         async with ctx.database.read() as conn:

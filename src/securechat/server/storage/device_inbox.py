@@ -83,6 +83,14 @@ async def add_message(
     return message_pk
 
 
+async def get_positions(conn: AsyncConnection, message_pk: int) -> list[tuple[int, str, int]]:
+    """(user id, device id, position) of each entry the message made."""
+    query = select(device_inbox.c.user_id, device_inbox.c.device_id, device_inbox.c.seq).where(
+        device_inbox.c.message_pk == message_pk
+    )
+    return [(int(row.user_id), str(row.device_id), int(row.seq)) for row in await conn.execute(query)]
+
+
 async def get_entries(
     conn: AsyncConnection, user_id: int, device_id: str, since: int, limit: int
 ) -> tuple[list[RowMapping], int]:
