@@ -952,6 +952,15 @@ def revoked_device(cases: Cases) -> None:
     phone, bob = sim.node(PHONE), sim.node(BOB)
     before = sim.send(phone, "bob", "v-before", "from the phone")
     cases.receive(sim, BOB, entry_for(before, BOB), "", "", {**ACCEPTED}, record=False)
+    got = cases.receive(
+        sim,
+        LAPTOP,
+        entry_for(before, LAPTOP),
+        "from_own_other_device",
+        "alice's laptop gets the copy her phone sent to bob: the peer is bob, derived from the targets",
+        {**ACCEPTED, "peer": "bob", "sender": "alice"},
+    )
+    assert got["sender_device"] == PHONE.device.device_id
     # Not for this device: the slot of alice's laptop, delivered to bob's phone.
     cases.receive(
         sim,

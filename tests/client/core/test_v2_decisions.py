@@ -97,6 +97,7 @@ def test_the_cases_the_brief_names_are_there() -> None:
         "repair_replaces_established_session",
         "evicted_session_id",
         "revoked_device",
+        "from_own_other_device",
     } <= names
 
 
