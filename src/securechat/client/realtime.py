@@ -48,6 +48,8 @@ RECONNECT_MAX_DELAY_S = 2.0
 RECONNECT_STABLE_AFTER_S = 10.0
 # How long a send waits for its answer, over however many sockets it takes.
 SEND_TIMEOUT_S = 60.0
+# How long the server may take to answer the auth frame.
+READY_TIMEOUT_S = 10.0
 
 
 class ConnectionLost(ClientError):
@@ -104,7 +106,12 @@ class InboxSocket:
         await self.messenger.ensure_token()
         api = self.messenger.api
         self._socket = await websockets.connect(
-            api.websocket_url(), max_size=2 * 1024 * 1024, origin=Origin(api.origin())
+            api.websocket_url(),
+            max_size=2 * 1024 * 1024,
+            origin=Origin(api.origin()),
+            # Closing a socket whose server stopped answering must not hold up the next
+            # attempt for long (websockets waits 10 s for the closing handshake).
+            close_timeout=2,
         )
         await self._socket.send(
             json.dumps(
@@ -115,7 +122,9 @@ class InboxSocket:
                 }
             )
         )
-        ready = json.loads(await self._socket.recv())
+        # A frozen instance accepts the connection and never answers: give up on it
+        # (and try again, perhaps reaching another instance) rather than wait forever.
+        ready = json.loads(await asyncio.wait_for(self._socket.recv(), READY_TIMEOUT_S))
         if ready.get("type") != "ready":
             await self._socket.close()
             raise ApiError(401, str(ready.get("code", "unauthorized")), str(ready.get("message", "")))
