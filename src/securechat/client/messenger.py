@@ -29,6 +29,7 @@ from .receipts import ReceiptBook
 from .receiving import InboxItem, InboxReader
 from .session import Session
 from .state import StateStore
+from .v2 import V2Client
 
 # InboxItem is re-exported: callers read items from the messenger.
 __all__ = ["InboxItem", "Messenger", "dumps_item"]
@@ -53,6 +54,9 @@ class Messenger:
         self.groups = GroupBook(self.state, self.api, self.session, self.contacts, self.record_sent)
         self.receipts = ReceiptBook(self.state, self.api, self.session, self.contacts)
         self.inbox = InboxReader(self.state, self.session, self.contacts, self.groups, self.receipts)
+        # Protocol v2 (PROTOCOL.md 15): this home's device, used for direct conversations
+        # once both accounts have a device list (15.12); see enable_v2.
+        self.v2 = V2Client(self.state, self.session, self.contacts)
         # Whether this device tells others it has read their messages, or is typing
         # (both opt-outs).
         self.read_receipts = read_receipts
@@ -182,10 +186,23 @@ class Messenger:
         group_id = self.group_target(peer)
         if group_id is not None:
             return await self.groups.send(group_id, {"type": "text", "text": text})
+        if await self.v2.uses_v2(peer):
+            sent, notices = await self.v2.send(peer, {"type": "text", "text": text})
+            return sent.answer | {"notices": [item.to_json() for item in notices]}
         envelope = await self.seal_text(peer, text)
         result = await self.api.send(envelope.to_wire())
         self.record_sent(envelope, text, result)
         return result
+
+    async def enable_v2(self) -> str:
+        """Give this home a v2 device (once), listed and with prekeys; its id."""
+        return (await self.v2.enable()).device_id
+
+    async def sync_v2(self) -> list[InboxItem]:
+        """This device's v2 inbox (nothing while it has no v2 device or is locked)."""
+        if self.identity is None or self.v2.device() is None:
+            return []
+        return await self.v2.sync()
 
     async def post_envelope(self, envelope: Envelope) -> dict[str, Any]:
         """Send a sealed envelope over HTTP; the server's answer (message id, seq, time)."""
@@ -249,7 +266,7 @@ class Messenger:
             await self.api.ack(self.state.last_seq(), signed_receipts=True)
             await self.receipts.send_delivered()
             if len(entries) < 200:
-                return items
+                return items + await self.sync_v2()
 
     async def mark_read(self, conversation_id: str, message_ids: list[str]) -> int:
         """Send signed read receipts (PROTOCOL.md 9.3) for messages of others shown to the

@@ -1,0 +1,156 @@
+"""This home's v2 side, composed: the device (made once), the account's list, prekeys,
+sending and the inbox; and 15.12's rule for which protocol a direct conversation uses."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ...protocol.identifiers import Username
+from ..contacts import ContactBook
+from ..errors import ApiError, ClientError, NotLoggedIn
+from ..receiving import InboxItem
+from ..session import Session
+from ..state import StateStore
+from .device import DEVICE_RECORD, LocalDevice, account_seed
+from .directory import DeviceDirectory
+from .prekeys import PrekeyKeeper
+from .receiving import MeV2Source, Receiver, notice_item
+from .sealed import local_state_key
+from .sending import Sender, Sent
+from .store import V2Store
+from .transport import V2Api
+
+# This home's device id once a list has named it: a later list without it is a revocation.
+LISTED = "v2_listed_device"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    device_id: str
+    created_at: int
+    this_device: bool
+
+
+class V2Client:
+    def __init__(self, state: StateStore, session: Session, contacts: ContactBook) -> None:
+        self.state, self.session = state, session
+        self.store = V2Store(state)
+        self.api = V2Api(session.api)
+        self.directory = DeviceDirectory(state, self.store, self.api, contacts)
+        self.prekeys = PrekeyKeeper(state, self.store, self.api)
+        self.sender = Sender(state, self.store, self.api, self.directory, now_ms)
+        self.receiver = Receiver(state, self.store, self.api, self.directory, self.prekeys, now_ms)
+
+    # This device ---------------------------------------------------------------
+    def _unlock(self) -> None:
+        self.store.unlock(local_state_key(account_seed(self.session.me())))
+
+    def device(self) -> LocalDevice | None:
+        """This home's device, if it has one (needs the unlocked keys)."""
+        self._unlock()
+        with self.state.transaction() as conn:
+            record = self.store.record(conn, DEVICE_RECORD)
+        return None if record is None else LocalDevice.from_record(record)
+
+    async def enable(self) -> LocalDevice:
+        """Make this home's device (once), make sure the account's list names it and its
+        prekeys are on the server. Idempotent: run on every start."""
+        await self.session.ensure_token()
+        identity = self.session.me()
+        device = self.device()
+        if device is None:
+            created = LocalDevice.create(identity, now_ms())
+            with self.state.transaction() as conn:
+                # Another process of this home may have made one meanwhile: keep that one.
+                record = self.store.record(conn, DEVICE_RECORD)
+                if record is None:
+                    self.store.put_record(conn, DEVICE_RECORD, created.to_record())
+                    record = created.to_record()
+            device = LocalDevice.from_record(record)
+        listed = self.directory.accepted(identity.username)
+        if listed is None or device.device_id not in {d.device_id for d in listed.devices}:
+            listed, _ = await self.directory.refresh(identity.username)
+        if listed is None or device.device_id not in {d.device_id for d in listed.devices}:
+            if self.state.get(LISTED) == device.device_id:
+                # Listed once and now left out: revoked from another device. It must not
+                # put itself back (only a new device, in a new home, joins again).
+                raise ClientError("this device was revoked from your account; it cannot send or receive")
+            await self.directory.publish(identity, device.device, None, now_ms())
+        self.state.put(LISTED, device.device_id)
+        await self.prekeys.maintain(device, identity.username, now_ms())
+        return device
+
+    def _ready(self) -> LocalDevice:
+        device = self.device()
+        if device is None:
+            raise NotLoggedIn("this home has no v2 device yet")
+        return device
+
+    def _source(self) -> MeV2Source:
+        identity = self.session.me()
+        account_key = identity.signing_private.public_key().public_bytes_raw()
+        return MeV2Source(identity.username, account_key, self._ready(), self.prekeys)
+
+    # 15.12 -----------------------------------------------------------------------
+    async def uses_v2(self, peer: str) -> bool:
+        """A direct conversation uses v2 once both accounts have an accepted device list
+        (and this home has a device); else v1."""
+        if self.session.identity is None or self.device() is None:
+            return False
+        own = self.directory.accepted(self.session.username)
+        if own is None:
+            return False
+        if self.directory.accepted(peer) is not None:
+            return True
+        try:
+            accepted, _ = await self.directory.refresh(peer)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return accepted is not None
+
+    # Sending and receiving -------------------------------------------------------------
+    async def send(self, peer: str, payload: dict[str, Any]) -> tuple[Sent, list[InboxItem]]:
+        await self.session.ensure_token()
+        source = self._source()
+        sent = await self.sender.send(source.username, source.account_key, source.device, peer, payload)
+        return sent, [notice_item(n, n.username) for n in sent.notices]
+
+    async def sync(self) -> list[InboxItem]:
+        """Read this device's inbox from the stored position: items and notices."""
+        await self.session.ensure_token()
+        source = self._source()
+        items = await self.receiver.sync(source)
+        await self.prekeys.maintain(source.device, source.username, now_ms())
+        return items
+
+    # The account's devices -------------------------------------------------------
+    async def devices(self) -> list[DeviceEntry]:
+        await self.session.ensure_token()
+        mine = self.device()
+        listed, _ = await self.directory.refresh(self.session.username)
+        if listed is None:
+            return []
+        return [
+            DeviceEntry(d.device_id, d.created_at, mine is not None and d.device_id == mine.device_id)
+            for d in listed.devices
+        ]
+
+    async def revoke(self, device_id: str) -> None:
+        """Sign and publish a new list without the device (15.3)."""
+        await self.session.ensure_token()
+        identity = self.session.me()
+        listed, _ = await self.directory.refresh(identity.username)
+        if listed is None or device_id not in {d.device_id for d in listed.devices}:
+            raise ClientError(f"no device {device_id} in your device list")
+        await self.directory.publish(identity, None, device_id, now_ms())
+
+
+__all__ = ["DeviceEntry", "Username", "V2Client"]

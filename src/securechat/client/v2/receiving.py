@@ -1,0 +1,223 @@
+"""Reading this device's v2 inbox (PROTOCOL.md 15.8, 15.16) from the stored position.
+
+Each entry is decided by ``client.core.v2.receive_direct_v2``; an accepted one's session
+set, the spent one-time prekey, its seen record, the message and the position are stored
+in one transaction, then the position is acknowledged. A refused one is kept as an
+unverifiable item with its reason (never dropped, never shown as valid) and changes no
+session, list or seen record. Device-list changes and session repairs become notices.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ...protocol import errors as protocol_errors
+from ...protocol.identifiers import Username
+from ...protocol.v2.devices import DeviceList
+from ...protocol.v2.envelope import EnvelopeV2
+from ..core import Duplicate
+from ..core.v2 import AcceptedV2, MeV2, receive_direct_v2
+from ..errors import ApiError
+from ..receiving import InboxItem
+from ..state import StateStore
+from .device import LocalDevice
+from .directory import DeviceDirectory, ListNotice, ListRefused
+from .prekeys import PrekeyKeeper
+from .sending import REPAIRS
+from .store import INBOX_POSITION, V2Store
+from .transport import V2Api
+
+PAGE = 100
+
+
+def notice_item(notice: ListNotice | str, peer: str, seq: int = 0) -> InboxItem:
+    text = notice.text if isinstance(notice, ListNotice) else notice
+    username = notice.username if isinstance(notice, ListNotice) else peer
+    return InboxItem(kind="notice", seq=seq, verified=True, sender=username, peer=peer, text=text)
+
+
+class Receiver:
+    def __init__(
+        self,
+        state: StateStore,
+        store: V2Store,
+        api: V2Api,
+        directory: DeviceDirectory,
+        prekeys: PrekeyKeeper,
+        now: Callable[[], int],
+    ) -> None:
+        self.state, self.store, self.api = state, store, api
+        self.directory, self.prekeys, self.now = directory, prekeys, now
+
+    def position(self) -> int:
+        with self.state.transaction() as conn:
+            return self.store.number(conn, INBOX_POSITION)
+
+    async def sync(self, me: MeV2Source) -> list[InboxItem]:
+        items: list[InboxItem] = []
+        device = me.device
+        while True:
+            since = self.position()
+            page = await self.api.inbox(device.device_id, since, PAGE)
+            entries = page.get("entries")
+            if not isinstance(entries, list):
+                return items
+            for entry in entries:
+                seq = entry.get("seq") if isinstance(entry, dict) else None
+                if not isinstance(seq, int) or isinstance(seq, bool) or seq <= self.position():
+                    continue
+                items += await self.entry(me, seq, entry)
+            if entries:
+                await self.api.ack(device.device_id, self.position())
+            if len(entries) < PAGE:
+                return items
+
+    async def _lists_for(self, envelope: EnvelopeV2 | None) -> tuple[dict[str, DeviceList], list[ListNotice]]:
+        """The accepted lists the entry needs; fetched again when it names a device or a
+        version newer than what was accepted (a new device of the sender's, say)."""
+        if envelope is None:
+            return {}, []
+        header = envelope.header
+        wanted = {target.username: target.device_list_version for target in header.targets}
+        wanted[header.sender] = max(wanted.get(header.sender, 0), 1)
+        lists: dict[str, DeviceList] = {}
+        notices: list[ListNotice] = []
+        for name, version in sorted(wanted.items()):
+            accepted = self.directory.accepted(name)
+            stale = accepted is None or accepted.version < version
+            if name == header.sender and accepted is not None:
+                stale = stale or header.sender_device not in {d.device_id for d in accepted.devices}
+            if stale:
+                try:
+                    accepted, news = await self.directory.refresh(name)
+                    notices += news
+                except (ListRefused, ApiError):
+                    # The entry is then decided with what was accepted before (and refused
+                    # if that does not cover it): a bad list never becomes trusted.
+                    pass
+            if accepted is not None:
+                lists[name] = accepted
+        return lists, notices
+
+    async def entry(self, me: MeV2Source, seq: int, entry: dict[str, Any]) -> list[InboxItem]:
+        wire = entry.get("envelope")
+        try:
+            parsed: EnvelopeV2 | None = EnvelopeV2.from_wire(wire)
+        except protocol_errors.ProtocolError:
+            parsed = None
+        lists, list_notices = await self._lists_for(parsed)
+        mev2 = me.me_v2()
+        header = None if parsed is None else parsed.header
+        key: tuple[str, str] | None = None if header is None else (str(header.sender), header.sender_device)
+        with self.state.transaction() as conn:
+            sessions = {} if key is None else {key: self.store.session_set(conn, *key)}
+            seen_record = None if header is None else self.state.seen_record(header.message_id)
+        decision = receive_direct_v2(
+            wire,
+            me=mev2,
+            delivered_in=None,
+            device_lists=lists,
+            seen={} if seen_record is None or header is None else {header.message_id: seen_record},
+            inbox_seq=seq,
+            sessions=sessions,
+            now=self.now(),
+        )
+        server_ts = entry.get("server_ts") if isinstance(entry.get("server_ts"), int) else None
+        items = [notice_item(n, n.username) for n in list_notices]
+        if isinstance(decision, Duplicate):
+            with self.state.transaction() as conn:
+                self.state.put_seen(decision.message_id, decision.seen)
+                self.store.put_number(conn, INBOX_POSITION, seq)
+            return items
+        if isinstance(decision, AcceptedV2):
+            item = InboxItem(
+                kind="message",
+                seq=seq,
+                verified=True,
+                message_id=decision.message_id,
+                conversation_id=decision.conversation_id,
+                sender=decision.sender,
+                peer=decision.peer,
+                text=decision.payload.get("text") if isinstance(decision.payload.get("text"), str) else None,
+                sent_at=decision.sent_at,
+                server_ts=server_ts,
+            )
+            with self.state.transaction() as conn:
+                self.store.put_session_set(conn, decision.sender, decision.sender_device, decision.sessions)
+                if decision.one_time_prekey_used is not None:
+                    self.prekeys.forget_one_time(conn, decision.one_time_prekey_used)
+                self.state.put_seen(decision.message_id, decision.seen)
+                self._store(item, "received" if decision.sender != me.username else "sent")
+                self.store.put_number(conn, INBOX_POSITION, seq)
+            items.append(item)
+            if "session_repaired" in decision.notices:
+                items.append(
+                    notice_item(
+                        f"a new secure session was started with a device of {decision.sender}", decision.peer
+                    )
+                )
+            return items
+        claim = decision.claim
+        item = InboxItem(
+            kind="message",
+            seq=seq,
+            verified=False,
+            reason=decision.reason,
+            server_ts=server_ts,
+            # Unverified: the envelope's own words, shown as such.
+            message_id=None if claim is None else claim.message_id,
+            conversation_id=None if claim is None else claim.conversation_id,
+            sender=None if claim is None else claim.sender,
+            sent_at=None if claim is None else claim.sent_at,
+        )
+        if claim is not None and header is not None:
+            others = [t.username for t in header.targets if t.username != me.username]
+            item.peer = (
+                claim.sender if claim.sender != me.username else (others[0] if others else me.username)
+            )
+        with self.state.transaction() as conn:
+            self._store(item, "received")
+            if decision.repair_needed and key is not None:
+                repairs = self.store.record(conn, REPAIRS) or []
+                if list(key) not in repairs:
+                    self.store.put_record(conn, REPAIRS, [*repairs, list(key)])
+            self.store.put_number(conn, INBOX_POSITION, seq)
+        items.append(item)
+        return items
+
+    def _store(self, item: InboxItem, status: str) -> None:
+        self.state.add_message(
+            seq=None,
+            message_id=item.message_id,
+            conversation_id=item.conversation_id,
+            sender=item.sender,
+            peer=item.peer,
+            text=item.text,
+            sent_at=item.sent_at,
+            server_ts=item.server_ts,
+            verified=int(item.verified),
+            reason=item.reason,
+            status=status,
+            recipients=json.dumps(sorted({item.sender or "", item.peer or ""} - {""})),
+        )
+
+
+class MeV2Source:
+    """What the receiver needs of this device, built fresh for each entry (the prekeys
+    change as setups spend them)."""
+
+    def __init__(self, username: str, account_key: bytes, device: LocalDevice, prekeys: PrekeyKeeper) -> None:
+        self.username, self.account_key, self.device, self.prekeys = username, account_key, device, prekeys
+
+    def me_v2(self) -> MeV2:
+        signed, one_time = self.prekeys.private_halves()
+        return MeV2(
+            Username(self.username),
+            self.account_key,
+            self.device.device,
+            self.device.dh_private,
+            signed,
+            one_time,
+        )

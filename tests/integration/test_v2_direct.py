@@ -1,0 +1,60 @@
+"""Two Python clients speak protocol v2 in a direct conversation against a real server
+process (PROTOCOL.md 15): device lists, prekeys, sessions set up from claimed bundles,
+messages both ways, the migration rule (15.12) and the local state it keeps."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .conftest import MakeClient
+
+
+def texts(items: list, kind: str = "message") -> list[str | None]:  # type: ignore[type-arg]
+    return [item.text for item in items if item.kind == kind and item.verified]
+
+
+def v1_entries(home: Path) -> int:
+    """Messages this home stored from the v1 inbox (they carry the account inbox's seq)."""
+    with sqlite3.connect(home / "state.db") as db:
+        return int(db.execute("SELECT count(*) FROM messages WHERE seq IS NOT NULL").fetchone()[0])
+
+
+async def test_two_clients_exchange_v2_messages_both_ways(make_client: MakeClient, tmp_path: Path) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    await bob.enable_v2()
+    assert await alice.v2.uses_v2("bob") and await bob.v2.uses_v2("alice")
+
+    await alice.send_text("bob", "hello bob, first over v2")
+    items = await bob.sync_inbox()
+    assert texts(items) == ["hello bob, first over v2"]
+    (item,) = [i for i in items if i.kind == "message"]
+    assert item.sender == "alice" and item.peer == "alice" and item.verified
+
+    await bob.send_text("alice", "hi alice")
+    await alice.send_text("bob", "second")
+    assert texts(await alice.sync_inbox()) == ["hi alice"]
+    assert texts(await bob.sync_inbox()) == ["second"]
+    # Nothing went through v1's inbox.
+    assert v1_entries(tmp_path / "home-alice") == 0 and v1_entries(tmp_path / "home-bob") == 0
+    stored = [(r["sender"], r["text"], r["verified"]) for r in bob.stored_messages("alice")]
+    assert stored == [
+        ("alice", "hello bob, first over v2", 1),
+        ("bob", "hi alice", 1),
+        ("alice", "second", 1),
+    ]
+
+
+async def test_a_conversation_stays_v1_until_both_have_a_device_list(make_client: MakeClient) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    assert not await alice.v2.uses_v2("bob")
+    await alice.send_text("bob", "over v1")
+    assert texts(await bob.sync_inbox()) == ["over v1"]
+    await bob.enable_v2()
+    assert await alice.v2.uses_v2("bob")
+    await alice.send_text("bob", "over v2")
+    assert texts(await bob.sync_inbox()) == ["over v2"]
+    # v1 history stays readable beside the v2 messages.
+    assert [r["text"] for r in bob.stored_messages("alice")] == ["over v1", "over v2"]
