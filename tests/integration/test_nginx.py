@@ -25,8 +25,12 @@ import pytest
 import websockets
 from websockets.typing import Origin
 
+from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.realtime import LiveInbox
+
 from ..api.support import registration_body
 from ..conftest import LiveServer, free_port, postgres_instances
+from .conftest import PASSWORDS
 from .test_tls import self_signed
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "securechat.conf"
@@ -181,3 +185,76 @@ async def all_open(managers: list) -> AsyncIterator[list]:  # type: ignore[type-
     """Several async context managers entered together (all open at once)."""
     async with contextlib.AsyncExitStack() as stack:
         yield [await stack.enter_async_context(manager) for manager in managers]
+
+
+async def test_a_client_behind_nginx_moves_to_the_other_instance_when_its_own_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill -9 the instance that holds bob's socket: through nginx he is back at once on
+    the other instance, and every message alice had acknowledged, before or after, reaches
+    him exactly once."""
+    assert Path(NGINX).exists(), "nginx is missing: apt-get install nginx-light (scripts/test does)"
+    cert, key = self_signed(tmp_path)
+    # The client's WebSocket uses the default trust store, which this reads.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(cafile=str(cert))
+    env = {"SECURECHAT_FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    async with postgres_instances(tmp_path, "securechat_nginx_failover", env) as instances:
+        https_port, http_port = free_port(), free_port()
+        upstreams = [int(instance.url.rsplit(":", 1)[1]) for instance in instances]
+        site = rewrite(
+            CONFIG.read_text(),
+            upstreams=upstreams,
+            https_port=https_port,
+            http_port=http_port,
+            cert=cert,
+            key=key,
+        )
+        url = f"https://127.0.0.1:{https_port}"
+        with running_nginx(tmp_path / "nginx", site):
+            await asyncio.to_thread(wait_until_up, url, context)
+            alice = Messenger(tmp_path / "alice", url, transport=httpx.AsyncHTTPTransport(verify=context))
+            bob = Messenger(tmp_path / "bob", url, transport=httpx.AsyncHTTPTransport(verify=context))
+            received: list[InboxItem] = []
+
+            async def on_item(item: InboxItem) -> None:
+                if item.kind == "message":
+                    received.append(item)
+
+            live = LiveInbox(bob, on_item)
+            stop = asyncio.Event()
+            runner: asyncio.Task[None] | None = None
+            try:
+                await alice.register("alice", PASSWORDS["alice"])
+                await bob.register("bob", PASSWORDS["bob"])
+                runner = asyncio.create_task(live.run(stop))
+                await asyncio.wait_for(live.wait_connected(), 20)
+                expected = [f"before the kill {i}" for i in range(10)]
+                for text in expected:
+                    await alice.send_text("bob", text)
+                async with asyncio.timeout(20):
+                    while len(received) < len(expected):
+                        await asyncio.sleep(0.02)
+                [holder] = [i for i in instances if open_sockets(i) == 1]
+                holder.stop(kill=True)
+                killed = time.monotonic()
+                async with asyncio.timeout(30):
+                    while live.connects < 2:
+                        await asyncio.sleep(0.01)
+                print(f"bob was back through nginx {time.monotonic() - killed:.3f} s after the kill")
+                after = [f"after the kill {i}" for i in range(10)]
+                for text in after:
+                    await alice.send_text("bob", text)
+                expected += after
+                async with asyncio.timeout(30):
+                    while len(received) < len(expected):
+                        await asyncio.sleep(0.02)
+                await asyncio.sleep(0.3)  # room for a duplicate to show up, if there were one
+                assert [item.text for item in received] == expected
+                assert all(item.verified for item in received)
+            finally:
+                stop.set()
+                if runner is not None:
+                    await asyncio.wait_for(runner, 10)
+                await alice.close()
+                await bob.close()
