@@ -155,6 +155,11 @@ export class InboxSocket extends EventTarget {
         this.delivered = true;
         this.dispatchEvent(new CustomEvent("entry", { detail: frame }));
         break;
+      case "device_inbox":
+        // Protocol v2 (15.16): a new entry in one of this account's device inboxes; a
+        // hint to read it (references only), not an entry of this inbox.
+        this.dispatchEvent(new CustomEvent("device_inbox", { detail: frame }));
+        break;
       case "typing":
         // Not an inbox entry (no seq): a hint that another member is typing.
         this.dispatchEvent(new CustomEvent("typing", { detail: frame }));

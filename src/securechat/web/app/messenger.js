@@ -14,13 +14,16 @@
  * Events (on this EventTarget): `conversations` (the list changed), `messages` (detail:
  * conversation id), `trust` (detail: username), `group` (detail: group id), `status`
  * (detail: "connecting" | "online" | "offline"), `incoming` (detail: `{conversation,
- * message}`, a new verified message), `ended` (detail: reason), `session` (a login notice).
+ * message}`, a new verified message), `ended` (detail: reason), `session` (a login notice),
+ * `devices` (this account's device list, or v2's state on this device, changed).
+ *
+ * Direct conversations go in protocol v2 (v2.js) once both accounts have device lists.
  *
  * @module
  */
 
 import { directConversationId, parseUsername } from "../protocol/index.js";
-import { Conversations, conversationTitle } from "./conversations.js";
+import { Conversations, alreadyShown, conversationTitle } from "./conversations.js";
 import { changeGroup, createGroup, joinGroup, makeGroupInvite } from "./group-actions.js";
 import { checkGroup, compareServerList, membersForSending } from "./group-membership.js";
 import { GroupBook } from "./groups.js";
@@ -34,6 +37,7 @@ import { SeenBook } from "./seen.js";
 import { Sender } from "./send.js";
 import * as store from "./store.js";
 import { KeyChanged, Trust } from "./trust.js";
+import { V2 } from "./v2.js";
 
 /** @import { PrivateIdentity } from "../protocol/index.js" */
 /** @import { Api } from "./api.js" */
@@ -59,6 +63,8 @@ export class Messenger extends EventTarget {
   #socket;
   /** @type {Incoming} */
   #incoming;
+  /** @type {V2} */
+  #v2;
 
   /**
    * @param {Api} api
@@ -137,8 +143,25 @@ export class Messenger extends EventTarget {
       },
       0,
     );
+    this.#v2 = new V2({
+      api,
+      identity: me,
+      trust,
+      show: (item, peer) => this.#showV2(item, peer),
+      line: (id, peer, text) => this.#line(id, peer, text),
+      devicesChanged: () => this.#emit("devices"),
+    });
     socket.addEventListener("entry", (event) => this.#incoming.enqueue(/** @type {CustomEvent} */ (event).detail));
-    socket.addEventListener("state", (event) => this.#emit("status", /** @type {CustomEvent} */ (event).detail));
+    // The server announces each new device-inbox entry (15.16); it is read on every
+    // (re)connection too, since an announcement can be lost.
+    socket.addEventListener("device_inbox", (event) => {
+      if (/** @type {CustomEvent} */ (event).detail?.device_id === this.#v2.deviceId) void this.#v2.poll();
+    });
+    socket.addEventListener("state", (event) => {
+      const state = /** @type {CustomEvent} */ (event).detail;
+      if (state === "online") void this.#v2.poll();
+      this.#emit("status", state);
+    });
     socket.addEventListener("ended", (event) => this.#emit("ended", /** @type {CustomEvent} */ (event).detail));
   }
 
@@ -153,6 +176,54 @@ export class Messenger extends EventTarget {
     conversation.lastActivity = Math.max(conversation.lastActivity, message.serverTs ?? Date.now());
     this.#emit("messages", conversation.id);
     this.#emit("conversations");
+  }
+
+  /**
+   * A v2 item from the device inbox, in its conversation (a refused one under what it
+   * claims, as in v1); a duplicate of one shown is not shown again.
+   *
+   * @param {ChatMessage} item
+   * @param {string | null} peer the derived contact of an accepted message
+   */
+  async #showV2(item, peer) {
+    if (!item.conversationId.startsWith("dm-")) {
+      // Nothing parsed to say where it belongs (15.8 `malformed`): reported, not shown.
+      console.warn("an unreadable v2 inbox entry", item.refusal);
+      return;
+    }
+    const conversation = await this.#incoming.place(item, peer);
+    if (alreadyShown(conversation.messages, item)) return;
+    this.#show(conversation, item);
+    if (item.sender === this.username) return;
+    if (!(this.activeId === conversation.id && document.visibilityState === "visible")) {
+      await this.setUnread(conversation.id, conversation.unread + 1);
+    }
+    if (item.verified) this.#emit("incoming", { conversation, message: item });
+  }
+
+  /**
+   * A notice line in a direct conversation ("alice added a new device").
+   *
+   * @param {string} conversationId
+   * @param {string} peer
+   * @param {string} text
+   */
+  #line(conversationId, peer, text) {
+    const conversation = this.#conversations.get(conversationId) ?? this.#conversations.direct(conversationId, peer);
+    this.#show(conversation, {
+      messageId: `notice:${crypto.randomUUID()}`,
+      conversationId,
+      kind: "info",
+      sender: "",
+      text,
+      sentAt: Date.now(),
+      serverTs: null,
+      verified: true,
+      refusal: null,
+      reason: null,
+      status: "received",
+      envelopeText: null,
+    });
   }
 
   /** @param {GroupRecord} record */
@@ -185,9 +256,11 @@ export class Messenger extends EventTarget {
     await this.refreshConversations();
     this.#socket.start();
     void this.#history.loadPreviews();
+    void this.#v2.init();
   }
 
   stop() {
+    this.#v2.stop();
     this.#incoming.stop();
     this.presence.stop();
     this.#socket.stop();
@@ -264,8 +337,10 @@ export class Messenger extends EventTarget {
         }
       });
     } else if (conversation.peer) {
-      // Opening a conversation re-checks the contact's keys, so a change shows at once.
+      // Opening a conversation re-checks the contact's keys, so a change shows at once,
+      // and its device list, so a new or removed device shows too.
       this.#trust.trustedIdentity(conversation.peer).catch(() => {});
+      void this.#v2.refreshPeer(conversation.peer);
     }
     if (!conversation.historyLoaded) await this.#history.loadOlder(conversation);
   }
@@ -292,9 +367,28 @@ export class Messenger extends EventTarget {
   }
 
   // Sending ------------------------------------------------------------------------
-  /** @param {string} conversationId @param {string} text */
-  sendText(conversationId, text) {
-    return this.#sender.sendText(this.#required(conversationId), text);
+  /**
+   * A text: in v2 when the conversation is direct and both accounts have device lists
+   * (15.12), else v1. A contact whose keys changed stops it either way.
+   *
+   * @param {string} conversationId
+   * @param {string} text
+   */
+  async sendText(conversationId, text) {
+    const conversation = this.#required(conversationId);
+    const peer = conversation.kind === "direct" ? conversation.peer : "";
+    if (peer && peer !== this.username && (await this.#v2.available(peer))) {
+      const changed = this.#trust.changedAmong([peer]);
+      if (changed) throw new KeyChanged(changed);
+      await this.#trust.trustedIdentity(peer);
+      return this.#v2.sendText(
+        conversation,
+        text,
+        (message) => this.#show(conversation, message),
+        (id) => this.#emit("messages", id),
+      );
+    }
+    return this.#sender.sendText(conversation, text);
   }
 
   /** @param {string} conversationId @param {File} file @param {string} [caption] */
@@ -309,7 +403,39 @@ export class Messenger extends EventTarget {
 
   /** @param {string} conversationId @param {string} messageId a failed own message */
   async retry(conversationId, messageId) {
-    await this.#sender.retry(this.#required(conversationId), messageId);
+    const conversation = this.#required(conversationId);
+    const failed = conversation.messages.find((m) => m.messageId === messageId && m.status === "failed");
+    if (failed?.envelopeText && JSON.parse(failed.envelopeText)?.v === 2) {
+      await this.#v2.retry(failed, (id) => this.#emit("messages", id));
+      return;
+    }
+    await this.#sender.retry(conversation, messageId);
+  }
+
+  // Devices (protocol v2) ---------------------------------------------------------------
+  /** This account's devices as accepted here, this one marked. */
+  ownDevices() {
+    return this.#v2.ownDevices();
+  }
+
+  /** Whether direct messages are sent in v2 from this browser (the draft is opt-in). */
+  sendsV2() {
+    return this.#v2.sendEnabled;
+  }
+
+  /** @param {boolean} enabled */
+  setSendsV2(enabled) {
+    return this.#v2.setSendEnabled(enabled);
+  }
+
+  /** Why v2 is off on this device, or null when it runs. */
+  v2Off() {
+    return this.#v2.off;
+  }
+
+  /** @param {string} deviceId another device of this account: a new list without it */
+  revokeDevice(deviceId) {
+    return this.#v2.revoke(deviceId);
   }
 
   // Groups ---------------------------------------------------------------------------

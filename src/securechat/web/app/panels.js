@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DevicesPanel } from "./devices-panel.js";
 import { byId, el, explain, fullTime, humanSize, show } from "./dom.js";
 import { passwordProblem } from "./password-policy.js";
 
@@ -52,11 +53,13 @@ export class Panels {
       if (this.contactDialog.open && /** @type {CustomEvent} */ (event).detail === this.contact) void this.renderContact();
     };
     messenger.addEventListener("trust", this.onTrust);
+    this.devices = new DevicesPanel(messenger);
   }
 
   destroy() {
     for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
     this.messenger.removeEventListener("trust", this.onTrust);
+    this.devices.destroy();
     if (this.contactDialog.open) this.contactDialog.close();
     if (this.accountDialog.open) this.accountDialog.close();
   }
@@ -112,8 +115,9 @@ export class Panels {
     byId("sessions-result").textContent = "";
     byId("password-result").textContent = "";
     byId("storage-usage").textContent = "";
+    byId("devices-result").textContent = "";
     if (!this.accountDialog.open) this.accountDialog.showModal();
-    await Promise.all([this.renderUsage(), this.renderSessions()]);
+    await Promise.all([this.renderUsage(), this.renderSessions(), this.devices.render()]);
   }
 
   async renderUsage() {

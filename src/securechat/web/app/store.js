@@ -13,13 +13,17 @@
  * - `groups`: per account and group, the group's verified membership chain (signed
  *   changes, public by nature), this user's status in it and the group's name (the one
  *   piece of message content kept here, as the terminal client keeps it, so the list can
- *   show it before the history is fetched again).
+ *   show it before the history is fetched again);
+ * - `v2` (protocol v2, PROTOCOL.md 15): per account, this browser's device (its private
+ *   keys and prekeys sealed under a non-extractable AES-GCM key kept beside them, 15.7.6),
+ *   the device lists accepted for each account (public), the session sets with each
+ *   device (sealed) and the device inbox position.
  *
  * @module
  */
 
 const DB_NAME = "securechat";
-const DB_VERSION = 2;
+const DB_VERSION = 3;
 
 /** @type {Promise<IDBDatabase> | null} */
 let opening = null;
@@ -30,8 +34,8 @@ function database() {
     const request = indexedDB.open(DB_NAME, DB_VERSION);
     request.onupgradeneeded = () => {
       const db = request.result;
-      // Version 1 made the first four; version 2 adds groups. Each is made once.
-      for (const name of ["device", "pins", "state", "seen", "groups"]) {
+      // Version 1 made the first four; version 2 adds groups, version 3 v2. Each is made once.
+      for (const name of ["device", "pins", "state", "seen", "groups", "v2"]) {
         if (!db.objectStoreNames.contains(name)) db.createObjectStore(name);
       }
     };
@@ -103,4 +107,31 @@ export async function allFor(storeName, account) {
  */
 export function removeAllFor(storeName, account) {
   return run(storeName, "readwrite", (store) => store.delete(IDBKeyRange.bound([account], [account, []])));
+}
+
+/** @typedef {{store: string, key: IDBValidKey, value?: unknown}} Write */
+
+/**
+ * Several writes (puts, or deletes when `value` is undefined) in one transaction over
+ * their stores: all happen or none (PROTOCOL.md 15.8: a v2 message's new session state,
+ * its seen record and the inbox position are stored together).
+ *
+ * @param {Write[]} writes
+ * @returns {Promise<void>}
+ */
+export async function writeAll(writes) {
+  if (writes.length === 0) return;
+  const db = await database();
+  const names = [...new Set(writes.map((write) => write.store))];
+  await new Promise((resolve, reject) => {
+    const transaction = db.transaction(names, "readwrite");
+    for (const write of writes) {
+      const objectStore = transaction.objectStore(write.store);
+      if (write.value === undefined) objectStore.delete(write.key);
+      else objectStore.put(write.value, write.key);
+    }
+    transaction.oncomplete = () => resolve(undefined);
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error);
+  });
 }

@@ -1,0 +1,236 @@
+/**
+ * This device's v2 inbox (PROTOCOL.md 15.8, 15.16): entries read in position order over
+ * HTTP, each decided by the core (web/core/v2 `receiveDirectV2`) after fetching a sender
+ * list that may be newer; an accepted message's session set, seen record, the position
+ * (and a spent one-time prekey's removal) stored in one IndexedDB transaction, then
+ * shown; a refused one shown as unverifiable with its reason, never dropped; then
+ * acknowledged. No DOM.
+ *
+ * @module
+ */
+
+import { receiveDirectV2 } from "../core/v2/index.js";
+import { EnvelopeV2, targetKey } from "../protocol/v2/index.js";
+import { ApiError } from "./api.js";
+import { refusedItem, safeInteger } from "./receive.js";
+import * as store from "./store.js";
+
+/** @import { SeenRecord } from "../core/messages.js" */
+/** @import { DeviceList, HeaderV2 } from "../protocol/v2/index.js" */
+/** @import { Api } from "./api.js" */
+/** @import { ChatMessage } from "./conversations.js" */
+/** @import { DeviceKeys } from "./device-keys.js" */
+/** @import { DeviceBook } from "./devices.js" */
+/** @import { SessionBook } from "./v2-sessions.js" */
+
+const PAGE = 100;
+
+/**
+ * @typedef {object} V2ReceiveHost
+ * @property {Api} api
+ * @property {DeviceKeys} keys
+ * @property {DeviceBook} book
+ * @property {SessionBook} sessions
+ * @property {(item: ChatMessage, peer: string | null) => Promise<void>} show
+ * @property {(peer: string, text: string) => void} notice
+ * @property {() => void} revoked this device is no longer in the account's list
+ */
+
+export class V2Receiver {
+  /** @param {V2ReceiveHost} host */
+  constructor(host) {
+    this.host = host;
+    this.me = host.keys.username;
+    this.lastSeq = 0;
+    /** @type {Promise<void>} */
+    this.queue = Promise.resolve();
+    this.again = false;
+    this.running = false;
+    this.stopped = false;
+  }
+
+  get seqPath() {
+    return [this.me, "v2seq", this.host.keys.deviceId];
+  }
+
+  async load() {
+    const saved = await store.get("v2", this.seqPath);
+    this.lastSeq = typeof saved === "number" ? saved : 0;
+  }
+
+  /** Read the inbox now (coalesced: one read at a time, one more if asked meanwhile). */
+  poll() {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.again = true;
+      return this.queue;
+    }
+    this.running = true;
+    this.queue = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.readAll();
+        } while (this.again && !this.stopped);
+      } catch (error) {
+        if (error instanceof ApiError && error.code === "device_not_listed") {
+          this.stopped = true;
+          this.host.revoked();
+        } else {
+          console.error(error);
+        }
+      } finally {
+        this.running = false;
+      }
+    })();
+    return this.queue;
+  }
+
+  async readAll() {
+    const base = `/devices/${this.host.keys.deviceId}/inbox`;
+    for (;;) {
+      const answer = await this.host.api.request("GET", `${base}?since=${this.lastSeq}&limit=${PAGE}`);
+      const entries = Array.isArray(answer?.entries) ? answer.entries : [];
+      const before = this.lastSeq;
+      for (const entry of entries) await this.process(entry);
+      if (this.lastSeq > before) await this.host.api.request("POST", `${base}/ack`, { body: { seq: this.lastSeq } });
+      if (entries.length < PAGE) return;
+    }
+  }
+
+  /**
+   * Lists that may be newer than the accepted ones are fetched before deciding (15.8):
+   * the sender's if its device is not in it, and any the envelope names a newer
+   * version of; only the conversation's two accounts, whatever the envelope names.
+   *
+   * @param {HeaderV2 | null} header
+   */
+  async freshLists(header) {
+    if (header === null) return;
+    const names = new Set([header.sender, this.me]);
+    if (header.sender === this.me) {
+      const other = header.targets.find((target) => target.username !== this.me);
+      if (other) names.add(other.username);
+    }
+    for (const name of names) {
+      const list = await this.host.book.accepted(name);
+      const target = header.targets.find((candidate) => candidate.username === name);
+      const stale =
+        list === null ||
+        (name === header.sender && !list.devices.some((device) => device.deviceId === header.senderDevice)) ||
+        (target !== undefined && target.deviceListVersion > list.version);
+      if (stale) await this.host.book.refresh(name).catch(() => null);
+    }
+  }
+
+  /** @param {Record<string, unknown>} entry */
+  async process(entry) {
+    const seq = safeInteger(entry?.seq);
+    if (seq === null || seq <= this.lastSeq) return;
+    const wire = entry.envelope;
+    /** @type {HeaderV2 | null} */
+    let header = null;
+    try {
+      header = EnvelopeV2.fromWire(wire).header;
+    } catch {
+      header = null;
+    }
+    await this.freshLists(header);
+    const { book, keys, sessions } = this.host;
+    /** @type {Map<string, DeviceList>} */
+    const deviceLists = new Map();
+    // The conversation's two accounts only, whatever else the envelope names.
+    const names = new Set([this.me]);
+    if (header) {
+      names.add(header.sender);
+      const other = header.targets.find((target) => target.username !== this.me);
+      if (other) names.add(other.username);
+    }
+    for (const name of names) {
+      const list = await book.accepted(name);
+      if (list) deviceLists.set(name, list);
+    }
+    const current = header ? await sessions.get(header.sender, header.senderDevice) : null;
+    const sessionMap = new Map(header && current ? [[targetKey(header.sender, header.senderDevice), current.sessions]] : []);
+    /** @type {Map<string, SeenRecord>} */
+    const seen = new Map();
+    if (header) {
+      const record = await store.get("seen", [this.me, `seen:${header.messageId}`]);
+      if (record) seen.set(header.messageId, /** @type {SeenRecord} */ (record));
+    }
+    const decision = await receiveDirectV2(wire, {
+      me: keys.me(),
+      deliveredIn: null,
+      deviceLists,
+      seen,
+      inboxSeq: seq,
+      sessions: sessionMap,
+      now: Date.now(),
+    });
+    /** @type {import("./store.js").Write} */
+    const position = { store: "v2", key: this.seqPath, value: seq };
+    const envelopeText = JSON.stringify(wire ?? null);
+    const serverTs = safeInteger(entry.server_ts);
+    if (decision.outcome === "accepted") {
+      const next = { sessions: decision.sessions, repair: false };
+      /** @type {import("./store.js").Write[]} */
+      const writes = [
+        position,
+        { store: "seen", key: [this.me, `seen:${decision.messageId}`], value: decision.seen },
+        await sessions.write(decision.sender, decision.senderDevice, next),
+      ];
+      if (decision.oneTimePrekeyUsed !== null) writes.push(await keys.forgetOneTime(decision.oneTimePrekeyUsed));
+      await store.writeAll(writes);
+      sessions.remember(decision.sender, decision.senderDevice, next);
+      this.lastSeq = seq;
+      const payload = decision.payload;
+      const mine = decision.sender === this.me;
+      if (decision.notices.includes("session_repaired")) {
+        this.host.notice(decision.peer, `A new secure session was started with a device of ${decision.sender}.`);
+      }
+      await this.host.show(
+        {
+          messageId: decision.messageId,
+          conversationId: decision.conversationId,
+          sender: decision.sender,
+          text: typeof payload.text === "string" ? payload.text : "",
+          sentAt: decision.sentAt,
+          serverTs,
+          verified: true,
+          refusal: null,
+          reason: null,
+          status: mine ? "sent" : "received",
+          envelopeText,
+          file: null,
+        },
+        decision.peer,
+      );
+      return;
+    }
+    if (decision.outcome === "duplicate") {
+      await store.writeAll([position, { store: "seen", key: [this.me, `seen:${decision.messageId}`], value: decision.seen }]);
+      this.lastSeq = seq;
+      return;
+    }
+    /** @type {import("./store.js").Write[]} */
+    const writes = [position];
+    const repair = decision.repairNeeded && header !== null && current !== null;
+    if (repair && header && current) writes.push(await sessions.write(header.sender, header.senderDevice, { ...current, repair: true }));
+    await store.writeAll(writes);
+    if (repair && header && current) sessions.remember(header.sender, header.senderDevice, { ...current, repair: true });
+    this.lastSeq = seq;
+    const delivery = {
+      messageId: header?.messageId ?? `v2:${seq}`,
+      conversationId: header?.conversationId ?? "",
+      sender: header?.sender ?? "?",
+      serverTs,
+    };
+    await this.host.show(refusedItem(decision, { delivery, envelopeText }), null);
+    if (repair && header) {
+      this.host.notice(
+        header.sender === this.me ? "" : header.sender,
+        `Messages from a device of ${header.sender} could not be opened; the next message sent to it starts a new secure session.`,
+      );
+    }
+  }
+}

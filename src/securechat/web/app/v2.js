@@ -1,0 +1,307 @@
+/**
+ * Protocol v2 for direct conversations (issue 14, PROTOCOL.md 15): this profile's device
+ * (device-keys.js), the device lists (devices.js), session sets (v2-sessions.js), sending
+ * (v2-send.js) and the device inbox (v2-receive.js), wired together for the messenger.
+ * A direct conversation goes in v2 once both accounts have an accepted device list with
+ * this device in its own (15.12); otherwise, and for groups and files, v1 as before.
+ *
+ * v2 is opt-in per browser while it is a draft (no history across reloads, no receipts,
+ * no files yet): the switch in the devices section of the account dialog sets up this
+ * browser's device (listed, so peers send to it in v2) and sends direct messages in v2.
+ * Switched off again, the device stays listed and keeps receiving; only sending goes
+ * back to v1. Without the switch nothing of v2 runs and peers see no list: v1 only.
+ *
+ * The device inbox is read on start, whenever the socket (re)connects and on each
+ * `device_inbox` frame for this device (15.16). No DOM.
+ *
+ * @module
+ */
+
+import { directConversationId } from "../protocol/index.js";
+import { ApiError } from "./api.js";
+import { DeviceKeys } from "./device-keys.js";
+import { DeviceBook } from "./devices.js";
+import { V2Receiver } from "./v2-receive.js";
+import { V2Sender } from "./v2-send.js";
+import { SessionBook } from "./v2-sessions.js";
+import * as store from "./store.js";
+
+/** @import { Payload, PrivateIdentity } from "../protocol/index.js" */
+/** @import { Api } from "./api.js" */
+/** @import { ChatMessage, Conversation } from "./conversations.js" */
+/** @import { ListChange } from "./devices.js" */
+/** @import { Trust } from "./trust.js" */
+
+/**
+ * @typedef {object} V2Host
+ * @property {Api} api
+ * @property {PrivateIdentity} identity
+ * @property {Pick<Trust, "pinnedOrFetch">} trust
+ * @property {(item: ChatMessage, peer: string | null) => Promise<void>} show
+ * @property {(conversationId: string, peer: string, text: string) => void} line a notice line in a direct conversation
+ * @property {() => void} devicesChanged this account's list changed (the panel redraws)
+ */
+
+/**
+ * @typedef {object} OwnDevice
+ * @property {string} deviceId
+ * @property {number} createdAt
+ * @property {boolean} current this browser
+ */
+
+export class V2 {
+  /** @param {V2Host} host */
+  constructor(host) {
+    this.host = host;
+    this.me = host.identity.username;
+    /** @type {DeviceKeys | null} */
+    this.keys = null;
+    /** @type {DeviceBook | null} */
+    this.book = null;
+    /** @type {V2Sender | null} */
+    this.sender = null;
+    /** @type {V2Receiver | null} */
+    this.receiver = null;
+    /** @type {SessionBook | null} */
+    this.sessions = null;
+    /** Why v2 is off on this device, if it is. @type {string | null} */
+    this.off = "starting";
+    this.sendEnabled = false;
+    /** @type {Promise<void> | null} */
+    this.starting = null;
+  }
+
+  /** @returns {string | null} this device's id, once it runs */
+  get deviceId() {
+    return this.keys?.deviceId ?? null;
+  }
+
+  /** @param {boolean} enabled send direct messages in v2 from this browser */
+  async setSendEnabled(enabled) {
+    this.sendEnabled = enabled;
+    await store.put("v2", [this.me, "send-v2"], enabled);
+    this.host.devicesChanged();
+    if (enabled) await this.start();
+  }
+
+  /** Start v2 if this browser has switched it on (now or before). */
+  async init() {
+    this.sendEnabled = (await store.get("v2", [this.me, "send-v2"])) === true;
+    const hasDevice = (await store.get("v2", [this.me, "device"])) !== undefined;
+    if (this.sendEnabled || hasDevice) {
+      await this.start();
+    } else {
+      this.off = "not switched on in this browser";
+    }
+  }
+
+  /**
+   * Set up (or load) the device, make sure it is listed, publish prekeys, read the inbox.
+   * A failure leaves v2 off for this page; v1 carries on.
+   */
+  start() {
+    this.starting ??= this.run();
+    return this.starting;
+  }
+
+  async run() {
+    try {
+      this.off = "starting";
+      const now = Date.now();
+      let keys = await DeviceKeys.load(this.host.identity, now);
+      let book = this.makeBook(keys);
+      const current = await book.refresh(this.me);
+      if (keys.record.listed && !current?.devices.some((device) => device.deviceId === keys.deviceId)) {
+        // This device was revoked: its keys stay revoked; this login makes a new device.
+        keys = await DeviceKeys.load(this.host.identity, now, { fresh: true });
+        book = this.makeBook(keys);
+      }
+      await book.ensureListed(now);
+      if (!keys.record.listed) {
+        keys.record = { ...keys.record, listed: true };
+        await keys.save();
+      }
+      await keys.publishPrekeys(this.host.api, now);
+      this.keys = keys;
+      this.book = book;
+      const sessions = new SessionBook(this.me, keys.sealer);
+      const notice = (/** @type {string} */ peer, /** @type {string} */ text) => void this.notice(peer, "", text);
+      this.sessions = sessions;
+      this.sender = new V2Sender({ api: this.host.api, keys, book, sessions, notice });
+      this.receiver = new V2Receiver({
+        api: this.host.api,
+        keys,
+        book,
+        sessions,
+        show: this.host.show,
+        notice,
+        revoked: () => this.revokedHere(),
+      });
+      await this.receiver.load();
+      this.off = null;
+      this.host.devicesChanged();
+      await this.receiver.poll();
+    } catch (error) {
+      this.off = error instanceof Error ? error.message : "v2 could not start";
+      this.starting = null;
+      console.warn("protocol v2 is off on this device:", error);
+      this.host.devicesChanged();
+    }
+  }
+
+  /** @param {DeviceKeys} keys */
+  makeBook(keys) {
+    return new DeviceBook({
+      api: this.host.api,
+      keys,
+      trust: this.host.trust,
+      changed: (change) => this.listChanged(change),
+    });
+  }
+
+  stop() {
+    if (this.receiver) this.receiver.stopped = true;
+  }
+
+  poll() {
+    return this.receiver?.poll();
+  }
+
+  revokedHere() {
+    this.stop();
+    this.sender = null;
+    this.off = "This device was removed from your account's device list.";
+    this.host.devicesChanged();
+  }
+
+  /**
+   * @param {string} peer
+   * @param {string} actor
+   * @param {string} text
+   */
+  async notice(peer, actor, text) {
+    if (!peer) return;
+    this.host.line(await directConversationId(this.me, peer), peer, actor ? `${actor} ${text}` : text);
+  }
+
+  /** @param {ListChange} change */
+  async listChanged(change) {
+    for (const id of change.dropSessions) await this.sessions?.drop(change.username, id);
+    if (change.username === this.me) {
+      if (this.keys && change.removed.includes(this.keys.deviceId)) this.revokedHere();
+      this.host.devicesChanged();
+      return;
+    }
+    if (change.first) return;
+    for (const _ of change.added) await this.notice(change.username, change.username, "added a new device");
+    for (const _ of change.removed) await this.notice(change.username, change.username, "removed a device");
+  }
+
+  /**
+   * Whether a message to `peer` goes in v2 now.
+   *
+   * @param {string} peer
+   */
+  async available(peer) {
+    return this.sendEnabled && this.sender !== null && (await this.sender.lists(peer)) !== null;
+  }
+
+  /**
+   * Seal a text for `peer`, show it, send it; on 409 `device_list_stale` fetch both lists
+   * and seal it again once (the same id and time: the refused envelope was not stored).
+   * Failures are recorded on the message, as in v1.
+   *
+   * @param {Conversation} conversation a direct one whose peer has an accepted list
+   * @param {string} text
+   * @param {(message: ChatMessage) => void} shown
+   * @param {(conversationId: string) => void} changed
+   * @returns {Promise<ChatMessage>}
+   */
+  async sendText(conversation, text, shown, changed) {
+    const sender = this.sender;
+    if (!sender || !this.book) throw new Error("Protocol v2 is not running on this device.");
+    const peer = conversation.peer;
+    const header = { messageId: crypto.randomUUID(), sentAt: Date.now() };
+    /** @type {Payload} */
+    const payload = { type: "text", text };
+    let envelope = await sender.seal(peer, conversation.id, payload, header);
+    /** @type {ChatMessage} */
+    const message = {
+      messageId: header.messageId,
+      conversationId: conversation.id,
+      sender: this.me,
+      text,
+      sentAt: header.sentAt,
+      serverTs: null,
+      verified: true,
+      refusal: null,
+      reason: null,
+      status: "sending",
+      envelopeText: JSON.stringify(envelope.toWire()),
+      file: null,
+    };
+    shown(message);
+    try {
+      let answer;
+      try {
+        answer = await sender.post(envelope);
+      } catch (error) {
+        if (!(error instanceof ApiError && error.code === "device_list_stale")) throw error;
+        await Promise.all([this.book.refresh(this.me), this.book.refresh(peer)]);
+        envelope = await sender.seal(peer, conversation.id, payload, header);
+        message.envelopeText = JSON.stringify(envelope.toWire());
+        answer = await sender.post(envelope);
+      }
+      message.status = "sent";
+      message.serverTs = typeof answer?.server_ts === "number" ? answer.server_ts : null;
+    } catch (error) {
+      message.status = "failed";
+      message.reason = error instanceof Error ? error.message : "sending failed";
+    }
+    changed(conversation.id);
+    return message;
+  }
+
+  /**
+   * A failed v2 message again, the same envelope (the server answers a repeat with the
+   * first answer).
+   *
+   * @param {ChatMessage} message
+   * @param {(conversationId: string) => void} changed
+   */
+  async retry(message, changed) {
+    if (!this.sender || !message.envelopeText) return;
+    message.status = "sending";
+    message.reason = null;
+    changed(message.conversationId);
+    try {
+      const answer = await this.sender.resend(JSON.parse(message.envelopeText));
+      message.status = "sent";
+      message.serverTs = typeof answer?.server_ts === "number" ? answer.server_ts : null;
+    } catch (error) {
+      message.status = "failed";
+      message.reason = error instanceof Error ? error.message : "sending failed";
+    }
+    changed(message.conversationId);
+  }
+
+  /** The contact's list again (a conversation was opened). @param {string} peer */
+  async refreshPeer(peer) {
+    if (this.book && peer && peer !== this.me) await this.book.refresh(peer).catch(() => null);
+  }
+
+  /** @returns {Promise<OwnDevice[]>} this account's devices as accepted here */
+  async ownDevices() {
+    if (!this.book || !this.keys) return [];
+    const list = await this.book.refresh(this.me).catch(() => this.book?.accepted(this.me) ?? null);
+    const here = this.keys.deviceId;
+    return (list?.devices ?? []).map((device) => ({ deviceId: device.deviceId, createdAt: device.createdAt, current: device.deviceId === here }));
+  }
+
+  /** @param {string} deviceId another device of this account */
+  async revoke(deviceId) {
+    if (!this.book) throw new Error("Protocol v2 is not running on this device.");
+    await this.book.revoke(deviceId, Date.now());
+    this.host.devicesChanged();
+  }
+}

@@ -1,0 +1,173 @@
+"""Protocol v2 (PROTOCOL.md 15) in the browser app: two browser profiles switch it on and
+exchange direct messages both ways through the device inboxes; a second profile of alice
+becomes a second device (bob is told, it gets messages from then on); alice revokes it
+from the first profile's devices panel and it receives nothing more. Afterwards no
+plaintext and no private key of any device is in the server's files or log."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from ..conftest import LiveServer
+from .conftest import Person
+
+# A fresh account has no device list (404 no_devices) until its first device publishes
+# one; a send across a list change is answered 409 device_list_stale and sealed again.
+V2_STATUSES = {401, 404, 409}
+
+
+def switch_on_v2(person: Person) -> None:
+    person.expected_statuses |= V2_STATUSES
+    page = person.page
+    page.locator("#open-account").click()
+    page.locator("#setting-v2").check()
+    expect(page.locator("#device-list li.current")).to_have_count(1, timeout=30_000)
+    page.locator("#account-close").click()
+
+
+def v2_posts(page: Page) -> list[str]:
+    """Record every POST /v2/messages this page makes (the v2 send path)."""
+    posts: list[str] = []
+    page.on(
+        "request",
+        lambda request: posts.append(request.url)
+        if request.method == "POST" and request.url.endswith("/api/v1/v2/messages")
+        else None,
+    )
+    return posts
+
+
+def device_secrets(page: Page, username: str) -> dict[str, Any]:
+    """This profile's device record, opened with its own sealing key (the test reads
+    what only the browser can, to look for it where it must not be)."""
+    record: dict[str, Any] = page.evaluate(
+        """async (name) => {
+            const m = await import('/static/app/device-keys.js');
+            const sealer = await m.Sealer.forAccount(name);
+            return sealer.read([name, 'device']);
+        }""",
+        username,
+    )
+    return record
+
+
+def private_keys(record: dict[str, Any]) -> list[bytes]:
+    keys = [base64.b64decode(record["signingSeed"]), base64.b64decode(record["dhPrivate"])]
+    keys += [base64.b64decode(entry["private"]) for entry in record["signed"]]
+    keys += [base64.b64decode(value) for value in record["oneTime"].values()]
+    return keys
+
+
+def server_bytes(server: LiveServer) -> bytes:
+    files = [p for p in server.data_dir.rglob("*") if p.is_file()]
+    return b"".join(p.read_bytes() for p in files) + server.log_path.read_bytes()
+
+
+def test_two_browsers_exchange_v2_messages_both_ways(people: dict[str, Person], server: LiveServer) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    alice_posts, bob_posts = v2_posts(alice.page), v2_posts(bob.page)
+
+    alice.start_chat("bob")
+    started = time.monotonic()
+    alice.send("first v2 message")
+    bob_item = bob.page.locator(".conversation-item[data-peer='alice']")
+    expect(bob_item.locator(".conversation-preview")).to_have_text("first v2 message", timeout=20_000)
+    print(f"first v2 message, send to display: {time.monotonic() - started:.2f} s")
+    bob.open_chat("alice")
+    expect(bob.page.locator(".message.theirs .message-text")).to_have_text(["first v2 message"])
+
+    started = time.monotonic()
+    bob.send("reply in v2")
+    expect(alice.page.locator(".message.theirs .message-text")).to_have_text(["reply in v2"], timeout=20_000)
+    print(f"reply (session set up by alice's setup), send to display: {time.monotonic() - started:.2f} s")
+    alice.send("second from alice")
+    expect(bob.page.locator(".message.theirs .message-text")).to_have_text(["first v2 message", "second from alice"])
+
+    # Each went through POST /v2/messages, and every message shows as verified.
+    assert len(alice_posts) == 2 and len(bob_posts) == 1
+    assert all(m["verified"] for m in alice.messages() + bob.messages())
+    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Sent", " · Sent"])
+
+    # Invariant 1: nothing of the plaintext and no private key of either device is in
+    # the server's database, files or log.
+    stored = server_bytes(server)
+    for text in ("first v2 message", "reply in v2", "second from alice"):
+        assert text.encode() not in stored
+    for person in (alice, bob):
+        record = device_secrets(person.page, person.name)
+        keys = private_keys(record)
+        assert len(keys) >= 102  # signing seed, DH key, a signed prekey, 100 one-time
+        for key in keys:
+            assert key not in stored
+            assert base64.b64encode(key) not in stored
+
+
+def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    alice.start_chat("bob")
+    alice.send("before the laptop")
+    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    bob.open_chat("alice")
+    expect(bob.page.locator(".message.theirs .message-text")).to_have_text(["before the laptop"])
+
+    # A second profile logs in as alice and switches v2 on: a second device in her list.
+    laptop = people["alice-laptop"]
+    laptop.name = "alice"
+    laptop.login()
+    switch_on_v2(laptop)
+
+    # Bob's next message is sealed for alice's list of two (after one 409, or after his
+    # client saw the new list): he is told, and both of alice's devices get it.
+    bob.send("to both of alice's devices")
+    expect(bob.page.locator(".system-line", has_text="alice added a new device")).to_have_count(1, timeout=20_000)
+    expect(alice.page.locator(".message.theirs .message-text")).to_have_text(
+        ["to both of alice's devices"], timeout=20_000
+    )
+    laptop.open_chat("bob")
+    expect(laptop.page.locator(".message.theirs .message-text")).to_have_text(
+        ["to both of alice's devices"], timeout=20_000
+    )
+    # What the laptop sends reaches bob and alice's first device (as her own message).
+    laptop.send("from the laptop")
+    expect(bob.page.locator(".message.theirs .message-text").last).to_have_text("from the laptop", timeout=20_000)
+    expect(alice.page.locator(".message.mine .message-text").last).to_have_text("from the laptop", timeout=20_000)
+
+    # Alice revokes the laptop from the first profile's devices panel.
+    alice.page.once("dialog", lambda dialog: dialog.accept())
+    alice.page.locator("#open-account").click()
+    devices = alice.page.locator("#device-list li")
+    expect(devices).to_have_count(2)
+    expect(alice.page.locator("#device-list li.current")).to_have_count(1)
+    other = alice.page.locator("#device-list li:not(.current)")
+    other.get_by_role("button", name="Revoke").click()
+    expect(alice.page.locator("#devices-result")).to_have_text("The device was revoked: it receives no new messages.")
+    expect(devices).to_have_count(1)
+    alice.page.locator("#account-close").click()
+
+    bob.send("after the revocation")
+    expect(alice.page.locator(".message.theirs .message-text").last).to_have_text("after the revocation", timeout=20_000)
+    expect(bob.page.locator(".system-line", has_text="alice removed a device")).to_have_count(1, timeout=20_000)
+    # The laptop gets nothing more: give it time to have shown it, then look.
+    laptop.page.wait_for_timeout(3_000)
+    expect(laptop.page.locator(".message-text", has_text="after the revocation")).to_have_count(0)
+    laptop.page.locator("#open-account").click()
+    expect(laptop.page.locator("#devices-state")).to_contain_text("removed from your account", timeout=20_000)
+    laptop.page.locator("#account-close").click()
+
+    stored = server_bytes(server)
+    for text in ("before the laptop", "to both of alice's devices", "from the laptop", "after the revocation"):
+        assert text.encode() not in stored
