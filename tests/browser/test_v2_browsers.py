@@ -34,9 +34,11 @@ def v2_posts(page: Page) -> list[str]:
     posts: list[str] = []
     page.on(
         "request",
-        lambda request: posts.append(request.url)
-        if request.method == "POST" and request.url.endswith("/api/v1/v2/messages")
-        else None,
+        lambda request: (
+            posts.append(request.url)
+            if request.method == "POST" and request.url.endswith("/api/v1/v2/messages")
+            else None
+        ),
     )
     return posts
 
@@ -89,7 +91,9 @@ def test_two_browsers_exchange_v2_messages_both_ways(people: dict[str, Person], 
     expect(alice.page.locator(".message.theirs .message-text")).to_have_text(["reply in v2"], timeout=20_000)
     print(f"reply (session set up by alice's setup), send to display: {time.monotonic() - started:.2f} s")
     alice.send("second from alice")
-    expect(bob.page.locator(".message.theirs .message-text")).to_have_text(["first v2 message", "second from alice"])
+    expect(bob.page.locator(".message.theirs .message-text")).to_have_text(
+        ["first v2 message", "second from alice"]
+    )
 
     # Each went through POST /v2/messages, and every message shows as verified.
     assert len(alice_posts) == 2 and len(bob_posts) == 1
@@ -133,7 +137,9 @@ def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked
     # Bob's next message is sealed for alice's list of two (after one 409, or after his
     # client saw the new list): he is told, and both of alice's devices get it.
     bob.send("to both of alice's devices")
-    expect(bob.page.locator(".system-line", has_text="alice added a new device")).to_have_count(1, timeout=20_000)
+    expect(bob.page.locator(".system-line", has_text="alice added a new device")).to_have_count(
+        1, timeout=20_000
+    )
     expect(alice.page.locator(".message.theirs .message-text")).to_have_text(
         ["to both of alice's devices"], timeout=20_000
     )
@@ -143,8 +149,12 @@ def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked
     )
     # What the laptop sends reaches bob and alice's first device (as her own message).
     laptop.send("from the laptop")
-    expect(bob.page.locator(".message.theirs .message-text").last).to_have_text("from the laptop", timeout=20_000)
-    expect(alice.page.locator(".message.mine .message-text").last).to_have_text("from the laptop", timeout=20_000)
+    expect(bob.page.locator(".message.theirs .message-text").last).to_have_text(
+        "from the laptop", timeout=20_000
+    )
+    expect(alice.page.locator(".message.mine .message-text").last).to_have_text(
+        "from the laptop", timeout=20_000
+    )
 
     # Alice revokes the laptop from the first profile's devices panel.
     alice.page.once("dialog", lambda dialog: dialog.accept())
@@ -154,13 +164,19 @@ def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked
     expect(alice.page.locator("#device-list li.current")).to_have_count(1)
     other = alice.page.locator("#device-list li:not(.current)")
     other.get_by_role("button", name="Revoke").click()
-    expect(alice.page.locator("#devices-result")).to_have_text("The device was revoked: it receives no new messages.")
+    expect(alice.page.locator("#devices-result")).to_have_text(
+        "The device was revoked: it receives no new messages."
+    )
     expect(devices).to_have_count(1)
     alice.page.locator("#account-close").click()
 
     bob.send("after the revocation")
-    expect(alice.page.locator(".message.theirs .message-text").last).to_have_text("after the revocation", timeout=20_000)
-    expect(bob.page.locator(".system-line", has_text="alice removed a device")).to_have_count(1, timeout=20_000)
+    expect(alice.page.locator(".message.theirs .message-text").last).to_have_text(
+        "after the revocation", timeout=20_000
+    )
+    expect(bob.page.locator(".system-line", has_text="alice removed a device")).to_have_count(
+        1, timeout=20_000
+    )
     # The laptop gets nothing more: give it time to have shown it, then look.
     laptop.page.wait_for_timeout(3_000)
     expect(laptop.page.locator(".message-text", has_text="after the revocation")).to_have_count(0)
@@ -169,5 +185,10 @@ def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked
     laptop.page.locator("#account-close").click()
 
     stored = server_bytes(server)
-    for text in ("before the laptop", "to both of alice's devices", "from the laptop", "after the revocation"):
+    for text in (
+        "before the laptop",
+        "to both of alice's devices",
+        "from the laptop",
+        "after the revocation",
+    ):
         assert text.encode() not in stored
