@@ -8,6 +8,7 @@ which is why the file says `$http_host`."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import websockets
@@ -35,6 +37,7 @@ from .test_tls import self_signed
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "securechat.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SPOOFED_ADDRESS = "203.0.113.9"
 
 
 def rewrite(
@@ -158,6 +161,20 @@ async def test_the_shipped_nginx_config_in_front_of_two_instances(tmp_path: Path
                 # X-Forwarded-Proto reached the server and was trusted: the cookie is Secure.
                 assert "Secure" in registered.headers["set-cookie"]
                 token = registered.json()["access_token"]
+                # A client's own X-Forwarded-For does not pass: the server counts the failed
+                # login against the address nginx saw, not the one the client claims.
+                failed = await client.post(
+                    "/api/v1/auth/login",
+                    json={"username": "alice", "auth_key": base64.b64encode(bytes(32)).decode()},
+                    headers={"X-Forwarded-For": SPOOFED_ADDRESS},
+                )
+                assert failed.status_code == 401, failed.text
+            connection = await asyncpg.connect(first.env["SECURECHAT_DATABASE_URL"])
+            try:
+                addresses = {row["ip"] for row in await connection.fetch("SELECT ip FROM auth_attempts")}
+            finally:
+                await connection.close()
+            assert addresses == {"127.0.0.1"}, addresses
             redirect = httpx.get(f"http://127.0.0.1:{http_port}/x", timeout=5)
             assert redirect.status_code == 301 and redirect.headers["location"].startswith(
                 "https://127.0.0.1"
