@@ -7,12 +7,13 @@ plaintext and no private key of any device is in the server's files or log."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from ..conftest import LiveServer
+from ..conftest import LiveServer, server_database
 from .conftest import Person
 
 # A fresh account has no device list (404 no_devices) until its first device publishes
@@ -192,3 +193,58 @@ def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked
         "after the revocation",
     ):
         assert text.encode() not in stored
+
+
+def test_an_altered_v2_message_is_shown_unverifiable_with_its_reason_and_the_next_one_opens(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    alice.start_chat("bob")
+    alice.send("genuine")
+    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    bob.page.close()
+
+    alice.send("altered on the server")
+    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Sent", " · Sent"])
+    # The server (or anyone with its database) flips one bit of the ratchet ciphertext
+    # in bob's waiting entry.
+    database = server_database(server)
+    try:
+        rows = database.execute("SELECT user_id, device_id, seq, slot FROM device_inbox").fetchall()
+        assert len(rows) == 1
+        user_id, device_id, seq, slot_text = rows[0]
+        slot = json.loads(slot_text)
+        ciphertext = bytearray(base64.b64decode(slot["message"]["ciphertext"]))
+        ciphertext[0] ^= 1
+        slot["message"]["ciphertext"] = base64.b64encode(bytes(ciphertext)).decode()
+        database.execute(
+            "UPDATE device_inbox SET slot = ? WHERE user_id = ? AND device_id = ? AND seq = ?",
+            (json.dumps(slot), user_id, device_id, seq),
+        )
+    finally:
+        database.close()
+
+    page = bob.new_page()
+    bob.unlock()
+    bob.open_chat("alice")
+    # Shown, not dropped, and never as valid: the claimed sender and the reason.
+    unverifiable = page.locator(".message.unverifiable")
+    expect(unverifiable).to_have_count(1, timeout=20_000)
+    expect(unverifiable).to_have_attribute("data-reason", "ratchet_failed")
+    expect(unverifiable.locator(".message-reason")).to_contain_text("does not decrypt with the session")
+    expect(page.locator(".message-text", has_text="altered on the server")).to_have_count(0)
+    expect(page.locator(".system-line", has_text="could not be opened")).to_have_count(1)
+
+    # Bob's next message starts a new session with alice's device, which opens it.
+    bob.send("after the altered one")
+    expect(alice.page.locator(".message.theirs .message-text")).to_have_text(
+        ["after the altered one"], timeout=20_000
+    )
+    alice.send("and back")
+    expect(page.locator(".message.theirs[data-verified=true] .message-text").last).to_have_text(
+        "and back", timeout=20_000
+    )
