@@ -218,6 +218,12 @@ export class DeviceKeys {
     return keys;
   }
 
+  /** The record as stored now (another tab may have changed it). */
+  async reload() {
+    const stored = await this.sealer.read(this.path);
+    if (stored && stored.device?.device_id === this.deviceId) this.record = stored;
+  }
+
   async save() {
     await store.writeAll([await this.writeRecord()]);
   }

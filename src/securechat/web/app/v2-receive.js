@@ -14,6 +14,7 @@ import { EnvelopeV2, targetKey } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
 import { refusedItem, safeInteger } from "./receive.js";
 import * as store from "./store.js";
+import { exclusive } from "./v2-sessions.js";
 
 /** @import { SeenRecord } from "../core/messages.js" */
 /** @import { DeviceList, HeaderV2 } from "../protocol/v2/index.js" */
@@ -47,6 +48,8 @@ export class V2Receiver {
     this.again = false;
     this.running = false;
     this.stopped = false;
+    /** A setup spent one of this device's one-time prekeys since the last upload check. */
+    this.usedPrekey = false;
   }
 
   get seqPath() {
@@ -123,8 +126,17 @@ export class V2Receiver {
     }
   }
 
+  /**
+   * One entry, with no other tab of this profile sealing or opening meanwhile.
+   *
+   * @param {Record<string, unknown>} entry
+   */
+  process(entry) {
+    return exclusive(this.me, () => this.processNow(entry));
+  }
+
   /** @param {Record<string, unknown>} entry */
-  async process(entry) {
+  async processNow(entry) {
     const seq = safeInteger(entry?.seq);
     if (seq === null || seq <= this.lastSeq) return;
     const wire = entry.envelope;
@@ -137,6 +149,8 @@ export class V2Receiver {
     }
     await this.freshLists(header);
     const { book, keys, sessions } = this.host;
+    // Another tab may have spent a one-time prekey since this one read the record.
+    await keys.reload();
     /** @type {Map<string, DeviceList>} */
     const deviceLists = new Map();
     // The conversation's two accounts only, whatever else the envelope names.
@@ -179,9 +193,11 @@ export class V2Receiver {
         { store: "seen", key: [this.me, `seen:${decision.messageId}`], value: decision.seen },
         await sessions.write(decision.sender, decision.senderDevice, next),
       ];
-      if (decision.oneTimePrekeyUsed !== null) writes.push(await keys.forgetOneTime(decision.oneTimePrekeyUsed));
+      if (decision.oneTimePrekeyUsed !== null) {
+        writes.push(await keys.forgetOneTime(decision.oneTimePrekeyUsed));
+        this.usedPrekey = true;
+      }
       await store.writeAll(writes);
-      sessions.remember(decision.sender, decision.senderDevice, next);
       this.lastSeq = seq;
       const payload = decision.payload;
       const mine = decision.sender === this.me;
@@ -217,7 +233,6 @@ export class V2Receiver {
     const repair = decision.repairNeeded && header !== null && current !== null;
     if (repair && header && current) writes.push(await sessions.write(header.sender, header.senderDevice, { ...current, repair: true }));
     await store.writeAll(writes);
-    if (repair && header && current) sessions.remember(header.sender, header.senderDevice, { ...current, repair: true });
     this.lastSeq = seq;
     const delivery = {
       messageId: header?.messageId ?? `v2:${seq}`,

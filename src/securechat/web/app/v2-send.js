@@ -17,6 +17,7 @@ import { HeaderV2, Party, Target, initiateSession, randomX25519Private, sealEnve
 import { ApiError } from "./api.js";
 import { reasonText } from "./reasons.js";
 import * as store from "./store.js";
+import { exclusive } from "./v2-sessions.js";
 
 /** @import { Payload } from "../protocol/index.js" */
 /** @import { DeviceList, EnvelopeV2, SessionState } from "../protocol/v2/index.js" */
@@ -70,7 +71,18 @@ export class V2Sender {
    * @param {{messageId: string, sentAt: number}} header
    * @returns {Promise<EnvelopeV2>}
    */
-  async seal(peer, conversationId, payload, { messageId, sentAt }) {
+  seal(peer, conversationId, payload, header) {
+    return exclusive(this.me, () => this.sealNow(peer, conversationId, payload, header));
+  }
+
+  /**
+   * @param {string} peer
+   * @param {string} conversationId
+   * @param {Payload} payload
+   * @param {{messageId: string, sentAt: number}} header
+   * @returns {Promise<EnvelopeV2>}
+   */
+  async sealNow(peer, conversationId, payload, { messageId, sentAt }) {
     const { keys, sessions } = this.host;
     const lists = await this.lists(peer);
     if (!lists) throw new CannotSeal("Protocol v2 is not available with this contact now.");
@@ -114,20 +126,16 @@ export class V2Sender {
     );
     /** @type {import("./store.js").Write[]} */
     const writes = [{ store: "seen", key: [this.me, `seen:${messageId}`], value: { signature: b64encode(sealed.envelope.signature), seq: null } }];
-    /** @type {[string, string, StoredSessions][]} */
-    const updated = [];
     for (const target of targets) {
       for (const id of target.devices) {
         const key = targetKey(target.username, id);
         const state = /** @type {SessionState} */ (sealed.states.get(key));
         const stored = /** @type {StoredSessions} */ (sets.get(key));
         const next = { sessions: withActive(stored.sessions, state), repair: false };
-        updated.push([target.username, id, next]);
         writes.push(await sessions.write(target.username, id, next));
       }
     }
     await store.writeAll(writes);
-    for (const [name, id, next] of updated) sessions.remember(name, id, next);
     return sealed.envelope;
   }
 

@@ -7,7 +7,6 @@
  */
 
 import { EMPTY, sessionSetFromWire, sessionSetToWire } from "../core/v2/index.js";
-import { targetKey } from "../protocol/v2/index.js";
 import * as store from "./store.js";
 
 /** @import { SessionSet } from "../core/v2/index.js" */
@@ -19,6 +18,23 @@ import * as store from "./store.js";
  * @property {boolean} repair the next send to this device starts a new session
  */
 
+/**
+ * Run `action` while no other tab of this profile runs one for the same account (Web
+ * Locks): two tabs sealing with one stored session state would derive the same message
+ * key twice (a reused AES-GCM key and nonce), and two tabs opening would store diverging
+ * states. Inside, state is read from IndexedDB, never from a tab's memory.
+ *
+ * @template T
+ * @param {string} account
+ * @param {() => Promise<T>} action
+ * @returns {Promise<T>}
+ */
+export function exclusive(account, action) {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return action();
+  return /** @type {Promise<T>} */ (locks.request(`securechat-v2:${account}`, action));
+}
+
 export class SessionBook {
   /**
    * @param {string} me
@@ -27,8 +43,6 @@ export class SessionBook {
   constructor(me, sealer) {
     this.me = me;
     this.sealer = sealer;
-    /** @type {Map<string, StoredSessions>} */
-    this.cache = new Map();
   }
 
   /** @param {string} username @param {string} deviceId */
@@ -37,30 +51,27 @@ export class SessionBook {
   }
 
   /**
+   * Read from IndexedDB each time (another tab may have moved the state on); call it
+   * inside {@link exclusive}.
+   *
    * @param {string} username
    * @param {string} deviceId
    * @returns {Promise<StoredSessions>}
    */
   async get(username, deviceId) {
-    const key = targetKey(username, deviceId);
-    const known = this.cache.get(key);
-    if (known) return known;
     const value = await this.sealer.read(this.path(username, deviceId));
-    let found = { sessions: EMPTY, repair: false };
     if (value) {
       try {
-        found = { sessions: sessionSetFromWire(value.sessions), repair: Boolean(value.repair) };
+        return { sessions: sessionSetFromWire(value.sessions), repair: Boolean(value.repair) };
       } catch {
         // A stored set that no longer parses counts as none: the next send sets up anew.
       }
     }
-    this.cache.set(key, found);
-    return found;
+    return { sessions: EMPTY, repair: false };
   }
 
   /**
-   * A sealed write of a device's set, for one transaction with other writes; the cache
-   * follows once the transaction is done ({@link remember}).
+   * A sealed write of a device's set, for one transaction with other writes.
    *
    * @param {string} username
    * @param {string} deviceId
@@ -70,24 +81,8 @@ export class SessionBook {
     return this.sealer.write(this.path(username, deviceId), { sessions: sessionSetToWire(value.sessions), repair: value.repair });
   }
 
-  /** @param {string} username @param {string} deviceId @param {StoredSessions} value */
-  remember(username, deviceId, value) {
-    this.cache.set(targetKey(username, deviceId), value);
-  }
-
-  /**
-   * @param {string} username
-   * @param {string} deviceId
-   * @param {StoredSessions} value
-   */
-  async put(username, deviceId, value) {
-    await store.writeAll([await this.write(username, deviceId, value)]);
-    this.remember(username, deviceId, value);
-  }
-
   /** A device removed from (or re-certified in) its account's list loses its sessions (15.3). @param {string} username @param {string} deviceId */
   async drop(username, deviceId) {
     await store.remove("v2", this.path(username, deviceId));
-    this.cache.delete(targetKey(username, deviceId));
   }
 }

@@ -23,7 +23,7 @@ import { DeviceKeys } from "./device-keys.js";
 import { DeviceBook } from "./devices.js";
 import { V2Receiver } from "./v2-receive.js";
 import { V2Sender } from "./v2-send.js";
-import { SessionBook } from "./v2-sessions.js";
+import { SessionBook, exclusive } from "./v2-sessions.js";
 import * as store from "./store.js";
 
 /** @import { Payload, PrivateIdentity } from "../protocol/index.js" */
@@ -31,6 +31,8 @@ import * as store from "./store.js";
 /** @import { ChatMessage, Conversation } from "./conversations.js" */
 /** @import { ListChange } from "./devices.js" */
 /** @import { Trust } from "./trust.js" */
+
+const MAINTAIN_MS = 3_600_000;
 
 /**
  * @typedef {object} V2Host
@@ -69,6 +71,7 @@ export class V2 {
     this.sendEnabled = false;
     /** @type {Promise<void> | null} */
     this.starting = null;
+    this.maintainedAt = 0;
   }
 
   /** @returns {string | null} this device's id, once it runs */
@@ -121,7 +124,11 @@ export class V2 {
         keys.record = { ...keys.record, listed: true };
         await keys.save();
       }
-      await keys.publishPrekeys(this.host.api, now);
+      await exclusive(this.me, async () => {
+        await keys.reload();
+        await keys.publishPrekeys(this.host.api, now);
+      });
+      this.maintainedAt = now;
       this.keys = keys;
       this.book = book;
       const sessions = new SessionBook(this.me, keys.sealer);
@@ -163,8 +170,35 @@ export class V2 {
     if (this.receiver) this.receiver.stopped = true;
   }
 
-  poll() {
-    return this.receiver?.poll();
+  /** Read the inbox, then keep the prekeys stocked (15.4). */
+  async poll() {
+    const receiver = this.receiver;
+    if (!receiver) return;
+    await receiver.poll();
+    const used = receiver.usedPrekey;
+    receiver.usedPrekey = false;
+    await this.maintain(used);
+  }
+
+  /**
+   * 15.4's schedule while the page stays open: after a setup spent a one-time prekey
+   * (the server may be low), and at most hourly otherwise (signed prekey rotation).
+   *
+   * @param {boolean} now check at once
+   */
+  async maintain(now) {
+    const keys = this.keys;
+    const at = Date.now();
+    if (!keys || this.off !== null || (!now && at - this.maintainedAt < MAINTAIN_MS)) return;
+    this.maintainedAt = at;
+    try {
+      await exclusive(this.me, async () => {
+        await keys.reload();
+        await keys.publishPrekeys(this.host.api, at);
+      });
+    } catch (error) {
+      console.warn("prekeys could not be published now:", error);
+    }
   }
 
   revokedHere() {
