@@ -58,6 +58,34 @@ def device_secrets(page: Page, username: str) -> dict[str, Any]:
     return record
 
 
+def raw_v2_store(page: Page) -> bytes:
+    """Everything in the profile's `v2` object store as stored (byte arrays as base64):
+    what a script, an extension or a copy of the profile's files could read, without the
+    non-extractable sealing key."""
+    dump: str = page.evaluate(
+        """() => new Promise((resolve, reject) => {
+            const request = indexedDB.open('securechat');
+            request.onerror = () => reject(request.error);
+            request.onsuccess = () => {
+                const all = request.result.transaction('v2').objectStore('v2').getAll();
+                all.onsuccess = () => resolve(JSON.stringify(all.result, (key, value) => {
+                    if (value instanceof Uint8Array) {
+                        let text = '';
+                        for (const byte of value) text += String.fromCharCode(byte);
+                        return 'bytes:' + btoa(text);
+                    }
+                    if (value instanceof CryptoKey) return {cryptoKey: value.extractable};
+                    return value;
+                }));
+            };
+        })"""
+    )
+    assert '"cryptoKey":true' not in dump  # the sealing key cannot be read back
+    return dump.encode() + b"".join(
+        base64.b64decode(part.split('"')[0]) for part in dump.split('"bytes:')[1:]
+    )
+
+
 def private_keys(record: dict[str, Any]) -> list[bytes]:
     keys = [base64.b64decode(record["signingSeed"]), base64.b64decode(record["dhPrivate"])]
     keys += [base64.b64decode(entry["private"]) for entry in record["signed"]]
@@ -110,9 +138,14 @@ def test_two_browsers_exchange_v2_messages_both_ways(people: dict[str, Person], 
         record = device_secrets(person.page, person.name)
         keys = private_keys(record)
         assert len(keys) >= 102  # signing seed, DH key, a signed prekey, 100 one-time
+        # The profile keeps them sealed: neither the bytes nor their base64 are readable.
+        local = raw_v2_store(person.page)
+        assert b'"cryptoKey":false' in local
         for key in keys:
             assert key not in stored
             assert base64.b64encode(key) not in stored
+            assert key not in local
+            assert base64.b64encode(key) not in local
 
 
 def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked(
