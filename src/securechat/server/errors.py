@@ -15,7 +15,8 @@
     │   └── AccessBlocked     403 access_blocked (with Retry-After)
     ├── NotFound              404 not_found
     │   ├── NoDevices         404 no_devices
-    │   └── DeviceNotListed   404 device_not_listed
+    │   ├── DeviceNotListed   404 device_not_listed
+    │   └── NoHistoryBackup   404 no_history_backup
     ├── Conflict              409 conflict
     │   ├── UsernameTaken     409 username_taken
     │   ├── MessageIdReused   409 message_id_reused
@@ -26,7 +27,10 @@
     │   ├── GroupConflict     409 group_conflict
     │   ├── DeviceListStale   409 device_list_stale
     │   ├── PrekeyIdReused    409 prekey_id_reused
-    │   └── TooManyPrekeys    409 too_many_prekeys
+    │   ├── TooManyPrekeys    409 too_many_prekeys
+    │   └── BackupVersionStale 409 backup_version_stale (with version)
+    ├── Gone                  410 gone
+    │   └── V1Retired         410 v1_retired (with sends_until)
     ├── TooLarge              413 too_large
     │   └── QuotaExceeded     413 quota_exceeded
     ├── UnsupportedMediaType  415 unsupported_media_type
@@ -125,6 +129,10 @@ class DeviceNotListed(NotFound):
     code = "device_not_listed"
 
 
+class NoHistoryBackup(NotFound):
+    code = "no_history_backup"
+
+
 class Conflict(SecureChatError):
     code, status = "conflict", 409
 
@@ -159,6 +167,22 @@ class PrekeyIdReused(Conflict):
 
 class TooManyPrekeys(Conflict):
     code = "too_many_prekeys"
+
+
+class BackupVersionStale(Conflict):
+    """A history backup whose version is not above the stored one (PROTOCOL.md 15.10)."""
+
+    code = "backup_version_stale"
+
+
+class Gone(SecureChatError):
+    code, status = "gone", 410
+
+
+class V1Retired(Gone):
+    """A v1 send after the server's cut-off (PROTOCOL.md 15.12); nothing was stored."""
+
+    code = "v1_retired"
 
 
 class ChunkConflict(Conflict):
@@ -199,6 +223,7 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid_input",

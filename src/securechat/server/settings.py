@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +34,26 @@ def web_origin(value: str | None) -> str | None:
     port = parts.port  # ValueError if it is not a port
     default_port = 443 if parts.scheme == "https" else 80
     return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
+
+
+_UTC_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|\+00:00)")
+
+
+def utc_instant(value: object) -> datetime | None:
+    """An ISO-8601 UTC date-time such as ``2027-01-01T00:00:00Z`` (or ``+00:00``; at most milliseconds); empty
+    or unset is none. Anything else, a date without a time or another offset included,
+    stops the server at start: a cut-off read in the wrong zone would refuse sends hours
+    early or late."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is UTC):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO-8601 UTC date-time such as 2027-01-01T00:00:00Z")
+    text = value.strip()
+    if not text:
+        return None
+    if not _UTC_INSTANT.fullmatch(text):
+        raise ValueError("must be an ISO-8601 UTC date-time such as 2027-01-01T00:00:00Z")
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 class Settings(BaseSettings):
@@ -162,6 +184,13 @@ class Settings(BaseSettings):
     # Unclaimed one-time prekeys the server keeps per device (uploads past it: 409
     # too_many_prekeys), bounding what an account stores: 32 devices times this.
     max_one_time_prekeys: int = Field(default=500, ge=1)
+    # Migration (PROTOCOL.md 15.12): from this UTC instant on, v1 message sends are refused
+    # with 410 v1_retired; v1 history and inboxes stay readable and v2 sends go on. Unset
+    # or empty: no cut-off.
+    v1_sends_until: Annotated[datetime | None, BeforeValidator(utc_instant)] = None
+    # History backups (15.10): the largest sealed backup one account may store, in bytes
+    # of ciphertext. It also counts against file_quota_bytes.
+    history_backup_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
     # Every instance deletes expired rate-limit events, login attempts and blocks this
     # often, in transactions of at most prune_batch_rows rows each (services/pruning.py),

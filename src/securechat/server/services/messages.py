@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -14,13 +15,16 @@ from sqlalchemy.engine import Connection
 from ...protocol import errors as protocol_errors
 from ...protocol.envelope import Envelope
 from ...protocol.identifiers import ConversationId, direct_conversation_id, parse_conversation_id
-from ..errors import Forbidden, InvalidEnvelope, InvalidInput, NotFound, TooLarge
+from ..errors import Forbidden, InvalidEnvelope, InvalidInput, NotFound, TooLarge, V1Retired
 from ..storage import batch as batch_store
 from ..storage import messages as store
+from . import clock
 from .accounts import username_field
 from .context import ServiceContext, now_ms
 from .principal import Principal
 from .writer import SendResult, data_frame, message_frame
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def entry_frame(row: Any) -> str:
@@ -55,11 +59,27 @@ def submit_message(
 
     Synchronous up to the queue, so messages from one connection keep their order.
     """
+    refuse_after_v1_cutoff(ctx)
     envelope, text = parse_envelope(ctx, raw_envelope)
     if envelope.header.sender != principal.username:
         raise Forbidden("the envelope's sender is not the authenticated user", reason="sender_mismatch")
     digest = hashlib.sha256(text.encode()).digest()
     return ctx.writer.submit_send(principal, envelope, text, digest)
+
+
+def refuse_after_v1_cutoff(ctx: ServiceContext) -> None:
+    """PROTOCOL.md 15.12: from ``V1_SENDS_UNTIL`` on (the instant itself included), every
+    v1 send, direct or group, over HTTP or the WebSocket, is refused before anything is
+    parsed or stored. Reads are untouched, so v1 history stays readable."""
+    until = ctx.settings.v1_sends_until
+    if until is None:
+        return
+    until_ms = (until - _EPOCH) // timedelta(milliseconds=1)
+    if clock.now_ms() >= until_ms:
+        raise V1Retired(
+            "this server no longer accepts protocol v1 messages; send in v2",
+            sends_until=until.isoformat().replace("+00:00", "Z"),
+        )
 
 
 async def send_message(ctx: ServiceContext, principal: Principal, raw_envelope: Any) -> SendResult:
