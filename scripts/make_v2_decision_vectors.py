@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from make_v2_vectors import DEVICES, T0, VDevice, secret
+from v2_transition_cases import signing_cases, transition_cases
 
 from securechat.client.core.messages import SeenRecord
 from securechat.client.core.v2 import (
@@ -1212,6 +1213,8 @@ def build() -> dict[str, Any]:
         "device_lists": list_cases(),
         "bundles": bundle_cases(),
         "receive": cases.out,
+        "identity_transitions": transition_cases(),
+        "identity_transition_signing": signing_cases(),
     }
 
 

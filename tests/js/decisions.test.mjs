@@ -212,7 +212,7 @@ test("every reason code has a case", () => {
   const found = new Set();
   // The v2 decisions (PROTOCOL.md 15) have their own file, tests/data/decisions_v2_vectors.json.
   const v2 = JSON.parse(readFileSync(new URL("../data/decisions_v2_vectors.json", import.meta.url), "utf8"));
-  for (const section of [...Object.values(DECISIONS), v2.device_lists, v2.bundles, v2.receive]) {
+  for (const section of [...Object.values(DECISIONS), v2.device_lists, v2.bundles, v2.receive, v2.identity_transitions]) {
     for (const item of section) {
       const expected = item.expected;
       if (typeof expected === "string") found.add(expected);

@@ -37,6 +37,7 @@ REASON_TEXTS: dict[str, str] = {
     "ratchet_duplicate": "its key was used before or has expired: a repeat or an old session",
     "ratchet_too_far": "it claims a jump of more than 25,000 messages",
     "ratchet_failed": "it does not decrypt with the session of the sending device; a new one will be started",
+    "transition_invalid": "the contact's new identity key does not follow from the pinned one by a valid signed hand-over",
 }
 
 

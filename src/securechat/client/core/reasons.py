@@ -38,6 +38,8 @@ Reason = Literal[
     "ratchet_duplicate",
     "ratchet_too_far",
     "ratchet_failed",
+    # Identity-key rotation (PROTOCOL.md 15.11).
+    "transition_invalid",
 ]
 
 REASONS: tuple[Reason, ...] = get_args(Reason)

@@ -48,6 +48,7 @@ export const REASON_TEXTS = Object.freeze({
   ratchet_duplicate: "its key was used before or has expired: a repeat, or a session that was replaced",
   ratchet_too_far: "it claims to skip more than 25,000 messages",
   ratchet_failed: "it does not decrypt with the session of the sending device; a new one will be started",
+  transition_invalid: "the contact's new identity key does not follow from the pinned one by a valid signed hand-over",
 });
 
 /**

@@ -12,7 +12,8 @@
  *   | "not_admin" | "older_name" | "invite_expired" | "own_keys_changed" | "unsigned"
  *   | "device_list_invalid" | "device_certificate_invalid" | "device_list_rollback"
  *   | "device_not_listed" | "prekey_invalid" | "prekey_stale" | "prekey_unknown"
- *   | "session_unknown" | "ratchet_duplicate" | "ratchet_too_far" | "ratchet_failed"} Reason
+ *   | "session_unknown" | "ratchet_duplicate" | "ratchet_too_far" | "ratchet_failed"
+ *   | "transition_invalid"} Reason
  */
 
 /** @type {readonly Reason[]} */
@@ -49,6 +50,8 @@ export const REASONS = Object.freeze([
   "ratchet_duplicate",
   "ratchet_too_far",
   "ratchet_failed",
+  // Identity-key rotation (PROTOCOL.md 15.11).
+  "transition_invalid",
 ]);
 
 /**

@@ -17,6 +17,14 @@ from .sessions import (
     start_session,
     with_active,
 )
+from .transitions import (
+    IdentityPin,
+    TransitionAccepted,
+    TransitionDecision,
+    TransitionUnchanged,
+    accept_identity_transition,
+    rotation_drop_sessions,
+)
 
 __all__ = [
     "EMPTY",
@@ -26,6 +34,7 @@ __all__ = [
     "AcceptedV2",
     "BundleAccepted",
     "BundleDecision",
+    "IdentityPin",
     "ListAccepted",
     "ListDecision",
     "ListUnchanged",
@@ -34,11 +43,16 @@ __all__ = [
     "ReceiveDecision",
     "RefusedV2",
     "SessionSet",
+    "TransitionAccepted",
+    "TransitionDecision",
+    "TransitionUnchanged",
     "accept_bundle",
     "accept_device_list",
+    "accept_identity_transition",
     "is_pending",
     "open_message",
     "receive_direct_v2",
+    "rotation_drop_sessions",
     "start_session",
     "with_active",
 ]
