@@ -281,3 +281,37 @@ def test_an_altered_v2_message_is_shown_unverifiable_with_its_reason_and_the_nex
     expect(page.locator(".message.theirs[data-verified=true] .message-text").last).to_have_text(
         "and back", timeout=20_000
     )
+
+
+def test_two_tabs_of_one_profile_send_at_once_without_reusing_a_message_key(
+    people: dict[str, Person],
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register(remember=True)
+    bob.register()
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    alice.start_chat("bob")
+    alice.send("from the first tab")
+    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    bob.open_chat("alice")
+
+    # A second tab of the same profile: the same device, the same stored sessions.
+    first = alice.page
+    second = alice.context.new_page()
+    alice.watch(second)
+    second.goto(alice.base_url)
+    second.locator("#connection[data-state=online]").wait_for(timeout=30_000)
+    second.locator(".conversation-item[data-peer='bob']").click()
+    for round_ in range(3):
+        boxes = [page.get_by_label("Message", exact=True) for page in (first, second)]
+        boxes[0].fill(f"tab one, round {round_}")
+        boxes[1].fill(f"tab two, round {round_}")
+        # Both at once: each seals under the profile's lock with the state the other stored.
+        boxes[0].press("Enter")
+        boxes[1].press("Enter")
+    expected = {f"tab {tab}, round {n}" for tab in ("one", "two") for n in range(3)} | {"from the first tab"}
+    bob_texts = bob.page.locator(".message.theirs[data-verified=true] .message-text")
+    expect(bob_texts).to_have_count(len(expected), timeout=30_000)
+    assert set(bob_texts.all_inner_texts()) == expected
+    expect(bob.page.locator(".message.unverifiable")).to_have_count(0)
