@@ -12,3 +12,4 @@ export * from "./device_lists.js";
 export * from "./bundles.js";
 export * from "./receive.js";
 export * from "./wire.js";
+export * from "./transitions.js";

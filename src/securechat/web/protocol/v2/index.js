@@ -20,3 +20,4 @@ export * from "./prekeys.js";
 export * from "./ratchet.js";
 export * from "./setup.js";
 export * from "./envelope.js";
+export * from "./transitions.js";
