@@ -15,7 +15,18 @@ from sqlalchemy import text
 from .. import __version__
 from ..protocol.files import FILE_CHUNK_BYTES
 from ..protocol.primitives import GCM_TAG_BYTES
-from .api import account, admin, auth, device_inbox, devices, files, groups, messages, websocket
+from .api import (
+    account,
+    admin,
+    auth,
+    device_inbox,
+    devices,
+    files,
+    groups,
+    history_backup,
+    messages,
+    websocket,
+)
 from .errors import Forbidden, install_error_handlers
 from .headers import SecurityHeaders
 from .limits import BodySizeLimit
@@ -88,11 +99,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        exceptions=[(files.CHUNK_PATH, FILE_CHUNK_BYTES + GCM_TAG_BYTES)],
+        exceptions=[
+            (files.CHUNK_PATH, FILE_CHUNK_BYTES + GCM_TAG_BYTES),
+            (history_backup.PATH_PATTERN, history_backup.body_limit(settings.history_backup_max_bytes)),
+        ],
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    for module in (auth, account, messages, files, groups, devices, device_inbox, websocket, admin):
+    for module in (
+        auth,
+        account,
+        messages,
+        files,
+        groups,
+        devices,
+        device_inbox,
+        history_backup,
+        websocket,
+        admin,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

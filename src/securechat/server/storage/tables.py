@@ -347,3 +347,16 @@ device_inbox = Table(
     ),
     Index("ix_device_inbox_message", "message_pk"),
 )
+
+# History backups (PROTOCOL.md 15.10.1): the latest sealed backup of each account, opaque
+# to the server (AES-256-GCM under a key only the user's recovery key gives). version
+# only grows; size counts against users.stored_bytes (the account's storage quota).
+history_backups = Table(
+    "history_backups",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

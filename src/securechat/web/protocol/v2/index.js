@@ -20,4 +20,5 @@ export * from "./prekeys.js";
 export * from "./ratchet.js";
 export * from "./setup.js";
 export * from "./envelope.js";
+export * from "./backup.js";
 export * from "./transitions.js";
