@@ -1,0 +1,158 @@
+"""The terminal client's history backups (PROTOCOL.md 15.10.1).
+
+What is backed up is the history this home keeps (its ``messages`` table): every verified
+message with a text, as shown. File messages (their descriptors hold file keys) and
+refused items are not. The recovery key is made here, shown once, and kept in this
+home's state, which already holds the history in the clear: whoever reads the state has
+the history anyway, and the key lets this home upload later backups. It is never sent
+to the server and never derived from the password.
+
+The highest backup version this home has seen (uploaded or restored) is kept too, so an
+older backup the server hands back later is refused (``backup_rollback``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from ..protocol.encoding import b64decode, b64encode
+from ..protocol.v2.backup import (
+    Archive,
+    BackupMessage,
+    format_recovery_key,
+    open_backup,
+    parse_recovery_key,
+    seal_backup,
+)
+from .api import ApiClient
+from .errors import ApiError, ClientError
+from .session import Session
+from .state import StateStore
+
+PATH = "/api/v1/account/history-backup"
+KEY = "history_backup.recovery_key"
+HIGHEST = "history_backup.highest_version"
+
+
+class BackupNotEnabled(ClientError):
+    pass
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    version: int
+    messages: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Restored:
+    version: int
+    messages: int  # in the backup
+    added: int  # new to this home
+
+
+class HistoryBackups:
+    def __init__(self, state: StateStore, api: ApiClient, session: Session) -> None:
+        self.state = state
+        self.api = api
+        self.session = session
+
+    def enabled(self) -> bool:
+        return self.state.get(KEY) is not None
+
+    def highest_seen(self) -> int:
+        return int(self.state.get(HIGHEST) or 0)
+
+    def local_archive(self, version: int) -> Archive:
+        with self.state.transaction() as db:
+            rows = db.execute(
+                "SELECT message_id, conversation_id, sender, peer, sent_at, server_ts, text FROM messages "
+                "WHERE verified = 1 AND text IS NOT NULL AND message_id IS NOT NULL ORDER BY id"
+            ).fetchall()
+        messages = tuple(
+            BackupMessage(
+                str(row["message_id"]),
+                str(row["conversation_id"] or ""),
+                str(row["sender"] or ""),
+                str(row["peer"] or ""),
+                int(row["sent_at"] or 0),
+                int(row["server_ts"] or 0),
+                str(row["text"]),
+            )
+            for row in rows
+        )
+        return Archive(str(self.session.username), version, int(time.time() * 1000), messages)
+
+    async def enable(self) -> tuple[str, Uploaded]:
+        """Make a recovery key, keep it here, upload a first backup; the key's shown form
+        (to print once) and what was uploaded."""
+        if self.enabled():
+            raise ClientError("backups are already on for this home (`securechat backup now` uploads one)")
+        key = os.urandom(32)
+        self.state.put(KEY, b64encode(key))
+        try:
+            uploaded = await self.upload()
+        except BaseException:
+            self.state.put(KEY, None)
+            raise
+        return format_recovery_key(key), uploaded
+
+    async def upload(self) -> Uploaded:
+        """Seal this home's history as the next version and upload it. If another home
+        of the account uploaded a later version meanwhile, go above it once."""
+        stored = self.state.get(KEY)
+        if stored is None:
+            raise BackupNotEnabled("backups are off for this home: run `securechat backup enable`")
+        key = b64decode(stored)
+        version = self.highest_seen() + 1
+        for attempt in range(2):
+            archive = self.local_archive(version)
+            sealed = seal_backup(key, archive, os.urandom(12))
+            try:
+                await self.api.request("PUT", PATH, json={"version": version, "sealed": b64encode(sealed)})
+            except ApiError as exc:
+                if exc.code != "backup_version_stale" or attempt:
+                    raise
+                version = max(version, int(exc.body.get("version", 0))) + 1
+                continue
+            self.state.put(HIGHEST, str(version))
+            return Uploaded(version, len(archive.messages), len(sealed))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def restore(self, typed_key: str) -> Restored:
+        """Check the typed key (its checksum, before anything is downloaded), fetch the
+        latest backup, open it, and add the messages this home does not have."""
+        key = parse_recovery_key(typed_key)
+        answer = await self.api.request("GET", PATH)
+        version = answer.get("version") if isinstance(answer, dict) else None
+        sealed_b64 = answer.get("sealed") if isinstance(answer, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool) or not isinstance(sealed_b64, str):
+            raise ClientError("the server's answer is not a backup")
+        archive = open_backup(
+            key, str(self.session.username), version, b64decode(sealed_b64), highest_seen=self.highest_seen()
+        )
+        added = 0
+        with self.state.transaction() as db:
+            for message in archive.messages:
+                if db.execute(
+                    "SELECT 1 FROM messages WHERE message_id = ?", (message.message_id,)
+                ).fetchone():
+                    continue
+                self.state.add_message(
+                    message_id=message.message_id,
+                    conversation_id=message.conversation_id,
+                    sender=message.sender,
+                    peer=message.peer,
+                    text=message.text,
+                    sent_at=message.sent_at,
+                    server_ts=message.server_ts,
+                    verified=1,
+                    status="sent" if message.sender == str(self.session.username) else None,
+                )
+                added += 1
+            self.state.put(KEY, b64encode(key))
+            self.state.put(HIGHEST, str(max(version, self.highest_seen())))
+        return Restored(version, len(archive.messages), added)

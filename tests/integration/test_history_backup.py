@@ -1,0 +1,164 @@
+"""`securechat backup enable` / `restore` against a real server process (PROTOCOL.md
+15.10.1): the history of one home comes back in a new home with the recovery key; a typo
+is caught by the checksum, a wrong key by the AEAD, and neither changes the new home; an
+older backup handed back later is refused; the server's files hold neither the texts
+nor the recovery key."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securechat.client.history_backup import HistoryBackups
+from securechat.client.messenger import Messenger
+from securechat.protocol.v2.backup import (
+    ALPHABET,
+    Archive,
+    BackupRefused,
+    format_recovery_key,
+    parse_recovery_key,
+    seal_backup,
+)
+
+from .conftest import PASSWORDS
+
+KEY_LINE = re.compile(r"^\s+((?:[0-9A-Z]{4} ){15}[0-9A-Z]{4})$", re.MULTILINE)
+
+
+def cli(home: Path, server: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SECURECHAT_HOME": str(home), "SECURECHAT_SERVER": server, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "securechat", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def texts(client: Messenger) -> list[str]:
+    return sorted(str(m["text"]) for m in client.stored_messages() if m["verified"])
+
+
+def typo(shown: str) -> str:
+    compact = shown.replace(" ", "")
+    wrong = ALPHABET[(ALPHABET.index(compact[10]) + 1) % 32]
+    return compact[:10] + wrong + compact[11:]
+
+
+async def test_backup_enable_then_restore_in_a_new_home(
+    live_server: Any, make_client: Any, tmp_path: Path
+) -> None:
+    alice = await make_client("alice")
+    await make_client("bob")
+    sent = [f"secret history line {i} — ünïcode ✓" for i in range(5)]
+    for text in sent:
+        await alice.send_text("bob", text)
+    assert texts(alice) == sorted(sent)
+
+    enabled = cli(tmp_path / "home-alice", live_server.url, "backup", "enable")
+    assert enabled.returncode == 0, enabled.stderr
+    (shown,) = KEY_LINE.findall(enabled.stdout)
+    key = parse_recovery_key(shown)
+    assert "backup 1 uploaded: 5 messages" in enabled.stdout
+
+    # A new home of the same account, logged in with the password: no history yet.
+    fresh = Messenger(tmp_path / "home-alice-2", live_server.url)
+    await fresh.login("alice", PASSWORDS["alice"])
+    assert texts(fresh) == []
+    home2 = tmp_path / "home-alice-2"
+
+    # A typo: caught by the checksum, nothing changes.
+    mistyped = cli(home2, live_server.url, "backup", "restore", "--key-stdin", stdin=typo(shown) + "\n")
+    assert mistyped.returncode == 1
+    assert "typo" in mistyped.stderr
+    # Another well-formed key (right checksum): refused by the AEAD, never garbage.
+    other = cli(
+        home2,
+        live_server.url,
+        "backup",
+        "restore",
+        "--key-stdin",
+        stdin=format_recovery_key(os.urandom(32)) + "\n",
+    )
+    assert other.returncode == 1
+    assert "does not open" in other.stderr
+    assert texts(fresh) == []
+
+    restored = cli(home2, live_server.url, "backup", "restore", "--key-stdin", stdin=shown.lower() + "\n")
+    assert restored.returncode == 0, restored.stderr
+    assert "5 messages, 5 new" in restored.stdout
+    reopened = Messenger(home2, live_server.url)
+    try:
+        assert texts(reopened) == sorted(sent)
+        # Restoring again adds nothing.
+        again = cli(home2, live_server.url, "backup", "restore", "--key-stdin", stdin=shown + "\n")
+        assert "5 messages, 0 new" in again.stdout
+        # The new home can upload the next version with the key it now holds.
+        assert cli(home2, live_server.url, "backup", "now").returncode == 0
+    finally:
+        await reopened.close()
+        await fresh.close()
+
+    # Whatever the server keeps on disk: no text of the history, no form of the key.
+    needles = [text.encode() for text in sent] + [key, key.hex().encode(), base64.b64encode(key)]
+    needles.append(shown.encode())
+    for path in (p for p in live_server.data_dir.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, path
+
+
+class StubApi:
+    """A server that hands back whatever backup it is given to hand back."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    async def request(self, method: str, path: str, **_: Any) -> Any:
+        assert (method, path) == ("GET", "/api/v1/account/history-backup")
+        return self.answer
+
+
+class StubSession:
+    username = "alice"
+
+
+def home_with_backups(tmp_path: Path, answer: dict[str, Any]) -> HistoryBackups:
+    from securechat.client.state import StateStore
+
+    return HistoryBackups(StateStore(tmp_path / "home"), StubApi(answer), StubSession())  # type: ignore[arg-type]
+
+
+def sealed_answer(key: bytes, version: int) -> dict[str, Any]:
+    sealed = seal_backup(key, Archive("alice", version, 1, ()), os.urandom(12))
+    return {"version": version, "sealed": base64.b64encode(sealed).decode()}
+
+
+async def test_a_rollback_to_an_older_backup_is_refused(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    shown = format_recovery_key(key)
+    backups = home_with_backups(tmp_path, sealed_answer(key, 3))
+    assert (await backups.restore(shown)).version == 3
+    assert backups.highest_seen() == 3
+    # Later the server hands back version 2 (kept from before, genuine and well sealed).
+    backups.api = StubApi(sealed_answer(key, 2))  # type: ignore[assignment]
+    with pytest.raises(BackupRefused) as refused:
+        await backups.restore(shown)
+    assert refused.value.reason == "backup_rollback"
+    # A blob of version 2 presented as version 4: the AEAD refuses it.
+    relabelled = sealed_answer(key, 2) | {"version": 4}
+    backups.api = StubApi(relabelled)  # type: ignore[assignment]
+    with pytest.raises(BackupRefused) as failed:
+        await backups.restore(shown)
+    assert failed.value.reason == "backup_failed"
+    assert backups.highest_seen() == 3
