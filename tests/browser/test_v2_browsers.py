@@ -315,3 +315,44 @@ def test_two_tabs_of_one_profile_send_at_once_without_reusing_a_message_key(
     expect(bob_texts).to_have_count(len(expected), timeout=30_000)
     assert set(bob_texts.all_inner_texts()) == expected
     expect(bob.page.locator(".message.unverifiable")).to_have_count(0)
+
+
+def test_a_forged_device_list_is_refused_said_in_the_conversation_and_not_used(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    bob.register()
+    switch_on_v2(bob)
+    # The server hands out bob's list with one field changed after bob signed it.
+    database = server_database(server)
+    try:
+        (document,) = database.execute(
+            "SELECT document FROM device_lists JOIN users ON users.id = device_lists.user_id"
+            " WHERE users.username = 'bob'"
+        ).fetchone()
+        forged = json.loads(document)
+        forged["issued_at"] += 1
+        database.execute(
+            "UPDATE device_lists SET document = ? WHERE user_id = (SELECT id FROM users WHERE username = 'bob')",
+            (json.dumps(forged),),
+        )
+    finally:
+        database.close()
+
+    alice.register()
+    switch_on_v2(alice)
+    posts = v2_posts(alice.page)
+    alice.start_chat("bob")
+    notice = alice.page.locator(".system-line", has_text="device list failed a security check")
+    expect(notice).to_have_count(1, timeout=20_000)
+    expect(notice).to_contain_text("not signed by its pinned key")
+    # Not used: the message goes as before (v1), and bob reads it.
+    alice.send("sent without the forged list")
+    expect(alice.page.locator(".message.mine .status")).not_to_have_text([" · Sending…"])
+    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    bob.open_chat("alice")
+    expect(bob.page.locator(".message.theirs[data-verified=true] .message-text")).to_have_text(
+        ["sent without the forged list"]
+    )
+    assert posts == []
+    expect(notice).to_have_count(1)

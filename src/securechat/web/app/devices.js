@@ -47,9 +47,10 @@ export class ListRefused extends Error {
 export class DeviceBook {
   /**
    * @param {{api: Api, keys: DeviceKeys, trust: Pick<Trust, "pinnedOrFetch">,
-   *   changed: (change: ListChange) => void | Promise<void>}} host
+   *   changed: (change: ListChange) => void | Promise<void>,
+   *   refused: (username: string, reason: string) => void}} host
    *   changed: a list was accepted with devices added or removed (the caller drops those
-   *   sessions and shows the notices)
+   *   sessions and shows the notices); refused: the core refused the list the server gave
    */
   constructor(host) {
     this.host = host;
@@ -119,7 +120,10 @@ export class DeviceBook {
     }
     const before = await this.accepted(username);
     const decision = await acceptDeviceList(document, username, await this.accountKey(username), before);
-    if (decision.outcome === "refused") throw new ListRefused(username, decision.reason);
+    if (decision.outcome === "refused") {
+      this.host.refused(username, decision.reason);
+      throw new ListRefused(username, decision.reason);
+    }
     if (decision.outcome === "unchanged") return before;
     await store.put("v2", this.path(username), decision.deviceList.toWire());
     this.lists.set(username, decision.deviceList);

@@ -19,6 +19,7 @@
 
 import { directConversationId } from "../protocol/index.js";
 import { ApiError } from "./api.js";
+import { reasonText } from "./reasons.js";
 import { DeviceKeys } from "./device-keys.js";
 import { DeviceBook } from "./devices.js";
 import { V2Receiver } from "./v2-receive.js";
@@ -72,6 +73,8 @@ export class V2 {
     /** @type {Promise<void> | null} */
     this.starting = null;
     this.maintainedAt = 0;
+    /** @type {Set<string>} lists refused and said so */
+    this.refusedLists = new Set();
   }
 
   /** @returns {string | null} this device's id, once it runs */
@@ -163,6 +166,7 @@ export class V2 {
       keys,
       trust: this.host.trust,
       changed: (change) => this.listChanged(change),
+      refused: (username, reason) => this.listRefused(username, reason),
     });
   }
 
@@ -216,6 +220,28 @@ export class V2 {
   async notice(peer, actor, text) {
     if (!peer) return;
     this.host.line(await directConversationId(this.me, peer), peer, actor ? `${actor} ${text}` : text);
+  }
+
+  /**
+   * The server gave a list the core refused: said once per account and reason in the
+   * conversation (the list accepted before, if any, stays; with none, v1 is used, 15.12).
+   *
+   * @param {string} username
+   * @param {string} reason a reason code
+   */
+  listRefused(username, reason) {
+    const key = `${username}\n${reason}`;
+    if (this.refusedLists.has(key)) return;
+    this.refusedLists.add(key);
+    if (username === this.me) {
+      console.warn(`this account's device list was refused: ${reason}`);
+      return;
+    }
+    void this.notice(
+      username,
+      "",
+      `${username}'s device list failed a security check (${reasonText(/** @type {any} */ (reason))}). It is not used: messages to ${username} go as before until a valid one is published.`,
+    );
   }
 
   /** @param {ListChange} change */
