@@ -24,6 +24,7 @@ from .api import (
     files,
     groups,
     history_backup,
+    identity_transitions,
     messages,
     websocket,
 )
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         devices,
         device_inbox,
         history_backup,
+        identity_transitions,
         websocket,
         admin,
     ):

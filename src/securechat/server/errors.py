@@ -7,6 +7,7 @@
     │   ├── InvalidReceipt    400 invalid_receipt
     │   ├── InvalidDeviceList 400 invalid_device_list (with reason)
     │   ├── InvalidPrekey     400 invalid_prekey (with reason)
+    │   ├── InvalidTransition 400 invalid_transition (with reason)
     │   └── WeakParameters    400 weak_parameters
     ├── InvalidInput          422 invalid_input
     ├── Unauthorized          401 unauthorized
@@ -16,6 +17,7 @@
     ├── NotFound              404 not_found
     │   ├── NoDevices         404 no_devices
     │   ├── DeviceNotListed   404 device_not_listed
+    │   ├── UnknownKey        404 unknown_key
     │   └── NoHistoryBackup   404 no_history_backup
     ├── Conflict              409 conflict
     │   ├── UsernameTaken     409 username_taken
@@ -26,6 +28,7 @@
     │   ├── TooManyUploads    409 too_many_uploads
     │   ├── GroupConflict     409 group_conflict
     │   ├── DeviceListStale   409 device_list_stale
+    │   ├── IdentityKeyStale  409 identity_key_stale (with current_key)
     │   ├── PrekeyIdReused    409 prekey_id_reused
     │   ├── TooManyPrekeys    409 too_many_prekeys
     │   └── BackupVersionStale 409 backup_version_stale (with version)
@@ -97,6 +100,12 @@ class InvalidPrekey(BadRequest):
     code = "invalid_prekey"
 
 
+class InvalidTransition(BadRequest):
+    """An identity transition the server refuses (PROTOCOL.md 15.16); ``reason`` as 15.11's."""
+
+    code = "invalid_transition"
+
+
 class InvalidInput(SecureChatError):
     code, status = "invalid_input", 422
 
@@ -123,6 +132,12 @@ class NotFound(SecureChatError):
 
 class NoDevices(NotFound):
     code = "no_devices"
+
+
+class UnknownKey(NotFound):
+    """``since_key`` was never the account's identity key: there is no chain from it."""
+
+    code = "unknown_key"
 
 
 class DeviceNotListed(NotFound):
@@ -159,6 +174,12 @@ class GroupConflict(Conflict):
 
 class DeviceListStale(Conflict):
     code = "device_list_stale"
+
+
+class IdentityKeyStale(Conflict):
+    """A transition whose old key is not the account's identity key (any more)."""
+
+    code = "identity_key_stale"
 
 
 class PrekeyIdReused(Conflict):

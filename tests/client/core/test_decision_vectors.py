@@ -181,7 +181,10 @@ def all_expected_reasons() -> set[str]:
     found: set[str] = set()
     # The v2 decisions (PROTOCOL.md 15) have their own file: tests/client/core/test_v2_decisions.py.
     v2 = json.loads((REPO / "tests" / "data" / "decisions_v2_vectors.json").read_text(encoding="utf-8"))
-    for section in [*DECISIONS.values(), *(v2[name] for name in ("device_lists", "bundles", "receive", "identity_transitions"))]:
+    for section in [
+        *DECISIONS.values(),
+        *(v2[name] for name in ("device_lists", "bundles", "receive", "identity_transitions")),
+    ]:
         for case in section:
             expected = case["expected"]
             if isinstance(expected, dict):

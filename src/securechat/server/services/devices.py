@@ -22,12 +22,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from ...protocol.der import check_ed25519_spki
 from ...protocol.errors import ProtocolError, UnsupportedVersion
 from ...protocol.v2.devices import DeviceList, check_device_list
 from ...protocol.v2.errors import Refusal
 from ..errors import DeviceListStale, InvalidDeviceList, NoDevices, NotFound
 from ..storage import devices as store
+from ..storage import identity_transitions as transition_store
 from . import ratelimit
 from .context import ServiceContext, now_ms
 from .principal import Principal
@@ -54,12 +54,12 @@ def _refusal_reason(exc: ProtocolError) -> str:
 
 
 async def _account_key(ctx: ServiceContext, principal: Principal) -> bytes:
+    """The account's identity key: the registered v1 key, or the last rotation's (15.11)."""
     async with ctx.database.read() as conn:
-        spki = await store.get_signing_key(conn, principal.user_id)
-    if spki is None:  # the account was deleted after the token was checked
+        key = await transition_store.current_key(conn, principal.user_id)
+    if key is None:  # the account was deleted after the token was checked
         raise NotFound("no such user")
-    # Registration accepted only this form (5.1), so this does not fail for a stored key.
-    return check_ed25519_spki(spki)
+    return key
 
 
 def check_list(raw: Any, principal: Principal, account_key: bytes) -> DeviceList:
@@ -92,6 +92,11 @@ async def publish_device_list(ctx: ServiceContext, principal: Principal, raw: An
                 listed,
                 now_ms(),
             )
+            key_now = await transition_store.current_key(conn, principal.user_id)
+            if written.outcome == "stored" and key_now != device_list.account_key:
+                # The account rotated its identity key since this list was checked: storing
+                # it would leave a list that does not verify under the stored key (15.11).
+                raise DeviceListStale("the account's identity key changed; sign the list with the new key")
     except IntegrityError as exc:
         # Another instance stored this account's first list at the same moment.
         raise DeviceListStale("another device list was stored meanwhile; fetch it and try again") from exc

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -300,6 +301,23 @@ devices = Table(
     Column("added_at", BigInteger, nullable=False),
     # The last position of the device's v2 inbox (migration 0012).
     Column("inbox_head", BigInteger, nullable=False, server_default="0"),
+)
+
+# Identity-key transitions (PROTOCOL.md 15.11; migration 0014): each as the client signed
+# it, numbered per account. The account's identity key is the last new_key (the
+# registered v1 signing key before any). A key never comes back: new_key is unique per
+# account.
+identity_transitions = Table(
+    "identity_transitions",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("old_key", LargeBinary(32), nullable=False),
+    Column("new_key", LargeBinary(32), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("user_id", "new_key", name="uq_identity_transitions_new_key"),
 )
 
 # Unclaimed one-time prekeys (JSON as published). A claim deletes the row in the
