@@ -38,6 +38,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "server",
         history_backup_max_bytes=MAX,
         file_quota_bytes=4 * MAX,
+        history_backup_uploads_per_minute=1000,
         **GENEROUS_LIMITS,
     )
 
@@ -204,3 +205,21 @@ async def test_the_database_and_the_password_open_nothing(
             open_backup(candidate, "alice", 1, sealed)
         assert refused.value.reason == "backup_failed"
     assert open_backup(recovery_key, "alice", 1, sealed) == archive
+
+
+async def test_uploads_are_limited_per_account_and_read_only_after_authentication(
+    http: httpx.AsyncClient, register_user: RegisterUser, app: FastAPI
+) -> None:
+    alice, bob = await register_user("alice"), await register_user("bob")
+    # Without a valid token the body is never parsed: 401, not 422 for the junk.
+    junk = await http.put(PATH, content=b"{not json" * 1000, headers={"content-type": "application/json"})
+    error(junk, 401, "unauthorized")
+
+    app.state.context.settings.history_backup_uploads_per_minute = 2
+    assert (await put(http, alice, 1, blob())).status_code == 200
+    assert (await put(http, alice, 2, blob())).status_code == 200
+    limited = await put(http, alice, 3, blob())
+    error(limited, 429, "rate_limited")
+    assert "retry-after" in limited.headers
+    assert (await http.get(PATH, headers=alice.headers)).json()["version"] == 2
+    assert (await put(http, bob, 1, blob())).status_code == 200  # per account

@@ -191,6 +191,8 @@ class Settings(BaseSettings):
     # History backups (15.10): the largest sealed backup one account may store, in bytes
     # of ciphertext. It also counts against file_quota_bytes.
     history_backup_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Per account: history backup uploads a minute (each may rewrite up to the cap above).
+    history_backup_uploads_per_minute: int = Field(default=2, ge=1)
 
     # Every instance deletes expired rate-limit events, login attempts and blocks this
     # often, in transactions of at most prune_batch_rows rows each (services/pruning.py),

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..services import history_backups
+from ..errors import InvalidInput
+from ..services import history_backups, ratelimit
 from .deps import Context, CurrentUser
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -33,8 +34,32 @@ class BackupBody(BaseModel):
     sealed: str
 
 
-@router.put("/account/history-backup")
-async def put_backup(body: BackupBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+@router.put(
+    "/account/history-backup",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": BackupBody.model_json_schema()}},
+        }
+    },
+)
+async def put_backup(request: Request, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    # The body is read here, after authentication and the rate limit, not by FastAPI
+    # before them: it may be tens of MiB, and an anonymous client must not make the
+    # server take that in.
+    await ratelimit.hit(
+        ctx,
+        "history_backup",
+        f"user:{principal.user_id}",
+        ctx.settings.history_backup_uploads_per_minute,
+        who="account",
+    )
+    raw = await request.body()
+    try:
+        body = BackupBody.model_validate_json(raw)
+    except ValidationError as exc:
+        details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()[:20]]
+        raise InvalidInput("request body or parameters are invalid", details=details) from None
     return await history_backups.put_backup(ctx, principal, body.version, body.sealed)
 
 
