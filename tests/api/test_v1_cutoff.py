@@ -140,3 +140,28 @@ def test_the_cutoff_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SECURECHAT_V1_SENDS_UNTIL", "2027-01-01")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_v1_send_frame_on_the_websocket_is_refused_too(settings: Settings, at: Any) -> None:
+    from securechat.server.app import create_app
+
+    from .support import material
+    from .test_websocket import ORIGIN, WS, TestClient, authenticate, receive, register
+
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        register(client, "bob")
+        at(CUTOFF_MS)
+        envelope = seal(material("alice").identity, [material("alice").identity, material("bob").identity])
+        with client.websocket_connect(WS, headers=ORIGIN) as ws:
+            authenticate(ws, alice["access_token"])
+            ws.send_json({"type": "send", "ref": "late", "envelope": envelope})
+            refused = receive(ws)
+        assert (refused["type"], refused["ref"], refused["code"]) == ("error", "late", "v1_retired")
+        assert refused["sends_until"] == CUTOFF
+        history = client.get(
+            f"/api/v1/conversations/{dm('alice', 'bob')}/messages",
+            headers={"authorization": f"Bearer {alice['access_token']}"},
+        )
+        # Nothing was stored: not even the conversation exists.
+        assert history.status_code == 404, history.text
