@@ -10,6 +10,7 @@ device cannot use.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -59,7 +60,10 @@ class PrekeyKeeper:
 
     async def _signed(self, device: LocalDevice, username: str, now: int) -> None:
         with self.state.transaction() as conn:
-            record: dict[str, Any] = self.store.record(conn, SIGNED_RECORD) or {"current": None, "keys": {}}
+            stored = self.store.record(conn, SIGNED_RECORD)
+            record: dict[str, Any] = (
+                json.loads(json.dumps(stored)) if stored else {"current": None, "keys": {}}
+            )
             keys: dict[str, dict[str, Any]] = record["keys"]
             current = keys.get(str(record["current"])) if record["current"] is not None else None
             if current is None or now - int(current["created_at"]) >= SIGNED_PREKEY_ROTATION_MS:
@@ -76,7 +80,8 @@ class PrekeyKeeper:
                 record["current"] = prekey_id
             for ident in [k for k, v in keys.items() if signed_prekey_private_expired(v["replaced_at"], now)]:
                 del keys[ident]
-            self.store.put_record(conn, SIGNED_RECORD, record)
+            if record != stored:
+                self.store.put_record(conn, SIGNED_RECORD, record)
             current_id = int(record["current"])
             current = keys[str(current_id)]
         if current["uploaded"]:
