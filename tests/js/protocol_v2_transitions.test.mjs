@@ -64,11 +64,15 @@ describe("identity transition signing", () => {
 
 const seed = (/** @type {number} */ n) => new Uint8Array(32).fill(n);
 
-describe("identity transition parsing and signatures", async () => {
-  const made = await makeTransition(seed(1), seed(2), "alice", 1000);
-  const wire = made.toWire();
+// Made once, awaited in each test: a describe callback must register its tests
+// synchronously for the Chromium runner to name them as Node does.
+const MADE = makeTransition(seed(1), seed(2), "alice", 1000);
+
+describe("identity transition parsing and signatures", () => {
 
   test("a signature by another key does not verify", async () => {
+    const made = await MADE;
+    const wire = made.toWire();
     for (const member of ["old_signature", "new_signature"]) {
       const forged = { ...wire, [member]: b64encode(await ed25519SignRaw(seed(3), made.signedBytes)) };
       await assert.rejects(verifyTransition(parseTransition(forged)), VerificationFailed);
@@ -76,12 +80,14 @@ describe("identity transition parsing and signatures", async () => {
   });
 
   test("a changed field breaks the signatures", async () => {
+    const wire = (await MADE).toWire();
     for (const change of [{ username: "bob" }, { at: 1001 }, { new_key: b64encode(await ed25519RawPublic(seed(3))) }]) {
       await assert.rejects(verifyTransition(parseTransition({ ...wire, ...change })), VerificationFailed);
     }
   });
 
-  test("parsing is strict", () => {
+  test("parsing is strict", async () => {
+    const wire = (await MADE).toWire();
     const bad = [
       { at: -1 },
       { at: 2 ** 53 },
@@ -109,7 +115,8 @@ describe("identity transition parsing and signatures", async () => {
     assert.throws(() => parseTransition({ ...wire, v: 1 }), UnsupportedVersion);
   });
 
-  test("a chain is a list of at most 16", () => {
+  test("a chain is a list of at most 16", async () => {
+    const wire = (await MADE).toWire();
     assert.equal(parseTransitionChain([]).length, 0);
     assert.equal(parseTransitionChain(Array(MAX_TRANSITIONS).fill(wire)).length, MAX_TRANSITIONS);
     for (const bad of [Array(MAX_TRANSITIONS + 1).fill(wire), { 0: wire }, null, [wire, 1]]) {
