@@ -67,6 +67,10 @@ export const UNKNOWN_CONTACT = "Unknown contact";
  * @property {number | null} before history cursor for older messages
  * @property {boolean} historyLoaded
  * @property {boolean} historyComplete
+ * @property {boolean} [v1Done] the server's history (v1) is all loaded
+ * @property {IDBValidKey[] | null} [localBefore] where the next page of locally kept v2
+ *   messages ends (exclusive; v2-history.js)
+ * @property {boolean} [localDone] all locally kept v2 messages are loaded
  * @property {ChatMessage} [preview] the newest message, before the history is loaded
  */
 

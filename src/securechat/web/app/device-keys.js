@@ -63,6 +63,17 @@ export class Sealer {
   }
 
   /**
+   * The account's sealing key if this profile has one (none: nothing was sealed here).
+   *
+   * @param {string} username
+   * @returns {Promise<Sealer | null>}
+   */
+  static async existing(username) {
+    const key = await store.get("v2", [username, "sealing-key"]);
+    return key instanceof CryptoKey ? new Sealer(key) : null;
+  }
+
+  /**
    * @param {IDBValidKey} path where the value is stored
    * @param {unknown} value JSON
    * @returns {Promise<{iv: Uint8Array, data: Uint8Array}>}

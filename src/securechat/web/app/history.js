@@ -12,11 +12,13 @@ import { ApiError } from "./api.js";
 import { derivePeer, isConversationId, mergeOlder } from "./conversations.js";
 import { describeChange } from "./group-text.js";
 import { showStatus } from "./receipts.js";
+import { historyOrder, itemTime } from "./v2-history.js";
 
 /** @import { Api } from "./api.js" */
 /** @import { ChatMessage, Conversation, Conversations } from "./conversations.js" */
 /** @import { ReceiptBook } from "./receipts.js" */
 /** @import { Receiver } from "./receive.js" */
+/** @import { LocalHistory } from "./v2-history.js" */
 
 const HISTORY_PAGE = 50;
 
@@ -77,7 +79,8 @@ export function mergeChangeLines(conversation) {
 export class History {
   /**
    * @param {{api: Pick<Api, "history">, me: string, receiver: Receiver, receipts: Pick<ReceiptBook, "noteSent">,
-   *   conversations: Conversations, changed: (conversationId: string) => void, listChanged: () => void}} host
+   *   conversations: Conversations, changed: (conversationId: string) => void, listChanged: () => void,
+   *   local?: () => Promise<LocalHistory | null>}} host `local`: this profile's v2 messages, if it keeps any
    */
   constructor(host) {
     this.host = host;
@@ -130,6 +133,49 @@ export class History {
       this.finish(conversation);
       return false;
     }
+    /** @type {ChatMessage[]} */
+    const older = [];
+    if (!conversation.v1Done) {
+      const done = await this.loadV1Page(conversation, older);
+      if (done === null) return false;
+    }
+    // The v2 messages this profile keeps (the server cannot serve them again), merged
+    // by sent_at: those down to the v1 page's oldest while v1 pages remain, then pages
+    // of their own once the server's history is complete.
+    const local = conversation.kind === "direct" && this.host.local ? await this.host.local() : null;
+    let localDone = true;
+    if (local && !conversation.localDone) {
+      const from = conversation.v1Done ? null : Math.min(...older.map(itemTime));
+      const page = await local.page(conversation.id, { from, before: conversation.localBefore ?? null, limit: HISTORY_PAGE });
+      older.push(...page.items);
+      if (from === null) {
+        conversation.localBefore = page.oldest ?? conversation.localBefore ?? null;
+        localDone = !page.full;
+      } else {
+        conversation.localBefore = [from];
+        localDone = false;
+      }
+      conversation.localDone = localDone;
+    }
+    older.sort(historyOrder);
+    if (conversation.kind === "direct" && !conversation.peer) await this.learnContact(conversation, older);
+    conversation.messages = mergeOlder(conversation.messages, older);
+    conversation.historyLoaded = true;
+    conversation.historyComplete = Boolean(conversation.v1Done) && localDone;
+    if (conversation.kind === "group") mergeChangeLines(conversation);
+    this.host.changed(conversation.id);
+    return older.length > 0 || !conversation.historyComplete;
+  }
+
+  /**
+   * The server's next page (v1) into `older`; null when the conversation was finished
+   * instead (nothing to fetch for this user).
+   *
+   * @param {Conversation} conversation
+   * @param {ChatMessage[]} older
+   * @returns {Promise<boolean | null>}
+   */
+  async loadV1Page(conversation, older) {
     let page;
     try {
       page = await this.host.api.history(conversation.id, { before: conversation.before, limit: HISTORY_PAGE });
@@ -137,20 +183,13 @@ export class History {
       if (!(conversation.kind === "group" && error instanceof ApiError && error.status === 404)) throw error;
       // The server does not (or no longer) count this device's user as a member.
       this.finish(conversation);
-      return false;
+      return null;
     }
     const entries = Array.isArray(page?.messages) ? page.messages : [];
-    const older = [];
     for (const entry of entries) older.push(await this.item(conversation.id, entry));
-    older.reverse();
-    if (conversation.kind === "direct" && !conversation.peer) await this.learnContact(conversation, older);
-    conversation.messages = mergeOlder(conversation.messages, older);
     conversation.before = typeof page.next_before === "number" ? page.next_before : null;
-    conversation.historyLoaded = true;
-    conversation.historyComplete = conversation.before === null;
-    if (conversation.kind === "group") mergeChangeLines(conversation);
-    this.host.changed(conversation.id);
-    return older.length > 0;
+    conversation.v1Done = conversation.before === null;
+    return conversation.v1Done;
   }
 
   /**

@@ -38,6 +38,7 @@ import { Sender } from "./send.js";
 import * as store from "./store.js";
 import { KeyChanged, Trust } from "./trust.js";
 import { V2 } from "./v2.js";
+import { LocalHistory } from "./v2-history.js";
 
 /** @import { PrivateIdentity } from "../protocol/index.js" */
 /** @import { Api } from "./api.js" */
@@ -122,6 +123,8 @@ export class Messenger extends EventTarget {
       conversations,
       changed: (id) => this.#emit("messages", id),
       listChanged: () => this.#emit("conversations"),
+      // The v2 messages this profile keeps, readable before v2 has started on the page.
+      local: async () => this.#v2?.local ?? (await LocalHistory.existing(me.username)),
     });
     this.presence = new Presence(socket, me.username, (id, ids) => receipts.read(id, conversations.get(id)?.messages ?? [], ids));
     this.#incoming = new Incoming(

@@ -17,7 +17,8 @@
  * - `v2` (protocol v2, PROTOCOL.md 15): per account, this browser's device (its private
  *   keys and prekeys sealed under a non-extractable AES-GCM key kept beside them, 15.7.6),
  *   the device lists accepted for each account (public), the session sets with each
- *   device (sealed) and the device inbox position.
+ *   device (sealed), the device inbox position, and the v2 messages this device received,
+ *   sent or could not open (v2-history.js; sealed: the server cannot serve them again).
  *
  * @module
  */
@@ -107,6 +108,35 @@ export async function allFor(storeName, account) {
  */
 export function removeAllFor(storeName, account) {
   return run(storeName, "readwrite", (store) => store.delete(IDBKeyRange.bound([account], [account, []])));
+}
+
+/**
+ * Keys and values in `[lower, upper)` of one store, the highest keys first when
+ * `reverse`, at most `limit` of them (the local v2 history's pages, v2-history.js).
+ *
+ * @param {string} storeName
+ * @param {IDBValidKey} lower inclusive
+ * @param {IDBValidKey} upper exclusive
+ * @param {{reverse?: boolean, limit?: number}} [options]
+ * @returns {Promise<{key: IDBValidKey, value: unknown}[]>}
+ */
+export async function entries(storeName, lower, upper, { reverse = false, limit = Infinity } = {}) {
+  const db = await database();
+  return new Promise((resolve, reject) => {
+    /** @type {{key: IDBValidKey, value: unknown}[]} */
+    const found = [];
+    const transaction = db.transaction(storeName, "readonly");
+    const request = transaction.objectStore(storeName).openCursor(IDBKeyRange.bound(lower, upper, false, true), reverse ? "prev" : "next");
+    request.onsuccess = () => {
+      const cursor = request.result;
+      if (!cursor || found.length >= limit) return;
+      found.push({ key: cursor.key, value: cursor.value });
+      cursor.continue();
+    };
+    transaction.oncomplete = () => resolve(found);
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error);
+  });
 }
 
 /** @typedef {{store: string, key: IDBValidKey, value?: unknown}} Write */

@@ -23,6 +23,7 @@ import { exclusive } from "./v2-sessions.js";
 /** @import { DeviceKeys } from "./device-keys.js" */
 /** @import { DeviceBook } from "./devices.js" */
 /** @import { SessionBook } from "./v2-sessions.js" */
+/** @import { LocalHistory } from "./v2-history.js" */
 
 const PAGE = 100;
 
@@ -32,10 +33,22 @@ const PAGE = 100;
  * @property {DeviceKeys} keys
  * @property {DeviceBook} book
  * @property {SessionBook} sessions
+ * @property {LocalHistory} local the messages this device keeps
  * @property {(item: ChatMessage, peer: string | null) => Promise<void>} show
  * @property {(peer: string, text: string) => void} notice
  * @property {() => void} revoked this device is no longer in the account's list
  */
+
+/**
+ * The contact of a direct conversation as an own message's header names it.
+ *
+ * @param {HeaderV2 | null} header
+ * @param {string} me
+ * @returns {string | null}
+ */
+function peerOf(header, me) {
+  return header?.targets.find((target) => target.username !== me)?.username ?? null;
+}
 
 export class V2Receiver {
   /** @param {V2ReceiveHost} host */
@@ -187,11 +200,31 @@ export class V2Receiver {
     const serverTs = safeInteger(entry.server_ts);
     if (decision.outcome === "accepted") {
       const next = { sessions: decision.sessions, repair: false };
+      const payload = decision.payload;
+      const mine = decision.sender === this.me;
+      /** @type {ChatMessage} */
+      const item = {
+        messageId: decision.messageId,
+        conversationId: decision.conversationId,
+        sender: decision.sender,
+        text: typeof payload.text === "string" ? payload.text : "",
+        sentAt: decision.sentAt,
+        serverTs,
+        verified: true,
+        refusal: null,
+        reason: null,
+        status: mine ? "sent" : "received",
+        envelopeText,
+        file: null,
+      };
+      // The message is kept with what accepting it changed, or neither is (15.10: the
+      // server cannot serve it again once its message key is gone).
       /** @type {import("./store.js").Write[]} */
       const writes = [
         position,
         { store: "seen", key: [this.me, `seen:${decision.messageId}`], value: decision.seen },
         await sessions.write(decision.sender, decision.senderDevice, next),
+        await this.host.local.write(item),
       ];
       if (decision.oneTimePrekeyUsed !== null) {
         writes.push(await keys.forgetOneTime(decision.oneTimePrekeyUsed));
@@ -199,48 +232,38 @@ export class V2Receiver {
       }
       await store.writeAll(writes);
       this.lastSeq = seq;
-      const payload = decision.payload;
-      const mine = decision.sender === this.me;
       if (decision.notices.includes("session_repaired")) {
         this.host.notice(decision.peer, `A new secure session was started with a device of ${decision.sender}.`);
       }
-      await this.host.show(
-        {
-          messageId: decision.messageId,
-          conversationId: decision.conversationId,
-          sender: decision.sender,
-          text: typeof payload.text === "string" ? payload.text : "",
-          sentAt: decision.sentAt,
-          serverTs,
-          verified: true,
-          refusal: null,
-          reason: null,
-          status: mine ? "sent" : "received",
-          envelopeText,
-          file: null,
-        },
-        decision.peer,
-      );
+      await this.host.show(item, decision.peer);
       return;
     }
     if (decision.outcome === "duplicate") {
       await store.writeAll([position, { store: "seen", key: [this.me, `seen:${decision.messageId}`], value: decision.seen }]);
       this.lastSeq = seq;
+      // Another tab of this profile opened it first (or this one did before a reload):
+      // shown from what that one kept, not silently dropped.
+      const kept = header ? await this.host.local.find(header.conversationId, header.sentAt, header.messageId) : null;
+      if (kept) await this.host.show(kept, kept.sender === this.me ? peerOf(header, this.me) : kept.sender);
       return;
     }
     /** @type {import("./store.js").Write[]} */
     const writes = [position];
     const repair = decision.repairNeeded && header !== null && current !== null;
     if (repair && header && current) writes.push(await sessions.write(header.sender, header.senderDevice, { ...current, repair: true }));
-    await store.writeAll(writes);
-    this.lastSeq = seq;
     const delivery = {
       messageId: header?.messageId ?? `v2:${seq}`,
       conversationId: header?.conversationId ?? "",
       sender: header?.sender ?? "?",
       serverTs,
     };
-    await this.host.show(refusedItem(decision, { delivery, envelopeText }), null);
+    const refused = refusedItem(decision, { delivery, envelopeText });
+    // Kept too (with its reason and what it claims), so a reload still shows that
+    // something arrived and could not be opened; one that names no conversation is not.
+    if (refused.conversationId.startsWith("dm-")) writes.push(await this.host.local.write({ ...refused, sentAt: header?.sentAt ?? refused.sentAt }));
+    await store.writeAll(writes);
+    this.lastSeq = seq;
+    await this.host.show(refused, null);
     if (repair && header) {
       this.host.notice(
         header.sender === this.me ? "" : header.sender,

@@ -25,6 +25,7 @@ import { exclusive } from "./v2-sessions.js";
 /** @import { DeviceKeys } from "./device-keys.js" */
 /** @import { DeviceBook } from "./devices.js" */
 /** @import { SessionBook, StoredSessions } from "./v2-sessions.js" */
+/** @import { LocalHistory } from "./v2-history.js" */
 
 /** A message that cannot go in v2 now (no session can be set up with a device). */
 export class CannotSeal extends Error {}
@@ -35,6 +36,7 @@ export class CannotSeal extends Error {}
  * @property {DeviceKeys} keys
  * @property {DeviceBook} book
  * @property {SessionBook} sessions
+ * @property {LocalHistory} local the messages this device keeps
  * @property {(peer: string, text: string) => void} notice a line in the conversation with `peer`
  */
 
@@ -125,7 +127,24 @@ export class V2Sender {
       randomX25519Private,
     );
     /** @type {import("./store.js").Write[]} */
-    const writes = [{ store: "seen", key: [this.me, `seen:${messageId}`], value: { signature: b64encode(sealed.envelope.signature), seq: null } }];
+    const writes = [
+      { store: "seen", key: [this.me, `seen:${messageId}`], value: { signature: b64encode(sealed.envelope.signature), seq: null } },
+      // Kept as "sending" with the states that sealed it; the answer sets it sent or failed.
+      await this.host.local.write({
+        messageId,
+        conversationId,
+        sender: this.me,
+        text: typeof payload.text === "string" ? payload.text : "",
+        sentAt,
+        serverTs: null,
+        verified: true,
+        refusal: null,
+        reason: null,
+        status: "sending",
+        envelopeText: JSON.stringify(sealed.envelope.toWire()),
+        file: null,
+      }),
+    ];
     for (const target of targets) {
       for (const id of target.devices) {
         const key = targetKey(target.username, id);

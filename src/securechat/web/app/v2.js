@@ -24,6 +24,7 @@ import { DeviceKeys } from "./device-keys.js";
 import { DeviceBook } from "./devices.js";
 import { V2Receiver } from "./v2-receive.js";
 import { V2Sender } from "./v2-send.js";
+import { LocalHistory } from "./v2-history.js";
 import { SessionBook, exclusive } from "./v2-sessions.js";
 import * as store from "./store.js";
 
@@ -67,6 +68,8 @@ export class V2 {
     this.receiver = null;
     /** @type {SessionBook | null} */
     this.sessions = null;
+    /** @type {LocalHistory | null} */
+    this.local = null;
     /** Why v2 is off on this device, if it is. @type {string | null} */
     this.off = "starting";
     this.sendEnabled = false;
@@ -137,12 +140,15 @@ export class V2 {
       const sessions = new SessionBook(this.me, keys.sealer);
       const notice = (/** @type {string} */ peer, /** @type {string} */ text) => void this.notice(peer, "", text);
       this.sessions = sessions;
-      this.sender = new V2Sender({ api: this.host.api, keys, book, sessions, notice });
+      const local = new LocalHistory(this.me, keys.sealer);
+      this.local = local;
+      this.sender = new V2Sender({ api: this.host.api, keys, book, sessions, local, notice });
       this.receiver = new V2Receiver({
         api: this.host.api,
         keys,
         book,
         sessions,
+        local,
         show: this.host.show,
         notice,
         revoked: () => this.revokedHere(),
@@ -318,6 +324,7 @@ export class V2 {
       message.status = "failed";
       message.reason = error instanceof Error ? error.message : "sending failed";
     }
+    await this.keep(message);
     changed(conversation.id);
     return message;
   }
@@ -342,7 +349,18 @@ export class V2 {
       message.status = "failed";
       message.reason = error instanceof Error ? error.message : "sending failed";
     }
+    await this.keep(message);
     changed(message.conversationId);
+  }
+
+  /**
+   * An own message's status after the server's answer, kept (a failure to store it only
+   * costs the status after a reload: the message itself was kept when sealed).
+   *
+   * @param {ChatMessage} message
+   */
+  async keep(message) {
+    await this.local?.put(message).catch((error) => console.warn("v2 message status not kept:", error));
   }
 
   /** The contact's list again (a conversation was opened). @param {string} peer */

@@ -1,0 +1,166 @@
+/**
+ * The v2 messages this device keeps (PROTOCOL.md 15.10): with forward secrecy the server
+ * cannot serve a v2 message again (its message key is deleted once used), so each one
+ * accepted, each one sent and each unverifiable item (its reason and what it claimed)
+ * is stored here, AES-GCM-sealed under the profile's non-extractable key (device-keys.js
+ * `Sealer`), in the same IndexedDB transaction as the session set, seen record and inbox
+ * position that accepting it changes. A conversation's items are keyed
+ * `[me, "msg", conversationId, sentAt, messageId]`, so a page is one key range, in the
+ * order history shows them (sent_at, then message id). The key (conversation id, time,
+ * message id) is in the clear, as the seen records' ids already are; the item is not.
+ *
+ * No DOM.
+ *
+ * @module
+ */
+
+import { Sealer } from "./device-keys.js";
+import * as store from "./store.js";
+
+/** @import { ChatMessage } from "./conversations.js" */
+/** @import { Write } from "./store.js" */
+
+/** Items of a conversation read at most in one go when they lie inside a v1 page's span. */
+const SPAN_LIMIT = 10_000;
+
+/**
+ * The time an item is ordered by: the sender's signed clock, else the server's.
+ *
+ * @param {Pick<ChatMessage, "sentAt" | "serverTs">} item
+ */
+export function itemTime(item) {
+  return item.sentAt ?? item.serverTs ?? 0;
+}
+
+/**
+ * History order: by time, then message id (stable whatever order they arrived in).
+ *
+ * @param {ChatMessage} a
+ * @param {ChatMessage} b
+ */
+export function historyOrder(a, b) {
+  const dt = itemTime(a) - itemTime(b);
+  if (dt !== 0) return dt;
+  return a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
+}
+
+export class LocalHistory {
+  /**
+   * @param {string} me
+   * @param {Sealer} sealer
+   */
+  constructor(me, sealer) {
+    this.me = me;
+    this.sealer = sealer;
+  }
+
+  /**
+   * The history kept for `me` in this profile, if anything was ever sealed here.
+   *
+   * @param {string} me
+   * @returns {Promise<LocalHistory | null>}
+   */
+  static async existing(me) {
+    const sealer = await Sealer.existing(me);
+    return sealer ? new LocalHistory(me, sealer) : null;
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {number} sentAt
+   * @param {string} messageId
+   * @returns {IDBValidKey[]}
+   */
+  path(conversationId, sentAt, messageId) {
+    return [this.me, "msg", conversationId, sentAt, messageId];
+  }
+
+  /**
+   * The sealed write of an item, for a transaction with what accepting it changed. Only
+   * what is shown is kept: no transfer state, no receipt sets (v2 has no receipts yet).
+   *
+   * @param {ChatMessage} item
+   * @returns {Promise<Write>}
+   */
+  write(item) {
+    /** @type {ChatMessage} */
+    const kept = {
+      messageId: item.messageId,
+      conversationId: item.conversationId,
+      sender: item.sender,
+      text: item.text,
+      sentAt: item.sentAt,
+      serverTs: item.serverTs,
+      verified: item.verified,
+      refusal: item.refusal,
+      reason: item.reason,
+      status: item.status,
+      envelopeText: item.envelopeText,
+      file: null,
+    };
+    if (item.kind) kept.kind = item.kind;
+    return this.sealer.write(this.path(item.conversationId, itemTime(item), item.messageId), kept);
+  }
+
+  /**
+   * Store an item again (an own message's status after the server's answer).
+   *
+   * @param {ChatMessage} item
+   */
+  async put(item) {
+    await store.writeAll([await this.write(item)]);
+  }
+
+  /**
+   * One item, as stored by this or another tab of the profile.
+   *
+   * @param {string} conversationId
+   * @param {number} sentAt
+   * @param {string} messageId
+   * @returns {Promise<ChatMessage | null>}
+   */
+  async find(conversationId, sentAt, messageId) {
+    const item = await this.sealer.read(this.path(conversationId, sentAt, messageId));
+    return item ? this.shown(item) : null;
+  }
+
+  /**
+   * An item as read back: an own message stored while sending that never got an answer
+   * is shown failed (it can be sent again: its envelope is kept).
+   *
+   * @param {ChatMessage} item
+   * @returns {ChatMessage}
+   */
+  shown(item) {
+    return item.status === "sending" ? { ...item, status: "failed", reason: "Not confirmed by the server before the page closed." } : item;
+  }
+
+  /**
+   * Items of a conversation older than `before` (a key suffix `[sentAt, messageId]`, or
+   * none: the newest), newest first: all of them down to `from` (inclusive) when given,
+   * else at most `limit`. Items that do not open (sealed under a key deleted since, or
+   * altered) are left out.
+   *
+   * @param {string} conversationId
+   * @param {{from: number | null, before: IDBValidKey[] | null, limit: number}} range
+   * @returns {Promise<{items: ChatMessage[], oldest: IDBValidKey[] | null, full: boolean}>}
+   *   items oldest first; `oldest` the key suffix of the oldest read; `full` when the limit
+   *   stopped the read
+   */
+  async page(conversationId, { from, before, limit }) {
+    const prefix = [this.me, "msg", conversationId];
+    const lower = from === null ? prefix : [...prefix, from];
+    const upper = before === null ? [...prefix, []] : [...prefix, ...before];
+    const max = from === null ? limit : SPAN_LIMIT;
+    const found = await store.entries("v2", lower, upper, { reverse: true, limit: max });
+    /** @type {ChatMessage[]} */
+    const items = [];
+    for (const { key, value } of found) {
+      const item = await this.sealer.open(key, value);
+      if (item && typeof item === "object") items.push(this.shown(/** @type {ChatMessage} */ (item)));
+    }
+    const last = found.at(-1);
+    const oldest = last ? /** @type {IDBValidKey[]} */ (last.key).slice(3) : null;
+    return { items: items.reverse(), oldest, full: found.length >= max };
+  }
+}

@@ -1,0 +1,103 @@
+"""The v2 messages a browser keeps (PROTOCOL.md 15.10): the server cannot serve a v2
+message again, so each profile keeps what it received and sent, sealed in IndexedDB
+under its non-extractable key. They survive a reload, in order with the server's v1
+history; the raw IndexedDB holds none of their text; a second tab shows what the first
+opened; a logout that does not remember the device leaves nothing readable and takes the
+device out of the account's list."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Page, expect
+
+from ..conftest import LiveServer
+from .conftest import Person
+from .test_v2_browsers import raw_v2_store, switch_on_v2, v2_posts
+
+
+def set_v2(person: Person, on: bool) -> None:
+    page = person.page
+    page.locator("#open-account").click()
+    page.locator("#setting-v2").set_checked(on)
+    page.locator("#account-close").click()
+
+
+def texts(page: Page) -> list[str]:
+    result: list[str] = page.eval_on_selector_all(
+        "#message-list .message .message-text", "items => items.map(i => i.textContent)"
+    )
+    return result
+
+
+def raw_indexeddb(page: Page) -> bytes:
+    """Every object store of the profile's database as stored (keys and values)."""
+    dump: str = page.evaluate(
+        """() => new Promise((resolve, reject) => {
+            const request = indexedDB.open('securechat');
+            request.onerror = () => reject(request.error);
+            request.onsuccess = () => {
+                const db = request.result;
+                const names = [...db.objectStoreNames];
+                const tx = db.transaction(names);
+                const out = {};
+                for (const name of names) {
+                    const store = tx.objectStore(name);
+                    const keys = store.getAllKeys();
+                    const values = store.getAll();
+                    values.onsuccess = () => { out[name] = {keys: keys.result, values: values.result}; };
+                }
+                tx.oncomplete = () => resolve(JSON.stringify(out, (key, value) => {
+                    if (value instanceof Uint8Array) return 'bytes:' + Array.from(value).join(',');
+                    if (value instanceof CryptoKey) return {cryptoKey: value.extractable};
+                    return value;
+                }));
+            };
+        })"""
+    )
+    parts = [bytes(int(b) for b in p.split('"')[0].split(",") if b) for p in dump.split('"bytes:')[1:]]
+    return dump.encode() + b"".join(parts)
+
+
+def test_v2_messages_survive_a_reload_in_order_with_v1_ones_and_are_sealed(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    alice.start_chat("bob")
+    alice.send("one v1")
+    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    bob.open_chat("alice")
+    bob.send("two v1")
+    expect(alice.page.locator(".message.theirs .message-text")).to_have_text(["two v1"], timeout=20_000)
+
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    posts = v2_posts(alice.page)
+    alice.send("three v2")
+    expect(bob.page.locator(".message.theirs .message-text").last).to_have_text("three v2", timeout=20_000)
+    bob.send("four v2")
+    expect(alice.page.locator(".message.theirs .message-text").last).to_have_text("four v2", timeout=20_000)
+    assert len(posts) == 1
+    # Alice goes back to v1 for one message: the conversation mixes both.
+    set_v2(alice, False)
+    alice.send("five v1")
+    expect(bob.page.locator(".message.theirs .message-text").last).to_have_text("five v1", timeout=20_000)
+    assert len(posts) == 1
+    expected = ["one v1", "two v1", "three v2", "four v2", "five v1"]
+
+    for person in (alice, bob):
+        person.page.reload()
+        person.unlock()
+        peer = "bob" if person is alice else "alice"
+        person.open_chat(peer)
+        expect(person.page.locator("#message-list .message .message-text")).to_have_text(expected, timeout=20_000)
+        assert all(m["verified"] for m in person.messages())
+        # v2 has no receipts yet: an own v2 message says "Sent", never more.
+        mine_v2 = person.page.locator(".message.mine", has_text="v2")
+        expect(mine_v2.locator(".status")).to_have_text([" · Sent"])
+        # The texts are in the profile only sealed: not in any object store as stored.
+        raw = raw_indexeddb(person.page) + raw_v2_store(person.page)
+        for text in ("three v2", "four v2"):
+            assert text.encode() not in raw
