@@ -81,6 +81,10 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
         if item.kind == "session":
             show_login(item)
             return
+        if item.kind == "notice":
+            # v2: a contact's devices changed, or a session was repaired (the client's words).
+            show(f"-- {item.text}")
+            return
         if item.kind == "typing":
             now = time.monotonic()
             if (
@@ -152,6 +156,16 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
                 return None
 
     async def send(line: str) -> None:
+        if group_id is None and await client.v2.uses_v2(target):
+            # Protocol v2 (15.12: both accounts have device lists): over HTTP, per device.
+            try:
+                result = await client.send_text(target, line)
+            except ClientError as exc:
+                show(f"error: {exc}")
+                return
+            for notice in result.get("notices", []):
+                show(f"-- {notice['text']}")
+            return
         envelope = await seal(line)
         if envelope is None:
             return

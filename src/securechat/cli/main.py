@@ -163,7 +163,11 @@ async def send(user: str, text: str, password_stdin: PasswordStdin = False) -> N
             show_key_change(client, exc)
             raise typer.Exit(3) from None
         note_group_of_that_name(client, user)
-        show(f"sent {result['message_id']} (seq {result['seq']}) at {when(result['server_ts'])}")
+        for notice in result.get("notices", []):
+            show(f"-- {notice['text']}")
+        # A v2 message has no position in the account's inbox (it has one per device).
+        position = f" (seq {result['seq']})" if "seq" in result else " (v2)"
+        show(f"sent {result['message_id']}{position} at {when(result['server_ts'])}")
 
 
 def note_group_of_that_name(client: Messenger, user: str) -> None:

@@ -229,6 +229,14 @@ class InboxSocket:
                 if isinstance(sender, str) and isinstance(conversation, str):
                     yield InboxItem(kind="typing", seq=0, sender=sender, conversation_id=conversation)
                 continue
+            if kind == "device_inbox":
+                # A new entry in a v2 device inbox (PROTOCOL.md 15.16), references only:
+                # this device's is read over HTTP; the account's other devices' are not ours.
+                device = self.messenger.v2.device()
+                if device is not None and frame.get("device_id") == device.device_id:
+                    for fetched in await self.messenger.sync_v2():
+                        yield fetched
+                continue
             if kind not in ("message", "receipt", "group", "session_started"):
                 continue
             item = await self.messenger.process_frame(frame)

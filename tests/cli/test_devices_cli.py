@@ -1,0 +1,118 @@
+"""The terminal client with protocol v2 against a real server: `securechat devices`
+(add, list with this one marked, revoke) and `securechat chat` showing v2 messages live
+and a contact's new device as a notice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from securechat.client.messenger import Messenger
+
+from ..conftest import LiveServer
+from ..integration.conftest import PASSWORDS
+
+
+@pytest.fixture
+async def clients(tmp_path: Path, live_server: LiveServer) -> AsyncIterator[dict[str, Messenger]]:
+    made: dict[str, Messenger] = {}
+    for name in ("alice", "bob"):
+        made[name] = Messenger(tmp_path / f"home-{name}", live_server.url)
+        await made[name].register(name, PASSWORDS[name])
+    yield made
+    for client in made.values():
+        await client.close()
+
+
+def cli(home: Path, server: str, *args: str, password: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SECURECHAT_HOME": str(home), "SECURECHAT_SERVER": server, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "securechat", *args, "--password-stdin"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+async def test_devices_lists_adds_and_revokes(
+    clients: dict[str, Messenger], live_server: LiveServer, tmp_path: Path
+) -> None:
+    home, url, password = tmp_path / "home-alice", live_server.url, PASSWORDS["alice"]
+    empty = cli(home, url, "devices", password=password)
+    assert empty.returncode == 0, empty.stderr
+    assert "no devices yet" in empty.stdout
+    added = cli(home, url, "devices", "add", password=password)
+    assert added.returncode == 0, added.stderr
+    mine = added.stdout.split("this device: ")[1].split()[0]
+
+    tablet = Messenger(tmp_path / "home-alice-tablet", url)
+    try:
+        await tablet.login("alice", password)
+        other = await tablet.enable_v2()
+    finally:
+        await tablet.close()
+    listed = cli(home, url, "devices", password=password)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines() if mine in line or other in line]
+    assert len(rows) == 2
+    assert [row for row in rows if "this device" in row] == [next(r for r in rows if mine in r)]
+
+    revoked = cli(home, url, "devices", "revoke", other, password=password)
+    assert revoked.returncode == 0, revoked.stderr
+    after = cli(home, url, "devices", password=password).stdout
+    assert mine in after and other not in after
+    unknown = cli(home, url, "devices", "revoke", "0" * 32, password=password)
+    assert unknown.returncode == 1 and "no device" in unknown.stderr
+
+
+async def expect(child: pexpect.spawn, pattern: str, timeout: float = 30) -> None:
+    await asyncio.to_thread(child.expect, pattern, timeout=timeout)
+
+
+async def test_chat_shows_v2_messages_live_and_a_new_device(
+    clients: dict[str, Messenger], live_server: LiveServer, tmp_path: Path
+) -> None:
+    alice, bob = clients["alice"], clients["bob"]
+    await alice.enable_v2()
+    await bob.enable_v2()
+    await alice.send_text("bob", "before the chat opened")
+    env = {**os.environ, "SECURECHAT_HOME": str(tmp_path / "home-bob"), "SECURECHAT_SERVER": live_server.url}
+    child = pexpect.spawn(
+        sys.executable, ["-m", "securechat", "chat", "alice"], env=env, encoding="utf-8", dimensions=(40, 120)
+    )
+    try:
+        await expect(child, "Password:")
+        child.sendline(PASSWORDS["bob"])
+        await expect(child, "alice: before the chat opened")
+        await expect(child, "-- connected")
+        await alice.send_text("bob", "live over v2")
+        await expect(child, "alice: live over v2")
+        child.sendline("typed reply over v2")
+        received: list[str | None] = []
+        async with asyncio.timeout(30):
+            while not received:
+                received = [i.text for i in await alice.sync_inbox() if i.kind == "message" and i.verified]
+                await asyncio.sleep(0.2)
+        assert received == ["typed reply over v2"]
+        tablet = Messenger(tmp_path / "home-alice-tablet", live_server.url)
+        try:
+            await tablet.login("alice", PASSWORDS["alice"])
+            await tablet.enable_v2()
+        finally:
+            await tablet.close()
+        await alice.send_text("bob", "from my phone, now with a tablet")
+        await expect(child, "-- alice added a new device")
+        await expect(child, "alice: from my phone, now with a tablet")
+        child.sendeof()
+        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
+    finally:
+        child.close(force=True)
