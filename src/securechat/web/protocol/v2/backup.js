@@ -157,7 +157,7 @@ export function paddedLength(length) {
  * @returns {Uint8Array}
  */
 export function encodeArchive(archive) {
-  const document = {
+  const json = {
     format: ARCHIVE_FORMAT,
     username: archive.username,
     version: archive.version,
@@ -172,7 +172,7 @@ export function encodeArchive(archive) {
       text: m.text,
     })),
   };
-  const data = utf8Encode(JSON.stringify(document));
+  const data = utf8Encode(JSON.stringify(json));
   const out = new Uint8Array(paddedLength(8 + data.length));
   out.set(u64(data.length), 0);
   out.set(data, 8);
@@ -285,13 +285,13 @@ export async function openBackup(recoveryKey, username, version, sealed, { highe
     throw new BackupRefused("backup_malformed");
   }
   /** @type {unknown} */
-  let document;
+  let parsed;
   try {
-    document = JSON.parse(utf8Decode(plaintext.slice(8, 8 + Number(length))));
+    parsed = JSON.parse(utf8Decode(plaintext.slice(8, 8 + Number(length))));
   } catch {
     throw new BackupRefused("backup_malformed");
   }
-  const doc = exactObject(document, ["format", "username", "version", "created_at", "messages"]);
+  const doc = exactObject(parsed, ["format", "username", "version", "created_at", "messages"]);
   if (doc.format !== ARCHIVE_FORMAT || doc.username !== username || integer(doc.version) !== version) {
     throw new BackupRefused("backup_malformed");
   }
