@@ -101,3 +101,29 @@ def test_v2_messages_survive_a_reload_in_order_with_v1_ones_and_are_sealed(
         raw = raw_indexeddb(person.page) + raw_v2_store(person.page)
         for text in ("three v2", "four v2"):
             assert text.encode() not in raw
+
+
+def test_a_second_tab_shows_messages_the_first_tab_opened(people: dict[str, Person]) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register(remember=True)
+    bob.register()
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    alice.start_chat("bob")
+    alice.send("hello from alice")
+    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    bob.open_chat("alice")
+
+    # A second tab of alice's profile: the same device; whichever tab reads an inbox entry
+    # first opens it, the other finds it processed (duplicate) and shows the kept copy.
+    second = alice.context.new_page()
+    alice.watch(second)
+    second.goto(alice.base_url)
+    second.locator("#connection[data-state=online]").wait_for(timeout=30_000)
+    second.locator(".conversation-item[data-peer='bob']").click()
+    sent = [f"from bob {n}" for n in range(3)]
+    for text in sent:
+        bob.send(text)
+    for page in (alice.page, second):
+        expect(page.locator(".message.theirs .message-text")).to_have_text(sent, timeout=20_000)
+        expect(page.locator(".message.unverifiable")).to_have_count(0)
