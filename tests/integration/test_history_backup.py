@@ -162,3 +162,31 @@ async def test_a_rollback_to_an_older_backup_is_refused(tmp_path: Path) -> None:
         await backups.restore(shown)
     assert failed.value.reason == "backup_failed"
     assert backups.highest_seen() == 3
+
+
+class StaleOnceApi:
+    """A server where another home of the account has already uploaded version 7."""
+
+    def __init__(self) -> None:
+        self.puts: list[int] = []
+
+    async def request(self, method: str, path: str, *, json: Any = None, **_: Any) -> Any:
+        from securechat.client.errors import ApiError
+
+        assert (method, path) == ("PUT", "/api/v1/account/history-backup")
+        self.puts.append(json["version"])
+        if json["version"] <= 7:
+            raise ApiError(
+                409, "backup_version_stale", "stale", {"code": "backup_version_stale", "version": 7}
+            )
+        return {"version": json["version"], "size": 1}
+
+
+async def test_an_upload_goes_above_another_homes_later_version_once(tmp_path: Path) -> None:
+    backups = home_with_backups(tmp_path, {})
+    api = StaleOnceApi()
+    backups.api = api  # type: ignore[assignment]
+    backups.state.put("history_backup.recovery_key", base64.b64encode(os.urandom(32)).decode())
+    uploaded = await backups.upload()
+    assert api.puts == [1, 8]
+    assert (uploaded.version, backups.highest_seen()) == (8, 8)
