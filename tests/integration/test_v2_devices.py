@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from securechat.client.errors import ClientError
 from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.v2.client import Revoked
 
 from ..conftest import LiveServer, server_database
 from .conftest import PASSWORDS, MakeClient
@@ -64,9 +64,9 @@ async def test_a_second_device_joins_mid_conversation_and_is_revoked(
         reply = await bob.send_text("alice", "after the revocation")
         assert sent_notices(reply) == ["alice removed a device"]
         assert texts(await alice.sync_inbox()) == ["after the revocation"]
-        with pytest.raises(ClientError):
+        with pytest.raises(Revoked):
             await tablet.sync_inbox()
-        with pytest.raises(ClientError):
+        with pytest.raises(Revoked):
             await tablet.enable_v2()  # it does not put itself back
         assert tablet_id not in [d.device_id for d in await alice.v2.devices()]
         with server_database(live_server) as db:

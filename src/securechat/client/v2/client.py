@@ -30,6 +30,14 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class Revoked(ClientError):
+    def __init__(self) -> None:
+        super().__init__(
+            "this device was revoked from your account (its device list no longer names it): "
+            "it receives nothing more; use another device, or a new home with `securechat devices add`"
+        )
+
+
 @dataclass(frozen=True)
 class DeviceEntry:
     device_id: str
@@ -73,14 +81,13 @@ class V2Client:
                     self.store.put_record(conn, DEVICE_RECORD, created.to_record())
                     record = created.to_record()
             device = LocalDevice.from_record(record)
-        listed = self.directory.accepted(identity.username)
-        if listed is None or device.device_id not in {d.device_id for d in listed.devices}:
-            listed, _ = await self.directory.refresh(identity.username)
+        # Fetched each time: a list accepted earlier may be older than a revocation.
+        listed, _ = await self.directory.refresh(identity.username)
         if listed is None or device.device_id not in {d.device_id for d in listed.devices}:
             if self.state.get(LISTED) == device.device_id:
                 # Listed once and now left out: revoked from another device. It must not
                 # put itself back (only a new device, in a new home, joins again).
-                raise ClientError("this device was revoked from your account; it cannot send or receive")
+                raise Revoked()
             await self.directory.publish(identity, device.device, None, now_ms())
         self.state.put(LISTED, device.device_id)
         await self.prekeys.maintain(device, identity.username, now_ms())
@@ -127,7 +134,12 @@ class V2Client:
         """Read this device's inbox from the stored position: items and notices."""
         await self.session.ensure_token()
         source = self._source()
-        items = await self.receiver.sync(source)
+        try:
+            items = await self.receiver.sync(source)
+        except ApiError as exc:
+            if exc.status == 404 and exc.code == "device_not_listed":
+                raise Revoked() from exc
+            raise
         await self.prekeys.maintain(source.device, source.username, now_ms())
         return items
 
