@@ -217,6 +217,10 @@ def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked
     laptop.page.locator("#open-account").click()
     expect(laptop.page.locator("#devices-state")).to_contain_text("removed from your account", timeout=20_000)
     laptop.page.locator("#account-close").click()
+    # ... and says so in the conversation, once.
+    expect(
+        laptop.page.locator(".system-line", has_text="This device was removed from your account")
+    ).to_have_count(1)
 
     stored = server_bytes(server)
     for text in (

@@ -7,11 +7,12 @@ device out of the account's list."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from playwright.sync_api import Page, expect
 
-from ..conftest import LiveServer
+from ..conftest import LiveServer, server_database
 from .conftest import Person
 from .test_v2_browsers import raw_v2_store, switch_on_v2, v2_posts
 
@@ -92,7 +93,9 @@ def test_v2_messages_survive_a_reload_in_order_with_v1_ones_and_are_sealed(
         person.unlock()
         peer = "bob" if person is alice else "alice"
         person.open_chat(peer)
-        expect(person.page.locator("#message-list .message .message-text")).to_have_text(expected, timeout=20_000)
+        expect(person.page.locator("#message-list .message .message-text")).to_have_text(
+            expected, timeout=20_000
+        )
         assert all(m["verified"] for m in person.messages())
         # v2 has no receipts yet: an own v2 message says "Sent", never more.
         mine_v2 = person.page.locator(".message.mine", has_text="v2")
@@ -127,3 +130,124 @@ def test_a_second_tab_shows_messages_the_first_tab_opened(people: dict[str, Pers
     for page in (alice.page, second):
         expect(page.locator(".message.theirs .message-text")).to_have_text(sent, timeout=20_000)
         expect(page.locator(".message.unverifiable")).to_have_count(0)
+
+
+def v2_keys(page: Page, username: str) -> list[str]:
+    """The keys of the profile's `v2` records for `username` (what is stored, by name)."""
+    keys: list[str] = page.evaluate(
+        """(name) => new Promise((resolve, reject) => {
+            const request = indexedDB.open('securechat');
+            request.onerror = () => reject(request.error);
+            request.onsuccess = () => {
+                const all = request.result.transaction('v2').objectStore('v2').getAllKeys();
+                all.onsuccess = () => resolve(all.result.filter(k => k[0] === name).map(k => JSON.stringify(k)));
+            };
+        })""",
+        username,
+    )
+    return keys
+
+
+def expect_own_devices(person: Person, count: int) -> None:
+    page = person.page
+    page.locator("#open-account").click()
+    expect(page.locator("#device-list li.current")).to_have_count(1, timeout=20_000)
+    expect(page.locator("#device-list li")).to_have_count(count, timeout=20_000)
+    page.locator("#account-close").click()
+
+
+def log_out(person: Person) -> None:
+    page = person.page
+    page.locator("#open-account").click()
+    page.locator("#logout").click()
+    page.locator("#login-form").wait_for(timeout=30_000)
+
+
+def test_own_device_added_is_said_and_logout_without_remember_removes_it_leaving_nothing_readable(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    alice.start_chat("bob")
+    alice.send("hello in v2")
+    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    bob.open_chat("alice")
+
+    # A second device of alice: her first device says so in the conversation, as bob's
+    # client does for a contact's new device.
+    laptop = people["alice-laptop"]
+    laptop.name = "alice"
+    laptop.login()
+    switch_on_v2(laptop)
+    expect_own_devices(alice, 2)
+    expect(
+        alice.page.locator(".system-line", has_text="You added a new device to your account")
+    ).to_have_count(1, timeout=20_000)
+
+    bob.send("a secret for both of alice's devices")
+    laptop.page.locator(".conversation-item[data-peer='bob']").click()
+    expect(laptop.page.locator(".message.theirs .message-text")).to_have_text(
+        ["a secret for both of alice's devices"], timeout=20_000
+    )
+    assert any('"msg"' in key for key in v2_keys(laptop.page, "alice"))
+
+    # The laptop logs out without having been remembered: it leaves alice's list, and
+    # nothing of v2 that could be opened stays in the profile: no sealing key, no device,
+    # no session, no kept message (only whether to send in v2, which is not secret).
+    log_out(laptop)
+    left = v2_keys(laptop.page, "alice")
+    assert left == ['["alice","send-v2"]'], left
+    raw = raw_indexeddb(laptop.page)
+    assert b"cryptoKey" not in raw
+    assert b"a secret for both" not in raw
+
+    # Bob's next message goes to alice's one device left; her first device sees the
+    # list of one and says so in the conversation.
+    started = time.monotonic()
+    bob.send("after the laptop left")
+    expect(alice.page.locator(".message.theirs .message-text").last).to_have_text(
+        "after the laptop left", timeout=20_000
+    )
+    expect(
+        alice.page.locator(".system-line", has_text="You removed a device from your account")
+    ).to_have_count(1, timeout=20_000)
+    expect_own_devices(alice, 1)
+    expect(bob.page.locator(".system-line", has_text="alice removed a device")).to_have_count(
+        1, timeout=20_000
+    )
+    print(f"after the removal, send to display: {time.monotonic() - started:.2f} s")
+
+
+def listed(server: LiveServer, username: str) -> list[str]:
+    """The device ids in the account's list as the server stores it."""
+    database = server_database(server)
+    try:
+        (document,) = database.execute(
+            "SELECT document FROM device_lists JOIN users ON users.id = device_lists.user_id"
+            " WHERE users.username = ?",
+            (username,),
+        ).fetchone()
+    finally:
+        database.close()
+    return [device["device_id"] for device in json.loads(document)["devices"]]
+
+
+def test_the_only_device_logged_out_is_replaced_by_the_next_login_in_that_profile(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    alice = people["alice"]
+    alice.register()
+    switch_on_v2(alice)
+    first = listed(server, "alice")
+    assert len(first) == 1
+    log_out(alice)
+    # The only device cannot leave the list (1 to 32 devices); its keys are gone here.
+    assert v2_keys(alice.page, "alice") == ['["alice","send-v2"]', '["alice","wiped-device"]']
+    alice.login()
+    expect_own_devices(alice, 1)
+    now = listed(server, "alice")
+    assert len(now) == 1 and now != first
+    assert v2_keys(alice.page, "alice").count('["alice","wiped-device"]') == 0

@@ -172,13 +172,35 @@ export class DeviceBook {
    * of one; a new one keeps the others).
    *
    * @param {number} now
+   * @param {string | null} [replacing] a device this profile wiped at logout while it was
+   *   the account's only one (a list has at least one device): taken out in the same list
    * @returns {Promise<DeviceList>}
    */
-  async ensureListed(now) {
+  async ensureListed(now, replacing = null) {
     const keys = this.host.keys;
     const current = await this.refresh(this.me);
-    if (current?.devices.some((device) => device.deviceId === keys.deviceId)) return current;
-    return this.publishOwn((devices) => [...devices.filter((device) => device.deviceId !== keys.deviceId), keys.device], now);
+    const stale = replacing !== null && current?.devices.some((device) => device.deviceId === replacing);
+    if (!stale && current?.devices.some((device) => device.deviceId === keys.deviceId)) return current;
+    return this.publishOwn(
+      (devices) => [...devices.filter((device) => device.deviceId !== keys.deviceId && device.deviceId !== replacing), keys.device],
+      now,
+    );
+  }
+
+  /**
+   * Take this device out of the account's list (logging out of it for good): a new list
+   * without it, when it is not the only one (a list has 1 to 32 devices, 15.3).
+   *
+   * @param {number} now
+   * @returns {Promise<boolean>} whether it was taken out
+   */
+  async removeThis(now) {
+    const here = this.host.keys.deviceId;
+    const current = await this.refresh(this.me);
+    const others = current?.devices.filter((device) => device.deviceId !== here) ?? [];
+    if (!current || others.length === current.devices.length || others.length === 0) return false;
+    await this.publishOwn((devices) => devices.filter((device) => device.deviceId !== here), now);
+    return true;
   }
 
   /**

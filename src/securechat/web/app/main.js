@@ -107,6 +107,18 @@ function teardown() {
 }
 
 async function logout() {
+  if (current) {
+    // v2's device (keys, sessions and the messages it keeps) outlives a reload, not a
+    // logout that does not remember this device: it leaves the account's list and is
+    // deleted here. A remembered one stays unless the user asks (v2.js forgetDevice).
+    const messenger = current.messenger;
+    const remembered = (await session.rememberedIdentity(messenger.username)) !== null;
+    const forget =
+      !remembered ||
+      (messenger.hasV2Device() &&
+        confirm("Also remove this device from your account? Its keys and the messages it keeps here are deleted."));
+    if (forget) await messenger.forgetV2Device().catch((error) => console.warn("v2 device not removed:", error));
+  }
   try {
     await api.logout();
   } catch {

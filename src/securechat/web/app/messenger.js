@@ -153,6 +153,13 @@ export class Messenger extends EventTarget {
       show: (item, peer) => this.#showV2(item, peer),
       line: (id, peer, text) => this.#line(id, peer, text),
       devicesChanged: () => this.#emit("devices"),
+      lineAll: (text) => {
+        for (const conversation of this.#conversations.sorted()) {
+          if (conversation.kind === "direct" && conversation.peer && conversation.peer !== this.username) {
+            this.#line(conversation.id, conversation.peer, text);
+          }
+        }
+      },
     });
     socket.addEventListener("entry", (event) => this.#incoming.enqueue(/** @type {CustomEvent} */ (event).detail));
     // The server announces each new device-inbox entry (15.16); it is read on every
@@ -419,6 +426,16 @@ export class Messenger extends EventTarget {
   /** This account's devices as accepted here, this one marked. */
   ownDevices() {
     return this.#v2.ownDevices();
+  }
+
+  /** Whether this browser has a v2 device for the account (logout asks about it). */
+  hasV2Device() {
+    return this.#v2.deviceId !== null;
+  }
+
+  /** Log this device out of v2 for good (v2.js `forgetDevice`). */
+  forgetV2Device() {
+    return this.#v2.forgetDevice();
   }
 
   /** Whether direct messages are sent in v2 from this browser (the draft is opt-in). */

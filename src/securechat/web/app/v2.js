@@ -35,6 +35,8 @@ import * as store from "./store.js";
 /** @import { Trust } from "./trust.js" */
 
 const MAINTAIN_MS = 3_600_000;
+/** Where the id of a device wiped at logout but still listed (the only one) is kept. */
+const WIPED = "wiped-device";
 
 /**
  * @typedef {object} V2Host
@@ -44,6 +46,7 @@ const MAINTAIN_MS = 3_600_000;
  * @property {(item: ChatMessage, peer: string | null) => Promise<void>} show
  * @property {(conversationId: string, peer: string, text: string) => void} line a notice line in a direct conversation
  * @property {() => void} devicesChanged this account's list changed (the panel redraws)
+ * @property {(text: string) => void} lineAll a notice line in every direct conversation
  */
 
 /**
@@ -76,6 +79,8 @@ export class V2 {
     /** @type {Promise<void> | null} */
     this.starting = null;
     this.maintainedAt = 0;
+    /** Logging out: this device's own removal is not news to anyone here. */
+    this.leaving = false;
     /** @type {Set<string>} lists refused and said so */
     this.refusedLists = new Set();
   }
@@ -97,7 +102,8 @@ export class V2 {
   async init() {
     this.sendEnabled = (await store.get("v2", [this.me, "send-v2"])) === true;
     const hasDevice = (await store.get("v2", [this.me, "device"])) !== undefined;
-    if (this.sendEnabled || hasDevice) {
+    const wiped = typeof (await store.get("v2", [this.me, WIPED])) === "string";
+    if (this.sendEnabled || hasDevice || wiped) {
       await this.start();
     } else {
       this.off = "not switched on in this browser";
@@ -125,7 +131,9 @@ export class V2 {
         keys = await DeviceKeys.load(this.host.identity, now, { fresh: true });
         book = this.makeBook(keys);
       }
-      await book.ensureListed(now);
+      const wiped = await store.get("v2", [this.me, WIPED]);
+      await book.ensureListed(now, typeof wiped === "string" && wiped !== keys.deviceId ? wiped : null);
+      if (wiped !== undefined) await store.remove("v2", [this.me, WIPED]);
       if (!keys.record.listed) {
         keys.record = { ...keys.record, listed: true };
         await keys.save();
@@ -212,10 +220,14 @@ export class V2 {
   }
 
   revokedHere() {
+    const already = this.off !== null && this.off.startsWith("This device was removed");
     this.stop();
     this.sender = null;
     this.off = "This device was removed from your account's device list.";
     this.host.devicesChanged();
+    if (!already && !this.leaving) {
+      this.host.lineAll("This device was removed from your account: it receives no new messages and sends as before (protocol v1).");
+    }
   }
 
   /**
@@ -254,8 +266,18 @@ export class V2 {
   async listChanged(change) {
     for (const id of change.dropSessions) await this.sessions?.drop(change.username, id);
     if (change.username === this.me) {
-      if (this.keys && change.removed.includes(this.keys.deviceId)) this.revokedHere();
+      const here = this.keys?.deviceId ?? null;
+      if (here !== null && change.removed.includes(here)) {
+        this.revokedHere();
+        return;
+      }
       this.host.devicesChanged();
+      // Own devices matter as much as a contact's (15.3): another device reads what is
+      // sent from now on. Said in every direct conversation, as a contact's change is in
+      // theirs; this device's own first listing is not a change to tell about.
+      if (change.first) return;
+      for (const id of change.added) if (id !== here) this.host.lineAll("You added a new device to your account");
+      for (const _ of change.removed) this.host.lineAll("You removed a device from your account");
       return;
     }
     if (change.first) return;
@@ -374,6 +396,42 @@ export class V2 {
     const list = await this.book.refresh(this.me).catch(() => this.book?.accepted(this.me) ?? null);
     const here = this.keys.deviceId;
     return (list?.devices ?? []).map((device) => ({ deviceId: device.deviceId, createdAt: device.createdAt, current: device.deviceId === here }));
+  }
+
+  /**
+   * Log this device out for good (logout without "remember this device", or asked to):
+   * taken out of the account's list when it is not the only device, then every v2
+   * record of the account in this profile deleted, the sealing key included, so the
+   * sealed keys, sessions and kept messages left on disk (if any survive deletion) can
+   * no longer be opened. The only device of an account cannot be taken out of its list
+   * (1 to 32 devices): its id is kept (public) and the next device this profile makes
+   * replaces it in the list. Whether to send in v2 is kept too (not secret).
+   *
+   * @returns {Promise<{removed: boolean}>} whether the device left the account's list
+   */
+  async forgetDevice() {
+    this.leaving = true;
+    this.stop();
+    this.sender = null;
+    let removed = false;
+    const keys = this.keys;
+    if (this.book && keys) {
+      removed = await exclusive(this.me, () => /** @type {DeviceBook} */ (this.book).removeThis(Date.now())).catch((error) => {
+        console.warn("this device could not be taken out of the account's list:", error);
+        return false;
+      });
+    }
+    const sendV2 = await store.get("v2", [this.me, "send-v2"]);
+    await store.removeAllFor("v2", this.me);
+    /** @type {import("./store.js").Write[]} */
+    const kept = [];
+    if (sendV2 !== undefined) kept.push({ store: "v2", key: [this.me, "send-v2"], value: sendV2 });
+    if (keys && !removed) kept.push({ store: "v2", key: [this.me, WIPED], value: keys.deviceId });
+    await store.writeAll(kept);
+    this.keys = null;
+    this.local = null;
+    this.off = "logged out";
+    return { removed };
   }
 
   /** @param {string} deviceId another device of this account */
