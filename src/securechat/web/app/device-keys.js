@@ -12,13 +12,14 @@
  */
 
 import { b64decode, b64encode } from "../protocol/encoding.js";
-import { ED25519_SPKI_PREFIX, ed25519Sign } from "../protocol/primitives.js";
+import { ED25519_SPKI_PREFIX } from "../protocol/primitives.js";
 import {
   Device,
   ONE_TIME_PREKEY_BATCH,
   ONE_TIME_PREKEY_LOW_WATER,
   SIGNED_PREKEY_ROTATION_MS,
-  certificateBytes,
+  certifyDeviceWith,
+  cryptoKeySigner,
   deviceId,
   makeOneTimePrekey,
   makeSignedPrekey,
@@ -203,10 +204,7 @@ export class DeviceKeys {
     const dhKey = await x25519Public(dhPrivate);
     const id = await deviceId(signingKey);
     const accountKey = rawAccountKey(identity.public);
-    const certificate = await ed25519Sign(
-      identity.signingPrivate,
-      certificateBytes(identity.username, accountKey, id, signingKey, dhKey, now),
-    );
+    const { certificate } = await certifyDeviceWith(cryptoKeySigner(accountKey, identity.signingPrivate), identity.username, signingKey, dhKey, now);
     /** @type {DeviceRecord} */
     const record = {
       signingSeed: b64encode(seed),

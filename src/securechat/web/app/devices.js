@@ -9,13 +9,12 @@
  */
 
 import { acceptDeviceList } from "../core/v2/index.js";
-import { ed25519Sign } from "../protocol/primitives.js";
-import { DeviceList, checkDeviceList, deviceListBytes } from "../protocol/v2/index.js";
+import { checkDeviceList, cryptoKeySigner, signDeviceListWith } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
 import { rawAccountKey } from "./device-keys.js";
 import * as store from "./store.js";
 
-/** @import { Device } from "../protocol/v2/index.js" */
+/** @import { Device, DeviceList } from "../protocol/v2/index.js" */
 /** @import { Api } from "./api.js" */
 /** @import { DeviceKeys } from "./device-keys.js" */
 /** @import { Trust } from "./trust.js" */
@@ -152,8 +151,7 @@ export class DeviceBook {
       const devices = change(current?.devices ?? []).sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
       const version = (current?.version ?? 0) + 1;
       const keys = this.host.keys;
-      const signature = await ed25519Sign(keys.identity.signingPrivate, deviceListBytes(this.me, keys.accountKey, version, now, devices));
-      const list = new DeviceList({ username: this.me, accountKey: keys.accountKey, version, issuedAt: now, devices, signature });
+      const list = await signDeviceListWith(cryptoKeySigner(keys.accountKey, keys.identity.signingPrivate), this.me, version, now, devices);
       await checkDeviceList(list.toWire(), this.me, keys.accountKey, null);
       try {
         await this.host.api.request("PUT", "/devices", { body: list.toWire() });

@@ -7,7 +7,7 @@
 
 import { b64encode, bytesEqual, canonical, u64 } from "../encoding.js";
 import { parseNormalisedUsername } from "../identifiers.js";
-import { sha256 } from "../primitives.js";
+import { ed25519Sign, sha256 } from "../primitives.js";
 import { MalformedInput, Refusal, VerificationFailed } from "./errors.js";
 import { DEVICE_CERTIFICATE, DEVICE_LIST } from "./labels.js";
 import {
@@ -169,6 +169,35 @@ export function deviceListBytes(username, accountKey, version, issuedAt, devices
 }
 
 /**
+ * What signs for an account (the owning side): its raw Ed25519 public key and a function
+ * that signs bytes with its private key. A client holding the raw seed uses
+ * {@link seedSigner}; one whose key is a non-extractable Web Crypto key (the browser)
+ * uses {@link cryptoKeySigner}, so the signed bytes are assembled here either way.
+ *
+ * @typedef {object} Signer
+ * @property {Uint8Array} accountKey raw 32 bytes
+ * @property {(message: Uint8Array) => Promise<Uint8Array>} sign
+ */
+
+/**
+ * @param {Uint8Array} accountSeed
+ * @returns {Promise<Signer>}
+ */
+export async function seedSigner(accountSeed) {
+  return { accountKey: await ed25519RawPublic(accountSeed), sign: (message) => ed25519SignRaw(accountSeed, message) };
+}
+
+/**
+ * @param {Uint8Array} accountKey the raw public key of `privateKey`
+ * @param {CryptoKey} privateKey an Ed25519 private key (may be non-extractable)
+ * @returns {Signer}
+ */
+export function cryptoKeySigner(accountKey, privateKey) {
+  checkEd25519Raw(accountKey);
+  return { accountKey, sign: (message) => ed25519Sign(privateKey, message) };
+}
+
+/**
  * The account key certifies a device's signing and DH keys (the owning side).
  *
  * @param {Uint8Array} accountSeed
@@ -179,10 +208,23 @@ export function deviceListBytes(username, accountKey, version, issuedAt, devices
  * @returns {Promise<Device>}
  */
 export async function certifyDevice(accountSeed, username, signingKey, dhKey, createdAt) {
-  const accountKey = await ed25519RawPublic(accountSeed);
+  return certifyDeviceWith(await seedSigner(accountSeed), username, signingKey, dhKey, createdAt);
+}
+
+/**
+ * {@link certifyDevice} with a {@link Signer}.
+ *
+ * @param {Signer} signer
+ * @param {string} username
+ * @param {Uint8Array} signingKey
+ * @param {Uint8Array} dhKey
+ * @param {number} createdAt
+ * @returns {Promise<Device>}
+ */
+export async function certifyDeviceWith(signer, username, signingKey, dhKey, createdAt) {
   const id = await deviceId(signingKey);
-  const signed = certificateBytes(username, accountKey, id, signingKey, dhKey, createdAt);
-  return new Device({ deviceId: id, signingKey, dhKey, createdAt, certificate: await ed25519SignRaw(accountSeed, signed) });
+  const signed = certificateBytes(username, signer.accountKey, id, signingKey, dhKey, createdAt);
+  return new Device({ deviceId: id, signingKey, dhKey, createdAt, certificate: await signer.sign(signed) });
 }
 
 /**
@@ -196,9 +238,23 @@ export async function certifyDevice(accountSeed, username, signingKey, dhKey, cr
  * @returns {Promise<DeviceList>}
  */
 export async function signDeviceList(accountSeed, username, version, issuedAt, devices) {
+  return signDeviceListWith(await seedSigner(accountSeed), username, version, issuedAt, devices);
+}
+
+/**
+ * {@link signDeviceList} with a {@link Signer}.
+ *
+ * @param {Signer} signer
+ * @param {string} username
+ * @param {number} version
+ * @param {number} issuedAt
+ * @param {readonly Device[]} devices
+ * @returns {Promise<DeviceList>}
+ */
+export async function signDeviceListWith(signer, username, version, issuedAt, devices) {
   // Default string order: code units, which is byte order for hex ids (as Python's sort).
   const ordered = [...devices].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
-  const accountKey = await ed25519RawPublic(accountSeed);
+  const accountKey = signer.accountKey;
   const signed = deviceListBytes(username, accountKey, version, issuedAt, ordered);
   return new DeviceList({
     username,
@@ -206,7 +262,7 @@ export async function signDeviceList(accountSeed, username, version, issuedAt, d
     version,
     issuedAt,
     devices: ordered,
-    signature: await ed25519SignRaw(accountSeed, signed),
+    signature: await signer.sign(signed),
   });
 }
 
