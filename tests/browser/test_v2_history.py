@@ -251,3 +251,53 @@ def test_the_only_device_logged_out_is_replaced_by_the_next_login_in_that_profil
     now = listed(server, "alice")
     assert len(now) == 1 and now != first
     assert v2_keys(alice.page, "alice").count('["alice","wiped-device"]') == 0
+
+
+def test_a_thousand_kept_v2_messages_open_in_pages_in_order(people: dict[str, Person]) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    switch_on_v2(alice)
+    switch_on_v2(bob)
+    alice.start_chat("bob")
+    alice.send("a v2 message first")
+    # 1,000 more kept the way the app keeps what it receives (sealed, one record each).
+    alice.page.evaluate(
+        """async () => {
+            const { LocalHistory } = await import('/static/app/v2-history.js');
+            const { directConversationId } = await import('/static/protocol/index.js');
+            const store = await import('/static/app/store.js');
+            const local = await LocalHistory.existing('alice');
+            const id = await directConversationId('alice', 'bob');
+            const start = Date.now() - 10_000_000;
+            const writes = [];
+            for (let n = 0; n < 1000; n += 1) {
+                writes.push(await local.write({
+                    messageId: crypto.randomUUID(), conversationId: id, sender: 'bob',
+                    text: `kept ${n}`, sentAt: start + n * 1000, serverTs: null, verified: true,
+                    refusal: null, reason: null, status: 'received', envelopeText: null, file: null,
+                }));
+            }
+            await store.writeAll(writes);
+        }"""
+    )
+    alice.page.reload()
+    alice.unlock()
+    started = time.monotonic()
+    alice.open_chat("bob")
+    items = alice.page.locator("#message-list .message .message-text")
+    expect(items.last).to_have_text("a v2 message first", timeout=20_000)
+    print(f"open with 1,000 kept v2 messages: {time.monotonic() - started:.2f} s, {items.count()} shown")
+    assert items.count() <= 60  # one page, not all of them
+    started = time.monotonic()
+    for _ in range(40):
+        if alice.page.locator(".message-text", has_text="kept 0").count():
+            break
+        alice.page.evaluate(
+            "() => { const list = document.querySelector('#message-list'); list.scrollTop = 0; list.dispatchEvent(new Event('scroll')); }"
+        )
+        alice.page.wait_for_timeout(100)
+    expect(alice.page.locator(".message-text", has_text="kept 0")).to_have_count(1)
+    print(f"scrolling up through 1,000: {time.monotonic() - started:.2f} s")
+    shown = texts(alice.page)
+    assert shown == [f"kept {n}" for n in range(1000)] + ["a v2 message first"]
