@@ -5,8 +5,11 @@
  * A direct conversation goes in v2 once both accounts have an accepted device list with
  * this device in its own (15.12); otherwise, and for groups and files, v1 as before.
  *
- * v2 is opt-in per browser while it is a draft (no history across reloads, no receipts,
- * no files yet): the switch in the devices section of the account dialog sets up this
+ * v2 is opt-in per browser while it is a draft: its messages are kept in this profile
+ * (v2-history.js) and survive reloads, but v2 has no delivered/read receipts (PROTOCOL.md
+ * 15 defines none; an own v2 message stays "Sent") and files still go in v1, so making
+ * it the default would take "Read" away from every direct conversation. The switch in
+ * the devices section of the account dialog sets up this
  * browser's device (listed, so peers send to it in v2) and sends direct messages in v2.
  * Switched off again, the device stays listed and keeps receiving; only sending goes
  * back to v1. Without the switch nothing of v2 runs and peers see no list: v1 only.
