@@ -4,6 +4,7 @@ messages both ways, the migration rule (15.12) and the local state it keeps."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -58,3 +59,29 @@ async def test_a_conversation_stays_v1_until_both_have_a_device_list(make_client
     assert texts(await bob.sync_inbox()) == ["over v2"]
     # v1 history stays readable beside the v2 messages.
     assert [r["text"] for r in bob.stored_messages("alice")] == ["over v1", "over v2"]
+
+
+async def test_sending_while_reading_keeps_every_message_readable(make_client: MakeClient) -> None:
+    """A chat sends while its socket reads: neither may write over the other's step."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    await bob.enable_v2()
+    await alice.send_text("bob", "start")
+    await bob.sync_inbox()
+    await bob.send_text("alice", "started")
+    await alice.sync_inbox()
+    got_bob: list[str | None] = []
+    got_alice: list[str | None] = []
+    for round_ in range(4):
+        await asyncio.gather(alice.send_text("bob", f"a{round_}"), alice.send_text("bob", f"b{round_}"))
+        results = await asyncio.gather(
+            bob.sync_inbox(), bob.send_text("alice", f"r{round_}"), alice.sync_inbox(), bob.sync_inbox()
+        )
+        got_bob += texts(results[0]) + texts(results[3])
+        got_alice += texts(results[2])
+    got_alice += texts(await alice.sync_inbox())
+    got_bob += texts(await bob.sync_inbox())
+    assert sorted(got_bob) == sorted(f"{p}{n}" for n in range(4) for p in "ab")
+    assert sorted(got_alice) == [f"r{n}" for n in range(4)]
+    stored = bob.stored_messages("alice")
+    assert all(row["verified"] for row in stored)

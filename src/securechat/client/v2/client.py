@@ -3,6 +3,7 @@ sending and the inbox; and 15.12's rule for which protocol a direct conversation
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,10 @@ class V2Client:
         self.prekeys = PrekeyKeeper(state, self.store, self.api)
         self.sender = Sender(state, self.store, self.api, self.directory, now_ms)
         self.receiver = Receiver(state, self.store, self.api, self.directory, self.prekeys, now_ms)
+        # Sending and reading both read session sets, await the server, then write them:
+        # one at a time, or one would write over the other's ratchet step (a chat sends
+        # while its socket reads).
+        self._sessions_lock = asyncio.Lock()
 
     # This device ---------------------------------------------------------------
     def _unlock(self) -> None:
@@ -127,7 +132,8 @@ class V2Client:
     async def send(self, peer: str, payload: dict[str, Any]) -> tuple[Sent, list[InboxItem]]:
         await self.session.ensure_token()
         source = self._source()
-        sent = await self.sender.send(source.username, source.account_key, source.device, peer, payload)
+        async with self._sessions_lock:
+            sent = await self.sender.send(source.username, source.account_key, source.device, peer, payload)
         return sent, [notice_item(n, n.username) for n in sent.notices]
 
     async def sync(self) -> list[InboxItem]:
@@ -135,7 +141,8 @@ class V2Client:
         await self.session.ensure_token()
         source = self._source()
         try:
-            items = await self.receiver.sync(source)
+            async with self._sessions_lock:
+                items = await self.receiver.sync(source)
         except ApiError as exc:
             if exc.status == 404 and exc.code == "device_not_listed":
                 raise Revoked() from exc
