@@ -286,6 +286,18 @@ def test_an_altered_v2_message_is_shown_unverifiable_with_its_reason_and_the_nex
         "and back", timeout=20_000
     )
 
+    # Kept across a reload (v2-history.js): the unverifiable item with its reason, in
+    # its place among the messages that opened.
+    page.reload()
+    bob.unlock()
+    bob.open_chat("alice")
+    expect(page.locator("#message-list .message")).to_have_count(4, timeout=20_000)
+    unverifiable = page.locator(".message.unverifiable")
+    expect(unverifiable).to_have_attribute("data-reason", "ratchet_failed")
+    expect(page.locator(".message[data-verified=true] .message-text")).to_have_text(
+        ["genuine", "after the altered one", "and back"]
+    )
+
 
 def test_two_tabs_of_one_profile_send_at_once_without_reusing_a_message_key(
     people: dict[str, Person],

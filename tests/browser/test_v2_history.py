@@ -159,7 +159,9 @@ def expect_own_devices(person: Person, count: int) -> None:
 def log_out(person: Person) -> None:
     page = person.page
     page.locator("#open-account").click()
-    page.locator("#logout").click()
+    # The app replaces the page once logged out (nothing of the session stays in memory).
+    with page.expect_navigation(timeout=30_000):
+        page.locator("#logout").click()
     page.locator("#login-form").wait_for(timeout=30_000)
 
 
@@ -301,3 +303,29 @@ def test_a_thousand_kept_v2_messages_open_in_pages_in_order(people: dict[str, Pe
     print(f"scrolling up through 1,000: {time.monotonic() - started:.2f} s")
     shown = texts(alice.page)
     assert shown == [f"kept {n}" for n in range(1000)] + ["a v2 message first"]
+
+
+def test_a_remembered_device_is_kept_at_logout_unless_the_user_asks_to_remove_it(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    alice = people["alice"]
+    alice.register(remember=True)
+    switch_on_v2(alice)
+    laptop = people["alice-laptop"]
+    laptop.name = "alice"
+    laptop.login(remember=True)
+    switch_on_v2(laptop)
+    assert len(listed(server, "alice")) == 2
+
+    # Declined: the device, its keys and what it keeps stay (the next login resumes it).
+    laptop.page.once("dialog", lambda dialog: dialog.dismiss())
+    log_out(laptop)
+    assert len(listed(server, "alice")) == 2
+    assert '["alice","sealing-key"]' in v2_keys(laptop.page, "alice")
+
+    # Asked for: it leaves the account's list and nothing of it stays in the profile.
+    laptop.login(remember=True)
+    laptop.page.once("dialog", lambda dialog: dialog.accept())
+    log_out(laptop)
+    assert len(listed(server, "alice")) == 1
+    assert v2_keys(laptop.page, "alice") == ['["alice","send-v2"]']
