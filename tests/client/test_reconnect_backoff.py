@@ -78,6 +78,10 @@ class FakeMessenger:
     async def ensure_token(self) -> None:
         pass
 
+    async def sync_v2(self) -> list[object]:
+        """A socket reads the v2 inbox when it connects: this messenger has no v2 device."""
+        return []
+
 
 async def test_a_server_that_never_answers_the_auth_frame_is_given_up_on_and_retried(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(realtime, "READY_TIMEOUT_S", 0.2)

@@ -8,7 +8,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from .conftest import MakeClient
+from securechat.client.realtime import InboxSocket
+
+from .conftest import MakeClient, next_item
 
 
 def texts(items: list, kind: str = "message") -> list[str | None]:  # type: ignore[type-arg]
@@ -85,3 +87,20 @@ async def test_sending_while_reading_keeps_every_message_readable(make_client: M
     assert sorted(got_alice) == [f"r{n}" for n in range(4)]
     stored = bob.stored_messages("alice")
     assert all(row["verified"] for row in stored)
+
+
+async def test_a_socket_reads_the_v2_inbox_on_connect_and_on_each_notice(make_client: MakeClient) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    await bob.enable_v2()
+    await alice.send_text("bob", "while bob was offline")
+    socket = InboxSocket(bob)
+    await socket.connect()
+    try:
+        first = await next_item(socket, "message")
+        assert (first.text, first.verified) == ("while bob was offline", True)
+        await alice.send_text("bob", "while bob is online")
+        second = await next_item(socket, "message")
+        assert (second.text, second.verified) == ("while bob is online", True)
+    finally:
+        await socket.close()

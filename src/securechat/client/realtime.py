@@ -29,6 +29,7 @@ from websockets.typing import Origin
 from .errors import ApiError, ClientError
 from .messenger import Messenger
 from .receiving import InboxItem
+from .v2.client import Revoked
 
 # Only message entries need acknowledging (their senders wait for the receipt); an ack
 # waits this long to cover the entries that arrive with it, or goes out at once after
@@ -210,6 +211,9 @@ class InboxSocket:
 
     async def _items(self) -> AsyncIterator[InboxItem]:
         assert self._socket is not None
+        # v2 entries stored while no socket was there: their frames were not kept.
+        for fetched in await self._v2_catch_up():
+            yield fetched
         async for text in self._socket:
             frame = json.loads(text)
             kind = frame.get("type")
@@ -234,7 +238,7 @@ class InboxSocket:
                 # this device's is read over HTTP; the account's other devices' are not ours.
                 device = self.messenger.v2.device()
                 if device is not None and frame.get("device_id") == device.device_id:
-                    for fetched in await self.messenger.sync_v2():
+                    for fetched in await self._v2_catch_up():
                         yield fetched
                 continue
             if kind not in ("message", "receipt", "group", "session_started"):
@@ -243,6 +247,14 @@ class InboxSocket:
             if item is not None:
                 await self._processed(kind, item.seq)
                 yield item
+
+    async def _v2_catch_up(self) -> list[InboxItem]:
+        """This device's new v2 entries; a revoked device is told so (once per socket)
+        rather than ending the connection, which still carries v1."""
+        try:
+            return await self.messenger.sync_v2()
+        except Revoked as exc:
+            return [InboxItem(kind="notice", seq=0, verified=True, text=str(exc))]
 
     async def typing(self, conversation_id: str) -> None:
         """Tell the other members we are typing (the caller decides how often)."""
