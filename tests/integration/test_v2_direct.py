@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from securechat.client.errors import ApiError
 from securechat.client.realtime import InboxSocket
 
 from .conftest import MakeClient, next_item
@@ -104,3 +108,29 @@ async def test_a_socket_reads_the_v2_inbox_on_connect_and_on_each_notice(make_cl
         assert (second.text, second.verified) == ("while bob is online", True)
     finally:
         await socket.close()
+
+
+async def test_a_lost_answer_never_makes_the_next_message_reuse_a_key(make_client: MakeClient) -> None:
+    """The server stores a message but its answer is lost: the next message must be
+    sealed at a new ratchet position (a reused message key would reuse a GCM nonce)."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    await bob.enable_v2()
+    await alice.send_text("bob", "one")
+    real_send = alice.v2.api.send
+
+    async def stored_then_lost(envelope: dict[str, object]) -> dict[str, Any]:
+        await real_send(envelope)
+        raise ApiError(0, "network_error", "the answer was lost")
+
+    alice.v2.api.send = stored_then_lost  # type: ignore[method-assign]
+    with pytest.raises(ApiError):
+        await alice.send_text("bob", "two (answer lost)")
+    alice.v2.api.send = real_send  # type: ignore[method-assign]
+    await alice.send_text("bob", "three")
+    items = await bob.sync_inbox()
+    assert [(i.text, i.verified, i.reason) for i in items if i.kind == "message"] == [
+        ("one", True, None),
+        ("two (answer lost)", True, None),
+        ("three", True, None),
+    ]

@@ -4,8 +4,9 @@ One envelope for every device of the peer and every other device of ours: device
 without a session get one from a bundle claimed for them alone (checked by
 ``client.core.v2.accept_bundle``); the server's 409 ``device_list_stale`` means a list
 changed, so the lists are fetched again (through the core) and the message sealed
-once more. The new session states, the seen record and the sent message are stored in
-one transaction once the server has the envelope.
+once more. The new session states are stored before the envelope is posted (a lost answer
+must never lead to a message key used twice); the seen record and the sent message
+once the server has it.
 """
 
 from __future__ import annotations
@@ -156,17 +157,22 @@ class Sender:
                 device.signing_seed,
                 os.urandom,
             )
+            # The sessions' new positions are stored before the envelope leaves: if its
+            # answer is lost, the next message must not use a message key again (its
+            # AES-GCM key and nonce come from it). A position the peer never sees costs
+            # it one skipped key, nothing more.
+            with self.state.transaction() as conn:
+                for key, state in states.items():
+                    self.store.put_session_set(conn, key[0], key[1], with_active(sets[key], state))
+                repairs = [r for r in (self.store.record(conn, REPAIRS) or []) if tuple(r) not in states]
+                self.store.put_record(conn, REPAIRS, repairs)
             try:
                 answer = await self.api.send(envelope.to_wire())
             except ApiError as exc:
                 if exc.status == 409 and exc.code == "device_list_stale" and attempt == 0:
                     continue
                 raise
-            with self.state.transaction() as conn:
-                for key, state in states.items():
-                    self.store.put_session_set(conn, key[0], key[1], with_active(sets[key], state))
-                repairs = [r for r in (self.store.record(conn, REPAIRS) or []) if tuple(r) not in states]
-                self.store.put_record(conn, REPAIRS, repairs)
+            with self.state.transaction():
                 self.state.put_seen(message_id, SeenRecord(b64encode(envelope.signature), None))
                 self.state.add_message(
                     seq=None,
