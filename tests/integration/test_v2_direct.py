@@ -124,7 +124,7 @@ async def test_a_lost_answer_never_makes_the_next_message_reuse_a_key(make_clien
         raise ApiError(0, "network_error", "the answer was lost")
 
     alice.v2.api.send = stored_then_lost  # type: ignore[method-assign]
-    with pytest.raises(ApiError):
+    with pytest.raises(ApiError):  # lost every time it is tried
         await alice.send_text("bob", "two (answer lost)")
     alice.v2.api.send = real_send  # type: ignore[method-assign]
     await alice.send_text("bob", "three")
@@ -134,3 +134,27 @@ async def test_a_lost_answer_never_makes_the_next_message_reuse_a_key(make_clien
         ("two (answer lost)", True, None),
         ("three", True, None),
     ]
+
+
+async def test_a_send_whose_answer_is_lost_once_goes_again_and_is_stored_once(
+    make_client: MakeClient,
+) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    await bob.enable_v2()
+    real_send = alice.v2.api.send
+    lost: list[str] = []
+
+    async def lost_once(envelope: dict[str, object]) -> dict[str, Any]:
+        answer = await real_send(envelope)
+        if not lost:
+            lost.append(str(envelope["message_id"]))
+            raise ApiError(0, "network_error", "the answer was lost")
+        return answer
+
+    alice.v2.api.send = lost_once  # type: ignore[method-assign]
+    result = await alice.send_text("bob", "sent twice, stored once")
+    assert lost == [result["message_id"]]
+    assert [r["text"] for r in alice.stored_messages("bob")] == ["sent twice, stored once"]
+    items = await bob.sync_inbox()
+    assert [(i.text, i.verified) for i in items if i.kind == "message"] == [("sent twice, stored once", True)]

@@ -35,6 +35,8 @@ from .store import V2Store
 from .transport import V2Api
 
 REPAIRS = "repair"
+# A network failure is tried again with the same envelope this many times in all.
+POST_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,17 @@ class Sender:
                 raise ClientError(f"a device of {name} has no prekeys yet; try again later")
         return sets
 
+    async def _post(self, envelope: EnvelopeV2) -> dict[str, Any]:
+        """POST the envelope; the same envelope again when the network failed (the server
+        answers a retry with the same message id as it answered the first time)."""
+        for attempt in range(POST_ATTEMPTS):
+            try:
+                return await self.api.send(envelope.to_wire())
+            except ApiError as exc:
+                if exc.status != 0 or attempt == POST_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     async def send(
         self, identity_name: str, account_key: bytes, device: LocalDevice, peer: str, payload: dict[str, Any]
     ) -> Sent:
@@ -167,7 +180,7 @@ class Sender:
                 repairs = [r for r in (self.store.record(conn, REPAIRS) or []) if tuple(r) not in states]
                 self.store.put_record(conn, REPAIRS, repairs)
             try:
-                answer = await self.api.send(envelope.to_wire())
+                answer = await self._post(envelope)
             except ApiError as exc:
                 if exc.status == 409 and exc.code == "device_list_stale" and attempt == 0:
                     continue
