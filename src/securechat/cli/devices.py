@@ -37,8 +37,7 @@ async def devices(ctx: typer.Context, password_stdin: PasswordStdin = False) -> 
 @devices_app.command("add")
 @run
 async def add(password_stdin: PasswordStdin = False) -> None:
-    """Give this home a device of its own and list it: direct conversations then use
-    protocol v2 with every contact who has a device list too."""
+    """Give this home a device of its own and list it (protocol v2 with contacts who have one)."""
     async with await unlocked(password_stdin) as client:
         device_id = await client.enable_v2()
         show(f"this device: {device_id}")
