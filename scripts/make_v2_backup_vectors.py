@@ -13,14 +13,14 @@ Python code on every case and stops if the code disagrees.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import vector_file
 
 from securechat.protocol.v2.backup import (
     Archive,
@@ -226,22 +226,8 @@ def build() -> dict[str, Any]:
     }
 
 
-def render(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=1, ensure_ascii=True) + "\n"
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is not current")
-    args = parser.parse_args()
-    text = render(build())
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is not what {Path(__file__).name} makes; run it", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return vector_file.main(__doc__, OUTPUT, __file__, build)
 
 
 if __name__ == "__main__":

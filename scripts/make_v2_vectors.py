@@ -18,15 +18,15 @@ case and stops if the code disagrees, so the file never records what the code ha
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import vector_file
 
 from securechat.protocol.encoding import b64decode, b64encode
 from securechat.protocol.envelope import encode_payload, pad
@@ -936,22 +936,8 @@ def build() -> dict[str, Any]:
     }
 
 
-def render(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=1, ensure_ascii=True) + "\n"
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is not current")
-    args = parser.parse_args()
-    text = render(build())
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is not what {Path(__file__).name} makes; run it", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return vector_file.main(__doc__, OUTPUT, __file__, build)
 
 
 if __name__ == "__main__":
