@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from make_v2_decision_vectors import run_receive
 
 from securechat.client.core import REASONS
-from securechat.client.core.v2 import accept_bundle, accept_device_list, receive_direct_v2
+from securechat.client.core.v2 import accept_bundle, accept_device_list
 from securechat.client.core.v2.wire import (
     bundle_decision_to_wire,
-    device_lists_from_wire,
     list_decision_to_wire,
-    me_from_wire,
-    receive_decision_to_wire,
-    seen_from_wire,
     session_set_from_wire,
     sessions_from_wire,
 )
@@ -36,24 +33,9 @@ REPO = Path(__file__).resolve().parents[3]
 VECTORS = json.loads((REPO / "tests" / "data" / "decisions_v2_vectors.json").read_text(encoding="utf-8"))
 
 
-def receive(inputs: dict[str, Any]) -> dict[str, Any]:
-    return receive_decision_to_wire(
-        receive_direct_v2(
-            inputs["entry"],
-            me=me_from_wire(inputs["me"]),
-            delivered_in=inputs["delivered_in"],
-            device_lists=device_lists_from_wire(inputs["device_lists"]),
-            seen=seen_from_wire(inputs["seen"]),
-            inbox_seq=inputs["inbox_seq"],
-            sessions=sessions_from_wire(inputs["sessions"]),
-            now=inputs["now"],
-        )
-    )
-
-
 @pytest.mark.parametrize("case", VECTORS["receive"], ids=lambda case: case["name"])
 def test_receive(case: dict[str, Any]) -> None:
-    assert receive(case["input"]) == case["expected"], case["note"]
+    assert run_receive(case["input"]) == case["expected"], case["note"]
 
 
 @pytest.mark.parametrize("case", VECTORS["device_lists"], ids=lambda case: case["name"])
