@@ -4,51 +4,17 @@ code (a list, its devices, prekeys claimed once), and a downgrade drops only the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from securechat.server.settings import Settings
 from securechat.server.storage import devices as device_store
 from securechat.server.storage import prekeys as prekey_store
 from securechat.server.storage.database import Database
 
-from ..conftest import throwaway_postgres
-from .test_migrations import to_revision
+from .migration_support import add_user, database, row_counts, table_names, to_revision  # noqa: F401
 
 NEW_TABLES = {"device_lists", "devices", "one_time_prekeys"}
 DEVICE = "0123456789abcdef" * 2
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "postgresql":
-        async with throwaway_postgres("securechat_migration_0011") as (_, url):
-            db = Database(Settings(database_url=url).sqlalchemy_url())
-            try:
-                yield db
-            finally:
-                await db.dispose()
-    else:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-        try:
-            yield db
-        finally:
-            await db.dispose()
-
-
-async def table_names(conn: AsyncConnection) -> set[str]:
-    return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names())) - {"alembic_version"}
-
-
-async def row_counts(conn: AsyncConnection, tables: set[str]) -> dict[str, int]:
-    return {
-        name: int((await conn.execute(text(f'SELECT count(*) FROM "{name}"'))).scalar_one())
-        for name in sorted(tables)
-    }
 
 
 async def fill_at_0010(conn: AsyncConnection) -> None:
@@ -103,7 +69,7 @@ async def fill_at_0010(conn: AsyncConnection) -> None:
     await conn.execute(text("INSERT INTO rate_events (action, subject, at) VALUES ('lookup', 'user:1', 1)"))
 
 
-async def test_0011_keeps_every_row_adds_the_v2_tables_and_goes_back(database: Database) -> None:
+async def test_0011_keeps_every_row_adds_the_v2_tables_and_goes_back(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0010")
     async with database.write() as conn:
         await fill_at_0010(conn)
@@ -137,17 +103,10 @@ async def test_0011_keeps_every_row_adds_the_v2_tables_and_goes_back(database: D
         assert await row_counts(conn, NEW_TABLES) == dict.fromkeys(sorted(NEW_TABLES), 0)
 
 
-async def test_0011_deleting_an_account_deletes_its_v2_rows(database: Database) -> None:
+async def test_0011_deleting_an_account_deletes_its_v2_rows(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0011")
     async with database.write() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO users (id, username, created_at, auth_hash, kdf_salt, kdf_iterations,"
-                " signing_key, encryption_key, encryption_key_signature, key_bundle, keys_updated_at)"
-                " VALUES (2, 'bob', 0, 'x', :salt, 600000, :k, :k, :k, '{}', 0)"
-            ),
-            {"salt": bytes(16), "k": b"k"},
-        )
+        await add_user(conn, 2, "bob")
         await device_store.put_list(conn, 2, 3, bytes(32), "{}", [(DEVICE, bytes(32))], 1)
         await prekey_store.add_one_time_prekeys(conn, 2, DEVICE, [(1, "{}")], 500)
     async with database.write() as conn:

@@ -4,28 +4,19 @@ position 0, and a downgrade drops the inbox tables and the column, keeping the r
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 from securechat.server.storage import device_inbox as inbox_store
 from securechat.server.storage import devices as device_store
 from securechat.server.storage import prekeys as prekey_store
 from securechat.server.storage.database import Database
 
-from .test_migration_0011 import DEVICE, database, row_counts, table_names  # noqa: F401
-from .test_migrations import columns, to_revision
+from .migration_support import add_user, columns, database, row_counts, table_names, to_revision  # noqa: F401
+from .test_migration_0011 import DEVICE
 
 
 async def test_0012_adds_device_inboxes_and_keeps_devices(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0011")
     async with database.write() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO users (id, username, created_at, auth_hash, kdf_salt, kdf_iterations,"
-                " signing_key, encryption_key, encryption_key_signature, key_bundle, keys_updated_at)"
-                " VALUES (1, 'alice', 0, 'x', :salt, 600000, :k, :k, :k, '{}', 0)"
-            ),
-            {"salt": bytes(16), "k": b"k"},
-        )
+        await add_user(conn, 1, "alice")
         await device_store.put_list(conn, 1, 1, bytes(32), "{}", [(DEVICE, bytes(32))], 1)
         await prekey_store.add_one_time_prekeys(conn, 1, DEVICE, [(1, "{}"), (2, "{}")], 500)
     async with database.read() as conn:

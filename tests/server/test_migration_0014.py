@@ -6,15 +6,13 @@ only the new table."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from securechat.protocol.v2.primitives import ed25519_raw_public
 from securechat.server.storage import identity_transitions as store
 from securechat.server.storage.database import Database
 
-from .test_migration_0011 import database, row_counts, table_names  # noqa: F401
-from .test_migrations import to_revision
+from .migration_support import add_user, database, row_counts, table_names, to_revision  # noqa: F401
 
 SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 K1, K2, K3 = (ed25519_raw_public(bytes([n]) * 32) for n in (1, 2, 3))
@@ -23,14 +21,7 @@ K1, K2, K3 = (ed25519_raw_public(bytes([n]) * 32) for n in (1, 2, 3))
 async def test_0014_adds_identity_transitions_and_keeps_everything(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0013")
     async with database.write() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO users (id, username, created_at, auth_hash, kdf_salt, kdf_iterations,"
-                " signing_key, encryption_key, encryption_key_signature, key_bundle, keys_updated_at)"
-                " VALUES (1, 'alice', 0, 'x', :salt, 600000, :k, :k, :k, '{}', 0)"
-            ),
-            {"salt": bytes(16), "k": SPKI_PREFIX + K1},
-        )
+        await add_user(conn, 1, "alice", SPKI_PREFIX + K1)
     async with database.read() as conn:
         before = await row_counts(conn, await table_names(conn))
 

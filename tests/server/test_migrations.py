@@ -3,64 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-from alembic import command
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
 
 from securechat.protocol.groups import ChainHead, check_next, genesis, sign_change
 from securechat.protocol.identifiers import Username
 from securechat.protocol.keys import PublicIdentity
-from securechat.server.settings import Settings
 from securechat.server.storage import groups as group_store
 from securechat.server.storage import messages as message_store
 from securechat.server.storage.database import Database
-from securechat.server.storage.migrate import alembic_config
 
 from ..api.support import identity_for
-from ..conftest import throwaway_postgres
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "postgresql":
-        async with throwaway_postgres("securechat_migrations") as (_, url):
-            db = Database(Settings(database_url=url).sqlalchemy_url())
-            try:
-                yield db
-            finally:
-                await db.dispose()
-    else:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-        try:
-            yield db
-        finally:
-            await db.dispose()
-
-
-async def to_revision(database: Database, revision: str, *, down: bool = False) -> None:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-
-    async with database.write_engine.connect() as connection:
-        await connection.run_sync(run)
-        await connection.commit()
+from .migration_support import columns, database, to_revision  # noqa: F401
 
 
 def identity_lookup(name: Username) -> PublicIdentity | None:
     return identity_for(name).public if name in ("alice", "bob", "carol") else None
 
 
-def columns(connection: Connection, table: str) -> set[str]:
-    return {column["name"] for column in inspect(connection).get_columns(table)}
-
-
-async def test_0007_derives_inbox_heads_and_last_message_times(database: Database) -> None:
+async def test_0007_derives_inbox_heads_and_last_message_times(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0006")
     async with database.write() as conn:
         for user_id, name, head in ((1, "alice", 3), (2, "bob", 2), (3, "carol", 0)):
@@ -137,7 +98,7 @@ async def test_0007_derives_inbox_heads_and_last_message_times(database: Databas
         assert [tuple(row) for row in times] == [("dm-" + "a" * 32, 20), ("dm-" + "b" * 32, None)]
 
 
-async def test_0008_backfills_each_groups_verified_head(database: Database) -> None:
+async def test_0008_backfills_each_groups_verified_head(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0007")
     alice, bob = identity_for("alice"), identity_for("bob")
     start = 1_767_225_600_000
@@ -210,7 +171,7 @@ async def test_0008_backfills_each_groups_verified_head(database: Database) -> N
         assert count == len(made) + 2
 
 
-async def test_0010_counts_stored_bytes_and_keeps_one_receipt_per_kind(database: Database) -> None:
+async def test_0010_counts_stored_bytes_and_keeps_one_receipt_per_kind(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0009")
     cid = "dm-" + "c" * 32
     async with database.write() as conn:
