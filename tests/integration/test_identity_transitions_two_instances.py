@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from securechat.protocol.encoding import b64decode
@@ -20,7 +19,7 @@ from securechat.protocol.v2.primitives import ed25519_raw_public
 from ..api.test_devices import account_seed, device_list, make_device
 from ..api.test_identity_transitions import PATH, list_under, new_seed, transition
 from ..conftest import LiveServer, postgres_instances
-from .test_prekeys_two_instances import V2_ENV, register, registered
+from .test_prekeys_two_instances import V2_ENV, clients, register, registered
 
 ROUNDS = 4
 RACERS = 4
@@ -35,11 +34,7 @@ async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveS
 async def test_concurrent_rotations_and_lists_across_instances(
     two_instances: tuple[LiveServer, LiveServer],
 ) -> None:
-    first, second = two_instances
-    async with (
-        httpx.AsyncClient(base_url=first.url, timeout=60) as one,
-        httpx.AsyncClient(base_url=second.url, timeout=60) as two,
-    ):
+    async with clients(two_instances) as (one, two):
         alice = await registered(one, "alice")
         bob = await register(two, "bob")
         laptop, phone = make_device(alice.identity, "laptop"), make_device(alice.identity, "phone")

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,19 @@ async def two_instances(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveS
         yield instances
 
 
+@asynccontextmanager
+async def clients(
+    instances: tuple[LiveServer, LiveServer], **options: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """An HTTP client for each instance (60 s timeout, ``options`` for both)."""
+    first, second = instances
+    async with (
+        httpx.AsyncClient(base_url=first.url, timeout=60, **options) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=60, **options) as two,
+    ):
+        yield one, two
+
+
 async def register(client: httpx.AsyncClient, name: str) -> dict[str, str]:
     response = await client.post("/api/v1/auth/register", json=registration_body(name))
     assert response.status_code == 201, response.text
@@ -50,11 +64,7 @@ async def test_each_one_time_prekey_is_claimed_once_across_instances(
     two_instances: tuple[LiveServer, LiveServer],
 ) -> None:
     first, second = two_instances
-    limits = httpx.Limits(max_connections=64)
-    async with (
-        httpx.AsyncClient(base_url=first.url, timeout=60, limits=limits) as one,
-        httpx.AsyncClient(base_url=second.url, timeout=60, limits=limits) as two,
-    ):
+    async with clients(two_instances, limits=httpx.Limits(max_connections=64)) as (one, two):
         alice, bob, carol = (
             await register(one, "alice"),
             await register(two, "bob"),
@@ -117,10 +127,7 @@ async def test_concurrent_lists_on_two_instances_end_at_the_highest_version(
     two_instances: tuple[LiveServer, LiveServer],
 ) -> None:
     first, second = two_instances
-    async with (
-        httpx.AsyncClient(base_url=first.url, timeout=60) as one,
-        httpx.AsyncClient(base_url=second.url, timeout=60) as two,
-    ):
+    async with clients(two_instances) as (one, two):
         alice = await register(one, "alice")
         identity = material("alice").identity
         laptop = make_device(identity, "laptop")
@@ -154,10 +161,7 @@ async def test_concurrent_v2_messages_on_two_instances_take_distinct_positions(
     when messages to it are stored by both instances at once."""
     first, second = two_instances
     messages = 40
-    async with (
-        httpx.AsyncClient(base_url=first.url, timeout=60) as one,
-        httpx.AsyncClient(base_url=second.url, timeout=60) as two,
-    ):
+    async with clients(two_instances) as (one, two):
         world = World(one, await registered(one, "alice"), await registered(two, "bob"))
         await world.setup()
         await world.session_with(world.phone)
