@@ -15,33 +15,7 @@ from playwright.sync_api import Page, expect
 
 from ..conftest import LiveServer, server_database
 from .conftest import Person
-
-# A fresh account has no device list (404 no_devices) until its first device publishes
-# one; a send across a list change is answered 409 device_list_stale and sealed again.
-V2_STATUSES = {401, 404, 409}
-
-
-def switch_on_v2(person: Person) -> None:
-    person.expected_statuses |= V2_STATUSES
-    page = person.page
-    page.locator("#open-account").click()
-    page.locator("#setting-v2").check()
-    expect(page.locator("#device-list li.current")).to_have_count(1, timeout=30_000)
-    page.locator("#account-close").click()
-
-
-def v2_posts(page: Page) -> list[str]:
-    """Record every POST /v2/messages this page makes (the v2 send path)."""
-    posts: list[str] = []
-    page.on(
-        "request",
-        lambda request: (
-            posts.append(request.url)
-            if request.method == "POST" and request.url.endswith("/api/v1/v2/messages")
-            else None
-        ),
-    )
-    return posts
+from .v2_support import raw_v2_store, switch_on_v2, two_in_a_v2_chat, v2_posts
 
 
 def device_secrets(page: Page, username: str) -> dict[str, Any]:
@@ -56,34 +30,6 @@ def device_secrets(page: Page, username: str) -> dict[str, Any]:
         username,
     )
     return record
-
-
-def raw_v2_store(page: Page) -> bytes:
-    """Everything in the profile's `v2` object store as stored (byte arrays as base64):
-    what a script, an extension or a copy of the profile's files could read, without the
-    non-extractable sealing key."""
-    dump: str = page.evaluate(
-        """() => new Promise((resolve, reject) => {
-            const request = indexedDB.open('securechat');
-            request.onerror = () => reject(request.error);
-            request.onsuccess = () => {
-                const all = request.result.transaction('v2').objectStore('v2').getAll();
-                all.onsuccess = () => resolve(JSON.stringify(all.result, (key, value) => {
-                    if (value instanceof Uint8Array) {
-                        let text = '';
-                        for (const byte of value) text += String.fromCharCode(byte);
-                        return 'bytes:' + btoa(text);
-                    }
-                    if (value instanceof CryptoKey) return {cryptoKey: value.extractable};
-                    return value;
-                }));
-            };
-        })"""
-    )
-    assert '"cryptoKey":true' not in dump  # the sealing key cannot be read back
-    return dump.encode() + b"".join(
-        base64.b64decode(part.split('"')[0]) for part in dump.split('"bytes:')[1:]
-    )
 
 
 def private_keys(record: dict[str, Any]) -> list[bytes]:
@@ -151,14 +97,7 @@ def test_two_browsers_exchange_v2_messages_both_ways(people: dict[str, Person], 
 def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked(
     people: dict[str, Person], server: LiveServer
 ) -> None:
-    alice, bob = people["alice"], people["bob"]
-    alice.register()
-    bob.register()
-    switch_on_v2(alice)
-    switch_on_v2(bob)
-    alice.start_chat("bob")
-    alice.send("before the laptop")
-    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    alice, bob = two_in_a_v2_chat(people, "before the laptop")
     bob.open_chat("alice")
     expect(bob.page.locator(".message.theirs .message-text")).to_have_text(["before the laptop"])
 
@@ -235,14 +174,7 @@ def test_a_second_alice_device_is_announced_gets_messages_and_stops_once_revoked
 def test_an_altered_v2_message_is_shown_unverifiable_with_its_reason_and_the_next_one_opens(
     people: dict[str, Person], server: LiveServer
 ) -> None:
-    alice, bob = people["alice"], people["bob"]
-    alice.register()
-    bob.register()
-    switch_on_v2(alice)
-    switch_on_v2(bob)
-    alice.start_chat("bob")
-    alice.send("genuine")
-    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    alice, bob = two_in_a_v2_chat(people, "genuine")
     bob.page.close()
 
     alice.send("altered on the server")
@@ -302,14 +234,7 @@ def test_an_altered_v2_message_is_shown_unverifiable_with_its_reason_and_the_nex
 def test_two_tabs_of_one_profile_send_at_once_without_reusing_a_message_key(
     people: dict[str, Person],
 ) -> None:
-    alice, bob = people["alice"], people["bob"]
-    alice.register(remember=True)
-    bob.register()
-    switch_on_v2(alice)
-    switch_on_v2(bob)
-    alice.start_chat("bob")
-    alice.send("from the first tab")
-    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    alice, bob = two_in_a_v2_chat(people, "from the first tab", remember=True)
     bob.open_chat("alice")
 
     # A second tab of the same profile: the same device, the same stored sessions.

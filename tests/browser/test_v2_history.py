@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from ..conftest import LiveServer, server_database
 from .conftest import Person
-from .test_v2_browsers import raw_v2_store, switch_on_v2, v2_posts
+from .v2_support import raw_v2_store, switch_on_v2, two_in_a_v2_chat, v2_posts
 
 
 def set_v2(person: Person, on: bool) -> None:
@@ -107,14 +107,7 @@ def test_v2_messages_survive_a_reload_in_order_with_v1_ones_and_are_sealed(
 
 
 def test_a_second_tab_shows_messages_the_first_tab_opened(people: dict[str, Person]) -> None:
-    alice, bob = people["alice"], people["bob"]
-    alice.register(remember=True)
-    bob.register()
-    switch_on_v2(alice)
-    switch_on_v2(bob)
-    alice.start_chat("bob")
-    alice.send("hello from alice")
-    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    alice, bob = two_in_a_v2_chat(people, "hello from alice", remember=True)
     bob.open_chat("alice")
 
     # A second tab of alice's profile: the same device; whichever tab reads an inbox entry
@@ -168,14 +161,7 @@ def log_out(person: Person) -> None:
 def test_own_device_added_is_said_and_logout_without_remember_removes_it_leaving_nothing_readable(
     people: dict[str, Person], server: LiveServer
 ) -> None:
-    alice, bob = people["alice"], people["bob"]
-    alice.register()
-    bob.register()
-    switch_on_v2(alice)
-    switch_on_v2(bob)
-    alice.start_chat("bob")
-    alice.send("hello in v2")
-    bob.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=20_000)
+    alice, bob = two_in_a_v2_chat(people, "hello in v2")
     bob.open_chat("alice")
 
     # A second device of alice: her first device says so in the conversation, as bob's
