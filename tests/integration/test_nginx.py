@@ -128,6 +128,20 @@ def open_sockets(instance: LiveServer) -> float:
     return float(match.group(1))
 
 
+def shipped_site(instances: tuple[LiveServer, ...], cert: Path, key: Path) -> tuple[str, str, int]:
+    """The shipped config in front of ``instances`` on free ports: (config, HTTPS URL, HTTP port)."""
+    https_port, http_port = free_port(), free_port()
+    site = rewrite(
+        CONFIG.read_text(),
+        upstreams=[int(instance.url.rsplit(":", 1)[1]) for instance in instances],
+        https_port=https_port,
+        http_port=http_port,
+        cert=cert,
+        key=key,
+    )
+    return site, f"https://127.0.0.1:{https_port}", http_port
+
+
 async def test_the_shipped_nginx_config_in_front_of_two_instances(tmp_path: Path) -> None:
     # Fails rather than skips: a machine that cannot run the config does not report it as checked.
     assert Path(NGINX).exists(), "nginx is missing: apt-get install nginx-light (scripts/test does)"
@@ -135,17 +149,7 @@ async def test_the_shipped_nginx_config_in_front_of_two_instances(tmp_path: Path
     context = ssl.create_default_context(cafile=str(cert))
     env = {"SECURECHAT_FORWARDED_ALLOW_IPS": "127.0.0.1"}
     async with postgres_instances(tmp_path, "securechat_nginx", env) as (first, second):
-        https_port, http_port = free_port(), free_port()
-        upstreams = [int(first.url.rsplit(":", 1)[1]), int(second.url.rsplit(":", 1)[1])]
-        site = rewrite(
-            CONFIG.read_text(),
-            upstreams=upstreams,
-            https_port=https_port,
-            http_port=http_port,
-            cert=cert,
-            key=key,
-        )
-        url = f"https://127.0.0.1:{https_port}"
+        site, url, http_port = shipped_site((first, second), cert, key)
         with running_nginx(tmp_path / "nginx", site):
             await asyncio.to_thread(wait_until_up, url, context)
             async with httpx.AsyncClient(base_url=url, verify=context, timeout=10) as client:
@@ -217,17 +221,7 @@ async def test_a_client_behind_nginx_moves_to_the_other_instance_when_its_own_is
     context = ssl.create_default_context(cafile=str(cert))
     env = {"SECURECHAT_FORWARDED_ALLOW_IPS": "127.0.0.1"}
     async with postgres_instances(tmp_path, "securechat_nginx_failover", env) as instances:
-        https_port, http_port = free_port(), free_port()
-        upstreams = [int(instance.url.rsplit(":", 1)[1]) for instance in instances]
-        site = rewrite(
-            CONFIG.read_text(),
-            upstreams=upstreams,
-            https_port=https_port,
-            http_port=http_port,
-            cert=cert,
-            key=key,
-        )
-        url = f"https://127.0.0.1:{https_port}"
+        site, url, _ = shipped_site(instances, cert, key)
         with running_nginx(tmp_path / "nginx", site):
             await asyncio.to_thread(wait_until_up, url, context)
             alice = Messenger(tmp_path / "alice", url, transport=httpx.AsyncHTTPTransport(verify=context))
