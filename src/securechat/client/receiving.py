@@ -109,6 +109,27 @@ def _claimed_sender(wire: object) -> Username | None:
 SESSION_NOTICES_AFTER = "session_notices_after"
 
 
+def store_item(
+    state: StateStore, item: InboxItem, *, seq: int | None, status: str, recipients: str | None
+) -> None:
+    """Keep a shown item in the local history: one row whatever the protocol version
+    (v2 passes ``seq=None``, its positions being per device, not the account's inbox)."""
+    state.add_message(
+        seq=seq,
+        message_id=item.message_id,
+        conversation_id=item.conversation_id,
+        sender=item.sender,
+        peer=item.peer,
+        text=item.text,
+        sent_at=item.sent_at,
+        server_ts=item.server_ts,
+        verified=int(item.verified),
+        reason=item.reason,
+        status=status,
+        recipients=recipients,
+    )
+
+
 class InboxReader:
     """Reads inbox frames into items and the local state, for one account."""
 
@@ -282,20 +303,7 @@ class InboxReader:
         return item
 
     def _store(self, item: InboxItem, *, status: str, recipients: str | None = None) -> None:
-        self.state.add_message(
-            seq=item.seq,
-            message_id=item.message_id,
-            conversation_id=item.conversation_id,
-            sender=item.sender,
-            peer=item.peer,
-            text=item.text,
-            sent_at=item.sent_at,
-            server_ts=item.server_ts,
-            verified=int(item.verified),
-            reason=item.reason,
-            status=status,
-            recipients=recipients,
-        )
+        store_item(self.state, item, seq=item.seq, status=status, recipients=recipients)
 
     # Group changes ----------------------------------------------------------------
     async def group_change(self, seq: int, frame: Mapping[str, Any]) -> InboxItem | None:

@@ -20,7 +20,7 @@ from ...protocol.v2.envelope import EnvelopeV2
 from ..core import Duplicate
 from ..core.v2 import AcceptedV2, MeV2, receive_direct_v2
 from ..errors import ApiError
-from ..receiving import InboxItem
+from ..receiving import InboxItem, store_item
 from ..state import StateStore
 from .device import LocalDevice
 from .directory import DeviceDirectory, ListNotice, ListRefused
@@ -188,20 +188,8 @@ class Receiver:
         return items
 
     def _store(self, item: InboxItem, status: str) -> None:
-        self.state.add_message(
-            seq=None,
-            message_id=item.message_id,
-            conversation_id=item.conversation_id,
-            sender=item.sender,
-            peer=item.peer,
-            text=item.text,
-            sent_at=item.sent_at,
-            server_ts=item.server_ts,
-            verified=int(item.verified),
-            reason=item.reason,
-            status=status,
-            recipients=json.dumps(sorted({item.sender or "", item.peer or ""} - {""})),
-        )
+        recipients = json.dumps(sorted({item.sender or "", item.peer or ""} - {""}))
+        store_item(self.state, item, seq=None, status=status, recipients=recipients)
 
 
 class MeV2Source:
