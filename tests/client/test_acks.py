@@ -54,6 +54,10 @@ class FakeMessenger:
     async def process_frame(self, frame: dict[str, Any]) -> InboxItem:
         return InboxItem(kind=frame["type"], seq=frame["seq"])
 
+    async def sync_v2(self) -> list[InboxItem]:
+        """A socket reads the v2 inbox when it connects: this messenger has no v2 device."""
+        return []
+
 
 def entry(kind: str, seq: int) -> str:
     return json.dumps({"type": kind, "seq": seq})
