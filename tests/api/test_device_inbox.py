@@ -338,3 +338,14 @@ async def test_the_server_checks_sender_device_and_signature(
     error(await world.send(world.seal("after revocation")), 404, "device_not_listed")
     assert error(await world.send({"v": 3}), 400, "invalid_envelope")["reason"] == "malformed"
     assert json.dumps(envelope)  # the sealed wire form is plain JSON
+
+
+async def test_a_lone_surrogate_in_an_envelope_is_a_400_not_a_server_error(world: World) -> None:
+    # JSON allows "\ud800"; it cannot be encoded as UTF-8, which the size check needs.
+    body = json.dumps({"envelope": world.seal("x")})[:-2] + ',"extra":"\\ud800"}}'
+    response = await world.http.post(
+        "/api/v1/v2/messages",
+        headers={**world.alice.headers, "content-type": "application/json"},
+        content=body,
+    )
+    assert error(response, 400, "invalid_envelope")["reason"] == "malformed"

@@ -82,7 +82,12 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
         ctx, SEND_ACTION, f"user:{principal.user_id}", ctx.settings.messages_per_minute, who="account"
     )
     text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode()) > ctx.settings.max_envelope_bytes:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        # JSON lets a lone surrogate ("\ud800") through; no valid envelope holds one.
+        raise InvalidEnvelope("the envelope does not parse", reason="malformed") from exc
+    if size > ctx.settings.max_envelope_bytes:
         raise TooLarge("the envelope is too large")
     envelope = _parse(raw)
     header = envelope.header

@@ -141,13 +141,19 @@ async def acknowledge(conn: AsyncConnection, user_id: int, device_id: str, seq: 
     return len(pks)
 
 
+# Ids per DELETE: PostgreSQL (asyncpg) takes at most 32,767 parameters in a statement, and
+# a flooded inbox can name more messages than that.
+_DELETE_CHUNK = 1000
+
+
 async def delete_unreferenced(conn: AsyncConnection, message_pks: Sequence[int]) -> None:
     """Messages among ``message_pks`` that no inbox entry names any more."""
-    if message_pks:
+    ordered = sorted(set(message_pks))
+    for start in range(0, len(ordered), _DELETE_CHUNK):
         await conn.execute(
             delete(v2_messages).where(
                 and_(
-                    v2_messages.c.id.in_(sorted(set(message_pks))),
+                    v2_messages.c.id.in_(ordered[start : start + _DELETE_CHUNK]),
                     ~exists().where(device_inbox.c.message_pk == v2_messages.c.id),
                 )
             )
