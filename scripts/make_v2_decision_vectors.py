@@ -36,10 +36,12 @@ from securechat.client.core.v2 import (
     SessionSet,
     accept_bundle,
     accept_device_list,
+    decide_receipt_v2,
     receive_direct_v2,
     start_session,
     with_active,
 )
+from securechat.client.core.v2.receipts import receipt_decision_to_wire
 from securechat.client.core.v2.wire import (
     bundle_decision_to_wire,
     device_lists_from_wire,
@@ -1197,6 +1199,255 @@ def bundle_cases() -> list[dict[str, Any]]:
     return out
 
 
+# ---------------------------------------------------------------------------
+# Receipts (15.17): the payload of a message receive_direct_v2 accepted.
+# ---------------------------------------------------------------------------
+
+
+def run_receipt(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The receipt core, from the JSON inputs alone (as a second implementation would)."""
+    message = inputs["message"]
+    decision = decide_receipt_v2(
+        sender=message["sender"],
+        conversation_id=message["conversation_id"],
+        payload=message["payload"],
+        me=inputs["me"],
+        sent=inputs["sent"],
+        received=inputs["received"],
+    )
+    return receipt_decision_to_wire(decision)
+
+
+def receipt_cases() -> list[dict[str, Any]]:
+    """alice sent bob m1 and m2 (and carol c1); bob sent alice r1 and r2. Each case is a
+    receipt payload as one of alice's devices opens it."""
+    dm = direct_conversation_id(Username("alice"), Username("bob"))
+    other = direct_conversation_id(Username("alice"), Username("carol"))
+    m1, m2, c1, r1, r2 = (message_id(f"receipt-{label}") for label in ("m1", "m2", "c1", "r1", "r2"))
+    stranger = message_id("receipt-stranger")
+    sent = {dm: {m1: ["alice", "bob"], m2: ["alice", "bob"]}, other: {c1: ["alice", "carol"]}}
+    received = {dm: [r1, r2]}
+    many = sorted([m1, *(message_id(f"receipt-many-{n}") for n in range(99))])
+    too_many = sorted([*many, message_id("receipt-many-99")])
+
+    def ids(*values: str) -> list[str]:
+        return sorted(values)
+
+    def accepted(
+        status: str, covered: list[str], *, reader: str = "bob", own: bool = False
+    ) -> dict[str, Any]:
+        return {
+            "outcome": "accepted",
+            "conversation_id": dm,
+            "reader": reader,
+            "status": status,
+            "message_ids": sorted(covered),
+            "own": own,
+        }
+
+    def receipt(status: object, message_ids: object, **extra: object) -> dict[str, Any]:
+        return {"type": "receipt", "status": status, "message_ids": message_ids, **extra}
+
+    table: list[tuple[str, str, str, object, dict[str, Any], str]] = [
+        (
+            "delivered_from_the_peer",
+            "bob",
+            dm,
+            receipt("delivered", ids(m1, m2)),
+            accepted("delivered", [m1, m2]),
+            "bob's device says it has both of alice's messages",
+        ),
+        (
+            "read_from_the_peer",
+            "bob",
+            dm,
+            receipt("read", ids(m2)),
+            accepted("read", [m2]),
+            "bob has read m2",
+        ),
+        (
+            "only_my_messages_move",
+            "bob",
+            dm,
+            receipt("read", ids(m1, r1, stranger)),
+            accepted("read", [m1]),
+            "ids of bob's own messages and unknown ids are passed over",
+        ),
+        (
+            "a_hundred_ids",
+            "bob",
+            dm,
+            receipt("delivered", many),
+            accepted("delivered", [m1]),
+            "100 ids is the limit, and allowed",
+        ),
+        (
+            "names_no_message_of_mine",
+            "bob",
+            dm,
+            receipt("read", ids(r1, stranger)),
+            {"outcome": "refused", "reason": "not_for_me"},
+            "bob names his own message and an unknown one: nothing of alice's",
+        ),
+        (
+            "names_a_message_of_another_conversation",
+            "bob",
+            dm,
+            receipt("read", ids(c1)),
+            {"outcome": "refused", "reason": "not_for_me"},
+            "c1 was sent in alice's conversation with carol: a receipt in the one with bob cannot move it",
+        ),
+        (
+            "reader_not_a_recipient",
+            "carol",
+            other,
+            receipt("read", ids(c1)),
+            {
+                "outcome": "accepted",
+                "conversation_id": other,
+                "reader": "carol",
+                "status": "read",
+                "message_ids": [c1],
+                "own": False,
+            },
+            "carol, who c1 was sealed for, in her conversation with alice",
+        ),
+        (
+            "sender_not_among_the_recipients",
+            "bob",
+            other,
+            receipt("read", ids(c1)),
+            {"outcome": "refused", "reason": "wrong_members"},
+            "a receipt from bob (as if in alice's conversation with carol) for c1, sealed for alice and carol only",
+        ),
+        (
+            "own_device_read",
+            "alice",
+            dm,
+            receipt("read", ids(r1, r2)),
+            accepted("read", [r1, r2], reader="alice", own=True),
+            "alice's other device has shown bob's messages: this device counts them as read",
+        ),
+        (
+            "own_device_delivered",
+            "alice",
+            dm,
+            receipt("delivered", ids(r1)),
+            accepted("delivered", [r1], reader="alice", own=True),
+            "alice's other device got r1 (this device changes nothing for it, 15.17)",
+        ),
+        (
+            "own_device_names_nothing_received",
+            "alice",
+            dm,
+            receipt("read", ids(m1, stranger)),
+            {"outcome": "refused", "reason": "not_for_me"},
+            "alice's own messages and unknown ids are not messages this device received",
+        ),
+        (
+            "malformed_extra_member",
+            "bob",
+            dm,
+            receipt("read", ids(m1), conversation_id=dm),
+            {"outcome": "refused", "reason": "malformed"},
+            "exactly type, status and message_ids",
+        ),
+        (
+            "malformed_missing_status",
+            "bob",
+            dm,
+            {"type": "receipt", "message_ids": ids(m1)},
+            {"outcome": "refused", "reason": "malformed"},
+            "no status",
+        ),
+        (
+            "malformed_status",
+            "bob",
+            dm,
+            receipt("seen", ids(m1)),
+            {"outcome": "refused", "reason": "malformed"},
+            "delivered or read only",
+        ),
+        (
+            "malformed_no_ids",
+            "bob",
+            dm,
+            receipt("read", []),
+            {"outcome": "refused", "reason": "malformed"},
+            "at least one id",
+        ),
+        (
+            "malformed_too_many_ids",
+            "bob",
+            dm,
+            receipt("read", too_many),
+            {"outcome": "refused", "reason": "malformed"},
+            "at most 100 ids",
+        ),
+        (
+            "malformed_not_ascending",
+            "bob",
+            dm,
+            receipt("read", sorted([m1, m2], reverse=True)),
+            {"outcome": "refused", "reason": "malformed"},
+            "ids strictly ascending",
+        ),
+        (
+            "malformed_duplicate_ids",
+            "bob",
+            dm,
+            receipt("read", [m1, m1]),
+            {"outcome": "refused", "reason": "malformed"},
+            "no id twice",
+        ),
+        (
+            "malformed_bad_id",
+            "bob",
+            dm,
+            receipt("read", [m1.upper()]),
+            {"outcome": "refused", "reason": "malformed"},
+            "ids are lower-case UUIDv4 (3.2)",
+        ),
+        (
+            "malformed_ids_not_a_list",
+            "bob",
+            dm,
+            receipt("read", m1),
+            {"outcome": "refused", "reason": "malformed"},
+            "message_ids is a list",
+        ),
+        (
+            "malformed_other_type",
+            "bob",
+            dm,
+            {"type": "text", "status": "read", "message_ids": ids(m1)},
+            {"outcome": "refused", "reason": "malformed"},
+            "not a receipt payload at all",
+        ),
+        (
+            "malformed_not_an_object",
+            "bob",
+            dm,
+            ["receipt", "read", m1],
+            {"outcome": "refused", "reason": "malformed"},
+            "a payload is an object",
+        ),
+    ]
+    out = []
+    for name, sender, conversation, payload, expected, note in table:
+        inputs = {
+            "message": {"sender": sender, "conversation_id": conversation, "payload": payload},
+            "me": "alice",
+            "sent": sent,
+            "received": received,
+        }
+        got = run_receipt(inputs)
+        if got != expected:
+            raise SystemExit(f"receipt case {name}: the core says {got}, the case {expected}")
+        out.append({"name": name, "note": note, "input": inputs, "expected": expected})
+    return out
+
+
 def build() -> dict[str, Any]:
     cases = Cases()
     main_conversation(cases)
@@ -1207,13 +1458,14 @@ def build() -> dict[str, Any]:
     converging_on_the_lower_session(cases)
     revoked_device(cases)
     return {
-        "note": "Client decisions of protocol v2 (PROTOCOL.md 10, 14, 15.3, 15.4, 15.8, 15.9.1). "
+        "note": "Client decisions of protocol v2 (PROTOCOL.md 10, 14, 15.3, 15.4, 15.8, 15.9.1, 15.17). "
         "Made by scripts/make_v2_decision_vectors.py.",
         "device_lists": list_cases(),
         "bundles": bundle_cases(),
         "receive": cases.out,
         "identity_transitions": transition_cases(),
         "identity_transition_signing": signing_cases(),
+        "receipts": receipt_cases(),
     }
 
 

@@ -44,7 +44,7 @@ async function receive(inputs) {
 
 describe("file", () => {
   test("has the sections this suite checks", () => {
-    assert.deepEqual(Object.keys(VECTORS).sort(), ["bundles", "device_lists", "identity_transition_signing", "identity_transitions", "note", "receive"]);
+    assert.deepEqual(Object.keys(VECTORS).sort(), ["bundles", "device_lists", "identity_transition_signing", "identity_transitions", "note", "receipts", "receive"]);
   });
   test("every v2 reason code has a case, and every reason is one of 14's", () => {
     const found = new Set(

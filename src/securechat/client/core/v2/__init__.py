@@ -1,10 +1,18 @@
-"""The client's decisions for protocol v2 (PROTOCOL.md 15.3, 15.4, 15.8, 15.9.1), pure
+"""The client's decisions for protocol v2 (PROTOCOL.md 15.3, 15.4, 15.8, 15.9.1, 15.17), pure
 like the rest of ``client.core``: state and ``now`` in, decision and new state out."""
 
 from __future__ import annotations
 
 from .bundles import BundleAccepted, BundleDecision, accept_bundle
 from .device_lists import ListAccepted, ListDecision, ListUnchanged, accept_device_list
+from .receipts import (
+    ReceiptV2Accepted,
+    ReceiptV2Decision,
+    decide_receipt_v2,
+    is_receipt_payload,
+    parse_receipt_payload,
+    receipt_payload,
+)
 from .receive import REPAIR_REASONS, AcceptedV2, MeV2, ReceiveDecision, RefusedV2, receive_direct_v2
 from .sessions import (
     EMPTY,
@@ -40,6 +48,8 @@ __all__ = [
     "ListUnchanged",
     "MeV2",
     "Notice",
+    "ReceiptV2Accepted",
+    "ReceiptV2Decision",
     "ReceiveDecision",
     "RefusedV2",
     "SessionSet",
@@ -49,8 +59,12 @@ __all__ = [
     "accept_bundle",
     "accept_device_list",
     "accept_identity_transition",
+    "decide_receipt_v2",
     "is_pending",
+    "is_receipt_payload",
     "open_message",
+    "parse_receipt_payload",
+    "receipt_payload",
     "receive_direct_v2",
     "rotation_drop_sessions",
     "start_session",

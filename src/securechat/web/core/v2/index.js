@@ -13,3 +13,4 @@ export * from "./bundles.js";
 export * from "./receive.js";
 export * from "./wire.js";
 export * from "./transitions.js";
+export * from "./receipts.js";
