@@ -30,6 +30,7 @@ from .receiving import InboxItem, InboxReader
 from .session import Session
 from .state import StateStore
 from .v2 import V2Client
+from .v2.files import send_file_v2
 
 # InboxItem is re-exported: callers read items from the messenger.
 __all__ = ["InboxItem", "Messenger", "dumps_item"]
@@ -154,6 +155,10 @@ class Messenger:
             conversation_id = group_id
         else:
             peer_identity = await self.trusted_identity(target)
+            if await self.v2.uses_v2(peer_identity.username):
+                return await send_file_v2(
+                    self.v2, self.api, peer_identity.username, path, caption=caption, progress=progress
+                )
             conversation_id = (await self.api.open_direct(peer_identity.username))["id"]
         descriptor = await upload_file(self.api, conversation_id, path, progress)
         await self.ensure_token()
@@ -274,6 +279,10 @@ class Messenger:
         if not self.read_receipts or not message_ids:
             return 0
         await self.ensure_token()
+        # A direct conversation in v2 gets its receipts in v2 (PROTOCOL.md 15.17).
+        sent_v2 = await self.v2.send_read(conversation_id, message_ids)
+        if sent_v2 is not None:
+            return sent_v2
         return await self.receipts.send_read(conversation_id, message_ids)
 
     def stored_messages(self, peer: str | None = None) -> list[dict[str, Any]]:

@@ -17,14 +17,16 @@ from ...protocol import errors as protocol_errors
 from ...protocol.identifiers import Username
 from ...protocol.v2.devices import DeviceList
 from ...protocol.v2.envelope import EnvelopeV2
-from ..core import Duplicate
-from ..core.v2 import AcceptedV2, MeV2, receive_direct_v2
+from ..core import Duplicate, Refused
+from ..core.v2 import AcceptedV2, MeV2, ReceiptV2Accepted, is_receipt_payload, receive_direct_v2
 from ..errors import ApiError
 from ..receiving import InboxItem, store_item
 from ..state import StateStore
 from .device import LocalDevice
 from .directory import DeviceDirectory, ListNotice, ListRefused
+from .files import shared_file
 from .prekeys import PrekeyKeeper
+from .receipts import V2Receipts
 from .sending import REPAIRS
 from .store import INBOX_POSITION, V2Store
 from .transport import V2Api
@@ -50,6 +52,8 @@ class Receiver:
     ) -> None:
         self.state, self.store, self.api = state, store, api
         self.directory, self.prekeys, self.now = directory, prekeys, now
+        # Set by the client: receipts to make and check (15.17); None makes none.
+        self.receipts: V2Receipts | None = None
 
     def position(self) -> int:
         with self.state.transaction() as conn:
@@ -131,7 +135,11 @@ class Receiver:
                 self.state.put_seen(decision.message_id, decision.seen)
                 self.store.put_number(conn, INBOX_POSITION, seq)
             return items
+        if isinstance(decision, AcceptedV2) and is_receipt_payload(decision.payload):
+            return items + self._receipt(me.username, seq, decision)
         if isinstance(decision, AcceptedV2):
+            # The core checked a `file` descriptor (12.3) as part of the payload (15.18).
+            shared = shared_file(decision.payload)
             item = InboxItem(
                 kind="message",
                 seq=seq,
@@ -143,15 +151,21 @@ class Receiver:
                 text=decision.payload.get("text") if isinstance(decision.payload.get("text"), str) else None,
                 sent_at=decision.sent_at,
                 server_ts=server_ts,
+                file=None if shared is None else {k: v for k, v in shared.items() if k != "key"},
+                file_with_key=shared,
             )
             with self.state.transaction() as conn:
                 self.store.put_session_set(conn, decision.sender, decision.sender_device, decision.sessions)
+                if shared is not None:
+                    self.state.add_file(shared["id"], decision.message_id, decision.sender, shared)
                 if decision.one_time_prekey_used is not None:
                     self.prekeys.forget_one_time(conn, decision.one_time_prekey_used)
                 self.state.put_seen(decision.message_id, decision.seen)
                 self._store(item, "received" if decision.sender != me.username else "sent")
                 self.store.put_number(conn, INBOX_POSITION, seq)
             items.append(item)
+            if self.receipts is not None and decision.sender != me.username:
+                self.receipts.delivered(decision.sender, decision.message_id)
             if "session_repaired" in decision.notices:
                 items.append(
                     notice_item(
@@ -186,6 +200,38 @@ class Receiver:
             self.store.put_number(conn, INBOX_POSITION, seq)
         items.append(item)
         return items
+
+    def _receipt(self, me: str, seq: int, accepted: AcceptedV2) -> list[InboxItem]:
+        """A receipt message (15.17): its sessions, seen record and position are kept as
+        any message's, but it is no chat item, is never receipted itself, and moves my
+        messages forward only as the core decides. One from my own other device changes
+        nothing here (the terminal keeps no unread state)."""
+        decision = self.receipts.decide(me, accepted) if self.receipts is not None else Refused("not_for_me")
+        with self.state.transaction() as conn:
+            self.store.put_session_set(conn, accepted.sender, accepted.sender_device, accepted.sessions)
+            if accepted.one_time_prekey_used is not None:
+                self.prekeys.forget_one_time(conn, accepted.one_time_prekey_used)
+            self.state.put_seen(accepted.message_id, accepted.seen)
+            if isinstance(decision, ReceiptV2Accepted) and not decision.own:
+                for message_id in decision.message_ids:
+                    self.state.set_status(message_id, decision.status)
+            self.store.put_number(conn, INBOX_POSITION, seq)
+        if isinstance(decision, ReceiptV2Accepted):
+            if decision.own:
+                return []
+            return [
+                InboxItem(
+                    kind="receipt",
+                    seq=seq,
+                    verified=True,
+                    conversation_id=decision.conversation_id,
+                    recipient=decision.reader,
+                    status=decision.status,
+                    message_ids=list(decision.message_ids),
+                )
+            ]
+        # Shown as a refused receipt (with no reader or status), as v1's are (14.7).
+        return [InboxItem(kind="receipt", seq=seq, reason=decision.reason)]
 
     def _store(self, item: InboxItem, status: str) -> None:
         recipients = json.dumps(sorted({item.sender or "", item.peer or ""} - {""}))

@@ -31,6 +31,7 @@ from ..errors import ApiError, ClientError, ServerMisbehaved
 from ..state import StateStore
 from .device import LocalDevice
 from .directory import DeviceDirectory, ListNotice
+from .files import shared_file
 from .store import V2Store
 from .transport import V2Api
 
@@ -131,12 +132,20 @@ class Sender:
         raise AssertionError("unreachable")
 
     async def send(
-        self, identity_name: str, account_key: bytes, device: LocalDevice, peer: str, payload: dict[str, Any]
+        self,
+        identity_name: str,
+        account_key: bytes,
+        device: LocalDevice,
+        peer: str,
+        payload: dict[str, Any],
+        *,
+        keep: bool = True,
     ) -> Sent:
         me_name = Username(identity_name)
         me = Party(me_name, account_key, device.device)
         conversation = direct_conversation_id(me_name, Username(peer))
         message_id = MessageId(str(uuid.uuid4()))
+        shared = shared_file(payload)
         notices: list[ListNotice] = []
         for attempt in range(2):
             lists, news = await self._lists(sorted({identity_name, peer}), fetch=attempt > 0)
@@ -185,6 +194,11 @@ class Sender:
                 if exc.status == 409 and exc.code == "device_list_stale" and attempt == 0:
                     continue
                 raise
+            if not keep:
+                # A receipt (15.17): its seen record only, no message of this home's history.
+                with self.state.transaction():
+                    self.state.put_seen(message_id, SeenRecord(b64encode(envelope.signature), None))
+                return Sent(envelope, answer, notices)
             with self.state.transaction():
                 self.state.put_seen(message_id, SeenRecord(b64encode(envelope.signature), None))
                 self.state.add_message(
@@ -200,6 +214,9 @@ class Sender:
                     status="sent",
                     recipients=json_list([identity_name, peer]),
                 )
+                if shared is not None:
+                    # Kept with its key, so this home can fetch its own file again (15.18).
+                    self.state.add_file(shared["id"], message_id, identity_name, shared)
             return Sent(envelope, answer, notices)
         raise ClientError("the device lists keep changing; try again")
 
