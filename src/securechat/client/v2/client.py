@@ -4,6 +4,7 @@ sending and the inbox; and 15.12's rule for which protocol a direct conversation
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +18,14 @@ from ..state import StateStore
 from .device import DEVICE_RECORD, LocalDevice, account_seed
 from .directory import DeviceDirectory
 from .prekeys import PrekeyKeeper
+from .receipts import V2Receipts
 from .receiving import MeV2Source, Receiver, notice_item
 from .sealed import local_state_key
 from .sending import Sender, Sent
 from .store import V2Store
 from .transport import V2Api
+
+logger = logging.getLogger(__name__)
 
 # This home's device id once a list has named it: a later list without it is a revocation.
 LISTED = "v2_listed_device"
@@ -55,6 +59,8 @@ class V2Client:
         self.prekeys = PrekeyKeeper(state, self.store, self.api)
         self.sender = Sender(state, self.store, self.api, self.directory, now_ms)
         self.receiver = Receiver(state, self.store, self.api, self.directory, self.prekeys, now_ms)
+        self.receipts = V2Receipts(state)
+        self.receiver.receipts = self.receipts
         # Sending and reading both read session sets, await the server, then write them:
         # one at a time, or one would write over the other's ratchet step (a chat sends
         # while its socket reads).
@@ -129,12 +135,43 @@ class V2Client:
         return accepted is not None
 
     # Sending and receiving -------------------------------------------------------------
-    async def send(self, peer: str, payload: dict[str, Any]) -> tuple[Sent, list[InboxItem]]:
+    async def send(self, peer: str, payload: dict[str, Any], *, keep: bool = True) -> tuple[Sent, list[InboxItem]]:
+        """Seal and post ``payload`` to ``peer``; ``keep=False`` for a receipt (15.17),
+        which is no message of this home's history."""
         await self.session.ensure_token()
         source = self._source()
         async with self._sessions_lock:
-            sent = await self.sender.send(source.username, source.account_key, source.device, peer, payload)
+            sent = await self.sender.send(
+                source.username, source.account_key, source.device, peer, payload, keep=keep
+            )
         return sent, [notice_item(n, n.username) for n in sent.notices]
+
+    async def _send_receipts(self, receipts: list[tuple[str, dict[str, Any]]]) -> int:
+        """Send receipt payloads (15.17); how many ids went. A receipt that cannot go now
+        is news lost for its sender, never a reason to stop reading the inbox."""
+        count = 0
+        for peer, payload in receipts:
+            try:
+                await self.send(peer, payload, keep=False)
+                count += len(payload["message_ids"])
+            except (ApiError, ClientError) as exc:
+                logger.warning("a v2 receipt to %s was not sent: %s", peer, type(exc).__name__)
+        return count
+
+    async def send_read(self, conversation_id: str, message_ids: list[str]) -> int | None:
+        """"read" receipts in v2 for messages of others shown to the user in a direct
+        conversation that uses v2 (15.12); None when it does not (v1's receipts then)."""
+        if not conversation_id.startswith("dm-") or self.session.identity is None or self.device() is None:
+            return None
+        me = self.session.username
+        receipts = self.receipts.read(me, conversation_id, message_ids)
+        peers = {peer for peer, _ in receipts}
+        if not peers:
+            return 0
+        for peer in peers:
+            if not await self.uses_v2(peer):
+                return None
+        return await self._send_receipts(receipts)
 
     async def sync(self) -> list[InboxItem]:
         """Read this device's inbox from the stored position: items and notices."""
@@ -147,6 +184,9 @@ class V2Client:
             if exc.status == 404 and exc.code == "device_not_listed":
                 raise Revoked() from exc
             raise
+        # "delivered" receipts once the entries are acknowledged (15.17), outside the
+        # sessions lock: sending takes it.
+        await self._send_receipts(self.receipts.take_delivered())
         await self.prekeys.maintain(source.device, source.username, now_ms())
         return items
 
