@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..client.v2.link import Linker, LinkFailed, own_link_code
 from .formatting import safe_line
-from .main import PasswordStdin, console, run, show, unlocked, when
+from .main import PasswordStdin, console, errors, run, show, unlocked, when
 
 devices_app = typer.Typer(
-    help="Your account's devices (protocol v2): list them, add this one, revoke one.",
+    help="Your account's devices (protocol v2): list them, add this one, revoke one, link one to your history.",
     invoke_without_command=True,
 )
 
@@ -53,3 +54,32 @@ async def revoke(
     async with await unlocked(password_stdin) as client:
         await client.v2.revoke(device_id)
         show(f"revoked {safe_line(device_id)}")
+
+
+@devices_app.command("link-code")
+@run
+async def link_code(password_stdin: PasswordStdin = False) -> None:
+    """Show this device's link code, to type on an old device that hands over its history."""
+    async with await unlocked(password_stdin) as client:
+        await client.enable_v2()
+        code = own_link_code(client.v2)
+    show(f"link code of this device: {code}")
+    show("on a device that has your history: securechat devices link " + code)
+
+
+@devices_app.command("link")
+@run
+async def link(
+    code: Annotated[str, typer.Argument(help="The link code the new device shows (`devices link-code`).")],
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Hand this home's history, end-to-end encrypted, to the device showing CODE."""
+    async with await unlocked(password_stdin) as client:
+        try:
+            linked = await Linker(client.v2).link(code)
+        except LinkFailed as exc:
+            errors.print(f"error: {exc}", style="red", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+    show(
+        f"history handed to device {linked.device_id}: {linked.messages} messages ({linked.size} bytes sealed)"
+    )

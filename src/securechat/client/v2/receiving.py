@@ -25,6 +25,7 @@ from ..state import StateStore
 from .device import LocalDevice
 from .directory import DeviceDirectory, ListNotice, ListRefused
 from .files import shared_file
+from .link import import_history, is_history_link, link_item
 from .prekeys import PrekeyKeeper
 from .receipts import V2Receipts
 from .sending import REPAIRS
@@ -154,6 +155,10 @@ class Receiver:
                 file=None if shared is None else {k: v for k, v in shared.items() if k != "key"},
                 file_with_key=shared,
             )
+            # A history hand-over (15.10.2) is kept as a notice or a refusal, not a text.
+            link = None
+            if is_history_link(decision.payload):
+                item, link = link_item(decision, parsed, me.username, me.device.device_id, item)
             with self.state.transaction() as conn:
                 self.store.put_session_set(conn, decision.sender, decision.sender_device, decision.sessions)
                 if shared is not None:
@@ -164,6 +169,8 @@ class Receiver:
                 self._store(item, "received" if decision.sender != me.username else "sent")
                 self.store.put_number(conn, INBOX_POSITION, seq)
             items.append(item)
+            if link is not None:
+                items.append(await import_history(self.state, self.api.api, me.username, link, seq))
             if self.receipts is not None and decision.sender != me.username:
                 self.receipts.delivered(decision.sender, decision.message_id)
             if "session_repaired" in decision.notices:

@@ -225,6 +225,12 @@ def open_backup(
         plaintext = aes_gcm_decrypt(key, sealed[:IV_BYTES], sealed[IV_BYTES:], backup_aad(username, version))
     except VerificationFailed as exc:
         raise BackupRefused("backup_failed") from exc
+    return decode_archive(plaintext, username, version)
+
+
+def decode_archive(plaintext: bytes, username: str, version: int) -> Archive:
+    """The archive in a padded plaintext, which must be ``username``'s of ``version``;
+    else ``backup_malformed`` (also read by a history hand-over, 15.10.2)."""
     if len(plaintext) < 8:
         raise BackupRefused("backup_malformed")
     length = int.from_bytes(plaintext[:8], "big")

@@ -95,9 +95,13 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
         raise Forbidden("an envelope must be sent by its sender", reason="sender_mismatch")
     names = [target.username for target in header.targets]
     peers = [name for name in names if name != principal.username]
-    if len(names) != 2 or len(peers) != 1:
+    # A device addressing only devices of its own account, in the account's conversation
+    # with itself: a history hand-over to one new device (PROTOCOL.md 15.10.2).
+    to_self = names == [principal.username]
+    if not to_self and (len(names) != 2 or len(peers) != 1):
         raise InvalidEnvelope("a v2 direct message names its sender and one peer", reason="wrong_members")
-    if header.conversation_id != direct_conversation_id(principal.username, peers[0]):
+    peer = principal.username if to_self else peers[0]
+    if header.conversation_id != direct_conversation_id(principal.username, peer):
         raise InvalidEnvelope("not the direct conversation of its targets", reason="wrong_conversation")
 
     async with ctx.database.read() as conn:
@@ -127,7 +131,9 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
     for target in header.targets:
         version, device_ids = current[target.username]
         expected = [d for d in device_ids if (target.username, d) != (header.sender, header.sender_device)]
-        if target.device_list_version != version or list(target.devices) != expected:
+        # To itself, the account names only the devices it means; else all of them.
+        fits = set(target.devices) <= set(expected) if to_self else list(target.devices) == expected
+        if target.device_list_version != version or not fits:
             raise DeviceListStale(
                 "the envelope's targets are not the current device lists; fetch them and seal again",
                 versions=versions,

@@ -1,0 +1,105 @@
+"""The decisions of linking a device (PROTOCOL.md 15.10.2), pure.
+
+``choose_link_target`` (on the old device): which listed device a typed link code names,
+so that history goes to no device but the one whose code the user read off its screen.
+``accept_history_link`` (on the new device): whether an accepted 15.8 message of type
+``history_link`` is a hand-over meant for this device from a device of its own account;
+anything else is refused with a reason and nothing is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ....protocol import errors as protocol_errors
+from ....protocol.files import FileDescriptor
+from ....protocol.identifiers import Username, direct_conversation_id
+from ....protocol.v2.devices import Device
+from ....protocol.v2.link import MAX_LINK_ARCHIVE_BYTES, LinkRefused, link_value, parse_link_code
+
+PAYLOAD_TYPE = "history_link"
+
+LinkReason = Literal[
+    "link_code_malformed",  # not 24 characters of the alphabet
+    "link_code_checksum",  # a typo
+    "link_device_unknown",  # no device of the accepted list has this code
+    "link_self",  # the code is this device's own
+    "link_foreign",  # not from this account, or not in its conversation with itself
+    "link_not_for_me",  # addressed to other devices too, or to another device
+    "link_malformed",  # the payload is not a hand-over
+    "link_too_large",
+    "link_archive_corrupt",  # the download fails its size, tags or SHA-256
+    "link_archive_malformed",  # it opened, but is not this account's hand-over archive
+]
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    device: Device
+    outcome: Literal["target"] = "target"
+
+
+@dataclass(frozen=True)
+class LinkAccepted:
+    """A hand-over to download: the archive file's descriptor (12.3)."""
+
+    archive: FileDescriptor
+    sender_device: str
+    outcome: Literal["accepted"] = "accepted"
+
+
+@dataclass(frozen=True)
+class LinkRefusal:
+    reason: LinkReason
+    outcome: Literal["refused"] = "refused"
+
+
+def choose_link_target(
+    typed: str, username: str, devices: Sequence[Device], this_device_id: str
+) -> LinkTarget | LinkRefusal:
+    """The device of the account's accepted list (``devices``) whose link code is
+    ``typed``: refused if the code does not parse, names no listed device, or is this one's."""
+    try:
+        value = parse_link_code(typed)
+    except LinkRefused as exc:
+        return LinkRefusal(
+            "link_code_checksum" if exc.reason == "link_code_checksum" else "link_code_malformed"
+        )
+    match = next((device for device in devices if link_value(username, device) == value), None)
+    if match is None:
+        return LinkRefusal("link_device_unknown")
+    if match.device_id == this_device_id:
+        return LinkRefusal("link_self")
+    return LinkTarget(match)
+
+
+def accept_history_link(
+    *,
+    username: str,
+    device_id: str,
+    sender: str,
+    sender_device: str,
+    conversation_id: str,
+    target_devices: Sequence[tuple[str, str]],
+    payload: Mapping[str, Any],
+) -> LinkAccepted | LinkRefusal:
+    """15.10.2's accepting steps, for a ``history_link`` payload of a message that 15.8
+    has accepted (so its sender device is listed and its signature and session hold):
+    ``target_devices`` are the envelope's (username, device id) pairs."""
+    if sender != username or conversation_id != direct_conversation_id(
+        Username(username), Username(username)
+    ):
+        return LinkRefusal("link_foreign")
+    if list(target_devices) != [(username, device_id)] or payload.get("device_id") != device_id:
+        return LinkRefusal("link_not_for_me")
+    if set(payload) != {"type", "device_id", "archive"} or payload.get("type") != PAYLOAD_TYPE:
+        return LinkRefusal("link_malformed")
+    try:
+        archive = FileDescriptor.from_payload({"file": payload["archive"]})
+    except protocol_errors.ProtocolError:
+        return LinkRefusal("link_malformed")
+    if archive.size > MAX_LINK_ARCHIVE_BYTES:
+        return LinkRefusal("link_too_large")
+    return LinkAccepted(archive, sender_device)
