@@ -29,6 +29,7 @@ from securechat.protocol.v2.backup import (
 
 from .conftest import PASSWORDS
 
+PW = PASSWORDS["alice"] + "\n"
 KEY_LINE = re.compile(r"^\s+((?:[0-9A-Z]{4} ){15}[0-9A-Z]{4})$", re.MULTILINE)
 
 
@@ -65,7 +66,19 @@ async def test_backup_enable_then_restore_in_a_new_home(
         await alice.send_text("bob", text)
     assert texts(alice) == sorted(sent)
 
-    enabled = cli(tmp_path / "home-alice", live_server.url, "backup", "enable")
+    # Without the password the key cannot be kept sealed: refused, nothing uploaded.
+    locked = cli(
+        tmp_path / "home-alice", live_server.url, "backup", "enable", "--password-stdin", stdin="wrong\n"
+    )
+    assert locked.returncode == 1
+    enabled = cli(
+        tmp_path / "home-alice",
+        live_server.url,
+        "backup",
+        "enable",
+        "--password-stdin",
+        stdin=PASSWORDS["alice"] + "\n",
+    )
     assert enabled.returncode == 0, enabled.stderr
     (shown,) = KEY_LINE.findall(enabled.stdout)
     key = parse_recovery_key(shown)
@@ -78,7 +91,15 @@ async def test_backup_enable_then_restore_in_a_new_home(
     home2 = tmp_path / "home-alice-2"
 
     # A typo: caught by the checksum, nothing changes.
-    mistyped = cli(home2, live_server.url, "backup", "restore", "--key-stdin", stdin=typo(shown) + "\n")
+    mistyped = cli(
+        home2,
+        live_server.url,
+        "backup",
+        "restore",
+        "--key-stdin",
+        "--password-stdin",
+        stdin=PW + typo(shown) + "\n",
+    )
     assert mistyped.returncode == 1
     assert "typo" in mistyped.stderr
     # Another well-formed key (right checksum): refused by the AEAD, never garbage.
@@ -88,26 +109,51 @@ async def test_backup_enable_then_restore_in_a_new_home(
         "backup",
         "restore",
         "--key-stdin",
-        stdin=format_recovery_key(os.urandom(32)) + "\n",
+        "--password-stdin",
+        stdin=PW + format_recovery_key(os.urandom(32)) + "\n",
     )
     assert other.returncode == 1
     assert "does not open" in other.stderr
     assert texts(fresh) == []
 
-    restored = cli(home2, live_server.url, "backup", "restore", "--key-stdin", stdin=shown.lower() + "\n")
+    restored = cli(
+        home2,
+        live_server.url,
+        "backup",
+        "restore",
+        "--key-stdin",
+        "--password-stdin",
+        stdin=PW + shown.lower() + "\n",
+    )
     assert restored.returncode == 0, restored.stderr
     assert "5 messages, 5 new" in restored.stdout
     reopened = Messenger(home2, live_server.url)
     try:
         assert texts(reopened) == sorted(sent)
         # Restoring again adds nothing.
-        again = cli(home2, live_server.url, "backup", "restore", "--key-stdin", stdin=shown + "\n")
+        again = cli(
+            home2,
+            live_server.url,
+            "backup",
+            "restore",
+            "--key-stdin",
+            "--password-stdin",
+            stdin=PW + shown + "\n",
+        )
         assert "5 messages, 0 new" in again.stdout
         # The new home can upload the next version with the key it now holds.
-        assert cli(home2, live_server.url, "backup", "now").returncode == 0
+        assert cli(home2, live_server.url, "backup", "now", "--password-stdin", stdin=PW).returncode == 0
     finally:
         await reopened.close()
         await fresh.close()
+
+    # The homes keep the key only sealed (under a key derived from the account key, which
+    # needs the password): a copy of a home's files cannot open later backups.
+    for home in (tmp_path / "home-alice", home2):
+        for path in (p for p in home.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            for needle in (key, key.hex().encode(), base64.b64encode(key), shown.encode()):
+                assert needle not in data, path
 
     # Whatever the server keeps on disk: no text of the history, no form of the key.
     needles = [text.encode() for text in sent] + [key, key.hex().encode(), base64.b64encode(key)]
@@ -136,7 +182,12 @@ class StubSession:
 def home_with_backups(tmp_path: Path, answer: dict[str, Any]) -> HistoryBackups:
     from securechat.client.state import StateStore
 
-    return HistoryBackups(StateStore(tmp_path / "home"), StubApi(answer), StubSession())  # type: ignore[arg-type]
+    return HistoryBackups(
+        StateStore(tmp_path / "home"),
+        StubApi(answer),  # type: ignore[arg-type]
+        StubSession(),  # type: ignore[arg-type]
+        sealing_key=lambda: bytes(range(32)),
+    )
 
 
 def sealed_answer(key: bytes, version: int) -> dict[str, Any]:
@@ -186,7 +237,14 @@ async def test_an_upload_goes_above_another_homes_later_version_once(tmp_path: P
     backups = home_with_backups(tmp_path, {})
     api = StaleOnceApi()
     backups.api = api  # type: ignore[assignment]
-    backups.state.put("history_backup.recovery_key", base64.b64encode(os.urandom(32)).decode())
+    # A key kept unsealed by an earlier release is used, then kept sealed only.
+    key = os.urandom(32)
+    backups.state.put("history_backup.recovery_key", base64.b64encode(key).decode())
     uploaded = await backups.upload()
     assert api.puts == [1, 8]
     assert (uploaded.version, backups.highest_seen()) == (8, 8)
+    assert backups.state.get("history_backup.recovery_key") is None
+    sealed = backups.state.get("history_backup.recovery_key.sealed")
+    assert sealed is not None and base64.b64encode(key).decode() not in sealed
+    for path in (p for p in (tmp_path / "home").rglob("*") if p.is_file()):
+        assert key not in path.read_bytes()

@@ -10,7 +10,7 @@ import typer
 from ..client.history_backup import HistoryBackups
 from ..client.messenger import Messenger
 from ..protocol.v2.backup import BackupRefused
-from .main import console, errors, messenger, run
+from .main import PasswordStdin, console, errors, run, unlocked
 
 backup_app = typer.Typer(
     help="Back up this home's message history under a recovery key.", no_args_is_help=True
@@ -37,9 +37,9 @@ def refused(exc: BackupRefused) -> typer.Exit:
 
 @backup_app.command()
 @run
-async def enable() -> None:
+async def enable(password_stdin: PasswordStdin = False) -> None:
     """Turn backups on: make a recovery key, show it once, upload a first backup."""
-    async with messenger() as client:
+    async with await unlocked(password_stdin) as client:
         await client.ensure_token()
         shown, uploaded = await backups(client).enable()
     console.print("Your recovery key (shown once; write it down and keep it away from this computer):")
@@ -53,9 +53,9 @@ async def enable() -> None:
 
 @backup_app.command()
 @run
-async def now() -> None:
+async def now(password_stdin: PasswordStdin = False) -> None:
     """Upload a backup of this home's history as it is now."""
-    async with messenger() as client:
+    async with await unlocked(password_stdin) as client:
         await client.ensure_token()
         uploaded = await backups(client).upload()
     console.print(f"backup {uploaded.version} uploaded: {uploaded.messages} messages, {uploaded.size} bytes")
@@ -67,10 +67,14 @@ async def restore(
     key_stdin: Annotated[
         bool, typer.Option("--key-stdin", help="Read the recovery key from standard input.")
     ] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
-    """Download the latest backup, open it with the recovery key and add its messages here."""
-    typed = sys.stdin.readline().strip() if key_stdin else typer.prompt("Recovery key")
-    async with messenger() as client:
+    """Download the latest backup, open it with the recovery key and add its messages here.
+
+    The key is kept here, sealed, for later backups: unlocking needs the password (read
+    first when both come from standard input)."""
+    async with await unlocked(password_stdin) as client:
+        typed = sys.stdin.readline().strip() if key_stdin else typer.prompt("Recovery key")
         await client.ensure_token()
         try:
             restored = await backups(client).restore(typed)

@@ -3,9 +3,11 @@
 What is backed up is the history this home keeps (its ``messages`` table): every verified
 message with a text, as shown. File messages (their descriptors hold file keys) and
 refused items are not. The recovery key is made here, shown once, and kept in this
-home's state, which already holds the history in the clear: whoever reads the state has
-the history anyway, and the key lets this home upload later backups. It is never sent
-to the server and never derived from the password.
+home's state sealed like the v2 records (client/v2/sealed.py: under a key derived from
+the account key, so opening it needs the password). The state holds the history up to
+now in the clear, but the recovery key would also open every *later* backup: a copy of
+the home's files alone must not give that. It is never sent to the server and never
+derived from the password.
 
 The highest backup version this home has seen (uploaded or restored) is kept too, so an
 older backup the server hands back later is refused (``backup_rollback``).
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..protocol.encoding import b64decode, b64encode
+from ..protocol.errors import VerificationFailed
 from ..protocol.v2.backup import (
     Archive,
     BackupMessage,
@@ -30,9 +34,13 @@ from .api import ApiClient
 from .errors import ApiError, ClientError
 from .session import Session
 from .state import StateStore
+from .v2.device import account_seed
+from .v2.sealed import local_state_key, open_record, seal_record
 
 PATH = "/api/v1/account/history-backup"
-KEY = "history_backup.recovery_key"
+KEY = "history_backup.recovery_key.sealed"
+# Where earlier releases kept the key unsealed; sealed and removed when next read.
+UNSEALED_KEY = "history_backup.recovery_key"
 HIGHEST = "history_backup.highest_version"
 
 
@@ -55,13 +63,38 @@ class Restored:
 
 
 class HistoryBackups:
-    def __init__(self, state: StateStore, api: ApiClient, session: Session) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        api: ApiClient,
+        session: Session,
+        sealing_key: Callable[[], bytes] | None = None,
+    ) -> None:
         self.state = state
         self.api = api
         self.session = session
+        self._sealing_key = sealing_key or (lambda: local_state_key(account_seed(session.me())))
 
     def enabled(self) -> bool:
-        return self.state.get(KEY) is not None
+        return self.state.get(KEY) is not None or self.state.get(UNSEALED_KEY) is not None
+
+    def _keep(self, key: bytes) -> None:
+        self.state.put(KEY, b64encode(seal_record(self._sealing_key(), KEY, key)))
+        self.state.put(UNSEALED_KEY, None)
+
+    def _recovery_key(self) -> bytes | None:
+        sealed = self.state.get(KEY)
+        if sealed is not None:
+            try:
+                return open_record(self._sealing_key(), KEY, b64decode(sealed))
+            except VerificationFailed as exc:
+                raise ClientError("this home's recovery key does not open with this account's keys") from exc
+        unsealed = self.state.get(UNSEALED_KEY)
+        if unsealed is None:
+            return None
+        key = b64decode(unsealed)
+        self._keep(key)
+        return key
 
     def highest_seen(self) -> int:
         return int(self.state.get(HIGHEST) or 0)
@@ -92,7 +125,7 @@ class HistoryBackups:
         if self.enabled():
             raise ClientError("backups are already on for this home (`securechat backup now` uploads one)")
         key = os.urandom(32)
-        self.state.put(KEY, b64encode(key))
+        self._keep(key)
         try:
             uploaded = await self.upload()
         except BaseException:
@@ -103,10 +136,9 @@ class HistoryBackups:
     async def upload(self) -> Uploaded:
         """Seal this home's history as the next version and upload it. If another home
         of the account uploaded a later version meanwhile, go above it once."""
-        stored = self.state.get(KEY)
-        if stored is None:
+        key = self._recovery_key()
+        if key is None:
             raise BackupNotEnabled("backups are off for this home: run `securechat backup enable`")
-        key = b64decode(stored)
         version = self.highest_seen() + 1
         for attempt in range(2):
             archive = self.local_archive(version)
@@ -153,6 +185,6 @@ class HistoryBackups:
                     status="sent" if message.sender == str(self.session.username) else None,
                 )
                 added += 1
-            self.state.put(KEY, b64encode(key))
+            self._keep(key)
             self.state.put(HIGHEST, str(max(version, self.highest_seen())))
         return Restored(version, len(archive.messages), added)
