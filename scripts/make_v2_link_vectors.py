@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Generate tests/data/link_v2_vectors.json, the device-linking vectors (PROTOCOL.md 15.10.2).
+
+Usage:
+    python scripts/make_v2_link_vectors.py            # (re)write the vector file
+    python scripts/make_v2_link_vectors.py --check    # exit 1 if the file is not what this script makes
+
+Deterministic: keys are derived here from fixed labels. Byte strings are lower-case hex in
+``_hex`` members; devices as their list entries (15.3, base64). ``expected`` is written
+here by hand for every case (``ok``, ``accepted``, a device id, or a reason), and the
+script runs the Python code on each and stops if the code disagrees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import vector_file
+
+from securechat.client.core.v2.link import accept_history_link, choose_link_target
+from securechat.protocol.encoding import b64encode
+from securechat.protocol.identifiers import Username, direct_conversation_id
+from securechat.protocol.v2.backup import Archive, BackupMessage, encode_archive
+from securechat.protocol.v2.devices import Device
+from securechat.protocol.v2.link import LinkRefused, link_code, link_value, open_link_archive, parse_link_code
+from securechat.protocol.v2.primitives import device_id, ed25519_raw_public, x25519_public
+
+OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "link_v2_vectors.json"
+
+
+def fixed(label: str, size: int = 32) -> bytes:
+    return hashlib.sha256(f"securechat/v2/link-vectors/{label}".encode()).digest()[:size]
+
+
+def device(label: str) -> Device:
+    signing = ed25519_raw_public(fixed(f"{label}/signing"))
+    return Device(device_id(signing), signing, x25519_public(fixed(f"{label}/dh")), 1_790_000_000_000, b"")
+
+
+def device_wire(d: Device) -> dict[str, Any]:
+    return {
+        "device_id": d.device_id,
+        "signing_key": b64encode(d.signing_key),
+        "dh_key": b64encode(d.dh_key),
+        "created_at": d.created_at,
+    }
+
+
+def outcome(work: Callable[[], object]) -> str:
+    try:
+        work()
+    except LinkRefused as exc:
+        return exc.reason
+    return "ok"
+
+
+def check(case: dict[str, Any], got: str) -> None:
+    if got != case["expected"]:
+        raise SystemExit(f"case {case['name']!r}: expected {case['expected']}, the code says {got}")
+
+
+def swap(text: str, index: int, new: str) -> str:
+    return text[:index] + new + text[index + 1 :]
+
+
+OLD, NEW, OTHER = device("old"), device("new"), device("other")
+
+
+def code_section() -> dict[str, Any]:
+    codes = [
+        {
+            "username": username,
+            "device": device_wire(d),
+            "value_hex": link_value(username, d).hex(),
+            "shown": link_code(username, d),
+        }
+        for username, d in (("alice", NEW), ("alice", OLD), ("bob", NEW))
+    ]
+    shown = codes[0]["shown"]
+    compact = shown.replace("-", "")
+    typo = "1" if compact[3] != "1" else "2"
+    texts: list[dict[str, Any]] = [
+        {"name": "as shown", "text": shown, "expected": "ok"},
+        {"name": "lower case, spaces for hyphens", "text": shown.lower().replace("-", " "), "expected": "ok"},
+        {"name": "no separators", "text": compact, "expected": "ok"},
+        {"name": "a typo", "text": swap(compact, 3, typo), "expected": "link_code_checksum"},
+        {"name": "one character short", "text": compact[:-1], "expected": "link_code_malformed"},
+        {"name": "one character too many", "text": compact + "0", "expected": "link_code_malformed"},
+        {
+            "name": "U is not in the alphabet",
+            "text": swap(compact, 2, "U"),
+            "expected": "link_code_malformed",
+        },
+        {"name": "empty", "text": "", "expected": "link_code_malformed"},
+    ]
+    for read_as, char in (("0", "O"), ("1", "I"), ("1", "L")):
+        if read_as in compact:
+            index = compact.index(read_as)
+            texts.append(
+                {
+                    "name": f"{char} read as {read_as}",
+                    "text": swap(compact, index, char.lower()),
+                    "expected": "ok",
+                }
+            )
+    for case in texts:
+        check(case, outcome(lambda text=case["text"]: parse_link_code(text)))
+        if case["expected"] == "ok":
+            case["value_hex"] = codes[0]["value_hex"]
+    return {"codes": codes, "texts": texts}
+
+
+def choose_section() -> list[dict[str, Any]]:
+    listed = [OLD, NEW]
+
+    def case(name: str, typed: str, expected: str, devices: list[Device] = listed) -> dict[str, Any]:
+        entry = {
+            "name": name,
+            "typed": typed,
+            "username": "alice",
+            "devices": [device_wire(d) for d in devices],
+            "this_device": OLD.device_id,
+            "expected": expected,
+        }
+        decision = choose_link_target(typed, "alice", devices, OLD.device_id)
+        check(entry, decision.device.device_id if decision.outcome == "target" else decision.reason)
+        return entry
+
+    new_code = link_code("alice", NEW)
+    return [
+        case("the new device's code", new_code, NEW.device_id),
+        case("typed in lower case", new_code.lower(), NEW.device_id),
+        case("this device's own code", link_code("alice", OLD), "link_self"),
+        case("a device not in the accepted list", link_code("alice", OTHER), "link_device_unknown"),
+        case("the device's code under another account", link_code("bob", NEW), "link_device_unknown"),
+        case("the new device, not yet in the accepted list", new_code, "link_device_unknown", [OLD]),
+        case("a typo", swap(new_code, 0, "1" if new_code[0] != "1" else "2"), "link_code_checksum"),
+        case("not a code", "hello", "link_code_malformed"),
+    ]
+
+
+def accept_section() -> list[dict[str, Any]]:
+    self_dm = direct_conversation_id(Username("alice"), Username("alice"))
+    with_bob = direct_conversation_id(Username("alice"), Username("bob"))
+    archive = {
+        "id": "0b0e6c6e-3f7a-4c1e-9d0a-00000000000a",
+        "key": b64encode(fixed("archive-key")),
+        "name": "history-archive",
+        "media_type": "application/octet-stream",
+        "size": 4096,
+        "sha256": fixed("archive-hash").hex(),
+    }
+    payload = {"type": "history_link", "device_id": NEW.device_id, "archive": archive}
+    base: dict[str, Any] = {
+        "username": "alice",
+        "device_id": NEW.device_id,
+        "sender": "alice",
+        "sender_device": OLD.device_id,
+        "conversation_id": self_dm,
+        "target_devices": [["alice", NEW.device_id]],
+        "payload": payload,
+    }
+
+    def case(name: str, expected: str, **changes: Any) -> dict[str, Any]:
+        entry = {"name": name, **base, **changes, "expected": expected}
+        decision = accept_history_link(
+            username=entry["username"],
+            device_id=entry["device_id"],
+            sender=entry["sender"],
+            sender_device=entry["sender_device"],
+            conversation_id=entry["conversation_id"],
+            target_devices=[tuple(t) for t in entry["target_devices"]],
+            payload=entry["payload"],
+        )
+        check(entry, decision.outcome if decision.outcome == "accepted" else decision.reason)
+        if decision.outcome == "accepted":
+            entry["archive_file_id"] = decision.archive.file_id
+        return entry
+
+    return [
+        case("from an own device, to this one alone", "accepted"),
+        case("from another account", "link_foreign", sender="bob", conversation_id=with_bob),
+        case(
+            "from an own device, in a conversation with bob",
+            "link_foreign",
+            conversation_id=with_bob,
+            target_devices=[["alice", NEW.device_id], ["bob", OTHER.device_id]],
+        ),
+        case(
+            "addressed to another device as well",
+            "link_not_for_me",
+            target_devices=[["alice", NEW.device_id], ["alice", OTHER.device_id]],
+        ),
+        case(
+            "the payload names another device",
+            "link_not_for_me",
+            payload=payload | {"device_id": OTHER.device_id},
+        ),
+        case("an extra member", "link_malformed", payload=payload | {"text": "hi"}),
+        case("no archive", "link_malformed", payload={"type": "history_link", "device_id": NEW.device_id}),
+        case(
+            "a key of 31 bytes",
+            "link_malformed",
+            payload=payload | {"archive": archive | {"key": b64encode(bytes(31))}},
+        ),
+        case(
+            "a size that is no integer",
+            "link_malformed",
+            payload=payload | {"archive": archive | {"size": 1.5}},
+        ),
+        case(
+            "a hash in upper case",
+            "link_malformed",
+            payload=payload | {"archive": archive | {"sha256": "AB" * 32}},
+        ),
+        case(
+            "past 256 MiB",
+            "link_too_large",
+            payload=payload | {"archive": archive | {"size": 256 * 1024 * 1024 + 1}},
+        ),
+        case(
+            "exactly 256 MiB",
+            "accepted",
+            payload=payload | {"archive": archive | {"size": 256 * 1024 * 1024}},
+        ),
+    ]
+
+
+def archive_section() -> list[dict[str, Any]]:
+    message = BackupMessage(
+        "0b0e6c6e-3f7a-4c1e-9d0a-000000000001",
+        direct_conversation_id(Username("alice"), Username("bob")),
+        "alice",
+        "bob",
+        1_789_000_000_000,
+        1_789_000_000_100,
+        "hello bob ✓",
+    )
+
+    def case(name: str, archive: Archive, expected: str, plaintext: bytes | None = None) -> dict[str, Any]:
+        data = plaintext if plaintext is not None else encode_archive(archive)
+        entry = {"name": name, "username": "alice", "plaintext_hex": data.hex(), "expected": expected}
+        check(entry, outcome(lambda: open_link_archive(data, "alice")))
+        if expected == "ok":
+            entry["texts"] = [m.text for m in open_link_archive(data, "alice").messages]
+        return entry
+
+    good = Archive("alice", 0, 1_790_000_000_000, (message,))
+    padded = bytearray(encode_archive(good))
+    padded[-1] = 1
+    return [
+        case("alice's hand-over archive", good, "ok"),
+        case("another account's", Archive("bob", 0, 1, (message,)), "link_archive_malformed"),
+        case("a backup's version, not 0", Archive("alice", 1, 1, (message,)), "link_archive_malformed"),
+        case("padding that is not zero", good, "link_archive_malformed", bytes(padded)),
+        case("cut short", good, "link_archive_malformed", encode_archive(good)[:20]),
+    ]
+
+
+def build() -> dict[str, Any]:
+    return {
+        "description": "Device linking (PROTOCOL.md 15.10.2); generated by scripts/make_v2_link_vectors.py",
+        "link": {
+            "codes": code_section(),
+            "choose": choose_section(),
+            "accept": accept_section(),
+            "archives": archive_section(),
+        },
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(vector_file.main(__doc__, OUTPUT, __file__, build))
