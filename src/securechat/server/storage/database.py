@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,7 @@ class Database:
             if not path or path == ":memory:":
                 # Each engine above has its own connections: they must meet in a file.
                 raise ValueError("SQLite needs a database file, not an in-memory database")
+            keep_private(path)
             self._sqlite_path = path
             self._writer_connection: sqlite3.Connection | None = None
             # Started with the writer's connection: the writer makes nearly all the log.
@@ -220,3 +222,24 @@ def _apply_sqlite_pragmas(dbapi_connection: Any) -> None:
     # Most of the log is copied back by the WalCheckpointer; see storage/checkpoint.py.
     cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     cursor.close()
+
+
+def keep_private(path: str) -> None:
+    """Create the SQLite file readable by its owner only, or tighten one that is not.
+
+    It holds every account's metadata, sealed key bundles and password hashes, like the
+    server secret beside it (0600). SQLite gives the ``-wal`` and ``-shm`` files it makes
+    the database file's mode, so those follow; ones left looser by an earlier release are
+    tightened too.
+    """
+    descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    for suffix in ("-wal", "-shm", "-journal"):
+        journal = path + suffix
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(journal).st_mode & 0o077:
+                os.chmod(journal, 0o600)
