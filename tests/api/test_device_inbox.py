@@ -41,6 +41,7 @@ from securechat.server.settings import Settings
 
 from ..conftest import GENEROUS_LIMITS
 from .conftest import RegisteredUser, RegisterUser
+from .device_auth_support import device_headers
 from .test_devices import (
     V2_LIMITS,
     DeviceKeys,
@@ -72,6 +73,7 @@ class World:
         self.phone = make_device(alice.identity, "phone")
         self.bob_phone = make_device(bob.identity, "phone")
         self.signed: dict[str, dict[str, object]] = {}
+        self.credentials: dict[str, dict[str, str]] = {}
         self.sessions: dict[tuple[str, str], SessionState] = {}
 
     def user_of(self, device: DeviceKeys) -> RegisteredUser:
@@ -166,11 +168,26 @@ class World:
             "/api/v1/v2/messages", headers=(user or self.alice).headers, json={"envelope": envelope}
         )
 
+    async def headers_of(self, device: DeviceKeys) -> dict[str, str]:
+        """The account's session and the device's credential (15.16), got once."""
+        if device.device_id not in self.credentials:
+            self.credentials[device.device_id] = await device_headers(
+                self.http, self.user_of(device).headers, device
+            )
+        return self.credentials[device.device_id]
+
+    async def ack(self, device: DeviceKeys, seq: int) -> httpx.Response:
+        return await self.http.post(
+            f"/api/v1/devices/{device.device_id}/inbox/ack",
+            headers=await self.headers_of(device),
+            json={"seq": seq},
+        )
+
     async def inbox(self, device: DeviceKeys, since: int = 0) -> dict[str, Any]:
         response = await self.http.get(
             f"/api/v1/devices/{device.device_id}/inbox",
             params={"since": since},
-            headers=self.user_of(device).headers,
+            headers=await self.headers_of(device),
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -228,9 +245,7 @@ async def test_each_target_device_reads_its_own_slot_and_opens_the_one_body(worl
 async def test_positions_are_per_device_and_survive_acknowledgement(world: World) -> None:
     for words in ("one", "two"):
         assert (await world.send(world.seal(words))).status_code == 201
-    ack = await world.http.post(
-        f"/api/v1/devices/{world.bob_phone.device_id}/inbox/ack", headers=world.bob.headers, json={"seq": 2}
-    )
+    ack = await world.ack(world.bob_phone, 2)
     assert ack.json() == {"acknowledged": 2}
     assert (await world.inbox(world.bob_phone))["entries"] == []
     assert [e["seq"] for e in (await world.inbox(world.phone))["entries"]] == [
@@ -241,13 +256,14 @@ async def test_positions_are_per_device_and_survive_acknowledgement(world: World
     after = await world.inbox(world.bob_phone)
     assert ([e["seq"] for e in after["entries"]], after["head"]) == ([3], 3)
     assert [e["seq"] for e in (await world.inbox(world.phone, since=2))["entries"]] == [3]
-    # Another account cannot read or acknowledge bob's device.
+    # Another account cannot read or acknowledge bob's device, even with a credential of
+    # its own device.
     error(
         await world.http.get(
-            f"/api/v1/devices/{world.bob_phone.device_id}/inbox", headers=world.alice.headers
+            f"/api/v1/devices/{world.bob_phone.device_id}/inbox", headers=await world.headers_of(world.phone)
         ),
-        404,
-        "device_not_listed",
+        401,
+        "device_auth_required",
     )
 
 
@@ -301,25 +317,25 @@ async def stored_messages(app: FastAPI) -> int:
 
 async def test_a_revoked_device_loses_its_undelivered_entries(world: World, app: FastAPI) -> None:
     assert (await world.send(world.seal("for the phone"))).status_code == 201
+    before = await world.headers_of(world.bob_phone)
     tablet = make_device(world.bob.identity, "tablet")
     assert (
         await publish(world.http, world.bob, device_list(world.bob.identity, [tablet], 2))
     ).status_code == 200
+    # Refused at once, though its credential has not expired.
     error(
-        await world.http.get(f"/api/v1/devices/{world.bob_phone.device_id}/inbox", headers=world.bob.headers),
+        await world.http.get(f"/api/v1/devices/{world.bob_phone.device_id}/inbox", headers=before),
         404,
         "device_not_listed",
     )
-    # Listed again, it finds nothing from before its revocation.
+    # Listed again, it finds nothing from before its revocation, and its position goes on.
     again = device_list(world.bob.identity, [world.bob_phone, tablet], 3)
     assert (await publish(world.http, world.bob, again)).status_code == 200
-    assert await world.inbox(world.bob_phone) == {"entries": [], "head": 0}
+    del world.credentials[world.bob_phone.device_id]
+    assert await world.inbox(world.bob_phone) == {"entries": [], "head": 1, "more": False}
     # The body is kept while alice's phone still waits for it, and deleted after.
     assert await stored_messages(app) == 1
-    ack = f"/api/v1/devices/{world.phone.device_id}/inbox/ack"
-    assert (await world.http.post(ack, headers=world.alice.headers, json={"seq": 1})).json() == {
-        "acknowledged": 1
-    }
+    assert (await world.ack(world.phone, 1)).json() == {"acknowledged": 1}
     assert await stored_messages(app) == 0
 
 

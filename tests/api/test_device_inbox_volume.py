@@ -68,11 +68,7 @@ async def test_a_flooded_device_can_still_be_revoked(world: World, app: FastAPI)
 
 async def test_a_flooded_inbox_can_be_acknowledged_at_once(world: World, app: FastAPI) -> None:
     await flood(app, world, world.bob_phone.device_id)
-    response = await world.http.post(
-        f"/api/v1/devices/{world.bob_phone.device_id}/inbox/ack",
-        headers=world.bob.headers,
-        json={"seq": 2**62},
-    )
+    response = await world.ack(world.bob_phone, 2**62)
     assert response.status_code == 200, response.text
     assert response.json()["acknowledged"] == WAITING
     assert await stored_messages(app) == 0

@@ -177,10 +177,12 @@ async def test_concurrent_v2_messages_on_two_instances_take_distinct_positions(
 
         await asyncio.gather(*(send(number) for number in range(messages)))
         for device in (world.bob_phone, world.phone):
-            user = world.user_of(device)
+            world.http = two  # the credential is got, and used, on the other instance
             inbox = (
                 await two.get(
-                    f"/api/v1/devices/{device.device_id}/inbox", params={"limit": 100}, headers=user.headers
+                    f"/api/v1/devices/{device.device_id}/inbox",
+                    params={"limit": 100},
+                    headers=await world.headers_of(device),
                 )
             ).json()
             assert [entry["seq"] for entry in inbox["entries"]] == list(range(1, messages + 1))

@@ -118,6 +118,18 @@ class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
 
 
+class DeviceAuthRequired(Unauthorized):
+    """A per-device call without a valid credential of that device (15.16)."""
+
+    code = "device_auth_required"
+
+
+class DeviceAuthFailed(Unauthorized):
+    """A device's answer to a challenge did not prove it (15.16); ``reason`` says why."""
+
+    code = "device_auth_failed"
+
+
 class Forbidden(SecureChatError):
     code, status = "forbidden", 403
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ..services import device_inbox
 from .deps import Context, CurrentUser
+from .device_auth import DeviceToken
 from .devices import DeviceId
 from .models import Strict
 
@@ -36,14 +37,19 @@ async def read_inbox(
     device_id: DeviceId,
     principal: CurrentUser,
     ctx: Context,
+    device_token: DeviceToken = None,
     since: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    return await device_inbox.read_inbox(ctx, principal, device_id, since, limit)
+    return await device_inbox.read_inbox(ctx, principal, device_id, device_token, since, limit)
 
 
 @router.post("/devices/{device_id}/inbox/ack")
 async def acknowledge(
-    device_id: DeviceId, body: DeviceAckBody, principal: CurrentUser, ctx: Context
+    device_id: DeviceId,
+    body: DeviceAckBody,
+    principal: CurrentUser,
+    ctx: Context,
+    device_token: DeviceToken = None,
 ) -> dict[str, Any]:
-    return await device_inbox.acknowledge(ctx, principal, device_id, body.seq)
+    return await device_inbox.acknowledge(ctx, principal, device_id, device_token, body.seq)

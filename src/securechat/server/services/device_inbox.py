@@ -46,7 +46,7 @@ from ..errors import (
 from ..realtime.broker import InboxEvent
 from ..storage import device_inbox as store
 from ..storage import devices as device_store
-from . import ratelimit
+from . import device_auth, ratelimit
 from .context import ServiceContext, now_ms
 from .principal import Principal
 
@@ -158,6 +158,20 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
         async with ctx.database.write() as conn:
             existing = await store.get_message(conn, header.message_id)
             if existing is None:
+                # The checks above read the lists outside this transaction; a list
+                # published since would make them wrong (a device added and left out, one
+                # revoked and still given an entry). So the lists are read again here,
+                # locked against publication until this commits (PostgreSQL: FOR SHARE,
+                # which PUT /devices waits for; SQLite has one writer), and must still be
+                # the versions checked: the devices follow the list in the transaction
+                # that stores it, so the same version means the same devices.
+                locked = await store.lock_list_versions(conn, sorted(user_ids.values()))
+                now_versions = {name: locked.get(user_ids[name]) for name in names}
+                if now_versions != versions:
+                    raise DeviceListStale(
+                        "a device list changed meanwhile; fetch it and seal again",
+                        versions={name: v for name, v in now_versions.items() if v is not None},
+                    )
                 pk = await store.add_message(
                     conn,
                     header.message_id,
@@ -194,19 +208,23 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
     return _answer(header.message_id, header.conversation_id, int(existing["server_ts"]), len(slots))
 
 
-async def _own_device(ctx: ServiceContext, principal: Principal, device_id: str) -> None:
-    async with ctx.database.read() as conn:
-        if await device_store.get_device(conn, principal.user_id, device_id) is None:
-            raise DeviceNotListed("this device is not in the account's current device list")
-
-
 async def read_inbox(
-    ctx: ServiceContext, principal: Principal, device_id: str, since: int, limit: int
+    ctx: ServiceContext,
+    principal: Principal,
+    device_id: str,
+    device_token: str | None,
+    since: int,
+    limit: int,
 ) -> dict[str, Any]:
-    """The device's entries after ``since``: each the stored envelope with only its slot."""
-    await _own_device(ctx, principal, device_id)
+    """The device's entries after ``since``: each the stored envelope with only its slot;
+    at most ``limit`` of them and ``device_inbox_page_bytes`` of stored text (at least
+    one entry), ``more`` if further entries wait. Only for the device itself (its
+    credential), while it is listed."""
     async with ctx.database.read() as conn:
-        rows, head = await store.get_entries(conn, principal.user_id, device_id, since, limit)
+        await device_auth.require(ctx, conn, principal, device_id, device_token)
+        rows, head = await store.get_entries(
+            conn, principal.user_id, device_id, since, limit, ctx.settings.device_inbox_page_bytes
+        )
     entries = [
         {
             "type": "message_v2",
@@ -216,12 +234,18 @@ async def read_inbox(
         }
         for row in rows
     ]
-    return {"entries": entries, "head": head}
+    # Positions after the last one returned are all still stored (an acknowledgement
+    # deletes a prefix), so there are more exactly when it is below the head.
+    more = bool(entries) and entries[-1]["seq"] < head
+    return {"entries": entries, "head": head, "more": more}
 
 
-async def acknowledge(ctx: ServiceContext, principal: Principal, device_id: str, seq: int) -> dict[str, Any]:
-    """Delete the device's entries up to ``seq`` (it has processed them)."""
-    await _own_device(ctx, principal, device_id)
+async def acknowledge(
+    ctx: ServiceContext, principal: Principal, device_id: str, device_token: str | None, seq: int
+) -> dict[str, Any]:
+    """Delete the device's entries up to ``seq`` (it has processed them). Only the
+    device itself may: another's acknowledgement would make its entries disappear."""
     async with ctx.database.write() as conn:
+        await device_auth.require(ctx, conn, principal, device_id, device_token)
         removed = await store.acknowledge(conn, principal.user_id, device_id, seq)
     return {"acknowledged": removed}

@@ -23,6 +23,7 @@ from ...protocol.encoding import canonical
 from ...protocol.primitives import hkdf_sha256, hmac_sha256
 
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+DEVICE_TOKEN_TYPE = "device"  # noqa: S105 - a claim value, not a secret
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a format marker, not a secret
 _ALGORITHM = "HS256"
 _SUCCESSOR_LABEL = "securechat/refresh-successor/v1"
@@ -35,6 +36,18 @@ class AccessClaims:
     session_id: str
 
 
+@dataclass(frozen=True)
+class DeviceClaims:
+    """A device credential (PROTOCOL.md 15.16): which device of which account, for which
+    session, and when the device was added to the list (a credential from before a
+    revocation dies with it, even if the device is listed again)."""
+
+    user_id: int
+    session_id: str
+    device_id: str
+    device_added_at: int
+
+
 class InvalidToken(Exception):
     pass
 
@@ -44,6 +57,11 @@ class TokenIssuer:
         self._key = hkdf_sha256(server_secret, salt=b"", info=b"securechat/jwt-signing-key", length=32)
         self._refresh_key = hkdf_sha256(
             server_secret, salt=b"", info=b"securechat/refresh-successor-key", length=32
+        )
+        # A key of its own: an access token can never pass for a device credential, nor
+        # the other way round, whatever their claims say.
+        self._device_key = hkdf_sha256(
+            server_secret, salt=b"", info=b"securechat/device-token-key", length=32
         )
         self.access_ttl_seconds = access_ttl_seconds
 
@@ -71,6 +89,47 @@ class TokenIssuer:
                 raise InvalidToken()
             return AccessClaims(
                 user_id=int(claims["sub"]), username=str(claims["usr"]), session_id=str(claims["sid"])
+            )
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+            raise InvalidToken() from exc
+
+    def issue_device(
+        self,
+        *,
+        user_id: int,
+        session_id: str,
+        device_id: str,
+        device_added_at: int,
+        now_s: int,
+        ttl_seconds: int,
+    ) -> str:
+        claims = {
+            "sub": str(user_id),
+            "sid": session_id,
+            "dev": device_id,
+            "dat": device_added_at,
+            "typ": DEVICE_TOKEN_TYPE,
+            "iat": now_s,
+            "exp": now_s + ttl_seconds,
+        }
+        return jwt.encode(claims, self._device_key, algorithm=_ALGORITHM)
+
+    def verify_device(self, token: str) -> DeviceClaims:
+        """Only HS256 with the device key; expiry required. Any failure is one InvalidToken."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._device_key,
+                algorithms=[_ALGORITHM],
+                options={"require": ["exp", "iat", "sub", "sid", "dev", "dat", "typ"]},
+            )
+            if claims["typ"] != DEVICE_TOKEN_TYPE or not isinstance(claims["dat"], int):
+                raise InvalidToken()
+            return DeviceClaims(
+                user_id=int(claims["sub"]),
+                session_id=str(claims["sid"]),
+                device_id=str(claims["dev"]),
+                device_added_at=claims["dat"],
             )
         except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
             raise InvalidToken() from exc

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import device_inbox, devices, v2_messages
+from .tables import device_inbox, device_lists, devices, v2_messages
 
 
 async def get_message(conn: AsyncConnection, message_id: str) -> RowMapping | None:
@@ -22,6 +22,19 @@ async def get_message(conn: AsyncConnection, message_id: str) -> RowMapping | No
 async def get_device_ids(conn: AsyncConnection, user_id: int) -> list[str]:
     query = select(devices.c.device_id).where(devices.c.user_id == user_id).order_by(devices.c.device_id)
     return [row.device_id for row in await conn.execute(query)]
+
+
+async def lock_list_versions(conn: AsyncConnection, user_ids: Sequence[int]) -> dict[int, int]:
+    """The accounts' stored list versions, locked ``FOR SHARE`` until the transaction
+    ends (PostgreSQL; SQLite has one writer): a list publication, which locks its row
+    ``FOR UPDATE``, waits. In user id order, as every taker of these locks goes."""
+    query = (
+        select(device_lists.c.user_id, device_lists.c.version)
+        .where(device_lists.c.user_id.in_(sorted(user_ids)))
+        .order_by(device_lists.c.user_id)
+        .with_for_update(read=True)
+    )
+    return {int(row.user_id): int(row.version) for row in await conn.execute(query)}
 
 
 async def add_message(
@@ -92,10 +105,15 @@ async def get_positions(conn: AsyncConnection, message_pk: int) -> list[tuple[in
 
 
 async def get_entries(
-    conn: AsyncConnection, user_id: int, device_id: str, since: int, limit: int
+    conn: AsyncConnection, user_id: int, device_id: str, since: int, limit: int, max_bytes: int
 ) -> tuple[list[RowMapping], int]:
-    """The device's entries after ``since`` (oldest first, at most ``limit``) with their
-    stored message, and its inbox head."""
+    """The device's entries after ``since`` (oldest first, at most ``limit``, and no more
+    than ``max_bytes`` of stored envelope and slot text, but at least one) with their
+    stored message, and its inbox head.
+
+    The sizes are read first, without the texts, so a page of large envelopes is never
+    loaded only to be cut.
+    """
     head = (
         await conn.execute(
             select(devices.c.inbox_head).where(
@@ -103,6 +121,30 @@ async def get_entries(
             )
         )
     ).scalar_one_or_none()
+    after = and_(
+        device_inbox.c.user_id == user_id,
+        device_inbox.c.device_id == device_id,
+        device_inbox.c.seq > since,
+    )
+    sizes = await conn.execute(
+        select(
+            device_inbox.c.seq,
+            (func.length(device_inbox.c.slot) + func.length(v2_messages.c.envelope)).label("size"),
+        )
+        .join(v2_messages, v2_messages.c.id == device_inbox.c.message_pk)
+        .where(after)
+        .order_by(device_inbox.c.seq)
+        .limit(limit)
+    )
+    last: int | None = None
+    total = 0
+    for row in sizes:
+        total += int(row.size)
+        if last is not None and total > max_bytes:
+            break
+        last = int(row.seq)
+    if last is None:
+        return [], int(head or 0)
     query = (
         select(
             device_inbox.c.seq,
@@ -111,15 +153,8 @@ async def get_entries(
             v2_messages.c.server_ts,
         )
         .join(v2_messages, v2_messages.c.id == device_inbox.c.message_pk)
-        .where(
-            and_(
-                device_inbox.c.user_id == user_id,
-                device_inbox.c.device_id == device_id,
-                device_inbox.c.seq > since,
-            )
-        )
+        .where(and_(after, device_inbox.c.seq <= last))
         .order_by(device_inbox.c.seq)
-        .limit(limit)
     )
     return list((await conn.execute(query)).mappings()), int(head or 0)
 

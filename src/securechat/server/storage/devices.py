@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .device_inbox import delete_unreferenced
-from .tables import device_inbox, device_lists, devices, one_time_prekeys, users
+from .tables import device_inbox, device_inbox_floors, device_lists, devices, one_time_prekeys, users
 
 Outcome = Literal["stored", "unchanged", "stale"]
 
@@ -95,13 +95,34 @@ async def put_list(
         await conn.execute(update(device_lists).where(device_lists.c.user_id == user_id).values(**values))
 
     existing = {
-        row.device_id
-        for row in await conn.execute(select(devices.c.device_id).where(devices.c.user_id == user_id))
+        row.device_id: int(row.inbox_head)
+        for row in await conn.execute(
+            select(devices.c.device_id, devices.c.inbox_head).where(devices.c.user_id == user_id)
+        )
     }
     keys = dict(listed)
-    removed = sorted(existing - keys.keys())
-    added = sorted(keys.keys() - existing)
+    removed = sorted(existing.keys() - keys.keys())
+    added = sorted(keys.keys() - existing.keys())
+    floors: dict[str, int] = {}
+    if added:
+        # A device listed again goes on from its last inbox position: positions are never
+        # given twice to one device id, or it would skip (as already seen) the entries
+        # numbered at or below the position it had stored.
+        floor_rows = and_(
+            device_inbox_floors.c.user_id == user_id, device_inbox_floors.c.device_id.in_(added)
+        )
+        floors = {
+            row.device_id: int(row.inbox_head)
+            for row in await conn.execute(
+                select(device_inbox_floors.c.device_id, device_inbox_floors.c.inbox_head).where(floor_rows)
+            )
+        }
+        await conn.execute(delete(device_inbox_floors).where(floor_rows))
     if removed:
+        await conn.execute(
+            insert(device_inbox_floors),
+            [{"user_id": user_id, "device_id": ident, "inbox_head": existing[ident]} for ident in removed],
+        )
         # The foreign keys would cascade; deleting here does not depend on them. A revoked
         # device's undelivered v2 inbox entries go too: it must not read them later.
         pending = [
@@ -121,7 +142,13 @@ async def put_list(
         await conn.execute(
             insert(devices),
             [
-                {"user_id": user_id, "device_id": ident, "signing_key": keys[ident], "added_at": now}
+                {
+                    "user_id": user_id,
+                    "device_id": ident,
+                    "signing_key": keys[ident],
+                    "added_at": now,
+                    "inbox_head": floors.get(ident, 0),
+                }
                 for ident in added
             ],
         )

@@ -377,4 +377,28 @@ history_backups = Table(
     Column("sealed", LargeBinary, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+# Nonces a device signs to prove it holds its signing key (PROTOCOL.md 15.16; migration
+# 0015): only their SHA-256 is kept, with the account, device and session that asked;
+# deleted when answered (good once, on any instance) or when expired.
+device_challenges = Table(
+    "device_challenges",
+    metadata,
+    Column("nonce_hash", LargeBinary(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", String(32), nullable=False),
+    Column("session_id", String(36), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_device_challenges_device", "user_id", "device_id"),
+)
+
+# The last inbox position of a revoked device (migration 0015): listed again, it goes on
+# from there, so a position is never given twice to one device id.
+device_inbox_floors = Table(
+    "device_inbox_floors",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("device_id", String(32), primary_key=True),
+    Column("inbox_head", BigInteger, nullable=False),
+)
+
 )

@@ -27,6 +27,7 @@ export const MESSAGE_SIGNATURE_V2 = "securechat/v2/message-signature";
 export const IDENTITY_TRANSITION = "securechat/v2/identity-transition";
 export const HISTORY_LINK = "securechat/v2/history-link";
 export const HISTORY_BACKUP = "securechat/v2/history-backup";
+export const DEVICE_AUTH = "securechat/v2/device-auth";
 
 /** Every v2 label by its constant name, for the vector test that compares the whole table. */
 export const LABELS = Object.freeze({
@@ -51,6 +52,7 @@ export const LABELS = Object.freeze({
   IDENTITY_TRANSITION,
   HISTORY_LINK,
   HISTORY_BACKUP,
+  DEVICE_AUTH,
 });
 
 /** The protocol version these modules speak (PROTOCOL.md 15). */

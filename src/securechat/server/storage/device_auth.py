@@ -1,0 +1,74 @@
+"""Device challenges (PROTOCOL.md 15.16, device credentials): the nonces a device signs,
+kept as hashes, each good once on any instance sharing the database."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .tables import device_challenges, devices
+
+
+async def add_challenge(
+    conn: AsyncConnection,
+    nonce_hash: bytes,
+    user_id: int,
+    device_id: str,
+    session_id: str,
+    expires_at: int,
+    now: int,
+    max_pending: int,
+) -> None:
+    """Store a challenge; first drop the account's expired ones, and the device's oldest
+    past ``max_pending``, so the table stays bounded by what is in use."""
+    await conn.execute(
+        delete(device_challenges).where(
+            and_(device_challenges.c.user_id == user_id, device_challenges.c.expires_at <= now)
+        )
+    )
+    mine = and_(device_challenges.c.user_id == user_id, device_challenges.c.device_id == device_id)
+    pending = int(
+        (await conn.execute(select(func.count()).select_from(device_challenges).where(mine))).scalar_one()
+    )
+    if pending >= max_pending:
+        oldest = (
+            select(device_challenges.c.nonce_hash)
+            .where(mine)
+            .order_by(device_challenges.c.expires_at)
+            .limit(pending - max_pending + 1)
+        )
+        await conn.execute(delete(device_challenges).where(device_challenges.c.nonce_hash.in_(oldest)))
+    await conn.execute(
+        insert(device_challenges).values(
+            nonce_hash=nonce_hash,
+            user_id=user_id,
+            device_id=device_id,
+            session_id=session_id,
+            expires_at=expires_at,
+        )
+    )
+
+
+async def take_challenge(conn: AsyncConnection, nonce_hash: bytes) -> RowMapping | None:
+    """Delete the challenge and return it, in one statement: of two answers to one nonce,
+    on any instances, only one gets it."""
+    result = await conn.execute(
+        delete(device_challenges)
+        .where(device_challenges.c.nonce_hash == nonce_hash)
+        .returning(
+            device_challenges.c.user_id,
+            device_challenges.c.device_id,
+            device_challenges.c.session_id,
+            device_challenges.c.expires_at,
+        )
+    )
+    return result.mappings().first()
+
+
+async def get_listed_device(conn: AsyncConnection, user_id: int, device_id: str) -> RowMapping | None:
+    """The device's signing key and when it was added to the list, if it is listed now."""
+    query = select(devices.c.signing_key, devices.c.added_at).where(
+        and_(devices.c.user_id == user_id, devices.c.device_id == device_id)
+    )
+    return (await conn.execute(query)).mappings().first()
