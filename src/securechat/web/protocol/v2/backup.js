@@ -277,6 +277,19 @@ export async function openBackup(recoveryKey, username, version, sealed, { highe
     }
     throw error;
   }
+  return decodeArchive(plaintext, username, version);
+}
+
+/**
+ * The archive in a padded plaintext, which must be `username`'s of `version`; else
+ * `backup_malformed` (also read by a history hand-over, PROTOCOL.md 15.10.2).
+ *
+ * @param {Uint8Array} plaintext
+ * @param {string} username
+ * @param {number} version
+ * @returns {Archive}
+ */
+export function decodeArchive(plaintext, username, version) {
   if (plaintext.length < 8) {
     throw new BackupRefused("backup_malformed");
   }

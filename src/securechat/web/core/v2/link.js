@@ -1,0 +1,103 @@
+/**
+ * The decisions of linking a device (PROTOCOL.md 15.10.2), pure, as
+ * `securechat.client.core.v2.link`: `chooseLinkTarget` on the old device (which listed
+ * device a typed code names) and `acceptHistoryLink` on the new one (whether an accepted
+ * `history_link` message is a hand-over from its own account meant for it alone).
+ * Vectors: `tests/data/link_v2_vectors.json`.
+ *
+ * @module
+ */
+
+import { fileDescriptorFromPayload } from "../../protocol/files.js";
+import { directConversationId } from "../../protocol/identifiers.js";
+import { LinkRefused, MAX_LINK_ARCHIVE_BYTES, linkValue, parseLinkCode } from "../../protocol/v2/link.js";
+
+export const HISTORY_LINK_TYPE = "history_link";
+
+/**
+ * @typedef {"link_code_malformed" | "link_code_checksum" | "link_device_unknown" | "link_self"
+ *   | "link_foreign" | "link_not_for_me" | "link_malformed" | "link_too_large"
+ *   | "link_archive_corrupt" | "link_archive_malformed"} LinkReason
+ * @typedef {{outcome: "refused", reason: LinkReason}} LinkRefusal
+ * @typedef {import("../../protocol/v2/link.js").LinkableDevice} LinkableDevice
+ */
+
+/**
+ * @param {LinkReason} reason
+ * @returns {LinkRefusal}
+ */
+function refusal(reason) {
+  return { outcome: "refused", reason };
+}
+
+/**
+ * The device of the account's accepted list whose link code is `typed`.
+ *
+ * @template {LinkableDevice} D
+ * @param {string} typed
+ * @param {string} username
+ * @param {readonly D[]} devices the accepted list's devices
+ * @param {string} thisDeviceId
+ * @returns {Promise<{outcome: "target", device: D} | LinkRefusal>}
+ */
+export async function chooseLinkTarget(typed, username, devices, thisDeviceId) {
+  /** @type {Uint8Array} */
+  let value;
+  try {
+    value = await parseLinkCode(typed);
+  } catch (error) {
+    if (error instanceof LinkRefused) {
+      return refusal(error.reason === "link_code_checksum" ? "link_code_checksum" : "link_code_malformed");
+    }
+    throw error;
+  }
+  for (const device of devices) {
+    const candidate = await linkValue(username, device);
+    if (candidate.every((byte, i) => byte === value[i])) {
+      return device.deviceId === thisDeviceId ? refusal("link_self") : { outcome: "target", device };
+    }
+  }
+  return refusal("link_device_unknown");
+}
+
+/**
+ * 15.10.2's accepting steps for a `history_link` payload of a message 15.8 has accepted.
+ *
+ * @param {{username: string, deviceId: string, sender: string, senderDevice: string,
+ *   conversationId: string, targetDevices: readonly (readonly [string, string])[],
+ *   payload: Record<string, unknown>}} input
+ * @returns {Promise<{outcome: "accepted", archive: import("../../protocol/files.js").FileDescriptor,
+ *   senderDevice: string} | LinkRefusal>}
+ */
+export async function acceptHistoryLink({
+  username,
+  deviceId,
+  sender,
+  senderDevice,
+  conversationId,
+  targetDevices,
+  payload,
+}) {
+  if (sender !== username || conversationId !== (await directConversationId(username, username))) {
+    return refusal("link_foreign");
+  }
+  const onlyMe = targetDevices.length === 1 && targetDevices[0][0] === username && targetDevices[0][1] === deviceId;
+  if (!onlyMe || payload.device_id !== deviceId) {
+    return refusal("link_not_for_me");
+  }
+  const keys = Object.keys(payload).sort();
+  if (keys.join(",") !== "archive,device_id,type" || payload.type !== HISTORY_LINK_TYPE) {
+    return refusal("link_malformed");
+  }
+  /** @type {import("../../protocol/files.js").FileDescriptor} */
+  let archive;
+  try {
+    archive = fileDescriptorFromPayload({ file: payload.archive });
+  } catch {
+    return refusal("link_malformed");
+  }
+  if (archive.size > MAX_LINK_ARCHIVE_BYTES) {
+    return refusal("link_too_large");
+  }
+  return { outcome: "accepted", archive, senderDevice };
+}
