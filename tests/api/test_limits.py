@@ -129,7 +129,8 @@ async def test_unknown_route_and_method_are_json(http: httpx.AsyncClient, alice:
 async def test_readyz_answers_when_the_database_does(http) -> None:  # type: ignore[no-untyped-def]
     response = await http.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready"}
+    # One instance, no Redis: the broker is in process (issue 13 item 4 reports it).
+    assert response.json() == {"status": "ready", "broker": "in_process"}
 
 
 async def test_readyz_is_503_when_the_database_is_gone(app, http, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -143,5 +144,5 @@ async def test_readyz_is_503_when_the_database_is_gone(app, http, monkeypatch) -
     monkeypatch.setattr(app.state.context.database, "read", unreachable)
     response = await http.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable"}
+    assert response.json() == {"status": "unavailable", "broker": "in_process"}
     assert (await http.get("/healthz")).status_code == 200  # alive, just not ready

@@ -39,7 +39,7 @@ from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
 from .services.pruning import Pruner
 from .services.tokens import TokenIssuer
-from .services.writer import MessageWriter
+from .services.writer import MessageWriter, message_source
 from .settings import Settings
 from .storage.chunks import ChunkStore, DatabaseChunkStore, DirectoryChunkStore
 from .storage.database import Database
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret = settings.load_server_secret()
         database = Database(settings.sqlalchemy_url())
         await migrate(database)
-        broker = await make_broker(settings)
+        broker = await make_broker(settings, database, metrics)
         writer = MessageWriter(database, broker, metrics)
         writer.start()
         app.state.slots = ConnectionSlots(
@@ -130,14 +130,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"])
     async def readyz() -> JSONResponse:
-        """Ready when the database answers; a load balancer sends traffic only then."""
+        """Ready when the database answers; a load balancer sends traffic only then.
+
+        The broker's health is reported but does not make an instance unready: without
+        Redis an instance still stores, acknowledges and delivers (its sockets re-read
+        their inboxes), and every instance would turn unready at once."""
+        broker = app.state.context.broker.status()
         try:
             async with app.state.context.database.read() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception:  # any failure means not ready; the reason goes to the log
             logger.exception("readiness check failed")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "unavailable", "broker": broker}, status_code=503)
+        return JSONResponse({"status": "ready", "broker": broker})
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def prometheus(request: Request) -> Response:
@@ -160,12 +165,18 @@ def chunk_store(settings: Settings, database: Database) -> ChunkStore:
     return DatabaseChunkStore(database)
 
 
-async def make_broker(settings: Settings) -> Broker:
+async def make_broker(settings: Settings, database: Database, metrics: Metrics) -> Broker:
     """In process for one instance; through Redis when several share a database."""
     if settings.redis_url:
         from .realtime.redis_broker import RedisBroker
 
-        redis_broker = RedisBroker(settings.redis_url, settings.redis_channel)
+        redis_broker = RedisBroker(
+            settings.redis_url,
+            settings.redis_channel,
+            messages=message_source(database),
+            queue_max=settings.redis_publish_queue_max,
+            metrics=metrics,
+        )
         await redis_broker.start()
         return redis_broker
     return InProcessBroker()

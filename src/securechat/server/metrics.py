@@ -47,6 +47,35 @@ class Metrics:
             registry=r,
         )
 
+        self.broker_healthy = Gauge(
+            "securechat_broker_healthy",
+            "1 while Redis answers and this instance is subscribed (or the broker is in process)",
+            registry=r,
+        )
+        self.broker_healthy.set(1)
+        self.broker_queue = Gauge(
+            "securechat_broker_publish_queue", "Publishes waiting for Redis on this instance", registry=r
+        )
+        self.broker_dropped_total = Counter(
+            "securechat_broker_publishes_dropped",
+            "Publishes dropped because the queue for Redis was full (sockets resync from the database)",
+            registry=r,
+        )
+        self.broker_bytes = Counter(
+            "securechat_broker_published_bytes", "Bytes published to Redis by this instance", registry=r
+        )
+
+    # The Redis broker reports through these (realtime/redis_broker.py, BrokerMetrics).
+    def broker_state(self, healthy: bool, queued: int) -> None:
+        self.broker_healthy.set(1 if healthy else 0)
+        self.broker_queue.set(queued)
+
+    def broker_published(self, size: int) -> None:
+        self.broker_bytes.inc(size)
+
+    def broker_dropped(self, count: int) -> None:
+        self.broker_dropped_total.inc(count)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

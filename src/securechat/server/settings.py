@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # channel must be this deployment's own if the Redis server is shared.
     redis_url: str | None = None
     redis_channel: str = "securechat:inbox-events"
+    # Events waiting to be published to Redis, at most (publishing never holds up a
+    # commit); past it the oldest are dropped and sockets re-read their inboxes instead.
+    redis_publish_queue_max: int = Field(default=10_000, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
     # Behind a TLS reverse proxy: the proxy addresses whose X-Forwarded-Proto/For to trust

@@ -60,9 +60,16 @@ EventQueue = asyncio.Queue[InboxEvent | None]
 
 
 class Broker(Protocol):
-    async def publish(self, events: list[InboxEvent]) -> None: ...
+    async def publish(self, events: list[InboxEvent]) -> None:
+        """Deliver to local subscribers at once; reaching other instances, if any, never
+        waits here (an acknowledgement must not wait on Redis)."""
+        ...
 
     def subscribe(self, user_id: int) -> AbstractAsyncContextManager[EventQueue]: ...
+
+    def status(self) -> str:
+        """``in_process``, or for a shared broker ``ok`` or ``degraded`` (for /readyz)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -93,8 +100,32 @@ class InProcessBroker:
                 if not queues:
                     del self._queues[user_id]
 
+    def has_subscribers(self, user_id: int) -> bool:
+        return user_id in self._queues
+
+    def resync(self, user_ids: list[int] | None = None) -> None:
+        """Tell those users' connections (everyone's if None) to re-read their inboxes
+        from the database: events for them may have been lost on the way."""
+        targets = (
+            self._queues if user_ids is None else {u: self._queues[u] for u in user_ids if u in self._queues}
+        )
+        for queues in list(targets.values()):
+            for queue in list(queues):
+                _offer_resync(queue)
+
+    def status(self) -> str:
+        return "in_process"
+
     async def close(self) -> None:
         self._queues.clear()
+
+
+def _offer_resync(queue: EventQueue) -> None:
+    try:
+        queue.put_nowait(None)
+    except asyncio.QueueFull:
+        # Full: the overflow path leaves a resync marker (and keeps ended sessions).
+        _offer(queue, InboxEvent(0, 0, "", ephemeral=True))
 
 
 def _offer(queue: EventQueue, event: InboxEvent) -> None:

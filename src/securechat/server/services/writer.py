@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..errors import Forbidden, InvalidEnvelope, MessageIdReused, NotFound, Secu
 from ..metrics import Metrics
 from ..realtime.broker import Broker, InboxEvent
 from ..storage import batch as batch_store
+from ..storage import messages as messages_store
 from ..storage.database import Database, DriverConnection
 from .clock import now_ms
 from .principal import Principal
@@ -444,3 +446,29 @@ def _create_direct_conversation(conn: DriverConnection, request: SendRequest, no
     if len(ids) != 2:
         raise NotFound("no such user", field="recipient")
     batch_store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now)
+
+
+def message_source(database: Database) -> Callable[[int, int], Awaitable[Callable[[int], str] | None]]:
+    """For the Redis broker (realtime/redis_broker.py): read a message entry that another
+    instance announced by reference, once, and render it for any recipient's seq."""
+
+    async def load(user_id: int, seq: int) -> Callable[[int], str] | None:
+        async with database.read() as conn:
+            rows = await messages_store.get_inbox_after(conn, user_id, seq - 1, 1)
+        if not rows or rows[0]["seq"] != seq or rows[0]["kind"] != "message":
+            return None
+        row = rows[0]
+
+        def render(recipient_seq: int) -> str:
+            return message_frame(
+                recipient_seq,
+                row["message_id"],
+                row["conversation_id"],
+                row["sender"],
+                row["server_ts"],
+                row["envelope"],
+            )
+
+        return render
+
+    return load
