@@ -102,3 +102,32 @@ async def test_group_chat_with_typing_and_read_receipts(live_server, make_client
     finally:
         child.close(force=True)
         await socket.close()
+
+
+async def test_slash_commands_are_never_sent_as_messages(live_server, make_client):
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    await alice.send_text("bob", "hello")
+    child = spawn_chat(bob, live_server.url, "alice")
+    try:
+        await expect(child, "Password:")
+        child.sendline(PASSWORDS["bob"])
+        await expect(child, "-- connected")
+        child.sendline("/help")
+        await expect(child, "/quit")
+        child.sendline("/nonsense now")
+        await expect(child, "unknown command /nonsense")
+        # A doubled slash sends the line with one slash: the way to say "/shrug".
+        child.sendline("//shrug")
+        child.sendline("plain words")
+        received = []
+        async with asyncio.timeout(30):
+            while len(received) < 2:
+                received += [
+                    i.text for i in await alice.sync_inbox() if i.kind == "message" and i.sender == "bob"
+                ]
+        assert received == ["/shrug", "plain words"]
+        child.sendline("/quit")
+        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
+    finally:
+        child.close(force=True)

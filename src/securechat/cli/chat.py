@@ -26,6 +26,7 @@ from ..client.realtime import ConnectionLost, LiveInbox
 from ..client.reason_texts import explain
 from ..protocol.envelope import Envelope
 from ..protocol.identifiers import direct_conversation_id, parse_username
+from .chat_commands import HELP, Command, read_line
 from .formatting import login_notice, message_rows, message_text
 from .main import when
 
@@ -215,6 +216,15 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
                     break
                 if not line.strip():
                     continue
+                typed = read_line(line)
+                if isinstance(typed, Command):
+                    if typed.name == "quit":
+                        break
+                    show(
+                        HELP if typed.name == "help" else f"-- unknown command {typed.word}; /help lists them"
+                    )
+                    continue
+                line = typed.text
                 if receiver.done():
                     # The session has ended (shown above): nothing will reconnect.
                     show("-- not sent: the session has ended; log in again")
