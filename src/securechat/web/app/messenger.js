@@ -38,6 +38,7 @@ import { Sender } from "./send.js";
 import * as store from "./store.js";
 import { KeyChanged, Trust } from "./trust.js";
 import { V2 } from "./v2.js";
+import { sendFileV2 } from "./v2-files.js";
 import { LocalHistory } from "./v2-history.js";
 
 /** @import { PrivateIdentity } from "../protocol/index.js" */
@@ -401,9 +402,30 @@ export class Messenger extends EventTarget {
     return this.#sender.sendText(conversation, text);
   }
 
-  /** @param {string} conversationId @param {File} file @param {string} [caption] */
-  sendFile(conversationId, file, caption = "") {
-    return this.#sender.sendFile(this.#required(conversationId), file, caption);
+  /**
+   * A file: shared in v2 under the same rule as a text (15.18), else v1.
+   *
+   * @param {string} conversationId
+   * @param {File} file
+   * @param {string} [caption]
+   */
+  async sendFile(conversationId, file, caption = "") {
+    const conversation = this.#required(conversationId);
+    const peer = conversation.kind === "direct" ? conversation.peer : "";
+    if (peer && peer !== this.username && (await this.#v2.available(peer))) {
+      const changed = this.#trust.changedAmong([peer]);
+      if (changed) throw new KeyChanged(changed);
+      await this.#trust.trustedIdentity(peer);
+      return sendFileV2(
+        this.#v2,
+        conversation,
+        file,
+        caption,
+        (message) => this.#show(conversation, message),
+        (id) => this.#emit("messages", id),
+      );
+    }
+    return this.#sender.sendFile(conversation, file, caption);
   }
 
   /** @param {ChatMessage} message */

@@ -15,6 +15,7 @@
  */
 
 import { Sealer } from "./device-keys.js";
+import { keptFile, restoredFile } from "./v2-files.js";
 import * as store from "./store.js";
 
 /** @import { ChatMessage } from "./conversations.js" */
@@ -77,7 +78,8 @@ export class LocalHistory {
 
   /**
    * The sealed write of an item, for a transaction with what accepting it changed. Only
-   * what is shown is kept: no transfer state, no receipt sets (v2 has no receipts yet).
+   * what is shown is kept: no transfer state, no receipt sets (v2 has no receipts yet); a
+   * shared file's descriptor, key included, is (15.18).
    *
    * @param {ChatMessage} item
    * @returns {Promise<Write>}
@@ -96,7 +98,8 @@ export class LocalHistory {
       reason: item.reason,
       status: item.status,
       envelopeText: item.envelopeText,
-      file: null,
+      // A shared file's descriptor in its payload form, sealed with the rest (15.18).
+      file: /** @type {any} */ (keptFile(item.file)),
     };
     if (item.kind) kept.kind = item.kind;
     return this.sealer.write(this.path(item.conversationId, itemTime(item), item.messageId), kept);
@@ -132,7 +135,8 @@ export class LocalHistory {
    * @returns {ChatMessage}
    */
   shown(item) {
-    return item.status === "sending" ? { ...item, status: "failed", reason: "Not confirmed by the server before the page closed." } : item;
+    const read = { ...item, file: restoredFile(item.file) };
+    return read.status === "sending" ? { ...read, status: "failed", reason: "Not confirmed by the server before the page closed." } : read;
   }
 
   /**

@@ -10,6 +10,7 @@
  */
 
 import { receiveDirectV2 } from "../core/v2/index.js";
+import { fileDescriptorFromPayload } from "../protocol/files.js";
 import { EnvelopeV2, targetKey } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
 import { refusedItem, safeInteger } from "./receive.js";
@@ -215,7 +216,8 @@ export class V2Receiver {
         reason: null,
         status: mine ? "sent" : "received",
         envelopeText,
-        file: null,
+        // The core checked the descriptor with the payload (12.3; bad_payload otherwise).
+        file: payload.type === "file" ? fileDescriptorFromPayload(payload) : null,
       };
       // The message is kept with what accepting it changed, or neither is (15.10: the
       // server cannot serve it again once its message key is gone).

@@ -13,6 +13,7 @@
 import { acceptBundle, startSession, withActive } from "../core/v2/index.js";
 import { b64encode } from "../protocol/encoding.js";
 import { encodePayload } from "../protocol/envelope.js";
+import { fileDescriptorFromPayload } from "../protocol/files.js";
 import { HeaderV2, Party, Target, initiateSession, randomX25519Private, sealEnvelope, targetKey } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
 import { reasonText } from "./reasons.js";
@@ -142,7 +143,8 @@ export class V2Sender {
         reason: null,
         status: "sending",
         envelopeText: JSON.stringify(sealed.envelope.toWire()),
-        file: null,
+        // A file's descriptor (key included) is kept sealed with it (15.18).
+        file: payload.type === "file" ? fileDescriptorFromPayload(payload) : null,
       }),
     ];
     for (const target of targets) {

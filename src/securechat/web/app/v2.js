@@ -3,12 +3,13 @@
  * (device-keys.js), the device lists (devices.js), session sets (v2-sessions.js), sending
  * (v2-send.js) and the device inbox (v2-receive.js), wired together for the messenger.
  * A direct conversation goes in v2 once both accounts have an accepted device list with
- * this device in its own (15.12); otherwise, and for groups and files, v1 as before.
+ * this device in its own (15.12), files included (v2-files.js, 15.18); otherwise, and for
+ * groups, v1 as before.
  *
  * v2 is opt-in per browser while it is a draft: its messages are kept in this profile
  * (v2-history.js) and survive reloads, but v2 has no delivered/read receipts (PROTOCOL.md
- * 15 defines none; an own v2 message stays "Sent") and files still go in v1, so making
- * it the default would take "Read" away from every direct conversation. The switch in
+ * 15 defines none; an own v2 message stays "Sent"), so making it the default would take
+ * "Read" away from every direct conversation. The switch in
  * the devices section of the account dialog sets up this
  * browser's device (listed, so peers send to it in v2) and sends direct messages in v2.
  * Switched off again, the device stays listed and keeps receiving; only sending goes
