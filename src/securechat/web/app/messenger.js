@@ -23,7 +23,7 @@
  */
 
 import { directConversationId, parseUsername } from "../protocol/index.js";
-import { Conversations, alreadyShown, conversationTitle } from "./conversations.js";
+import { Conversations, alreadyShown, applyReceipt, conversationTitle } from "./conversations.js";
 import { changeGroup, createGroup, joinGroup, makeGroupInvite } from "./group-actions.js";
 import { checkGroup, compareServerList, membersForSending } from "./group-membership.js";
 import { GroupBook } from "./groups.js";
@@ -154,6 +154,17 @@ export class Messenger extends EventTarget {
       show: (item, peer) => this.#showV2(item, peer),
       line: (id, peer, text) => this.#line(id, peer, text),
       devicesChanged: () => this.#emit("devices"),
+      receipts,
+      shownIn: (id) => this.#conversations.get(id)?.messages ?? [],
+      receiptApplied: (decision) => {
+        const conversation = this.#conversations.get(decision.conversationId);
+        if (!conversation) return;
+        const receipt = { me: this.username, ids: new Set(decision.messageIds), reader: decision.reader };
+        // Whoever has read a message has it (as incoming.js does for v1's receipts).
+        const changed = applyReceipt([conversation], { ...receipt, status: "delivered" });
+        if (decision.status === "read") changed.push(...applyReceipt([conversation], { ...receipt, status: "read" }));
+        if (changed.length) this.#emit("messages", conversation.id);
+      },
       lineAll: (text) => {
         for (const conversation of this.#conversations.sorted()) {
           if (conversation.kind === "direct" && conversation.peer && conversation.peer !== this.username) {

@@ -1,5 +1,6 @@
 /**
- * Receipts signed by their reader (PROTOCOL.md 9.3, 14.7), as the terminal client's
+ * Receipts signed by their reader (PROTOCOL.md 9.3, 14.7; v2 conversations: 15.17 in
+ * v2-receipts.js, which shares the sent records kept here), as the terminal client's
  * `client/receipts.py`: the ones this device makes, and the state the core needs to
  * check the ones it gets. No DOM; storage and sending are injected.
  *
@@ -40,6 +41,7 @@ import * as store from "./store.js";
  * @property {string[]} recipients as sealed, the sender included
  * @property {string[]} deliveredTo
  * @property {string[]} readBy
+ * @property {number} [sentAt] a v2 message's signed time: where its kept copy is (15.17)
  */
 
 /**
@@ -86,12 +88,30 @@ export function sentRecordFrom(stored) {
   if (!isPlainObject(stored) || typeof stored.conversationId !== "string" || !Array.isArray(stored.recipients)) {
     return undefined;
   }
-  return {
+  /** @type {SentRecord} */
+  const record = {
     conversationId: stored.conversationId,
     recipients: names(stored.recipients),
     deliveredTo: names(stored.deliveredTo),
     readBy: names(stored.readBy),
   };
+  if (typeof stored.sentAt === "number") record.sentAt = stored.sentAt;
+  return record;
+}
+
+/**
+ * Whether an item came in protocol v2 (its envelope is a 15.8 one): its receipts go in v2.
+ *
+ * @param {Pick<ChatMessage, "envelopeText">} message
+ */
+export function isV2Item(message) {
+  if (!message.envelopeText) return false;
+  try {
+    const envelope = JSON.parse(message.envelopeText);
+    return isPlainObject(envelope) && envelope.v === 2;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -137,6 +157,11 @@ export class ReceiptBook {
     this.refusals = [];
     /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
+    /**
+     * Read receipts for v2 messages (v2-receipts.js, 15.17), while v2 runs on this page.
+     * @type {((peer: string, ids: string[]) => Promise<void>) | null}
+     */
+    this.v2Read = null;
   }
 
   /**
@@ -203,14 +228,24 @@ export class ReceiptBook {
   async read(conversationId, messages, shown) {
     /** @type {Map<string, string[]>} */
     const bySender = new Map();
+    /** @type {Map<string, string[]>} */
+    const bySenderV2 = new Map();
+    const v2Read = this.v2Read;
     for (const message of messages) {
       if (!shown.includes(message.messageId) || !message.verified || message.sender === this.me || message.conversationId !== conversationId) continue;
       if (this.receiptedRead.has(message.messageId)) continue;
+      // A v2 message is receipted in v2 (15.17), and only while v2 runs here to seal it.
+      const v2 = isV2Item(message);
+      if (v2 && v2Read === null) continue;
       this.receiptedRead.add(message.messageId);
-      bySender.set(message.sender, [...(bySender.get(message.sender) ?? []), message.messageId]);
+      const table = v2 ? bySenderV2 : bySender;
+      table.set(message.sender, [...(table.get(message.sender) ?? []), message.messageId]);
     }
     for (const sender of [...bySender.keys()].sort()) {
       for (const chunk of chunks(bySender.get(sender) ?? [])) await this.sign(conversationId, "read", chunk);
+    }
+    for (const sender of [...bySenderV2.keys()].sort()) {
+      if (v2Read) await v2Read(sender, bySenderV2.get(sender) ?? []);
     }
   }
 
@@ -237,13 +272,16 @@ export class ReceiptBook {
    * @param {string} conversationId
    * @param {string} messageId
    * @param {readonly string[]} recipients
+   * @param {number} [sentAt] a v2 message's signed time (its kept copy's place)
    * @returns {Promise<SentRecord>}
    */
-  noteSent(conversationId, messageId, recipients) {
+  noteSent(conversationId, messageId, recipients, sentAt) {
     return this.serial(async () => {
       const known = await this.load(messageId);
       if (known && known.conversationId === conversationId) return known;
+      /** @type {SentRecord} */
       const record = { conversationId, recipients: [...recipients], deliveredTo: [], readBy: [] };
+      if (sentAt !== undefined) record.sentAt = sentAt;
       await this.save(messageId, record);
       return record;
     });

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { receiveDirectV2 } from "../core/v2/index.js";
+import { isReceiptPayload, receiveDirectV2 } from "../core/v2/index.js";
 import { fileDescriptorFromPayload } from "../protocol/files.js";
 import { EnvelopeV2, targetKey } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
@@ -25,6 +25,8 @@ import { exclusive } from "./v2-sessions.js";
 /** @import { DeviceBook } from "./devices.js" */
 /** @import { SessionBook } from "./v2-sessions.js" */
 /** @import { LocalHistory } from "./v2-history.js" */
+/** @import { V2Receipts } from "./v2-receipts.js" */
+/** @import { AcceptedV2 } from "../core/v2/index.js" */
 
 const PAGE = 100;
 
@@ -38,6 +40,7 @@ const PAGE = 100;
  * @property {(item: ChatMessage, peer: string | null) => Promise<void>} show
  * @property {(peer: string, text: string) => void} notice
  * @property {() => void} revoked this device is no longer in the account's list
+ * @property {V2Receipts | null} [receipts] receipts to make and check (15.17)
  */
 
 /**
@@ -111,6 +114,8 @@ export class V2Receiver {
       const before = this.lastSeq;
       for (const entry of entries) await this.process(entry);
       if (this.lastSeq > before) await this.host.api.request("POST", `${base}/ack`, { body: { seq: this.lastSeq } });
+      // "delivered" receipts once the entries are acknowledged (15.17).
+      await this.host.receipts?.sendDelivered();
       if (entries.length < PAGE) return;
     }
   }
@@ -138,6 +143,31 @@ export class V2Receiver {
         (target !== undefined && target.deviceListVersion > list.version);
       if (stale) await this.host.book.refresh(name).catch(() => null);
     }
+  }
+
+  /**
+   * A receipt message (15.17): its sessions, seen record and position are kept as any
+   * message's, but it is no chat item, is never receipted itself, and moves own messages
+   * forward only as the core decides (v2-receipts.js).
+   *
+   * @param {AcceptedV2} decision
+   * @param {import("./store.js").Write} position
+   */
+  async receipt(decision, position) {
+    const { keys, sessions } = this.host;
+    /** @type {import("./store.js").Write[]} */
+    const writes = [
+      position,
+      { store: "seen", key: [this.me, `seen:${decision.messageId}`], value: decision.seen },
+      await sessions.write(decision.sender, decision.senderDevice, { sessions: decision.sessions, repair: false }),
+    ];
+    if (decision.oneTimePrekeyUsed !== null) {
+      writes.push(await keys.forgetOneTime(decision.oneTimePrekeyUsed));
+      this.usedPrekey = true;
+    }
+    await store.writeAll(writes);
+    this.lastSeq = /** @type {number} */ (position.value);
+    await this.host.receipts?.decide(decision);
   }
 
   /**
@@ -199,6 +229,10 @@ export class V2Receiver {
     const position = { store: "v2", key: this.seqPath, value: seq };
     const envelopeText = JSON.stringify(wire ?? null);
     const serverTs = safeInteger(entry.server_ts);
+    if (decision.outcome === "accepted" && isReceiptPayload(decision.payload)) {
+      await this.receipt(decision, position);
+      return;
+    }
     if (decision.outcome === "accepted") {
       const next = { sessions: decision.sessions, repair: false };
       const payload = decision.payload;
@@ -238,6 +272,12 @@ export class V2Receiver {
         this.host.notice(decision.peer, `A new secure session was started with a device of ${decision.sender}.`);
       }
       await this.host.show(item, decision.peer);
+      if (mine) {
+        // Sent from another device: who it was sealed for, for its receipts (15.17).
+        await this.host.receipts?.noteSent(decision.conversationId, decision.messageId, decision.peer, decision.sentAt);
+      } else {
+        this.host.receipts?.delivered(decision.sender, decision.messageId);
+      }
       return;
     }
     if (decision.outcome === "duplicate") {

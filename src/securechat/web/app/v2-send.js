@@ -39,6 +39,8 @@ export class CannotSeal extends Error {}
  * @property {SessionBook} sessions
  * @property {LocalHistory} local the messages this device keeps
  * @property {(peer: string, text: string) => void} notice a line in the conversation with `peer`
+ * @property {(conversationId: string, messageId: string, peer: string, sentAt: number) => Promise<unknown>} [noteSent]
+ *   who a kept message was sealed for, for its receipts (15.17)
  */
 
 export class V2Sender {
@@ -72,10 +74,11 @@ export class V2Sender {
    * @param {string} conversationId
    * @param {Payload} payload
    * @param {{messageId: string, sentAt: number}} header
+   * @param {{keep?: boolean}} [options] `keep: false` for a receipt (15.17): no kept item
    * @returns {Promise<EnvelopeV2>}
    */
-  seal(peer, conversationId, payload, header) {
-    return exclusive(this.me, () => this.sealNow(peer, conversationId, payload, header));
+  seal(peer, conversationId, payload, header, options = {}) {
+    return exclusive(this.me, () => this.sealNow(peer, conversationId, payload, header, options));
   }
 
   /**
@@ -83,9 +86,10 @@ export class V2Sender {
    * @param {string} conversationId
    * @param {Payload} payload
    * @param {{messageId: string, sentAt: number}} header
+   * @param {{keep?: boolean}} [options]
    * @returns {Promise<EnvelopeV2>}
    */
-  async sealNow(peer, conversationId, payload, { messageId, sentAt }) {
+  async sealNow(peer, conversationId, payload, { messageId, sentAt }, { keep = true } = {}) {
     const { keys, sessions } = this.host;
     const lists = await this.lists(peer);
     if (!lists) throw new CannotSeal("Protocol v2 is not available with this contact now.");
@@ -156,7 +160,9 @@ export class V2Sender {
         writes.push(await sessions.write(target.username, id, next));
       }
     }
-    await store.writeAll(writes);
+    // A receipt is no message of this device's history (15.17): only its states and seen record.
+    await store.writeAll(keep ? writes : writes.filter((write) => !(write.store === "v2" && Array.isArray(write.key) && write.key[1] === "msg")));
+    if (keep) await this.host.noteSent?.(conversationId, messageId, peer, sentAt);
     return sealed.envelope;
   }
 

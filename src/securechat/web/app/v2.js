@@ -26,6 +26,7 @@ import { ApiError } from "./api.js";
 import { reasonText } from "./reasons.js";
 import { DeviceKeys } from "./device-keys.js";
 import { DeviceBook } from "./devices.js";
+import { V2Receipts } from "./v2-receipts.js";
 import { V2Receiver } from "./v2-receive.js";
 import { V2Sender } from "./v2-send.js";
 import { LocalHistory } from "./v2-history.js";
@@ -36,6 +37,8 @@ import * as store from "./store.js";
 /** @import { Api } from "./api.js" */
 /** @import { ChatMessage, Conversation } from "./conversations.js" */
 /** @import { ListChange } from "./devices.js" */
+/** @import { ReceiptBook } from "./receipts.js" */
+/** @import { ReceiptV2Accepted } from "../core/v2/index.js" */
 /** @import { Trust } from "./trust.js" */
 
 const MAINTAIN_MS = 3_600_000;
@@ -51,6 +54,9 @@ const WIPED = "wiped-device";
  * @property {(conversationId: string, peer: string, text: string) => void} line a notice line in a direct conversation
  * @property {() => void} devicesChanged this account's list changed (the panel redraws)
  * @property {(text: string) => void} lineAll a notice line in every direct conversation
+ * @property {ReceiptBook} [receipts] the sent records, shared with v1's receipts (15.17)
+ * @property {(conversationId: string) => readonly ChatMessage[]} [shownIn] a conversation's items on screen
+ * @property {(decision: ReceiptV2Accepted) => void} [receiptApplied] a receipt moved own messages
  */
 
 /**
@@ -77,6 +83,8 @@ export class V2 {
     this.sessions = null;
     /** @type {LocalHistory | null} */
     this.local = null;
+    /** @type {V2Receipts | null} */
+    this.receipts = null;
     /** Why v2 is off on this device, if it is. @type {string | null} */
     this.off = "starting";
     this.sendEnabled = false;
@@ -154,7 +162,21 @@ export class V2 {
       this.sessions = sessions;
       const local = new LocalHistory(this.me, keys.sealer);
       this.local = local;
-      this.sender = new V2Sender({ api: this.host.api, keys, book, sessions, local, notice });
+      const book1 = this.host.receipts;
+      const receipts = book1
+        ? new V2Receipts({
+            me: this.me,
+            book: book1,
+            local,
+            send: (peer, payload) => this.sendReceipt(peer, payload),
+            shownIn: this.host.shownIn ?? (() => []),
+            applied: this.host.receiptApplied ?? (() => {}),
+          })
+        : null;
+      this.receipts = receipts;
+      const noteSent = (/** @type {string} */ id, /** @type {string} */ messageId, /** @type {string} */ peer, /** @type {number} */ sentAt) =>
+        book1 ? book1.noteSent(id, messageId, [this.me, peer].sort(), sentAt) : Promise.resolve();
+      this.sender = new V2Sender({ api: this.host.api, keys, book, sessions, local, notice, noteSent });
       this.receiver = new V2Receiver({
         api: this.host.api,
         keys,
@@ -164,7 +186,10 @@ export class V2 {
         show: this.host.show,
         notice,
         revoked: () => this.revokedHere(),
+        receipts,
       });
+      // Read receipts for v2 messages go in v2 from now on (15.17).
+      if (book1 && receipts) book1.v2Read = (peer, ids) => receipts.read(peer, ids);
       await this.receiver.load();
       this.off = null;
       this.host.devicesChanged();
@@ -190,6 +215,31 @@ export class V2 {
 
   stop() {
     if (this.receiver) this.receiver.stopped = true;
+    if (this.host.receipts) this.host.receipts.v2Read = null;
+  }
+
+  /**
+   * Seal a receipt payload for `peer` and post it (15.17), sealed again once on 409
+   * `device_list_stale`; kept nowhere (it is no chat item). Whether this browser sends
+   * its texts in v2 does not matter: the peer's v2 messages are receipted in v2.
+   *
+   * @param {string} peer
+   * @param {Payload} payload
+   */
+  async sendReceipt(peer, payload) {
+    const sender = this.sender;
+    if (!sender || !this.book) throw new Error("Protocol v2 is not running on this device.");
+    const conversationId = await directConversationId(this.me, peer);
+    const header = { messageId: crypto.randomUUID(), sentAt: Date.now() };
+    let envelope = await sender.seal(peer, conversationId, payload, header, { keep: false });
+    try {
+      await sender.post(envelope);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === "device_list_stale")) throw error;
+      await Promise.all([this.book.refresh(this.me), this.book.refresh(peer)]);
+      envelope = await sender.seal(peer, conversationId, payload, header, { keep: false });
+      await sender.post(envelope);
+    }
   }
 
   /** Read the inbox, then keep the prekeys stocked (15.4). */
@@ -344,7 +394,8 @@ export class V2 {
         message.envelopeText = JSON.stringify(envelope.toWire());
         answer = await sender.post(envelope);
       }
-      message.status = "sent";
+      // A receipt may have moved it on meanwhile (15.17): a status only moves forward.
+      if (message.status === "sending") message.status = "sent";
       message.serverTs = typeof answer?.server_ts === "number" ? answer.server_ts : null;
     } catch (error) {
       message.status = "failed";
