@@ -34,3 +34,13 @@ def test_mypy_is_clean_with_the_project_config() -> None:
     completed = run(sys.executable, "-m", "mypy", "--cache-dir", "/dev/null")
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-2000:]
     assert "Success: no issues found" in completed.stdout
+
+
+def test_the_test_suite_writes_its_screenshots_where_git_ignores_them() -> None:
+    from .browser.conftest import SCREENSHOTS
+
+    probe = SCREENSHOTS / "probe.png"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(probe)], cwd=REPO, check=False, capture_output=True
+    )
+    assert ignored.returncode == 0, f"{probe} is not ignored: the test command would dirty the tree"

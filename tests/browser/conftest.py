@@ -33,7 +33,11 @@ PASSWORDS = {
 }
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Tests write screenshots to an ignored folder, so the test command leaves the tree as it
+# was; `scripts/screenshots` writes the README's (docs/screenshots) instead.
+SCREENSHOTS = Path(
+    os.environ.get("SECURECHAT_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "build" / "screenshots"
+)
 
 # Installed before any page script: records CSP violations and the XSS canary, and
 # counts notifications the page shows.

@@ -62,6 +62,7 @@ def test_admin_console(
     page.locator("#admin-sender").fill("bob")
     page.locator("#admin-filter").get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(2)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
         page.screenshot(path=str(SCREENSHOTS / f"admin-{label}.png"))

@@ -1,5 +1,6 @@
-"""Screenshots of each main screen at desktop and phone width, into docs/screenshots/
-(linked from the README). The test fails if a screen cannot be reached or a picture is
+"""Screenshots of each main screen at desktop and phone width, into build/screenshots/
+(ignored), or docs/screenshots/ (linked from the README) when run by
+`scripts/screenshots`. The test fails if a screen cannot be reached or a picture is
 not written; whether they look right is for a person to judge."""
 
 from __future__ import annotations
