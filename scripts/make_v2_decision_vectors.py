@@ -21,6 +21,7 @@ record, payload) is what the code returns.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -545,6 +546,31 @@ def main_conversation(cases: Cases) -> None:
 
     malicious_sender_cases(sim, cases)
     prekey_cases(sim, cases)
+    file_payload_cases(sim, cases)
+
+
+def file_payload_cases(sim: Sim, cases: Cases) -> None:
+    """15.18: a file payload travels in the v2 body and its descriptor is checked as 12.3."""
+    alice = sim.node(LAPTOP)
+    descriptor = {
+        "id": "6f1d2c3b-4a59-4e87-9c6d-5b4a39281706",
+        "key": "AAAA",  # 3 bytes: 12.3 wants exactly 32
+        "name": "report.pdf",
+        "media_type": "application/pdf",
+        "size": 10,
+        "sha256": "0" * 64,
+    }
+    payload = json.dumps({"type": "file", "file": descriptor}, separators=(",", ":")).encode()
+    bad_file = sim.send(alice, "bob", "m-bad-file", "", payload=payload)
+    cases.receive(
+        sim,
+        BOB,
+        entry_for(bad_file, BOB),
+        "bad_payload_file_descriptor",
+        "validly signed and sealed, a file payload whose descriptor breaks 12.3 (a 3-byte key)",
+        refused("bad_payload"),
+        apply=False,
+    )
 
 
 def seal_with_slot_key(sim: Sim, sender: Node, peer: str, label: str, slot_key: bytes) -> dict[str, Any]:
