@@ -29,6 +29,7 @@ from ..client.messenger import InboxItem, Messenger
 from ..client.reason_texts import explain
 from ..protocol.errors import ProtocolError
 from ..protocol.keys import fingerprint
+from . import help_format  # noqa: F401  (corrects Typer's help output on import)
 from .config import ClientSettings
 from .formatting import human_size, login_notice, message_rows, message_text, safe_line
 
