@@ -78,7 +78,8 @@ export class LocalHistory {
 
   /**
    * The sealed write of an item, for a transaction with what accepting it changed. Only
-   * what is shown is kept: no transfer state, no receipt sets (v2 has no receipts yet); a
+   * what is shown is kept: no transfer state, no receipt sets (a status that receipts
+   * moved is the item's `status`, written again by v2-receipts.js, 15.17); a
    * shared file's descriptor, key included, is (15.18).
    *
    * @param {ChatMessage} item

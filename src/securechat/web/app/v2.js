@@ -7,9 +7,9 @@
  * groups, v1 as before.
  *
  * v2 is opt-in per browser while it is a draft: its messages are kept in this profile
- * (v2-history.js) and survive reloads, but v2 has no delivered/read receipts (PROTOCOL.md
- * 15 defines none; an own v2 message stays "Sent"), so making it the default would take
- * "Read" away from every direct conversation. The switch in
+ * (v2-history.js) and survive reloads, and its delivered/read receipts are v2 messages
+ * (PROTOCOL.md 15.17, v2-receipts.js), so an own v2 message goes Sent, Delivered, Read as
+ * a v1 one does. The switch in
  * the devices section of the account dialog sets up this
  * browser's device (listed, so peers send to it in v2) and sends direct messages in v2.
  * Switched off again, the device stays listed and keeps receiving; only sending goes
