@@ -47,3 +47,15 @@ def test_password_policy_refuses_weak_passwords(password: str, reason: str) -> N
 
 def test_password_policy_accepts_a_long_uncommon_passphrase() -> None:
     check_password("correct horse battery staple", "alice")
+
+
+def test_the_terminal_and_the_browser_state_the_same_password_rules() -> None:
+    import re
+    from pathlib import Path
+
+    from securechat.client.passwords import PASSWORD_RULES
+
+    js = (Path(__file__).resolve().parents[2] / "src/securechat/web/app/password-policy.js").read_text()
+    (stated,) = re.findall(r'export const PASSWORD_RULES = "([^"]+)";', js)
+    assert stated == PASSWORD_RULES
+    assert "username" in PASSWORD_RULES and "10" in PASSWORD_RULES

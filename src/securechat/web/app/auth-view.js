@@ -5,7 +5,7 @@
  */
 
 import { byId, explain, setMessage, show } from "./dom.js";
-import { passwordProblem, strength } from "./password-policy.js";
+import { PASSWORD_RULES, passwordProblem, strength } from "./password-policy.js";
 
 /**
  * @typedef {object} AuthActions
@@ -103,7 +103,7 @@ export class AuthView {
     const meter = byId("password-meter");
     meter.dataset.score = String(score);
     meter.style.width = password ? `${25 * (score + 1)}%` : "0";
-    byId("password-strength").textContent = password ? `Strength: ${label}` : "At least 10 characters.";
+    byId("password-strength").textContent = password ? `Strength: ${label}` : PASSWORD_RULES;
   }
 
   /**

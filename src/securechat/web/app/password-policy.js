@@ -7,6 +7,9 @@
 
 export const MIN_LENGTH = 10;
 
+/** The rules in a sentence, shown before anything is typed (the terminal client states the same). */
+export const PASSWORD_RULES = "At least 10 characters; not a common password; not containing your username.";
+
 /** @type {Promise<Set<string>> | null} */
 let commonPasswords = null;
 
