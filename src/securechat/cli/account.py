@@ -1,4 +1,5 @@
-"""Account commands: register, log in and out, sessions, the password, storage usage."""
+"""Account commands: register, log in and out, sessions, the password, storage usage,
+and rotating the identity key (``securechat account rotate-identity``)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..client.passwords import PASSWORD_RULES
+from ..client.v2.rotation import ED25519_SPKI_PREFIX
+from ..protocol.keys import fingerprint
 from .formatting import human_size, safe_line
-from .main import PasswordStdin, app, console, messenger, read_password, run, show, when
+from .main import PasswordStdin, app, console, messenger, read_password, run, show, unlocked, when
+
+account_app = typer.Typer(help="Your account's identity key (protocol v2).", no_args_is_help=True)
+app.add_typer(account_app, name="account")
 
 
 @app.command()
 @run
 async def register(username: str, password_stdin: PasswordStdin = False) -> None:
     """Create an account; keys are made here and sealed with your password."""
+    if not password_stdin:
+        console.print(f"Password rules: {PASSWORD_RULES}", markup=False)
     password = read_password(password_stdin, confirm=True)
     async with messenger() as client:
         with console.status("Deriving keys and generating key pairs..."):
@@ -102,3 +111,23 @@ async def passwd(password_stdin: PasswordStdin = False) -> None:
         new = read_password(password_stdin, "New password: ", confirm=not password_stdin)
         revoked = await client.change_password(current, new)
         show(f"Password changed; {revoked} other session(s) logged out")
+
+
+@account_app.command("rotate-identity")
+@run
+async def rotate_identity(password_stdin: PasswordStdin = False) -> None:
+    """Replace your account's identity key (protocol v2, PROTOCOL.md 15.11).
+
+    The old key signs the hand-over to a new one; every device of your list is certified
+    again under it. Contacts follow the signed change (their verified mark for you is
+    cleared); your other devices load the new key at their next unlock or login.
+    """
+    async with await unlocked(password_stdin) as client:
+        with console.status("Rotating the identity key..."):
+            done = await client.v2.rotate_identity()
+        old, new = (fingerprint(ED25519_SPKI_PREFIX + key) for key in (done.old_key, done.new_key))
+        show(f"Identity key rotated: {old} -> {new}")
+        show(
+            f"{done.devices} device(s) certified again under the new key (device list version {done.version}). "
+            "Contacts see a notice and must compare the safety number with you again."
+        )

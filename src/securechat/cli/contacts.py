@@ -71,8 +71,9 @@ async def verify(
                 await client.trusted_identity(user)
             except KeyChanged as exc:
                 show_key_change(client, exc)
-        mine = client.pinned_identity(client.username)
-        theirs = client.pinned_identity(user)
+        # With the account key a followed rotation pinned (15.11), if it moved.
+        mine = client.v2.directory.pins.safety_identity(client.username)
+        theirs = client.v2.directory.pins.safety_identity(user)
         if mine is None or theirs is None:
             raise ClientError(f"no pinned keys for {user}")
         show(f"Safety number with {theirs.username}:")

@@ -35,6 +35,9 @@ class Session:
         self.state = state
         self.api = api
         self.identity: PrivateIdentity | None = None
+        # The password's wrap key while unlocked (memory only): it opens the sealed v2
+        # account key after a rotation (PROTOCOL.md 15.11), as it opens the key bundle.
+        self.wrap_key: bytes | None = None
         self._token_lock = asyncio.Lock()
 
     @property
@@ -68,7 +71,7 @@ class Session:
             self._save_session(name, answer)
             self.state.put("last_seq", "0")
             self.state.pin_contact(name, identity_dict(identity.public))
-        self.identity = identity
+        self.identity, self.wrap_key = identity, derived.wrap_key
 
     async def login(self, username: str, password: str) -> None:
         """Start a new session and unlock the keys."""
@@ -88,7 +91,7 @@ class Session:
         # position, the inbox answers with its head only.
         head = (await self.api.inbox(2**62, 1))["head"]
         self.state.put(SESSION_NOTICES_AFTER, str(int(head)))
-        self.identity = identity
+        self.identity, self.wrap_key = identity, derived.wrap_key
         await self._check_own_keys()
 
     def _check_home_is_for(self, name: Username) -> None:
@@ -104,6 +107,7 @@ class Session:
         params = KdfParams.from_wire(bundle["kdf"])
         derived = await asyncio.to_thread(derive_keys, password, params)
         self.identity = self._open_bundle(bundle["key_bundle"], derived.wrap_key, name)
+        self.wrap_key = derived.wrap_key
         await self._check_own_keys()
 
     def _open_bundle(self, bundle: Any, wrap_key: bytes, name: Username) -> PrivateIdentity:
@@ -180,7 +184,7 @@ class Session:
         finally:
             with self.state.transaction():
                 self.state.clear_session()
-            self.identity = None
+            self.identity = self.wrap_key = None
 
     async def change_password(self, current: str, new: str) -> int:
         name = self.username
@@ -200,7 +204,7 @@ class Session:
                 "key_bundle": seal_key_bundle(identity, new_keys.wrap_key),
             }
         )
-        self.identity = identity
+        self.identity, self.wrap_key = identity, new_keys.wrap_key
         return int(answer["revoked_sessions"])
 
     async def sessions(self) -> list[dict[str, Any]]:

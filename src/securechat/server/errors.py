@@ -152,6 +152,12 @@ class UnknownKey(NotFound):
     code = "unknown_key"
 
 
+class NoAccountKeySeal(NotFound):
+    """The account never rotated its identity key: its account key is its v1 signing key."""
+
+    code = "no_account_key_seal"
+
+
 class DeviceNotListed(NotFound):
     code = "device_not_listed"
 

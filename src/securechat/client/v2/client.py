@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...protocol.identifiers import Username
+from ...protocol.v2.devices import DeviceList
 from ..contacts import ContactBook
 from ..errors import ApiError, ClientError, NotLoggedIn
 from ..receiving import InboxItem
@@ -20,6 +21,7 @@ from .directory import DeviceDirectory
 from .prekeys import PrekeyKeeper
 from .receipts import V2Receipts
 from .receiving import MeV2Source, Receiver, notice_item
+from .rotate import FollowingSource, RotationDone, reseal, rotate
 from .sealed import local_state_key
 from .sending import Sender, Sent
 from .store import V2Store
@@ -83,8 +85,10 @@ class V2Client:
         await self.session.ensure_token()
         identity = self.session.me()
         device = self.device()
+        # After a rotation the account key is the sealed one (15.11): load it first.
+        await self.directory.keys.load(identity.username, self.session.wrap_key)
         if device is None:
-            created = LocalDevice.create(identity, now_ms())
+            created = LocalDevice.create(identity, now_ms(), self.directory.keys.seed(identity))
             with self.state.transaction() as conn:
                 # Another process of this home may have made one meanwhile: keep that one.
                 record = self.store.record(conn, DEVICE_RECORD)
@@ -100,6 +104,8 @@ class V2Client:
                 # put itself back (only a new device, in a new home, joins again).
                 raise Revoked()
             await self.directory.publish(identity, device.device, None, now_ms())
+        else:
+            device = self._recertify(device, listed)
         self.state.put(LISTED, device.device_id)
         await self.prekeys.maintain(device, identity.username, now_ms())
         return device
@@ -112,8 +118,28 @@ class V2Client:
 
     def _source(self) -> MeV2Source:
         identity = self.session.me()
-        account_key = identity.signing_private.public_key().public_bytes_raw()
-        return MeV2Source(identity.username, account_key, self._ready(), self.prekeys)
+        v1_key = identity.signing_private.public_key().public_bytes_raw()
+        return FollowingSource(identity.username, self.directory.pins, v1_key, self._ready(), self.prekeys)
+
+    def _recertify(self, device: LocalDevice, listed: DeviceList) -> LocalDevice:
+        """Keep the certificate the accepted list carries for this device (re-issued after
+        a rotation, 15.11)."""
+        entry = next((d for d in listed.devices if d.device_id == device.device_id), None)
+        updated = device if entry is None else device.recertified(entry)
+        if updated is not device:
+            with self.state.transaction() as conn:
+                self.store.put_record(conn, DEVICE_RECORD, updated.to_record())
+        return updated
+
+    # 15.11 -----------------------------------------------------------------------
+    async def rotate_identity(self) -> RotationDone:
+        """Replace the account key (15.11 "Rotating"): needs the keys unlocked with the
+        password in this process (its wrap key seals the new key for the other devices)."""
+        await self.session.ensure_token()
+        identity = self.session.me()
+        if self.session.wrap_key is None:
+            raise NotLoggedIn("rotating the identity key needs your password")
+        return await rotate(self, identity, self.session.wrap_key, now_ms())
 
     # 15.12 -----------------------------------------------------------------------
     async def uses_v2(self, peer: str) -> bool:
@@ -133,6 +159,15 @@ class V2Client:
                 return False
             raise
         return accepted is not None
+
+    async def reseal_account_key(self) -> None:
+        """After a password change: the account key a rotation sealed under the old password
+        is sealed again under the new one (nothing to do for an account that never rotated)."""
+        identity = self.session.me()
+        if self.session.wrap_key is None:
+            return
+        self._unlock()
+        await reseal(self, identity, self.session.wrap_key)
 
     # Sending and receiving -------------------------------------------------------------
     async def send(self, peer: str, payload: dict[str, Any], *, keep: bool = True) -> tuple[Sent, list[InboxItem]]:

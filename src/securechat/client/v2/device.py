@@ -35,10 +35,12 @@ class LocalDevice:
         return self.device.device_id
 
     @classmethod
-    def create(cls, identity: PrivateIdentity, now: int) -> LocalDevice:
+    def create(cls, identity: PrivateIdentity, now: int, account_secret: bytes | None = None) -> LocalDevice:
+        """A new device, certified by ``account_secret`` (the account key after a rotation,
+        15.11) or else v1's signing seed."""
         signing_seed, dh_private = os.urandom(32), os.urandom(32)
         device = certify_device(
-            account_seed(identity),
+            account_seed(identity) if account_secret is None else account_secret,
             Username(identity.username),
             ed25519_raw_public(signing_seed),
             x25519_public(dh_private),
@@ -67,3 +69,10 @@ class LocalDevice:
             b64decode(record["certificate"]),
         )
         return cls(signing_seed, dh_private, device)
+
+    def recertified(self, listed: Device) -> LocalDevice:
+        """This device with the certificate an accepted list carries for it (re-issued by a
+        new account key, 15.11); the same keys, so the same device."""
+        if listed.device_id != self.device_id or listed.certificate == self.device.certificate:
+            return self
+        return LocalDevice(self.signing_seed, self.dh_private, listed)

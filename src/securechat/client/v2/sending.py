@@ -152,6 +152,9 @@ class Sender:
             notices += news
             if device.device_id not in {d.device_id for d in lists[identity_name].devices}:
                 raise ClientError("this device is no longer in your device list (revoked)")
+            # The account key as the own accepted list names it: a rotation followed
+            # just now (15.11) is what new setups bind.
+            me = Party(me_name, lists[identity_name].account_key, device.device)
             targets = tuple(
                 Target(
                     Username(name),

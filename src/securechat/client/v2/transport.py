@@ -55,5 +55,19 @@ class V2Api:
         path = f"{PREFIX}/devices/{device_id}/inbox"
         return _object(await self.api.request("GET", path, params={"since": since, "limit": limit}))
 
+    async def identity_transitions(self, username: str, since_key: bytes) -> dict[str, Any]:
+        path = f"{PREFIX}/users/{username}/identity-transitions"
+        return _object(await self.api.request("GET", path, params={"since_key": since_key.hex()}))
+
+    async def rotate_identity(self, body: dict[str, object]) -> dict[str, Any]:
+        return _object(await self.api.request("POST", f"{PREFIX}/account/identity-transition", json=body))
+
+    async def account_key_seal(self) -> dict[str, Any]:
+        return _object(await self.api.request("GET", f"{PREFIX}/account/identity-key-seal"))
+
+    async def put_account_key_seal(self, seal: dict[str, object]) -> dict[str, Any]:
+        body = {"account_key_seal": seal}
+        return _object(await self.api.request("PUT", f"{PREFIX}/account/identity-key-seal", json=body))
+
     async def ack(self, device_id: str, seq: int) -> None:
         await self.api.request("POST", f"{PREFIX}/devices/{device_id}/inbox/ack", json={"seq": seq})

@@ -21,12 +21,32 @@ class TransitionBody(Strict):
     # Both are checked by the protocol layer's strict parsers (400 with a reason).
     transition: dict[str, Any]
     device_list: dict[str, Any]
+    # The new account private key sealed under the password (15.11), for the account's
+    # other devices and later logins; opaque here.
+    account_key_seal: dict[str, Any] | None = None
+
+
+class SealBody(Strict):
+    account_key_seal: dict[str, Any]
 
 
 @router.post("/account/identity-transition")
 async def rotate_identity_key(body: TransitionBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
     """The caller's transition to a new identity key and its first list under that key."""
-    return await identity_transitions.rotate(ctx, principal, body.transition, body.device_list)
+    return await identity_transitions.rotate(
+        ctx, principal, body.transition, body.device_list, body.account_key_seal
+    )
+
+
+@router.get("/account/identity-key-seal")
+async def get_account_key_seal(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    return await identity_transitions.get_account_key_seal(ctx, principal)
+
+
+@router.put("/account/identity-key-seal")
+async def put_account_key_seal(body: SealBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    """The current account key sealed again (a password change re-seals it)."""
+    return await identity_transitions.put_account_key_seal(ctx, principal, body.account_key_seal)
 
 
 @router.get("/users/{username}/identity-transitions")

@@ -18,8 +18,17 @@ from sqlalchemy.exc import IntegrityError
 
 from ...protocol.encoding import b64encode
 from ...protocol.errors import ProtocolError, UnsupportedVersion
+from ...protocol.v2.account_key_seal import parse_account_key_seal
 from ...protocol.v2.transitions import MAX_TRANSITIONS, parse_transition, verify_transition
-from ..errors import DeviceListStale, IdentityKeyStale, InvalidTransition, NotFound, UnknownKey
+from ..errors import (
+    DeviceListStale,
+    IdentityKeyStale,
+    InvalidInput,
+    InvalidTransition,
+    NoAccountKeySeal,
+    NotFound,
+    UnknownKey,
+)
 from ..storage import devices as device_store
 from ..storage import identity_transitions as store
 from .context import ServiceContext, now_ms
@@ -31,8 +40,24 @@ def _refuse(reason: str) -> InvalidTransition:
     return InvalidTransition(f"the identity transition is refused: {reason}", reason=reason)
 
 
+def _seal_document(raw_seal: Any, account_key: bytes) -> str:
+    """The sealed account key as sent, if it has the form of 15.11 and names ``account_key``
+    (the server cannot open it; clients check what it opens to)."""
+    try:
+        seal = parse_account_key_seal(raw_seal)
+    except ProtocolError as exc:
+        raise InvalidInput(f"account_key_seal: {exc}", field="account_key_seal") from exc
+    if seal.account_key != account_key:
+        raise InvalidInput("account_key_seal must seal the new account key", field="account_key_seal")
+    return json.dumps(raw_seal, separators=(",", ":"))
+
+
 async def rotate(
-    ctx: ServiceContext, principal: Principal, raw_transition: Any, raw_list: Any
+    ctx: ServiceContext,
+    principal: Principal,
+    raw_transition: Any,
+    raw_list: Any,
+    raw_seal: Any = None,
 ) -> dict[str, Any]:
     """``POST /account/identity-transition``: checks in PROTOCOL.md 15.16's order."""
     await count_update(ctx, principal)
@@ -47,6 +72,7 @@ async def rotate(
     except ProtocolError as exc:
         raise _refuse("bad_signature") from exc
     device_list = check_list(raw_list, principal, transition.new_key)
+    seal_document = None if raw_seal is None else _seal_document(raw_seal, transition.new_key)
     transition_document = json.dumps(raw_transition, separators=(",", ":"), ensure_ascii=False)
     list_document = json.dumps(raw_list, separators=(",", ":"), ensure_ascii=False)
     listed = [(device.device_id, device.signing_key) for device in device_list.devices]
@@ -89,6 +115,10 @@ async def rotate(
             if written.outcome != "stored":
                 # The old list was signed by the old key, so it is never "unchanged" here.
                 raise DeviceListStale("a device list's version must be higher than the stored one")
+            if seal_document is not None:
+                await store.put_account_key_seal(
+                    conn, principal.user_id, transition.new_key, seal_document, now
+                )
     except IntegrityError as exc:
         # Another rotation (or a first list) of this account was stored meanwhile.
         raise IdentityKeyStale(
@@ -125,3 +155,28 @@ async def transitions_since(ctx: ServiceContext, username: str, since_key: bytes
         "transitions": [json.loads(row["document"]) for row in page],
         "more": len(following) > MAX_TRANSITIONS,
     }
+
+
+async def get_account_key_seal(ctx: ServiceContext, principal: Principal) -> dict[str, Any]:
+    """``GET /account/identity-key-seal``: the caller's sealed account key (404
+    ``no_account_key_seal`` if the account never rotated)."""
+    async with ctx.database.read() as conn:
+        row = await store.account_key_seal(conn, principal.user_id)
+    if row is None:
+        raise NoAccountKeySeal("the account never rotated its identity key")
+    return {"account_key_seal": json.loads(row["document"])}
+
+
+async def put_account_key_seal(ctx: ServiceContext, principal: Principal, raw_seal: Any) -> dict[str, Any]:
+    """``PUT /account/identity-key-seal``: the same key sealed again (after a password
+    change). Only the account's current key: 409 ``identity_key_stale`` otherwise."""
+    await count_update(ctx, principal)
+    async with ctx.database.write() as conn:
+        current = await store.current_key(conn, principal.user_id)
+        if current is None:
+            raise NotFound("no such user")
+        seal = _seal_document(raw_seal, current) if await store.last(conn, principal.user_id) else None
+        if seal is None:
+            raise NoAccountKeySeal("the account never rotated its identity key")
+        await store.put_account_key_seal(conn, principal.user_id, current, seal, now_ms())
+    return {"account_key": b64encode(current)}

@@ -9,12 +9,12 @@ checks that).
 
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.der import check_ed25519_spki
-from .tables import identity_transitions, users
+from .tables import account_key_seals, identity_transitions, users
 
 
 async def registered_key(conn: AsyncConnection, user_id: int) -> bytes | None:
@@ -90,5 +90,25 @@ async def add(
             at=at,
             document=document,
             created_at=now,
+        )
+    )
+
+
+async def account_key_seal(conn: AsyncConnection, user_id: int) -> RowMapping | None:
+    """The account key sealed under the password (account_key, document), if it rotated."""
+    query = select(account_key_seals.c.account_key, account_key_seals.c.document).where(
+        account_key_seals.c.user_id == user_id
+    )
+    return (await conn.execute(query)).mappings().first()
+
+
+async def put_account_key_seal(
+    conn: AsyncConnection, user_id: int, account_key: bytes, document: str, now: int
+) -> None:
+    """Replace the account's seal (a rotation seals a new key, a password change re-seals)."""
+    await conn.execute(delete(account_key_seals).where(account_key_seals.c.user_id == user_id))
+    await conn.execute(
+        insert(account_key_seals).values(
+            user_id=user_id, account_key=account_key, document=document, updated_at=now
         )
     )

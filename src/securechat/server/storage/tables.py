@@ -320,6 +320,17 @@ identity_transitions = Table(
     UniqueConstraint("user_id", "new_key", name="uq_identity_transitions_new_key"),
 )
 
+# The account key of the last transition, sealed by a client under the password's wrap
+# key (PROTOCOL.md 15.11; migration 0016): opaque to the server, one row per account.
+account_key_seals = Table(
+    "account_key_seals",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_key", LargeBinary(32), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 # Unclaimed one-time prekeys (JSON as published). A claim deletes the row in the
 # statement that returns it, so each is handed out at most once on any instance.
 one_time_prekeys = Table(
