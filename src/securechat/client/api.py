@@ -53,9 +53,11 @@ class ApiClient:
         content: bytes | None = None,
         raw: bool = False,
         auth: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        """Send a request; the JSON answer, or the body's bytes with ``raw``."""
-        headers = {}
+        """Send a request; the JSON answer, or the body's bytes with ``raw``. ``headers``
+        go with it (a device credential beside the session's token)."""
+        headers = dict(headers or {})
         if content is not None:
             headers["content-type"] = "application/octet-stream"
         if auth:

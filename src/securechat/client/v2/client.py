@@ -57,6 +57,8 @@ class V2Client:
         self.state, self.session = state, session
         self.store = V2Store(state)
         self.api = V2Api(session.api)
+        # The inbox calls carry this home's device credential, signed by its key (15.16).
+        self.api.credentials.lookup = self._own_device
         self.directory = DeviceDirectory(state, self.store, self.api, contacts)
         self.prekeys = PrekeyKeeper(state, self.store, self.api)
         self.sender = Sender(state, self.store, self.api, self.directory, now_ms)
@@ -109,6 +111,10 @@ class V2Client:
         self.state.put(LISTED, device.device_id)
         await self.prekeys.maintain(device, identity.username, now_ms())
         return device
+
+    def _own_device(self, device_id: str) -> tuple[str, LocalDevice] | None:
+        device = self.device()
+        return None if device is None or device.device_id != device_id else (self.session.username, device)
 
     def _ready(self) -> LocalDevice:
         device = self.device()

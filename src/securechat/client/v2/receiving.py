@@ -76,7 +76,8 @@ class Receiver:
                 items += await self.entry(me, seq, entry)
             if entries:
                 await self.api.ack(device.device_id, self.position())
-            if len(entries) < PAGE:
+            # A page is cut by bytes too (15.16): ``more`` says entries wait beyond it.
+            if (len(entries) < PAGE and page.get("more") is not True) or self.position() == since:
                 return items
 
     async def _lists_for(self, envelope: EnvelopeV2 | None) -> tuple[dict[str, DeviceList], list[ListNotice]]:

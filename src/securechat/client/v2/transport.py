@@ -7,6 +7,7 @@ from typing import Any
 
 from ..api import ApiClient
 from ..errors import ServerMisbehaved
+from .device_auth import DeviceCredentials
 
 PREFIX = "/api/v1"
 
@@ -20,6 +21,8 @@ def _object(answer: Any) -> dict[str, Any]:
 class V2Api:
     def __init__(self, api: ApiClient) -> None:
         self.api = api
+        # The per-device calls (inbox and acknowledgement) carry the device's credential.
+        self.credentials = DeviceCredentials(api)
 
     async def publish_device_list(self, document: dict[str, object]) -> dict[str, Any]:
         return _object(await self.api.request("PUT", f"{PREFIX}/devices", json=document))
@@ -52,8 +55,14 @@ class V2Api:
         return _object(await self.api.request("POST", f"{PREFIX}/v2/messages", json={"envelope": envelope}))
 
     async def inbox(self, device_id: str, since: int, limit: int) -> dict[str, Any]:
+        """The device's entries (with its credential: ``credentials.use`` it first)."""
         path = f"{PREFIX}/devices/{device_id}/inbox"
-        return _object(await self.api.request("GET", path, params={"since": since, "limit": limit}))
+        params = {"since": since, "limit": limit}
+        return _object(
+            await self.credentials.call(
+                device_id, lambda headers: self.api.request("GET", path, params=params, headers=headers)
+            )
+        )
 
     async def identity_transitions(self, username: str, since_key: bytes) -> dict[str, Any]:
         path = f"{PREFIX}/users/{username}/identity-transitions"
@@ -70,4 +79,7 @@ class V2Api:
         return _object(await self.api.request("PUT", f"{PREFIX}/account/identity-key-seal", json=body))
 
     async def ack(self, device_id: str, seq: int) -> None:
-        await self.api.request("POST", f"{PREFIX}/devices/{device_id}/inbox/ack", json={"seq": seq})
+        path = f"{PREFIX}/devices/{device_id}/inbox/ack"
+        await self.credentials.call(
+            device_id, lambda headers: self.api.request("POST", path, json={"seq": seq}, headers=headers)
+        )
