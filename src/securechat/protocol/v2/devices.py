@@ -6,6 +6,9 @@ import hashlib
 import itertools
 import re
 from dataclasses import dataclass
+from functools import cached_property
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..encoding import b64encode, canonical, u64
 from ..errors import MalformedInput, VerificationFailed
@@ -37,6 +40,12 @@ class Device:
     dh_key: bytes  # X25519, raw 32 bytes
     created_at: int
     certificate: bytes
+
+    @cached_property
+    def verification_key(self) -> ed25519.Ed25519PublicKey:
+        """The signing key, checked (15.1) and loaded once for every envelope it signs;
+        MalformedInput as ``check_ed25519_raw`` (nothing is cached then)."""
+        return check_ed25519_raw(self.signing_key)
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {

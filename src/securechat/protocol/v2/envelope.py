@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from ..encoding import b64decode, b64encode, canonical, split_canonical, u64
 from ..envelope import MAX_CIPHERTEXT_BYTES, pad, unpad
@@ -31,11 +32,11 @@ from ..identifiers import (
     parse_message_id,
     parse_username,
 )
-from ..primitives import GCM_IV_BYTES, aes_gcm_decrypt, aes_gcm_encrypt
+from ..primitives import GCM_IV_BYTES, aes_gcm_decrypt, aes_gcm_encrypt, ed25519_verify
 from .devices import MAX_DEVICES, Device
 from .errors import Refusal
 from .labels import BODY_BINDING, KEY_SLOT, MESSAGE_HEADER_V2, MESSAGE_SIGNATURE_V2
-from .primitives import KEY_BYTES, SIGNATURE_BYTES, ed25519_sign_raw, ed25519_verify_raw
+from .primitives import KEY_BYTES, SIGNATURE_BYTES, ed25519_sign_raw
 from .ratchet import RandomSource, RatchetMessage, SessionState, ratchet_encrypt
 from .wire import exact_bytes, integer, members, version_two
 
@@ -173,15 +174,16 @@ class EnvelopeV2:
             if not isinstance(devices, list) or len(devices) > MAX_DEVICES:
                 raise MalformedInput("target devices")
             ids = tuple(_device_id(device) for device in devices)
-            if any(a >= b for a, b in itertools.pairwise(ids)):
+            if not _ascending(ids):
                 raise MalformedInput("target devices must be strictly ascending")
             targets.append(
                 Target(_normalised(entry["username"]), integer(entry["device_list_version"], minimum=1), ids)
             )
-        if any(a.username >= b.username for a, b in itertools.pairwise(targets)):
+        if not _ascending([target.username for target in targets]):
             raise MalformedInput("targets must be strictly ascending")
         header = HeaderV2(message_id, conversation_id, sender, sender_device, sent_at, tuple(targets))
-        if (sender, sender_device) in header.target_devices():
+        target_devices = header.target_devices()
+        if (sender, sender_device) in target_devices:
             raise MalformedInput("the sender's own device is not a target")
         iv = exact_bytes(obj["iv"], GCM_IV_BYTES)
         body_text = obj["body"]
@@ -189,7 +191,7 @@ class EnvelopeV2:
             raise MalformedInput("body")
         body = b64decode(body_text, max_bytes=MAX_CIPHERTEXT_BYTES)
         raw_slots = obj["slots"]
-        if not isinstance(raw_slots, list) or not 1 <= len(raw_slots) <= len(header.target_devices()):
+        if not isinstance(raw_slots, list) or not 1 <= len(raw_slots) <= len(target_devices):
             raise MalformedInput("slots")
         slots = []
         for raw in raw_slots:
@@ -202,10 +204,18 @@ class EnvelopeV2:
                 )
             )
         keys = [(slot.username, slot.device_id) for slot in slots]
-        if any(a >= b for a, b in itertools.pairwise(keys)) or not set(keys) <= set(header.target_devices()):
+        if not _ascending(keys) or not set(keys) <= set(target_devices):
             raise MalformedInput("slots must be strictly ascending and for target devices")
         signature = exact_bytes(obj["signature"], SIGNATURE_BYTES)
         return cls(header, iv, body, tuple(slots), signature)
+
+
+_Key = TypeVar("_Key", str, tuple[str, str])
+
+
+def _ascending(values: Sequence[_Key]) -> bool:
+    """Strictly ascending; one value (a direct message's usual case) needs no pairs."""
+    return len(values) < 2 or all(a < b for a, b in itertools.pairwise(values))
 
 
 def _normalised(value: object) -> Username:
@@ -273,7 +283,7 @@ def verify_envelope(envelope: EnvelopeV2, sender_device: Device) -> None:
     if envelope.header.sender_device != sender_device.device_id:
         raise VerificationFailed()
     signed = envelope_signature_input(envelope.header.to_bytes(), envelope.binding)
-    ed25519_verify_raw(sender_device.signing_key, envelope.signature, signed)
+    ed25519_verify(sender_device.verification_key, envelope.signature, signed)
 
 
 def open_key_slot(envelope: EnvelopeV2, slot_plaintext: bytes) -> bytes:

@@ -25,29 +25,49 @@ _ZERO = bytes(KEY_BYTES)
 _RAW = serialization.Encoding.Raw
 
 
+class X25519Key:
+    """An X25519 private key loaded once, with its public key.
+
+    Loading a private key makes pyca (OpenSSL) derive the public key, a scalar
+    multiplication as slow as the exchange itself; a session keeps one of these for its
+    ratchet key so that neither sending nor a DH turn on receipt pays for it again.
+    """
+
+    __slots__ = ("_key", "private", "public")
+
+    def __init__(self, private: bytes) -> None:
+        if len(private) != KEY_BYTES:
+            raise MalformedInput("an X25519 private key is 32 bytes")
+        self.private = private
+        self._key = X25519PrivateKey.from_private_bytes(private)
+        self.public = self._key.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+
+    def exchange(self, public: bytes) -> bytes | None:
+        """X25519(this key, public), or None when the output is all zero (a small-order
+        peer key).
+
+        Callers turn None into their own refusal; pyca raises for that case, and the raw
+        check here makes the rule the protocol's own rather than the library's.
+        """
+        if len(public) != KEY_BYTES:
+            raise MalformedInput("X25519 keys are 32 bytes")
+        try:
+            shared = self._key.exchange(X25519PublicKey.from_public_bytes(public))
+        except ValueError:
+            return None
+        return None if shared == _ZERO else shared
+
+
 def x25519_public(private: bytes) -> bytes:
     """The public key of a 32-byte X25519 private scalar."""
-    if len(private) != KEY_BYTES:
-        raise MalformedInput("an X25519 private key is 32 bytes")
-    key = X25519PrivateKey.from_private_bytes(private)
-    return key.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+    return X25519Key(private).public
 
 
 def x25519(private: bytes, public: bytes) -> bytes | None:
-    """X25519(private, public), or None when the output is all zero (a small-order peer key).
-
-    Callers turn None into their own refusal; pyca raises for that case, and the raw
-    check here makes the rule the protocol's own rather than the library's.
-    """
+    """X25519(private, public), or None when the output is all zero (see X25519Key.exchange)."""
     if len(private) != KEY_BYTES or len(public) != KEY_BYTES:
         raise MalformedInput("X25519 keys are 32 bytes")
-    try:
-        shared = X25519PrivateKey.from_private_bytes(private).exchange(
-            X25519PublicKey.from_public_bytes(public)
-        )
-    except ValueError:
-        return None
-    return None if shared == _ZERO else shared
+    return X25519Key(private).exchange(public)
 
 
 def check_ed25519_raw(public: bytes) -> ed25519.Ed25519PublicKey:

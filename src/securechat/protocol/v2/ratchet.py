@@ -16,15 +16,17 @@ new one; the argument is never changed (it is frozen), and a refusal returns not
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..encoding import b64decode, b64encode, canonical, split_canonical, u64
 from ..errors import MalformedInput, VerificationFailed
-from ..primitives import aes_gcm_decrypt, aes_gcm_encrypt, hkdf_sha256, hmac_sha256
+from ..primitives import aes_gcm_decrypt, aes_gcm_encrypt, hkdf_sha256
 from .errors import Refusal
 from .labels import MESSAGE_KEY, RATCHET_AAD, RATCHET_HEADER, RATCHET_ROOT, SESSION_SETUP, SESSION_STATE
-from .primitives import KEY_BYTES, check_x25519_raw, x25519, x25519_public
+from .primitives import KEY_BYTES, X25519Key, check_x25519_raw
 from .wire import exact_bytes, integer, members
 
 MAX_SKIP = 25_000
@@ -129,6 +131,28 @@ class SkippedKey:
     stored_at: int
 
 
+class _RatchetKeyCache:
+    """The loaded form of a session's current ratchet private key (see X25519Key).
+
+    One is shared by a state and every state made from it with ``replace``; it holds at
+    most the key last used, and is only a cache: a state whose ``dhs_private`` is not the
+    very object cached loads its own. Not part of the state's value or stored form.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self) -> None:
+        self.key: X25519Key | None = None
+
+    def load(self, private: bytes) -> X25519Key:
+        key = self.key
+        # Identity, not equality: no comparison of secret bytes, and a state read back
+        # from storage (a new object) simply loads its key once.
+        if key is None or key.private is not private:
+            key = self.key = X25519Key(private)
+        return key
+
+
 @dataclass(frozen=True)
 class SessionState:
     """One device's half of a session with one peer device (PROTOCOL.md 15.7.1).
@@ -148,6 +172,7 @@ class SessionState:
     pn: int
     pending_setup: bytes
     skipped: tuple[SkippedKey, ...] = ()
+    _ratchet_key: _RatchetKeyCache = field(default_factory=_RatchetKeyCache, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
         """The canonical serialised form of 15.7.6."""
@@ -229,7 +254,7 @@ def kdf_rk(root_key: bytes, dh_out: bytes) -> tuple[bytes, bytes]:
 
 def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
     """KDF_CK: (message key, next chain key)."""
-    return hmac_sha256(chain_key, b"\x01"), hmac_sha256(chain_key, b"\x02")
+    return hmac.digest(chain_key, b"\x01", hashlib.sha256), hmac.digest(chain_key, b"\x02", hashlib.sha256)
 
 
 def message_key_material(message_key: bytes) -> tuple[bytes, bytes]:
@@ -273,14 +298,23 @@ def ratchet_encrypt(
     if not state.cks:
         if not state.dhr:
             raise Refusal("session_unknown")
-        dhs_private = random(KEY_BYTES)
-        shared = x25519(dhs_private, state.dhr)
+        dhs = X25519Key(random(KEY_BYTES))
+        shared = dhs.exchange(state.dhr)
         if shared is None:
             raise Refusal("ratchet_failed")
         root_key, cks = kdf_rk(state.root_key, shared)
-        state = replace(state, dhs_private=dhs_private, root_key=root_key, cks=cks, pn=state.ns, ns=0)
+        state = replace(
+            state,
+            dhs_private=dhs.private,
+            root_key=root_key,
+            cks=cks,
+            pn=state.ns,
+            ns=0,
+            _ratchet_key=_RatchetKeyCache(),
+        )
+        state._ratchet_key.key = dhs
     message_key, cks = kdf_ck(state.cks)
-    dh = x25519_public(state.dhs_private)
+    dh = state._ratchet_key.load(state.dhs_private).public
     header = ratchet_header_bytes(dh, state.pn, state.ns)
     ciphertext = _seal(message_key, plaintext, ratchet_aad(state.ad_hash, header, extra_ad))
     setup = SetupMessage.from_bytes(state.pending_setup) if state.pending_setup else None
@@ -328,23 +362,43 @@ def ratchet_decrypt(
             _, new_keys = _skip(ckr, state.dhr, nr, message.pn, now)
         if not state.dhs_private:
             raise Refusal("ratchet_failed")
-        shared = x25519(state.dhs_private, message.dh)
+        shared = state._ratchet_key.load(state.dhs_private).exchange(message.dh)
         if shared is None:
             raise Refusal("ratchet_failed")
         root_key, ckr = kdf_rk(root_key, shared)
         nr, cks = 0, b""
-    ckr, more = _skip(ckr, message.dh, nr, message.n, now)
+    ckr, more = _skip(ckr, message.dh, nr, message.n, now) if message.n > nr else (ckr, [])
     message_key, ckr = kdf_ck(ckr)
     plaintext = _open(message_key, message.ciphertext, aad)
     # After a turn cks is empty: the next send makes a new ratchet key and sets pn (15.7.2).
-    new_state = replace(state, root_key=root_key, dhr=message.dh, ckr=ckr, cks=cks, nr=message.n + 1)
-    return plaintext, _finish(new_state, live + new_keys + more)
+    # Built whole rather than by two ``replace`` calls: this runs for every message, and
+    # a dataclass copy costs microseconds (the same fields as _finish changes, too).
+    new_state = SessionState(
+        session_id=state.session_id,
+        ad_hash=state.ad_hash,
+        root_key=root_key,
+        dhs_private=state.dhs_private,
+        dhr=message.dh,
+        cks=cks,
+        ckr=ckr,
+        ns=state.ns,
+        nr=message.n + 1,
+        pn=state.pn,
+        pending_setup=b"",
+        skipped=_kept(live + new_keys + more) if live or new_keys or more else (),
+        _ratchet_key=state._ratchet_key,
+    )
+    return plaintext, new_state
 
 
 def _finish(state: SessionState, skipped: list[SkippedKey]) -> SessionState:
     """After a successful decryption: keep at most the newest 2,000 skipped keys, and
     forget the pending setup (the peer has the session)."""
-    return replace(state, skipped=tuple(skipped[-MAX_SKIPPED_KEYS:]), pending_setup=b"")
+    return replace(state, skipped=_kept(skipped), pending_setup=b"")
+
+
+def _kept(skipped: list[SkippedKey]) -> tuple[SkippedKey, ...]:
+    return tuple(skipped[-MAX_SKIPPED_KEYS:])
 
 
 def expire_skipped_keys(state: SessionState, now: int) -> SessionState:
