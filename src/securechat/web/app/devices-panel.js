@@ -2,7 +2,9 @@
  * The devices section of the account dialog (protocol v2, PROTOCOL.md 15.3): this
  * account's devices as accepted on this device, this one marked, and a Revoke button on
  * each other one, which signs and publishes a list without it (the messenger does the
- * signing; this view only asks). DOM only.
+ * signing; this view only asks). Linking (PROTOCOL.md 15.10.2): this device's link code
+ * is shown, and typing another device's code here hands it this profile's history,
+ * end-to-end encrypted, once the code names a device of the account's list. DOM only.
  *
  * @module
  */
@@ -10,7 +12,7 @@
 import { byId, el, explain, fullTime } from "./dom.js";
 
 export class DevicesPanel {
-  /** @param {Pick<import("./messenger.js").Messenger, "ownDevices" | "revokeDevice" | "v2Off" | "sendsV2" | "setSendsV2" | "addEventListener" | "removeEventListener">} messenger */
+  /** @param {Pick<import("./messenger.js").Messenger, "ownDevices" | "revokeDevice" | "v2Off" | "sendsV2" | "setSendsV2" | "linkCode" | "linkDevice" | "addEventListener" | "removeEventListener">} messenger */
   constructor(messenger) {
     this.messenger = messenger;
     this.dialog = byId("account-dialog");
@@ -21,11 +23,46 @@ export class DevicesPanel {
       if (this.dialog.open) void this.render();
     };
     messenger.addEventListener("devices", this.onDevices);
+    this.code = el("p", { className: "hint", attrs: { id: "link-code" } });
+    this.linkInput = /** @type {HTMLInputElement} */ (
+      el("input", { attrs: { id: "link-input", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX-XXXX" } })
+    );
+    this.linkButton = /** @type {HTMLButtonElement} */ (el("button", { className: "small", text: "Link a device", attrs: { id: "link-button", type: "button" } }));
+    this.linkResult = el("p", { className: "hint", attrs: { id: "link-result", "aria-live": "polite" } });
+    this.onLink = () => void this.link();
+    this.linkButton.addEventListener("click", this.onLink);
+    byId("devices-result").after(
+      this.code,
+      el("label", { text: "Link a device: type the code shown on the new device to hand it this device's history", attrs: { for: "link-input" } }),
+      this.linkInput,
+      this.linkButton,
+      this.linkResult,
+    );
   }
 
   destroy() {
     this.messenger.removeEventListener("devices", this.onDevices);
     this.toggle.removeEventListener("change", this.onToggle);
+    this.linkButton.removeEventListener("click", this.onLink);
+    for (const node of [this.code, this.linkInput, this.linkButton, this.linkResult]) node.remove();
+    this.linkInput.labels?.forEach((label) => label.remove());
+  }
+
+  /** Hand this device's history to the device whose code was typed (15.10.2). */
+  async link() {
+    const typed = this.linkInput.value.trim();
+    if (!typed) return;
+    this.linkButton.disabled = true;
+    this.linkResult.textContent = "Linking…";
+    try {
+      const linked = await this.messenger.linkDevice(typed);
+      this.linkResult.textContent = `History handed to device ${linked.deviceId.slice(0, 16)}: ${linked.messages} messages, end-to-end encrypted.`;
+      this.linkInput.value = "";
+    } catch (error) {
+      this.linkResult.textContent = explain(error);
+    } finally {
+      this.linkButton.disabled = false;
+    }
   }
 
   async render() {
@@ -33,6 +70,8 @@ export class DevicesPanel {
     const off = this.messenger.v2Off();
     byId("devices-state").textContent = off ? `Protocol v2 is off on this device: ${off}` : "";
     this.toggle.checked = this.messenger.sendsV2();
+    const code = off ? null : await this.messenger.linkCode().catch(() => null);
+    this.code.textContent = code ? `Link code of this device: ${code}` : "";
     try {
       const devices = await this.messenger.ownDevices();
       list.replaceChildren(

@@ -491,6 +491,16 @@ export class Messenger extends EventTarget {
     return this.#v2.revoke(deviceId);
   }
 
+  /** This device's link code (15.10.2), or null while v2 does not run here. */
+  linkCode() {
+    return this.#v2.linkCode();
+  }
+
+  /** @param {string} code the new device's link code: hand it this profile's history */
+  linkDevice(code) {
+    return this.#v2.linkDevice(code);
+  }
+
   // Groups ---------------------------------------------------------------------------
   /** @param {string} groupId @returns {Readonly<GroupRecord> | undefined} */
   groupRecord(groupId) {

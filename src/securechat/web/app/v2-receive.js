@@ -40,6 +40,8 @@ const PAGE = 100;
  * @property {(item: ChatMessage, peer: string | null) => Promise<void>} show
  * @property {(peer: string, text: string) => void} notice
  * @property {() => void} revoked this device is no longer in the account's list
+ * @property {(decision: import("../core/v2/index.js").AcceptedV2, header: HeaderV2, envelopeText: string) => Promise<void>} [historyLink]
+ *   an accepted history hand-over (15.10.2, link.js)
  * @property {V2Receipts | null} [receipts] receipts to make and check (15.17)
  */
 
@@ -171,6 +173,29 @@ export class V2Receiver {
   }
 
   /**
+   * What accepting a message that is no chat item changed: its sessions, seen record,
+   * position and spent one-time prekey.
+   *
+   * @param {import("../core/v2/index.js").AcceptedV2} decision
+   * @param {import("./store.js").Write} position
+   */
+  async keepAccepted(decision, position) {
+    const { keys, sessions } = this.host;
+    /** @type {import("./store.js").Write[]} */
+    const writes = [
+      position,
+      { store: "seen", key: [this.me, `seen:${decision.messageId}`], value: decision.seen },
+      await sessions.write(decision.sender, decision.senderDevice, { sessions: decision.sessions, repair: false }),
+    ];
+    if (decision.oneTimePrekeyUsed !== null) {
+      writes.push(await keys.forgetOneTime(decision.oneTimePrekeyUsed));
+      this.usedPrekey = true;
+    }
+    await store.writeAll(writes);
+    this.lastSeq = /** @type {number} */ (position.value);
+  }
+
+  /**
    * One entry, with no other tab of this profile sealing or opening meanwhile.
    *
    * @param {Record<string, unknown>} entry
@@ -231,6 +256,12 @@ export class V2Receiver {
     const serverTs = safeInteger(entry.server_ts);
     if (decision.outcome === "accepted" && isReceiptPayload(decision.payload)) {
       await this.receipt(decision, position);
+      return;
+    }
+    // A history hand-over (15.10.2): kept as any message's, then decided and imported.
+    if (decision.outcome === "accepted" && header && this.host.historyLink && decision.payload.type === "history_link") {
+      await this.keepAccepted(decision, position);
+      await this.host.historyLink(decision, header, envelopeText);
       return;
     }
     if (decision.outcome === "accepted") {

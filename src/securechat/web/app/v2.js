@@ -30,6 +30,7 @@ import { V2Receipts } from "./v2-receipts.js";
 import { V2Receiver } from "./v2-receive.js";
 import { V2Sender } from "./v2-send.js";
 import { LocalHistory } from "./v2-history.js";
+import { Linker } from "./link.js";
 import { SessionBook, exclusive } from "./v2-sessions.js";
 import * as store from "./store.js";
 
@@ -83,6 +84,8 @@ export class V2 {
     this.sessions = null;
     /** @type {LocalHistory | null} */
     this.local = null;
+    /** @type {Linker | null} history hand-overs (15.10.2) */
+    this.linker = null;
     /** @type {V2Receipts | null} */
     this.receipts = null;
     /** Why v2 is off on this device, if it is. @type {string | null} */
@@ -177,6 +180,7 @@ export class V2 {
       const noteSent = (/** @type {string} */ id, /** @type {string} */ messageId, /** @type {string} */ peer, /** @type {number} */ sentAt) =>
         book1 ? book1.noteSent(id, messageId, [this.me, peer].sort(), sentAt) : Promise.resolve();
       this.sender = new V2Sender({ api: this.host.api, keys, book, sessions, local, notice, noteSent });
+      this.linker = new Linker({ api: this.host.api, keys, book, sessions, sender: this.sender, local, show: this.host.show, lineAll: this.host.lineAll });
       this.receiver = new V2Receiver({
         api: this.host.api,
         keys,
@@ -186,6 +190,7 @@ export class V2 {
         show: this.host.show,
         notice,
         revoked: () => this.revokedHere(),
+        historyLink: (decision, header, envelopeText) => this.linker?.receive(decision, header, envelopeText) ?? Promise.resolve(),
         receipts,
       });
       // Read receipts for v2 messages go in v2 from now on (15.17).
@@ -443,6 +448,21 @@ export class V2 {
   /** The contact's list again (a conversation was opened). @param {string} peer */
   async refreshPeer(peer) {
     if (this.book && peer && peer !== this.me) await this.book.refresh(peer).catch(() => null);
+  }
+
+  /** This device's link code (15.10.2), or null while v2 does not run here. */
+  async linkCode() {
+    return this.linker ? this.linker.ownCode() : null;
+  }
+
+  /**
+   * Hand this profile's history to the device showing `code` (15.10.2).
+   *
+   * @param {string} code
+   */
+  async linkDevice(code) {
+    if (!this.linker) throw new Error("Protocol v2 is not running on this device.");
+    return this.linker.link(code);
   }
 
   /** @returns {Promise<OwnDevice[]>} this account's devices as accepted here */
