@@ -15,6 +15,10 @@
  * @module
  */
 
+import { DeviceCredentials } from "./device-auth.js";
+
+/** @import { DeviceSigner } from "./device-auth.js" */
+
 const REFRESH_HEADER = { "X-SecureChat-Refresh": "cookie" };
 const REFRESH_MARGIN_MS = 60_000;
 const REFRESH_LOCK = "securechat-refresh";
@@ -63,6 +67,22 @@ export class Api {
     this.sessionId = null;
     /** @type {Promise<void> | null} the refresh in flight in this tab, which callers share */
     this.refreshing = null;
+    /** The credentials of this tab's v2 device for its per-device calls (15.16). */
+    this.devices = new DeviceCredentials((method, path, options) => this.request(method, path, options));
+  }
+
+  /**
+   * A per-device call (the device inbox and its acknowledgement): with the device's
+   * credential, got and renewed as needed by signing the server's challenge.
+   *
+   * @param {DeviceSigner} device
+   * @param {string} method
+   * @param {string} path under /api/v1
+   * @param {{body?: unknown}} [options]
+   * @returns {Promise<any>}
+   */
+  deviceRequest(device, method, path, options = {}) {
+    return this.devices.call(device, method, path, options);
   }
 
   /**

@@ -111,14 +111,16 @@ export class V2Receiver {
   async readAll() {
     const base = `/devices/${this.host.keys.deviceId}/inbox`;
     for (;;) {
-      const answer = await this.host.api.request("GET", `${base}?since=${this.lastSeq}&limit=${PAGE}`);
+      // The inbox is this device's own: the calls carry its credential (15.16).
+      const answer = await this.host.api.deviceRequest(this.host.keys, "GET", `${base}?since=${this.lastSeq}&limit=${PAGE}`);
       const entries = Array.isArray(answer?.entries) ? answer.entries : [];
       const before = this.lastSeq;
       for (const entry of entries) await this.process(entry);
-      if (this.lastSeq > before) await this.host.api.request("POST", `${base}/ack`, { body: { seq: this.lastSeq } });
+      if (this.lastSeq > before) await this.host.api.deviceRequest(this.host.keys, "POST", `${base}/ack`, { body: { seq: this.lastSeq } });
       // "delivered" receipts once the entries are acknowledged (15.17).
       await this.host.receipts?.sendDelivered();
-      if (entries.length < PAGE) return;
+      // A page is cut by bytes too: `more` says entries wait beyond it.
+      if ((entries.length < PAGE && answer?.more !== true) || this.lastSeq === before) return;
     }
   }
 
