@@ -19,9 +19,9 @@ from securechat.client.errors import FileCorrupt
 from securechat.client.v2 import sending
 from securechat.protocol.files import FILE_CHUNK_BYTES
 
-from .conftest import MakeClient
+from .conftest import PASSWORDS, MakeClient
 from .test_files import chunk_paths
-from .test_two_clients import scan
+from .test_two_clients import run_cli, scan
 
 
 def v1_messages_on_server(data_dir: Path) -> int:
@@ -130,3 +130,45 @@ async def test_a_v2_file_with_an_altered_chunk_is_not_saved(
     with pytest.raises(FileCorrupt):
         await bob.get_file(sent["file_id"], target)
     assert list(target.iterdir()) == []
+
+
+async def test_the_terminal_commands_share_files_in_v2(
+    live_server, make_client: MakeClient, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    await bob.enable_v2()
+    home = {name: tmp_path / f"home-{name}" for name in ("alice", "bob")}
+    memo = tmp_path / "v2 memo.txt"
+    memo.write_text("sent with securechat send-file, in v2")
+
+    sent = run_cli(
+        home["alice"],
+        live_server.url,
+        "send-file",
+        "bob",
+        str(memo),
+        "-m",
+        "memo",
+        password=PASSWORDS["alice"],
+    )
+    assert sent.returncode == 0, sent.stderr
+    file_id = sent.stdout.strip().split()[-1]
+    listed = run_cli(home["bob"], live_server.url, "inbox", password=PASSWORDS["bob"])
+    assert listed.returncode == 0, listed.stderr
+    assert (
+        "alice: [file] 'v2 memo.txt'" in listed.stdout and f"securechat get-file {file_id}" in listed.stdout
+    )
+    got = run_cli(
+        home["bob"],
+        live_server.url,
+        "get-file",
+        file_id,
+        "-o",
+        str(tmp_path / "got.txt"),
+        password=PASSWORDS["bob"],
+    )
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "got.txt").read_text() == "sent with securechat send-file, in v2"
+    # It went in v2: the server holds no v1 message.
+    assert v1_messages_on_server(live_server.data_dir) == 0
