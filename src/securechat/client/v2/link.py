@@ -216,9 +216,16 @@ async def import_history(
         archive = open_link_archive(plaintext, username)
     except LinkRefused as exc:
         return _refused(state, InboxItem(kind="message", verified=False, reason=exc.reason, **base))
-    except (protocol_errors.VerificationFailed, ApiError) as exc:
-        if isinstance(exc, ApiError) and exc.status not in (404, 400):
-            raise
+    except ApiError as exc:
+        if exc.status not in (404, 400):
+            # Not the archive's fault (the network, the server): nothing is imported and
+            # the user is told to link again; the message itself was genuine.
+            text = f"the history hand-over from device {accepted.sender_device} could not be downloaded ({exc}); link again from that device"
+            return InboxItem(kind="notice", verified=True, text=text, **base)
+        return _refused(
+            state, InboxItem(kind="message", verified=False, reason="link_archive_corrupt", **base)
+        )
+    except protocol_errors.VerificationFailed:
         return _refused(
             state, InboxItem(kind="message", verified=False, reason="link_archive_corrupt", **base)
         )

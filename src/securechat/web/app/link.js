@@ -244,7 +244,10 @@ export class Linker {
       plaintext = new Uint8Array(await (await downloadFile(this.host.api, verdict.archive, () => {})).arrayBuffer());
     } catch (error) {
       if (error instanceof FileCorrupt) return this.refused(decision, "link_archive_corrupt", envelopeText);
-      throw error;
+      // Not the archive's fault (the network, the server): nothing imported, and said so.
+      const why = error instanceof Error ? error.message : "download failed";
+      this.host.lineAll(`The history hand-over from device ${verdict.senderDevice} could not be downloaded (${why}). Link again from that device.`);
+      return;
     }
     /** @type {BackupMessage[]} */
     let messages;
