@@ -34,6 +34,7 @@ from .headers import SecurityHeaders
 from .limits import BodySizeLimit
 from .metrics import Metrics, RequestMetrics, metrics_allowed
 from .realtime.broker import Broker, InProcessBroker
+from .realtime.shared_slots import SharedCounts
 from .realtime.slots import ConnectionSlots
 from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
@@ -63,8 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker = await make_broker(settings, database, metrics)
         writer = MessageWriter(database, broker, metrics)
         writer.start()
+        shared_counts = shared_socket_counts(settings)
         app.state.slots = ConnectionSlots(
-            settings.ws_max_connections, settings.ws_max_per_user, settings.ws_max_per_address
+            settings.ws_max_connections, settings.ws_max_per_user, settings.ws_max_per_address, shared_counts
         )
         app.state.context = ServiceContext(
             settings=settings,
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pruner.stop()
             await writer.stop()
             await broker.close()
+            if shared_counts is not None:
+                await shared_counts.close()
             await database.dispose()
 
     app = FastAPI(title="SecureChat", version=__version__, lifespan=lifespan)
@@ -163,6 +167,16 @@ def chunk_store(settings: Settings, database: Database) -> ChunkStore:
     if kind == "directory":
         return DirectoryChunkStore(settings.data_dir / "files")
     return DatabaseChunkStore(database)
+
+
+def shared_socket_counts(settings: Settings) -> SharedCounts | None:
+    """With Redis (several instances), the WebSocket caps per account and per address
+    are counted across the deployment."""
+    if not settings.redis_url:
+        return None
+    counts = SharedCounts(settings.redis_url, f"{settings.redis_channel}:sockets:")
+    counts.start()
+    return counts
 
 
 async def make_broker(settings: Settings, database: Database, metrics: Metrics) -> Broker:

@@ -62,7 +62,7 @@ async def inbox_socket(websocket: WebSocket) -> None:
     # address has one count however it is spelled.
     address = client_ip(websocket)
     try:
-        if not slots.claim_address(address):
+        if not await slots.acquire_address(address):
             await websocket.accept()
             await websocket.send_text(
                 error_frame("too_many_connections", "too many open connections from this address")
@@ -72,7 +72,7 @@ async def inbox_socket(websocket: WebSocket) -> None:
         try:
             await _serve(websocket, ctx, slots)
         finally:
-            slots.release_address(address)
+            await slots.free_address(address)
     finally:
         slots.close()
 
@@ -114,7 +114,7 @@ async def _serve(websocket: WebSocket, ctx: ServiceContext, slots: ConnectionSlo
         await websocket.send_text(error_frame(exc.code, exc.message))
         await websocket.close(CLOSE_UNAUTHORIZED)
         return
-    if not slots.claim_user(principal.user_id):
+    if not await slots.acquire_user(principal.user_id):
         await websocket.send_text(
             error_frame("too_many_connections", "too many open connections for this account")
         )
@@ -127,4 +127,4 @@ async def _serve(websocket: WebSocket, ctx: ServiceContext, slots: ConnectionSlo
         return
     finally:
         ctx.metrics.connections.dec()
-        slots.release_user(principal.user_id)
+        await slots.free_user(principal.user_id)

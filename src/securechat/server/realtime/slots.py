@@ -1,8 +1,11 @@
 """How many inbox WebSockets this instance holds, in all, per user and per address; and
 one log line per address and minute, however often a cap refuses it.
 
-The caps guard this process's file descriptors and memory, so they are per instance by
-nature (each instance has its own sockets); nothing here needs to be shared.
+The cap in all guards this process's file descriptors and memory, so it is per instance
+by nature. The caps per user and per address guard against one account or address
+holding too much of the deployment: with Redis configured (several instances) they are
+also counted across instances (``shared_slots.SharedCounts``), and each instance still
+counts its own, which is what holds while Redis does not answer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .shared_slots import SharedCounts
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +42,9 @@ def address_key(host: str) -> str:
 
 
 class ConnectionSlots:
-    def __init__(self, max_total: int, max_per_user: int, max_per_address: int) -> None:
+    def __init__(
+        self, max_total: int, max_per_user: int, max_per_address: int, shared: SharedCounts | None = None
+    ) -> None:
         self.max_total = max_total
         self.max_per_user = max_per_user
         self.max_per_address = max_per_address
@@ -45,6 +52,62 @@ class ConnectionSlots:
         self.per_user: collections.Counter[int] = collections.Counter()
         self.per_address: collections.Counter[str] = collections.Counter()
         self.log = RefusalLog(logger)
+        self.shared = shared
+        # Sockets claimed while Redis did not answer, per shared key: they hold no lease.
+        self._unshared: collections.Counter[str] = collections.Counter()
+
+    async def acquire_user(self, user_id: int) -> bool:
+        """``claim_user``, and across instances if they share Redis."""
+        if not self.claim_user(user_id):
+            return False
+        if not await self._acquire_shared(f"user:{user_id}", self.max_per_user):
+            self.release_user(user_id)
+            return False
+        return True
+
+    async def free_user(self, user_id: int) -> None:
+        self.release_user(user_id)
+        await self._free_shared(f"user:{user_id}")
+
+    async def acquire_address(self, host: str) -> bool:
+        """``claim_address``, and across instances if they share Redis."""
+        if not self.claim_address(host):
+            return False
+        key = address_key(host)
+        if not await self._acquire_shared(f"address:{key}", self.max_per_address):
+            self.release_address(host)
+            self.log.refused(
+                key,
+                "refused a WebSocket from %s: the deployment holds %d (SECURECHAT_WS_MAX_PER_ADDRESS)",
+                key,
+                self.max_per_address,
+            )
+            return False
+        return True
+
+    async def free_address(self, host: str) -> None:
+        self.release_address(host)
+        await self._free_shared(f"address:{address_key(host)}")
+
+    async def _acquire_shared(self, key: str, cap: int) -> bool:
+        if self.shared is None:
+            return True
+        claimed = await self.shared.claim(key, cap)
+        if claimed is None:
+            # Redis is unwell: this instance's own count (checked already) decides.
+            self._unshared[key] += 1
+            return True
+        return claimed
+
+    async def _free_shared(self, key: str) -> None:
+        if self.shared is None:
+            return
+        if self._unshared[key] > 0:
+            self._unshared[key] -= 1
+            if not self._unshared[key]:
+                del self._unshared[key]
+            return
+        await self.shared.release(key)
 
     def open(self) -> bool:
         if self.total >= self.max_total:
