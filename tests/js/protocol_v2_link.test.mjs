@@ -7,8 +7,16 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { b64decode, toHex } from "../../src/securechat/web/protocol/index.js";
-import { LinkRefused, linkCode, linkValue, openLinkArchive, parseLinkCode } from "../../src/securechat/web/protocol/v2/link.js";
+import { b64decode, fromHex, toHex } from "../../src/securechat/web/protocol/index.js";
+import {
+  LinkRefused,
+  encodeLinkArchive,
+  formatLinkCode,
+  linkCode,
+  linkValue,
+  openLinkArchive,
+  parseLinkCode,
+} from "../../src/securechat/web/protocol/v2/link.js";
 import { acceptHistoryLink, chooseLinkTarget } from "../../src/securechat/web/core/v2/link.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../data/link_v2_vectors.json", import.meta.url), "utf8")).link;
@@ -32,11 +40,6 @@ async function outcome(work) {
 /** @param {Record<string, any>} wire */
 function device(wire) {
   return { deviceId: wire.device_id, signingKey: b64decode(wire.signing_key), dhKey: b64decode(wire.dh_key) };
-}
-
-/** @param {string} hex */
-function bytes(hex) {
-  return Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 }
 
 describe("link codes", () => {
@@ -88,7 +91,7 @@ describe("the new device's acceptance", () => {
 describe("the hand-over archive", () => {
   for (const c of VECTORS.archives) {
     test(c.name, async () => {
-      const data = bytes(c.plaintext_hex);
+      const data = fromHex(c.plaintext_hex);
       assert.equal(await outcome(() => openLinkArchive(data, c.username)), c.expected);
       if (c.expected === "ok") {
         assert.deepEqual(
@@ -98,4 +101,10 @@ describe("the hand-over archive", () => {
       }
     });
   }
+});
+
+test("only a 13-byte value and a version 0 archive are made", async () => {
+  assert.equal(await outcome(() => formatLinkCode(new Uint8Array(12))), "link_code_malformed");
+  assert.equal(await outcome(() => encodeLinkArchive({ username: "alice", version: 1, created_at: 0, messages: [] })), "link_archive_malformed");
+  assert.equal(await outcome(() => encodeLinkArchive({ username: "alice", version: 0, created_at: 0, messages: [] })), "ok");
 });

@@ -99,3 +99,12 @@ def test_reading_the_archive(case: dict[str, Any]) -> None:
     assert outcome(lambda: open_link_archive(data, case["username"])) == case["expected"]
     if case["expected"] == "ok":
         assert [m.text for m in open_link_archive(data, case["username"]).messages] == case["texts"]
+
+
+def test_only_a_13_byte_value_and_a_version_0_archive_are_made() -> None:
+    from securechat.protocol.v2.backup import Archive
+    from securechat.protocol.v2.link import encode_link_archive, format_link_code
+
+    assert outcome(lambda: format_link_code(bytes(12))) == "link_code_malformed"
+    assert outcome(lambda: encode_link_archive(Archive("alice", 1, 0, ()))) == "link_archive_malformed"
+    assert outcome(lambda: encode_link_archive(Archive("alice", 0, 0, ()))) == "ok"
