@@ -19,6 +19,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 import uuid
 
 from redis.asyncio import Redis
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 LEASE_MS = 60_000
 COMMAND_TIMEOUT_SECONDS = 1.0
+# After Redis failed, claims skip it this long: a hung Redis must not add its timeout to
+# every connect.
+BACKOFF_SECONDS = 5.0
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 _CLAIM = (
@@ -60,6 +64,7 @@ class SharedCounts:
         self._held: dict[str, list[str]] = collections.defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._warned = False
+        self._skip_until = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._renew_loop(), name="shared-slots-renew")
@@ -67,6 +72,8 @@ class SharedCounts:
     async def claim(self, key: str, cap: int) -> bool | None:
         """One more socket under ``key`` if the deployment holds fewer than ``cap``:
         True, False (at the cap), or None if Redis did not answer."""
+        if time.monotonic() < self._skip_until:
+            return None
         member = f"{self._instance}:{uuid.uuid4().hex}"
         try:
             claimed = await self._redis.eval(_CLAIM, 1, self._prefix + key, cap, self._lease_ms, member)
@@ -102,6 +109,7 @@ class SharedCounts:
                 self._unwell()
 
     def _unwell(self) -> None:
+        self._skip_until = time.monotonic() + BACKOFF_SECONDS
         if not self._warned:
             logger.warning("Redis does not answer: WebSocket caps are counted per instance meanwhile")
             self._warned = True
