@@ -159,6 +159,13 @@ export class DeviceKeys {
     this.record = record;
     this.username = identity.username;
     this.accountKey = rawAccountKey(identity.public);
+    /**
+     * The account key after a rotation (15.11), opened from its sealed copy; null: v1's
+     * signing key is the account key here.
+     *
+     * @type {{publicKey: Uint8Array, privateKey: CryptoKey} | null}
+     */
+    this.accountPrivate = null;
     const wire = record.device;
     this.device = new Device({
       deviceId: wire.device_id,

@@ -10,8 +10,10 @@
 
 import { acceptDeviceList } from "../core/v2/index.js";
 import { checkDeviceList, cryptoKeySigner, signDeviceListWith } from "../protocol/v2/index.js";
+import { bytesEqual } from "../protocol/encoding.js";
 import { ApiError } from "./api.js";
 import { rawAccountKey } from "./device-keys.js";
+import { RotationPins, StaleAccountKey, checkHolds, followRotation, servedKey } from "./rotation.js";
 import * as store from "./store.js";
 
 /** @import { Device, DeviceList } from "../protocol/v2/index.js" */
@@ -28,6 +30,8 @@ import * as store from "./store.js";
  * @property {readonly string[]} removed
  * @property {readonly string[]} dropSessions
  * @property {boolean} first the account's first list accepted here
+ * @property {Uint8Array} [rotated] the new account key, when this list came with a
+ *   signed rotation the core accepted (15.11): the pin moved to it
  */
 
 /** The server offered a list the core refused: nothing is sent in v2 to that account. */
@@ -58,6 +62,8 @@ export class DeviceBook {
     this.lists = new Map();
     /** @type {Map<string, Promise<DeviceList | null>>} fetches in flight, shared */
     this.inFlight = new Map();
+    /** Pins moved by followed rotations (15.11). */
+    this.rotations = new RotationPins(this.me);
   }
 
   /** @param {string} username */
@@ -88,8 +94,25 @@ export class DeviceBook {
 
   /** @param {string} username @returns {Promise<Uint8Array>} the pinned account key */
   async accountKey(username) {
-    if (username === this.me) return this.host.keys.accountKey;
+    const rotated = await this.rotations.get(username);
+    if (username === this.me) {
+      // This account's own rotation, followed here: the key its devices now bind.
+      if (rotated) this.host.keys.accountKey = rotated.key;
+      return this.host.keys.accountKey;
+    }
+    if (rotated) return rotated.key;
     return rawAccountKey(await this.host.trust.pinnedOrFetch(username));
+  }
+
+  /**
+   * The pin to follow a rotation from: the moved one, else v1's (15.11).
+   *
+   * @param {string} username
+   */
+  async identityPin(username) {
+    const rotated = await this.rotations.get(username);
+    if (rotated) return rotated;
+    return { username, key: await this.accountKey(username), since: null, verified: false };
   }
 
   /**
@@ -118,7 +141,12 @@ export class DeviceBook {
       throw error;
     }
     const before = await this.accepted(username);
-    const decision = await acceptDeviceList(document, username, await this.accountKey(username), before);
+    const pinned = await this.accountKey(username);
+    const decision = await acceptDeviceList(document, username, pinned, before);
+    const served = servedKey(document);
+    if (decision.outcome === "refused" && decision.reason === "device_list_invalid" && served && !bytesEqual(served, pinned)) {
+      return this.follow(username, document, served, before);
+    }
     if (decision.outcome === "refused") {
       this.host.refused(username, decision.reason);
       throw new ListRefused(username, decision.reason);
@@ -137,6 +165,37 @@ export class DeviceBook {
   }
 
   /**
+   * A list under another account key: accepted only through a signed chain from the pin
+   * (15.11). Accepted: the pin moves, the list is stored, the caller is told (`rotated`).
+   *
+   * @param {string} username
+   * @param {unknown} document
+   * @param {Uint8Array} served
+   * @param {DeviceList | null} before
+   * @returns {Promise<DeviceList | null>}
+   */
+  async follow(username, document, served, before) {
+    const followed = await followRotation(this.host.api, username, document, served, await this.identityPin(username), before);
+    if (followed.outcome === "refused") {
+      this.host.refused(username, followed.reason);
+      throw new ListRefused(username, followed.reason);
+    }
+    await this.rotations.put(followed.pin);
+    await store.put("v2", this.path(username), followed.deviceList.toWire());
+    this.lists.set(username, followed.deviceList);
+    if (username === this.me) this.host.keys.accountKey = followed.pin.key;
+    await this.host.changed({
+      username,
+      added: followed.added,
+      removed: followed.removed,
+      dropSessions: followed.dropSessions,
+      first: before === null,
+      rotated: followed.pin.key,
+    });
+    return followed.deviceList;
+  }
+
+  /**
    * Sign and publish a new list of this account's devices (version + 1), checked first
    * the way every client will check it. On 409 `device_list_stale` the current list is
    * fetched and the change made on it once more.
@@ -151,18 +210,34 @@ export class DeviceBook {
       const devices = change(current?.devices ?? []).sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
       const version = (current?.version ?? 0) + 1;
       const keys = this.host.keys;
-      const list = await signDeviceListWith(cryptoKeySigner(keys.accountKey, keys.identity.signingPrivate), this.me, version, now, devices);
+      const signer = await this.accountSigner();
+      const list = await signDeviceListWith(signer, this.me, version, now, devices);
       await checkDeviceList(list.toWire(), this.me, keys.accountKey, null);
       try {
         await this.host.api.request("PUT", "/devices", { body: list.toWire() });
       } catch (error) {
         if (attempt === 0 && error instanceof ApiError && error.code === "device_list_stale") continue;
+        // Signed with a key the account rotated away from: refused, as every client would.
+        if (error instanceof ApiError && error.details?.reason === "device_list_invalid") throw new StaleAccountKey();
         throw error;
       }
       const accepted = await this.refresh(this.me);
       if (!accepted) throw new Error("The server did not keep the device list.");
       return accepted;
     }
+  }
+
+  /**
+   * The account key's signer: v1's signing key until the account rotates, then the key
+   * loaded from its sealed copy (`keys.accountPrivate`). Refused if the pin moved past it.
+   */
+  async accountSigner() {
+    const keys = this.host.keys;
+    const pinned = await this.accountKey(this.me);
+    const own = keys.accountPrivate ?? null;
+    const held = own ? own.publicKey : rawAccountKey(keys.identity.public);
+    checkHolds(pinned, held);
+    return cryptoKeySigner(held, own ? own.privateKey : keys.identity.signingPrivate);
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   parseNormalisedUsername,
   safetyNumber,
 } from "../protocol/index.js";
+import { b64decode, b64encode } from "../protocol/encoding.js";
 import * as store from "./store.js";
 
 /** @import { PrivateIdentity, PublicIdentityWire } from "../protocol/index.js" */
@@ -26,7 +27,26 @@ import * as store from "./store.js";
  * @property {boolean} verified the user compared the safety number
  * @property {PublicIdentityWire | null} pending keys the directory has published since, not
  *   accepted yet: sending stops until they are
+ * @property {string} [accountKey] the v2 account key (b64, 32 bytes) a followed signed
+ *   rotation moved to (PROTOCOL.md 15.11); absent: the pinned signing key is it
  */
+
+/** The SPKI prefix of an Ed25519 public key (5.1). */
+const ED25519_SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
+
+/**
+ * The identity a safety number is computed with: the pinned keys, with the signing key
+ * replaced by the rotated account key if a rotation moved the pin (15.11).
+ *
+ * @param {string} name
+ * @param {PublicIdentityWire} identity
+ * @param {string | undefined} accountKey
+ */
+function safetyIdentity(name, identity, accountKey) {
+  if (!accountKey) return PublicIdentity.fromWire(name, identity);
+  const spki = new Uint8Array([...ED25519_SPKI_PREFIX, ...b64decode(accountKey)]);
+  return PublicIdentity.fromWire(name, { ...identity, signing_key: b64encode(spki) });
+}
 
 /** Sending to a contact whose keys changed is refused until the user accepts the change. */
 export class KeyChanged extends Error {
@@ -193,6 +213,19 @@ export class Trust {
   }
 
   /**
+   * A signed rotation of the contact's account key was followed (15.11): the verified mark
+   * belonged to the old key and goes; the safety number is now computed with the new one.
+   *
+   * @param {string} name
+   * @param {Uint8Array} key
+   */
+  async rotated(name, key) {
+    const pin = this.pins.get(name);
+    if (!pin) return;
+    await this.save({ ...pin, verified: false, accountKey: b64encode(key) });
+  }
+
+  /**
    * @param {string} name
    * @param {boolean} verified
    */
@@ -210,15 +243,18 @@ export class Trust {
   async trustInfo(name) {
     const pin = this.pins.get(name);
     if (!pin) return null;
-    const identity = PublicIdentity.fromWire(name, pin.identity);
+    const identity = safetyIdentity(name, pin.identity, pin.accountKey);
     const pending = pin.pending ? PublicIdentity.fromWire(name, pin.pending) : null;
+    const mine = this.pins.get(this.me.username);
+    const me = mine?.accountKey ? safetyIdentity(this.me.username, mine.identity, mine.accountKey) : this.me.public;
     return {
       verified: pin.verified,
       keyChanged: pending !== null,
+      rotated: Boolean(pin.accountKey),
       signingFingerprint: await fingerprint(identity.signingKey),
       encryptionFingerprint: await fingerprint(identity.encryptionKey),
-      safetyNumber: formatSafetyNumber(await safetyNumber(this.me.public, identity)),
-      pendingSafetyNumber: pending ? formatSafetyNumber(await safetyNumber(this.me.public, pending)) : null,
+      safetyNumber: formatSafetyNumber(await safetyNumber(me, identity)),
+      pendingSafetyNumber: pending ? formatSafetyNumber(await safetyNumber(me, pending)) : null,
     };
   }
 

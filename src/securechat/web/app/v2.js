@@ -24,6 +24,7 @@
 import { directConversationId } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { reasonText } from "./reasons.js";
+import { rotatedNotice } from "./rotation.js";
 import { DeviceKeys } from "./device-keys.js";
 import { DeviceBook } from "./devices.js";
 import { V2Receipts } from "./v2-receipts.js";
@@ -50,7 +51,7 @@ const WIPED = "wiped-device";
  * @typedef {object} V2Host
  * @property {Api} api
  * @property {PrivateIdentity} identity
- * @property {Pick<Trust, "pinnedOrFetch">} trust
+ * @property {Pick<Trust, "pinnedOrFetch"> & Partial<Pick<Trust, "rotated">>} trust
  * @property {(item: ChatMessage, peer: string | null) => Promise<void>} show
  * @property {(conversationId: string, peer: string, text: string) => void} line a notice line in a direct conversation
  * @property {() => void} devicesChanged this account's list changed (the panel redraws)
@@ -324,6 +325,7 @@ export class V2 {
   /** @param {ListChange} change */
   async listChanged(change) {
     for (const id of change.dropSessions) await this.sessions?.drop(change.username, id);
+    if (change.rotated) await this.rotated(change.username, change.rotated);
     if (change.username === this.me) {
       const here = this.keys?.deviceId ?? null;
       if (here !== null && change.removed.includes(here)) {
@@ -342,6 +344,35 @@ export class V2 {
     if (change.first) return;
     for (const _ of change.added) await this.notice(change.username, change.username, "added a new device");
     for (const _ of change.removed) await this.notice(change.username, change.username, "removed a device");
+  }
+
+  /**
+   * A signed rotation of `username`'s identity key was followed (15.11): the verified mark
+   * goes, the notice is shown, and this device's unanswered setups with that account
+   * (which bound the old key, and so a session id it no longer derives) start again.
+   *
+   * @param {string} username
+   * @param {Uint8Array} key the new account key
+   */
+  async rotated(username, key) {
+    await this.host.trust.rotated?.(username, key);
+    const sessions = this.sessions;
+    const list = this.book?.lists.get(username);
+    if (sessions && list) {
+      // Called from a list refresh, inside the sender's or receiver's exclusive section
+      // (as the drops above are): no second lock here.
+      for (const device of list.devices) {
+        const stored = await sessions.get(username, device.deviceId);
+        if (stored.sessions.active && stored.sessions.active.pendingSetup.length > 0 && !stored.repair) {
+          await store.writeAll([await sessions.write(username, device.deviceId, { ...stored, repair: true })]);
+        }
+      }
+    }
+    if (username === this.me) {
+      this.host.lineAll("Your account's identity key changed; the change is signed by the previous key");
+    } else {
+      await this.notice(username, "", rotatedNotice(username));
+    }
   }
 
   /**
