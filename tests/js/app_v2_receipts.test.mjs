@@ -1,0 +1,142 @@
+// v2 receipts in the browser app (app/v2-receipts.js and receipts.js's routing), without a
+// DOM or IndexedDB (PROTOCOL.md 15.17): delivered per peer after the ack, read in v2 for
+// v2 messages only, and a receipt moves an own message only forward and only as the core
+// decides, in the sent record and in the kept v2 copy.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { ReceiptBook, isV2Item } from "../../src/securechat/web/app/receipts.js";
+import { V2Receipts } from "../../src/securechat/web/app/v2-receipts.js";
+import { directConversationId } from "../../src/securechat/web/protocol/index.js";
+import { privateIdentity } from "./support.mjs";
+
+const ID_1 = "00000000-0000-4000-8000-000000000001";
+const ID_2 = "00000000-0000-4000-8000-000000000002";
+const ID_3 = "00000000-0000-4000-8000-000000000003";
+const V2_ENVELOPE = JSON.stringify({ v: 2, message_id: ID_1 });
+const V1_ENVELOPE = JSON.stringify({ v: 1, header: {} });
+
+/** alice's page: a v1 book with records in memory, a kept v2 history in memory. */
+async function page(me = "alice") {
+  const identity = await privateIdentity(me);
+  const stored = new Map();
+  const v1Sent = [];
+  const book = new ReceiptBook({
+    me: identity,
+    pinOf: async () => new Map(),
+    send: async (receipt) => void v1Sent.push(receipt),
+    get: async (id) => stored.get(id),
+    put: async (id, record) => void stored.set(id, structuredClone(record)),
+  });
+  const kept = new Map();
+  const local = {
+    find: async (conversationId, sentAt, messageId) => kept.get(`${conversationId}/${sentAt}/${messageId}`) ?? null,
+    put: async (item) => void kept.set(`${item.conversationId}/${item.sentAt}/${item.messageId}`, { ...item }),
+  };
+  const posted = [];
+  const applied = [];
+  const shown = [];
+  const receipts = new V2Receipts({
+    me,
+    book,
+    local: /** @type {any} */ (local),
+    send: async (peer, payload) => void posted.push([peer, payload]),
+    shownIn: () => shown,
+    applied: (decision) => void applied.push(decision),
+  });
+  return { book, receipts, kept, local, posted, applied, shown, stored, v1Sent };
+}
+
+/** @param {string} sender @param {string} conversationId @param {unknown} payload */
+function accepted(sender, conversationId, payload) {
+  return /** @type {any} */ ({ outcome: "accepted", sender, conversationId, payload });
+}
+
+describe("app v2 receipts: making", () => {
+  test("delivered: one receipt per peer, ids sorted, none for my own, sent once", async () => {
+    const { receipts, posted } = await page("bob");
+    receipts.delivered("alice", ID_2);
+    receipts.delivered("alice", ID_1);
+    receipts.delivered("bob", ID_3);
+    await receipts.sendDelivered();
+    await receipts.sendDelivered();
+    assert.deepEqual(posted, [["alice", { type: "receipt", status: "delivered", message_ids: [ID_1, ID_2] }]]);
+  });
+
+  test("read: v2 messages go in v2, v1 ones in v1, each once", async () => {
+    const { book, posted, v1Sent, receipts } = await page("bob");
+    book.v2Read = (peer, ids) => receipts.read(peer, ids);
+    const dm = await directConversationId("alice", "bob");
+    const item = (messageId, envelopeText) => ({ messageId, sender: "alice", verified: true, conversationId: dm, envelopeText });
+    const items = [item(ID_1, V2_ENVELOPE), item(ID_2, V1_ENVELOPE)];
+    await book.read(dm, /** @type {any} */ (items), [ID_1, ID_2]);
+    await book.read(dm, /** @type {any} */ (items), [ID_1, ID_2]);
+    assert.deepEqual(posted, [["alice", { type: "receipt", status: "read", message_ids: [ID_1] }]]);
+    assert.deepEqual(v1Sent.map((r) => r.message_ids), [[ID_2]]);
+  });
+
+  test("read: a v2 message is not receipted at all while v2 does not run on the page", async () => {
+    const { book, v1Sent } = await page("bob");
+    const dm = await directConversationId("alice", "bob");
+    const items = [{ messageId: ID_1, sender: "alice", verified: true, conversationId: dm, envelopeText: V2_ENVELOPE }];
+    await book.read(dm, /** @type {any} */ (items), [ID_1]);
+    assert.deepEqual(v1Sent, []);
+    assert.equal(book.receiptedRead.has(ID_1), false);
+  });
+
+  test("isV2Item looks at the envelope's version only", () => {
+    assert.equal(isV2Item({ envelopeText: V2_ENVELOPE }), true);
+    assert.equal(isV2Item({ envelopeText: V1_ENVELOPE }), false);
+    assert.equal(isV2Item({ envelopeText: null }), false);
+    assert.equal(isV2Item({ envelopeText: "not json" }), false);
+  });
+});
+
+describe("app v2 receipts: checking", () => {
+  test("delivered then read moves the record, the kept copy and the screen, only forward", async () => {
+    const { book, receipts, kept, local, applied } = await page();
+    const dm = await directConversationId("alice", "bob");
+    await receipts.noteSent(dm, ID_1, "bob", 1000);
+    await local.put({ messageId: ID_1, conversationId: dm, sentAt: 1000, sender: "alice", status: "sent" });
+    const key = `${dm}/1000/${ID_1}`;
+
+    await receipts.decide(accepted("bob", dm, { type: "receipt", status: "delivered", message_ids: [ID_1] }));
+    assert.equal(kept.get(key).status, "delivered");
+    await receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_1] }));
+    assert.equal(kept.get(key).status, "read");
+    // A late "delivered" and a repeated "read" change nothing.
+    await receipts.decide(accepted("bob", dm, { type: "receipt", status: "delivered", message_ids: [ID_1] }));
+    await receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_1] }));
+    assert.equal(kept.get(key).status, "read");
+    assert.deepEqual(await book.load(ID_1), { conversationId: dm, recipients: ["alice", "bob"], deliveredTo: ["bob"], readBy: ["bob"], sentAt: 1000 });
+    assert.deepEqual(applied.map((d) => d.status), ["delivered", "read", "delivered", "read"]);
+  });
+
+  test("a receipt from someone the message was not sealed for, or naming none of mine, moves nothing", async () => {
+    const { receipts, kept, local, applied } = await page();
+    const dm = await directConversationId("alice", "bob");
+    const withMallory = await directConversationId("alice", "mallory");
+    await receipts.noteSent(dm, ID_1, "bob", 1000);
+    await local.put({ messageId: ID_1, conversationId: dm, sentAt: 1000, sender: "alice", status: "sent" });
+    const mallory = await receipts.decide(accepted("mallory", withMallory, { type: "receipt", status: "read", message_ids: [ID_1] }));
+    const unknown = await receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_2] }));
+    const bad = await receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_1, ID_1] }));
+    assert.deepEqual([mallory, unknown, bad].map((d) => d.outcome === "refused" && d.reason), ["not_for_me", "not_for_me", "malformed"]);
+    assert.equal(kept.get(`${dm}/1000/${ID_1}`).status, "sent");
+    assert.deepEqual(applied, []);
+    assert.deepEqual(receipts.refusals.map((r) => r.reason), ["not_for_me", "not_for_me", "malformed"]);
+  });
+
+  test("read on another of my devices: this page sends no read receipt for those messages", async () => {
+    const { book, receipts, shown, posted } = await page("bob");
+    book.v2Read = (peer, ids) => receipts.read(peer, ids);
+    const dm = await directConversationId("alice", "bob");
+    const item = { messageId: ID_1, sender: "alice", verified: true, conversationId: dm, envelopeText: V2_ENVELOPE };
+    shown.push(item);
+    const decision = await receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_1] }));
+    assert.equal(decision.outcome === "accepted" && decision.own, true);
+    await book.read(dm, /** @type {any} */ ([item]), [ID_1]);
+    assert.deepEqual(posted, []);
+  });
+});
