@@ -33,6 +33,7 @@ from securechat.protocol.envelope import encode_payload, pad
 from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion, VerificationFailed
 from securechat.protocol.identifiers import Username, direct_conversation_id, parse_message_id, parse_username
 from securechat.protocol.v2 import PROTOCOL_VERSION, labels
+from securechat.protocol.v2.device_auth import device_auth_bytes
 from securechat.protocol.v2.devices import (
     Device,
     KnownList,
@@ -913,6 +914,27 @@ def envelopes_section() -> dict[str, Any]:
     }
 
 
+def device_auth_section() -> list[dict[str, Any]]:
+    """What a device signs for a device credential (15.16), and its signature (Ed25519 is
+    deterministic, so both languages must produce these bytes exactly)."""
+    out = []
+    for key in sorted(DEVICES)[:2]:
+        d = DEVICES[key]
+        nonce = secret("device-auth", key)
+        signed = device_auth_bytes(d.username, d.device.device_id, nonce)
+        out.append(
+            {
+                "device": key,
+                "username": d.username,
+                "device_id": d.device.device_id,
+                "nonce_hex": nonce.hex(),
+                "signed_bytes_hex": signed.hex(),
+                "signature_hex": ed25519_sign_raw(d.signing_seed, signed).hex(),
+            }
+        )
+    return out
+
+
 def build() -> dict[str, Any]:
     setups = setups_section()
     return {
@@ -933,6 +955,7 @@ def build() -> dict[str, Any]:
         "ratchet": ratchet_section(),
         "skipped_limits": skipped_limits_section(),
         "envelopes": envelopes_section(),
+        "device_auth": device_auth_section(),
     }
 
 

@@ -50,6 +50,7 @@ import {
   verifyEnvelope,
   x25519Public,
 } from "../../src/securechat/web/protocol/v2/index.js";
+import { deviceAuthBytes } from "../../src/securechat/web/app/device-auth.js";
 import { unhex } from "./support.mjs";
 import { VECTORS_V2 as VECTORS, device, fixedRandom, outcome, party, secret } from "./v2_support.mjs";
 
@@ -69,6 +70,7 @@ const SECTIONS = [
   "ratchet",
   "skipped_limits",
   "envelopes",
+  "device_auth",
 ];
 
 describe("file", () => {
@@ -618,3 +620,18 @@ async function openEnvelope(wire, receiver, now) {
     throw error;
   }
 }
+
+// ---------------------------------------------------------------------------
+// Device credentials (15.16): what a device signs for one.
+// ---------------------------------------------------------------------------
+
+describe("device_auth", () => {
+  for (const c of VECTORS.device_auth) {
+    test(c.device, async () => {
+      const signed = deviceAuthBytes(c.username, c.device_id, unhex(c.nonce_hex));
+      assert.equal(toHex(signed), c.signed_bytes_hex);
+      const signature = await ed25519SignRaw(secret(c.device, "signing_seed_hex"), signed);
+      assert.equal(toHex(signature), c.signature_hex);
+    });
+  }
+});

@@ -627,3 +627,28 @@ def test_envelopes(case: dict[str, Any]) -> None:
     assert got == case["expected"], case["note"]
     if got == "ok":
         assert open_envelope(case["wire"], case["receiver"], case["now"]).hex() == ENVELOPES["payload_hex"]
+
+
+# ---------------------------------------------------------------------------
+# Device credentials (15.16): what a device signs for one.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", VECTORS["device_auth"], ids=lambda case: str(case["device"]))
+def test_device_auth_bytes_and_signature(case: dict[str, Any]) -> None:
+    from securechat.protocol.v2.device_auth import device_auth_bytes, sign_device_auth, verify_device_auth
+
+    nonce = bytes.fromhex(case["nonce_hex"])
+    device = VECTORS["devices"][case["device"]]
+    seed, key = bytes.fromhex(device["signing_seed_hex"]), bytes.fromhex(device["signing_key_hex"])
+    signed = device_auth_bytes(case["username"], case["device_id"], nonce)
+    assert signed.hex() == case["signed_bytes_hex"]
+    signature = sign_device_auth(seed, case["username"], case["device_id"], nonce)
+    assert signature.hex() == case["signature_hex"]
+    verify_device_auth(key, signature, case["username"], case["device_id"], nonce)
+    # Any other device id, account or nonce: it proves nothing.
+    for other in (("mallory", case["device_id"], nonce), (case["username"], "0" * 32, nonce)):
+        with pytest.raises(VerificationFailed):
+            verify_device_auth(key, signature, *other)
+    with pytest.raises(MalformedInput):
+        device_auth_bytes(case["username"], case["device_id"], nonce[:31])
