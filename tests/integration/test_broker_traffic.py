@@ -112,10 +112,10 @@ class Database:
         self.entries: dict[tuple[int, int], tuple[str, str]] = {}
         self.reads = 0
 
-    async def load(self, user_id: int, seq: int) -> Callable[[int], str] | None:
+    async def load(self, user_id: int, seq: int, announced: str) -> Callable[[int], str] | None:
         self.reads += 1
         found = self.entries.get((user_id, seq))
-        if found is None:
+        if found is None or found[0] != announced:
             return None
         message_id, envelope = found
         return lambda s: message_frame(s, message_id, "grp-broker", "u0", 1, envelope)

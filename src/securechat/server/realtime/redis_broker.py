@@ -51,9 +51,10 @@ INLINE_FRAME_MAX = 1024
 # Queued publishes merged into one Redis message, at most.
 MERGE_MAX = 256
 
-# For a message entry: given one recipient's (user id, seq), a function that renders the
-# frame for any recipient's seq (None if that entry is no longer there).
-MessageSource = Callable[[int, int], Awaitable[Callable[[int], str] | None]]
+# For a message entry: given one recipient's (user id, seq) and the message id announced,
+# a function that renders the frame for any recipient's seq (None if that entry is not
+# there, or holds another message).
+MessageSource = Callable[[int, int, str], Awaitable[Callable[[int], str] | None]]
 
 
 class BrokerMetrics(Protocol):
@@ -316,7 +317,9 @@ class RedisBroker:
         render = None
         if self._messages is not None:
             try:
-                render = await asyncio.wait_for(self._messages(*recipients[0]), COMMAND_TIMEOUT_SECONDS * 5)
+                render = await asyncio.wait_for(
+                    self._messages(*recipients[0], message_id), COMMAND_TIMEOUT_SECONDS * 5
+                )
             except Exception:
                 logger.warning(
                     "could not read a message for live delivery; sockets will re-read", exc_info=True

@@ -448,14 +448,14 @@ def _create_direct_conversation(conn: DriverConnection, request: SendRequest, no
     batch_store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now)
 
 
-def message_source(database: Database) -> Callable[[int, int], Awaitable[Callable[[int], str] | None]]:
+def message_source(database: Database) -> Callable[[int, int, str], Awaitable[Callable[[int], str] | None]]:
     """For the Redis broker (realtime/redis_broker.py): read a message entry that another
     instance announced by reference, once, and render it for any recipient's seq."""
 
-    async def load(user_id: int, seq: int) -> Callable[[int], str] | None:
+    async def load(user_id: int, seq: int, message_id: str) -> Callable[[int], str] | None:
         async with database.read() as conn:
             rows = await messages_store.get_inbox_after(conn, user_id, seq - 1, 1)
-        if not rows or rows[0]["seq"] != seq or rows[0]["kind"] != "message":
+        if not rows or rows[0]["seq"] != seq or rows[0]["message_id"] != message_id:
             return None
         row = rows[0]
 
