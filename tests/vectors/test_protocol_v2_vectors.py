@@ -25,6 +25,7 @@ from securechat.protocol.envelope import pad
 from securechat.protocol.errors import MalformedInput, ProtocolError, UnsupportedVersion, VerificationFailed
 from securechat.protocol.identifiers import parse_username
 from securechat.protocol.v2 import labels
+from securechat.protocol.v2.device_auth import device_auth_bytes, sign_device_auth, verify_device_auth
 from securechat.protocol.v2.devices import Device, KnownList, certificate_bytes, check_device_list
 from securechat.protocol.v2.envelope import (
     EnvelopeV2,
@@ -636,8 +637,6 @@ def test_envelopes(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", VECTORS["device_auth"], ids=lambda case: str(case["device"]))
 def test_device_auth_bytes_and_signature(case: dict[str, Any]) -> None:
-    from securechat.protocol.v2.device_auth import device_auth_bytes, sign_device_auth, verify_device_auth
-
     nonce = bytes.fromhex(case["nonce_hex"])
     device = VECTORS["devices"][case["device"]]
     seed, key = bytes.fromhex(device["signing_seed_hex"]), bytes.fromhex(device["signing_key_hex"])
