@@ -163,6 +163,8 @@ def accept_section() -> list[dict[str, Any]]:
         "conversation_id": self_dm,
         "target_devices": [["alice", NEW.device_id]],
         "payload": payload,
+        "expected_until": 1_790_000_600_000,
+        "now": 1_790_000_000_000,
     }
 
     def case(name: str, expected: str, **changes: Any) -> dict[str, Any]:
@@ -175,6 +177,8 @@ def accept_section() -> list[dict[str, Any]]:
             conversation_id=entry["conversation_id"],
             target_devices=[tuple(t) for t in entry["target_devices"]],
             payload=entry["payload"],
+            expected_until=entry["expected_until"],
+            now=entry["now"],
         )
         check(entry, decision.outcome if decision.outcome == "accepted" else decision.reason)
         if decision.outcome == "accepted":
@@ -200,6 +204,9 @@ def accept_section() -> list[dict[str, Any]]:
             "link_not_for_me",
             payload=payload | {"device_id": OTHER.device_id},
         ),
+        case("this device showed no link code", "link_unexpected", expected_until=None),
+        case("the wait its code opened is over", "link_unexpected", now=1_790_000_600_001),
+        case("the last moment of the wait", "accepted", now=1_790_000_600_000),
         case("an extra member", "link_malformed", payload=payload | {"text": "hi"}),
         case("no archive", "link_malformed", payload={"type": "history_link", "device_id": NEW.device_id}),
         case(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
+from securechat.client.v2.client import now_ms
 from securechat.client.v2.link import own_link_code
 
 from ..conftest import LiveServer
@@ -94,7 +95,7 @@ def test_a_browser_hands_its_history_to_a_terminal_home(
     try:
         home.run(home.messenger.login("carol", PASSWORDS["carol"]))
         home.run(home.messenger.enable_v2())
-        code = home.call(own_link_code, home.messenger.v2)
+        code = home.call(own_link_code, home.messenger.v2, now_ms())
         carol.page.locator("#open-account").click()
         assert "2 messages" in type_code(carol, code)
         carol.page.locator("#account-close").click()

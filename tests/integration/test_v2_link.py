@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from securechat.client.messenger import InboxItem, Messenger
+from securechat.client.v2.client import now_ms
 from securechat.client.v2.link import Linker, LinkFailed, _upload, own_link_code
 from securechat.protocol.identifiers import Username, direct_conversation_id
 from securechat.protocol.v2.backup import ALPHABET, Archive, BackupMessage
@@ -94,7 +95,7 @@ async def test_a_code_naming_no_other_listed_device_sends_nothing(
     alice, _ = await with_history(make_client)
     tablet = await new_home(live_server, tmp_path / "home-alice-tablet")
     try:
-        code = own_link_code(tablet.v2)
+        code = own_link_code(tablet.v2, now_ms())
         wrong = ALPHABET[(ALPHABET.index(code[6]) + 1) % 32]
         cases = {
             code[:6] + wrong + code[7:]: "link_code_checksum",
@@ -102,7 +103,7 @@ async def test_a_code_naming_no_other_listed_device_sends_nothing(
             link_code("alice", stranger("alice")): "link_device_unknown",
             # The tablet's keys, but the code as another account would have it.
             link_code("bob", tablet.v2.device().device): "link_device_unknown",  # type: ignore[union-attr]
-            own_link_code(alice.v2): "link_self",
+            own_link_code(alice.v2, now_ms()): "link_self",
         }
         before = file_rows(live_server)
         for typed, reason in cases.items():
@@ -135,6 +136,12 @@ async def test_a_hand_over_that_is_not_genuine_is_unverifiable_and_imports_nothi
         )
         descriptor = await _upload(alice.session.api, "alice", encode_link_archive(archive))
         good = {"type": "history_link", "device_id": tablet_id, "archive": descriptor.to_payload()["file"]}
+
+        # Genuine, from alice's own device, but the tablet showed no link code: another
+        # listed device (one certified with a stolen password) cannot push history unasked.
+        await send_link(alice, tablet_id, good)
+        assert refusals(await tablet.sync_inbox()) == ["link_unexpected"]
+        own_link_code(tablet.v2, now_ms())
 
         # From another account, in its conversation with alice: foreign.
         await bob.v2.send("alice", good)
@@ -175,7 +182,7 @@ async def test_a_linked_terminal_home_shows_the_old_messages(
         )
         assert shown.returncode == 0, shown.stderr
         (code,) = set(CODE.findall(shown.stdout))
-        assert code == own_link_code(tablet.v2)
+        assert code == own_link_code(tablet.v2, now_ms())
 
         linked = cli(
             tmp_path / "home-alice",

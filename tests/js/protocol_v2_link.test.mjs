@@ -79,6 +79,8 @@ describe("the new device's acceptance", () => {
         conversationId: c.conversation_id,
         targetDevices: c.target_devices,
         payload: c.payload,
+        expectedUntil: c.expected_until,
+        now: c.now,
       });
       assert.equal(decision.outcome === "accepted" ? "accepted" : decision.reason, c.expected);
       if (decision.outcome === "accepted") {

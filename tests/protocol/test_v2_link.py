@@ -86,6 +86,8 @@ def test_accepting_a_hand_over(case: dict[str, Any]) -> None:
         conversation_id=case["conversation_id"],
         target_devices=[(t[0], t[1]) for t in case["target_devices"]],
         payload=case["payload"],
+        expected_until=case["expected_until"],
+        now=case["now"],
     )
     assert (decision.outcome if decision.outcome == "accepted" else decision.reason) == case["expected"]
     if decision.outcome == "accepted":

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..client.v2.client import now_ms
 from ..client.v2.link import Linker, LinkFailed, own_link_code
 from .formatting import safe_line
 from .main import PasswordStdin, console, errors, run, show, unlocked, when
@@ -62,9 +63,10 @@ async def link_code(password_stdin: PasswordStdin = False) -> None:
     """Show this device's link code, to type on an old device that hands over its history."""
     async with await unlocked(password_stdin) as client:
         await client.enable_v2()
-        code = own_link_code(client.v2)
+        code = own_link_code(client.v2, now_ms())
     show(f"link code of this device: {code}")
     show("on a device that has your history: securechat devices link " + code)
+    show("this device accepts a hand-over for the next hour")
 
 
 @devices_app.command("link")

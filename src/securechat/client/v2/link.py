@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from .client import V2Client
 
 ARCHIVE_NAME = "history-archive"
+# Showing the link code opens a wait: a hand-over is accepted only until it ends (15.10.2).
+EXPECTED_UNTIL = "v2_link_expected_until"
+LINK_WAIT_MS = 3_600_000
 
 
 class LinkFailed(ClientError):
@@ -59,6 +62,7 @@ REFUSALS: dict[str, str] = {
     "link_self": "that is this device's own code; type the code shown on the new device",
     "link_foreign": "not from a device of your account to itself",
     "link_not_for_me": "not addressed to this device alone",
+    "link_unexpected": "this device was not waiting for a hand-over (show its link code first)",
     "link_malformed": "it is not a history hand-over",
     "link_too_large": "the history archive is too large",
     "link_archive_corrupt": "the history archive is missing or fails its checks",
@@ -77,11 +81,13 @@ def is_history_link(payload: dict[str, Any]) -> bool:
     return payload.get("type") == PAYLOAD_TYPE
 
 
-def own_link_code(v2: V2Client) -> str:
-    """This device's link code (15.10.2), to show so an old device can hand over history."""
+def own_link_code(v2: V2Client, now: int) -> str:
+    """This device's link code (15.10.2), to show so an old device can hand over history;
+    showing it opens an hour in which a hand-over is accepted here."""
     device = v2.device()
     if device is None:
         raise ClientError("this home has no device yet: run `securechat devices add`")
+    v2.state.put(EXPECTED_UNTIL, str(now + LINK_WAIT_MS))
     return link_code(str(v2.session.username), device.device)
 
 
@@ -181,11 +187,18 @@ async def _upload(api: ApiClient, username: str, data: bytes) -> FileDescriptor:
 
 # The new device's side -----------------------------------------------------------------
 def link_item(
-    decision: AcceptedV2, envelope: EnvelopeV2 | None, username: str, device_id: str, item: InboxItem
+    state: StateStore,
+    decision: AcceptedV2,
+    envelope: EnvelopeV2 | None,
+    username: str,
+    device_id: str,
+    item: InboxItem,
+    now: int,
 ) -> tuple[InboxItem, LinkAccepted | None]:
     """What to keep for an accepted ``history_link`` message instead of a text: a notice
     while it is imported, or an unverifiable item with the core's reason."""
     targets = [] if envelope is None else envelope.header.target_devices()
+    waiting = state.get(EXPECTED_UNTIL)
     verdict = accept_history_link(
         username=username,
         device_id=device_id,
@@ -194,6 +207,8 @@ def link_item(
         conversation_id=decision.conversation_id,
         target_devices=targets,
         payload=decision.payload,
+        expected_until=None if waiting is None else int(waiting),
+        now=now,
     )
     if verdict.outcome == "refused":
         item.verified, item.reason, item.text = False, verdict.reason, None

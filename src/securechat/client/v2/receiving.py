@@ -159,7 +159,9 @@ class Receiver:
             # A history hand-over (15.10.2) is kept as a notice or a refusal, not a text.
             link = None
             if is_history_link(decision.payload):
-                item, link = link_item(decision, parsed, me.username, me.device.device_id, item)
+                item, link = link_item(
+                    self.state, decision, parsed, me.username, me.device.device_id, item, self.now()
+                )
             with self.state.transaction() as conn:
                 self.store.put_session_set(conn, decision.sender, decision.sender_device, decision.sessions)
                 if shared is not None:

@@ -42,6 +42,8 @@ import { exclusive } from "./v2-sessions.js";
 /** @import { V2Sender } from "./v2-send.js" */
 
 const ARCHIVE_NAME = "history-archive";
+/** Showing the link code opens a wait: a hand-over is accepted only until it ends. */
+const LINK_WAIT_MS = 3_600_000;
 
 /** @type {Record<LinkReason, string>} */
 export const LINK_REFUSALS = {
@@ -51,6 +53,7 @@ export const LINK_REFUSALS = {
   link_self: "That is this device's own code: type the code shown on the new device.",
   link_foreign: "it is not from a device of your account to itself",
   link_not_for_me: "it is not addressed to this device alone",
+  link_unexpected: "this device was not waiting for a hand-over (open its link code first)",
   link_malformed: "it is not a history hand-over",
   link_too_large: "the history archive is too large",
   link_archive_corrupt: "the history archive is missing or fails its checks",
@@ -93,9 +96,17 @@ export class Linker {
     this.me = host.keys.username;
   }
 
-  /** This device's link code, to show so an old device can hand over its history. */
-  ownCode() {
+  /**
+   * This device's link code, to show so an old device can hand over its history; showing
+   * it opens an hour in which a hand-over is accepted here (15.10.2).
+   */
+  async ownCode() {
+    await store.put("v2", this.expectedPath, Date.now() + LINK_WAIT_MS);
     return linkCode(this.me, this.host.keys.device);
+  }
+
+  get expectedPath() {
+    return [this.me, "link-expected", this.host.keys.deviceId];
   }
 
   /**
@@ -236,6 +247,8 @@ export class Linker {
       conversationId: decision.conversationId,
       targetDevices: header.targets.flatMap((target) => target.devices.map((id) => /** @type {[string, string]} */ ([target.username, id]))),
       payload: decision.payload,
+      expectedUntil: await this.expectedUntil(),
+      now: Date.now(),
     });
     if (verdict.outcome === "refused") return this.refused(decision, verdict.reason, envelopeText);
     /** @type {Uint8Array} */
@@ -284,6 +297,12 @@ export class Linker {
     await store.writeAll(writes);
     for (const { item, peer } of added) await this.host.show(item, peer);
     this.host.lineAll(`History from device ${verdict.senderDevice} imported: ${added.length} messages`);
+  }
+
+  /** @returns {Promise<number | null>} when the wait opened by showing the code ends */
+  async expectedUntil() {
+    const until = await store.get("v2", this.expectedPath);
+    return typeof until === "number" ? until : null;
   }
 
   /**

@@ -28,6 +28,7 @@ LinkReason = Literal[
     "link_self",  # the code is this device's own
     "link_foreign",  # not from this account, or not in its conversation with itself
     "link_not_for_me",  # addressed to other devices too, or to another device
+    "link_unexpected",  # this device is not waiting for a hand-over (it showed no code lately)
     "link_malformed",  # the payload is not a hand-over
     "link_too_large",
     "link_archive_corrupt",  # the download fails its size, tags or SHA-256
@@ -84,16 +85,23 @@ def accept_history_link(
     conversation_id: str,
     target_devices: Sequence[tuple[str, str]],
     payload: Mapping[str, Any],
+    expected_until: int | None,
+    now: int,
 ) -> LinkAccepted | LinkRefusal:
     """15.10.2's accepting steps, for a ``history_link`` payload of a message that 15.8
     has accepted (so its sender device is listed and its signature and session hold):
-    ``target_devices`` are the envelope's (username, device id) pairs."""
+    ``target_devices`` are the envelope's (username, device id) pairs; ``expected_until``
+    when the wait this device's shown link code opened ends (None: it showed none)."""
     if sender != username or conversation_id != direct_conversation_id(
         Username(username), Username(username)
     ):
         return LinkRefusal("link_foreign")
     if list(target_devices) != [(username, device_id)] or payload.get("device_id") != device_id:
         return LinkRefusal("link_not_for_me")
+    # Only while the user is linking this device: another listed device of the account
+    # (one certified by someone who has the password) cannot push history to it unasked.
+    if expected_until is None or now > expected_until:
+        return LinkRefusal("link_unexpected")
     if set(payload) != {"type", "device_id", "archive"} or payload.get("type") != PAYLOAD_TYPE:
         return LinkRefusal("link_malformed")
     try:

@@ -16,7 +16,7 @@ export const HISTORY_LINK_TYPE = "history_link";
 
 /**
  * @typedef {"link_code_malformed" | "link_code_checksum" | "link_device_unknown" | "link_self"
- *   | "link_foreign" | "link_not_for_me" | "link_malformed" | "link_too_large"
+ *   | "link_foreign" | "link_not_for_me" | "link_unexpected" | "link_malformed" | "link_too_large"
  *   | "link_archive_corrupt" | "link_archive_malformed"} LinkReason
  * @typedef {{outcome: "refused", reason: LinkReason}} LinkRefusal
  * @typedef {import("../../protocol/v2/link.js").LinkableDevice} LinkableDevice
@@ -65,7 +65,8 @@ export async function chooseLinkTarget(typed, username, devices, thisDeviceId) {
  *
  * @param {{username: string, deviceId: string, sender: string, senderDevice: string,
  *   conversationId: string, targetDevices: readonly (readonly [string, string])[],
- *   payload: Record<string, unknown>}} input
+ *   payload: Record<string, unknown>, expectedUntil: number | null, now: number}} input
+ *   expectedUntil: when the wait this device's shown link code opened ends (null: none)
  * @returns {Promise<{outcome: "accepted", archive: import("../../protocol/files.js").FileDescriptor,
  *   senderDevice: string} | LinkRefusal>}
  */
@@ -77,6 +78,8 @@ export async function acceptHistoryLink({
   conversationId,
   targetDevices,
   payload,
+  expectedUntil,
+  now,
 }) {
   if (sender !== username || conversationId !== (await directConversationId(username, username))) {
     return refusal("link_foreign");
@@ -84,6 +87,11 @@ export async function acceptHistoryLink({
   const onlyMe = targetDevices.length === 1 && targetDevices[0][0] === username && targetDevices[0][1] === deviceId;
   if (!onlyMe || payload.device_id !== deviceId) {
     return refusal("link_not_for_me");
+  }
+  // Only while the user is linking this device: another listed device of the account
+  // (one certified by someone who has the password) cannot push history to it unasked.
+  if (expectedUntil === null || now > expectedUntil) {
+    return refusal("link_unexpected");
   }
   const keys = Object.keys(payload).sort();
   if (keys.join(",") !== "archive,device_id,type" || payload.type !== HISTORY_LINK_TYPE) {
