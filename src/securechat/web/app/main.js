@@ -10,6 +10,7 @@ import { AuthView } from "./auth-view.js";
 import { ChatView } from "./chat-view.js";
 import { explain } from "./dom.js";
 import { GroupPanels } from "./group-panels.js";
+import { HistoryBackups } from "./history-backup.js";
 import { Messenger } from "./messenger.js";
 import { Panels } from "./panels.js";
 import { SessionNotices } from "./session-notices.js";
@@ -51,6 +52,9 @@ async function enter(identity, remember) {
     await session.forgetDevice();
   }
   const messenger = new Messenger(api, identity);
+  const backups = new HistoryBackups({ api, me: identity.username, show: (item, peer) => messenger.showKept(item, peer) });
+  // New messages are backed up on their own once backups are on (debounced, 15.10.1).
+  messenger.addEventListener("messages", () => backups.schedule());
   const admin = new AdminView(api);
   const panels = new Panels(messenger, {
     changePassword: (currentPassword, next, progress) =>
@@ -60,6 +64,7 @@ async function enter(identity, remember) {
     sessions: () => api.sessions(),
     usage: () => api.usage(),
     revokeOtherSessions: () => api.revokeOtherSessions(),
+    backups,
   });
   // The server decides; this only chooses whether to offer the console.
   panels.isAdmin = Boolean((await api.account()).is_admin);

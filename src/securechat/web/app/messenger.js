@@ -501,6 +501,16 @@ export class Messenger extends EventTarget {
     return this.#v2.linkDevice(code);
   }
 
+  /**
+   * Show a message this profile now keeps (restored from a history backup, 15.10.1).
+   *
+   * @param {ChatMessage} item
+   * @param {string | null} peer
+   */
+  showKept(item, peer) {
+    return this.#showV2(item, peer);
+  }
+
   // Groups ---------------------------------------------------------------------------
   /** @param {string} groupId @returns {Readonly<GroupRecord> | undefined} */
   groupRecord(groupId) {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { BackupPanel } from "./backup-panel.js";
 import { DevicesPanel } from "./devices-panel.js";
 import { byId, el, explain, fullTime, humanSize, show } from "./dom.js";
 import { passwordProblem } from "./password-policy.js";
@@ -17,7 +18,8 @@ export class Panels {
    *   logout: () => Promise<void>, openAdmin: () => void,
    *   sessions: () => Promise<{sessions: import("./api.js").SessionInfo[]}>,
    *   usage: () => Promise<import("./api.js").StorageUsage>,
-   *   revokeOtherSessions: () => Promise<{revoked_sessions: number}>}} actions
+   *   revokeOtherSessions: () => Promise<{revoked_sessions: number}>,
+   *   backups: import("./history-backup.js").HistoryBackups}} actions
    */
   constructor(messenger, actions) {
     this.messenger = messenger;
@@ -54,12 +56,14 @@ export class Panels {
     };
     messenger.addEventListener("trust", this.onTrust);
     this.devices = new DevicesPanel(messenger);
+    this.backup = new BackupPanel(actions.backups);
   }
 
   destroy() {
     for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
     this.messenger.removeEventListener("trust", this.onTrust);
     this.devices.destroy();
+    this.backup.destroy();
     if (this.contactDialog.open) this.contactDialog.close();
     if (this.accountDialog.open) this.accountDialog.close();
   }
@@ -117,7 +121,7 @@ export class Panels {
     byId("storage-usage").textContent = "";
     byId("devices-result").textContent = "";
     if (!this.accountDialog.open) this.accountDialog.showModal();
-    await Promise.all([this.renderUsage(), this.renderSessions(), this.devices.render()]);
+    await Promise.all([this.renderUsage(), this.renderSessions(), this.devices.render(), this.backup.render()]);
   }
 
   async renderUsage() {
