@@ -109,7 +109,8 @@ export async function sendFileV2(v2, conversation, file, caption, shown, changed
       message.envelopeText = JSON.stringify(envelope.toWire());
       answer = await sender.post(envelope);
     }
-    message.status = "sent";
+    // A receipt may have moved it on meanwhile (15.17): a status only moves forward.
+    if (message.status === "sending") message.status = "sent";
     message.serverTs = typeof answer?.server_ts === "number" ? answer.server_ts : null;
   } catch (error) {
     message.status = "failed";
