@@ -21,4 +21,5 @@ export * from "./ratchet.js";
 export * from "./setup.js";
 export * from "./envelope.js";
 export * from "./backup.js";
+export * from "./link.js";
 export * from "./transitions.js";
