@@ -69,6 +69,36 @@ export class V2Receiver {
     this.stopped = false;
     /** A setup spent one of this device's one-time prekeys since the last upload check. */
     this.usedPrekey = false;
+    // Another tab of this profile may open (and acknowledge, so delete) an entry before
+    // this one fetches it: what one tab opens and keeps is announced to the others, which
+    // show the kept copy (and an accepted receipt's effect, 15.17).
+    this.channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(`securechat-v2-opened:${this.me}`) : null;
+    if (this.channel) this.channel.onmessage = (event) => void this.openedElsewhere(event.data);
+  }
+
+  /**
+   * An item another tab opened and kept, or a receipt it accepted.
+   *
+   * @param {any} news
+   */
+  async openedElsewhere(news) {
+    if (this.stopped || news === null || typeof news !== "object") return;
+    if (news.kind === "receipt" && typeof news.conversationId === "string" && Array.isArray(news.messageIds)) {
+      this.host.receipts?.host.applied(news);
+      return;
+    }
+    if (typeof news.conversationId !== "string" || typeof news.messageId !== "string" || typeof news.sentAt !== "number") return;
+    const kept = await this.host.local.find(news.conversationId, news.sentAt, news.messageId);
+    if (kept) await this.host.show(kept, typeof news.peer === "string" ? news.peer : null);
+  }
+
+  /** @param {Record<string, unknown>} news */
+  announce(news) {
+    try {
+      this.channel?.postMessage(news);
+    } catch {
+      // A closed channel (the page is going): the other tabs read the store on reload.
+    }
   }
 
   get seqPath() {
@@ -171,7 +201,8 @@ export class V2Receiver {
     }
     await store.writeAll(writes);
     this.lastSeq = /** @type {number} */ (position.value);
-    await this.host.receipts?.decide(decision);
+    const receipt = await this.host.receipts?.decide(decision);
+    if (receipt?.outcome === "accepted" && !receipt.own) this.announce({ kind: "receipt", ...receipt });
   }
 
   /**
@@ -305,6 +336,7 @@ export class V2Receiver {
         this.host.notice(decision.peer, `A new secure session was started with a device of ${decision.sender}.`);
       }
       await this.host.show(item, decision.peer);
+      this.announce({ conversationId: item.conversationId, sentAt: item.sentAt, messageId: item.messageId, peer: decision.peer });
       if (mine) {
         // Sent from another device: who it was sealed for, for its receipts (15.17).
         await this.host.receipts?.noteSent(decision.conversationId, decision.messageId, decision.peer, decision.sentAt);
@@ -339,6 +371,9 @@ export class V2Receiver {
     await store.writeAll(writes);
     this.lastSeq = seq;
     await this.host.show(refused, null);
+    if (refused.conversationId.startsWith("dm-")) {
+      this.announce({ conversationId: refused.conversationId, sentAt: header?.sentAt ?? refused.sentAt, messageId: refused.messageId, peer: null });
+    }
     if (repair && header) {
       this.host.notice(
         header.sender === this.me ? "" : header.sender,
