@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from securechat.server.realtime.broker import InboxEvent
 from securechat.server.realtime.redis_broker import RedisBroker
 from securechat.server.services.writer import message_frame
 
@@ -68,5 +69,34 @@ async def test_events_from_an_instance_of_the_earlier_version_still_arrive() -> 
             await broker._deliver(json.dumps(legacy).encode())
             event = nine.get_nowait()
             assert event is not None and (event.seq, event.message_id) == (3, "m-old")
+    finally:
+        await broker.close()
+
+
+async def test_while_redis_is_unhealthy_only_sockets_behind_their_inbox_head_re_read_it() -> None:
+    heads = {1: 5, 2: 3}
+    queries: list[list[int]] = []
+
+    async def inbox_heads(user_ids: list[int]) -> dict[int, int]:
+        queries.append(sorted(user_ids))
+        return {uid: heads[uid] for uid in user_ids if uid in heads}
+
+    broker = RedisBroker("redis://127.0.0.1:1/0", "securechat-test:heads", heads=inbox_heads)
+    try:
+        async with broker.subscribe(1) as one, broker.subscribe(2) as two, broker.subscribe(3) as three:
+            # User 1 was handed position 5 live; 2 and 3 were handed nothing yet.
+            await broker.publish([InboxEvent(1, 5, '{"type":"receipt","seq":5}')])
+            assert one.get_nowait() is not None
+            await broker._check_heads()
+            # One query for all; 2 is behind its head; 3 has an empty inbox but its
+            # position is unknown, so it looks once too.
+            assert queries == [[1, 2, 3]]
+            assert one.empty() and two.get_nowait() is None and three.get_nowait() is None
+            # Nothing new: nobody re-reads. A new entry for 1 (lost on the way): 1 re-reads.
+            await broker._check_heads()
+            assert one.empty() and two.empty() and three.empty()
+            heads[1] = 6
+            await broker._check_heads()
+            assert one.get_nowait() is None and two.empty() and three.empty()
     finally:
         await broker.close()

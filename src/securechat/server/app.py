@@ -40,7 +40,7 @@ from .services.context import ServiceContext
 from .services.passwords import AuthKeyHasher
 from .services.pruning import Pruner
 from .services.tokens import TokenIssuer
-from .services.writer import MessageWriter, message_source
+from .services.writer import MessageWriter, inbox_heads, message_source
 from .settings import Settings
 from .storage.chunks import ChunkStore, DatabaseChunkStore, DirectoryChunkStore
 from .storage.database import Database
@@ -188,6 +188,7 @@ async def make_broker(settings: Settings, database: Database, metrics: Metrics) 
             settings.redis_url,
             settings.redis_channel,
             messages=message_source(database),
+            heads=inbox_heads(database),
             queue_max=settings.redis_publish_queue_max,
             metrics=metrics,
         )

@@ -103,6 +103,9 @@ class InProcessBroker:
     def has_subscribers(self, user_id: int) -> bool:
         return user_id in self._queues
 
+    def subscribed_users(self) -> list[int]:
+        return list(self._queues)
+
     def resync(self, user_ids: list[int] | None = None) -> None:
         """Tell those users' connections (everyone's if None) to re-read their inboxes
         from the database: events for them may have been lost on the way."""

@@ -55,6 +55,10 @@ MERGE_MAX = 256
 # a function that renders the frame for any recipient's seq (None if that entry is not
 # there, or holds another message).
 MessageSource = Callable[[int, int, str], Awaitable[Callable[[int], str] | None]]
+# The newest inbox position of each of these users (those with no entry may be left out).
+InboxHeads = Callable[[list[int]], Awaitable[dict[int, int]]]
+# Users per inbox-head query while Redis is unhealthy.
+HEADS_CHUNK = 1000
 
 
 class BrokerMetrics(Protocol):
@@ -104,6 +108,7 @@ class RedisBroker:
         channel: str = DEFAULT_CHANNEL,
         *,
         messages: MessageSource | None = None,
+        heads: InboxHeads | None = None,
         queue_max: int = 10_000,
         metrics: BrokerMetrics | None = None,
         timeout: float = COMMAND_TIMEOUT_SECONDS,
@@ -116,6 +121,10 @@ class RedisBroker:
         self._channel = channel
         self._local = InProcessBroker()
         self._messages = messages
+        self._heads = heads
+        # The newest position handed to local subscribers, per subscribed user: while
+        # Redis is unhealthy, only users whose inbox head is past it re-read their inbox.
+        self._known: dict[int, int] = {}
         self._instance = uuid.uuid4().hex
         self._pending: collections.deque[_Parts] = collections.deque()
         self._queue_max = max(1, queue_max)
@@ -144,7 +153,7 @@ class RedisBroker:
         return "ok" if self.healthy else "degraded"
 
     async def publish(self, events: list[InboxEvent]) -> None:
-        await self._local.publish(events)
+        await self._offer_local(events)
         if not events:
             return
         self._pending.append(encode(events))
@@ -234,10 +243,42 @@ class RedisBroker:
                 now = time.monotonic()
                 if now - last_resync >= self._degraded_resync_seconds:
                     # Events from other instances may not be arriving: look in the database.
-                    self._local.resync()
+                    await self._check_heads()
                     last_resync = now
             self._report()
             await asyncio.sleep(HEALTH_CHECK_SECONDS)
+
+    async def _check_heads(self) -> None:
+        """Make the sockets of local users whose inbox grew past what they were handed
+        re-read it: one query per thousand users, not one per socket."""
+        users = self._local.subscribed_users()
+        self._known = {uid: self._known[uid] for uid in users if uid in self._known}
+        if self._heads is None:
+            self._local.resync()
+            return
+        stale: list[int] = []
+        try:
+            for start in range(0, len(users), HEADS_CHUNK):
+                chunk = users[start : start + HEADS_CHUNK]
+                heads = await self._heads(chunk)
+                for uid in chunk:
+                    head = heads.get(uid, 0)
+                    if head > self._known.get(uid, -1):
+                        stale.append(uid)
+                        self._known[uid] = head
+        except Exception:
+            logger.warning("could not read inbox heads; sockets re-read their inboxes", exc_info=True)
+            self._local.resync()
+            return
+        if stale:
+            self._local.resync(stale)
+
+    async def _offer_local(self, events: list[InboxEvent]) -> None:
+        for event in events:
+            newer = event.seq > self._known.get(event.user_id, -1)
+            if event.seq and not event.ephemeral and newer and self._local.has_subscribers(event.user_id):
+                self._known[event.user_id] = event.seq
+        await self._local.publish(events)
 
     # Receiving
 
@@ -270,7 +311,7 @@ class RedisBroker:
             if payload.get("from") == self._instance:
                 return
             if "events" in payload:
-                await self._local.publish(_legacy_events(payload["events"]))
+                await self._offer_local(_legacy_events(payload["events"]))
                 return
             events, references, messages = self._decode(payload)
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -281,7 +322,7 @@ class RedisBroker:
             self._local.resync()
         if references:
             self._local.resync(references)
-        await self._local.publish(events)
+        await self._offer_local(events)
         for message_id, committed_at, recipients in messages:
             await self._deliver_message(message_id, committed_at, recipients)
 
@@ -327,7 +368,7 @@ class RedisBroker:
         if render is None:
             self._local.resync([uid for uid, _ in recipients])
             return
-        await self._local.publish(
+        await self._offer_local(
             [InboxEvent(uid, seq, render(seq), message_id, committed_at) for uid, seq in recipients]
         )
 
