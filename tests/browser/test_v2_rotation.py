@@ -6,6 +6,7 @@ carol's pin and verified mark stay (negative case first)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
@@ -14,6 +15,7 @@ from securechat.client.v2.rotation import rotated_notice
 
 from ..conftest import LiveServer
 from .conftest import MakeTerminal, Person
+from .terminal import TerminalUser
 from .v2_support import switch_on_v2
 
 
@@ -82,3 +84,53 @@ def test_browser_follows_a_terminal_rotation_and_both_keep_messaging(
     expect(carol.page.locator(".message.mine .status").last).to_have_text(" · Sent", timeout=20_000)
     items = [i for i in dave.run(dave.messenger.sync_v2()) if i.kind == "message"]
     assert [(i.sender, i.text, i.verified) for i in items][-1:] == [("carol", "to dave's new key", True)]
+
+
+def test_browser_rotates_and_the_terminal_follows(
+    people: dict[str, Person], terminal: MakeTerminal, server: LiveServer, tmp_path: Path
+) -> None:
+    carol = people["carol"]
+    carol.register()
+    switch_on_v2(carol)
+    dave = terminal("dave")
+    dave.run(dave.messenger.enable_v2())
+    dave.run(dave.messenger.send_text("carol", "hello carol"))
+    carol.page.locator(".conversation-item[data-peer='dave']").wait_for(timeout=20_000)
+    carol.open_chat("dave")
+    expect(carol.page.locator(".message.theirs .message-text")).to_have_text(["hello carol"])
+
+    page = carol.page
+    page.locator("#open-account").click()
+    page.locator("#rotate-password").fill("not my password at all")
+    page.locator("#rotate-identity").click()
+    expect(page.locator("#rotate-result")).to_have_text("The password is not right.", timeout=30_000)
+    page.locator("#rotate-password").fill(carol.password)
+    page.locator("#rotate-identity").click()
+    expect(page.locator("#rotate-result")).to_contain_text("Identity key replaced", timeout=30_000)
+    page.locator("#account-close").click()
+
+    sent = dave.run(dave.messenger.send_text("carol", "after your rotation"))
+    assert [n["text"] for n in sent.get("notices", [])] == [rotated_notice("carol")]
+    expect(page.locator(".message.theirs .message-text").last).to_have_text(
+        "after your rotation", timeout=20_000
+    )
+    assert carol.messages()[-1]["verified"]
+    carol.send("from my new key")
+    expect(page.locator(".message.mine .status").last).to_have_text(" · Sent", timeout=20_000)
+    items = [i for i in dave.run(dave.messenger.sync_v2()) if i.kind == "message"]
+    assert [(i.sender, i.text, i.verified) for i in items][-1:] == [("carol", "from my new key", True)]
+
+    # A terminal login of carol opens the key the browser sealed under her password and
+    # certifies its own device with it.
+    home = TerminalUser(tmp_path / "carol-terminal", server.url)
+    try:
+        home.run(home.messenger.login("carol", carol.password))
+        home.run(home.messenger.enable_v2())
+        listed = home.call(lambda: home.messenger.v2.directory.accepted("carol"))
+        assert listed is not None and len(listed.devices) == 2
+        v1_key = home.call(
+            lambda: home.messenger.v2.directory.contacts.pinned_identity("carol").signing_key[-32:]
+        )
+        assert listed.account_key != v1_key
+    finally:
+        home.close()

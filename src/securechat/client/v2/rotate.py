@@ -73,12 +73,8 @@ async def reseal(client: V2Client, identity: PrivateIdentity, wrap_key: bytes) -
     with client.state.transaction() as conn:
         held = client.store.record(conn, ACCOUNT_KEY_RECORD) is not None
     if not held:
-        try:
-            await client.api.account_key_seal()
-        except ApiError as exc:
-            if exc.status == 404 and exc.code == "no_account_key_seal":
-                return  # never rotated: the v1 bundle carries the account key
-            raise
+        if (await client.api.account_key_seal()).get("account_key_seal") is None:
+            return  # never rotated: the v1 bundle carries the account key
         raise ClientError(
             "your account rotated its identity key on another device and this device does not "
             "hold the new key: log in on that device to seal it under the new password"

@@ -25,7 +25,7 @@ from ...protocol.v2.primitives import ed25519_raw_public
 from ...protocol.v2.transitions import IdentityTransition, make_transition
 from ..contacts import ContactBook
 from ..core.v2.transitions import IdentityPin, pin_from_wire
-from ..errors import ApiError, ClientError, ServerMisbehaved
+from ..errors import ClientError, ServerMisbehaved
 from ..state import StateStore
 from .device import account_seed
 from .store import V2Store
@@ -126,14 +126,11 @@ class AccountKeys:
         password in this process) what is kept stays."""
         if wrap_key is None:
             return
+        sealed = (await self.api.account_key_seal()).get("account_key_seal")
+        if sealed is None:
+            return  # never rotated: v1's key bundle carries the account key
         try:
-            answer = await self.api.account_key_seal()
-        except ApiError as exc:
-            if exc.status == 404 and exc.code == "no_account_key_seal":
-                return
-            raise
-        try:
-            seed = open_account_key(wrap_key, username, answer.get("account_key_seal"))
+            seed = open_account_key(wrap_key, username, sealed)
         except protocol_errors.ProtocolError as exc:
             raise ServerMisbehaved("your sealed account key does not open with this password") from exc
         self.keep(seed)

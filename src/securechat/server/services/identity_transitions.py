@@ -158,13 +158,11 @@ async def transitions_since(ctx: ServiceContext, username: str, since_key: bytes
 
 
 async def get_account_key_seal(ctx: ServiceContext, principal: Principal) -> dict[str, Any]:
-    """``GET /account/identity-key-seal``: the caller's sealed account key (404
-    ``no_account_key_seal`` if the account never rotated)."""
+    """``GET /account/identity-key-seal``: the caller's sealed account key, null if the
+    account never rotated (asked at every login: an answer, not an error)."""
     async with ctx.database.read() as conn:
         row = await store.account_key_seal(conn, principal.user_id)
-    if row is None:
-        raise NoAccountKeySeal("the account never rotated its identity key")
-    return {"account_key_seal": json.loads(row["document"])}
+    return {"account_key_seal": None if row is None else json.loads(row["document"])}
 
 
 async def put_account_key_seal(ctx: ServiceContext, principal: Principal, raw_seal: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import {
   x25519Public,
 } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
+import { heldAccountKey } from "./rotation.js";
 import * as store from "./store.js";
 
 /** @import { PrivateIdentity } from "../protocol/index.js" */
@@ -165,7 +166,7 @@ export class DeviceKeys {
      *
      * @type {{publicKey: Uint8Array, privateKey: CryptoKey} | null}
      */
-    this.accountPrivate = null;
+    this.accountPrivate = heldAccountKey(identity.username);
     const wire = record.device;
     this.device = new Device({
       deviceId: wire.device_id,
@@ -210,8 +211,10 @@ export class DeviceKeys {
     const dhPrivate = await randomX25519Private();
     const dhKey = await x25519Public(dhPrivate);
     const id = await deviceId(signingKey);
-    const accountKey = rawAccountKey(identity.public);
-    const { certificate } = await certifyDeviceWith(cryptoKeySigner(accountKey, identity.signingPrivate), identity.username, signingKey, dhKey, now);
+    // After a rotation the account key is the one opened from its sealed copy (15.11).
+    const rotated = heldAccountKey(identity.username);
+    const signer = rotated ? cryptoKeySigner(rotated.publicKey, rotated.privateKey) : cryptoKeySigner(rawAccountKey(identity.public), identity.signingPrivate);
+    const { certificate } = await certifyDeviceWith(signer, identity.username, signingKey, dhKey, now);
     /** @type {DeviceRecord} */
     const record = {
       signingSeed: b64encode(seed),

@@ -491,6 +491,15 @@ export class Messenger extends EventTarget {
     return this.#v2.revoke(deviceId);
   }
 
+  /**
+   * Replace this account's identity key from this browser (PROTOCOL.md 15.11).
+   *
+   * @param {string} password
+   */
+  rotateIdentity(password) {
+    return this.#v2.rotateIdentity(password);
+  }
+
   /** This device's link code (15.10.2), or null while v2 does not run here. */
   linkCode() {
     return this.#v2.linkCode();

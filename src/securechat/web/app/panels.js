@@ -8,6 +8,7 @@
 
 import { BackupPanel } from "./backup-panel.js";
 import { DevicesPanel } from "./devices-panel.js";
+import { RotationPanel } from "./rotation-panel.js";
 import { byId, el, explain, fullTime, humanSize, show } from "./dom.js";
 import { passwordProblem } from "./password-policy.js";
 
@@ -57,6 +58,7 @@ export class Panels {
     messenger.addEventListener("trust", this.onTrust);
     this.devices = new DevicesPanel(messenger);
     this.backup = new BackupPanel(actions.backups);
+    this.rotation = new RotationPanel(messenger);
   }
 
   destroy() {
@@ -64,6 +66,7 @@ export class Panels {
     this.messenger.removeEventListener("trust", this.onTrust);
     this.devices.destroy();
     this.backup.destroy();
+    this.rotation.destroy();
     if (this.contactDialog.open) this.contactDialog.close();
     if (this.accountDialog.open) this.accountDialog.close();
   }

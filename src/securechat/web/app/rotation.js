@@ -14,13 +14,57 @@
 import { acceptDeviceList } from "../core/v2/device_lists.js";
 import { acceptIdentityTransition, pinFromWire, pinToWire, rotationDropSessions } from "../core/v2/transitions.js";
 import { b64decode, bytesEqual } from "../protocol/encoding.js";
+import { KdfParams, deriveKeys, openKeyBundle } from "../protocol/index.js";
+import { importEd25519PrivateKey } from "../protocol/primitives.js";
+import { openAccountKey, sealAccountKey } from "../protocol/v2/account_key_seal.js";
+import { IdentityTransition, certifyDeviceWith, checkDeviceList, cryptoKeySigner, signDeviceListWith, transitionBytes } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
 import * as store from "./store.js";
 
 /** @import { DeviceList } from "../protocol/v2/index.js" */
 /** @import { IdentityPin } from "../core/v2/transitions.js" */
 /** @import { Api } from "./api.js" */
+/** @import { DeviceBook } from "./devices.js" */
+/** @import { DeviceKeys } from "./device-keys.js" */
+/** @import { SessionBook } from "./v2-sessions.js" */
 
+/**
+ * The account key opened at login from its sealed copy (15.11), per account, for this
+ * page only: never written anywhere.
+ *
+ * @type {Map<string, {publicKey: Uint8Array, privateKey: CryptoKey}>}
+ */
+const held = new Map();
+
+/** @param {string} username */
+export function heldAccountKey(username) {
+  return held.get(username) ?? null;
+}
+
+/**
+ * At login or unlock, with the password's wrap key: open the account key the server keeps
+ * sealed if the account rotated (nothing to do otherwise). A seal that does not open is
+ * left: this page then signs no list and says why (StaleAccountKey).
+ *
+ * @param {Pick<Api, "request">} api
+ * @param {string} username
+ * @param {Uint8Array} wrapKey
+ */
+export async function loadAccountKey(api, username, wrapKey) {
+  let sealed;
+  try {
+    sealed = (await api.request("GET", "/account/identity-key-seal"))?.account_key_seal;
+  } catch (error) {
+    console.warn("the sealed account key could not be fetched:", error);
+    return;
+  }
+  if (sealed === null || sealed === undefined) return; // never rotated: v1's bundle carries it
+  try {
+    held.set(username, await openAccountKey(wrapKey, username, sealed));
+  } catch (error) {
+    console.warn("the sealed account key does not open with this password:", error);
+  }
+}
 /** @param {string} username */
 export function rotatedNotice(username) {
   return `${username}'s identity key changed; the change is signed by the previous key`;
@@ -147,4 +191,88 @@ export async function followRotation(api, username, document, served, pin, befor
  */
 export function checkHolds(pinned, held) {
   if (!bytesEqual(pinned, held)) throw new StaleAccountKey();
+}
+
+/**
+ * Rotate this account's identity key from this browser (15.11 "Rotating"): the password
+ * is checked (it opens the key bundle) and its wrap key seals the new key for the other
+ * devices; the transition is signed by the old and the new key, every listed device is
+ * certified again under the new key, the list is signed as the next version, and all of
+ * it is published at once. Afterwards this page holds and pins the new key.
+ *
+ * @param {{api: Api, book: DeviceBook, keys: DeviceKeys, sessions: SessionBook | null}} parts
+ * @param {string} password
+ * @param {number} now
+ * @returns {Promise<{oldKey: Uint8Array, newKey: Uint8Array, version: number, devices: number}>}
+ */
+export async function rotateAccountKey({ api, book, keys, sessions }, password, now) {
+  const me = keys.username;
+  const answer = await api.keyBundle();
+  const derived = await deriveKeys(password, KdfParams.fromWire(answer.kdf));
+  try {
+    try {
+      await openKeyBundle(answer.key_bundle, derived.wrapKey, me);
+    } catch {
+      throw new ApiError(401, "wrong_password", "The password is not right.");
+    }
+    const current = await book.refresh(me);
+    if (!current || !current.devices.some((device) => device.deviceId === keys.deviceId)) {
+      throw new Error("This browser is not in your device list: switch protocol v2 on first.");
+    }
+    const oldSigner = await book.accountSigner();
+    const pin = await book.identityPin(me);
+    const pair = /** @type {CryptoKeyPair} */ (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]));
+    const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
+    const seed = pkcs8.slice(pkcs8.length - 32);
+    const newKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+    const privateKey = await importEd25519PrivateKey(pkcs8);
+    pkcs8.fill(0);
+    let seal;
+    try {
+      seal = await sealAccountKey(derived.wrapKey, me, seed);
+    } finally {
+      seed.fill(0);
+    }
+    const newSigner = cryptoKeySigner(newKey, privateKey);
+    const at = pin.since === null || now > pin.since ? now : pin.since + 1;
+    const signed = transitionBytes(me, oldSigner.accountKey, newKey, at);
+    const transition = new IdentityTransition({
+      username: me,
+      oldKey: oldSigner.accountKey,
+      newKey,
+      at,
+      oldSignature: await oldSigner.sign(signed),
+      newSignature: await newSigner.sign(signed),
+    });
+    const devices = [];
+    for (const device of current.devices) {
+      devices.push(await certifyDeviceWith(newSigner, me, device.signingKey, device.dhKey, device.createdAt));
+    }
+    const list = await signDeviceListWith(newSigner, me, current.version + 1, now, devices);
+    await checkDeviceList(list.toWire(), me, newKey, null);
+    await api.request("POST", "/account/identity-transition", {
+      body: { transition: transition.toWire(), device_list: list.toWire(), account_key_seal: seal },
+    });
+    const rotated = { publicKey: newKey, privateKey };
+    held.set(me, rotated);
+    keys.accountPrivate = rotated;
+    keys.accountKey = newKey;
+    await book.rotations.put({ username: me, key: newKey, since: at, verified: false });
+    await store.put("v2", book.path(me), list.toWire());
+    book.lists.set(me, list);
+    // This device's unanswered setups bound the old key (15.5's session id): set up again.
+    if (sessions) {
+      for (const [username, accepted] of book.lists) {
+        for (const device of accepted.devices) {
+          const stored = await sessions.get(username, device.deviceId);
+          if (stored.sessions.active && stored.sessions.active.pendingSetup.length > 0 && !stored.repair) {
+            await store.writeAll([await sessions.write(username, device.deviceId, { ...stored, repair: true })]);
+          }
+        }
+      }
+    }
+    return { oldKey: oldSigner.accountKey, newKey, version: list.version, devices: devices.length };
+  } finally {
+    derived.wrapKey.fill(0);
+  }
 }

@@ -22,6 +22,7 @@ import {
 import { decideOwnKeys, refused } from "../core/index.js";
 import { ApiError } from "./api.js";
 import { reasonText } from "./reasons.js";
+import { loadAccountKey } from "./rotation.js";
 import * as store from "./store.js";
 
 const DEVICE_KEY = "identity";
@@ -113,6 +114,8 @@ export async function login(api, username, password, progress) {
   progress("Unlocking your keys…");
   const identity = await openBundle(answer.key_bundle, derived.wrapKey, name);
   await checkOwnKeys(api, identity);
+  // After a rotation the account key is sealed under the password too (15.11).
+  await loadAccountKey(api, name, derived.wrapKey);
   return identity;
 }
 
@@ -133,6 +136,7 @@ export async function unlock(api, username, password, progress) {
   progress("Unlocking your keys…");
   const identity = await openBundle(answer.key_bundle, derived.wrapKey, parseUsername(username));
   await checkOwnKeys(api, identity);
+  await loadAccountKey(api, identity.username, derived.wrapKey);
   return identity;
 }
 

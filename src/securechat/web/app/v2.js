@@ -24,7 +24,7 @@
 import { directConversationId } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { reasonText } from "./reasons.js";
-import { rotatedNotice } from "./rotation.js";
+import { rotateAccountKey, rotatedNotice } from "./rotation.js";
 import { DeviceKeys } from "./device-keys.js";
 import { DeviceBook } from "./devices.js";
 import { V2Receipts } from "./v2-receipts.js";
@@ -373,6 +373,22 @@ export class V2 {
     } else {
       await this.notice(username, "", rotatedNotice(username));
     }
+  }
+
+  /**
+   * Rotate this account's identity key from this browser (15.11): see rotation.js.
+   *
+   * @param {string} password
+   */
+  async rotateIdentity(password) {
+    const keys = this.keys;
+    const book = this.book;
+    if (!keys || !book || this.off !== null) throw new Error("Protocol v2 is not running on this device: switch it on first.");
+    const done = await exclusive(this.me, () => rotateAccountKey({ api: this.host.api, book, keys, sessions: this.sessions }, password, Date.now()));
+    await this.host.trust.rotated?.(this.me, done.newKey);
+    this.host.lineAll("You changed your account's identity key; your contacts are told, and their verified mark for you is cleared");
+    this.host.devicesChanged();
+    return done;
   }
 
   /**
