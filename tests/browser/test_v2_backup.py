@@ -84,6 +84,22 @@ def restore(person: Person, typed: str) -> str:
     return result(person, "Restoring…")
 
 
+def kept_key(person: Person, username: str) -> bool:
+    """Whether the profile's v2 store holds a (sealed) recovery key for ``username``."""
+    found: bool = person.page.evaluate(
+        """(name) => new Promise((resolve, reject) => {
+            const request = indexedDB.open('securechat');
+            request.onerror = () => reject(request.error);
+            request.onsuccess = () => {
+                const read = request.result.transaction('v2').objectStore('v2').get([name, 'backup-recovery-key']);
+                read.onsuccess = () => resolve(read.result !== undefined);
+            };
+        })""",
+        username,
+    )
+    return found
+
+
 def backup_requests(person: Person) -> list[str]:
     seen: list[str] = []
 
@@ -112,6 +128,7 @@ def test_a_key_not_confirmed_is_kept_nowhere_and_backs_nothing_up(
     expect(alice.page.locator("#backup-key")).to_have_text("")
     assert stored_backup(server, "alice") is None
     assert key not in raw_v2_store(alice.page)
+    assert not kept_key(alice, "alice")
 
 
 def test_restoring_refuses_a_typo_before_downloading_a_wrong_key_and_a_rollback(
@@ -148,6 +165,7 @@ def test_restoring_refuses_a_typo_before_downloading_a_wrong_key_and_a_rollback(
     assert restore(tablet, other) == "The backup does not open with this recovery key."
     assert requests == ["GET"]
     expect(tablet.page.locator("#backup-state")).to_contain_text("off")
+    assert not kept_key(tablet, "alice")  # a key that opened nothing is not kept
 
     answer = restore(tablet, shown.lower().replace(" ", "-"))
     assert "version 2 restored: 1 of its 1 messages were new here" in answer
@@ -157,9 +175,18 @@ def test_restoring_refuses_a_typo_before_downloading_a_wrong_key_and_a_rollback(
         ["kept in the backup"], timeout=20_000
     )
 
+    assert kept_key(tablet, "alice")
+
     put_back(server, "alice", *first)
     open_backups(tablet)
     assert "older backup" in restore(tablet, shown)
+
+    # Turning backups off forgets the key here; the server's copy stays.
+    tablet.page.once("dialog", lambda dialog: dialog.accept())
+    tablet.page.locator("#backup-off").click()
+    expect(tablet.page.locator("#backup-state")).to_contain_text("off")
+    assert not kept_key(tablet, "alice")
+    assert stored_backup(server, "alice") == first
 
 
 def test_new_messages_are_backed_up_on_their_own(people: dict[str, Person], server: LiveServer) -> None:
@@ -222,17 +249,24 @@ def test_terminal_and_browser_restore_each_others_backups(
     expect(carol.page.locator(".message.mine .message-text")).to_have_text(
         ["carol from the browser, after the restore"], timeout=20_000
     )
+    # Backed up once the server has it (a message still sending is not in an archive).
+    expect(carol.page.locator(".message.mine .status")).to_have_text(
+        re.compile(r" · (Sent|Delivered|Read)"), timeout=20_000
+    )
 
     # The browser uploads the next version; a new terminal home restores it.
     open_backups(carol)
     carol.page.locator("#backup-now").click()
-    assert f"Version {uploaded.version + 1} uploaded" in result(carol, "Backing up…")
+    # (An automatic upload after carol's message may have come first: then this is the next.)
+    done = re.search(r"Version (\d+) uploaded", result(carol, "Backing up…"))
+    assert done is not None and int(done.group(1)) > uploaded.version
+    latest = int(done.group(1))
     fresh = TerminalUser(tmp_path / "carol-second-terminal", server.url)
     try:
         fresh.run(fresh.messenger.login("carol", PASSWORDS["carol"]))
         second = HistoryBackups(fresh.messenger.state, fresh.messenger.api, fresh.messenger.session)
         restored = fresh.run(second.restore(shown))
-        assert restored.version == uploaded.version + 1
+        assert restored.version == latest
         texts = {m["text"] for m in fresh.call(fresh.messenger.stored_messages)}
         assert {"dave to carol, on both her devices", "carol from the browser, after the restore"} <= texts
     finally:

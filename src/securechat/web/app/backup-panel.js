@@ -34,6 +34,7 @@ export class BackupPanel {
       this.confirmButton,
     ]);
     this.nowButton = button("backup-now", "Back up now");
+    this.offButton = button("backup-off", "Turn off backups on this device");
     this.restoreInput = /** @type {HTMLInputElement} */ (
       el("input", { attrs: { id: "backup-restore-key", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "XXXX XXXX … (64 characters)" } })
     );
@@ -49,6 +50,7 @@ export class BackupPanel {
       this.enableButton,
       this.reveal,
       this.nowButton,
+      this.offButton,
       el("label", { text: "Restore on this device: type your recovery key", attrs: { for: "backup-restore-key" } }),
       this.restoreInput,
       this.restoreButton,
@@ -59,6 +61,7 @@ export class BackupPanel {
       [this.written, "change", () => (this.confirmButton.disabled = !this.written.checked)],
       [this.confirmButton, "click", () => void this.confirm()],
       [this.nowButton, "click", () => void this.now()],
+      [this.offButton, "click", () => void this.off()],
       [this.restoreButton, "click", () => void this.restore()],
     ]);
     for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
@@ -94,6 +97,18 @@ export class BackupPanel {
       : "Backups are off on this device.";
     show(this.enableButton, !on);
     show(this.nowButton, on);
+    show(this.offButton, on);
+  }
+
+  /**
+   * Forget the recovery key here (after losing another device that held it, turning
+   * backups on again makes a new key: the next upload replaces the server's copy).
+   */
+  async off() {
+    if (!confirm("Turn off backups on this device? This device forgets the recovery key. The backup on the server stays and still opens with the key you wrote down.")) return;
+    await this.backups.disable();
+    await this.render();
+    this.result.textContent = "Backups are off on this device.";
   }
 
   async propose() {
