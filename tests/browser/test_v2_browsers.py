@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from ..conftest import LiveServer, server_database
 from .conftest import Person
-from .v2_support import raw_v2_store, switch_on_v2, two_in_a_v2_chat, v2_posts
+from .v2_support import POSTED, raw_v2_store, switch_on_v2, two_in_a_v2_chat, v2_posts
 
 
 def device_secrets(page: Page, username: str) -> dict[str, Any]:
@@ -70,10 +70,12 @@ def test_two_browsers_exchange_v2_messages_both_ways(people: dict[str, Person], 
         ["first v2 message", "second from alice"]
     )
 
-    # Each went through POST /v2/messages, and every message shows as verified.
-    assert len(alice_posts) == 2 and len(bob_posts) == 1
+    # Each went through POST /v2/messages (as did the receipts, 15.17), and every message
+    # shows as verified; each side has read the other's.
+    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Read", " · Read"], timeout=20_000)
+    expect(bob.page.locator(".message.mine .status")).to_have_text([" · Read"], timeout=20_000)
+    assert len(alice_posts) >= 2 and len(bob_posts) >= 1
     assert all(m["verified"] for m in alice.messages() + bob.messages())
-    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Sent", " · Sent"])
 
     # Invariant 1: nothing of the plaintext and no private key of either device is in
     # the server's database, files or log.
@@ -178,7 +180,7 @@ def test_an_altered_v2_message_is_shown_unverifiable_with_its_reason_and_the_nex
     bob.page.close()
 
     alice.send("altered on the server")
-    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Sent", " · Sent"])
+    expect(alice.page.locator(".message.mine .status")).to_have_text([POSTED, " · Sent"])
     # The server (or anyone with its database) flips one bit of the ratchet ciphertext
     # in bob's waiting entry.
     database = server_database(server)

@@ -80,12 +80,14 @@ def test_v2_messages_survive_a_reload_in_order_with_v1_ones_and_are_sealed(
     expect(bob.page.locator(".message.theirs .message-text").last).to_have_text("three v2", timeout=20_000)
     bob.send("four v2")
     expect(alice.page.locator(".message.theirs .message-text").last).to_have_text("four v2", timeout=20_000)
-    assert len(posts) == 1
+    # Read by alice: her page has sealed a delivered and a read receipt for it (15.17).
+    expect(bob.page.locator(".message.mine .status").last).to_have_text(" · Read", timeout=20_000)
+    assert len(posts) == 3
     # Alice goes back to v1 for one message: the conversation mixes both.
     set_v2(alice, False)
     alice.send("five v1")
     expect(bob.page.locator(".message.theirs .message-text").last).to_have_text("five v1", timeout=20_000)
-    assert len(posts) == 1
+    assert len(posts) == 3
     expected = ["one v1", "two v1", "three v2", "four v2", "five v1"]
 
     for person in (alice, bob):
@@ -97,9 +99,9 @@ def test_v2_messages_survive_a_reload_in_order_with_v1_ones_and_are_sealed(
             expected, timeout=20_000
         )
         assert all(m["verified"] for m in person.messages())
-        # v2 has no receipts yet: an own v2 message says "Sent", never more.
+        # Each read the other's v2 message: "Read" is kept with it (15.17).
         mine_v2 = person.page.locator(".message.mine", has_text="v2")
-        expect(mine_v2.locator(".status")).to_have_text([" · Sent"])
+        expect(mine_v2.locator(".status")).to_have_text([" · Read"])
         # The texts are in the profile only sealed: not in any object store as stored.
         raw = raw_indexeddb(person.page) + raw_v2_store(person.page)
         for text in ("three v2", "four v2"):

@@ -4,6 +4,7 @@ profile's stored v2 records, and two people (alice and bob) in a v2 conversation
 from __future__ import annotations
 
 import base64
+import re
 
 from playwright.sync_api import Page, expect
 
@@ -12,6 +13,9 @@ from .conftest import Person
 # A fresh account has no device list (404 no_devices) until its first device publishes
 # one; a send across a list change is answered 409 device_list_stale and sealed again.
 V2_STATUSES = {401, 404, 409}
+
+# An own message the server took: "Sent", or further once receipts (15.17) came back.
+POSTED = re.compile(r"^ · (Sent|Delivered|Read)$")
 
 
 def switch_on_v2(person: Person) -> None:
