@@ -16,6 +16,11 @@ The database stays the source of truth, so anything lost on the way costs latenc
 never a message: an instance that drops events tells the others to resync, an instance
 that notices Redis coming back (or re-subscribes) makes its sockets re-read their
 inboxes, and while Redis is unhealthy its sockets re-read them periodically.
+
+Redis is trusted as the database is: whoever can publish on the channel can pair a
+message entry of one user with another user's position. During a rolling upgrade, this
+version still reads the earlier format; an earlier instance ignores this one's events, and
+its sockets see what this one stored at their next event or reconnect.
 """
 
 from __future__ import annotations
