@@ -16,7 +16,8 @@ every target device. The same message id again is answered as the first time if 
 envelope is the same, else 409 ``message_id_reused``.
 
 Devices read their inbox over HTTP (``GET /devices/{id}/inbox``) and acknowledge what
-they processed. After an envelope is stored, every socket of each target account gets a
+they processed, each call with the device's own credential (services/device_auth.py):
+the account's session alone reads and deletes nothing. After an envelope is stored, every socket of each target account gets a
 ``device_inbox`` frame per new entry (device id and position only, never the envelope)
 through the broker, so a client on any instance knows to read that inbox now. The frame
 is a hint: a lost one costs latency (the next read finds the entry), never a message.
