@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from securechat.server.realtime.broker import InboxEvent
 from securechat.server.realtime.redis_broker import RedisBroker
-from securechat.server.services.writer import message_frame
+from securechat.server.services.writer import data_frame, message_frame
 
 
 class Entries:
@@ -100,3 +100,31 @@ async def test_while_redis_is_unhealthy_only_sockets_behind_their_inbox_head_re_
             assert one.get_nowait() is None and two.empty() and three.empty()
     finally:
         await broker.close()
+
+
+async def test_one_data_entry_for_many_members_crosses_once() -> None:
+    """A group change announced to 256 members: its data crosses Redis once, and each
+    member's frame is rebuilt with that member's own seq."""
+    data = '{"group_id":"grp-x","change":{"action":"remove","members":["mallory"],"sig":"' + "s" * 300 + '"}}'
+    events = [
+        InboxEvent(uid, 1000 + uid, data_frame("group", 1000 + uid, data), committed_at=1.0)
+        for uid in range(1, 257)
+    ]
+    sender = RedisBroker("redis://127.0.0.1:1/0", "securechat-test:shared")
+    receiver = RedisBroker("redis://127.0.0.1:1/0", "securechat-test:shared")
+    try:
+        await sender.publish(events)
+        wire = sender._payload(list(sender._pending), resync=False)
+        assert wire.count("mallory") == 1
+        assert len(wire) < 3 * 1024, len(wire)
+        async with receiver.subscribe(7) as seven, receiver.subscribe(200) as two_hundred:
+            await receiver._deliver(wire.encode())
+            for uid, queue in ((7, seven), (200, two_hundred)):
+                event = queue.get_nowait()
+                assert event is not None
+                assert (event.seq, event.frame) == (1000 + uid, data_frame("group", 1000 + uid, data))
+            # Other members have no socket on this instance: nothing else was queued.
+            assert seven.empty() and two_hundred.empty()
+    finally:
+        await sender.close()
+        await receiver.close()

@@ -30,6 +30,7 @@ import collections
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,9 @@ DEGRADED_RESYNC_SECONDS = 2.0
 # Data entries (receipts, group changes, notices) with a frame up to this size travel
 # inline; larger ones go as a reference that the recipient's socket reads itself.
 INLINE_FRAME_MAX = 1024
+# The start of a data entry's frame (services/writer.py, data_frame): kind, then seq.
+_DATA_FRAME = re.compile(r'\{"type":"([a-z_]{1,40})","seq":([0-9]{1,19}),')
+_KIND = re.compile(r"[a-z_]{1,40}")
 # Queued publishes merged into one Redis message, at most.
 MERGE_MAX = 256
 
@@ -80,6 +84,7 @@ class _Parts:
 
     messages: list[list[Any]] = field(default_factory=list)
     data: list[list[Any]] = field(default_factory=list)
+    shared: list[list[Any]] = field(default_factory=list)
     ephemeral: list[list[Any]] = field(default_factory=list)
     ended: list[list[Any]] = field(default_factory=list)
 
@@ -88,6 +93,7 @@ def encode(events: list[InboxEvent]) -> _Parts:
     parts = _Parts()
     by_message: dict[str, list[Any]] = {}
     by_frame: dict[str, list[int]] = {}
+    by_data: dict[tuple[str, str], list[Any]] = {}
     for e in events:
         if e.ended is not None:
             parts.ended.append([e.user_id, e.ended.reason, e.ended.only, e.ended.keep])
@@ -99,9 +105,19 @@ def encode(events: list[InboxEvent]) -> _Parts:
                 entry = by_message[e.message_id] = [e.message_id, e.committed_at, []]
                 parts.messages.append(entry)
             entry[2] += [e.user_id, e.seq]
+        elif len(e.frame) > INLINE_FRAME_MAX:
+            parts.data.append([e.user_id, e.seq, None, e.committed_at])
+        elif (found := _DATA_FRAME.match(e.frame)) is not None and found.group(2) == str(e.seq):
+            # One entry's data for many users (a group change to every member): sent once,
+            # each user's frame made from it with their own seq.
+            key = (found.group(1), e.frame[found.end() :])
+            shared = by_data.get(key)
+            if shared is None:
+                shared = by_data[key] = [key[0], key[1], e.committed_at, []]
+                parts.shared.append(shared)
+            shared[3] += [e.user_id, e.seq]
         else:
-            frame = e.frame if len(e.frame) <= INLINE_FRAME_MAX else None
-            parts.data.append([e.user_id, e.seq, frame, e.committed_at])
+            parts.data.append([e.user_id, e.seq, e.frame, e.committed_at])
     parts.ephemeral = [[frame, users] for frame, users in by_frame.items()]
     return parts
 
@@ -221,7 +237,13 @@ class RedisBroker:
         merged: dict[str, Any] = {"v": 2, "from": self._instance}
         if resync:
             merged["resync"] = True
-        for key, attribute in (("m", "messages"), ("d", "data"), ("x", "ephemeral"), ("s", "ended")):
+        for key, attribute in (
+            ("m", "messages"),
+            ("d", "data"),
+            ("g", "shared"),
+            ("x", "ephemeral"),
+            ("s", "ended"),
+        ):
             items = [item for parts in taken for item in getattr(parts, attribute)]
             if items:
                 merged[key] = items
@@ -348,6 +370,14 @@ class RedisBroker:
                 references.append(int(uid))
             else:
                 events.append(InboxEvent(int(uid), int(seq), str(frame), committed_at=float(at)))
+        for kind, rest, at, flat in payload.get("g", []):
+            if not isinstance(kind, str) or not _KIND.fullmatch(kind) or not isinstance(rest, str):
+                raise ValueError("malformed data entry")
+            for i in range(0, len(flat), 2):
+                uid, seq = int(flat[i]), int(flat[i + 1])
+                if local(uid):
+                    frame = f'{{"type":"{kind}","seq":{seq},{rest}'
+                    events.append(InboxEvent(uid, seq, frame, committed_at=float(at)))
         messages = []
         for message_id, at, flat in payload.get("m", []):
             pairs = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
