@@ -104,6 +104,41 @@ async def test_a_message_crosses_redis_as_a_reference_not_its_envelope(two_insta
         await bob.close()
 
 
+async def test_a_group_and_its_messages_reach_members_live_on_the_other_instance(
+    two_instances, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Group changes (data entries shared by every member) and group messages cross as
+    references too, and each member's socket on the other instance gets them live."""
+    first, second = two_instances
+    alice = Messenger(tmp_path / "alice", first.url)
+    bob = Messenger(tmp_path / "bob", second.url)
+    carol = Messenger(tmp_path / "carol", second.url)
+    for name, client in (("alice", alice), ("bob", bob), ("carol", carol)):
+        await client.register(name, PASSWORDS[name])
+    sockets = [InboxSocket(bob), InboxSocket(carol)]
+    for socket in sockets:
+        await socket.connect()
+    try:
+        async with ChannelTap(first.env["SECURECHAT_REDIS_CHANNEL"]) as tap:
+            await alice.groups.create("Across", ["bob", "carol"])
+            for socket in sockets:
+                assert (await next_item(socket, "group")).sender == "alice"
+            await alice.send_text("#Across", "hello both")
+            for socket in sockets:
+                items = [await next_item(socket, "message") for _ in range(2)]
+                assert [(i.sender, i.text, i.verified) for i in items] == [
+                    ("alice", "named the group “Across”", True),
+                    ("alice", "hello both", True),
+                ]
+        # No frame of the group's message crossed: only its id and positions.
+        assert not any("envelope" in json.dumps(payload) for payload in tap.payloads)
+    finally:
+        for socket in sockets:
+            await socket.close()
+        for client in (alice, bob, carol):
+            await client.close()
+
+
 class Database:
     """A stand-in for the database the receiving instance reads: the message's envelope
     at each member's inbox position. Counts reads."""
