@@ -187,18 +187,19 @@ class Settings(BaseSettings):
     # Unclaimed one-time prekeys the server keeps per device (uploads past it: 409
     # too_many_prekeys), bounding what an account stores: 32 devices times this.
     max_one_time_prekeys: int = Field(default=500, ge=1)
-    # Migration (PROTOCOL.md 15.12): from this UTC instant on, v1 message sends are refused
-    # with 410 v1_retired; v1 history and inboxes stay readable and v2 sends go on. Unset
-    # or empty: no cut-off.
     # Device credentials (PROTOCOL.md 15.16): how long one lasts (a device renews it by
-    # signing a new challenge), and challenges per account a minute (each costs the
-    # server a row and, answered, a signature check).
+    # signing a new challenge), and challenges per session a minute (each costs the
+    # server a row and, answered, a signature check; per session so that a stolen token
+    # cannot spend the account's real devices' budget).
     device_token_ttl_seconds: int = Field(default=600, ge=30, le=3600)
     device_challenges_per_minute: int = Field(default=120, ge=1)
     # A device inbox page holds at most this many bytes of stored envelope and slot text
     # (and at least one entry, whatever its size), so a page of 500 large envelopes
     # is never built in memory.
     device_inbox_page_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Migration (PROTOCOL.md 15.12): from this UTC instant on, v1 message sends are refused
+    # with 410 v1_retired; v1 history and inboxes stay readable and v2 sends go on. Unset
+    # or empty: no cut-off.
     v1_sends_until: Annotated[datetime | None, BeforeValidator(utc_instant)] = None
     # History backups (15.10): the largest sealed backup one account may store, in bytes
     # of ciphertext. It also counts against file_quota_bytes.

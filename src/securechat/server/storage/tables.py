@@ -377,17 +377,6 @@ device_inbox = Table(
     Index("ix_device_inbox_message", "message_pk"),
 )
 
-# History backups (PROTOCOL.md 15.10.1): the latest sealed backup of each account, opaque
-# to the server (AES-256-GCM under a key only the user's recovery key gives). version
-# only grows; size counts against users.stored_bytes (the account's storage quota).
-history_backups = Table(
-    "history_backups",
-    metadata,
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("version", BigInteger, nullable=False),
-    Column("sealed", LargeBinary, nullable=False),
-    Column("size", BigInteger, nullable=False),
-    Column("updated_at", BigInteger, nullable=False),
 # Nonces a device signs to prove it holds its signing key (PROTOCOL.md 15.16; migration
 # 0015): only their SHA-256 is kept, with the account, device and session that asked;
 # deleted when answered (good once, on any instance) or when expired.
@@ -412,4 +401,15 @@ device_inbox_floors = Table(
     Column("inbox_head", BigInteger, nullable=False),
 )
 
+# History backups (PROTOCOL.md 15.10.1): the latest sealed backup of each account, opaque
+# to the server (AES-256-GCM under a key only the user's recovery key gives). version
+# only grows; size counts against users.stored_bytes (the account's storage quota).
+history_backups = Table(
+    "history_backups",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
