@@ -176,7 +176,9 @@ class V2Client:
         await reseal(self, identity, self.session.wrap_key)
 
     # Sending and receiving -------------------------------------------------------------
-    async def send(self, peer: str, payload: dict[str, Any], *, keep: bool = True) -> tuple[Sent, list[InboxItem]]:
+    async def send(
+        self, peer: str, payload: dict[str, Any], *, keep: bool = True
+    ) -> tuple[Sent, list[InboxItem]]:
         """Seal and post ``payload`` to ``peer``; ``keep=False`` for a receipt (15.17),
         which is no message of this home's history."""
         await self.session.ensure_token()
@@ -200,7 +202,7 @@ class V2Client:
         return count
 
     async def send_read(self, conversation_id: str, message_ids: list[str]) -> int | None:
-        """"read" receipts in v2 for messages of others shown to the user in a direct
+        """Read receipts in v2 for messages of others shown to the user in a direct
         conversation that uses v2 (15.12); None when it does not (v1's receipts then)."""
         if not conversation_id.startswith("dm-") or self.session.identity is None or self.device() is None:
             return None
