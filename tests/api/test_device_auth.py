@@ -263,3 +263,19 @@ async def test_the_device_reads_and_acknowledges_with_its_credential(world: Worl
     assert [entry["seq"] for entry in page["entries"]] == [1]
     acked = await world.http.post(ACK.format(world.bob_phone.device_id), headers=headers, json={"seq": 1})
     assert acked.json() == {"acknowledged": 1}
+
+
+async def test_another_session_cannot_crowd_out_the_devices_challenges(world: World, login: Login) -> None:
+    """mallory asks for challenges of the phone as fast as she may: the phone's own
+    challenge, asked in its session, stays answerable and its session's budget is its own."""
+    phone = world.phone.device_id
+    nonce = (await challenge(world.http, world.alice.headers, phone)).json()["nonce"]
+    mallory = await second_session(login, world)
+    ctx = world_context(world)
+    budget = ctx.settings.device_challenges_per_minute
+    for _ in range(budget):
+        assert (await challenge(world.http, mallory, phone)).status_code == 200
+    error(await challenge(world.http, mallory, phone), 429, "rate_limited")
+    got = await answer(world.http, world.alice.headers, phone, nonce, sign(world.phone, nonce))
+    assert got.status_code == 200, got.text
+    assert (await challenge(world.http, world.alice.headers, phone)).status_code == 200

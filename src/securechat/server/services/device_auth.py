@@ -35,7 +35,8 @@ from .tokens import InvalidToken
 
 CHALLENGE_ACTION = "device_challenge"
 CHALLENGE_TTL_MS = 60_000
-# Challenges a device may have outstanding; a new one past this replaces the oldest.
+# Challenges a device may have outstanding per session; a new one past this replaces the
+# oldest of that session's.
 MAX_PENDING_CHALLENGES = 8
 
 
@@ -45,12 +46,15 @@ def _nonce_hash(nonce: bytes) -> bytes:
 
 async def challenge(ctx: ServiceContext, principal: Principal, device_id: str) -> dict[str, object]:
     """A fresh nonce for the device to sign, good once within a minute, for this session."""
+    # Counted per session, not per account: a stolen session token spending the budget,
+    # or crowding out open challenges (below), must not keep the account's real devices
+    # from their credentials. Sessions per account are bounded, so this bounds the account.
     await ratelimit.hit(
         ctx,
         CHALLENGE_ACTION,
-        f"user:{principal.user_id}",
+        f"session:{principal.session_id}",
         ctx.settings.device_challenges_per_minute,
-        who="account",
+        who="session",
     )
     nonce = secrets.token_bytes(NONCE_BYTES)
     now = now_ms()

@@ -20,14 +20,19 @@ async def add_challenge(
     now: int,
     max_pending: int,
 ) -> None:
-    """Store a challenge; first drop the account's expired ones, and the device's oldest
-    past ``max_pending``, so the table stays bounded by what is in use."""
+    """Store a challenge; first drop the account's expired ones, and the oldest of this
+    device's in this session past ``max_pending`` (another session's are not touched), so
+    the table stays bounded by what is in use."""
     await conn.execute(
         delete(device_challenges).where(
             and_(device_challenges.c.user_id == user_id, device_challenges.c.expires_at <= now)
         )
     )
-    mine = and_(device_challenges.c.user_id == user_id, device_challenges.c.device_id == device_id)
+    mine = and_(
+        device_challenges.c.user_id == user_id,
+        device_challenges.c.device_id == device_id,
+        device_challenges.c.session_id == session_id,
+    )
     pending = int(
         (await conn.execute(select(func.count()).select_from(device_challenges).where(mine))).scalar_one()
     )
