@@ -120,11 +120,19 @@ def test_browser_rotates_and_the_terminal_follows(
     items = [i for i in dave.run(dave.messenger.sync_v2()) if i.kind == "message"]
     assert [(i.sender, i.text, i.verified) for i in items][-1:] == [("carol", "from my new key", True)]
 
-    # A terminal login of carol opens the key the browser sealed under her password and
-    # certifies its own device with it.
+    # A password change in the browser seals the rotated key again under the new one; a
+    # terminal login of carol then opens it and certifies its own device with it.
+    new_password = "a fresh passphrase, eleven 31"
+    page.locator("#open-account").click()
+    page.locator("#password-current").fill(carol.password)
+    page.locator("#password-new").fill(new_password)
+    page.locator("#password-repeat").fill(new_password)
+    page.locator("#password-form").get_by_role("button", name="Change password").click()
+    expect(page.locator("#password-result")).to_contain_text("Password changed.", timeout=30_000)
+    page.locator("#account-close").click()
     home = TerminalUser(tmp_path / "carol-terminal", server.url)
     try:
-        home.run(home.messenger.login("carol", carol.password))
+        home.run(home.messenger.login("carol", new_password))
         home.run(home.messenger.enable_v2())
         listed = home.call(lambda: home.messenger.v2.directory.accepted("carol"))
         assert listed is not None and len(listed.devices) == 2

@@ -1,5 +1,5 @@
 // The account key sealed under the password (PROTOCOL.md 15.11) in the browser
-// (src/securechat/web/protocol/v2/account_key_seal.js) against
+// (src/securechat/web/protocol/v2/accountseal.js) against
 // tests/data/account_key_seal_vectors.json, which the Python module passes too
 // (tests/protocol/test_v2_account_key_seal.py).
 
@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 
 import { fromHex } from "../../src/securechat/web/protocol/encoding.js";
 import * as errors from "../../src/securechat/web/protocol/v2/errors.js";
-import { openAccountKey, sealAccountKey } from "../../src/securechat/web/protocol/v2/account_key_seal.js";
+import { openAccountKey, sealAccountKey } from "../../src/securechat/web/protocol/v2/accountseal.js";
 import { loadJson } from "./support.mjs";
 
 const VECTORS = loadJson("account_key_seal_vectors.json");

@@ -16,7 +16,7 @@ import { acceptIdentityTransition, pinFromWire, pinToWire, rotationDropSessions 
 import { b64decode, bytesEqual } from "../protocol/encoding.js";
 import { KdfParams, deriveKeys, openKeyBundle } from "../protocol/index.js";
 import { importEd25519PrivateKey } from "../protocol/primitives.js";
-import { openAccountKey, sealAccountKey } from "../protocol/v2/account_key_seal.js";
+import { openAccountKey, openAccountKeySeed, sealAccountKey } from "../protocol/v2/accountseal.js";
 import { IdentityTransition, certifyDeviceWith, checkDeviceList, cryptoKeySigner, signDeviceListWith, transitionBytes } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
 import * as store from "./store.js";
@@ -194,6 +194,28 @@ export function checkHolds(pinned, held) {
 }
 
 /**
+ * For a password change: the account key's seal (if the account rotated) opened with the
+ * old wrap key and sealed under the new one, to be put after the change (15.11); null if
+ * the account never rotated.
+ *
+ * @param {Pick<Api, "request">} api
+ * @param {string} username
+ * @param {Uint8Array} oldWrap
+ * @param {Uint8Array} newWrap
+ * @returns {Promise<Record<string, unknown> | null>}
+ */
+export async function resealAccountKey(api, username, oldWrap, newWrap) {
+  const sealed = (await api.request("GET", "/account/identity-key-seal"))?.account_key_seal;
+  if (sealed === null || sealed === undefined) return null;
+  const seed = await openAccountKeySeed(oldWrap, username, sealed);
+  try {
+    return await sealAccountKey(newWrap, username, seed, crypto.getRandomValues(new Uint8Array(12)));
+  } finally {
+    seed.fill(0);
+  }
+}
+
+/**
  * Rotate this account's identity key from this browser (15.11 "Rotating"): the password
  * is checked (it opens the key bundle) and its wrap key seals the new key for the other
  * devices; the transition is signed by the old and the new key, every listed device is
@@ -229,7 +251,7 @@ export async function rotateAccountKey({ api, book, keys, sessions }, password, 
     pkcs8.fill(0);
     let seal;
     try {
-      seal = await sealAccountKey(derived.wrapKey, me, seed);
+      seal = await sealAccountKey(derived.wrapKey, me, seed, crypto.getRandomValues(new Uint8Array(12)));
     } finally {
       seed.fill(0);
     }

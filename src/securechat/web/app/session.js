@@ -22,7 +22,7 @@ import {
 import { decideOwnKeys, refused } from "../core/index.js";
 import { ApiError } from "./api.js";
 import { reasonText } from "./reasons.js";
-import { loadAccountKey } from "./rotation.js";
+import { loadAccountKey, resealAccountKey } from "./rotation.js";
 import * as store from "./store.js";
 
 const DEVICE_KEY = "identity";
@@ -185,22 +185,30 @@ export async function changePassword(api, username, current, next, progress) {
   try {
     full = await openKeyBundle(answer.key_bundle, oldKeys.wrapKey, name);
   } catch {
-    throw new ApiError(401, "wrong_current_password", "The current password is not right.");
-  } finally {
     oldKeys.wrapKey.fill(0);
+    throw new ApiError(401, "wrong_current_password", "The current password is not right.");
   }
   progress("Re-sealing your keys under the new password…");
   const params = KdfParams.generate();
   const newKeys = await deriveKeys(next, params);
-  const bundle = await sealKeyBundle(full, newKeys.wrapKey);
-  newKeys.wrapKey.fill(0);
-  withoutKeyBytes(full);
+  let bundle;
+  let accountSeal;
+  try {
+    bundle = await sealKeyBundle(full, newKeys.wrapKey);
+    // A rotated account key is sealed under the password too (15.11): sealed again.
+    accountSeal = await resealAccountKey(api, name, oldKeys.wrapKey, newKeys.wrapKey);
+  } finally {
+    oldKeys.wrapKey.fill(0);
+    newKeys.wrapKey.fill(0);
+    withoutKeyBytes(full);
+  }
   const result = await api.changePassword({
     current_auth_key: b64encode(oldKeys.authKey),
     new_auth_key: b64encode(newKeys.authKey),
     kdf: params.toWire(),
     key_bundle: bundle,
   });
+  if (accountSeal) await api.request("PUT", "/account/identity-key-seal", { body: { account_key_seal: accountSeal } });
   return result.revoked_sessions;
 }
 

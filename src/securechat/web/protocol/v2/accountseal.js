@@ -16,6 +16,26 @@ import { aesGcmDecrypt, aesGcmEncrypt, ed25519Pkcs8FromSeed, importEd25519Privat
 import { KEY_BYTES, checkEd25519Raw, ed25519RawPublic } from "./primitives.js";
 import { exactBytes, members, versionTwo } from "./wire.js";
 
+/**
+ * Open a seal to the raw 32-byte seed (to seal it again under a new password); the caller
+ * zeroes it.
+ *
+ * @param {Uint8Array} wrapKey
+ * @param {string} username
+ * @param {unknown} data
+ * @returns {Promise<Uint8Array>}
+ * @throws {VerificationFailed}
+ */
+export async function openAccountKeySeed(wrapKey, username, data) {
+  const seal = parseAccountKeySeal(data);
+  const seed = await aesGcmDecrypt(wrapKey, seal.iv, seal.ciphertext, sealAad(username, seal.accountKey));
+  if (seed.length !== KEY_BYTES || !bytesEqual(await ed25519RawPublic(seed), seal.accountKey)) {
+    seed.fill(0);
+    throw new VerificationFailed();
+  }
+  return seed;
+}
+
 export const ACCOUNT_KEY_SEAL = "securechat/v2/account-key-seal";
 const IV_BYTES = 12;
 const SEALED_BYTES = KEY_BYTES + 16;
@@ -48,10 +68,10 @@ export function parseAccountKeySeal(data) {
  * @param {Uint8Array} wrapKey
  * @param {string} username
  * @param {Uint8Array} seed
- * @param {Uint8Array} [iv] fixed only in tests
+ * @param {Uint8Array} iv 12 fresh random bytes (from the caller: no randomness here)
  * @returns {Promise<Record<string, unknown>>} the wire form
  */
-export async function sealAccountKey(wrapKey, username, seed, iv = crypto.getRandomValues(new Uint8Array(IV_BYTES))) {
+export async function sealAccountKey(wrapKey, username, seed, iv) {
   const accountKey = await ed25519RawPublic(seed);
   const ciphertext = await aesGcmEncrypt(wrapKey, iv, seed, sealAad(username, accountKey));
   return { v: 2, account_key: b64encode(accountKey), iv: b64encode(iv), ciphertext: b64encode(ciphertext) };
@@ -68,11 +88,8 @@ export async function sealAccountKey(wrapKey, username, seed, iv = crypto.getRan
  */
 export async function openAccountKey(wrapKey, username, data) {
   const seal = parseAccountKeySeal(data);
-  const seed = await aesGcmDecrypt(wrapKey, seal.iv, seal.ciphertext, sealAad(username, seal.accountKey));
+  const seed = await openAccountKeySeed(wrapKey, username, data);
   try {
-    if (seed.length !== KEY_BYTES || !bytesEqual(await ed25519RawPublic(seed), seal.accountKey)) {
-      throw new VerificationFailed();
-    }
     const pkcs8 = ed25519Pkcs8FromSeed(seed);
     const privateKey = await importEd25519PrivateKey(pkcs8);
     pkcs8.fill(0);

@@ -23,3 +23,4 @@ export * from "./envelope.js";
 export * from "./backup.js";
 export * from "./link.js";
 export * from "./transitions.js";
+export * from "./accountseal.js";
