@@ -35,6 +35,10 @@ class V2Receipts:
         # peer -> ids of its messages awaiting a "delivered" receipt. In memory: a process
         # that dies first leaves the peer's messages "sent" a little longer, nothing more.
         self._delivered: dict[str, set[str]] = {}
+        # Messages another device of this account said it has shown (an own "read"
+        # receipt): this device sends no read receipt for them again. In memory: the
+        # same entries are read and then marked read in one run of the client.
+        self._read_elsewhere: set[str] = set()
 
     # Making -----------------------------------------------------------------------
     def delivered(self, peer: str, message_id: str) -> None:
@@ -50,11 +54,17 @@ class V2Receipts:
             for chunk in _chunks(ids)
         ]
 
+    def read_elsewhere(self, message_ids: Iterable[str]) -> None:
+        """Another device of this account has shown these (15.17, an own receipt)."""
+        self._read_elsewhere.update(message_ids)
+
     def read(self, me: str, conversation_id: str, message_ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
         """ "read" receipts as (peer, payload) for the named messages of others in this
         direct conversation that this device accepted."""
         by_sender: dict[str, list[str]] = {}
         for row in self.state.verified_messages(message_ids):
+            if row["message_id"] in self._read_elsewhere:
+                continue
             if row["conversation_id"] == conversation_id and row["sender"] != me:
                 by_sender.setdefault(str(row["sender"]), []).append(str(row["message_id"]))
         return [

@@ -214,8 +214,9 @@ class Receiver:
     def _receipt(self, me: str, seq: int, accepted: AcceptedV2) -> list[InboxItem]:
         """A receipt message (15.17): its sessions, seen record and position are kept as
         any message's, but it is no chat item, is never receipted itself, and moves my
-        messages forward only as the core decides. One from my own other device changes
-        nothing here (the terminal keeps no unread state)."""
+        messages forward only as the core decides. A "read" from my own other device only
+        keeps this one from receipting those messages read again (the terminal keeps no
+        unread state)."""
         decision = self.receipts.decide(me, accepted) if self.receipts is not None else Refused("not_for_me")
         with self.state.transaction() as conn:
             self.store.put_session_set(conn, accepted.sender, accepted.sender_device, accepted.sessions)
@@ -228,6 +229,8 @@ class Receiver:
             self.store.put_number(conn, INBOX_POSITION, seq)
         if isinstance(decision, ReceiptV2Accepted):
             if decision.own:
+                if decision.status == "read" and self.receipts is not None:
+                    self.receipts.read_elsewhere(decision.message_ids)
                 return []
             return [
                 InboxItem(
