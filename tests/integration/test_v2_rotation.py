@@ -223,3 +223,25 @@ async def test_a_new_login_after_rotation_and_a_password_change_certifies_itself
         assert texts(await phone.sync_inbox()) == ["hello phone"]
     finally:
         await phone.close()
+
+
+async def test_a_password_change_on_a_device_that_did_not_rotate_seals_the_key_again(
+    make_client: MakeClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    alice, _ = await pair(make_client)
+    tablet = Messenger(tmp_path / "home-alice-tablet", live_server.url)
+    phone = Messenger(tmp_path / "home-alice-phone", live_server.url)
+    try:
+        await tablet.login("alice", PASSWORDS["alice"])
+        await tablet.enable_v2()
+        done = await alice.v2.rotate_identity()
+        # The tablet never loaded the new key: it opens the old seal with the old password.
+        new_password = "another passphrase, seventeen"
+        await tablet.change_password(PASSWORDS["alice"], new_password)
+        await phone.login("alice", new_password)
+        await phone.enable_v2()
+        listed = phone.v2.directory.accepted("alice")
+        assert listed is not None and listed.account_key == done.new_key and len(listed.devices) == 3
+    finally:
+        await tablet.close()
+        await phone.close()

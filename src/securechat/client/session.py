@@ -38,6 +38,9 @@ class Session:
         # The password's wrap key while unlocked (memory only): it opens the sealed v2
         # account key after a rotation (PROTOCOL.md 15.11), as it opens the key bundle.
         self.wrap_key: bytes | None = None
+        # The wrap key of the password just replaced (memory only), so that a rotated
+        # account key sealed under it can be sealed again under the new one.
+        self.retired_wrap_key: bytes | None = None
         self._token_lock = asyncio.Lock()
 
     @property
@@ -205,6 +208,7 @@ class Session:
             }
         )
         self.identity, self.wrap_key = identity, new_keys.wrap_key
+        self.retired_wrap_key = old.wrap_key
         return int(answer["revoked_sessions"])
 
     async def sessions(self) -> list[dict[str, Any]]:

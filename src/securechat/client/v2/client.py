@@ -173,7 +173,8 @@ class V2Client:
         if self.session.wrap_key is None:
             return
         self._unlock()
-        await reseal(self, identity, self.session.wrap_key)
+        retired, self.session.retired_wrap_key = self.session.retired_wrap_key, None
+        await reseal(self, identity, self.session.wrap_key, retired)
 
     # Sending and receiving -------------------------------------------------------------
     async def send(

@@ -68,10 +68,16 @@ async def rotate(client: V2Client, identity: PrivateIdentity, wrap_key: bytes, n
     )
 
 
-async def reseal(client: V2Client, identity: PrivateIdentity, wrap_key: bytes) -> None:
+async def reseal(client: V2Client, identity: PrivateIdentity, wrap_key: bytes, retired: bytes | None) -> None:
+    """Seal the account key again under ``wrap_key`` (the new password's). This home's kept
+    copy, else the server's seal opened with ``retired`` (the old password's wrap key)."""
     username = Username(identity.username)
     with client.state.transaction() as conn:
         held = client.store.record(conn, ACCOUNT_KEY_RECORD) is not None
+    if not held and retired is not None:
+        await client.directory.keys.load(username, retired)
+        with client.state.transaction() as conn:
+            held = client.store.record(conn, ACCOUNT_KEY_RECORD) is not None
     if not held:
         if (await client.api.account_key_seal()).get("account_key_seal") is None:
             return  # never rotated: the v1 bundle carries the account key

@@ -357,14 +357,19 @@ export class V2 {
   async rotated(username, key) {
     await this.host.trust.rotated?.(username, key);
     const sessions = this.sessions;
-    const list = this.book?.lists.get(username);
-    if (sessions && list) {
-      // Called from a list refresh, inside the sender's or receiver's exclusive section
-      // (as the drops above are): no second lock here.
-      for (const device of list.devices) {
-        const stored = await sessions.get(username, device.deviceId);
-        if (stored.sessions.active && stored.sessions.active.pendingSetup.length > 0 && !stored.repair) {
-          await store.writeAll([await sessions.write(username, device.deviceId, { ...stored, repair: true })]);
+    const book = this.book;
+    if (sessions && book) {
+      // This account's own rotation: every session set (its setups bound our old key);
+      // a contact's: the sets with that contact's devices. Called from a list refresh,
+      // inside the sender's or receiver's exclusive section (as the drops above are): no
+      // second lock here.
+      for (const [name, list] of book.lists) {
+        if (username !== this.me && name !== username) continue;
+        for (const device of list.devices) {
+          const stored = await sessions.get(name, device.deviceId);
+          if (stored.sessions.active && stored.sessions.active.pendingSetup.length > 0 && !stored.repair) {
+            await store.writeAll([await sessions.write(name, device.deviceId, { ...stored, repair: true })]);
+          }
         }
       }
     }
