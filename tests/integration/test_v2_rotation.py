@@ -109,7 +109,9 @@ async def test_a_forged_transition_is_refused_and_bob_keeps_the_pin(
     assert texts(await alice.sync_inbox()) == ["still to the real alice"]
 
 
-async def test_a_withheld_chain_is_an_unsigned_change_that_blocks_sending(make_client: MakeClient) -> None:
+async def test_a_withheld_chain_is_an_unsigned_change_that_blocks_sending(
+    make_client: MakeClient, live_server: LiveServer, tmp_path: Path
+) -> None:
     alice, bob = await pair(make_client)
     before = pinned_key(bob, "alice")
     await alice.v2.rotate_identity()
@@ -119,6 +121,18 @@ async def test_a_withheld_chain_is_an_unsigned_change_that_blocks_sending(make_c
     assert refused.value.reason == "key_changed"
     assert "key_changed" in str(refused.value)
     assert pinned_key(bob, "alice") == before
+
+    # A device only the new list names: its message stays unverifiable, device_not_listed.
+    phone = Messenger(tmp_path / "home-alice-phone", live_server.url)
+    try:
+        await phone.login("alice", PASSWORDS["alice"])
+        await phone.enable_v2()
+        await phone.send_text("bob", "from a device bob cannot check")
+        items = [i for i in await bob.sync_inbox() if i.kind == "message"]
+        assert [(i.verified, i.reason) for i in items] == [(False, "device_not_listed")]
+        assert pinned_key(bob, "alice") == before
+    finally:
+        await phone.close()
 
 
 async def test_a_rolled_back_chain_is_refused_after_following(
