@@ -17,8 +17,13 @@ const ID_3 = "00000000-0000-4000-8000-000000000003";
 const V2_ENVELOPE = JSON.stringify({ v: 2, message_id: ID_1 });
 const V1_ENVELOPE = JSON.stringify({ v: 1, header: {} });
 
-/** alice's page: a v1 book with records in memory, a kept v2 history in memory. */
-async function page(me = "alice") {
+/**
+ * alice's page: a v1 book with records in memory, a kept v2 history in memory.
+ *
+ * @param {string} [me]
+ * @param {Set<string>} [readStore] what survives a reload: the ids receipted read
+ */
+async function page(me = "alice", readStore = new Set()) {
   const identity = await privateIdentity(me);
   const stored = new Map();
   const v1Sent = [];
@@ -44,6 +49,8 @@ async function page(me = "alice") {
     send: async (peer, payload) => void posted.push([peer, payload]),
     shownIn: () => shown,
     applied: (decision) => void applied.push(decision),
+    unread: async (ids) => ids.filter((id) => !readStore.has(id)),
+    noteRead: async (ids) => void ids.forEach((id) => readStore.add(id)),
   });
   return { book, receipts, kept, local, posted, applied, shown, stored, v1Sent };
 }
@@ -83,6 +90,22 @@ describe("app v2 receipts: making", () => {
     await book.read(dm, /** @type {any} */ (items), [ID_1]);
     assert.deepEqual(v1Sent, []);
     assert.equal(book.receiptedRead.has(ID_1), false);
+  });
+
+  test("read: a reload does not receipt again what was receipted read, here or on another device", async () => {
+    const readStore = new Set();
+    const dm = await directConversationId("alice", "bob");
+    const items = [ID_1, ID_2, ID_3].map((messageId) => ({ messageId, sender: "alice", verified: true, conversationId: dm, envelopeText: V2_ENVELOPE }));
+    const first = await page("bob", readStore);
+    first.book.v2Read = (peer, ids) => first.receipts.read(peer, ids);
+    first.shown.push(items[2]);
+    await first.receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_3] }));
+    await first.book.read(dm, /** @type {any} */ (items.slice(0, 1)), [ID_1]);
+    assert.deepEqual(first.posted.map(([, payload]) => payload.message_ids), [[ID_1]]);
+    const reloaded = await page("bob", readStore);
+    reloaded.book.v2Read = (peer, ids) => reloaded.receipts.read(peer, ids);
+    await reloaded.book.read(dm, /** @type {any} */ (items), [ID_1, ID_2, ID_3]);
+    assert.deepEqual(reloaded.posted.map(([, payload]) => payload.message_ids), [[ID_2]]);
   });
 
   test("isV2Item looks at the envelope's version only", () => {

@@ -40,6 +40,11 @@ const ORDER = ["sending", "sent", "delivered", "read"];
  *   seal and post a receipt payload to `peer` (kept nowhere)
  * @property {(conversationId: string) => readonly ChatMessage[]} shownIn the items on screen in a conversation
  * @property {(decision: ReceiptV2Accepted) => void} applied an accepted receipt, for the screen
+ * @property {(messageIds: readonly string[]) => Promise<string[]>} [unread] of these, the ids
+ *   not yet receipted read by this device (kept across reloads: a v2 receipt is a whole
+ *   message, not worth repeating on every page load); all of them when not given
+ * @property {(messageIds: readonly string[]) => Promise<void>} [noteRead] these are receipted
+ *   read (by this device, or by another of the account's)
  */
 
 export class V2Receipts {
@@ -83,20 +88,26 @@ export class V2Receipts {
    * @param {readonly string[]} ids
    */
   async read(peer, ids) {
-    for (const chunk of chunks(ids)) await this.sign(peer, "read", chunk);
+    const fresh = this.host.unread ? await this.host.unread(ids) : [...ids];
+    for (const chunk of chunks(fresh)) {
+      if (await this.sign(peer, "read", chunk)) await this.host.noteRead?.(chunk);
+    }
   }
 
   /**
    * @param {string} peer
    * @param {"delivered" | "read"} status
    * @param {string[]} ids
+   * @returns {Promise<boolean>} whether it went
    */
   async sign(peer, status, ids) {
     try {
       await this.host.send(peer, receiptPayload(status, ids));
+      return true;
     } catch (error) {
       // Not delivered now: news lost for the sender, never a reason to stop reading.
       console.warn(`a v2 ${status} receipt was not sent:`, error);
+      return false;
     }
   }
 
@@ -146,7 +157,10 @@ export class V2Receipts {
       if (decision.outcome === "accepted") {
         if (decision.own) {
           // Read on another of my devices: this one sends no read receipt for them again.
-          if (decision.status === "read") for (const id of decision.messageIds) book.receiptedRead.add(id);
+          if (decision.status === "read") {
+            for (const id of decision.messageIds) book.receiptedRead.add(id);
+            await this.host.noteRead?.(decision.messageIds);
+          }
         } else {
           await this.record(decision);
           this.host.applied(decision);

@@ -175,6 +175,12 @@ export class V2 {
             send: (peer, payload) => this.sendReceipt(peer, payload),
             shownIn: this.host.shownIn ?? (() => []),
             applied: this.host.receiptApplied ?? (() => {}),
+            unread: async (ids) => {
+              const fresh = [];
+              for (const id of ids) if ((await store.get("seen", [this.me, `read-v2:${id}`])) === undefined) fresh.push(id);
+              return fresh;
+            },
+            noteRead: (ids) => store.writeAll(ids.map((id) => ({ store: "seen", key: [this.me, `read-v2:${id}`], value: true }))),
           })
         : null;
       this.receipts = receipts;
