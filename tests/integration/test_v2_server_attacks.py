@@ -5,6 +5,7 @@ nothing it had stored changes: lists, session sets, seen records, prekeys."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -122,8 +123,27 @@ async def test_a_swapped_device_list_is_refused_and_changes_nothing(
         ("message", False, "device_not_listed", "alice")
     ]
     assert local_records(bob) == before
-    # Sending to alice is refused too, with the reason (no fall back to v1).
+    # Sending to alice is refused too, with the reason (no fall back to v1): a list under
+    # another account key with no signed transition to it is an unsigned key change (15.11).
     with pytest.raises(ListRefused) as refused:
         await bob.send_text("alice", "to whom?")
+    assert refused.value.reason == "key_changed"
+    assert local_records(bob) == before
+
+    # A list that names alice's own account key but is signed by another key is invalid.
+    forged = forged_list("alice", 3)
+    assert alice.identity is not None
+    real_key = alice.identity.signing_private.public_key().public_bytes_raw()
+    forged["account_key"] = base64.b64encode(real_key).decode()
+    db = server_database(live_server)
+    try:
+        db.execute(
+            "UPDATE device_lists SET document = ?, version = 3 WHERE user_id = ?",
+            (json.dumps(forged), user_id(db, "alice")),
+        )
+    finally:
+        db.close()
+    with pytest.raises(ListRefused) as refused:
+        await bob.send_text("alice", "to whom now?")
     assert refused.value.reason == "device_list_invalid"
     assert local_records(bob) == before
