@@ -17,7 +17,7 @@ import {
   openLinkArchive,
   parseLinkCode,
 } from "../../src/securechat/web/protocol/v2/link.js";
-import { acceptHistoryLink, chooseLinkTarget } from "../../src/securechat/web/core/v2/link.js";
+import { acceptHistoryLink, checkArchiveRows, chooseLinkTarget, rowFits } from "../../src/securechat/web/core/v2/link.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../data/link_v2_vectors.json", import.meta.url), "utf8")).link;
 
@@ -101,6 +101,17 @@ describe("the hand-over archive", () => {
           c.texts,
         );
       }
+    });
+  }
+});
+
+describe("the archive's rows", () => {
+  for (const c of VECTORS.rows) {
+    test(c.name, async () => {
+      const decision = await checkArchiveRows(c.username, c.messages);
+      assert.equal(decision === null ? "ok" : decision.reason, c.expected);
+      const fits = await Promise.all(c.messages.map((/** @type {any} */ m) => rowFits(c.username, m)));
+      assert.equal(fits.every(Boolean), c.expected === "ok");
     });
   }
 });

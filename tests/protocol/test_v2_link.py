@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 from make_v2_link_vectors import outcome
 
-from securechat.client.core.v2.link import accept_history_link, choose_link_target
+from securechat.client.core.v2.link import (
+    accept_history_link,
+    check_archive_rows,
+    choose_link_target,
+    row_fits,
+)
 from securechat.protocol.encoding import b64decode
-from securechat.protocol.v2.backup import ALPHABET
+from securechat.protocol.v2.backup import ALPHABET, BackupMessage
 from securechat.protocol.v2.devices import Device
 from securechat.protocol.v2.link import link_code, link_value, open_link_archive, parse_link_code
 
@@ -101,6 +106,15 @@ def test_reading_the_archive(case: dict[str, Any]) -> None:
     assert outcome(lambda: open_link_archive(data, case["username"])) == case["expected"]
     if case["expected"] == "ok":
         assert [m.text for m in open_link_archive(data, case["username"]).messages] == case["texts"]
+
+
+@pytest.mark.parametrize("case", VECTORS["rows"], ids=lambda c: c["name"])
+def test_the_archive_rows(case: dict[str, Any]) -> None:
+    messages = [BackupMessage(**row) for row in case["messages"]]
+    decision = check_archive_rows(case["username"], messages)
+    assert ("ok" if decision is None else decision.reason) == case["expected"]
+    # One row that does not fit refuses the whole archive, and only then.
+    assert all(row_fits(case["username"], m) for m in messages) == (case["expected"] == "ok")
 
 
 def test_only_a_13_byte_value_and_a_version_0_archive_are_made() -> None:

@@ -5,9 +5,16 @@ so that history goes to no device but the one whose code the user read off its s
 ``accept_history_link`` (on the new device): whether an accepted 15.8 message of type
 ``history_link`` is a hand-over meant for this device from a device of its own account;
 anything else is refused with a reason and nothing is imported.
+``check_archive_rows`` (on the new device, after the download): whether every row of
+the archive is a direct message of this account, with a 3.2 id, in the conversation
+of this account and the row's peer, from one of the two; one row that is not refuses
+the whole archive, so a hand-over cannot plant "verified" messages anywhere.
+``row_fits`` is that check for one row (the old device leaves out rows that fail it).
 """
 
 from __future__ import annotations
+
+import re
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,10 +23,14 @@ from typing import Any, Literal
 from ....protocol import errors as protocol_errors
 from ....protocol.files import FileDescriptor
 from ....protocol.identifiers import Username, direct_conversation_id
+from ....protocol.v2.backup import BackupMessage
 from ....protocol.v2.devices import Device
 from ....protocol.v2.link import MAX_LINK_ARCHIVE_BYTES, LinkRefused, link_value, parse_link_code
 
 PAYLOAD_TYPE = "history_link"
+# 3.1 and 3.2, already normal: a row's peer and id are compared as they are, never normalised.
+_USERNAME = re.compile(r"[a-z0-9._-]{3,32}")
+_MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 LinkReason = Literal[
     "link_code_malformed",  # not 24 characters of the alphabet
@@ -32,7 +43,7 @@ LinkReason = Literal[
     "link_malformed",  # the payload is not a hand-over
     "link_too_large",
     "link_archive_corrupt",  # the download fails its size, tags or SHA-256
-    "link_archive_malformed",  # it opened, but is not this account's hand-over archive
+    "link_archive_malformed",  # it opened, but is not this account's hand-over archive, or a row is not its own
 ]
 
 
@@ -111,3 +122,22 @@ def accept_history_link(
     if archive.size > MAX_LINK_ARCHIVE_BYTES:
         return LinkRefusal("link_too_large")
     return LinkAccepted(archive, sender_device)
+
+
+def row_fits(username: str, message: BackupMessage) -> bool:
+    """A row this account may hold as verified (15.10.2): a 3.2 message id, a peer that
+    is a normal username, the direct conversation of this account and that peer (3.3),
+    and a sender that is one of the two."""
+    return (
+        _MESSAGE_ID.fullmatch(message.message_id) is not None
+        and _USERNAME.fullmatch(message.peer) is not None
+        and message.conversation_id == direct_conversation_id(Username(username), Username(message.peer))
+        and message.sender in (username, message.peer)
+    )
+
+
+def check_archive_rows(username: str, messages: Sequence[BackupMessage]) -> LinkRefusal | None:
+    """None if every row fits; else the whole archive is refused (nothing imported)."""
+    if all(row_fits(username, message) for message in messages):
+        return None
+    return LinkRefusal("link_archive_malformed")

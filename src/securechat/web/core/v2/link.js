@@ -2,7 +2,11 @@
  * The decisions of linking a device (PROTOCOL.md 15.10.2), pure, as
  * `securechat.client.core.v2.link`: `chooseLinkTarget` on the old device (which listed
  * device a typed code names) and `acceptHistoryLink` on the new one (whether an accepted
- * `history_link` message is a hand-over from its own account meant for it alone).
+ * `history_link` message is a hand-over from its own account meant for it alone), then
+ * `checkArchiveRows` on the archive it downloaded (every row a direct message of this
+ * account with a 3.2 id, in the conversation of this account and the row's peer, from one
+ * of the two; one row that is not refuses the whole archive). `rowFits` is that check for
+ * one row (the old device leaves out rows that fail it).
  * Vectors: `tests/data/link_v2_vectors.json`.
  *
  * @module
@@ -13,6 +17,9 @@ import { directConversationId } from "../../protocol/identifiers.js";
 import { LinkRefused, MAX_LINK_ARCHIVE_BYTES, linkValue, parseLinkCode } from "../../protocol/v2/link.js";
 
 export const HISTORY_LINK_TYPE = "history_link";
+// 3.1 and 3.2, already normal: a row's peer and id are compared as they are, never normalised.
+const USERNAME_RE = /^[a-z0-9._-]{3,32}$/;
+const MESSAGE_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /**
  * @typedef {"link_code_malformed" | "link_code_checksum" | "link_device_unknown" | "link_self"
@@ -20,6 +27,7 @@ export const HISTORY_LINK_TYPE = "history_link";
  *   | "link_archive_corrupt" | "link_archive_malformed"} LinkReason
  * @typedef {{outcome: "refused", reason: LinkReason}} LinkRefusal
  * @typedef {import("../../protocol/v2/link.js").LinkableDevice} LinkableDevice
+ * @typedef {import("../../protocol/v2/backup.js").BackupMessage} BackupMessage
  */
 
 /**
@@ -108,4 +116,36 @@ export async function acceptHistoryLink({
     return refusal("link_too_large");
   }
   return { outcome: "accepted", archive, senderDevice };
+}
+
+/**
+ * A row this account may hold as verified (15.10.2): a 3.2 message id, a peer that is a
+ * normal username, the direct conversation of this account and that peer (3.3), and a
+ * sender that is one of the two.
+ *
+ * @param {string} username
+ * @param {BackupMessage} message
+ * @returns {Promise<boolean>}
+ */
+export async function rowFits(username, message) {
+  return (
+    MESSAGE_ID_RE.test(message.message_id) &&
+    USERNAME_RE.test(message.peer) &&
+    message.conversation_id === (await directConversationId(username, message.peer)) &&
+    (message.sender === username || message.sender === message.peer)
+  );
+}
+
+/**
+ * Null if every row fits; else the whole archive is refused (nothing imported).
+ *
+ * @param {string} username
+ * @param {readonly BackupMessage[]} messages
+ * @returns {Promise<LinkRefusal | null>}
+ */
+export async function checkArchiveRows(username, messages) {
+  for (const message of messages) {
+    if (!(await rowFits(username, message))) return refusal("link_archive_malformed");
+  }
+  return null;
 }
