@@ -48,7 +48,10 @@ async def challenge(ctx: ServiceContext, principal: Principal, device_id: str) -
     """A fresh nonce for the device to sign, good once within a minute, for this session."""
     # Counted per session, not per account: a stolen session token spending the budget,
     # or crowding out open challenges (below), must not keep the account's real devices
-    # from their credentials. Sessions per account are bounded, so this bounds the account.
+    # from their credentials. Nothing caps an account's sessions, so this does not bound
+    # the account's rows: each session keeps at most MAX_PENDING_CHALLENGES per device
+    # for a minute, an account's expired ones go when it next asks, and the scheduled
+    # pruner (services/pruning.py) removes expired ones and those of ended sessions.
     await ratelimit.hit(
         ctx,
         CHALLENGE_ACTION,

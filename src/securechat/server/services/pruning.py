@@ -16,7 +16,10 @@ What is kept is what a check can still read:
 - rate events: the longest rate-limit window (services/ratelimit.py);
 - login attempts: twice the intrusion-detection window (as login failures prune);
 - blocks: until they are over *and* older than the repeat window, since a block counts
-  as a strike that doubles the next one for ``ids_repeat_window_seconds`` after it began.
+  as a strike that doubles the next one for ``ids_repeat_window_seconds`` after it began;
+- device challenges (15.16): until they expire or their session ends, whichever is
+  first. A request drops only its own account's expired ones, so an account that stops
+  asking, or a revoked session, would otherwise leave its rows forever.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Table
 
 from ..settings import Settings
+from ..storage import device_auth as challenges
 from ..storage import pruning as store
 from ..storage.database import Database
 from ..storage.tables import auth_attempts, blocks, rate_events
@@ -62,7 +66,20 @@ async def prune(database: Database, settings: Settings) -> dict[str, int]:
                 break
             await asyncio.sleep(0)  # let requests in between batches
         pruned[table.name] = total
+    pruned["device_challenges"] = await _prune_challenges(database, settings, now_ms())
     return pruned
+
+
+async def _prune_challenges(database: Database, settings: Settings, now: int) -> int:
+    # Keyed by nonce hash, not an id: batched by its own statement (storage/device_auth.py).
+    total = 0
+    while True:
+        async with database.write() as conn:
+            deleted = await challenges.delete_dead_challenges(conn, now, settings.prune_batch_rows)
+        total += deleted
+        if deleted < settings.prune_batch_rows:
+            return total
+        await asyncio.sleep(0)
 
 
 @dataclass

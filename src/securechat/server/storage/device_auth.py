@@ -3,11 +3,11 @@ kept as hashes, each good once on any instance sharing the database."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import device_challenges, devices
+from .tables import device_challenges, devices, sessions
 
 
 async def add_challenge(
@@ -53,6 +53,30 @@ async def add_challenge(
             expires_at=expires_at,
         )
     )
+
+
+def dead_challenges(now: int) -> ColumnElement[bool]:
+    """Challenges no answer can use at ``now``: expired, or of a session that has ended
+    (revoked, expired or gone; ``issue`` only takes a challenge of the caller's session,
+    which must be live)."""
+    live_session = exists().where(
+        and_(
+            sessions.c.id == device_challenges.c.session_id,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now,
+        )
+    )
+    return or_(device_challenges.c.expires_at <= now, ~live_session)
+
+
+async def delete_dead_challenges(conn: AsyncConnection, now: int, limit: int) -> int:
+    """Delete at most ``limit`` dead challenges (as storage/pruning.py's batches, keyed by
+    the nonce hash since the table has no id); return how many went."""
+    chosen = select(device_challenges.c.nonce_hash).where(dead_challenges(now)).limit(limit)
+    if conn.dialect.name == "postgresql":
+        chosen = chosen.with_for_update(skip_locked=True)
+    result = await conn.execute(delete(device_challenges).where(device_challenges.c.nonce_hash.in_(chosen)))
+    return int(result.rowcount or 0)
 
 
 async def take_challenge(conn: AsyncConnection, nonce_hash: bytes) -> RowMapping | None:
