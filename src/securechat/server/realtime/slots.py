@@ -60,7 +60,14 @@ class ConnectionSlots:
         """``claim_user``, and across instances if they share Redis."""
         if not self.claim_user(user_id):
             return False
-        if not await self._acquire_shared(f"user:{user_id}", self.max_per_user):
+        try:
+            shared = await self._acquire_shared(f"user:{user_id}", self.max_per_user)
+        except BaseException:
+            # Cancelled (the client left, the server stops) while Redis was asked: the
+            # local count must not keep a socket that never opened.
+            self.release_user(user_id)
+            raise
+        if not shared:
             self.release_user(user_id)
             return False
         return True
@@ -74,7 +81,12 @@ class ConnectionSlots:
         if not self.claim_address(host):
             return False
         key = address_key(host)
-        if not await self._acquire_shared(f"address:{key}", self.max_per_address):
+        try:
+            shared = await self._acquire_shared(f"address:{key}", self.max_per_address)
+        except BaseException:
+            self.release_address(host)  # as in acquire_user
+            raise
+        if not shared:
             self.release_address(host)
             self.log.refused(
                 key,
@@ -90,6 +102,8 @@ class ConnectionSlots:
         await self._free_shared(f"address:{address_key(host)}")
 
     async def _acquire_shared(self, key: str, cap: int) -> bool:
+        # A claim cancelled after Redis took it holds a lease this instance does not know
+        # of and never renews: it stops counting within a lease (shared_slots.LEASE_MS).
         if self.shared is None:
             return True
         claimed = await self.shared.claim(key, cap)
