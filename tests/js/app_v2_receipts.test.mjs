@@ -38,6 +38,9 @@ async function page(me = "alice", readStore = new Set()) {
   const local = {
     find: async (conversationId, sentAt, messageId) => kept.get(`${conversationId}/${sentAt}/${messageId}`) ?? null,
     put: async (item) => void kept.set(`${item.conversationId}/${item.sentAt}/${item.messageId}`, { ...item }),
+    // As LocalHistory.received: kept, accepted messages of others in the conversation.
+    received: async (conversationId, ids) =>
+      [...kept.values()].filter((i) => i.conversationId === conversationId && i.verified === true && i.sender !== me && ids.includes(i.messageId)).map((i) => i.messageId),
   };
   const posted = [];
   const applied = [];
@@ -106,6 +109,35 @@ describe("app v2 receipts: making", () => {
     reloaded.book.v2Read = (peer, ids) => reloaded.receipts.read(peer, ids);
     await reloaded.book.read(dm, /** @type {any} */ (items), [ID_1, ID_2, ID_3]);
     assert.deepEqual(reloaded.posted.map(([, payload]) => payload.message_ids), [[ID_2]]);
+  });
+
+  test("read elsewhere: an own read receipt for a kept message not on screen is taken, and it is not receipted again", async () => {
+    const readStore = new Set();
+    const { book, receipts, local, posted, shown } = await page("bob", readStore);
+    book.v2Read = (peer, ids) => receipts.read(peer, ids);
+    const dm = await directConversationId("alice", "bob");
+    const other = await directConversationId("bob", "carol");
+    // Kept from an earlier visit; the conversation on screen is another one.
+    const item = { messageId: ID_1, sender: "alice", verified: true, conversationId: dm, sentAt: 1000, envelopeText: V2_ENVELOPE };
+    await local.put(item);
+    await local.put({ messageId: ID_2, sender: "alice", verified: false, conversationId: dm, sentAt: 1001, envelopeText: V2_ENVELOPE });
+    await local.put({ messageId: ID_3, sender: "carol", verified: true, conversationId: other, sentAt: 1002, envelopeText: V2_ENVELOPE });
+    shown.length = 0;
+    const decision = await receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_1, ID_2, ID_3] }));
+    assert.equal(decision.outcome, "accepted");
+    // Only the accepted message of the peer in this conversation: not the unverifiable
+    // one, not another conversation's.
+    assert.deepEqual(decision.outcome === "accepted" && [decision.own, decision.messageIds], [true, [ID_1]]);
+    assert.deepEqual([...readStore], [ID_1]);
+    await book.read(dm, /** @type {any} */ ([item]), [ID_1]);
+    assert.deepEqual(posted, []);
+  });
+
+  test("read elsewhere: an own read receipt naming nothing kept is refused not_for_me", async () => {
+    const { receipts } = await page("bob");
+    const dm = await directConversationId("alice", "bob");
+    const decision = await receipts.decide(accepted("bob", dm, { type: "receipt", status: "read", message_ids: [ID_1] }));
+    assert.deepEqual(decision.outcome === "refused" && decision.reason, "not_for_me");
   });
 
   test("isV2Item looks at the envelope's version only", () => {

@@ -111,6 +111,20 @@ export function removeAllFor(storeName, account) {
 }
 
 /**
+ * The keys in `[lower, upper)` of one store, without their values (which items of the
+ * local v2 history to open, when the key says it: v2-history.js `received`).
+ *
+ * @param {string} storeName
+ * @param {IDBValidKey} lower inclusive
+ * @param {IDBValidKey} upper exclusive
+ * @returns {Promise<IDBValidKey[]>}
+ */
+export async function keys(storeName, lower, upper) {
+  const found = await run(storeName, "readonly", (store) => store.getAllKeys(IDBKeyRange.bound(lower, upper, false, true)));
+  return found ?? [];
+}
+
+/**
  * Keys and values in `[lower, upper)` of one store, the highest keys first when
  * `reverse`, at most `limit` of them (the local v2 history's pages, v2-history.js).
  *

@@ -141,6 +141,30 @@ export class LocalHistory {
   }
 
   /**
+   * Of `messageIds`, those kept here in `conversationId` as accepted messages of others:
+   * the received set an own "read" receipt is decided against (15.17), whether or not the
+   * conversation is on screen. The message id is in the key, so only named items open.
+   *
+   * @param {string} conversationId
+   * @param {readonly string[]} messageIds
+   * @returns {Promise<string[]>}
+   */
+  async received(conversationId, messageIds) {
+    const wanted = new Set(messageIds);
+    if (wanted.size === 0) return [];
+    const prefix = [this.me, "msg", conversationId];
+    /** @type {string[]} */
+    const found = [];
+    for (const key of await store.keys("v2", prefix, [...prefix, []])) {
+      const id = Array.isArray(key) ? key[4] : undefined;
+      if (typeof id !== "string" || !wanted.has(id)) continue;
+      const item = await this.sealer.read(/** @type {IDBValidKey[]} */ (key));
+      if (item && typeof item === "object" && item.verified === true && item.sender !== this.me) found.push(id);
+    }
+    return found;
+  }
+
+  /**
    * Items of a conversation older than `before` (a key suffix `[sentAt, messageId]`, or
    * none: the newest), newest first: all of them down to `from` (inclusive) when given,
    * else at most `limit`. Items that do not open (sealed under a key deleted since, or

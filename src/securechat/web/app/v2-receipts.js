@@ -146,10 +146,13 @@ export class V2Receipts {
         here.set(id, record.recipients);
         sent.set(record.conversationId, here);
       }
+      // What this device accepted, from its kept history (15.10), not only what is on
+      // screen: an own read receipt may name a conversation not loaded here. Only an own
+      // receipt is decided against it, so only then is the history read.
       const shown = this.host.shownIn(message.conversationId);
-      const received = new Map([
-        [message.conversationId, shown.filter((item) => item.verified && item.sender !== this.me).map((item) => item.messageId)],
-      ]);
+      const mine = new Set(shown.filter((item) => item.verified && item.sender !== this.me).map((item) => item.messageId));
+      if (message.sender === this.me) for (const id of await this.host.local.received(message.conversationId, named)) mine.add(id);
+      const received = new Map([[message.conversationId, [...mine]]]);
       const decision = decideReceiptV2(
         { sender: message.sender, conversationId: message.conversationId, payload: message.payload },
         { me: this.me, sent, received },
