@@ -26,10 +26,6 @@ class TransitionBody(Strict):
     account_key_seal: dict[str, Any] | None = None
 
 
-class SealBody(Strict):
-    account_key_seal: dict[str, Any]
-
-
 @router.post("/account/identity-transition")
 async def rotate_identity_key(body: TransitionBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
     """The caller's transition to a new identity key and its first list under that key."""
@@ -40,13 +36,10 @@ async def rotate_identity_key(body: TransitionBody, principal: CurrentUser, ctx:
 
 @router.get("/account/identity-key-seal")
 async def get_account_key_seal(principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+    """The caller's sealed account key. It is replaced only by a rotation or, with proof of
+    the password, inside a password change (``POST /account/password``): never by a
+    session alone, which could otherwise lock every later login out of the account key."""
     return await identity_transitions.get_account_key_seal(ctx, principal)
-
-
-@router.put("/account/identity-key-seal")
-async def put_account_key_seal(body: SealBody, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
-    """The current account key sealed again (a password change re-seals it)."""
-    return await identity_transitions.put_account_key_seal(ctx, principal, body.account_key_seal)
 
 
 @router.get("/users/{username}/identity-transitions")

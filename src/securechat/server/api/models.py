@@ -66,6 +66,9 @@ class PasswordChangeBody(Strict):
     new_auth_key: str = Field(max_length=B64_SHORT)
     kdf: KdfBody
     key_bundle: KeyBundleBody
+    # The account key sealed under the new password (15.11), required once the account
+    # rotated; checked by the protocol layer's parser and against the current key.
+    account_key_seal: dict[str, Any] | None = None
 
 
 class DirectConversationBody(Strict):

@@ -31,7 +31,7 @@ from ..errors import (
     WeakParameters,
 )
 from ..storage import accounts as store
-from . import intrusion, ratelimit, session_events
+from . import identity_transitions, intrusion, ratelimit, session_events
 from .context import ServiceContext, now_ms
 from .passwords import LOGIN, OTHER
 from .principal import Principal
@@ -382,13 +382,18 @@ async def change_password(
     new_auth_key: str,
     kdf: dict[str, Any],
     key_bundle: dict[str, Any],
+    account_key_seal: dict[str, Any] | None = None,
     ip: str = "unknown",
 ) -> int:
-    """Replace the auth key and re-sealed bundle; revoke every other session."""
+    """Replace the auth key and re-sealed bundle, and the account key's seal if the account
+    rotated (15.11: in the same transaction, so password and seal never part); revoke
+    every other session."""
     current = _auth_key(current_auth_key)
     new_key = _auth_key(new_auth_key)
     params = _kdf(kdf)
     bundle_text = _key_bundle(key_bundle)
+    if account_key_seal is not None:
+        identity_transitions.check_seal_form(account_key_seal)
     # Refusals come cheapest first: the account's budget (a read), hashing capacity
     # (memory), then the intrusion detection, which checks the current password as a
     # login is checked: a wrong one is a failed login for the address and the account.
@@ -416,6 +421,8 @@ async def change_password(
     await intrusion.login_succeeded(ctx, attempt)
     now = now_ms()
     async with ctx.database.write() as conn:
+        # First (it takes the device list's row lock, as a rotation does, before any other).
+        await identity_transitions.reseal_in(conn, principal.user_id, account_key_seal, now)
         await store.update_user(
             conn,
             principal.user_id,

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.encoding import b64encode
 from ...protocol.errors import ProtocolError, UnsupportedVersion
@@ -79,6 +80,8 @@ async def rotate(
     now = now_ms()
     try:
         async with ctx.database.write() as conn:
+            # Taken first, as a password change's re-seal does (reseal_in).
+            await store.lock_account_key(conn, principal.user_id)
             current = await store.current_key(conn, principal.user_id)
             if current is None:  # the account was deleted after the token was checked
                 raise NotFound("no such user")
@@ -165,16 +168,40 @@ async def get_account_key_seal(ctx: ServiceContext, principal: Principal) -> dic
     return {"account_key_seal": None if row is None else json.loads(row["document"])}
 
 
-async def put_account_key_seal(ctx: ServiceContext, principal: Principal, raw_seal: Any) -> dict[str, Any]:
-    """``PUT /account/identity-key-seal``: the same key sealed again (after a password
-    change). Only the account's current key: 409 ``identity_key_stale`` otherwise."""
-    await count_update(ctx, principal)
-    async with ctx.database.write() as conn:
-        current = await store.current_key(conn, principal.user_id)
-        if current is None:
-            raise NotFound("no such user")
-        seal = _seal_document(raw_seal, current) if await store.last(conn, principal.user_id) else None
-        if seal is None:
-            raise NoAccountKeySeal("the account never rotated its identity key")
-        await store.put_account_key_seal(conn, principal.user_id, current, seal, now_ms())
-    return {"account_key": b64encode(current)}
+def check_seal_form(raw_seal: Any) -> None:
+    """A password change's seal has 15.11's form (422 ``invalid_input`` otherwise); which
+    key it names is checked inside the change's transaction (:func:`reseal_in`)."""
+    try:
+        parse_account_key_seal(raw_seal)
+    except ProtocolError as exc:
+        raise InvalidInput(f"account_key_seal: {exc}", field="account_key_seal") from exc
+
+
+async def reseal_in(conn: AsyncConnection, user_id: int, raw_seal: Any, now: int) -> None:
+    """Inside a password change's transaction (``POST /account/password``, 15.16): the
+    account key sealed under the new password replaces the seal, so the password and the
+    seal change together or not at all. Under the lock a rotation takes, the seal must
+    name the account's current key (409 ``identity_key_stale`` with ``current_key``
+    otherwise: a rotation came first). An account that rotated must send one (422
+    ``invalid_input``: else later logins could not open the seal); one that never rotated
+    must not (404 ``no_account_key_seal``)."""
+    await store.lock_account_key(conn, user_id)
+    current = await store.current_key(conn, user_id)
+    if current is None:
+        raise NotFound("no such user")
+    rotated = await store.last(conn, user_id) is not None
+    if raw_seal is None:
+        if rotated:
+            raise InvalidInput(
+                "the account rotated its identity key: a password change must seal it again",
+                field="account_key_seal",
+            )
+        return
+    if not rotated:
+        raise NoAccountKeySeal("the account never rotated its identity key")
+    if parse_account_key_seal(raw_seal).account_key != current:
+        raise IdentityKeyStale(
+            "the sealed key is not the account's identity key (it was rotated meanwhile)",
+            current_key=b64encode(current),
+        )
+    await store.put_account_key_seal(conn, user_id, current, _seal_document(raw_seal, current), now)

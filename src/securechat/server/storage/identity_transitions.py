@@ -14,7 +14,18 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...protocol.der import check_ed25519_spki
-from .tables import account_key_seals, identity_transitions, users
+from .tables import account_key_seals, device_lists, identity_transitions, users
+
+
+async def lock_account_key(conn: AsyncConnection, user_id: int) -> None:
+    """Hold the account's stored device list row ``FOR UPDATE`` until the transaction ends
+    (PostgreSQL; SQLite has one writer). A rotation takes it first, and so does a password
+    change that seals the account key again: that one reads the current key only after,
+    so it never stores a seal of a key a rotation retired meanwhile. The same row that
+    ``devices.put_list`` locks, so no new lock order is made."""
+    await conn.execute(
+        select(device_lists.c.user_id).where(device_lists.c.user_id == user_id).with_for_update()
+    )
 
 
 async def registered_key(conn: AsyncConnection, user_id: int) -> bytes | None:
