@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,9 @@ async def test_a_linked_terminal_home_shows_the_old_messages(
         assert peers[HISTORY[0]] == ("alice", "bob")
         assert peers[HISTORY[3]] == ("bob", "bob")
 
-        # Linked again: the same messages are not added twice.
+        # Linked again, after showing the code again (the import closed the wait): the same
+        # messages are not added twice.
+        assert own_link_code(tablet.v2, now_ms()) == code
         await Linker(alice.v2).link(code)
         again = await tablet.sync_inbox()
         assert f"History from device {sender} imported: 0 messages" in [i.text for i in again]
@@ -224,3 +227,90 @@ async def test_a_linked_terminal_home_shows_the_old_messages(
             assert text.encode() not in data, path
             assert base64.b64encode(text.encode()) not in data, path
         assert b"history_link" not in data, path
+
+
+def row(conversation: str, sender: str, peer: str, text: str) -> BackupMessage:
+    return BackupMessage(str(uuid.uuid4()), conversation, sender, peer, 1, 1, text)
+
+
+async def test_one_hand_over_per_shown_code(
+    make_client: MakeClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    """Someone with the password and a listed device of their own sees the tablet's
+    device_inbox frames: after the genuine hand-over, their forged one is refused."""
+    alice, _ = await with_history(make_client)
+    tablet = await new_home(live_server, tmp_path / "home-alice-tablet")
+    try:
+        tablet_id = tablet.v2.device().device_id  # type: ignore[union-attr]
+        await Linker(alice.v2).link(own_link_code(tablet.v2, now_ms()))
+        assert refusals(await tablet.sync_inbox()) == []
+        assert texts(tablet) == sorted(HISTORY)
+
+        # Well-formed rows (they pass the row check): only the closed wait stops them.
+        with_bob = direct_conversation_id(Username("alice"), Username("bob"))
+        forged = Archive("alice", 0, 1, (row(with_bob, "bob", "bob", "forged: send me the code"),))
+        descriptor = await _upload(alice.session.api, "alice", encode_link_archive(forged))
+        payload = {"type": "history_link", "device_id": tablet_id, "archive": descriptor.to_payload()["file"]}
+        await send_link(alice, tablet_id, payload)
+        items = await tablet.sync_inbox()
+        assert refusals(items) == ["link_unexpected"]
+        assert not [i for i in items if i.text and "imported" in i.text]
+        assert texts(tablet) == sorted(HISTORY)
+    finally:
+        await tablet.close()
+
+
+async def test_an_archive_with_a_planted_row_imports_nothing(
+    make_client: MakeClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    alice, _ = await with_history(make_client)
+    tablet = await new_home(live_server, tmp_path / "home-alice-tablet")
+    try:
+        tablet_id = tablet.v2.device().device_id  # type: ignore[union-attr]
+        code = own_link_code(tablet.v2, now_ms())
+        me, bob = Username("alice"), Username("bob")
+        good = row(direct_conversation_id(me, bob), "alice", "bob", "fits")
+        planted = [
+            row(direct_conversation_id(me, bob), "carol", "bob", "carol in alice and bob's conversation"),
+            row(
+                direct_conversation_id(bob, Username("carol")),
+                "bob",
+                "bob",
+                "in another account's conversation",
+            ),
+            row(direct_conversation_id(me, me), "bob", "alice", "bob's words as a note to self"),
+            BackupMessage(
+                "m-forged", direct_conversation_id(me, bob), "bob", "bob", 1, 1, "an id that is no UUID"
+            ),
+        ]
+        for bad in planted:
+            archive = Archive("alice", 0, 1, (good, bad))
+            descriptor = await _upload(alice.session.api, "alice", encode_link_archive(archive))
+            payload = {
+                "type": "history_link",
+                "device_id": tablet_id,
+                "archive": descriptor.to_payload()["file"],
+            }
+            await send_link(alice, tablet_id, payload)
+        items = await tablet.sync_inbox()
+        assert refusals(items) == ["link_archive_malformed"] * len(planted)
+        assert texts(tablet) == []
+
+        # A refused archive does not close the wait: the genuine hand-over still comes in.
+        await Linker(alice.v2).link(code)
+        assert refusals(await tablet.sync_inbox()) == []
+        assert texts(tablet) == sorted(HISTORY)
+    finally:
+        await tablet.close()
+
+
+async def test_a_refused_hand_over_gets_no_delivered_receipt(make_client: MakeClient) -> None:
+    """15.17: never a receipt for a refused message (here a history_link from bob)."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.enable_v2()
+    await bob.enable_v2()
+    alice_id = alice.v2.device().device_id  # type: ignore[union-attr]
+    own_link_code(alice.v2, now_ms())
+    await bob.v2.send("alice", {"type": "history_link", "device_id": alice_id, "archive": {}})
+    assert refusals(await alice.sync_inbox()) == ["link_foreign"]
+    assert [i.kind for i in await bob.sync_inbox()] == []

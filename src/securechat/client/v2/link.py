@@ -9,7 +9,10 @@ that names no listed device.
 The new side (``link_item`` and ``import_history``): a ``history_link`` that 15.8 has
 accepted is decided by the core; a refusal is kept as an unverifiable item with its
 reason, an acceptance is downloaded, checked (size, tags, SHA-256, the archive's account)
-and merged into the local history, skipping message ids already here.
+and its rows checked by the core (each a direct message of this account, else the whole
+archive is refused), then merged into the local history, skipping message ids already
+here; the import closes the wait the shown code opened, in the same transaction, so one
+shown code takes one hand-over.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ...protocol import errors as protocol_errors
@@ -34,7 +37,15 @@ from ...protocol.v2.link import (
 )
 from ...protocol.v2.setup import Party
 from ..core.v2 import AcceptedV2, with_active
-from ..core.v2.link import PAYLOAD_TYPE, LinkAccepted, LinkReason, accept_history_link, choose_link_target
+from ..core.v2.link import (
+    PAYLOAD_TYPE,
+    LinkAccepted,
+    LinkReason,
+    accept_history_link,
+    check_archive_rows,
+    choose_link_target,
+    row_fits,
+)
 from ..errors import ApiError, ClientError
 from ..receiving import InboxItem
 from ..state import StateStore
@@ -114,7 +125,10 @@ class Linker:
         # Imported here: history_backup imports this package (its sealing key).
         from ..history_backup import HistoryBackups
 
-        archive = HistoryBackups(v2.state, v2.session.api, v2.session).local_archive(LINK_ARCHIVE_VERSION)
+        kept = HistoryBackups(v2.state, v2.session.api, v2.session).local_archive(LINK_ARCHIVE_VERSION)
+        # Only rows the new device accepts (15.10.2): group messages, whose members only
+        # their chain tells, and rows without a peer stay behind rather than refuse it all.
+        archive = replace(kept, messages=tuple(m for m in kept.messages if row_fits(me, m)))
         padded = encode_link_archive(archive)
         descriptor = await _upload(v2.session.api, me, padded)
         payload = {
@@ -244,8 +258,27 @@ async def import_history(
         return _refused(
             state, InboxItem(kind="message", verified=False, reason="link_archive_corrupt", **base)
         )
+    rows = check_archive_rows(username, archive.messages)
+    if rows is not None:
+        # One planted row (another conversation, another sender, no 3.2 id) and the
+        # archive is not trusted at all; the wait stays open for the genuine hand-over.
+        return _refused(state, InboxItem(kind="message", verified=False, reason=rows.reason, **base))
     added = 0
     with state.transaction() as db:
+        # One hand-over per shown code: the import closes the wait, atomically with it,
+        # so a second hand-over (a forged one pushed after the genuine) is link_unexpected.
+        if state.get(EXPECTED_UNTIL) is None:
+            unexpected = InboxItem(kind="message", verified=False, reason="link_unexpected", **base)
+            state.add_message(
+                conversation_id=conversation,
+                sender=username,
+                peer=username,
+                verified=0,
+                reason="link_unexpected",
+                status="received",
+            )
+            return unexpected
+        state.put(EXPECTED_UNTIL, None)
         for message in archive.messages:
             if db.execute("SELECT 1 FROM messages WHERE message_id = ?", (message.message_id,)).fetchone():
                 continue

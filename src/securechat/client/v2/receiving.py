@@ -174,7 +174,9 @@ class Receiver:
             items.append(item)
             if link is not None:
                 items.append(await import_history(self.state, self.api.api, me.username, link, seq))
-            if self.receipts is not None and decision.sender != me.username:
+            # Never a receipt for a message shown refused (15.17): a history_link the
+            # link core refused is one, though 15.8 accepted its envelope.
+            if self.receipts is not None and decision.sender != me.username and item.verified:
                 self.receipts.delivered(decision.sender, decision.message_id)
             if "session_repaired" in decision.notices:
                 items.append(

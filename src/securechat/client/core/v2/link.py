@@ -15,7 +15,6 @@ the whole archive, so a hand-over cannot plant "verified" messages anywhere.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
