@@ -108,10 +108,9 @@ class Messenger:
         await self.session.logout()
 
     async def change_password(self, current: str, new: str) -> int:
-        revoked = await self.session.change_password(current, new)
-        # A rotated account key is sealed under the password too (15.11): seal it again.
-        await self.v2.reseal_account_key()
-        return revoked
+        # A rotated account key is sealed under the password too (15.11): sealed again in
+        # the same request, obtained before anything changes.
+        return await self.session.change_password(current, new, self.v2.account_key_seal_for)
 
     async def fetch_identity(self, username: str) -> PublicIdentity:
         """The keys the server publishes now (checked, not pinned)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol import errors as protocol_errors
@@ -18,6 +19,9 @@ from .errors import ApiError, NotLoggedIn, ServerMisbehaved
 from .passwords import check_password
 from .receiving import SESSION_NOTICES_AFTER
 from .state import StateStore
+
+# The account key sealed under a new password, from (old wrap key, new wrap key) (15.11).
+Reseal = Callable[[bytes, bytes], Awaitable[dict[str, object] | None]]
 
 # Refresh the access token this long before it expires.
 _REFRESH_MARGIN_S = 60
@@ -40,7 +44,6 @@ class Session:
         self.wrap_key: bytes | None = None
         # The wrap key of the password just replaced (memory only), so that a rotated
         # account key sealed under it can be sealed again under the new one.
-        self.retired_wrap_key: bytes | None = None
         self._token_lock = asyncio.Lock()
 
     @property
@@ -189,7 +192,9 @@ class Session:
                 self.state.clear_session()
             self.identity = self.wrap_key = None
 
-    async def change_password(self, current: str, new: str) -> int:
+    async def change_password(self, current: str, new: str, reseal: Reseal | None = None) -> int:
+        """``reseal(old_wrap_key, new_wrap_key)`` gives the account key's seal under the new
+        password (15.11; None: the account never rotated), sent in the same request."""
         name = self.username
         check_password(new, name)
         await self.ensure_token()
@@ -199,16 +204,19 @@ class Session:
         identity = self._open_bundle(bundle["key_bundle"], old.wrap_key, name)
         params = KdfParams.generate()
         new_keys = await asyncio.to_thread(derive_keys, new, params)
-        answer = await self.api.change_password(
-            {
-                "current_auth_key": b64encode(old.auth_key),
-                "new_auth_key": b64encode(new_keys.auth_key),
-                "kdf": params.to_wire(),
-                "key_bundle": seal_key_bundle(identity, new_keys.wrap_key),
-            }
-        )
+        body: dict[str, Any] = {
+            "current_auth_key": b64encode(old.auth_key),
+            "new_auth_key": b64encode(new_keys.auth_key),
+            "kdf": params.to_wire(),
+            "key_bundle": seal_key_bundle(identity, new_keys.wrap_key),
+        }
+        # Obtained before anything changes: a device that cannot seal the account key
+        # leaves the password as it was (the server also refuses a change without it).
+        seal = None if reseal is None else await reseal(old.wrap_key, new_keys.wrap_key)
+        if seal is not None:
+            body["account_key_seal"] = seal
+        answer = await self.api.change_password(body)
         self.identity, self.wrap_key = identity, new_keys.wrap_key
-        self.retired_wrap_key = old.wrap_key
         return int(answer["revoked_sessions"])
 
     async def sessions(self) -> list[dict[str, Any]]:

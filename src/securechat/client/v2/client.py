@@ -21,7 +21,7 @@ from .directory import DeviceDirectory
 from .prekeys import PrekeyKeeper
 from .receipts import V2Receipts
 from .receiving import MeV2Source, Receiver, notice_item
-from .rotate import FollowingSource, RotationDone, reseal, rotate
+from .rotate import FollowingSource, RotationDone, rotate, seal_for_new_password
 from .sealed import local_state_key
 from .sending import Sender, Sent
 from .store import V2Store
@@ -87,8 +87,12 @@ class V2Client:
         await self.session.ensure_token()
         identity = self.session.me()
         device = self.device()
-        # After a rotation the account key is the sealed one (15.11): load it first.
-        await self.directory.keys.load(identity.username, self.session.wrap_key)
+        # Fetched each time: a list accepted earlier may be older than a revocation. First,
+        # so that this account's own rotation is followed (the pin moves) before the sealed
+        # key is loaded and checked against it (15.11).
+        listed, _ = await self.directory.refresh(identity.username)
+        current_key = await self.directory.account_key(identity.username)
+        await self.directory.keys.load(identity.username, self.session.wrap_key, current_key)
         if device is None:
             created = LocalDevice.create(identity, now_ms(), self.directory.keys.seed(identity))
             with self.state.transaction() as conn:
@@ -98,8 +102,6 @@ class V2Client:
                     self.store.put_record(conn, DEVICE_RECORD, created.to_record())
                     record = created.to_record()
             device = LocalDevice.from_record(record)
-        # Fetched each time: a list accepted earlier may be older than a revocation.
-        listed, _ = await self.directory.refresh(identity.username)
         if listed is None or device.device_id not in {d.device_id for d in listed.devices}:
             if self.state.get(LISTED) == device.device_id:
                 # Listed once and now left out: revoked from another device. It must not
@@ -166,15 +168,11 @@ class V2Client:
             raise
         return accepted is not None
 
-    async def reseal_account_key(self) -> None:
-        """After a password change: the account key a rotation sealed under the old password
-        is sealed again under the new one (nothing to do for an account that never rotated)."""
-        identity = self.session.me()
-        if self.session.wrap_key is None:
-            return
+    async def account_key_seal_for(self, old_wrap: bytes, new_wrap: bytes) -> dict[str, object] | None:
+        """For a password change, before anything changes: the account key sealed under the
+        new password (None if the account never rotated); sent with the change (15.11)."""
         self._unlock()
-        retired, self.session.retired_wrap_key = self.session.retired_wrap_key, None
-        await reseal(self, identity, self.session.wrap_key, retired)
+        return await seal_for_new_password(self, self.session.me(), old_wrap, new_wrap)
 
     # Sending and receiving -------------------------------------------------------------
     async def send(
@@ -184,23 +182,35 @@ class V2Client:
         which is no message of this home's history."""
         await self.session.ensure_token()
         source = self._source()
-        async with self._sessions_lock:
-            sent = await self.sender.send(
-                source.username, source.account_key, source.device, peer, payload, keep=keep
-            )
+        try:
+            async with self._sessions_lock:
+                sent = await self.sender.send(
+                    source.username, source.account_key, source.device, peer, payload, keep=keep
+                )
+        except ApiError as exc:
+            if exc.status == 429 and keep:
+                # The user's own message was refused: receipts wait until it may go (15.17).
+                self.receipts.pause(exc.body.get("retry_after_ms"))
+            raise
         return sent, [notice_item(n, n.username) for n in sent.notices]
 
-    async def _send_receipts(self, receipts: list[tuple[str, dict[str, Any]]]) -> int:
-        """Send receipt payloads (15.17); how many ids went. A receipt that cannot go now
-        is news lost for its sender, never a reason to stop reading the inbox."""
-        count = 0
-        for peer, payload in receipts:
+    async def _send_receipts(self) -> list[dict[str, Any]]:
+        """Send the receipts due now (15.17, paced by receipts.py); the payloads that went. A
+        receipt refused with 429 waits in the queue for later; one that fails otherwise is
+        news lost for its sender, never a reason to stop reading the inbox."""
+        went = []
+        for peer, payload in self.receipts.take_due():
             try:
                 await self.send(peer, payload, keep=False)
-                count += len(payload["message_ids"])
-            except (ApiError, ClientError) as exc:
+                went.append(payload)
+            except ApiError as exc:
+                if exc.status == 429:
+                    self.receipts.refused(peer, payload, exc.body.get("retry_after_ms"))
+                else:
+                    logger.warning("a v2 receipt to %s was not sent: %s", peer, exc.code)
+            except ClientError as exc:
                 logger.warning("a v2 receipt to %s was not sent: %s", peer, type(exc).__name__)
-        return count
+        return went
 
     async def send_read(self, conversation_id: str, message_ids: list[str]) -> int | None:
         """Read receipts in v2 for messages of others shown to the user in a direct
@@ -215,7 +225,11 @@ class V2Client:
         for peer in peers:
             if not await self.uses_v2(peer):
                 return None
-        return await self._send_receipts(receipts)
+        for peer, payload in receipts:
+            self.receipts.queue(peer, "read", payload["message_ids"])
+        # How many read now; the rest go when their batch is due.
+        went = await self._send_receipts()
+        return sum(len(p["message_ids"]) for p in went if p["status"] == "read")
 
     async def sync(self) -> list[InboxItem]:
         """Read this device's inbox from the stored position: items and notices."""
@@ -230,7 +244,7 @@ class V2Client:
             raise
         # "delivered" receipts once the entries are acknowledged (15.17), outside the
         # sessions lock: sending takes it.
-        await self._send_receipts(self.receipts.take_delivered())
+        await self._send_receipts()
         await self.prekeys.maintain(source.device, source.username, now_ms())
         return items
 

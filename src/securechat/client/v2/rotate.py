@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...protocol.identifiers import Username
 from ...protocol.keys import PrivateIdentity
+from ...protocol.v2.primitives import ed25519_raw_public
 from ..core.v2 import MeV2
 from ..core.v2.transitions import IdentityPin
 from ..errors import ApiError, ClientError
@@ -32,12 +33,13 @@ class RotationDone:
 async def rotate(client: V2Client, identity: PrivateIdentity, wrap_key: bytes, now: int) -> RotationDone:
     username = Username(identity.username)
     directory = client.directory
-    await directory.keys.load(username, wrap_key)  # another device may have rotated first
     current, _ = await directory.refresh(username)
     record = client.device()
     if current is None or record is None or record.device_id not in {d.device_id for d in current.devices}:
         raise ClientError("this device is not in your device list: run `securechat devices add` first")
     pin = await directory.pins.pin(username)
+    # Another device may have rotated first: its key, if it is the one the chain leads to.
+    await directory.keys.load(username, wrap_key, pin.key)
     old_seed = directory.keys.seed(identity)
     check_holds(old_seed, pin.key)
     rotation = prepare_rotation(old_seed, username, current, pin.since, now)
@@ -68,31 +70,26 @@ async def rotate(client: V2Client, identity: PrivateIdentity, wrap_key: bytes, n
     )
 
 
-async def reseal(client: V2Client, identity: PrivateIdentity, wrap_key: bytes, retired: bytes | None) -> None:
-    """Seal the account key again under ``wrap_key`` (the new password's). This home's kept
-    copy, else the server's seal opened with ``retired`` (the old password's wrap key)."""
+async def seal_for_new_password(
+    client: V2Client, identity: PrivateIdentity, old_wrap: bytes, new_wrap: bytes
+) -> dict[str, object] | None:
+    """The account key sealed under the new password's wrap key, for the password change's
+    own request (15.11); None if the account never rotated. Obtained before the password
+    changes: this home's key if it is the account's current one, else the server's seal
+    opened with the old password's wrap key, and kept only if it is the current key (an
+    old seal served again is refused). Without it the password is left as it was."""
     username = Username(identity.username)
-    with client.state.transaction() as conn:
-        held = client.store.record(conn, ACCOUNT_KEY_RECORD) is not None
-    if not held and retired is not None:
-        await client.directory.keys.load(username, retired)
-        with client.state.transaction() as conn:
-            held = client.store.record(conn, ACCOUNT_KEY_RECORD) is not None
-    if not held:
-        if (await client.api.account_key_seal()).get("account_key_seal") is None:
-            return  # never rotated: the v1 bundle carries the account key
-        raise ClientError(
-            "your account rotated its identity key on another device and this device does not "
-            "hold the new key: log in on that device to seal it under the new password"
-        )
-    seal = seal_for_password(wrap_key, username, client.directory.keys.seed(identity))
-    try:
-        await client.api.put_account_key_seal(seal)
-    except ApiError as exc:
-        raise ClientError(
-            "the password changed, but your identity key could not be sealed under it "
-            f"({exc.code}): log in on the device that last rotated it and change the password there"
-        ) from exc
+    if (await client.api.account_key_seal()).get("account_key_seal") is None:
+        return None  # never rotated: the v1 bundle carries the account key
+    directory = client.directory
+    await directory.refresh(username)  # follow this account's own rotation first
+    current_key = await directory.account_key(username)
+    held = directory.keys.held()
+    if held is None or ed25519_raw_public(held) != current_key:
+        await directory.keys.load(username, old_wrap, current_key)
+    seed = directory.keys.seed(identity)
+    check_holds(seed, current_key)
+    return seal_for_password(new_wrap, username, seed)
 
 
 class FollowingSource(MeV2Source):

@@ -120,20 +120,50 @@ class AccountKeys:
         with self.state.transaction() as conn:
             self.store.put_record(conn, ACCOUNT_KEY_RECORD, {"seed": seed.hex()})
 
-    async def load(self, username: Username, wrap_key: bytes | None) -> None:
+    def held(self) -> bytes | None:
+        """The account key this home keeps after a rotation (None: v1's signing seed)."""
+        with self.state.transaction() as conn:
+            record = self.store.record(conn, ACCOUNT_KEY_RECORD)
+        return None if record is None else bytes.fromhex(record["seed"])
+
+    async def load(self, username: Username, wrap_key: bytes | None, current_key: bytes) -> None:
         """Open the sealed account key the server keeps (if the account rotated) with the
-        password's wrap key, and keep it. Without the wrap key (not unlocked with the
-        password in this process) what is kept stays."""
+        password's wrap key, and keep it if it is ``current_key``: the account key of this
+        account's accepted list (or its own pin), as followed through a signed chain. Without
+        the wrap key (not unlocked with the password in this process) what is kept stays."""
         if wrap_key is None:
             return
         sealed = (await self.api.account_key_seal()).get("account_key_seal")
         if sealed is None:
             return  # never rotated: v1's key bundle carries the account key
-        try:
-            seed = open_account_key(wrap_key, username, sealed)
-        except protocol_errors.ProtocolError as exc:
-            raise ServerMisbehaved("your sealed account key does not open with this password") from exc
-        self.keep(seed)
+        self.accept(open_sealed(wrap_key, username, sealed), current_key)
+
+    def accept(self, seed: bytes, current_key: bytes) -> None:
+        """Keep an opened account key only if it is the account's current one: a seal of a
+        retired key (an old seal served again, or left by a race) must never replace the
+        key this home holds, which alone can sign the account's lists."""
+        if ed25519_raw_public(seed) != current_key:
+            raise SealNotCurrent()
+        if self.held() != seed:
+            self.keep(seed)
+
+
+class SealNotCurrent(ServerMisbehaved):
+    """The server's sealed account key opens, but to a key that is not the account's
+    current one (15.11): refused, the key this home holds is kept."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server's sealed identity key is not your account's current identity key (an "
+            "old seal served again): refused, and the key this device holds is kept"
+        )
+
+
+def open_sealed(wrap_key: bytes, username: Username, sealed: object) -> bytes:
+    try:
+        return open_account_key(wrap_key, username, sealed)
+    except protocol_errors.ProtocolError as exc:
+        raise ServerMisbehaved("your sealed account key does not open with this password") from exc
 
 
 @dataclass(frozen=True)

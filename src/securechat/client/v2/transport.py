@@ -74,10 +74,6 @@ class V2Api:
     async def account_key_seal(self) -> dict[str, Any]:
         return _object(await self.api.request("GET", f"{PREFIX}/account/identity-key-seal"))
 
-    async def put_account_key_seal(self, seal: dict[str, object]) -> dict[str, Any]:
-        body = {"account_key_seal": seal}
-        return _object(await self.api.request("PUT", f"{PREFIX}/account/identity-key-seal", json=body))
-
     async def ack(self, device_id: str, seq: int) -> None:
         path = f"{PREFIX}/devices/{device_id}/inbox/ack"
         await self.credentials.call(
