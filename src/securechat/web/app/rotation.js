@@ -15,7 +15,7 @@ import { acceptDeviceList } from "../core/v2/device_lists.js";
 import { acceptIdentityTransition, pinFromWire, pinToWire, rotationDropSessions } from "../core/v2/transitions.js";
 import { b64decode, bytesEqual } from "../protocol/encoding.js";
 import { KdfParams, deriveKeys, openKeyBundle } from "../protocol/index.js";
-import { importEd25519PrivateKey } from "../protocol/primitives.js";
+import { ED25519_SPKI_PREFIX, importEd25519PrivateKey } from "../protocol/primitives.js";
 import { openAccountKey, openAccountKeySeed, sealAccountKey } from "../protocol/v2/accountseal.js";
 import { IdentityTransition, certifyDeviceWith, checkDeviceList, cryptoKeySigner, signDeviceListWith, transitionBytes } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
@@ -41,16 +41,29 @@ export function heldAccountKey(username) {
   return held.get(username) ?? null;
 }
 
+/** The server's sealed account key opens, but not to the account's current key. */
+export class SealNotCurrent extends Error {
+  constructor() {
+    super("The server's sealed identity key is not your account's current identity key (an old seal served again): it was refused, and the key this browser holds is kept.");
+  }
+}
+
 /**
  * At login or unlock, with the password's wrap key: open the account key the server keeps
- * sealed if the account rotated (nothing to do otherwise). A seal that does not open is
- * left: this page then signs no list and says why (StaleAccountKey).
+ * sealed if the account rotated (nothing to do otherwise), and hold it only if it is the
+ * account's current key: the key this profile pinned for its own account, or one a signed
+ * chain from that pin (v1's key if none) leads to (15.11, the core's
+ * acceptIdentityTransition). A seal of a retired key (an old one served again) never
+ * replaces the key this page holds: SealNotCurrent. A seal that does not open is left:
+ * this page then signs no list and says why (StaleAccountKey).
  *
  * @param {Pick<Api, "request">} api
- * @param {string} username
+ * @param {import("../protocol/index.js").PrivateIdentity} identity
  * @param {Uint8Array} wrapKey
+ * @param {Pick<RotationPins, "get">} [pins] this profile's pins (the stored ones)
  */
-export async function loadAccountKey(api, username, wrapKey) {
+export async function loadAccountKey(api, identity, wrapKey, pins = new RotationPins(identity.username)) {
+  const username = identity.username;
   let sealed;
   try {
     sealed = (await api.request("GET", "/account/identity-key-seal"))?.account_key_seal;
@@ -59,12 +72,39 @@ export async function loadAccountKey(api, username, wrapKey) {
     return;
   }
   if (sealed === null || sealed === undefined) return; // never rotated: v1's bundle carries it
+  let opened;
   try {
-    held.set(username, await openAccountKey(wrapKey, username, sealed));
+    opened = await openAccountKey(wrapKey, username, sealed);
   } catch (error) {
     console.warn("the sealed account key does not open with this password:", error);
+    return;
   }
+  const v1Key = identity.public.signingKey.slice(ED25519_SPKI_PREFIX.length);
+  const pin = (await pins.get(username)) ?? { username, key: v1Key, since: null, verified: false };
+  if (!(await leadsTo(api, pin, opened.publicKey))) throw new SealNotCurrent();
+  held.set(username, opened);
 }
+
+/**
+ * Is `key` the pin's key or where a signed chain from it ends (the server's whole chain)?
+ *
+ * @param {Pick<Api, "request">} api
+ * @param {IdentityPin} pin
+ * @param {Uint8Array} key
+ */
+async function leadsTo(api, pin, key) {
+  if (bytesEqual(pin.key, key)) return true;
+  let transitions;
+  try {
+    const answer = await api.request("GET", `/users/${encodeURIComponent(pin.username)}/identity-transitions?since_key=${hex(pin.key)}`);
+    transitions = answer?.transitions;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return false;
+    throw error;
+  }
+  return (await acceptIdentityTransition(pin, key, transitions)).outcome === "accepted";
+}
+
 /** @param {string} username */
 export function rotatedNotice(username) {
   return `${username}'s identity key changed; the change is signed by the previous key`;
@@ -194,8 +234,9 @@ export function checkHolds(pinned, held) {
 }
 
 /**
- * For a password change: the account key's seal (if the account rotated) opened with the
- * old wrap key and sealed under the new one, to be put after the change (15.11); null if
+ * For a password change, before anything changes: the account key's seal (if the account
+ * rotated) opened with the old wrap key and sealed under the new one, sent in the change
+ * itself (15.11; the server takes it only if it names the account's current key); null if
  * the account never rotated.
  *
  * @param {Pick<Api, "request">} api

@@ -115,7 +115,7 @@ export async function login(api, username, password, progress) {
   const identity = await openBundle(answer.key_bundle, derived.wrapKey, name);
   await checkOwnKeys(api, identity);
   // After a rotation the account key is sealed under the password too (15.11).
-  await loadAccountKey(api, name, derived.wrapKey);
+  await loadAccountKey(api, identity, derived.wrapKey);
   return identity;
 }
 
@@ -136,7 +136,7 @@ export async function unlock(api, username, password, progress) {
   progress("Unlocking your keys…");
   const identity = await openBundle(answer.key_bundle, derived.wrapKey, parseUsername(username));
   await checkOwnKeys(api, identity);
-  await loadAccountKey(api, identity.username, derived.wrapKey);
+  await loadAccountKey(api, identity, derived.wrapKey);
   return identity;
 }
 
@@ -207,8 +207,9 @@ export async function changePassword(api, username, current, next, progress) {
     new_auth_key: b64encode(newKeys.authKey),
     kdf: params.toWire(),
     key_bundle: bundle,
+    // In the same request: the password and the seal change together or not at all.
+    ...(accountSeal ? { account_key_seal: accountSeal } : {}),
   });
-  if (accountSeal) await api.request("PUT", "/account/identity-key-seal", { body: { account_key_seal: accountSeal } });
   return result.revoked_sessions;
 }
 
