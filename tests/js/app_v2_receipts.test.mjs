@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { ReceiptBook, isV2Item } from "../../src/securechat/web/app/receipts.js";
-import { V2Receipts } from "../../src/securechat/web/app/v2-receipts.js";
+import { DEFAULT_PAUSE_MS, RECEIPT_INTERVAL_MS, RECEIPTS_PER_MINUTE, V2Receipts } from "../../src/securechat/web/app/v2-receipts.js";
 import { directConversationId } from "../../src/securechat/web/protocol/index.js";
 import { privateIdentity } from "./support.mjs";
 
@@ -193,5 +193,121 @@ describe("app v2 receipts: checking", () => {
     assert.equal(decision.outcome === "accepted" && decision.own, true);
     await book.read(dm, /** @type {any} */ ([item]), [ID_1]);
     assert.deepEqual(posted, []);
+  });
+});
+
+/**
+ * A receipt maker with a hand-moved clock and timers run by hand (no waiting): what it
+ * posted, and whether the server answers 429 (with `retry_after_ms`).
+ *
+ * @param {string} [me]
+ */
+function paced(me = "bob") {
+  const clock = { now: 1_000 };
+  /** @type {{at: number, run: () => void}[]} */
+  const timers = [];
+  /** @type {[string, {status: string, message_ids: string[]}][]} */
+  const posted = [];
+  const server = { refuse: /** @type {number | null} */ (null), refused: 0 };
+  const noted = new Set();
+  const receipts = new V2Receipts(
+    /** @type {any} */ ({
+      me,
+      send: async (peer, payload) => {
+        if (server.refuse !== null) {
+          server.refused += 1;
+          throw Object.assign(new Error("slow down"), { status: 429, code: "rate_limited", details: { retry_after_ms: server.refuse } });
+        }
+        posted.push([peer, payload]);
+      },
+      noteRead: async (ids) => void ids.forEach((id) => noted.add(id)),
+      now: () => clock.now,
+      later: (delayMs, run) => void timers.push({ at: clock.now + delayMs, run }),
+    }),
+  );
+  /** Move the clock and run the timers due by then. */
+  async function advance(ms) {
+    clock.now += ms;
+    for (const timer of timers.filter((t) => t.at <= clock.now)) {
+      timers.splice(timers.indexOf(timer), 1);
+      timer.run();
+    }
+    await receipts.flushing;
+  }
+  return { receipts, posted, server, noted, timers, advance };
+}
+
+/** @param {number} n */
+const idOf = (n) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+
+describe("app v2 receipts: pacing (15.17)", () => {
+  test("a trickle of messages from a peer makes one delivered receipt per interval, and loses none", async () => {
+    const { receipts, posted, advance } = paced();
+    for (let n = 0; n < 60; n += 1) {
+      receipts.delivered("alice", idOf(n));
+      await receipts.sendDelivered();
+      if (n < 59) await advance(1_000);
+    }
+    // In the minute, one receipt every interval: not one a message.
+    assert.equal(posted.length, 60_000 / RECEIPT_INTERVAL_MS);
+    await advance(RECEIPT_INTERVAL_MS);
+    assert.deepEqual(posted.flatMap(([, payload]) => payload.message_ids).sort(), Array.from({ length: 60 }, (_, n) => idOf(n)));
+  });
+
+  test("many peers: at most the minute's allowance goes, the rest waits for the timer", async () => {
+    const { receipts, posted, advance } = paced();
+    for (let n = 0; n < 3 * RECEIPTS_PER_MINUTE; n += 1) receipts.delivered(`peer${n}`, idOf(n));
+    await receipts.sendDelivered();
+    assert.equal(posted.length, RECEIPTS_PER_MINUTE);
+    await advance(30_000);
+    assert.equal(posted.length, RECEIPTS_PER_MINUTE);
+    await advance(30_000);
+    assert.equal(posted.length, 2 * RECEIPTS_PER_MINUTE);
+    await advance(60_000);
+    assert.equal(new Set(posted.map(([peer]) => peer)).size, 3 * RECEIPTS_PER_MINUTE);
+  });
+
+  test("read receipts are batched per peer too, and noted read only once they went", async () => {
+    const { receipts, posted, noted, advance } = paced();
+    await receipts.read("alice", [idOf(1)]);
+    await receipts.read("alice", [idOf(2)]);
+    await receipts.read("alice", [idOf(3)]);
+    assert.deepEqual(posted.map(([, p]) => p.message_ids), [[idOf(1)]]);
+    assert.deepEqual([...noted], [idOf(1)]);
+    await advance(RECEIPT_INTERVAL_MS);
+    assert.deepEqual(posted.map(([, p]) => p.message_ids), [[idOf(1)], [idOf(2), idOf(3)]]);
+    assert.deepEqual([...noted].sort(), [idOf(1), idOf(2), idOf(3)]);
+  });
+
+  test("a receipt refused with 429 keeps its ids, nothing is tried before the server's wait, then they go", async () => {
+    const { receipts, posted, server, noted, advance } = paced();
+    server.refuse = 20_000;
+    receipts.delivered("alice", idOf(1));
+    await receipts.sendDelivered();
+    await receipts.read("carol", [idOf(2)]);
+    assert.equal(server.refused, 1);
+    server.refuse = null;
+    receipts.delivered("alice", idOf(3));
+    await advance(19_000);
+    await receipts.sendDelivered();
+    assert.deepEqual(posted, []);
+    assert.deepEqual([...noted], []);
+    await advance(1_000);
+    assert.deepEqual(posted, [
+      ["alice", { type: "receipt", status: "delivered", message_ids: [idOf(1), idOf(3)] }],
+      ["carol", { type: "receipt", status: "read", message_ids: [idOf(2)] }],
+    ]);
+    assert.deepEqual([...noted], [idOf(2)]);
+  });
+
+  test("a 429 for the user's own message pauses receipts (the budget is the user's first)", async () => {
+    const { receipts, posted, advance } = paced();
+    receipts.pause(undefined);
+    receipts.delivered("alice", idOf(1));
+    await receipts.sendDelivered();
+    await advance(DEFAULT_PAUSE_MS - 1);
+    assert.deepEqual(posted, []);
+    await advance(1);
+    assert.equal(posted.length, 1);
   });
 });

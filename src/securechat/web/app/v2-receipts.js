@@ -8,9 +8,15 @@
  * other devices, whose payload names the messages; the server cannot tell it from a chat
  * message. Making: each message of the peer accepted from the device inbox is queued for
  * a "delivered" receipt, sent after the acknowledgement; messages of the peer shown to the
- * user get a "read" receipt (the caller respects the user's switch). One receipt per peer
- * and status, at most 100 ids each. A receipt is never shown as a chat item, never
- * receipted, never makes anything be sent.
+ * user get a "read" receipt (the caller respects the user's switch). A receipt is never
+ * shown as a chat item, never receipted, never makes anything be sent.
+ *
+ * Pacing (15.17): a receipt is a whole message and counts against the account's send
+ * budget, so peers sending a trickle of messages must not make this device spend it on
+ * receipts. Ids wait in a queue per (peer, status); each batch goes at most once every
+ * `RECEIPT_INTERVAL_MS` (100 ids at most), receipts in all at most `RECEIPTS_PER_MINUTE`;
+ * a receipt refused with 429 puts its ids back and none goes until the server's
+ * `retry_after_ms` (or a minute) has passed. What waits goes from a timer.
  *
  * Checking: who each message this user sent was sealed for is the sent record that
  * receipts.js keeps for v1 (the same record, keyed by message id, with the v2 message's
@@ -31,6 +37,14 @@ import { chunks, statusOf } from "./receipts.js";
 
 const ORDER = ["sending", "sent", "delivered", "read"];
 
+/** At most one receipt per (peer, status) this often: ids arriving meanwhile join it. */
+export const RECEIPT_INTERVAL_MS = 5_000;
+/** At most this many receipts a minute in all: the rest of the send budget is the user's. */
+export const RECEIPTS_PER_MINUTE = 20;
+/** Without the server's `retry_after_ms`, how long receipts wait after a 429. */
+export const DEFAULT_PAUSE_MS = 60_000;
+const MINUTE_MS = 60_000;
+
 /**
  * @typedef {object} V2ReceiptHost
  * @property {string} me
@@ -45,6 +59,9 @@ const ORDER = ["sending", "sent", "delivered", "read"];
  *   message, not worth repeating on every page load); all of them when not given
  * @property {(messageIds: readonly string[]) => Promise<void>} [noteRead] these are receipted
  *   read (by this device, or by another of the account's)
+ * @property {() => number} [now] a monotonic clock in ms (`performance.now` when not given)
+ * @property {(delayMs: number, run: () => void) => void} [later] run once after a delay
+ *   (`setTimeout` when not given)
  */
 
 export class V2Receipts {
@@ -52,8 +69,19 @@ export class V2Receipts {
   constructor(host) {
     this.host = host;
     this.me = host.me;
-    /** @type {Map<string, Set<string>>} peer → ids awaiting "delivered" */
-    this.pending = new Map();
+    this.now = host.now ?? (() => performance.now());
+    this.later = host.later ?? ((delayMs, run) => void setTimeout(run, delayMs));
+    /** @type {Map<string, {peer: string, status: "delivered" | "read", ids: Set<string>}>} ids awaiting a receipt */
+    this.queued = new Map();
+    /** @type {Map<string, number>} (peer, status) → when its last receipt went */
+    this.lastSent = new Map();
+    /** @type {number[]} when the receipts of the last minute went, oldest first */
+    this.recent = [];
+    this.pausedUntil = -Infinity;
+    /** @type {number | null} when the flush a timer will run is due */
+    this.timerAt = null;
+    /** @type {Promise<void>} flushes run one at a time */
+    this.flushing = Promise.resolve();
     /** @type {{reason: string, at: number}[]} the last refused receipts, newest last */
     this.refusals = [];
   }
@@ -67,47 +95,129 @@ export class V2Receipts {
    */
   delivered(peer, messageId) {
     if (peer === this.me) return;
-    const ids = this.pending.get(peer) ?? new Set();
-    ids.add(messageId);
-    this.pending.set(peer, ids);
-  }
-
-  /** Seal and send the queued "delivered" receipts. */
-  async sendDelivered() {
-    const pending = [...this.pending].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    this.pending.clear();
-    for (const [peer, ids] of pending) {
-      for (const chunk of chunks(ids)) await this.sign(peer, "delivered", chunk);
-    }
+    this.queue(peer, "delivered", [messageId]);
   }
 
   /**
-   * "read" receipts for messages of `peer` shown to the user.
+   * Ids for a receipt to `peer`, sent when its batch is due.
+   *
+   * @param {string} peer
+   * @param {"delivered" | "read"} status
+   * @param {Iterable<string>} ids
+   */
+  queue(peer, status, ids) {
+    const key = `${status} ${peer}`;
+    const entry = this.queued.get(key) ?? { peer, status, ids: new Set() };
+    for (const id of ids) entry.ids.add(id);
+    if (entry.ids.size) this.queued.set(key, entry);
+  }
+
+  /** Send the "delivered" receipts (and any other) that are due; the rest wait. */
+  sendDelivered() {
+    return this.flush();
+  }
+
+  /**
+   * "read" receipts for messages of `peer` shown to the user: queued, and sent when due.
    *
    * @param {string} peer
    * @param {readonly string[]} ids
    */
   async read(peer, ids) {
     const fresh = this.host.unread ? await this.host.unread(ids) : [...ids];
-    for (const chunk of chunks(fresh)) {
-      if (await this.sign(peer, "read", chunk)) await this.host.noteRead?.(chunk);
+    this.queue(peer, "read", fresh);
+    await this.flush();
+  }
+
+  /**
+   * No receipt until the server's wait is over (after a 429 for a receipt, or for the
+   * user's own message: the budget is the user's first).
+   *
+   * @param {unknown} [retryAfterMs]
+   */
+  pause(retryAfterMs) {
+    const wait = typeof retryAfterMs === "number" && retryAfterMs > 0 ? Math.min(retryAfterMs, 600_000) : DEFAULT_PAUSE_MS;
+    this.pausedUntil = Math.max(this.pausedUntil, this.now() + wait);
+  }
+
+  /** Send what is due, one flush at a time; schedule the next for what waits. */
+  flush() {
+    // A failure (say, noting read in the profile) must not stop every later flush.
+    this.flushing = this.flushing.then(() => this.flushNow()).catch((error) => console.warn("v2 receipts were not flushed:", error));
+    return this.flushing;
+  }
+
+  async flushNow() {
+    for (const { peer, status, ids } of this.due()) {
+      const outcome = await this.sign(peer, status, ids);
+      if (outcome === "sent" && status === "read") await this.host.noteRead?.(ids);
+      if (outcome === "later") this.queue(peer, status, ids);
     }
+    this.schedule();
+  }
+
+  /**
+   * The receipts to send now, each taken off the queue: per (peer, status) one of at
+   * most 100 ids if none went within the interval; no more than the minute allows; none
+   * while paused.
+   *
+   * @returns {{peer: string, status: "delivered" | "read", ids: string[]}[]}
+   */
+  due() {
+    const now = this.now();
+    if (now < this.pausedUntil) return [];
+    this.recent = this.recent.filter((at) => now - at < MINUTE_MS);
+    const due = [];
+    for (const key of [...this.queued.keys()].sort()) {
+      if (this.recent.length >= RECEIPTS_PER_MINUTE) break;
+      const last = this.lastSent.get(key);
+      if (last !== undefined && now - last < RECEIPT_INTERVAL_MS) continue;
+      const entry = /** @type {{peer: string, status: "delivered" | "read", ids: Set<string>}} */ (this.queued.get(key));
+      const [chunk] = chunks(entry.ids);
+      for (const id of chunk) entry.ids.delete(id);
+      if (!entry.ids.size) this.queued.delete(key);
+      this.lastSent.set(key, now);
+      this.recent.push(now);
+      due.push({ peer: entry.peer, status: entry.status, ids: chunk });
+    }
+    return due;
+  }
+
+  /** A timer for when the next waiting batch may go (one at a time). */
+  schedule() {
+    if (!this.queued.size) return;
+    const now = this.now();
+    let at = Infinity;
+    for (const key of this.queued.keys()) at = Math.min(at, Math.max(now, (this.lastSent.get(key) ?? -Infinity) + RECEIPT_INTERVAL_MS));
+    at = Math.max(at, this.pausedUntil);
+    if (this.recent.length >= RECEIPTS_PER_MINUTE) at = Math.max(at, this.recent[0] + MINUTE_MS);
+    if (this.timerAt !== null && this.timerAt <= at) return;
+    this.timerAt = at;
+    this.later(Math.max(0, at - now), () => {
+      this.timerAt = null;
+      void this.flush();
+    });
   }
 
   /**
    * @param {string} peer
    * @param {"delivered" | "read"} status
    * @param {string[]} ids
-   * @returns {Promise<boolean>} whether it went
+   * @returns {Promise<"sent" | "later" | "lost">} lost: news lost for the sender, never a
+   *   reason to stop reading; later: 429, the ids wait for the server's wait
    */
   async sign(peer, status, ids) {
     try {
       await this.host.send(peer, receiptPayload(status, ids));
-      return true;
+      return "sent";
     } catch (error) {
-      // Not delivered now: news lost for the sender, never a reason to stop reading.
+      const refused = /** @type {{status?: unknown, details?: {retry_after_ms?: unknown}}} */ (error);
+      if (refused?.status === 429) {
+        this.pause(refused.details?.retry_after_ms);
+        return "later";
+      }
       console.warn(`a v2 ${status} receipt was not sent:`, error);
-      return false;
+      return "lost";
     }
   }
 

@@ -463,6 +463,8 @@ export class V2 {
     } catch (error) {
       message.status = "failed";
       message.reason = error instanceof Error ? error.message : "sending failed";
+      // The user's own message was refused for the budget: receipts wait (15.17).
+      if (error instanceof ApiError && error.status === 429) this.receipts?.pause(error.details.retry_after_ms);
     }
     await this.keep(message);
     changed(conversation.id);
