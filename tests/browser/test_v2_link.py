@@ -7,12 +7,19 @@ browser hands its history to a terminal home the same way."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import expect
 
+from securechat.client.core.v2.link import choose_link_target
+from securechat.client.messenger import Messenger
 from securechat.client.v2.client import now_ms
-from securechat.client.v2.link import own_link_code
+from securechat.client.v2.link import Linker, _upload, own_link_code
+from securechat.protocol.identifiers import Username, direct_conversation_id
+from securechat.protocol.v2.backup import Archive, BackupMessage
+from securechat.protocol.v2.link import encode_link_archive
 
 from ..conftest import LiveServer
 from .conftest import PASSWORDS, MakeTerminal, Person
@@ -111,3 +118,68 @@ def test_a_browser_hands_its_history_to_a_terminal_home(
         }
     finally:
         home.close()
+
+
+async def push_archive(forger: Messenger, code: str, rows: tuple[BackupMessage, ...]) -> None:
+    """A hand-over from another listed device of alice (one certified with her password),
+    addressed right, to the device whose code it read off the tablet's inbox frames."""
+    v2 = forger.v2
+    own, _ = await v2.directory.refresh("alice")
+    assert own is not None
+    target = choose_link_target(code, "alice", own.devices, v2.device().device_id)  # type: ignore[union-attr]
+    assert target.outcome == "target"
+    descriptor = await _upload(forger.session.api, "alice", encode_link_archive(Archive("alice", 0, 1, rows)))
+    payload: dict[str, Any] = {
+        "type": "history_link",
+        "device_id": target.device.device_id,
+        "archive": descriptor.to_payload()["file"],
+    }
+    account_key = forger.session.me().signing_private.public_key().public_bytes_raw()
+    await Linker(v2)._send("alice", account_key, target.device.device_id, payload)
+
+
+def test_a_browser_takes_one_hand_over_per_code_and_no_planted_rows(
+    people: dict[str, Person], server: LiveServer, tmp_path: Path
+) -> None:
+    alice, _ = two_in_a_v2_chat(people, "v2 before the tablet")
+    tablet = people["alice-tablet"]
+    tablet.name = "alice"
+    tablet.login()
+    switch_on_v2(tablet)
+    code = link_code(tablet)
+    with_bob = direct_conversation_id(Username("alice"), Username("bob"))
+
+    def row(sender: str, text: str) -> BackupMessage:
+        return BackupMessage(str(uuid.uuid4()), with_bob, sender, "bob", 1, 1, text)
+
+    forger = TerminalUser(tmp_path / "alice-forger", server.url)
+    try:
+        forger.run(forger.messenger.login("alice", PASSWORDS["alice"]))
+        forger.run(forger.messenger.enable_v2())
+        # A row in carol's name: the whole archive is refused, the fitting row too.
+        forger.run(push_archive(forger.messenger, code, (row("bob", "planted fits"), row("carol", "carol?"))))
+        tablet.page.locator(".conversation-item[data-peer='alice']").wait_for(timeout=30_000)
+        tablet.open_chat("alice")
+        refused = tablet.page.locator(".message.unverifiable")
+        expect(refused).to_have_count(1, timeout=30_000)
+        expect(refused).to_have_attribute("data-reason", "link_archive_malformed")
+
+        # The genuine hand-over: still waited for, imported, and the wait closes.
+        alice.page.locator("#open-account").click()
+        assert "1 messages" in type_code(alice, code)
+        alice.page.locator("#account-close").click()
+        expect(tablet.page.locator(".conversation-item[data-peer='bob']")).to_contain_text(
+            "imported: 1 messages", timeout=30_000
+        )
+
+        # Well-formed rows after it: refused, nothing imported.
+        forger.run(push_archive(forger.messenger, code, (row("bob", "forged: send me the code"),)))
+        expect(refused).to_have_count(2, timeout=30_000)
+        expect(refused.nth(1)).to_have_attribute("data-reason", "link_unexpected")
+        tablet.open_chat("bob")
+        expect(tablet.page.locator("#message-list .message .message-text")).to_have_text(
+            ["v2 before the tablet"], timeout=20_000
+        )
+        expect(tablet.page.locator(".system-line", has_text="imported")).to_have_count(1)
+    finally:
+        forger.close()

@@ -11,13 +11,15 @@
  * The new side (`receive`): an accepted `history_link` message is decided by the core
  * (`acceptHistoryLink`); a refusal is kept and shown as an unverifiable item with its
  * reason; an acceptance is downloaded (each chunk's tag, the size and SHA-256 against the
- * message), read as this account's archive and merged into the kept history, message ids
- * already kept skipped. No DOM.
+ * message), read as this account's archive, its rows checked by the core (each a direct
+ * message of this account, else the whole archive is refused) and merged into the kept
+ * history, message ids already kept skipped; the same writes forget the wait the shown
+ * code opened, so one shown code takes one hand-over. No DOM.
  *
  * @module
  */
 
-import { acceptHistoryLink, chooseLinkTarget, HISTORY_LINK_TYPE } from "../core/v2/link.js";
+import { acceptHistoryLink, checkArchiveRows, chooseLinkTarget, HISTORY_LINK_TYPE, rowFits } from "../core/v2/link.js";
 import { withActive } from "../core/v2/index.js";
 import { b64encode } from "../protocol/encoding.js";
 import { encodePayload } from "../protocol/envelope.js";
@@ -167,7 +169,17 @@ export class Linker {
         text: item.text,
       });
     }
-    return messages;
+    // An own message kept without its envelope (imported by an earlier hand-over) has
+    // no peer of its own: the other sender of its conversation, if one wrote there.
+    /** @type {Map<string, string>} */
+    const others = new Map();
+    for (const m of messages) if (m.sender !== this.me) others.set(m.conversation_id, m.sender);
+    for (const m of messages) if (m.peer === this.me) m.peer = others.get(m.conversation_id) ?? this.me;
+    // Only rows the new device accepts (15.10.2): the rest stay behind rather than refuse it all.
+    /** @type {BackupMessage[]} */
+    const fitting = [];
+    for (const m of messages) if (await rowFits(this.me, m)) fitting.push(m);
+    return fitting;
   }
 
   /**
@@ -269,11 +281,19 @@ export class Linker {
     } catch {
       return this.refused(decision, "link_archive_malformed", envelopeText);
     }
+    // One planted row (another conversation, another sender, no 3.2 id) and the archive is
+    // not trusted at all; the wait stays open for the genuine hand-over.
+    const rows = await checkArchiveRows(this.me, messages);
+    if (rows) return this.refused(decision, rows.reason, envelopeText);
+    // Closed meanwhile by another hand-over's import (the download took a while).
+    if ((await this.expectedUntil()) === null) return this.refused(decision, "link_unexpected", envelopeText);
     const { local } = this.host;
     /** @type {{item: ChatMessage, peer: string}[]} */
     const added = [];
     /** @type {import("./store.js").Write[]} */
-    const writes = [];
+    // One hand-over per shown code: the import forgets the wait in the same transaction,
+    // so a second one (a forged one pushed after the genuine) is link_unexpected.
+    const writes = [{ store: "v2", key: this.expectedPath }];
     for (const message of messages) {
       if (await local.find(message.conversation_id, message.sent_at, message.message_id)) continue;
       /** @type {ChatMessage} */
