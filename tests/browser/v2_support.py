@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from .conftest import Person
 
-# A fresh account has no device list (404 no_devices) until its first device publishes
+# A fresh account has no device list (204) until its first device publishes
 # one; a send across a list change is answered 409 device_list_stale and sealed again.
 V2_STATUSES = {401, 404, 409}
 

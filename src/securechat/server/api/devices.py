@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Response
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
@@ -51,10 +51,14 @@ async def publish_devices(
     return await devices.publish_device_list(ctx, principal, document)
 
 
-@router.get("/users/{username}/devices")
-async def device_list(username: Username, principal: CurrentUser, ctx: Context) -> dict[str, Any]:
+@router.get(
+    "/users/{username}/devices",
+    responses={204: {"description": "The account has published no device list."}},
+)
+async def device_list(username: Username, principal: CurrentUser, ctx: Context) -> Any:
     await lookups.look_up(ctx, principal, username)
-    return await devices.get_device_list(ctx, username)
+    document = await devices.get_device_list(ctx, username)
+    return Response(status_code=204) if document is None else document
 
 
 @router.put("/devices/{device_id}/signed-prekey")

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from ...protocol.errors import ProtocolError, UnsupportedVersion
 from ...protocol.v2.devices import DeviceList, check_device_list
 from ...protocol.v2.errors import Refusal
-from ..errors import DeviceListStale, InvalidDeviceList, NoDevices, NotFound
+from ..errors import DeviceListStale, InvalidDeviceList, NotFound
 from ..storage import devices as store
 from ..storage import identity_transitions as transition_store
 from . import ratelimit
@@ -123,14 +123,16 @@ async def publish_device_list(ctx: ServiceContext, principal: Principal, raw: An
     }
 
 
-async def get_device_list(ctx: ServiceContext, username: str) -> dict[str, Any]:
-    """The latest list ``username`` published, as published (``GET /users/{u}/devices``)."""
+async def get_device_list(ctx: ServiceContext, username: str) -> dict[str, Any] | None:
+    """The latest list ``username`` published, as published (``GET /users/{u}/devices``);
+    None if the account has published none (a normal state for an account whose devices
+    have not turned v2 on, so the route answers 204, not an error)."""
     async with ctx.database.read() as conn:
         user_id = await store.get_user_id(conn, username)
         if user_id is None:
             raise NotFound("no such user")
         row = await store.get_list(conn, user_id)
     if row is None:
-        raise NoDevices("this user has published no device list")
+        return None
     document: dict[str, Any] = json.loads(row["document"])
     return document

@@ -133,13 +133,9 @@ export class DeviceBook {
 
   /** @param {string} username */
   async fetchAndAccept(username) {
-    let document;
-    try {
-      document = await this.host.api.request("GET", `/users/${encodeURIComponent(username)}/devices`);
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "no_devices") return this.accepted(username);
-      throw error;
-    }
+    const document = await this.host.api.request("GET", `/users/${encodeURIComponent(username)}/devices`);
+    // 204 (null): the account has published no list.
+    if (document === null) return this.accepted(username);
     const before = await this.accepted(username);
     const pinned = await this.accountKey(username);
     const decision = await acceptDeviceList(document, username, pinned, before);
