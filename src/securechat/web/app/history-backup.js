@@ -256,30 +256,7 @@ export class HistoryBackups {
     const highest = await this.highestSeen();
     const archive = await refusing(() => openBackup(key, this.me, version, sealed, { highestSeen: highest }));
     const local = new LocalHistory(this.me, await Sealer.forAccount(this.me));
-    /** @type {{item: ChatMessage, peer: string}[]} */
-    const added = [];
-    /** @type {import("./store.js").Write[]} */
-    const writes = [];
-    for (const message of archive.messages) {
-      if (await local.find(message.conversation_id, message.sent_at, message.message_id)) continue;
-      /** @type {ChatMessage} */
-      const item = {
-        messageId: message.message_id,
-        conversationId: message.conversation_id,
-        sender: message.sender,
-        text: message.text,
-        sentAt: message.sent_at,
-        serverTs: message.server_ts,
-        verified: true,
-        refusal: null,
-        reason: null,
-        status: message.sender === this.me ? "sent" : "received",
-        envelopeText: null,
-        file: null,
-      };
-      writes.push(await local.write(item));
-      added.push({ item, peer: message.peer });
-    }
+    const { writes, added } = await local.importWrites(archive.messages);
     writes.push(await local.sealer.write(this.keyPath, b64encode(key)));
     writes.push({ store: "v2", key: this.highestPath, value: Math.max(version, highest) });
     await store.writeAll(writes);

@@ -288,32 +288,12 @@ export class Linker {
     // Closed meanwhile by another hand-over's import (the download took a while).
     if ((await this.expectedUntil()) === null) return this.refused(decision, "link_unexpected", envelopeText);
     const { local } = this.host;
-    /** @type {{item: ChatMessage, peer: string}[]} */
-    const added = [];
-    /** @type {import("./store.js").Write[]} */
+    const imported = await local.importWrites(messages);
+    const added = imported.added;
     // One hand-over per shown code: the import forgets the wait in the same transaction,
     // so a second one (a forged one pushed after the genuine) is link_unexpected.
-    const writes = [{ store: "v2", key: this.expectedPath }];
-    for (const message of messages) {
-      if (await local.find(message.conversation_id, message.sent_at, message.message_id)) continue;
-      /** @type {ChatMessage} */
-      const item = {
-        messageId: message.message_id,
-        conversationId: message.conversation_id,
-        sender: message.sender,
-        text: message.text,
-        sentAt: message.sent_at,
-        serverTs: message.server_ts,
-        verified: true,
-        refusal: null,
-        reason: null,
-        status: message.sender === this.me ? "sent" : "received",
-        envelopeText: null,
-        file: null,
-      };
-      writes.push(await local.write(item));
-      added.push({ item, peer: message.peer });
-    }
+    /** @type {import("./store.js").Write[]} */
+    const writes = [{ store: "v2", key: this.expectedPath }, ...imported.writes];
     await store.writeAll(writes);
     for (const { item, peer } of added) await this.host.show(item, peer);
     this.host.lineAll(`History from device ${verdict.senderDevice} imported: ${added.length} messages`);

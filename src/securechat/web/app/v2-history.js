@@ -20,6 +20,7 @@ import * as store from "./store.js";
 
 /** @import { ChatMessage } from "./conversations.js" */
 /** @import { Write } from "./store.js" */
+/** @import { BackupMessage } from "../protocol/v2/backup.js" */
 
 /** Items of a conversation read at most in one go when they lie inside a v1 page's span. */
 const SPAN_LIMIT = 10_000;
@@ -126,6 +127,42 @@ export class LocalHistory {
   async find(conversationId, sentAt, messageId) {
     const item = await this.sealer.read(this.path(conversationId, sentAt, messageId));
     return item ? this.shown(item) : null;
+  }
+
+  /**
+   * Messages of a 15.10.1 archive (a restored backup, or a device's hand-over, 15.10.2)
+   * that this profile does not keep yet, as verified items: the writes that keep them and
+   * each item with its peer, for the caller to write in one transaction and then show.
+   *
+   * @param {BackupMessage[]} messages
+   * @returns {Promise<{writes: Write[], added: {item: ChatMessage, peer: string}[]}>}
+   */
+  async importWrites(messages) {
+    /** @type {Write[]} */
+    const writes = [];
+    /** @type {{item: ChatMessage, peer: string}[]} */
+    const added = [];
+    for (const message of messages) {
+      if (await this.find(message.conversation_id, message.sent_at, message.message_id)) continue;
+      /** @type {ChatMessage} */
+      const item = {
+        messageId: message.message_id,
+        conversationId: message.conversation_id,
+        sender: message.sender,
+        text: message.text,
+        sentAt: message.sent_at,
+        serverTs: message.server_ts,
+        verified: true,
+        refusal: null,
+        reason: null,
+        status: message.sender === this.me ? "sent" : "received",
+        envelopeText: null,
+        file: null,
+      };
+      writes.push(await this.write(item));
+      added.push({ item, peer: message.peer });
+    }
+    return { writes, added };
   }
 
   /**
