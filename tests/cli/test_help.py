@@ -35,3 +35,16 @@ def test_help_shows_no_raw_bool_placeholder(path: tuple[str, ...]) -> None:
 
 def test_there_are_commands_to_check() -> None:
     assert len(ALL) > 30
+
+
+# Run on the server with its data, or start it: no account, no password.
+OPERATOR_COMMANDS = {("serve",), ("admin", "create"), ("admin", "backup"), ("admin", "restore")}
+COMMANDS = [
+    p for p in ALL if p and not (p[0] in ("admin", "backup", "devices", "group", "account") and len(p) == 1)
+]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
+def test_every_account_command_takes_password_stdin(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "160"})
+    assert ("--password-stdin" in result.output) == (path not in OPERATOR_COMMANDS), result.output

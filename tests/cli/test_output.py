@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from securechat.cli import account, admin, main
+from securechat.cli import admin, main
 from securechat.cli.entry import app
 from securechat.cli.main import item_rows, run
 from securechat.client.errors import ApiError
@@ -129,7 +129,7 @@ SERVER_ANSWERS: dict[str, Any] = {
 def test_admin_output_of_hostile_server_data_is_inert(
     monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
-    async def answer(method: str, path: str, **kwargs: Any) -> Any:
+    async def answer(method: str, path: str, password_stdin: bool, **kwargs: Any) -> Any:
         return SERVER_ANSWERS[path]
 
     monkeypatch.setattr(admin, "_admin_request", answer)
@@ -172,7 +172,7 @@ class HostileSessions:
 
 
 def test_sessions_print_the_servers_ids_and_user_agents_inert(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(account, "messenger", HostileSessions)
+    monkeypatch.setattr(main, "messenger", HostileSessions)
     result = CliRunner().invoke(app, ["sessions"])
     assert result.exit_code == 0, result.output
     inert(result.output)

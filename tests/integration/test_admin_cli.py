@@ -13,7 +13,9 @@ from pathlib import Path
 from .conftest import PASSWORDS, MakeClient
 
 
-def cli(*args: str, home: Path | None = None, server: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, home: Path | None = None, server: str | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     if home is not None:
         env["SECURECHAT_HOME"] = str(home)
@@ -21,6 +23,7 @@ def cli(*args: str, home: Path | None = None, server: str | None = None) -> subp
         env["SECURECHAT_SERVER"] = server
     return subprocess.run(
         [sys.executable, "-m", "securechat", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=env,
@@ -95,3 +98,19 @@ async def test_admin_files_shows_records_never_names(  # type: ignore[no-untyped
 
     audit = cli("admin", "audit", home=alice.state.home, server=live_server.url)
     assert audit.returncode == 0 and "view_files" in audit.stdout
+
+
+async def test_admin_commands_and_fingerprint_take_the_password_on_stdin(
+    live_server, make_client: MakeClient
+) -> None:  # type: ignore[no-untyped-def]
+    alice = await make_client("alice")
+    await make_client("bob")
+    assert cli("admin", "create", "alice", "--data-dir", str(live_server.data_dir)).returncode == 0
+    home, url = alice.state.home, live_server.url
+    for command in (("admin", "users"), ("fingerprint", "bob")):
+        wrong = cli(*command, "--password-stdin", home=home, server=url, stdin="not the password\n")
+        assert wrong.returncode == 1, wrong.stdout
+        right = cli(*command, "--password-stdin", home=home, server=url, stdin=PASSWORDS["alice"] + "\n")
+        assert right.returncode == 0, right.stderr
+        assert PASSWORDS["alice"] not in right.stdout + right.stderr
+    assert "bob" in cli("admin", "users", home=home, server=url).stdout

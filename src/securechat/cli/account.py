@@ -12,7 +12,7 @@ from ..client.passwords import PASSWORD_RULES
 from ..client.v2.rotation import ED25519_SPKI_PREFIX
 from ..protocol.keys import fingerprint
 from .formatting import human_size, safe_line
-from .main import PasswordStdin, app, console, messenger, read_password, run, show, unlocked, when
+from .main import PasswordStdin, app, console, messenger, read_password, run, show, signed_in, unlocked, when
 
 account_app = typer.Typer(help="Your account's identity key (protocol v2).", no_args_is_help=True)
 app.add_typer(account_app, name="account")
@@ -45,9 +45,9 @@ async def login(username: str, password_stdin: PasswordStdin = False) -> None:
 
 @app.command()
 @run
-async def logout() -> None:
+async def logout(password_stdin: PasswordStdin = False) -> None:
     """End this device's session."""
-    async with messenger() as client:
+    async with await signed_in(password_stdin) as client:
         await client.logout()
         console.print("Logged out")
 
@@ -59,9 +59,10 @@ async def sessions(
     revoke_others: Annotated[
         bool, typer.Option("--revoke-others", help="Log out every other session.")
     ] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """List your sessions, or revoke them."""
-    async with messenger() as client:
+    async with await signed_in(password_stdin) as client:
         await client.ensure_token()
         if revoke:
             await client.session.revoke_session(revoke)
@@ -83,9 +84,9 @@ async def sessions(
 
 @app.command()
 @run
-async def usage() -> None:
+async def usage(password_stdin: PasswordStdin = False) -> None:
     """Your files' storage on the server, against your quota."""
-    async with messenger() as client:
+    async with await signed_in(password_stdin) as client:
         await client.ensure_token()
         answer = await client.api.usage()
     stored, quota = answer["stored_bytes"], answer["quota_bytes"]

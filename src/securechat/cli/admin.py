@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from .formatting import human_size, safe_line
-from .main import console, messenger, run, show, when
+from .main import PasswordStdin, console, run, show, signed_in, when
 
 admin_app = typer.Typer(
     help="Administration: roles, message and file logs, users, intrusion detection.", no_args_is_help=True
@@ -127,8 +127,8 @@ def _operator_step(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         raise typer.Exit(1) from None
 
 
-async def _admin_request(method: str, path: str, **kwargs: Any) -> Any:
-    async with messenger() as client:
+async def _admin_request(method: str, path: str, password_stdin: bool, **kwargs: Any) -> Any:
+    async with await signed_in(password_stdin) as client:
         await client.ensure_token()
         return await client.api.request(method, f"/api/v1/admin{path}", **kwargs)
 
@@ -140,12 +140,13 @@ async def messages(
     recipient: Recipient = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """The message log: metadata and a ciphertext preview (never plaintext)."""
     params = {
         k: v for k, v in {"sender": sender, "recipient": recipient, "limit": limit}.items() if v is not None
     }
-    page = await _admin_request("GET", "/messages", params=params)
+    page = await _admin_request("GET", "/messages", password_stdin, params=params)
     if as_json:
         for entry in page["messages"]:
             sys.stdout.write(json.dumps(entry) + "\n")
@@ -170,6 +171,7 @@ async def files(
     conversation: Annotated[str | None, typer.Option(help="Only files in this conversation.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """The file log: uploader, recipients, size and times (never names or contents)."""
     params = {
@@ -182,7 +184,7 @@ async def files(
         }.items()
         if v is not None
     }
-    page = await _admin_request("GET", "/files", params=params)
+    page = await _admin_request("GET", "/files", password_stdin, params=params)
     if as_json:
         for entry in page["files"]:
             sys.stdout.write(json.dumps(entry) + "\n")
@@ -202,10 +204,12 @@ async def files(
 
 @admin_app.command()
 @run
-async def export(sender: Sender = None, recipient: Recipient = None) -> None:
+async def export(
+    sender: Sender = None, recipient: Recipient = None, password_stdin: PasswordStdin = False
+) -> None:
     """Every stored envelope as JSON Lines on standard output (an encrypted log)."""
     params = {k: v for k, v in {"sender": sender, "recipient": recipient}.items() if v is not None}
-    async with messenger() as client:
+    async with await signed_in(password_stdin) as client:
         await client.ensure_token()
         async with client.api.stream("GET", "/api/v1/admin/messages/export", params=params) as response:
             if response.is_error:
@@ -220,9 +224,9 @@ async def export(sender: Sender = None, recipient: Recipient = None) -> None:
 
 @admin_app.command()
 @run
-async def users() -> None:
+async def users(password_stdin: PasswordStdin = False) -> None:
     """Accounts with their status, open sessions and stored files."""
-    page = await _admin_request("GET", "/users")
+    page = await _admin_request("GET", "/users", password_stdin)
     table = Table(
         "user",
         "created",
@@ -245,26 +249,26 @@ async def users() -> None:
 
 @admin_app.command()
 @run
-async def disable(username: str) -> None:
+async def disable(username: str, password_stdin: PasswordStdin = False) -> None:
     """Disable an account and end its sessions."""
-    answer = await _admin_request("POST", f"/users/{username}/disable")
+    answer = await _admin_request("POST", f"/users/{username}/disable", password_stdin)
     show(f"{answer['username']} disabled; {answer['revoked_sessions']} session(s) ended")
 
 
 @admin_app.command()
 @run
-async def enable(username: str) -> None:
+async def enable(username: str, password_stdin: PasswordStdin = False) -> None:
     """Enable a disabled account."""
-    answer = await _admin_request("POST", f"/users/{username}/enable")
+    answer = await _admin_request("POST", f"/users/{username}/enable", password_stdin)
     show(f"{answer['username']} enabled")
 
 
 @admin_app.command()
 @run
-async def blocks() -> None:
+async def blocks(password_stdin: PasswordStdin = False) -> None:
     """Addresses blocked by intrusion detection, recent failed logins, and sessions ended
     by refresh-token reuse."""
-    view = await _admin_request("GET", "/intrusion")
+    view = await _admin_request("GET", "/intrusion", password_stdin)
     table = Table("address", "reason", "since", "until")
     for block in view["blocks"]:
         table.add_row(
@@ -285,18 +289,18 @@ async def blocks() -> None:
 
 @admin_app.command()
 @run
-async def unblock(address: str) -> None:
+async def unblock(address: str, password_stdin: PasswordStdin = False) -> None:
     """Lift the block on an address."""
-    answer = await _admin_request("POST", "/intrusion/unblock", json={"address": address})
+    answer = await _admin_request("POST", "/intrusion/unblock", password_stdin, json={"address": address})
     show(f"{answer['address']}: {answer['lifted']} block(s) lifted")
 
 
 @admin_app.command()
 @run
-async def audit() -> None:
+async def audit(password_stdin: PasswordStdin = False) -> None:
     """What administrators did, and what the server recorded itself (as "(server)":
     sessions ended by refresh-token reuse), newest first."""
-    page = await _admin_request("GET", "/audit")
+    page = await _admin_request("GET", "/audit", password_stdin)
     table = Table("time", "admin", "action", "target")
     for entry in page["entries"]:
         table.add_row(when(entry["at"]), cell(entry["admin"]), cell(entry["action"]), cell(entry["target"]))

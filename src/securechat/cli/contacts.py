@@ -10,14 +10,14 @@ from rich.table import Table
 from ..client.errors import ClientError, KeyChanged
 from ..protocol.keys import fingerprint, format_safety_number, safety_number
 from .formatting import safe_line
-from .main import app, console, messenger, run, short_fp, show, show_key_change
+from .main import PasswordStdin, app, console, run, short_fp, show, show_key_change, signed_in
 
 
 @app.command()
 @run
-async def contacts() -> None:
+async def contacts(password_stdin: PasswordStdin = False) -> None:
     """List contacts with their pinned key fingerprints and verification state."""
-    async with messenger() as client:
+    async with await signed_in(password_stdin) as client:
         table = Table("contact", "signing key", "state")
         for contact in client.contacts.all():
             state = "verified" if contact.verified else "pinned (not verified)"
@@ -31,9 +31,9 @@ async def contacts() -> None:
 
 @app.command(name="fingerprint")
 @run
-async def fingerprint_command(user: str) -> None:
+async def fingerprint_command(user: str, password_stdin: PasswordStdin = False) -> None:
     """Show a user's key fingerprints as pinned here and as the server publishes them."""
-    async with messenger() as client:
+    async with await signed_in(password_stdin) as client:
         await client.ensure_token()
         current = await client.contacts.fetch_identity(user)
         pinned = client.pinned_identity(current.username)
@@ -57,9 +57,10 @@ async def verify(
     accept_change: Annotated[
         bool, typer.Option("--accept-change", help="Accept the contact's new keys.")
     ] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Show the safety number for you and USER; compare it with them in person."""
-    async with messenger() as client:
+    async with await signed_in(password_stdin) as client:
         await client.ensure_token()
         if accept_change:
             if client.accept_key_change(user):

@@ -135,6 +135,13 @@ def serve(
     )
 
 
+async def signed_in(password_stdin: bool) -> Messenger:
+    """A client on this home's session; with ``--password-stdin`` also unlocked with the
+    password read there, as every command accepts (the commands that need no keys do not
+    ask for it otherwise)."""
+    return await unlocked(True) if password_stdin else messenger()
+
+
 async def unlocked(password_stdin: bool) -> Messenger:
     client = messenger()
     try:

@@ -11,7 +11,7 @@ from .errors import PasswordRejected
 MIN_LENGTH = 10
 # The rules in a sentence, shown before a new password is typed (the browser app's hint
 # says the same: web/app/password-policy.js PASSWORD_RULES).
-PASSWORD_RULES = "At least 10 characters; not a common password; not containing your username."
+PASSWORD_RULES = "At least 10 characters; not a common password; not containing your username."  # noqa: S105
 
 
 @cache
