@@ -279,6 +279,18 @@ describe("app v2 receipts: pacing (15.17)", () => {
     assert.deepEqual([...noted].sort(), [idOf(1), idOf(2), idOf(3)]);
   });
 
+  test("a batch still waiting when the device stops (a logout) is never sent or noted read", async () => {
+    const { receipts, posted, noted, timers, advance } = paced();
+    await receipts.read("alice", [idOf(1)]);
+    await receipts.read("alice", [idOf(2)]);
+    assert.equal(timers.length, 1);
+    receipts.stop();
+    await advance(RECEIPT_INTERVAL_MS);
+    await receipts.read("alice", [idOf(3)]);
+    assert.deepEqual(posted.map(([, p]) => p.message_ids), [[idOf(1)]]);
+    assert.deepEqual([...noted], [idOf(1)]);
+  });
+
   test("a receipt refused with 429 keeps its ids, nothing is tried before the server's wait, then they go", async () => {
     const { receipts, posted, server, noted, advance } = paced();
     server.refuse = 20_000;

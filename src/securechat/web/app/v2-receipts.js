@@ -84,6 +84,7 @@ export class V2Receipts {
     this.flushing = Promise.resolve();
     /** @type {{reason: string, at: number}[]} the last refused receipts, newest last */
     this.refusals = [];
+    this.stopped = false;
   }
 
   // Making -------------------------------------------------------------------------
@@ -140,6 +141,15 @@ export class V2Receipts {
     this.pausedUntil = Math.max(this.pausedUntil, this.now() + wait);
   }
 
+  /**
+   * Nothing more is sent or recorded: this device stops (a logout, a revocation), and a
+   * batch still waiting must not write into a profile that is being emptied.
+   */
+  stop() {
+    this.stopped = true;
+    this.queued.clear();
+  }
+
   /** Send what is due, one flush at a time; schedule the next for what waits. */
   flush() {
     // A failure (say, noting read in the profile) must not stop every later flush.
@@ -148,8 +158,10 @@ export class V2Receipts {
   }
 
   async flushNow() {
+    if (this.stopped) return;
     for (const { peer, status, ids } of this.due()) {
       const outcome = await this.sign(peer, status, ids);
+      if (this.stopped) return;
       if (outcome === "sent" && status === "read") await this.host.noteRead?.(ids);
       if (outcome === "later") this.queue(peer, status, ids);
     }
@@ -185,7 +197,7 @@ export class V2Receipts {
 
   /** A timer for when the next waiting batch may go (one at a time). */
   schedule() {
-    if (!this.queued.size) return;
+    if (this.stopped || !this.queued.size) return;
     const now = this.now();
     let at = Infinity;
     for (const key of this.queued.keys()) at = Math.min(at, Math.max(now, (this.lastSent.get(key) ?? -Infinity) + RECEIPT_INTERVAL_MS));

@@ -227,6 +227,7 @@ export class V2 {
 
   stop() {
     if (this.receiver) this.receiver.stopped = true;
+    this.receipts?.stop();
     if (this.host.receipts) this.host.receipts.v2Read = null;
   }
 
