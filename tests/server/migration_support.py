@@ -75,3 +75,20 @@ async def add_user(conn: AsyncConnection, user_id: int, name: str, key: bytes = 
         ),
         {"id": user_id, "name": name, "salt": bytes(16), "k": key},
     )
+
+
+async def add_list_at_0011(conn: AsyncConnection, user_id: int, device_id: str, version: int = 1) -> None:
+    """A device list and its device as the 0011 schema stores them, in plain SQL: the
+    storage code follows the head schema (0012 added ``devices.inbox_head``), so a test
+    that fills a database at 0011 cannot use it."""
+    await conn.execute(
+        text(
+            "INSERT INTO device_lists (user_id, version, list_hash, document, updated_at)"
+            " VALUES (:u, :v, :h, '{}', 1)"
+        ),
+        {"u": user_id, "v": version, "h": bytes(32)},
+    )
+    await conn.execute(
+        text("INSERT INTO devices (user_id, device_id, signing_key, added_at) VALUES (:u, :d, :k, 1)"),
+        {"u": user_id, "d": device_id, "k": bytes(32)},
+    )

@@ -11,7 +11,7 @@ from securechat.server.storage import devices as device_store
 from securechat.server.storage import prekeys as prekey_store
 from securechat.server.storage.database import Database
 
-from .migration_support import add_user, database, row_counts, table_names, to_revision  # noqa: F401
+from .migration_support import add_list_at_0011, add_user, database, row_counts, table_names, to_revision  # noqa: F401
 
 NEW_TABLES = {"device_lists", "devices", "one_time_prekeys"}
 DEVICE = "0123456789abcdef" * 2
@@ -83,7 +83,17 @@ async def test_0011_keeps_every_row_adds_the_v2_tables_and_goes_back(database: D
     async with database.write() as conn:
         assert await table_names(conn) == old_tables | NEW_TABLES
         assert await row_counts(conn, old_tables) == before
-        # The new tables work with the storage code on the migrated schema.
+        await add_list_at_0011(conn, 1, DEVICE)
+
+    await to_revision(database, "0010", down=True)
+    async with database.read() as conn:
+        assert await table_names(conn) == old_tables
+        assert await row_counts(conn, old_tables) == before
+    # And up again, as a deployment that rolled back and forward would.
+    await to_revision(database, "head")
+    async with database.write() as conn:
+        assert await row_counts(conn, NEW_TABLES) == dict.fromkeys(sorted(NEW_TABLES), 0)
+        # The tables 0011 made work with the storage code (which follows the head schema).
         written = await device_store.put_list(conn, 1, 1, bytes(32), '{"v":2}', [(DEVICE, bytes(32))], 5)
         assert (written.outcome, written.added) == ("stored", (DEVICE,))
         stored = await prekey_store.add_one_time_prekeys(conn, 1, DEVICE, [(7, "{}"), (8, "{}")], 500)
@@ -93,22 +103,18 @@ async def test_0011_keeps_every_row_adds_the_v2_tables_and_goes_back(database: D
         stale = await device_store.put_list(conn, 1, 1, bytes(31) + b"x", "{}", [], 6)
         assert stale.outcome == "stale"
 
-    await to_revision(database, "0010", down=True)
-    async with database.read() as conn:
-        assert await table_names(conn) == old_tables
-        assert await row_counts(conn, old_tables) == before
-    # And up again, as a deployment that rolled back and forward would.
-    await to_revision(database, "head")
-    async with database.read() as conn:
-        assert await row_counts(conn, NEW_TABLES) == dict.fromkeys(sorted(NEW_TABLES), 0)
-
 
 async def test_0011_deleting_an_account_deletes_its_v2_rows(database: Database) -> None:  # noqa: F811
     await to_revision(database, "0011")
     async with database.write() as conn:
         await add_user(conn, 2, "bob")
-        await device_store.put_list(conn, 2, 3, bytes(32), "{}", [(DEVICE, bytes(32))], 1)
-        await prekey_store.add_one_time_prekeys(conn, 2, DEVICE, [(1, "{}")], 500)
+        await add_list_at_0011(conn, 2, DEVICE, version=3)
+        await conn.execute(
+            text(
+                "INSERT INTO one_time_prekeys (user_id, device_id, prekey_id, prekey) VALUES (2, :d, 1, '{}')"
+            ),
+            {"d": DEVICE},
+        )
     async with database.write() as conn:
         assert set((await row_counts(conn, NEW_TABLES)).values()) == {1}
         await conn.execute(text("DELETE FROM users WHERE id = 2"))

@@ -4,12 +4,20 @@ position 0, and a downgrade drops the inbox tables and the column, keeping the r
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from securechat.server.storage import device_inbox as inbox_store
-from securechat.server.storage import devices as device_store
-from securechat.server.storage import prekeys as prekey_store
 from securechat.server.storage.database import Database
 
-from .migration_support import add_user, columns, database, row_counts, table_names, to_revision  # noqa: F401
+from .migration_support import (
+    add_list_at_0011,
+    add_user,
+    columns,
+    database,  # noqa: F401  (a fixture)
+    row_counts,
+    table_names,
+    to_revision,
+)
 from .test_migration_0011 import DEVICE
 
 
@@ -17,8 +25,19 @@ async def test_0012_adds_device_inboxes_and_keeps_devices(database: Database) ->
     await to_revision(database, "0011")
     async with database.write() as conn:
         await add_user(conn, 1, "alice")
-        await device_store.put_list(conn, 1, 1, bytes(32), "{}", [(DEVICE, bytes(32))], 1)
-        await prekey_store.add_one_time_prekeys(conn, 1, DEVICE, [(1, "{}"), (2, "{}")], 500)
+        await add_list_at_0011(conn, 1, DEVICE)
+        await conn.execute(
+            text(
+                "INSERT INTO one_time_prekeys (user_id, device_id, prekey_id, prekey) VALUES (1, :d, 1, '{}')"
+            ),
+            {"d": DEVICE},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO one_time_prekeys (user_id, device_id, prekey_id, prekey) VALUES (1, :d, 2, '{}')"
+            ),
+            {"d": DEVICE},
+        )
     async with database.read() as conn:
         before = await row_counts(conn, await table_names(conn))
 
@@ -28,7 +47,7 @@ async def test_0012_adds_device_inboxes_and_keeps_devices(database: Database) ->
         assert "inbox_head" in await conn.run_sync(columns, "devices")
         pk = await inbox_store.add_message(conn, "m1", "dm-x", 1, bytes(32), "{}", {(1, DEVICE): "{}"}, 2)
         assert pk is not None
-        rows, head = await inbox_store.get_entries(conn, 1, DEVICE, 0, 10)
+        rows, head = await inbox_store.get_entries(conn, 1, DEVICE, 0, 10, 1 << 20)
         assert ([int(row["seq"]) for row in rows], head) == ([1], 1)
 
     await to_revision(database, "0011", down=True)
