@@ -36,7 +36,7 @@ export class BackupPanel {
     this.nowButton = button("backup-now", "Back up now");
     this.offButton = button("backup-off", "Turn off backups on this device");
     this.restoreInput = /** @type {HTMLInputElement} */ (
-      el("input", { attrs: { id: "backup-restore-key", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "XXXX XXXX … (64 characters)" } })
+      el("input", { attrs: { id: "backup-restore-key", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "64 characters, in groups of 4" } })
     );
     this.restoreButton = button("backup-restore", "Restore");
     this.result = el("p", { className: "hint", attrs: { id: "backup-result", role: "status", "aria-live": "polite" } });

@@ -25,7 +25,7 @@ export class DevicesPanel {
     messenger.addEventListener("devices", this.onDevices);
     this.code = el("p", { className: "hint", attrs: { id: "link-code" } });
     this.linkInput = /** @type {HTMLInputElement} */ (
-      el("input", { attrs: { id: "link-input", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX-XXXX" } })
+      el("input", { attrs: { id: "link-input", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "24 characters, in groups of 4" } })
     );
     this.linkButton = /** @type {HTMLButtonElement} */ (el("button", { className: "small", text: "Link a device", attrs: { id: "link-button", type: "button" } }));
     this.linkResult = el("p", { className: "hint", attrs: { id: "link-result", "aria-live": "polite" } });
