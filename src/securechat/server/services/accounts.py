@@ -355,6 +355,8 @@ async def list_sessions(ctx: ServiceContext, principal: Principal) -> list[dict[
             "last_seen_at": row["last_seen_at"],
             "user_agent": row["user_agent"],
             "current": row["id"] == principal.session_id,
+            # The device that last proved itself in it (15.16), null if none: a hint.
+            "device_id": row["device_id"],
         }
         for row in rows
     ]

@@ -119,6 +119,10 @@ async def issue(
         raise DeviceAuthFailed(
             "the signature does not verify with the device's signing key", reason="bad_signature"
         ) from exc
+    async with ctx.database.write() as conn:
+        # Which device this session is, for the sessions view (15.16): a hint only, a
+        # client offers to revoke only devices of the account's signed list.
+        await store.set_session_device(conn, principal.user_id, principal.session_id, device_id)
     ttl = ctx.settings.device_token_ttl_seconds
     token = ctx.tokens.issue_device(
         user_id=principal.user_id,

@@ -1,9 +1,10 @@
 """Device challenges (PROTOCOL.md 15.16, device credentials): the nonces a device signs,
-kept as hashes, each good once on any instance sharing the database."""
+kept as hashes, each good once on any instance sharing the database; and the device that
+proved itself in a session, which the sessions view shows."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -101,3 +102,14 @@ async def get_listed_device(conn: AsyncConnection, user_id: int, device_id: str)
         and_(devices.c.user_id == user_id, devices.c.device_id == device_id)
     )
     return (await conn.execute(query)).mappings().first()
+
+
+async def set_session_device(conn: AsyncConnection, user_id: int, session_id: str, device_id: str) -> None:
+    """Record ``device_id`` as the device of the session, replacing any before it (a
+    session is one client). Only a session of ``user_id`` is touched, so a device is never
+    put on another account's session."""
+    await conn.execute(
+        update(sessions)
+        .where(and_(sessions.c.id == session_id, sessions.c.user_id == user_id))
+        .values(device_id=device_id)
+    )

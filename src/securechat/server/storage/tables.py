@@ -58,6 +58,9 @@ sessions = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Column("user_agent", String(200), nullable=False, server_default=""),
+    # The device that last proved itself in this session (a device credential issued,
+    # PROTOCOL.md 15.16): a hint for the sessions view, never a trust decision.
+    Column("device_id", String(32), nullable=True),
 )
 
 refresh_tokens = Table(
