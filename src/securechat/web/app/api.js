@@ -55,6 +55,7 @@ export class ApiError extends Error {
  * @property {number | null} last_seen_at ms
  * @property {string | null} user_agent
  * @property {boolean} current whether it is the session asking
+ * @property {string | null} [device_id] the device that proved itself in it (15.16): the server's word, a hint
  */
 
 export class Api {
@@ -244,6 +245,11 @@ export class Api {
   /** @returns {Promise<{sessions: SessionInfo[]}>} */
   sessions() {
     return this.request("GET", "/sessions");
+  }
+
+  /** @param {string} sessionId one of the account's sessions: end it */
+  revokeSession(sessionId) {
+    return this.request("DELETE", `/sessions/${encodeURIComponent(sessionId)}`);
   }
 
   revokeOtherSessions() {

@@ -11,6 +11,19 @@
 
 import { byId, el, explain, fullTime } from "./dom.js";
 
+const REVOKE_QUESTION = "Revoke this device? It will receive no new messages. Messages it has already received stay on it.";
+
+/**
+ * How the account dialog names a device of the account's list: its place in the list and
+ * the start of its id (the devices panel and the sessions view say the same).
+ *
+ * @param {{deviceId: string}} device
+ * @param {number} index its place in the list
+ */
+export function deviceName(device, index) {
+  return { name: `Device ${index + 1}`, id: device.deviceId.slice(0, 16) };
+}
+
 export class DevicesPanel {
   /** @param {Pick<import("./messenger.js").Messenger, "ownDevices" | "revokeDevice" | "v2Off" | "sendsV2" | "setSendsV2" | "linkCode" | "linkDevice" | "addEventListener" | "removeEventListener">} messenger */
   constructor(messenger) {
@@ -76,9 +89,10 @@ export class DevicesPanel {
       const devices = await this.messenger.ownDevices();
       list.replaceChildren(
         ...devices.map((device, index) => {
+          const named = deviceName(device, index);
           const item = el("li", { className: device.current ? "current" : "" }, [
-            el("span", { className: "device-name", text: `Device ${index + 1}` }),
-            el("code", { className: "device-id", text: device.deviceId.slice(0, 16) }),
+            el("span", { className: "device-name", text: named.name }),
+            el("code", { className: "device-id", text: named.id }),
             el("span", { className: "muted", text: `${device.current ? "This device · " : ""}added ${fullTime(device.createdAt)}` }),
           ]);
           item.dataset.deviceId = device.deviceId;
@@ -96,19 +110,29 @@ export class DevicesPanel {
   }
 
   /**
+   * Ask, then sign and publish a list without the device. The Revoke buttons here and the
+   * sessions view's "Revoke device" (panels.js) both come here.
+   *
    * @param {string} deviceId
    * @param {HTMLButtonElement} button
+   * @param {string} [question] what to ask first
+   * @returns {Promise<{revoked: boolean, line: string} | null>} null if the user said no;
+   *   else whether the device was revoked and the line shown under the devices
    */
-  async revoke(deviceId, button) {
+  async revoke(deviceId, button, question = REVOKE_QUESTION) {
     const result = byId("devices-result");
-    if (!confirm("Revoke this device? It will receive no new messages. Messages it has already received stay on it.")) return;
+    if (!confirm(question)) return null;
     button.disabled = true;
+    let revoked = false;
     try {
       await this.messenger.revokeDevice(deviceId);
       result.textContent = "The device was revoked: it receives no new messages.";
+      revoked = true;
     } catch (error) {
       result.textContent = explain(error);
     }
+    const line = result.textContent;
     await this.render();
+    return { revoked, line };
   }
 }

@@ -64,6 +64,7 @@ async function enter(identity, remember) {
     sessions: () => api.sessions(),
     usage: () => api.usage(),
     revokeOtherSessions: () => api.revokeOtherSessions(),
+    revokeSession: (sessionId) => api.revokeSession(sessionId),
     backups,
   });
   // The server decides; this only chooses whether to offer the console.

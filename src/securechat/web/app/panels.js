@@ -3,11 +3,17 @@
  * (storage usage, sessions, password change, notifications, typing and read-receipt
  * switches, logout).
  *
+ * A session names the device that proved itself in it (PROTOCOL.md 15.16). That is the
+ * server's word, so the sessions view believes it only for a device of the account's list
+ * as this browser verified it: such a row names the device as the devices panel does and
+ * offers to revoke it (the devices panel's revoke, then the session ended); this
+ * browser's own device is "this device". A device the list does not have is not shown.
+ *
  * @module
  */
 
 import { BackupPanel } from "./backup-panel.js";
-import { DevicesPanel } from "./devices-panel.js";
+import { DevicesPanel, deviceName } from "./devices-panel.js";
 import { RotationPanel } from "./rotation-panel.js";
 import { byId, el, explain, fullTime, humanSize, show } from "./dom.js";
 import { passwordProblem } from "./password-policy.js";
@@ -20,6 +26,7 @@ export class Panels {
    *   sessions: () => Promise<{sessions: import("./api.js").SessionInfo[]}>,
    *   usage: () => Promise<import("./api.js").StorageUsage>,
    *   revokeOtherSessions: () => Promise<{revoked_sessions: number}>,
+   *   revokeSession: (sessionId: string) => Promise<void>,
    *   backups: import("./history-backup.js").HistoryBackups}} actions
    */
   constructor(messenger, actions) {
@@ -56,6 +63,13 @@ export class Panels {
       if (this.contactDialog.open && /** @type {CustomEvent} */ (event).detail === this.contact) void this.renderContact();
     };
     messenger.addEventListener("trust", this.onTrust);
+    /** @type {number} the latest sessions render: an older one still in flight is dropped */
+    this.sessionsRender = 0;
+    // The account's list changed (revoked here or elsewhere): what the rows offer changes.
+    this.onDevices = () => {
+      if (this.accountDialog.open) void this.renderSessions();
+    };
+    messenger.addEventListener("devices", this.onDevices);
     this.devices = new DevicesPanel(messenger);
     this.backup = new BackupPanel(actions.backups);
     this.rotation = new RotationPanel(messenger);
@@ -64,6 +78,7 @@ export class Panels {
   destroy() {
     for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
     this.messenger.removeEventListener("trust", this.onTrust);
+    this.messenger.removeEventListener("devices", this.onDevices);
     this.devices.destroy();
     this.backup.destroy();
     this.rotation.destroy();
@@ -138,22 +153,79 @@ export class Panels {
 
   async renderSessions() {
     const list = byId("session-list");
+    const render = ++this.sessionsRender;
     try {
-      const { sessions } = await this.actions.sessions();
-      list.replaceChildren(
-        ...sessions.map((session) =>
-          el("li", { className: session.current ? "current" : "" }, [
-            el("span", { className: "session-agent", text: describeAgent(session.user_agent) }),
-            el("span", {
-              className: "muted",
-              text: `${session.current ? "This session · " : ""}last active ${fullTime(session.last_seen_at ?? session.created_at)}`,
-            }),
-          ]),
-        ),
-      );
+      const [{ sessions }, devices] = await Promise.all([
+        this.actions.sessions(),
+        // The list as this browser verified it (none while v2 does not run here).
+        this.messenger.ownDevices().catch(() => []),
+      ]);
+      if (render !== this.sessionsRender) return;
+      list.replaceChildren(...sessions.map((session) => this.sessionItem(session, devices)));
     } catch (error) {
+      if (render !== this.sessionsRender) return;
       list.replaceChildren(el("li", { className: "error", text: explain(error) }));
     }
+  }
+
+  /**
+   * @param {import("./api.js").SessionInfo} session
+   * @param {{deviceId: string, current: boolean}[]} devices the account's verified list
+   */
+  sessionItem(session, devices) {
+    const item = el("li", { className: session.current ? "current" : "" }, [
+      el("span", { className: "session-agent", text: describeAgent(session.user_agent) }),
+      el("span", {
+        className: "muted",
+        text: `${session.current ? "This session · " : ""}last active ${fullTime(session.last_seen_at ?? session.created_at)}`,
+      }),
+    ]);
+    item.dataset.sessionId = session.id;
+    const index = devices.findIndex((device) => device.deviceId === session.device_id);
+    if (index === -1) return item;
+    const device = devices[index];
+    if (device.current) {
+      item.append(el("span", { className: "session-device", text: "this device" }));
+      return item;
+    }
+    // The server names another device on the session asking: not offered, so that a lie
+    // cannot make this button log this browser out.
+    if (session.current) return item;
+    const named = deviceName(device, index);
+    item.append(el("span", { className: "session-device", text: `${named.name} · ${named.id}` }));
+    const button = /** @type {HTMLButtonElement} */ (el("button", { className: "danger small", text: "Revoke device", attrs: { type: "button" } }));
+    button.addEventListener("click", () => void this.revokeSessionDevice(session.id, device.deviceId, button));
+    item.append(button);
+    return item;
+  }
+
+  /**
+   * Revoke the device of a session as the devices panel does (a new signed list without
+   * it), then end that session.
+   *
+   * @param {string} sessionId
+   * @param {string} deviceId
+   * @param {HTMLButtonElement} button
+   */
+  async revokeSessionDevice(sessionId, deviceId, button) {
+    const result = byId("sessions-result");
+    const done = await this.devices.revoke(
+      deviceId,
+      button,
+      "Revoke this device and end its session? It will receive no new messages. Messages it has already received stay on it.",
+    );
+    if (!done) return;
+    if (!done.revoked) {
+      result.textContent = done.line;
+      return;
+    }
+    try {
+      await this.actions.revokeSession(sessionId);
+      result.textContent = "The device was revoked (it receives no new messages) and its session ended.";
+    } catch (error) {
+      result.textContent = `The device was revoked (it receives no new messages), but its session could not be ended: ${explain(error)}`;
+    }
+    await this.renderSessions();
   }
 
   async revokeOthers() {
