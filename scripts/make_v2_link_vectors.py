@@ -21,7 +21,13 @@ from typing import Any
 
 import vector_file
 
-from securechat.client.core.v2.link import accept_history_link, check_archive_rows, choose_link_target
+from securechat.client.core.v2.backup import restore_rows
+from securechat.client.core.v2.link import (
+    MAX_ROW_TEXT_BYTES,
+    accept_history_link,
+    check_archive_rows,
+    choose_link_target,
+)
 from securechat.protocol.encoding import b64encode
 from securechat.protocol.identifiers import Username, direct_conversation_id
 from securechat.protocol.v2.backup import Archive, BackupMessage, encode_archive
@@ -339,6 +345,117 @@ def rows_section() -> list[dict[str, Any]]:
             [row(4, peer="", conversation_id=direct_conversation_id(alice, Username("")))],
             "link_archive_malformed",
         ),
+        case(
+            "a text that is not well-formed Unicode (a lone surrogate)",
+            [row(4, text="lone \ud800 half")],
+            "link_archive_malformed",
+        ),
+        # Bytes of UTF-8, not characters: 131 072 bytes is the most a 15.8 body carries.
+        case("a text of 131 072 UTF-8 bytes", [row(4, text="x" * (MAX_ROW_TEXT_BYTES - 3) + "\u20ac")], "ok"),
+        case(
+            "a text of 131 073 UTF-8 bytes in fewer characters",
+            [row(4, text="x" * (MAX_ROW_TEXT_BYTES - 2) + "\u20ac")],
+            "link_archive_malformed",
+        ),
+    ]
+
+
+def restore_section() -> list[dict[str, Any]]:
+    """restore_rows (15.10.1): the rows a restored backup adds; the others skipped and counted."""
+    alice, bob, carol = Username("alice"), Username("bob"), Username("carol")
+    with_bob = direct_conversation_id(alice, bob)
+    with_carol = direct_conversation_id(alice, carol)
+    with_self = direct_conversation_id(alice, alice)
+    group = "grp-" + "5" * 32
+
+    def row(n: int, **changes: Any) -> dict[str, Any]:
+        base = {
+            "message_id": f"7e57a11c-3f7a-4c1e-9d0a-{n:012d}",
+            "conversation_id": with_bob,
+            "sender": "alice",
+            "peer": "bob",
+            "sent_at": 1_789_000_000_000 + n,
+            "server_ts": 1_789_000_000_100 + n,
+            "text": f"row {n}",
+        }
+        return base | changes
+
+    def case(name: str, rows: list[dict[str, Any]], expected: dict[str, Any]) -> dict[str, Any]:
+        entry = {"name": name, "username": "alice", "messages": rows, "expected": expected}
+        sorted_rows = restore_rows("alice", [BackupMessage(**r) for r in rows])
+        got = {
+            "kept": [[m.message_id, m.peer] for m in sorted_rows.rows],
+            "group": sorted_rows.group,
+            "unfit": sorted_rows.unfit,
+            "repeated": sorted_rows.repeated,
+        }
+        if got != expected:
+            raise SystemExit(f"case {name!r}: expected {expected}, the code says {got}")
+        return entry
+
+    def kept(*pairs: tuple[int, str], group: int = 0, unfit: int = 0, repeated: int = 0) -> dict[str, Any]:
+        ids = [[row(n)["message_id"], peer] for n, peer in pairs]
+        return {"kept": ids, "group": group, "unfit": unfit, "repeated": repeated}
+
+    note = {"conversation_id": with_self, "peer": "alice"}
+    return [
+        case("no rows", [], kept()),
+        case(
+            "direct rows and a note to self; group rows skipped and counted",
+            [
+                row(1),
+                row(2, sender="bob"),
+                row(3, **note),
+                row(4, conversation_id=group, peer=group),
+                row(5, conversation_id=group, peer=group, sender="bob"),
+            ],
+            kept((1, "bob"), (2, "bob"), (3, "alice"), group=2),
+        ),
+        case(
+            "rows that fail the hand-over's check are skipped, the others kept",
+            [
+                row(1),
+                row(2, sender="carol"),
+                row(3, conversation_id=direct_conversation_id(bob, carol)),
+                row(4, message_id="m-forged"),
+                row(5, text="lone \udc00 half"),
+                row(6, sender="bob"),
+            ],
+            kept((1, "bob"), (6, "bob"), unfit=4),
+        ),
+        case(
+            "a repeated message id: the first row kept",
+            [row(1), row(1, text="another text"), row(2, sender="bob"), row(2, sender="bob", sent_at=1)],
+            kept((1, "bob"), (2, "bob"), repeated=2),
+        ),
+        case(
+            "a skipped row does not take the id of a later row that fits",
+            [row(1, sender="carol"), row(1)],
+            kept((1, "bob"), unfit=1),
+        ),
+        case(
+            "an own row without its peer takes the one who wrote in its conversation",
+            [row(1, peer="alice"), row(2, sender="bob"), row(3, peer="alice")],
+            kept((1, "bob"), (2, "bob"), (3, "bob")),
+        ),
+        case(
+            "an own row without its peer where no one else wrote is skipped",
+            [row(1, peer="alice"), row(2, sender="bob", conversation_id=with_carol, peer="carol")],
+            kept(unfit=2),
+        ),
+        case(
+            "a peer is never taken from a row that does not fit",
+            [
+                row(1, sender="carol", conversation_id=with_carol, peer="bob"),
+                row(2, peer="alice", conversation_id=with_carol),
+            ],
+            kept(unfit=2),
+        ),
+        case(
+            "a row of the peer's own is not repaired",
+            [row(1, sender="bob", peer="alice"), row(2, sender="bob")],
+            kept((2, "bob"), unfit=1),
+        ),
     ]
 
 
@@ -351,6 +468,7 @@ def build() -> dict[str, Any]:
             "accept": accept_section(),
             "archives": archive_section(),
             "rows": rows_section(),
+            "restore_rows": restore_section(),
         },
     }
 

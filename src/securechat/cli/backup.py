@@ -80,6 +80,5 @@ async def restore(
             restored = await backups(client).restore(typed)
         except BackupRefused as exc:
             raise refused(exc) from None
-    console.print(
-        f"backup {restored.version}: {restored.messages} messages, {restored.added} new to this home"
-    )
+    for line in restored.lines():
+        console.print(line, markup=False, highlight=False)

@@ -10,7 +10,9 @@ the home's files alone must not give that. It is never sent to the server and ne
 derived from the password.
 
 The highest backup version this home has seen (uploaded or restored) is kept too, so an
-older backup the server hands back later is refused (``backup_rollback``).
+older backup the server hands back later is refused (``backup_rollback``). A restore adds
+only the rows that pass a hand-over's row check (``client.core.v2.backup``), since
+whoever held the recovery key once can upload any archive; what it skips is counted.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..protocol.v2.backup import (
     seal_backup,
 )
 from .api import ApiClient
+from .core.v2.backup import restore_rows
 from .errors import ApiError, ClientError
 from .session import Session
 from .state import StateStore
@@ -58,8 +61,44 @@ class Uploaded:
 @dataclass(frozen=True)
 class Restored:
     version: int
-    messages: int  # in the backup
+    messages: int  # rows in the backup
     added: int  # new to this home
+    present: int = 0  # fitting rows whose message id this home holds: its copy kept
+    differing: int = 0  # of those, rows whose conversation, sender or text differ from it
+    group: int = 0  # rows of group conversations, not restored
+    unfit: int = 0  # rows that fail the row check of 15.10.2, not restored
+    repeated: int = 0  # rows with a message id an earlier row has, not restored
+
+    def lines(self) -> list[str]:
+        """What to tell the user: the counts, then each kind of row left out."""
+        lines = [f"backup {self.version}: {self.messages} messages, {self.added} new to this home"]
+        if self.present:
+            lines.append(f"{_count(self.present, 'message')} already here")
+        if self.differing:
+            lines.append(
+                f"{self.differing} of them here with another conversation, sender or text than in "
+                "the backup: the copy here was kept"
+            )
+        if self.group:
+            lines.append(
+                f"{_count(self.group, 'group message')} not restored: a backup restores direct messages only"
+            )
+        if self.unfit:
+            what = "not a direct message" if self.unfit == 1 else "not direct messages"
+            lines.append(
+                f"{_count(self.unfit, 'message')} not restored: {what} of this account (an id, "
+                "conversation, sender or text none of your messages can have)"
+            )
+        if self.repeated:
+            whose = "its message id" if self.repeated == 1 else "their message ids"
+            lines.append(
+                f"{_count(self.repeated, 'message')} not restored: {whose} came earlier in the backup"
+            )
+        return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class HistoryBackups:
@@ -156,22 +195,31 @@ class HistoryBackups:
 
     async def restore(self, typed_key: str) -> Restored:
         """Check the typed key (its checksum, before anything is downloaded), fetch the
-        latest backup, open it, and add the messages this home does not have."""
+        latest backup, open it, and add the rows that pass the hand-over's row check
+        (``restore_rows``) and whose message ids this home does not hold: a message it
+        holds keeps the copy here (it was checked here; the backup's row is only as
+        trustworthy as whoever held the recovery key)."""
         key = parse_recovery_key(typed_key)
         answer = await self.api.request("GET", PATH)
         version = answer.get("version") if isinstance(answer, dict) else None
         sealed_b64 = answer.get("sealed") if isinstance(answer, dict) else None
         if not isinstance(version, int) or isinstance(version, bool) or not isinstance(sealed_b64, str):
             raise ClientError("the server's answer is not a backup")
-        archive = open_backup(
-            key, str(self.session.username), version, b64decode(sealed_b64), highest_seen=self.highest_seen()
-        )
-        added = 0
+        me = str(self.session.username)
+        archive = open_backup(key, me, version, b64decode(sealed_b64), highest_seen=self.highest_seen())
+        sorted_rows = restore_rows(me, archive.messages)
+        added = present = differing = 0
         with self.state.transaction() as db:
-            for message in archive.messages:
-                if db.execute(
-                    "SELECT 1 FROM messages WHERE message_id = ?", (message.message_id,)
-                ).fetchone():
+            for message in sorted_rows.rows:
+                held = db.execute(
+                    "SELECT conversation_id, sender, text FROM messages WHERE message_id = ?",
+                    (message.message_id,),
+                ).fetchall()
+                if held:
+                    present += 1
+                    same = (message.conversation_id, message.sender, message.text)
+                    if not any(tuple(row) == same for row in held):
+                        differing += 1
                     continue
                 self.state.add_message(
                     message_id=message.message_id,
@@ -182,9 +230,18 @@ class HistoryBackups:
                     sent_at=message.sent_at,
                     server_ts=message.server_ts,
                     verified=1,
-                    status="sent" if message.sender == str(self.session.username) else None,
+                    status="sent" if message.sender == me else None,
                 )
                 added += 1
             self._keep(key)
             self.state.put(HIGHEST, str(max(version, self.highest_seen())))
-        return Restored(version, len(archive.messages), added)
+        return Restored(
+            version,
+            len(archive.messages),
+            added,
+            present=present,
+            differing=differing,
+            group=sorted_rows.group,
+            unfit=sorted_rows.unfit,
+            repeated=sorted_rows.repeated,
+        )

@@ -8,6 +8,7 @@
  */
 
 import { byId, el, explain, show } from "./dom.js";
+import { restoredText } from "./history-backup.js";
 
 /** @import { HistoryBackups } from "./history-backup.js" */
 
@@ -159,7 +160,7 @@ export class BackupPanel {
       const restored = await this.backups.restore(typed);
       this.restoreInput.value = "";
       await this.render();
-      this.result.textContent = `Backup version ${restored.version} restored: ${restored.added} of its ${restored.messages} messages were new here.`;
+      this.result.textContent = restoredText(restored);
     } catch (error) {
       this.result.textContent = explain(error);
     } finally {

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { restoreRows } from "../core/v2/backup.js";
 import { b64decode, b64encode } from "../protocol/encoding.js";
 import { BackupRefused, RECOVERY_KEY_BYTES, formatRecoveryKey, openBackup, parseRecoveryKey, sealBackup } from "../protocol/v2/backup.js";
 import { EnvelopeV2 } from "../protocol/v2/index.js";
@@ -55,6 +56,54 @@ export class BackupFailed extends Error {
     super(BACKUP_REFUSALS[reason]);
     this.reason = reason;
   }
+}
+
+/**
+ * @typedef {object} Restored what a restore did, in rows of the backup
+ * @property {number} version
+ * @property {number} messages rows in the backup
+ * @property {number} added new to this profile
+ * @property {number} present fitting rows whose message id this profile keeps: its copy kept
+ * @property {number} differing of those, rows whose conversation, sender or text differ from it
+ * @property {number} group rows of group conversations, not restored
+ * @property {number} unfit rows that fail the row check of 15.10.2, not restored
+ * @property {number} repeated rows with a message id an earlier row has, not restored
+ */
+
+/**
+ * @param {number} n
+ * @param {string} noun
+ */
+function count(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * What to tell the user after a restore: the counts, then each kind of row left out.
+ *
+ * @param {Restored} restored
+ * @returns {string}
+ */
+export function restoredText(restored) {
+  const was = (/** @type {number} */ n) => (n === 1 ? "was" : "were");
+  const parts = [`Backup version ${restored.version} restored: ${restored.added} of its ${restored.messages} messages were new here.`];
+  if (restored.differing) {
+    parts.push(`${count(restored.differing, "message")} already here, with other content than in the backup: the copy here was kept.`);
+  }
+  if (restored.group) {
+    parts.push(`${count(restored.group, "group message")} ${was(restored.group)} not restored: a backup restores direct messages only.`);
+  }
+  if (restored.unfit) {
+    const what = restored.unfit === 1 ? "not a direct message" : "not direct messages";
+    parts.push(
+      `${count(restored.unfit, "message")} ${was(restored.unfit)} not restored: ${what} of this account (an id, conversation, sender or text none of your messages can have).`,
+    );
+  }
+  if (restored.repeated) {
+    const whose = restored.repeated === 1 ? "its message id" : "their message ids";
+    parts.push(`${count(restored.repeated, "message")} ${was(restored.repeated)} not restored: ${whose} came earlier in the backup.`);
+  }
+  return parts.join(" ");
 }
 
 /**
@@ -231,11 +280,15 @@ export class HistoryBackups {
 
   /**
    * Restore on this device from the key the user typed: its checksum first (a typo
-   * downloads nothing), then the server's latest backup, opened and merged into the kept
-   * history (message ids already kept are skipped). The key is kept for later backups.
+   * downloads nothing), then the server's latest backup, opened, its rows sorted by the
+   * core (`restoreRows`: each must pass the hand-over's row check, 15.10.2; group rows and
+   * rows that fail are skipped and counted; a repeated id is taken once) and merged into
+   * the kept history. A message id kept here already keeps the copy here, whatever the
+   * backup's row says (the row is only as trustworthy as whoever held the recovery key).
+   * The key is kept for later backups.
    *
    * @param {string} typed
-   * @returns {Promise<{version: number, messages: number, added: number}>}
+   * @returns {Promise<Restored>}
    * @throws {BackupFailed} with the refusal's reason
    */
   async restore(typed) {
@@ -255,15 +308,58 @@ export class HistoryBackups {
     }
     const highest = await this.highestSeen();
     const archive = await refusing(() => openBackup(key, this.me, version, sealed, { highestSeen: highest }));
+    const sorted = await restoreRows(this.me, archive.messages);
     const local = new LocalHistory(this.me, await Sealer.forAccount(this.me));
-    const { writes, added } = await local.importWrites(archive.messages);
+    const kept = await this.keptPaths();
+    /** @type {BackupMessage[]} */
+    const fresh = [];
+    let present = 0;
+    let differing = 0;
+    for (const row of sorted.rows) {
+      const path = kept.get(row.message_id);
+      if (path === undefined) {
+        fresh.push(row);
+        continue;
+      }
+      present += 1;
+      const item = /** @type {ChatMessage | null} */ (await local.sealer.read(path));
+      if (item && (item.conversationId !== row.conversation_id || item.sender !== row.sender || item.text !== row.text)) differing += 1;
+    }
+    const { writes, added } = await local.importWrites(fresh);
     writes.push(await local.sealer.write(this.keyPath, b64encode(key)));
     writes.push({ store: "v2", key: this.highestPath, value: Math.max(version, highest) });
     await store.writeAll(writes);
     for (const { item, peer } of added) {
-      if (item.conversationId.startsWith("dm-")) await this.host.show(item, peer === this.me ? null : peer);
+      await this.host.show(item, peer === this.me ? null : peer);
     }
-    return { version, messages: archive.messages.length, added: added.length };
+    return {
+      version,
+      messages: archive.messages.length,
+      added: added.length,
+      present,
+      differing,
+      group: sorted.group,
+      unfit: sorted.unfit,
+      repeated: sorted.repeated,
+    };
+  }
+
+  /**
+   * The message ids this profile keeps, each with its item's path: an item's key holds
+   * its conversation and time too, so a row with a kept id but another time or
+   * conversation is found here, not only by `LocalHistory.find`.
+   *
+   * @returns {Promise<Map<string, IDBValidKey[]>>}
+   */
+  async keptPaths() {
+    const prefix = [this.me, "msg"];
+    /** @type {Map<string, IDBValidKey[]>} */
+    const kept = new Map();
+    for (const key of await store.keys("v2", prefix, [...prefix, []])) {
+      const id = Array.isArray(key) ? key[4] : undefined;
+      if (typeof id === "string") kept.set(id, /** @type {IDBValidKey[]} */ (key));
+    }
+    return kept;
   }
 
   /**

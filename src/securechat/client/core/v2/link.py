@@ -7,9 +7,11 @@ so that history goes to no device but the one whose code the user read off its s
 anything else is refused with a reason and nothing is imported.
 ``check_archive_rows`` (on the new device, after the download): whether every row of
 the archive is a direct message of this account, with a 3.2 id, in the conversation
-of this account and the row's peer, from one of the two; one row that is not refuses
-the whole archive, so a hand-over cannot plant "verified" messages anywhere.
-``row_fits`` is that check for one row (the old device leaves out rows that fail it).
+of this account and the row's peer, from one of the two, with a well-formed text no
+longer than a message carries; one row that is not refuses the whole archive, so a
+hand-over cannot plant "verified" messages anywhere. ``row_fits`` is that check for one
+row (the old device leaves out rows that fail it; a restored backup, ``core.v2.backup``,
+skips them).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ PAYLOAD_TYPE = "history_link"
 # 3.1 and 3.2, already normal: a row's peer and id are compared as they are, never normalised.
 _USERNAME = re.compile(r"[a-z0-9._-]{3,32}")
 _MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+# A row's text in UTF-8 bytes at most: what a 15.8 body (131 072 bytes before its tag)
+# can carry, and more than a v1 payload (64 KiB); no text a client accepted is longer.
+MAX_ROW_TEXT_BYTES = 131_072
 
 LinkReason = Literal[
     "link_code_malformed",  # not 24 characters of the alphabet
@@ -123,15 +128,24 @@ def accept_history_link(
     return LinkAccepted(archive, sender_device)
 
 
+def _text_fits(text: str) -> bool:
+    try:
+        return len(text.encode("utf-8")) <= MAX_ROW_TEXT_BYTES
+    except UnicodeEncodeError:  # a lone surrogate, which JSON's escapes can carry
+        return False
+
+
 def row_fits(username: str, message: BackupMessage) -> bool:
     """A row this account may hold as verified (15.10.2): a 3.2 message id, a peer that
     is a normal username, the direct conversation of this account and that peer (3.3),
-    and a sender that is one of the two."""
+    a sender that is one of the two, and a well-formed text no longer than a message
+    can carry."""
     return (
         _MESSAGE_ID.fullmatch(message.message_id) is not None
         and _USERNAME.fullmatch(message.peer) is not None
         and message.conversation_id == direct_conversation_id(Username(username), Username(message.peer))
         and message.sender in (username, message.peer)
+        and _text_fits(message.text)
     )
 
 

@@ -5,13 +5,15 @@
  * `history_link` message is a hand-over from its own account meant for it alone), then
  * `checkArchiveRows` on the archive it downloaded (every row a direct message of this
  * account with a 3.2 id, in the conversation of this account and the row's peer, from one
- * of the two; one row that is not refuses the whole archive). `rowFits` is that check for
- * one row (the old device leaves out rows that fail it).
+ * of the two, with a well-formed text no longer than a message carries; one row that is
+ * not refuses the whole archive). `rowFits` is that check for one row (the old device
+ * leaves out rows that fail it; a restored backup, core/v2/backup.js, skips them).
  * Vectors: `tests/data/link_v2_vectors.json`.
  *
  * @module
  */
 
+import { isWellFormed } from "../../protocol/encoding.js";
 import { fileDescriptorFromPayload } from "../../protocol/files.js";
 import { directConversationId } from "../../protocol/identifiers.js";
 import { LinkRefused, MAX_LINK_ARCHIVE_BYTES, linkValue, parseLinkCode } from "../../protocol/v2/link.js";
@@ -20,6 +22,11 @@ export const HISTORY_LINK_TYPE = "history_link";
 // 3.1 and 3.2, already normal: a row's peer and id are compared as they are, never normalised.
 const USERNAME_RE = /^[a-z0-9._-]{3,32}$/;
 const MESSAGE_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/**
+ * A row's text in UTF-8 bytes at most: what a 15.8 body (131 072 bytes before its tag) can
+ * carry, and more than a v1 payload (64 KiB); no text a client accepted is longer.
+ */
+export const MAX_ROW_TEXT_BYTES = 131_072;
 
 /**
  * @typedef {"link_code_malformed" | "link_code_checksum" | "link_device_unknown" | "link_self"
@@ -120,8 +127,9 @@ export async function acceptHistoryLink({
 
 /**
  * A row this account may hold as verified (15.10.2): a 3.2 message id, a peer that is a
- * normal username, the direct conversation of this account and that peer (3.3), and a
- * sender that is one of the two.
+ * normal username, the direct conversation of this account and that peer (3.3), a
+ * sender that is one of the two, and a well-formed text no longer than a message can
+ * carry (in UTF-8 bytes, as the Python core counts).
  *
  * @param {string} username
  * @param {BackupMessage} message
@@ -132,7 +140,9 @@ export async function rowFits(username, message) {
     MESSAGE_ID_RE.test(message.message_id) &&
     USERNAME_RE.test(message.peer) &&
     message.conversation_id === (await directConversationId(username, message.peer)) &&
-    (message.sender === username || message.sender === message.peer)
+    (message.sender === username || message.sender === message.peer) &&
+    isWellFormed(message.text) &&
+    new TextEncoder().encode(message.text).length <= MAX_ROW_TEXT_BYTES
   );
 }
 
