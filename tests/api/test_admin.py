@@ -95,6 +95,7 @@ async def test_message_log_filters_pages_and_shows_no_plaintext(
     assert [e["server_ts"] for e in entries] == sorted((e["server_ts"] for e in entries), reverse=True)
     assert {
         "id",
+        "protocol",
         "message_id",
         "sender",
         "recipients",

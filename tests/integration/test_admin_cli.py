@@ -34,9 +34,13 @@ def cli(
 
 async def test_admin_create_then_message_log_and_export(live_server, make_client: MakeClient) -> None:  # type: ignore[no-untyped-def]
     alice = await make_client("alice")
-    await make_client("bob")
+    bob = await make_client("bob")
     await alice.send_text("bob", "cli-admin plaintext 1")
     await alice.send_text("bob", "cli-admin plaintext 2")
+    # Then both have a device of their own: the next message is v2 (PROTOCOL.md 15).
+    await alice.enable_v2()
+    await bob.enable_v2()
+    await alice.send_text("bob", "cli-admin plaintext 3")
 
     refused = cli("admin", "messages", "--json", home=alice.state.home, server=live_server.url)
     assert refused.returncode == 1 and "administrators only" in refused.stderr
@@ -51,14 +55,37 @@ async def test_admin_create_then_message_log_and_export(live_server, make_client
     )
     assert listed.returncode == 0, listed.stderr
     entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    device = alice.v2.device()
+    assert device is not None
+    assert [(e["sender"], e["recipients"], e["sender_device"]) for e in entries] == [
+        ("alice", ["bob"], device.device_id)
+    ]
+    listed_v1 = cli(
+        "admin", "messages", "--json", "--protocol", "1", home=alice.state.home, server=live_server.url
+    )
+    assert listed_v1.returncode == 0, listed_v1.stderr
+    entries = [json.loads(line) for line in listed_v1.stdout.splitlines()]
     assert [(e["sender"], e["recipients"]) for e in entries] == [("alice", ["bob"])] * 2
+    table = cli("admin", "messages", home=alice.state.home, server=live_server.url)
+    assert table.returncode == 0 and "sender device" in table.stdout
 
     exported = cli("admin", "export", home=alice.state.home, server=live_server.url)
     assert exported.returncode == 0, exported.stderr
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(lines) == 1 and lines[0]["envelope"]["v"] == 2 and "slots" not in lines[0]["envelope"]
+    exported_v1 = cli("admin", "export", "--protocol", "1", home=alice.state.home, server=live_server.url)
+    lines = [json.loads(line) for line in exported_v1.stdout.splitlines()]
     assert len(lines) == 2 and all(line["envelope"]["v"] == 1 for line in lines)
-    for text in ("cli-admin plaintext 1", "cli-admin plaintext 2", PASSWORDS["alice"]):
-        assert text not in listed.stdout + exported.stdout
+    plaintexts = (
+        "cli-admin plaintext 1",
+        "cli-admin plaintext 2",
+        "cli-admin plaintext 3",
+        PASSWORDS["alice"],
+    )
+    for text in plaintexts:
+        assert (
+            text not in listed.stdout + listed_v1.stdout + table.stdout + exported.stdout + exported_v1.stdout
+        )
 
     audit = cli("admin", "audit", home=alice.state.home, server=live_server.url)
     assert audit.returncode == 0 and "export_messages" in audit.stdout and "grant_admin" in audit.stdout

@@ -22,6 +22,10 @@ admin_app = typer.Typer(
 
 Sender = Annotated[str | None, typer.Option(help="Only messages from this user.")]
 Recipient = Annotated[str | None, typer.Option(help="Only messages to this user.")]
+ProtocolOption = Annotated[
+    int,
+    typer.Option("--protocol", min=1, max=2, help="Protocol 2 (per-device) messages, or 1 (the older ones)."),
+]
 
 
 def cell(value: object) -> str:
@@ -140,25 +144,30 @@ async def messages(
     recipient: Recipient = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    protocol: ProtocolOption = 2,
     password_stdin: PasswordStdin = False,
 ) -> None:
     """The message log: metadata and a ciphertext preview (never plaintext)."""
     params = {
-        k: v for k, v in {"sender": sender, "recipient": recipient, "limit": limit}.items() if v is not None
+        k: v
+        for k, v in {"sender": sender, "recipient": recipient, "limit": limit, "protocol": protocol}.items()
+        if v is not None
     }
     page = await _admin_request("GET", "/messages", password_stdin, params=params)
     if as_json:
         for entry in page["messages"]:
             sys.stdout.write(json.dumps(entry) + "\n")
         return
-    table = Table("server time", "sender", "recipients", "bytes", "ciphertext")
+    table = Table("server time", "sender", "recipients", "bytes", "ciphertext", "sender device")
     for entry in page["messages"]:
+        device = entry.get("sender_device")
         table.add_row(
             when(entry["server_ts"]),
             cell(entry["sender"]),
             cells(entry["recipients"]),
             cell(entry["size"]),
             cell(entry["ciphertext_preview"]),
+            f"{cell(device)} to {cell(entry.get('devices'))} device(s)" if device else "-",
         )
     console.print(table)
 
@@ -205,10 +214,17 @@ async def files(
 @admin_app.command()
 @run
 async def export(
-    sender: Sender = None, recipient: Recipient = None, password_stdin: PasswordStdin = False
+    sender: Sender = None,
+    recipient: Recipient = None,
+    protocol: ProtocolOption = 2,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Every stored envelope as JSON Lines on standard output (an encrypted log)."""
-    params = {k: v for k, v in {"sender": sender, "recipient": recipient}.items() if v is not None}
+    params = {
+        k: v
+        for k, v in {"sender": sender, "recipient": recipient, "protocol": protocol}.items()
+        if v is not None
+    }
     async with await signed_in(password_stdin) as client:
         await client.ensure_token()
         async with client.api.stream("GET", "/api/v1/admin/messages/export", params=params) as response:

@@ -17,6 +17,8 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 UsernameFilter = Annotated[Username | None, Query()]
 Millis = Annotated[int | None, Query(ge=0, le=2**62)]
+# Which protocol's messages (v1 and v2 are stored apart, each with its own ids).
+ProtocolVersion = Annotated[int, Query(ge=1, le=2)]
 
 
 class UnblockBody(Strict):
@@ -47,9 +49,11 @@ Page = Annotated[LogPage, Depends()]
 
 
 @router.get("/messages")
-async def message_log(principal: CurrentUser, ctx: Context, filters: Filters, page: Page) -> dict[str, Any]:
+async def message_log(
+    principal: CurrentUser, ctx: Context, filters: Filters, page: Page, protocol: ProtocolVersion = 1
+) -> dict[str, Any]:
     return await admin.message_log(
-        ctx, principal, **filters.as_kwargs(), before_id=page.before, limit=page.limit
+        ctx, principal, **filters.as_kwargs(), before_id=page.before, limit=page.limit, protocol=protocol
     )
 
 
@@ -78,8 +82,10 @@ async def file_log(
     response_class=StreamingResponse,
     responses={200: {"description": "The message log as NDJSON", "content": {"application/x-ndjson": {}}}},
 )
-async def export_messages(principal: CurrentUser, ctx: Context, filters: Filters) -> StreamingResponse:
-    lines = await admin.export_messages(ctx, principal, **filters.as_kwargs())
+async def export_messages(
+    principal: CurrentUser, ctx: Context, filters: Filters, protocol: ProtocolVersion = 1
+) -> StreamingResponse:
+    lines = await admin.export_messages(ctx, principal, **filters.as_kwargs(), protocol=protocol)
     return StreamingResponse(
         lines,
         media_type="application/x-ndjson",

@@ -56,6 +56,7 @@ def _entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, 
     ciphertext = envelope.get("ciphertext", "") if isinstance(envelope, dict) else ""
     entry: dict[str, Any] = {
         "id": row["id"],
+        "protocol": 1,
         "message_id": row["message_id"],
         "conversation_id": row["conversation_id"],
         "sender": row["sender"],
@@ -70,6 +71,34 @@ def _entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, 
         entry["ciphertext_preview"] = ciphertext[:PREVIEW_CHARS] + (
             "…" if len(ciphertext) > PREVIEW_CHARS else ""
         )
+    return entry
+
+
+def _v2_entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, Any]:
+    """A v2 message as the server stores it (PROTOCOL.md 15.8, without its slots): who
+    sent it from which device, to which accounts and how many devices, when, how large."""
+    envelope = json.loads(row["envelope"])
+    targets = envelope.get("targets", [])
+    names = [target["username"] for target in targets]
+    entry: dict[str, Any] = {
+        "id": row["id"],
+        "protocol": 2,
+        "message_id": row["message_id"],
+        "conversation_id": row["conversation_id"],
+        "sender": row["sender"],
+        "sender_device": envelope.get("sender_device"),
+        # A hand-over to the account's own new device names only the account (15.10.2).
+        "recipients": [name for name in names if name != row["sender"]] or names,
+        "devices": sum(len(target["devices"]) for target in targets),
+        "client_ts": envelope.get("sent_at"),
+        "server_ts": row["server_ts"],
+        "size": len(row["envelope"].encode()),
+    }
+    body = envelope.get("body", "")
+    if full:
+        entry["envelope"] = envelope
+    else:
+        entry["ciphertext_preview"] = body[:PREVIEW_CHARS] + ("…" if len(body) > PREVIEW_CHARS else "")
     return entry
 
 
@@ -125,6 +154,18 @@ async def _log_query(
         )
 
 
+class _EntryMaker(Protocol):
+    def __call__(self, row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, Any]: ...
+
+
+# Per protocol version: where its messages are stored and how one is shown. v1 and v2
+# messages have ids of their own, so each is a log of its own (``protocol`` picks).
+_MESSAGE_LOGS: dict[int, tuple[_LogFetch, _EntryMaker]] = {
+    1: (store.message_log, _entry),
+    2: (store.v2_message_log, _v2_entry),
+}
+
+
 async def _log_page(
     ctx: ServiceContext,
     query: _LogQuery,
@@ -170,14 +211,17 @@ async def message_log(
     until: int | None,
     before_id: int | None,
     limit: int,
+    protocol: int = 1,
 ) -> dict[str, Any]:
     require_admin(admin)
     query = await _log_query(ctx, sender, recipient, since, until)
-    rows, members = await _log_page(ctx, query, before_id, limit)
+    fetch, make_entry = _MESSAGE_LOGS[protocol]
+    rows, members = await _log_page(ctx, query, before_id, limit, fetch)
     # Looking is an action too: who searched whose metadata is on record.
     filters = {"sender": sender, "recipient": recipient, "since": since, "until": until}
-    await _audit(ctx, admin, "view_messages", "messages", {**filters, "before": before_id})
-    entries = [_entry(row, members, full=False) for row in rows]
+    details = {**filters, "before": before_id, "protocol": protocol}
+    await _audit(ctx, admin, "view_messages", "messages", details)
+    entries = [make_entry(row, members, full=False) for row in rows]
     return {"messages": entries, "next_before": entries[-1]["id"] if len(entries) == limit else None}
 
 
@@ -230,19 +274,21 @@ async def export_messages(
     recipient: str | None,
     since: int | None,
     until: int | None,
+    protocol: int = 1,
 ) -> AsyncIterator[bytes]:
     """JSON Lines, one stored envelope (with its metadata) per line, newest first."""
     require_admin(admin)
     query = await _log_query(ctx, sender, recipient, since, until)
+    fetch, make_entry = _MESSAGE_LOGS[protocol]
     filters = {"sender": sender, "recipient": recipient, "since": since, "until": until}
-    await _audit(ctx, admin, "export_messages", "messages", filters)
+    await _audit(ctx, admin, "export_messages", "messages", {**filters, "protocol": protocol})
 
     async def lines() -> AsyncIterator[bytes]:
         before: int | None = None
         while True:
-            rows, members = await _log_page(ctx, query, before, EXPORT_PAGE)
+            rows, members = await _log_page(ctx, query, before, EXPORT_PAGE, fetch)
             for row in rows:
-                yield (json.dumps(_entry(row, members, full=True), separators=(",", ":")) + "\n").encode()
+                yield (json.dumps(make_entry(row, members, full=True), separators=(",", ":")) + "\n").encode()
             if len(rows) < EXPORT_PAGE:
                 return
             before = rows[-1]["id"]

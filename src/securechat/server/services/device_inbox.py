@@ -173,6 +173,10 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
                         "a device list changed meanwhile; fetch it and seal again",
                         versions={name: v for name, v in now_versions.items() if v is not None},
                     )
+                if not to_self:
+                    await store.ensure_direct_conversation(
+                        conn, header.conversation_id, sorted(user_ids.values()), now
+                    )
                 pk = await store.add_message(
                     conn,
                     header.message_id,

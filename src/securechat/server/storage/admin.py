@@ -10,7 +10,7 @@ from sqlalchemy import Table, and_, exists, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import admin_audit, conversation_members, files, messages, sessions, users
+from .tables import admin_audit, conversation_members, files, messages, sessions, users, v2_messages
 
 
 def _log_filter(
@@ -102,6 +102,39 @@ async def message_log(
         messages.c.envelope,
     ]
     return await _log_page(conn, messages, "sender_id", columns, condition, before_id, limit)
+
+
+async def v2_message_log(
+    conn: AsyncConnection,
+    *,
+    sender_id: int | None,
+    recipient_id: int | None,
+    since: int | None,
+    until: int | None,
+    conversation_id: str | None = None,
+    before_id: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """Newest first: v2 messages (PROTOCOL.md 15.8) as stored, the envelope without its
+    per-device slots, with the sender's name; the same filters as the v1 log."""
+    condition = _log_filter(
+        v2_messages,
+        "sender_id",
+        "server_ts",
+        sender_id=sender_id,
+        recipient_id=recipient_id,
+        since=since,
+        until=until,
+        conversation_id=conversation_id,
+    )
+    columns = [
+        v2_messages.c.id,
+        v2_messages.c.message_id,
+        v2_messages.c.conversation_id,
+        v2_messages.c.server_ts,
+        v2_messages.c.envelope,
+    ]
+    return await _log_page(conn, v2_messages, "sender_id", columns, condition, before_id, limit)
 
 
 async def file_log(

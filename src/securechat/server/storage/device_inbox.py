@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import device_inbox, device_lists, devices, v2_messages
+from .tables import conversation_members, conversations, device_inbox, device_lists, devices, v2_messages
 
 
 async def get_message(conn: AsyncConnection, message_id: str) -> RowMapping | None:
@@ -17,6 +19,28 @@ async def get_message(conn: AsyncConnection, message_id: str) -> RowMapping | No
         v2_messages.c.id, v2_messages.c.sender_id, v2_messages.c.envelope_sha256, v2_messages.c.server_ts
     ).where(v2_messages.c.message_id == message_id)
     return (await conn.execute(query)).mappings().first()
+
+
+async def ensure_direct_conversation(
+    conn: AsyncConnection, conversation_id: str, member_ids: Sequence[int], now: int
+) -> None:
+    """Record the direct conversation and its two members if it is new, as a v1 message
+    does: the admin console's filters and recipients (metadata the server has anyway)
+    then cover v2 messages too. Idempotent on any instance: a row another transaction
+    stored first is left as it is."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(
+        dialect_insert(conversations)
+        .values(id=conversation_id, kind="direct", created_at=now)
+        .on_conflict_do_nothing()
+    )
+    await conn.execute(
+        dialect_insert(conversation_members)
+        .values(
+            [{"conversation_id": conversation_id, "user_id": uid, "joined_at": now} for uid in member_ids]
+        )
+        .on_conflict_do_nothing()
+    )
 
 
 async def get_device_ids(conn: AsyncConnection, user_id: int) -> list[str]:
