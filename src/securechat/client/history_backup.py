@@ -231,6 +231,7 @@ class HistoryBackups:
                     server_ts=message.server_ts,
                     verified=1,
                     status="sent" if message.sender == me else None,
+                    imported="backup",
                 )
                 added += 1
             self._keep(key)

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS messages (
     verified INTEGER NOT NULL,
     reason TEXT,
     status TEXT,
-    recipients TEXT
+    recipients TEXT,
+    imported TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_messages_message_id ON messages(message_id);
 CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY, signature TEXT, seq INTEGER);
@@ -97,13 +98,15 @@ class StateStore:
                 os.chmod(extra, 0o600)
 
     def _add_missing_columns(self) -> None:
-        """Homes made by an earlier version lack these columns (PROTOCOL.md 14.2, 14.4, 14.7)."""
+        """Homes made by an earlier version lack these columns (PROTOCOL.md 14.2, 14.4, 14.7,
+        15.10)."""
         for table, column, kind in (
             ("seen_ids", "signature", "TEXT"),
             ("seen_ids", "seq", "INTEGER"),
             ("groups", "name_sent_at", "INTEGER"),
             ("groups", "name_message_id", "TEXT"),
             ("messages", "recipients", "TEXT"),
+            ("messages", "imported", "TEXT"),
         ):
             present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in present:
@@ -200,7 +203,16 @@ class StateStore:
         )
 
     def add_message(self, **values: Any) -> None:
+        """Keep a row. ``imported`` marks a row of an archive (``backup``: a restored
+        backup, ``link``: a device's hand-over; PROTOCOL.md 15.10). A verified row checked
+        here (no ``imported``) replaces any imported copy of its message id: the archive's
+        row is only as trustworthy as whoever made the archive, so it never stands beside
+        or in for a message this home verified itself."""
         values.setdefault("received_at", int(time.time() * 1000))
+        if values.get("verified") and not values.get("imported") and values.get("message_id"):
+            self._db.execute(
+                "DELETE FROM messages WHERE message_id = ? AND imported IS NOT NULL", (values["message_id"],)
+            )
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         self._db.execute(f"INSERT INTO messages ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608

@@ -293,6 +293,7 @@ async def import_history(
                 verified=1,
                 status="sent" if message.sender == username else None,
                 recipients=json.dumps(sorted({message.sender, message.peer} - {""})),
+                imported="link",
             )
             added += 1
     text = f"History from device {accepted.sender_device} imported: {added} messages"

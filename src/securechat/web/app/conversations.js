@@ -35,6 +35,8 @@ export const UNKNOWN_CONTACT = "Unknown contact";
  * @property {string | null} reason why sending failed (own messages)
  * @property {"uploading" | "sending" | "sent" | "delivered" | "read" | "received" | "failed"} status
  * @property {string | null} envelopeText the envelope as received, to recognise copies
+ * @property {true} [imported] a row of an archive (a restored backup or a device's
+ *   hand-over, PROTOCOL.md 15.10): never shown instead of a message verified here
  * @property {FileDescriptor | null} [file] a shared file (key included)
  * @property {FileTransfer} [transfer] upload or download progress of that file
  * @property {{name: string, size: number, mediaType: string}} [upload] own file being
@@ -133,7 +135,8 @@ export function derivePeer(me, id, listed, known = []) {
 /**
  * Whether an item is already among `shown` (a history page overlapping what the inbox
  * or an earlier page showed): the same message accepted twice, or the same envelope
- * refused twice. A replay the inbox flagged does not hide the original.
+ * refused twice. A replay the inbox flagged does not hide the original, and an imported
+ * copy (15.10.1) does not hide a message this device verifies itself.
  *
  * @param {readonly ChatMessage[]} shown
  * @param {ChatMessage} item
@@ -143,25 +146,31 @@ export function alreadyShown(shown, item) {
   return shown.some(
     (m) =>
       m.messageId === item.messageId &&
-      ((m.verified && item.verified) ||
+      ((m.verified && item.verified && (!m.imported || Boolean(item.imported))) ||
         (!m.verified && !item.verified && m.envelopeText === item.envelopeText && m.refusal !== "replayed")),
   );
 }
 
 /**
- * A page of older items (oldest first) put before those shown, each once.
+ * A page of older items (oldest first) put before those shown, each once. An imported
+ * copy of a message verified here (among those shown or in the page: a v1 message the
+ * server serves again, a v2 one this device accepted) is left out, whatever its time:
+ * an archive's row is only as trustworthy as whoever made the archive (15.10.1).
  *
  * @param {readonly ChatMessage[]} shown
  * @param {readonly ChatMessage[]} older
  * @returns {ChatMessage[]}
  */
 export function mergeOlder(shown, older) {
+  const verifiedHere = new Set([...shown, ...older].filter((m) => m.verified && !m.imported).map((m) => m.messageId));
+  const keep = (/** @type {ChatMessage} */ m) => !(m.imported && verifiedHere.has(m.messageId));
+  const current = shown.filter(keep);
   /** @type {ChatMessage[]} */
   const kept = [];
   for (const item of older) {
-    if (!alreadyShown(shown, item) && !alreadyShown(kept, item)) kept.push(item);
+    if (keep(item) && !alreadyShown(current, item) && !alreadyShown(kept, item)) kept.push(item);
   }
-  return [...kept, ...shown];
+  return [...kept, ...current];
 }
 
 /**

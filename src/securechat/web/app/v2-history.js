@@ -104,6 +104,7 @@ export class LocalHistory {
       file: /** @type {any} */ (keptFile(item.file)),
     };
     if (item.kind) kept.kind = item.kind;
+    if (item.imported) kept.imported = true;
     return this.sealer.write(this.path(item.conversationId, itemTime(item), item.messageId), kept);
   }
 
@@ -158,6 +159,8 @@ export class LocalHistory {
         status: message.sender === this.me ? "sent" : "received",
         envelopeText: null,
         file: null,
+        // Never shown instead of a message this device verifies itself (conversations.js).
+        imported: true,
       };
       writes.push(await this.write(item));
       added.push({ item, peer: message.peer });
@@ -167,13 +170,16 @@ export class LocalHistory {
 
   /**
    * An item as read back: an own message stored while sending that never got an answer
-   * is shown failed (it can be sent again: its envelope is kept).
+   * is shown failed (it can be sent again: its envelope is kept). A verified message
+   * kept without an envelope came from an archive: items imported before archives' rows
+   * were marked are marked here.
    *
    * @param {ChatMessage} item
    * @returns {ChatMessage}
    */
   shown(item) {
     const read = { ...item, file: restoredFile(item.file) };
+    if (read.verified && !read.kind && read.envelopeText === null && !read.imported) read.imported = true;
     return read.status === "sending" ? { ...read, status: "failed", reason: "Not confirmed by the server before the page closed." } : read;
   }
 
