@@ -47,12 +47,14 @@ async def test_devices_lists_adds_and_revokes(
     clients: dict[str, Messenger], live_server: LiveServer, tmp_path: Path
 ) -> None:
     home, url, password = tmp_path / "home-alice", live_server.url, PASSWORDS["alice"]
-    empty = cli(home, url, "devices", password=password)
-    assert empty.returncode == 0, empty.stderr
-    assert "no devices yet" in empty.stdout
+    # v2 is the default: the first command that unlocks the keys lists this home.
+    first = cli(home, url, "devices", password=password)
+    assert first.returncode == 0, first.stderr
+    assert "this device" in first.stdout and "no devices yet" not in first.stdout
     added = cli(home, url, "devices", "add", password=password)
     assert added.returncode == 0, added.stderr
     mine = added.stdout.split("this device: ")[1].split()[0]
+    assert mine in first.stdout
 
     tablet = Messenger(tmp_path / "home-alice-tablet", url)
     try:
@@ -72,6 +74,25 @@ async def test_devices_lists_adds_and_revokes(
     assert mine in after and other not in after
     unknown = cli(home, url, "devices", "revoke", "0" * 32, password=password)
     assert unknown.returncode == 1 and "no device" in unknown.stderr
+
+
+async def test_a_login_is_a_new_device_and_says_where_earlier_v2_messages_are(
+    clients: dict[str, Messenger], live_server: LiveServer, tmp_path: Path
+) -> None:
+    url = live_server.url
+    # The first home of the account: no other device, nothing to say.
+    first = cli(tmp_path / "home-carol", url, "register", "carol", password=PASSWORDS["alice"])
+    assert first.returncode == 0, first.stderr
+    assert "new device" not in first.stdout
+    listed = cli(tmp_path / "home-carol", url, "devices", password=PASSWORDS["alice"])
+    assert "this device" in listed.stdout
+    # A second home logs in: it is listed at once, and told how to bring the history.
+    second = cli(tmp_path / "home-carol-2", url, "login", "carol", password=PASSWORDS["alice"])
+    assert second.returncode == 0, second.stderr
+    assert "new device of your account" in second.stdout
+    assert "securechat devices link-code" in second.stdout
+    both = cli(tmp_path / "home-carol", url, "devices", password=PASSWORDS["alice"]).stdout
+    assert sum(1 for line in both.splitlines() if "20" in line and "│" in line) == 2
 
 
 async def expect(child: pexpect.spawn, pattern: str, timeout: float = 30) -> None:

@@ -206,3 +206,49 @@ async def test_the_terminal_chat_survives_a_server_restart(live_server, make_cli
     finally:
         child.close(force=True)
         server.stop()
+
+
+async def test_a_v2_chat_line_typed_while_the_server_is_down_goes_once_after_the_restart(
+    live_server, make_client, tmp_path
+):
+    """Both accounts are v2 devices (the default of `securechat chat`): the line typed
+    during the outage waits (the device-list check and the POST are tried again, the same
+    envelope each time) and arrives exactly once, in v2, once the server is back."""
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    await alice.enable_v2()
+    child = spawn_chat(bob, live_server.url, "alice")
+    screen = io.StringIO()
+    child.logfile_read = screen
+    server = live_server
+    try:
+        await expect(child, "Password:")
+        child.sendline(PASSWORDS["bob"])
+        await expect(child, "-- connected")
+        child.sendline("a v2 line before the restart")
+        received: list[str] = []
+        async with asyncio.timeout(30):
+            while not received:
+                received = [i.text or "" for i in await alice.sync_v2() if i.kind == "message"]
+        assert received == ["a v2 line before the restart"]
+
+        server.stop(kill=True)
+        await expect(child, "-- reconnecting")
+        child.sendline("a v2 line typed while the server was down")
+        await asyncio.sleep(1.0)
+        assert child.isalive(), screen.getvalue()
+        server, _ = await asyncio.to_thread(restart, server, tmp_path, "restarted-v2")
+        await expect(child, "-- connected")
+        received = []
+        async with asyncio.timeout(30):
+            while not received:
+                received = [i.text or "" for i in await alice.sync_v2() if i.kind == "message"]
+        await asyncio.sleep(1.0)
+        received += [i.text or "" for i in await alice.sync_v2() if i.kind == "message"]
+        assert received == ["a v2 line typed while the server was down"]  # exactly once
+        assert "error:" not in screen.getvalue() and "Traceback" not in screen.getvalue()
+        child.sendeof()
+        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
+    finally:
+        child.close(force=True)
+        server.stop()

@@ -156,8 +156,24 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
                 show(f"error: {exc}")
                 return None
 
+    async def uses_v2() -> bool | None:
+        """Whether the line goes in v2 (15.12), asked again until a server answers; None
+        if it cannot go (shown)."""
+        while True:
+            try:
+                return await client.v2.uses_v2(target)
+            except ApiError as exc:
+                if exc.status != 0 and exc.status < 500:
+                    show(f"error: {exc}")
+                    return None
+                await live.wait_connected()
+                await asyncio.sleep(0.25)
+
     async def send(line: str) -> None:
-        if group_id is None and await client.v2.uses_v2(target):
+        v2 = group_id is None and await uses_v2()
+        if v2 is None:
+            return
+        if v2:
             # Protocol v2 (15.12: both accounts have device lists): over HTTP, per device.
             try:
                 result = await client.send_text(target, line)

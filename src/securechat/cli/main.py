@@ -148,9 +148,12 @@ async def unlocked(password_stdin: bool) -> Messenger:
         _ = client.username
         password = read_password(password_stdin)
         await client.unlock(password)
+        revoked = await client.start_v2()
     except BaseException:
         await client.close()
         raise
+    if revoked is not None:
+        show(str(revoked), to=errors)
     return client
 
 

@@ -30,6 +30,7 @@ from .receiving import InboxItem, InboxReader
 from .session import Session
 from .state import StateStore
 from .v2 import V2Client
+from .v2.client import Revoked
 from .v2.files import send_file_v2
 
 # InboxItem is re-exported: callers read items from the messenger.
@@ -204,6 +205,20 @@ class Messenger:
     async def enable_v2(self) -> str:
         """Give this home a v2 device (once), listed and with prekeys; its id."""
         return (await self.v2.enable()).device_id
+
+    async def start_v2(self) -> Revoked | None:
+        """v2 is the default (PROTOCOL.md 15.12): make sure this home is a listed device
+        with prekeys, as every unlocked start does. A home revoked from another device
+        carries on with v1 only; the refusal is returned for the caller to say."""
+        try:
+            await self.enable_v2()
+        except Revoked as exc:
+            return exc
+        return None
+
+    async def other_devices(self) -> int:
+        """How many other devices the account's verified list names."""
+        return sum(1 for entry in await self.v2.devices() if not entry.this_device)
 
     async def sync_v2(self) -> list[InboxItem]:
         """This device's v2 inbox (nothing while it has no v2 device or is locked)."""

@@ -11,8 +11,10 @@ once the server has it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +39,11 @@ from .transport import V2Api
 
 REPAIRS = "repair"
 # A network failure is tried again with the same envelope this many times in all.
-POST_ATTEMPTS = 3
+# An envelope whose POST met no server (restarting, unreachable, a gateway error) goes
+# again, the same bytes, for this long, waiting longer each time up to the cap.
+POST_PATIENCE_S = 60.0
+POST_WAIT_CAP_S = 2.0
+TRANSIENT_STATUSES = {0, 502, 503, 504}
 
 
 @dataclass(frozen=True)
@@ -123,13 +129,16 @@ class Sender:
     async def _post(self, envelope: EnvelopeV2) -> dict[str, Any]:
         """POST the envelope; the same envelope again when the network failed (the server
         answers a retry with the same message id as it answered the first time)."""
-        for attempt in range(POST_ATTEMPTS):
+        deadline = time.monotonic() + POST_PATIENCE_S
+        wait = 0.25
+        while True:
             try:
                 return await self.api.send(envelope.to_wire())
             except ApiError as exc:
-                if exc.status != 0 or attempt == POST_ATTEMPTS - 1:
+                if exc.status not in TRANSIENT_STATUSES or time.monotonic() + wait > deadline:
                     raise
-        raise AssertionError("unreachable")
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, POST_WAIT_CAP_S)
 
     async def send(
         self,
