@@ -310,22 +310,7 @@ export class HistoryBackups {
     const archive = await refusing(() => openBackup(key, this.me, version, sealed, { highestSeen: highest }));
     const sorted = await restoreRows(this.me, archive.messages);
     const local = new LocalHistory(this.me, await Sealer.forAccount(this.me));
-    const kept = await this.keptPaths();
-    /** @type {BackupMessage[]} */
-    const fresh = [];
-    let present = 0;
-    let differing = 0;
-    for (const row of sorted.rows) {
-      const path = kept.get(row.message_id);
-      if (path === undefined) {
-        fresh.push(row);
-        continue;
-      }
-      present += 1;
-      const item = /** @type {ChatMessage | null} */ (await local.sealer.read(path));
-      if (item && (item.conversationId !== row.conversation_id || item.sender !== row.sender || item.text !== row.text)) differing += 1;
-    }
-    const { writes, added } = await local.importWrites(fresh);
+    const { writes, added, present, differing } = await local.importWrites(sorted.rows);
     writes.push(await local.sealer.write(this.keyPath, b64encode(key)));
     writes.push({ store: "v2", key: this.highestPath, value: Math.max(version, highest) });
     await store.writeAll(writes);
@@ -342,24 +327,6 @@ export class HistoryBackups {
       unfit: sorted.unfit,
       repeated: sorted.repeated,
     };
-  }
-
-  /**
-   * The message ids this profile keeps, each with its item's path: an item's key holds
-   * its conversation and time too, so a row with a kept id but another time or
-   * conversation is found here, not only by `LocalHistory.find`.
-   *
-   * @returns {Promise<Map<string, IDBValidKey[]>>}
-   */
-  async keptPaths() {
-    const prefix = [this.me, "msg"];
-    /** @type {Map<string, IDBValidKey[]>} */
-    const kept = new Map();
-    for (const key of await store.keys("v2", prefix, [...prefix, []])) {
-      const id = Array.isArray(key) ? key[4] : undefined;
-      if (typeof id === "string") kept.set(id, /** @type {IDBValidKey[]} */ (key));
-    }
-    return kept;
   }
 
   /**

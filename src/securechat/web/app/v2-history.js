@@ -131,20 +131,57 @@ export class LocalHistory {
   }
 
   /**
+   * The message ids this profile keeps, each with its item's path. An item's key holds
+   * its conversation and time too, so only this finds a kept message whatever the time
+   * or conversation a row gives it.
+   *
+   * @returns {Promise<Map<string, IDBValidKey[]>>}
+   */
+  async keptPaths() {
+    const prefix = [this.me, "msg"];
+    /** @type {Map<string, IDBValidKey[]>} */
+    const kept = new Map();
+    for (const key of await store.keys("v2", prefix, [...prefix, []])) {
+      const id = Array.isArray(key) ? key[4] : undefined;
+      if (typeof id === "string") kept.set(id, /** @type {IDBValidKey[]} */ (key));
+    }
+    return kept;
+  }
+
+  /**
    * Messages of a 15.10.1 archive (a restored backup, or a device's hand-over, 15.10.2)
    * that this profile does not keep yet, as verified items: the writes that keep them and
    * each item with its peer, for the caller to write in one transaction and then show.
+   * A message is found by its id alone (`keptPaths`): a row with a kept id is never a
+   * second copy, whatever its time or conversation, and the copy here stays (it was
+   * checked here; the row is only as trustworthy as whoever made the archive). An id
+   * twice in the archive is taken once, from its first row.
    *
    * @param {BackupMessage[]} messages
-   * @returns {Promise<{writes: Write[], added: {item: ChatMessage, peer: string}[]}>}
+   * @returns {Promise<{writes: Write[], added: {item: ChatMessage, peer: string}[], present: number, differing: number}>}
+   *   `present`: rows whose id is kept here; `differing`: of those, rows whose
+   *   conversation, sender or text differ from the copy here
    */
   async importWrites(messages) {
+    const kept = await this.keptPaths();
+    /** @type {Set<string>} */
+    const taken = new Set();
     /** @type {Write[]} */
     const writes = [];
     /** @type {{item: ChatMessage, peer: string}[]} */
     const added = [];
+    let present = 0;
+    let differing = 0;
     for (const message of messages) {
-      if (await this.find(message.conversation_id, message.sent_at, message.message_id)) continue;
+      const path = kept.get(message.message_id);
+      if (path !== undefined) {
+        present += 1;
+        const here = /** @type {ChatMessage | null} */ (await this.sealer.read(path));
+        if (here && (here.conversationId !== message.conversation_id || here.sender !== message.sender || here.text !== message.text)) differing += 1;
+        continue;
+      }
+      if (taken.has(message.message_id)) continue;
+      taken.add(message.message_id);
       /** @type {ChatMessage} */
       const item = {
         messageId: message.message_id,
@@ -165,7 +202,7 @@ export class LocalHistory {
       writes.push(await this.write(item));
       added.push({ item, peer: message.peer });
     }
-    return { writes, added };
+    return { writes, added, present, differing };
   }
 
   /**
