@@ -5,9 +5,11 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_protocol.py              # about 20 seconds
     .venv/bin/python benchmarks/bench_protocol.py --repeats 2000 --json
 
-Pure protocol code only (``securechat.protocol`` and ``securechat.protocol.v2``): no
-server, no storage. Every key is fresh from the operating system's randomness. A
-100-byte text is sent from alice's device to bob's. Times are medians over
+Protocol code (``securechat.protocol`` and ``securechat.protocol.v2``) and the clients'
+pure decision cores (``securechat.client.core``): no server, no storage. Every key is
+fresh from the operating system's randomness. A 100-byte text is sent from alice's device
+to bob's; a v2 header names both accounts, as a client's does (15.8: alice's with her
+other devices, none here). Times are medians over
 ``--repeats`` runs, in milliseconds, of one process on one core; v1 and v2 run in ten
 alternating turns so that load from other processes falls on both alike. Both keep
 their keys in memory between messages, as a running client does: v1 its loaded RSA and
@@ -27,6 +29,15 @@ decryption in both, from the same JSON-decoded dictionary a client receives:
   plus opening the first message), with a one-time prekey.
 - **stored state**: ``SessionState.to_bytes()`` of an established session, of a pending
   initiator session, and per skipped key.
+- **client decision**: the whole receiving decision with every check, from the same
+  dictionary: v1's ``decide_message`` (pinned keys, signature, conversation and members,
+  replay, unwrap, body, payload) beside v2's ``receive_direct_v2`` (the sender device in
+  its accepted list, signature, conversation and members, listed targets, replay, the
+  session set and ratchet, binding, body, payload), interleaved like the rest.
+- **where an open's time goes**: each step of a v2 open with a DH turn and of a v1 open
+  timed alone, then each primitive inside them (Ed25519, X25519, HKDF, HMAC, AES-GCM,
+  SHA-256, RSA-OAEP, the payload's JSON) timed alone on the same inputs; the rest is the
+  Python around them.
 - **bytes on the wire**: the JSON envelope (compact, as the clients send it) for 1, 2
   and 5 recipient devices in v2, beside v1 with 1, 2 and 5 recipient accounts (v1 wraps
   per account, v2 per device).
@@ -42,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -52,6 +64,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,12 +75,17 @@ from revision import git_revision  # benchmarks/revision.py, beside this script
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from securechat.client.core import Accepted, Pin, decide_message  # noqa: E402
+from securechat.client.core.v2 import AcceptedV2, MeV2, SessionSet, receive_direct_v2, with_active  # noqa: E402
+from securechat.protocol.encoding import canonical  # noqa: E402
 from securechat.protocol.envelope import (  # noqa: E402
     Envelope,
     decode_payload,
+    decrypt_padded_payload,
     encode_payload,
     open_message,
     seal_message,
+    verify_signature,
     wrapped_key_label,
 )
 from securechat.protocol.identifiers import (  # noqa: E402
@@ -77,25 +95,39 @@ from securechat.protocol.identifiers import (  # noqa: E402
     direct_conversation_id,
 )
 from securechat.protocol.keys import PrivateIdentity  # noqa: E402
-from securechat.protocol.primitives import rsa_oaep_decrypt  # noqa: E402
-from securechat.protocol.v2.devices import Device, certify_device  # noqa: E402
+from securechat.protocol.primitives import (  # noqa: E402
+    aes_gcm_decrypt,
+    load_ed25519_public_key,
+    rsa_oaep_decrypt,
+)
+from securechat.protocol.v2.devices import Device, certify_device, sign_device_list  # noqa: E402
 from securechat.protocol.v2.envelope import (  # noqa: E402
     EnvelopeV2,
     HeaderV2,
     Target,
+    envelope_signature_input,
     open_body,
     open_key_slot,
     seal_envelope,
     verify_envelope,
 )
+from securechat.protocol.v2.labels import BODY_BINDING  # noqa: E402
 from securechat.protocol.v2.prekeys import (  # noqa: E402
     OneTimePrekey,
     SignedPrekey,
     make_one_time_prekey,
     make_signed_prekey,
 )
-from securechat.protocol.v2.primitives import ed25519_raw_public, x25519_public  # noqa: E402
-from securechat.protocol.v2.ratchet import SessionState, SkippedKey, ratchet_decrypt  # noqa: E402
+from securechat.protocol.v2.primitives import X25519Key, ed25519_raw_public, x25519_public  # noqa: E402
+from securechat.protocol.v2.ratchet import (  # noqa: E402
+    SessionState,
+    SkippedKey,
+    kdf_ck,
+    kdf_rk,
+    message_key_material,
+    ratchet_aad,
+    ratchet_decrypt,
+)
 from securechat.protocol.v2.setup import Party, accept_session, initiate_session  # noqa: E402
 
 TEXT = "x" * 100
@@ -215,7 +247,9 @@ class Conversation:
     bob_states: dict[str, SessionState]
 
     def header(self, sender: Persona, targets: list[Persona]) -> HeaderV2:
-        by_user: dict[str, list[str]] = {}
+        # The sender's account is a target too, with its other devices (none here), as a
+        # client makes every direct message's header (15.8); receivers check both accounts.
+        by_user: dict[str, list[str]] = {sender.username: []}
         for device in targets:
             by_user.setdefault(device.username, []).append(device.device.device_id)
         return HeaderV2(
@@ -408,16 +442,238 @@ def v2_bytes(devices: int) -> int:
     return len(json.dumps(envelope.to_wire(), separators=(",", ":")).encode())
 
 
-def bench_python(repeats: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """v1 and v2 in turns of a tenth of ``repeats``, so that load from other processes on
-    the machine falls on both alike rather than on whichever ran while it lasted."""
-    v1, v2 = BenchV1(), BenchV2()
+# --- the clients' decisions ---------------------------------------------------------------
+
+
+class BenchDecisions:
+    """The whole receiving decision of each client core (``client.core``, pure: no storage,
+    no I/O) for the same kind of message: v1's ``decide_message`` (pins, signature,
+    conversation and members, replay, unwrap, body, payload) and v2's ``receive_direct_v2``
+    (parse, the sender device in its accepted list, signature, conversation and members,
+    listed targets, replay, the session set and ratchet, binding, body, payload). Each
+    ``run`` adds samples for ``n`` more v1 messages and v2 rounds as in :class:`BenchV2`."""
+
+    def __init__(self) -> None:
+        self.v1_alice = PrivateIdentity.generate(Username("alice"))
+        self.v1_bob = PrivateIdentity.generate(Username("bob"))
+        self.alice, self.bob = persona("alice"), persona("bob")
+        self.conversation = establish(self.alice, [self.bob])
+        self.lists = {
+            p.username: sign_device_list(p.account_seed, p.username, 1, NOW, [p.device])
+            for p in (self.alice, self.bob)
+        }
+        self.me = MeV2(
+            self.bob.username, self.bob.party.account_key, self.bob.device, self.bob.dh_private, {}, {}
+        )
+        self.sessions = SessionSet(active=self.conversation.bob_states[self.bob.device.device_id])
+        self.inbox_seq = 0
+        self.v1: list[float] = []
+        self.chain: list[float] = []
+        self.turn: list[float] = []
+
+    def _v1(self) -> float:
+        alice, bob = self.v1_alice, self.v1_bob
+        conversation = ConversationId(direct_conversation_id(alice.username, bob.username))
+        envelope = seal_message(
+            alice,
+            conversation,
+            {alice.username: alice.public, bob.username: bob.public},
+            {"type": "text", "text": TEXT},
+        )
+        wire = json.loads(json.dumps(envelope.to_wire()))
+        self.inbox_seq += 1
+        start = time.perf_counter()
+        decision = decide_message(
+            wire,
+            me=bob,
+            delivered_in=None,
+            pins={alice.username: Pin(alice.public)},
+            groups={},
+            seen={},
+            inbox_seq=self.inbox_seq,
+        )
+        elapsed = time.perf_counter() - start
+        assert isinstance(decision, Accepted)
+        return elapsed
+
+    def _v2(self) -> float:
+        conversation, alice, bob = self.conversation, self.alice, self.bob
+        key = (bob.username, bob.device.device_id)
+        envelope, states = seal_text(conversation, alice, [bob], {key: conversation.alice_states[key]})
+        conversation.alice_states[key] = states[key]
+        wire = json.loads(json.dumps(envelope.to_wire()))
+        self.inbox_seq += 1
+        start = time.perf_counter()
+        decision = receive_direct_v2(
+            wire,
+            me=self.me,
+            delivered_in=None,
+            device_lists=self.lists,
+            seen={},
+            inbox_seq=self.inbox_seq,
+            sessions={(alice.username, alice.device.device_id): self.sessions},
+            now=int(time.time() * 1000),
+        )
+        elapsed = time.perf_counter() - start
+        assert isinstance(decision, AcceptedV2) and decision.payload["text"] == TEXT
+        self.sessions = decision.sessions
+        return elapsed
+
+    def run(self, n: int) -> None:
+        conversation, alice, bob = self.conversation, self.alice, self.bob
+        alice_key = (alice.username, alice.device.device_id)
+        for _ in range(n):
+            self.v1.append(self._v1())
+            self.turn.append(self._v2())
+            self.chain.append(self._v2())
+            # bob answers (untimed), so alice's next message turns the ratchet again.
+            assert self.sessions.active is not None
+            reply, states = seal_text(conversation, bob, [alice], {alice_key: self.sessions.active})
+            self.sessions = with_active(self.sessions, states[alice_key])
+            key = (bob.username, bob.device.device_id)
+            conversation.alice_states[key] = open_as(
+                alice, bob, conversation.alice_states[key], reply.to_wire()
+            )
+
+    def result(self) -> dict[str, Any]:
+        v1, chain, turn = median_ms(self.v1), median_ms(self.chain), median_ms(self.turn)
+        return {
+            "v1_ms": v1,
+            "v2_same_chain_ms": chain,
+            "v2_dh_turn_ms": turn,
+            "v2_over_v1": round(chain / v1, 3),
+            "v2_dh_turn_over_v1": round(turn / v1, 3),
+        }
+
+
+# --- where an open's time goes -------------------------------------------------------------
+
+
+def breakdown(n: int) -> dict[str, Any]:
+    """Where one open's time goes, in microseconds (medians over ``n`` messages): the steps
+    of a v2 open with a DH turn and of a v1 open, each timed alone, in order; then the
+    primitives inside them, each timed alone on the same inputs. The difference is the
+    Python around the primitives: parsing, canonical encodings, checks, the new state."""
+    alice, bob = persona("alice"), persona("bob")
+    conversation = establish(alice, [bob])
+    v1_alice, v1_bob = PrivateIdentity.generate(Username("alice")), PrivateIdentity.generate(Username("bob"))
+    v1_conversation = ConversationId(direct_conversation_id(v1_alice.username, v1_bob.username))
+    v1_recipients = {v1_alice.username: v1_alice.public, v1_bob.username: v1_bob.public}
+    v1_signing_key = load_ed25519_public_key(v1_alice.public.signing_key)
+    samples: dict[str, dict[str, list[float]]] = {}
+
+    def clock(group: str, name: str, function: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        result = function(*args)
+        samples.setdefault(group, {}).setdefault(name, []).append(time.perf_counter() - start)
+        return result
+
+    bob_key = (bob.username, bob.device.device_id)
+    for _ in range(n):
+        send(conversation, bob, alice)  # bob answers: alice's next message turns the ratchet
+        envelope, states = seal_text(
+            conversation, alice, [bob], {bob_key: conversation.alice_states[bob_key]}
+        )
+        conversation.alice_states[bob_key] = states[bob_key]
+        wire = json.loads(json.dumps(envelope.to_wire()))
+        state = conversation.bob_states[bob.device.device_id]
+        now = int(time.time() * 1000)
+        parsed = clock("v2", "parse", EnvelopeV2.from_wire, wire)
+        binding = clock("v2", "header bytes and binding", getattr, parsed, "binding")
+        clock("v2", "signature", verify_envelope, parsed, alice.device)
+        slot = parsed.slot_for(bob.username, bob.device.device_id)
+        plaintext, new_state = clock("v2", "ratchet", ratchet_decrypt, state, slot.message, binding, now)
+        content_key = clock("v2", "key slot", open_key_slot, parsed, plaintext)
+        payload = clock("v2", "body", open_body, parsed, content_key)
+        clock("v2", "payload", decode_payload, payload)
+        conversation.bob_states[bob.device.device_id] = new_state
+
+        message, header_bytes = slot.message, parsed.header.to_bytes()
+        signed = envelope_signature_input(header_bytes, binding)
+        clock(
+            "v2 primitives", "Ed25519 verify", alice.device.verification_key.verify, parsed.signature, signed
+        )
+        ratchet_key = X25519Key(state.dhs_private)  # loaded, as the session keeps it
+        shared = clock("v2 primitives", "X25519", ratchet_key.exchange, message.dh)
+        _, chain_key = clock("v2 primitives", "HKDF (root)", kdf_rk, state.root_key, shared)
+        message_key, _ = clock("v2 primitives", "HMAC x2 (chain)", kdf_ck, chain_key)
+        slot_key, nonce = clock("v2 primitives", "HKDF (message key)", message_key_material, message_key)
+        aad = ratchet_aad(state.ad_hash, message.header_bytes, binding)
+        clock("v2 primitives", "AES-GCM (slot)", aes_gcm_decrypt, slot_key, nonce, message.ciphertext, aad)
+        clock(
+            "v2 primitives",
+            "AES-GCM (body)",
+            aes_gcm_decrypt,
+            content_key,
+            parsed.iv,
+            parsed.body,
+            header_bytes,
+        )
+        hashed = canonical(BODY_BINDING, [header_bytes, parsed.iv, parsed.body])
+        clock("v2 primitives", "SHA-256 (binding)", hashlib.sha256, hashed)
+        clock("v2 primitives", "JSON (payload)", json.loads, payload)
+
+        v1_envelope = seal_message(v1_alice, v1_conversation, v1_recipients, {"type": "text", "text": TEXT})
+        v1_wire = json.loads(json.dumps(v1_envelope.to_wire()))
+        opened = clock("v1", "parse", Envelope.from_wire, v1_wire)
+        clock("v1", "signature", verify_signature, opened, v1_alice.public)
+        v1_payload = clock("v1", "unwrap and body", decrypt_padded_payload, opened, v1_bob)
+        clock("v1", "payload", decode_payload, v1_payload)
+
+        mine = next(key for key in opened.keys if key.recipient == v1_bob.username)
+        label = wrapped_key_label(opened.header.message_id, v1_bob.username)
+        clock(
+            "v1 primitives", "Ed25519 verify", v1_signing_key.verify, opened.signature, opened.signed_bytes()
+        )
+        v1_key = clock(
+            "v1 primitives",
+            "RSA-OAEP unwrap",
+            rsa_oaep_decrypt,
+            v1_bob.encryption_private,
+            mine.wrapped_key,
+            label,
+        )
+        clock(
+            "v1 primitives",
+            "AES-GCM (body)",
+            aes_gcm_decrypt,
+            v1_key,
+            opened.iv,
+            opened.ciphertext,
+            opened.header.canonical(),
+        )
+        clock("v1 primitives", "JSON (payload)", json.loads, v1_payload)
+
+    result: dict[str, Any] = {}
+    for version in ("v2", "v1"):
+        steps = {name: round(statistics.median(values) * 1e6, 1) for name, values in samples[version].items()}
+        primitives = {
+            name: round(statistics.median(values) * 1e6, 1)
+            for name, values in samples[f"{version} primitives"].items()
+        }
+        steps_total, primitives_total = round(sum(steps.values()), 1), round(sum(primitives.values()), 1)
+        result[version] = {
+            "steps_us": steps,
+            "primitives_us": primitives,
+            "steps_total_us": steps_total,
+            "primitives_total_us": primitives_total,
+            "python_around_us": round(steps_total - primitives_total, 1),
+        }
+    return result
+
+
+def bench_python(repeats: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """v1, v2 and the clients' decisions in turns of a tenth of ``repeats``, so that load
+    from other processes on the machine falls on all alike rather than on whichever ran
+    while it lasted."""
+    v1, v2, decisions = BenchV1(), BenchV2(), BenchDecisions()
     turns = 10
     for turn in range(turns):
         n = repeats // turns + (1 if turn < repeats % turns else 0)
         v1.run(n)
         v2.run(n)
-    return v1.result(), v2.result(repeats)
+        decisions.run(n)
+    return v1.result(), v2.result(repeats), decisions.result()
 
 
 class _RepositoryFiles(http.server.SimpleHTTPRequestHandler):
@@ -490,6 +746,22 @@ def print_js(name: str, result: dict[str, Any]) -> None:
     )
 
 
+def print_breakdown(steps: dict[str, Any]) -> None:
+    print("where an open's time goes, us (medians; each step, then each primitive in them, timed alone):")
+    for version, title in (("v2", "v2 with a DH turn"), ("v1", "v1")):
+        part = steps[version]
+        print(
+            f"  {title}: "
+            + " + ".join(f"{name} {value}" for name, value in part["steps_us"].items())
+            + f" = {part['steps_total_us']}"
+        )
+        print(
+            "    primitives: "
+            + ", ".join(f"{name} {value}" for name, value in part["primitives_us"].items())
+            + f" = {part['primitives_total_us']}; Python around them {part['python_around_us']}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=500, help="messages per measurement")
@@ -498,7 +770,9 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"v1 and v2 ({args.repeats} messages and rounds, interleaved) ...", file=sys.stderr)
-    v1, v2 = bench_python(args.repeats)
+    v1, v2, decisions = bench_python(args.repeats)
+    print(f"where an open's time goes ({args.repeats} messages) ...", file=sys.stderr)
+    steps = breakdown(args.repeats)
     wire = {str(n): {"v1_bytes": v1_bytes(n), "v2_bytes": v2_bytes(n)} for n in (1, 2, 5)}
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -510,6 +784,8 @@ def main() -> None:
         "v2": v2,
         "open_v2_over_v1": round(v2["open_same_chain_ms"] / v1["open_ms"], 3),
         "open_v2_dh_turn_over_v1": round(v2["open_dh_turn_ms"] / v1["open_ms"], 3),
+        "decisions": decisions,
+        "breakdown": steps,
         "wire": wire,
     }
     if not args.no_js:
@@ -538,6 +814,12 @@ def main() -> None:
         f"open, v2/v1: {result['open_v2_over_v1']} (same chain), "
         f"{result['open_v2_dh_turn_over_v1']} (with a DH turn)"
     )
+    print(
+        f"client decision (client.core, every check, no storage), ms: v1 {decisions['v1_ms']}, "
+        f"v2 {decisions['v2_same_chain_ms']} (with a DH turn {decisions['v2_dh_turn_ms']}); "
+        f"v2/v1 {decisions['v2_over_v1']} ({decisions['v2_dh_turn_over_v1']} with a DH turn)"
+    )
+    print_breakdown(steps)
     for n, sizes in wire.items():
         print(
             f"envelope bytes, {n} recipient(s): v1 {sizes['v1_bytes']} (accounts), v2 {sizes['v2_bytes']} (devices)"

@@ -81,8 +81,10 @@ async function persona(username, accountSeed = randomBytes(32)) {
 
 /** @param {Persona} sender @param {Persona[]} targets */
 function header(sender, targets) {
+  // The sender's account is a target too, with its other devices (none here), as a
+  // client makes every direct message's header (15.8).
   /** @type {Map<string, string[]>} */
-  const byUser = new Map();
+  const byUser = new Map([[sender.username, []]]);
   for (const target of targets) byUser.set(target.username, [...(byUser.get(target.username) ?? []), target.device.deviceId]);
   return new v2.HeaderV2({
     messageId: v1.newMessageId(),

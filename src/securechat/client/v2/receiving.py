@@ -19,6 +19,7 @@ from ...protocol.v2.devices import DeviceList
 from ...protocol.v2.envelope import EnvelopeV2
 from ..core import Duplicate, Refused
 from ..core.v2 import AcceptedV2, MeV2, ReceiptV2Accepted, is_receipt_payload, receive_direct_v2
+from ..core.v2.receive import ReceiveDecision, receive_envelope_v2
 from ..errors import ApiError
 from ..receiving import InboxItem, store_item
 from ..state import StateStore
@@ -120,16 +121,31 @@ class Receiver:
         with self.state.transaction() as conn:
             sessions = {} if key is None else {key: self.store.session_set(conn, *key)}
             seen_record = None if header is None else self.state.seen_record(header.message_id)
-        decision = receive_direct_v2(
-            wire,
-            me=mev2,
-            delivered_in=None,
-            device_lists=lists,
-            seen={} if seen_record is None or header is None else {header.message_id: seen_record},
-            inbox_seq=seq,
-            sessions=sessions,
-            now=self.now(),
-        )
+        decision: ReceiveDecision
+        if parsed is None:
+            # Not an envelope: the core gives the reason (malformed, unsupported_version).
+            decision = receive_direct_v2(
+                wire,
+                me=mev2,
+                delivered_in=None,
+                device_lists={},
+                seen={},
+                inbox_seq=seq,
+                sessions={},
+                now=self.now(),
+            )
+        else:
+            # Decided as parsed above, not parsed a second time (about 15 us of Python).
+            decision = receive_envelope_v2(
+                parsed,
+                me=mev2,
+                delivered_in=None,
+                device_lists=lists,
+                seen={} if seen_record is None else {parsed.header.message_id: seen_record},
+                inbox_seq=seq,
+                sessions=sessions,
+                now=self.now(),
+            )
         server_ts = entry.get("server_ts") if isinstance(entry.get("server_ts"), int) else None
         items = [notice_item(n, n.username) for n in list_notices]
         if isinstance(decision, Duplicate):

@@ -141,6 +141,32 @@ def receive_direct_v2(
         return RefusedV2("unsupported_version")
     except protocol_errors.ProtocolError:
         return RefusedV2("malformed")
+    return receive_envelope_v2(
+        envelope,
+        me=me,
+        delivered_in=delivered_in,
+        device_lists=device_lists,
+        seen=seen,
+        inbox_seq=inbox_seq,
+        sessions=sessions,
+        now=now,
+    )
+
+
+def receive_envelope_v2(
+    envelope: EnvelopeV2,
+    *,
+    me: MeV2,
+    delivered_in: str | None,
+    device_lists: Mapping[str, DeviceList],
+    seen: Mapping[str, SeenRecord],
+    inbox_seq: int | None,
+    sessions: Mapping[tuple[str, str], SessionSet],
+    now: int,
+) -> ReceiveDecision:
+    """:func:`receive_direct_v2` after its parse, for a caller that already holds the
+    envelope ``EnvelopeV2.from_wire`` made of the entry (to know which lists and session
+    set to load), so that the entry is not parsed twice. The same steps and decisions."""
     header = envelope.header
     claim = Claim(header.message_id, header.conversation_id, header.sender, header.sent_at)
     sender_list = device_lists.get(header.sender)

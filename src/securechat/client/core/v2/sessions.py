@@ -117,6 +117,13 @@ def _decrypt_known(
         except Refusal as exc:
             first = exc if first is None and index < 0 else first
             continue
+        if index < 0:
+            # The usual case, the active session opened it: the set in one copy (what
+            # _opened_known and _seen_at make in two, with no notice: the active id stays).
+            last = sessions.last_sent_at
+            latest = sent_at if last is None else max(last, sent_at)
+            placed = SessionSet(new_state, sessions.previous, sessions.evicted, latest)
+            return Opened(plaintext, placed)
         placed = _opened_known(sessions, index, new_state, sent_at)
         return Opened(plaintext, _seen_at(placed, sent_at), None, _notices(sessions, placed))
     raise first if first is not None else Refusal("session_unknown")
