@@ -112,3 +112,34 @@ async def test_an_unknown_protocol_is_a_clear_error(
         response = await world.http.get(path, headers=root.headers, params={"protocol": 3})
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "invalid_input"
+
+
+async def test_a_delivered_v2_message_stays_in_the_log_without_its_ciphertext(
+    world: World, app: FastAPI, register_user: RegisterUser
+) -> None:
+    root = await admin(app, register_user)
+    envelope = world.seal(SECRET)
+    assert (await world.send(envelope)).status_code == 201
+    (before,) = await log(world.http, root, protocol=2)
+    assert before["body_deleted_at"] is None and before["ciphertext_preview"]
+    # bob's phone has it; alice's phone not yet: the body stays.
+    assert (await world.ack(world.bob_phone, 1)).status_code == 200
+    (waiting,) = await log(world.http, root, protocol=2)
+    assert waiting["body_deleted_at"] is None
+    assert (await world.ack(world.phone, 1)).status_code == 200
+    (after,) = await log(world.http, root, protocol=2)
+    assert after["body_deleted_at"] is not None
+    assert after["ciphertext_preview"] == ""
+    kept = {k: after[k] for k in ("message_id", "sender", "sender_device", "recipients", "devices", "size")}
+    assert kept == {k: before[k] for k in kept}
+    exported = await world.http.get(
+        "/api/v1/admin/messages/export", headers=root.headers, params={"protocol": 2}
+    )
+    (line,) = exported.text.splitlines()
+    stored = json.loads(line)["envelope"]
+    assert "body" not in stored and "iv" not in stored and "signature" not in stored
+    assert str(envelope["body"])[:40] not in exported.text
+    # A retry of the same envelope after delivery is answered, not stored or delivered again.
+    again = await world.send(envelope)
+    assert again.status_code == 201
+    assert (await world.inbox(world.bob_phone, since=1))["entries"] == []

@@ -311,8 +311,16 @@ async def test_the_conversation_is_the_direct_one_of_the_targets(world: World) -
 
 
 async def stored_messages(app: FastAPI) -> int:
+    """v2 messages whose body (ciphertext) is still stored."""
     async with app.state.context.database.read() as conn:
-        return int((await conn.execute(text("SELECT count(*) FROM v2_messages"))).scalar_one())
+        query = text("SELECT count(*) FROM v2_messages WHERE body_deleted_at IS NULL")
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def stored_envelopes(app: FastAPI) -> list[dict[str, Any]]:
+    async with app.state.context.database.read() as conn:
+        rows = await conn.execute(text("SELECT envelope FROM v2_messages"))
+        return [json.loads(row[0]) for row in rows]
 
 
 async def test_a_revoked_device_loses_its_undelivered_entries(world: World, app: FastAPI) -> None:
@@ -333,10 +341,13 @@ async def test_a_revoked_device_loses_its_undelivered_entries(world: World, app:
     assert (await publish(world.http, world.bob, again)).status_code == 200
     del world.credentials[world.bob_phone.device_id]
     assert await world.inbox(world.bob_phone) == {"entries": [], "head": 1, "more": False}
-    # The body is kept while alice's phone still waits for it, and deleted after.
+    # The body is kept while alice's phone still waits for it, and deleted after; the
+    # header stays (the admin log's metadata), without ciphertext or signature.
     assert await stored_messages(app) == 1
     assert (await world.ack(world.phone, 1)).json() == {"acknowledged": 1}
     assert await stored_messages(app) == 0
+    (header,) = await stored_envelopes(app)
+    assert set(header) == {"v", "message_id", "conversation_id", "sender", "sender_device", "sent_at", "targets"}
 
 
 async def test_the_server_checks_sender_device_and_signature(

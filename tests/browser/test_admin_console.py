@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from ..conftest import LiveServer
 from .conftest import DESKTOP, PHONE, SCREENSHOTS, MakeTerminal, Person
 from .terminal import TerminalUser
+from .v2_support import wait_for_own_device
 
 pytestmark = pytest.mark.quick_session_check
 
@@ -26,6 +27,9 @@ def test_admin_console(
     alice.register(remember=True)
     bob.register(remember=True)
     carol.register()
+    # v2 is on by default: once both are listed devices, bob's messages go in v2.
+    wait_for_own_device(bob)
+    wait_for_own_device(carol)
     bob.start_chat("carol")
     secrets = ["admin console plaintext one", "admin console plaintext two"]
     for text in secrets:
@@ -50,13 +54,26 @@ def test_admin_console(
     page.get_by_role("button", name="Open the admin console").click()
     dialog = page.locator("#admin-dialog")
     rows = page.locator("#admin-message-rows tr")
+    # Both browsers are v2 devices (the default), so the messages are in the v2 log,
+    # with the device that sent them; the v1 log has none. carol's delivered and read
+    # receipts are v2 messages too, which the server cannot tell from others (15.17).
+    expect(page.locator("#admin-messages-status")).to_contain_text("message(s) shown")
+    page.locator("#admin-sender").fill("bob")
+    page.locator("#admin-filter").get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(2)
     expect(rows.first.locator("td").nth(1)).to_have_text("bob")
     expect(rows.first.locator("td").nth(2)).to_have_text("carol")
+    expect(rows.first.locator("td").nth(5)).to_contain_text("to 1 device(s)")
+    # carol's device had them: the ciphertext is gone from the server, the metadata stays.
+    expect(rows.first.locator("td").nth(4)).to_have_text("(deleted once every device had it)")
+    page.locator("#admin-protocol").select_option("1")
+    expect(rows).to_have_count(0)
+    page.locator("#admin-protocol").select_option("2")
+    expect(rows).to_have_count(2)
     console_text = dialog.inner_text()
     for text in secrets:
         assert text not in console_text
-    page.locator("#admin-sender").fill("carol")
+    page.locator("#admin-sender").fill("alice")
     page.locator("#admin-filter").get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(0)
     page.locator("#admin-sender").fill("bob")

@@ -63,12 +63,16 @@ def deliver_raw(server: LiveServer, sender: str, recipient: str, message_id: str
 
 
 def count_messages_from(server: LiveServer, username: str) -> int:
+    """Messages stored from ``username`` in either protocol (v1 and v2 are stored apart)."""
+    total = 0
     with database(server) as connection:
-        (count,) = connection.execute(
-            "SELECT count(*) FROM messages JOIN users ON users.id = messages.sender_id WHERE username = ?",
-            (username,),
-        ).fetchone()
-    return int(count)
+        for table in ("messages", "v2_messages"):
+            (count,) = connection.execute(
+                f"SELECT count(*) FROM {table} JOIN users ON users.id = {table}.sender_id WHERE username = ?",
+                (username,),
+            ).fetchone()
+            total += int(count)
+    return total
 
 
 def test_substituted_key_shows_the_banner_and_blocks_sending_until_accepted(

@@ -58,15 +58,20 @@ def test_register_chat_offline_delivery_safety_numbers_and_reload(people: dict[s
     alice.send("welcome back")
     expect(page.locator(".message.theirs .message-text").last).to_have_text("welcome back")
 
-    # Bob on a second device (a new profile) logs in with his password: same history, verified.
+    # Bob on a second device (a new profile) logs in with his password. It is a new v2
+    # device: the messages before it existed were sealed for his other device only
+    # (forward secrecy, PROTOCOL.md 15.10), so it has none of them and says where they are;
+    # what alice sends from now on reaches both.
     laptop = Person("bob", bob.context.browser.new_context(), page, bob.base_url)  # type: ignore[union-attr]
     try:
         laptop.new_page()
         laptop.login()
         laptop.open_chat("alice")
-        expect(laptop.page.locator(".message .message-text")).to_have_text(
-            ["hello bob", "hi alice", "one", "two", "three", "welcome back"]
-        )
+        expect(laptop.page.locator(".system-line", has_text="new device of your account")).to_have_count(1)
+        assert laptop.texts() == []
+        alice.send("to both of bob's devices")
+        expect(laptop.page.locator(".message .message-text")).to_have_text(["to both of bob's devices"])
+        expect(page.locator(".message.theirs .message-text").last).to_have_text("to both of bob's devices")
         assert all(m["verified"] for m in laptop.messages())
         assert not laptop.problems, laptop.problems
     finally:

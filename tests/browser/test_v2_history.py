@@ -186,10 +186,10 @@ def test_own_device_added_is_said_and_logout_without_remember_removes_it_leaving
 
     # The laptop logs out without having been remembered: it leaves alice's list, and
     # nothing of v2 that could be opened stays in the profile: no sealing key, no device,
-    # no session, no kept message (only whether to send in v2, which is not secret).
+    # no session, no kept message (v2 is on by default, so no switch was stored either).
     log_out(laptop)
     left = v2_keys(laptop.page, "alice")
-    assert left == ['["alice","send-v2"]'], left
+    assert left == [], left
     raw = raw_indexeddb(laptop.page)
     assert b"cryptoKey" not in raw
     assert b"a secret for both" not in raw
@@ -235,7 +235,7 @@ def test_the_only_device_logged_out_is_replaced_by_the_next_login_in_that_profil
     assert len(first) == 1
     log_out(alice)
     # The only device cannot leave the list (1 to 32 devices); its keys are gone here.
-    assert v2_keys(alice.page, "alice") == ['["alice","send-v2"]', '["alice","wiped-device"]']
+    assert v2_keys(alice.page, "alice") == ['["alice","wiped-device"]']
     alice.login()
     expect_own_devices(alice, 1)
     now = listed(server, "alice")
@@ -316,4 +316,4 @@ def test_a_remembered_device_is_kept_at_logout_unless_the_user_asks_to_remove_it
     laptop.page.once("dialog", lambda dialog: dialog.accept())
     log_out(laptop)
     assert len(listed(server, "alice")) == 1
-    assert v2_keys(laptop.page, "alice") == ['["alice","send-v2"]']
+    assert v2_keys(laptop.page, "alice") == []

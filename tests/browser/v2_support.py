@@ -27,6 +27,14 @@ def switch_on_v2(person: Person) -> None:
     page.locator("#account-close").click()
 
 
+def wait_for_own_device(person: Person) -> None:
+    """Until this page's device is in the account's list (v2 starts at login, by default)."""
+    page = person.page
+    page.locator("#open-account").click()
+    expect(page.locator("#device-list li.current")).to_have_count(1, timeout=30_000)
+    page.locator("#account-close").click()
+
+
 def v2_posts(page: Page) -> list[str]:
     """Record every POST /v2/messages this page makes (the v2 send path)."""
     posts: list[str] = []

@@ -66,11 +66,12 @@ async def test_a_replayed_old_entry_is_refused_and_changes_nothing(
 
     db = server_database(live_server)
     try:
-        kept = db.execute("SELECT id FROM v2_messages WHERE message_id = ?", (message[1],)).fetchone()
-        # Deleted once acknowledged, its id may since be bob's delivered receipt's (15.17).
-        pk = kept[0] if kept else db.execute("SELECT coalesce(max(id), 0) + 1 FROM v2_messages").fetchone()[0]
-        if kept is None:
-            db.execute("INSERT INTO v2_messages VALUES (?, ?, ?, ?, ?, ?, ?)", (pk, *message[1:]))
+        # Once acknowledged the row keeps only the header; the server's copy puts the body back.
+        (pk,) = db.execute("SELECT id FROM v2_messages WHERE message_id = ?", (message[1],)).fetchone()
+        db.execute(
+            "UPDATE v2_messages SET envelope = ?, body_deleted_at = NULL WHERE id = ?",
+            (message[5], pk),
+        )
         head = db.execute("SELECT inbox_head FROM devices WHERE device_id = ?", (bob_device,)).fetchone()[0]
         db.execute(
             "INSERT INTO device_inbox (user_id, device_id, seq, message_pk, slot, created_at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -92,7 +92,9 @@ def _v2_entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[st
         "devices": sum(len(target["devices"]) for target in targets),
         "client_ts": envelope.get("sent_at"),
         "server_ts": row["server_ts"],
-        "size": len(row["envelope"].encode()),
+        "size": row["size"],
+        # Set once every device had it: the ciphertext is gone, the header stays.
+        "body_deleted_at": row["body_deleted_at"],
     }
     body = envelope.get("body", "")
     if full:

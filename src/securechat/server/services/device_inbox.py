@@ -186,6 +186,7 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
                     stored,
                     slots,
                     now,
+                    size,
                 )
                 if pk is None:
                     # A target device was revoked between the check and the write.
@@ -252,5 +253,5 @@ async def acknowledge(
     device itself may: another's acknowledgement would make its entries disappear."""
     async with ctx.database.write() as conn:
         await device_auth.require(ctx, conn, principal, device_id, device_token)
-        removed = await store.acknowledge(conn, principal.user_id, device_id, seq)
+        removed = await store.acknowledge(conn, principal.user_id, device_id, seq, now_ms())
     return {"acknowledged": removed}

@@ -133,6 +133,8 @@ async def v2_message_log(
         v2_messages.c.conversation_id,
         v2_messages.c.server_ts,
         v2_messages.c.envelope,
+        v2_messages.c.size,
+        v2_messages.c.body_deleted_at,
     ]
     return await _log_page(conn, v2_messages, "sender_id", columns, condition, before_id, limit)
 

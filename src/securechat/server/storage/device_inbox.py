@@ -3,6 +3,7 @@ each target device's own numbered entries carrying only its slot."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import and_, delete, exists, func, insert, select, update
@@ -70,6 +71,7 @@ async def add_message(
     envelope: str,
     slots: Mapping[tuple[int, str], str],
     now: int,
+    size: int,
 ) -> int | None:
     """Store the message and one entry per (user id, device id) -> slot, each at the
     next position of that device's inbox. None (and nothing stored: the caller rolls
@@ -87,6 +89,7 @@ async def add_message(
             envelope_sha256=envelope_sha256,
             envelope=envelope,
             server_ts=now,
+            size=size,
         )
         .returning(v2_messages.c.id)
     )
@@ -183,9 +186,9 @@ async def get_entries(
     return list((await conn.execute(query)).mappings()), int(head or 0)
 
 
-async def acknowledge(conn: AsyncConnection, user_id: int, device_id: str, seq: int) -> int:
-    """Delete the device's entries up to ``seq``, then the messages no device still waits
-    for. Returns how many entries went."""
+async def acknowledge(conn: AsyncConnection, user_id: int, device_id: str, seq: int, now: int) -> int:
+    """Delete the device's entries up to ``seq``, then the bodies of the messages no
+    device still waits for. Returns how many entries went."""
     mine = and_(device_inbox.c.user_id == user_id, device_inbox.c.device_id == device_id)
     pks = [
         row.message_pk
@@ -196,7 +199,7 @@ async def acknowledge(conn: AsyncConnection, user_id: int, device_id: str, seq: 
     if not pks:
         return 0
     await conn.execute(delete(device_inbox).where(and_(mine, device_inbox.c.seq <= seq)))
-    await delete_unreferenced(conn, pks)
+    await delete_unreferenced_bodies(conn, pks, now)
     return len(pks)
 
 
@@ -205,15 +208,34 @@ async def acknowledge(conn: AsyncConnection, user_id: int, device_id: str, seq: 
 _DELETE_CHUNK = 1000
 
 
-async def delete_unreferenced(conn: AsyncConnection, message_pks: Sequence[int]) -> None:
-    """Messages among ``message_pks`` that no inbox entry names any more."""
+# What of a stored envelope stays once its body is deleted (PROTOCOL.md 15.16): the header.
+_HEADER_MEMBERS = ("v", "message_id", "conversation_id", "sender", "sender_device", "sent_at", "targets")
+
+
+def header_only(envelope: str) -> str:
+    """The stored envelope without its ciphertext (``iv``, ``body``) and signature."""
+    document = json.loads(envelope)
+    return json.dumps({k: document[k] for k in _HEADER_MEMBERS if k in document}, separators=(",", ":"))
+
+
+async def delete_unreferenced_bodies(conn: AsyncConnection, message_pks: Sequence[int], now: int) -> None:
+    """The messages among ``message_pks`` that no inbox entry names any more lose their
+    body: the envelope is cut to its header and ``body_deleted_at`` set. Nothing can
+    serve them again; the metadata stays for the admin log (as a v1 message's does)."""
     ordered = sorted(set(message_pks))
     for start in range(0, len(ordered), _DELETE_CHUNK):
-        await conn.execute(
-            delete(v2_messages).where(
+        rows = await conn.execute(
+            select(v2_messages.c.id, v2_messages.c.envelope).where(
                 and_(
                     v2_messages.c.id.in_(ordered[start : start + _DELETE_CHUNK]),
+                    v2_messages.c.body_deleted_at.is_(None),
                     ~exists().where(device_inbox.c.message_pk == v2_messages.c.id),
                 )
             )
         )
+        for row in rows.all():
+            await conn.execute(
+                update(v2_messages)
+                .where(v2_messages.c.id == row.id)
+                .values(envelope=header_only(row.envelope), body_deleted_at=now)
+            )

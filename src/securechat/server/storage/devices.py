@@ -16,7 +16,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .device_inbox import delete_unreferenced
+from .device_inbox import delete_unreferenced_bodies
 from .tables import device_inbox, device_inbox_floors, device_lists, devices, one_time_prekeys, users
 
 Outcome = Literal["stored", "unchanged", "stale"]
@@ -137,7 +137,7 @@ async def put_list(
             await conn.execute(
                 delete(table).where(and_(table.c.user_id == user_id, table.c.device_id.in_(removed)))
             )
-        await delete_unreferenced(conn, pending)
+        await delete_unreferenced_bodies(conn, pending, now)
     if added:
         await conn.execute(
             insert(devices),

@@ -363,6 +363,11 @@ v2_messages = Table(
     Column("envelope_sha256", LargeBinary(32), nullable=False),
     Column("envelope", Text, nullable=False),
     Column("server_ts", BigInteger, nullable=False),
+    # The envelope's size as sent, slots included (migration 0019).
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    # When the last device's entry went and the envelope was cut to its header: the
+    # metadata stays for the admin log, the ciphertext does not (migration 0019).
+    Column("body_deleted_at", BigInteger, nullable=True),
 )
 
 device_inbox = Table(

@@ -12,7 +12,10 @@ const SECTIONS = ["messages", "files", "users", "blocks", "audit"];
 
 // The members of the admin API's answers that this view reads (server JSON, shown only
 // through textContent).
-/** @typedef {{server_ts: number, sender: string, recipients: string[], size: number, ciphertext_preview: string}} MessageRow */
+/**
+ * @typedef {{server_ts: number, sender: string, recipients: string[], size: number, ciphertext_preview: string,
+ *   protocol: number, sender_device?: string, devices?: number, body_deleted_at?: number | null}} MessageRow
+ */
 /** @typedef {{file_id: string, sender: string, recipients: string[], size: number, created_at: number, completed_at: number | null}} FileRow */
 /** @typedef {{username: string, created_at: number, sessions: number, disabled: boolean, is_admin: boolean, stored_bytes: number}} UserRow */
 /** @typedef {{address: string, reason: string, since: number, until: number}} BlockRow */
@@ -34,6 +37,7 @@ export class AdminView {
         event.preventDefault();
         void this.loadMessages(true);
       }],
+      [byId("admin-protocol"), "change", () => void this.loadMessages(true)],
       [byId("admin-more"), "click", () => void this.loadMessages(false)],
       [byId("admin-export"), "click", () => void this.exportMessages()],
       [byId("admin-file-filter"), "submit", (/** @type {SubmitEvent} */ event) => {
@@ -83,6 +87,8 @@ export class AdminView {
     const params = new URLSearchParams();
     const sender = byId(`${prefix}-sender`).value.trim();
     const recipient = byId(`${prefix}-recipient`).value.trim();
+    // v1 and v2 messages are two logs (PROTOCOL.md 15.8 keeps v2 apart, ids and all).
+    if (prefix === "admin") params.set("protocol", /** @type {HTMLSelectElement} */ (byId("admin-protocol")).value);
     if (sender) params.set("sender", sender);
     if (recipient) params.set("recipient", recipient);
     for (const name of ["since", "until"]) {
@@ -107,7 +113,12 @@ export class AdminView {
           el("td", { text: m.sender }),
           el("td", { text: m.recipients.join(", ") }),
           el("td", { text: String(m.size) }),
-          el("td", { className: "cipher", text: m.ciphertext_preview }),
+          el("td", { className: "cipher", text: m.body_deleted_at ? "(deleted once every device had it)" : m.ciphertext_preview }),
+          el("td", {
+            className: "cipher",
+            text: m.sender_device ? `${m.sender_device.slice(0, 8)}… to ${m.devices} device(s)` : "—",
+            attrs: m.sender_device ? { title: m.sender_device } : {},
+          }),
         ]),
       );
       if (fresh) rows.replaceChildren(...items);

@@ -68,6 +68,10 @@ const WIPED = "wiped-device";
  * @property {boolean} current this browser
  */
 
+export const NEW_DEVICE_HISTORY =
+  "This browser is a new device of your account: protocol v2 messages sent before now stay on your other devices. " +
+  "To bring them here, show this browser's link code (Account and sessions, Devices) and type it on one of them.";
+
 export class V2 {
   /** @param {V2Host} host */
   constructor(host) {
@@ -114,15 +118,15 @@ export class V2 {
     if (enabled) await this.start();
   }
 
-  /** Start v2 if this browser has switched it on (now or before). */
+  /** Start v2 unless this browser has switched it off and has no device (v2 is the default). */
   async init() {
-    this.sendEnabled = (await store.get("v2", [this.me, "send-v2"])) === true;
+    this.sendEnabled = (await store.get("v2", [this.me, "send-v2"])) !== false;
     const hasDevice = (await store.get("v2", [this.me, "device"])) !== undefined;
     const wiped = typeof (await store.get("v2", [this.me, WIPED])) === "string";
     if (this.sendEnabled || hasDevice || wiped) {
       await this.start();
     } else {
-      this.off = "not switched on in this browser";
+      this.off = "switched off in this browser";
     }
   }
 
@@ -147,6 +151,8 @@ export class V2 {
         keys = await DeviceKeys.load(this.host.identity, now, { fresh: true });
         book = this.makeBook(keys);
       }
+      const firstListing = !keys.record.listed;
+      const others = current?.devices.filter((device) => device.deviceId !== keys.deviceId).length ?? 0;
       const wiped = await store.get("v2", [this.me, WIPED]);
       await book.ensureListed(now, typeof wiped === "string" && wiped !== keys.deviceId ? wiped : null);
       if (wiped !== undefined) await store.remove("v2", [this.me, WIPED]);
@@ -205,6 +211,8 @@ export class V2 {
       await this.receiver.load();
       this.off = null;
       this.host.devicesChanged();
+      // A new device opens v2 messages from its creation on (15.10): say where the rest is.
+      if (firstListing && others > 0) this.host.lineAll(NEW_DEVICE_HISTORY);
       await this.receiver.poll();
     } catch (error) {
       this.off = error instanceof Error ? error.message : "v2 could not start";
