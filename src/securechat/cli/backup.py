@@ -63,6 +63,35 @@ async def now(password_stdin: PasswordStdin = False) -> None:
 
 @backup_app.command()
 @run
+async def disable(password_stdin: PasswordStdin = False) -> None:
+    """Turn backups off in this home: it forgets the recovery key. The backup on the server
+    stays, and still opens with the key you wrote down."""
+    async with await unlocked(password_stdin) as client:
+        backups(client).disable()
+    console.print("Backups are off in this home; the backup on the server is still there.", markup=False)
+
+
+@backup_app.command()
+@run
+async def delete(password_stdin: PasswordStdin = False) -> None:
+    """Delete the account's backup on the server and turn backups off in this home.
+
+    Turning them on again (`securechat backup enable`) makes a new recovery key and starts
+    again from version 1. Other homes that back up under the old key stop with a message."""
+    async with await unlocked(password_stdin) as client:
+        await client.ensure_token()
+        deleted = await backups(client).delete()
+    console.print(
+        "The backup on the server was deleted" if deleted else "There was no backup on the server",
+        markup=False,
+    )
+    console.print(
+        "Backups are off in this home: `securechat backup enable` starts again with a new key.", markup=False
+    )
+
+
+@backup_app.command()
+@run
 async def restore(
     key_stdin: Annotated[
         bool, typer.Option("--key-stdin", help="Read the recovery key from standard input.")

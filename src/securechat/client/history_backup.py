@@ -9,14 +9,19 @@ now in the clear, but the recovery key would also open every *later* backup: a c
 the home's files alone must not give that. It is never sent to the server and never
 derived from the password.
 
-The highest backup version this home has seen (uploaded or restored) is kept too, so an
-older backup the server hands back later is refused (``backup_rollback``). A restore adds
+The highest backup version this home has seen (uploaded or restored) under its recovery
+key is kept too, with which key it belongs to (``key_id``), so an older backup of that key
+the server hands back later is refused (``backup_rollback``), and an upload never goes
+below it (``BackupBehind``: the server's copy was deleted or rolled back; the user
+decides). Another key has its own count: turning backups on again (a new key) or
+restoring one made under another key starts from what that key has seen. A restore adds
 only the rows that pass a hand-over's row check (``client.core.v2.backup``), since
 whoever held the recovery key once can upload any archive; what it skips is counted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from ..protocol.encoding import b64decode, b64encode
 from ..protocol.errors import VerificationFailed
 from ..protocol.v2.backup import (
+    MAX_SAFE_INTEGER,
     Archive,
     BackupMessage,
     format_recovery_key,
@@ -45,10 +51,37 @@ KEY = "history_backup.recovery_key.sealed"
 # Where earlier releases kept the key unsealed; sealed and removed when next read.
 UNSEALED_KEY = "history_backup.recovery_key"
 HIGHEST = "history_backup.highest_version"
+# Which recovery key HIGHEST belongs to (``key_id``); absent in homes of earlier
+# releases, whose highest version then counts for any key.
+HIGHEST_KEY = "history_backup.highest_key"
+KEY_ID_LABEL = b"securechat/v2/history-backup/key-id\x00"
+
+
+def key_id(key: bytes) -> str:
+    """A name for a recovery key in this home's state: which key the highest version seen
+    belongs to. A hash of it (the key cannot be had back from it)."""
+    return hashlib.sha256(KEY_ID_LABEL + key).hexdigest()[:32]
 
 
 class BackupNotEnabled(ClientError):
     pass
+
+
+class BackupBehind(ClientError):
+    """The server holds an older version than this home has seen under its key: the backup
+    was deleted (by a device of the account or anyone with the password) or rolled back.
+    Nothing is uploaded: going on from the server's version would let that key's older
+    backups, replayed by the server, pass for new ones."""
+
+    def __init__(self, stored: int, highest: int) -> None:
+        super().__init__(
+            f"the server holds backup version {stored}, older than version {highest} this home has "
+            "seen under its recovery key: the backup was deleted or rolled back, so nothing was "
+            "uploaded. Restore the backup there with its recovery key (`securechat backup restore`), "
+            "or turn backups off here (`securechat backup disable`) and on again with a new key"
+        )
+        self.stored = stored
+        self.highest = highest
 
 
 @dataclass(frozen=True)
@@ -135,8 +168,53 @@ class HistoryBackups:
         self._keep(key)
         return key
 
-    def highest_seen(self) -> int:
-        return int(self.state.get(HIGHEST) or 0)
+    def highest_seen(self, key: bytes | None = None) -> int:
+        """The highest version this home has seen; with ``key``, under that key (0 for a key
+        it has not seen a backup of)."""
+        highest = int(self.state.get(HIGHEST) or 0)
+        owner = self.state.get(HIGHEST_KEY)
+        if key is None or owner is None or owner == key_id(key):
+            return highest
+        return 0
+
+    def _saw(self, key: bytes, version: int) -> None:
+        """Note that ``version`` of ``key``'s backups was uploaded or restored here."""
+        self.state.put(HIGHEST, str(max(version, self.highest_seen(key))))
+        self.state.put(HIGHEST_KEY, key_id(key))
+
+    def _settle_highest(self, key: bytes | None) -> None:
+        """A highest version kept without its key (an earlier release) belongs to the key
+        kept with it; with no key kept, it is dropped (the caller is the user's delete)."""
+        if self.state.get(HIGHEST) is None or self.state.get(HIGHEST_KEY) is not None:
+            return
+        if key is None:
+            self.state.put(HIGHEST, None)
+        else:
+            self.state.put(HIGHEST_KEY, key_id(key))
+
+    def disable(self) -> None:
+        """Turn backups off in this home: forget its recovery key (the server's copy stays
+        and still opens with the key written down). The highest version seen under that
+        key stays, so restoring with it later still refuses its older backups."""
+        try:
+            kept = self._recovery_key()
+        except ClientError:
+            kept = None  # a key that does not open is forgotten all the same
+        with self.state.transaction():
+            if kept is not None:
+                self._settle_highest(kept)
+            self.state.put(KEY, None)
+            self.state.put(UNSEALED_KEY, None)
+
+    async def delete(self) -> bool:
+        """Delete the account's backup on the server and turn backups off here; whether
+        there was one. Turning them on again makes a new key, whose versions start at 1."""
+        answer = await self.api.request("DELETE", PATH)
+        self.disable()
+        # A count that belongs to no key (nothing to tie it to) would hold back the new
+        # key's first upload: the user's delete ends it.
+        self._settle_highest(None)
+        return bool(answer.get("deleted")) if isinstance(answer, dict) else False
 
     def local_archive(self, version: int) -> Archive:
         with self.state.transaction() as db:
@@ -173,23 +251,40 @@ class HistoryBackups:
         return format_recovery_key(key), uploaded
 
     async def upload(self) -> Uploaded:
-        """Seal this home's history as the next version and upload it. If another home
-        of the account uploaded a later version meanwhile, go above it once."""
+        """Seal this home's history as the next version and upload it. The server takes
+        only its stored version plus one: if another home of the account uploaded a later
+        version meanwhile, go above it once; if it holds an older one than this home has
+        seen under its key, upload nothing (``BackupBehind``)."""
         key = self._recovery_key()
         if key is None:
             raise BackupNotEnabled("backups are off for this home: run `securechat backup enable`")
-        version = self.highest_seen() + 1
+        highest = self.highest_seen(key)
+        version = highest + 1
         for attempt in range(2):
+            if version >= MAX_SAFE_INTEGER:
+                raise ClientError(
+                    "the backup's versions are used up: `securechat backup delete`, then "
+                    "`securechat backup enable` starts again under a new key"
+                )
             archive = self.local_archive(version)
             sealed = seal_backup(key, archive, os.urandom(12))
             try:
                 await self.api.request("PUT", PATH, json={"version": version, "sealed": b64encode(sealed)})
             except ApiError as exc:
-                if exc.code != "backup_version_stale" or attempt:
+                stored = exc.body.get("version") if isinstance(exc.body, dict) else None
+                if (
+                    exc.code != "backup_version_stale"
+                    or not isinstance(stored, int)
+                    or isinstance(stored, bool)
+                ):
                     raise
-                version = max(version, int(exc.body.get("version", 0))) + 1
+                if stored < highest:
+                    raise BackupBehind(stored, highest) from None
+                if attempt or stored < version:
+                    raise
+                version = stored + 1
                 continue
-            self.state.put(HIGHEST, str(version))
+            self._saw(key, version)
             return Uploaded(version, len(archive.messages), len(sealed))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -206,7 +301,7 @@ class HistoryBackups:
         if not isinstance(version, int) or isinstance(version, bool) or not isinstance(sealed_b64, str):
             raise ClientError("the server's answer is not a backup")
         me = str(self.session.username)
-        archive = open_backup(key, me, version, b64decode(sealed_b64), highest_seen=self.highest_seen())
+        archive = open_backup(key, me, version, b64decode(sealed_b64), highest_seen=self.highest_seen(key))
         sorted_rows = restore_rows(me, archive.messages)
         added = present = differing = 0
         with self.state.transaction() as db:
@@ -234,8 +329,9 @@ class HistoryBackups:
                     imported="backup",
                 )
                 added += 1
+            self._settle_highest(self._recovery_key())
             self._keep(key)
-            self.state.put(HIGHEST, str(max(version, self.highest_seen())))
+            self._saw(key, version)
         return Restored(
             version,
             len(archive.messages),

@@ -3,8 +3,11 @@
 The server cannot open a backup: it is AES-256-GCM under a key derived from a recovery
 key that never leaves the user's devices (and is not derived from the password). It
 checks only what it can: the size (``HISTORY_BACKUP_MAX_BYTES`` and the account's
-storage quota, which backups share with files) and that versions only grow, so a
-replayed older upload never replaces a newer backup.
+storage quota, which backups share with files) and that each upload is the next version,
+the stored one plus one (1 when none is stored), compared and set under the account's
+row lock: a replayed older upload never replaces a newer backup, and no upload jumps
+ahead (anyone with the password can upload, and a version near 2^53 would leave the
+genuine client no version to go on with). Deleting the backup starts the count again.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ async def put_backup(
         # compared with the version stored before it and none is lost to a race.
         await conn.execute(select(users.c.id).where(users.c.id == principal.user_id).with_for_update())
         stored = await store.get_meta(conn, principal.user_id)
-        if stored is not None and version <= stored["version"]:
+        current = int(stored["version"]) if stored is not None else 0
+        if version != current + 1:
             raise BackupVersionStale(
-                "a backup of this version or a later one is stored", version=int(stored["version"])
+                f"the next version of this account's backup is {current + 1}", version=current
             )
         previous = int(stored["size"]) if stored is not None else 0
         if not await file_store.reserve_bytes(conn, principal.user_id, len(sealed) - previous, quota):

@@ -1,7 +1,8 @@
 /**
  * The history backup section of the account dialog (PROTOCOL.md 15.10.1): turning
  * backups on (the recovery key shown once, kept only after "I wrote it down"), "Back up
- * now", and restoring on this device from a typed recovery key. The work is
+ * now", turning them off here, deleting the backup on the server, and restoring on this
+ * device from a typed recovery key. The work is
  * history-backup.js's; this view only asks and says what happened. DOM only.
  *
  * @module
@@ -36,6 +37,7 @@ export class BackupPanel {
     ]);
     this.nowButton = button("backup-now", "Back up now");
     this.offButton = button("backup-off", "Turn off backups on this device");
+    this.deleteButton = button("backup-delete", "Delete the backup on the server");
     this.restoreInput = /** @type {HTMLInputElement} */ (
       el("input", { attrs: { id: "backup-restore-key", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "64 characters, in groups of 4" } })
     );
@@ -52,6 +54,7 @@ export class BackupPanel {
       this.reveal,
       this.nowButton,
       this.offButton,
+      this.deleteButton,
       el("label", { text: "Restore on this device: type your recovery key", attrs: { for: "backup-restore-key" } }),
       this.restoreInput,
       this.restoreButton,
@@ -63,6 +66,7 @@ export class BackupPanel {
       [this.confirmButton, "click", () => void this.confirm()],
       [this.nowButton, "click", () => void this.now()],
       [this.offButton, "click", () => void this.off()],
+      [this.deleteButton, "click", () => void this.deleteBackup()],
       [this.restoreButton, "click", () => void this.restore()],
     ]);
     for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
@@ -110,6 +114,32 @@ export class BackupPanel {
     await this.backups.disable();
     await this.render();
     this.result.textContent = "Backups are off on this device.";
+  }
+
+  /**
+   * Delete the server's copy and forget the key here: turning backups on again makes a
+   * new key and starts from version 1. Other devices backing up under the old key stop
+   * and say so (history-backup.js BackupBehind).
+   */
+  async deleteBackup() {
+    if (
+      !confirm(
+        "Delete the history backup on the server? It cannot be opened afterwards, not even with your recovery key, and this device forgets that key. Turning backups on again makes a new key.",
+      )
+    ) {
+      return;
+    }
+    this.deleteButton.disabled = true;
+    this.result.textContent = "Deleting…";
+    try {
+      const deleted = await this.backups.deleteBackup();
+      await this.render();
+      this.result.textContent = `${deleted ? "The backup on the server was deleted." : "There was no backup on the server."} Backups are off on this device; turning them on makes a new recovery key.`;
+    } catch (error) {
+      this.result.textContent = explain(error);
+    } finally {
+      this.deleteButton.disabled = false;
+    }
   }
 
   async propose() {

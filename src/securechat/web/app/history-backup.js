@@ -12,10 +12,15 @@
  * password; the server holds only the sealed archive. Logging out without "remember
  * this device" removes it with the rest of the account's v2 store.
  *
- * The highest version this profile has uploaded or restored is kept too (in the clear:
- * it is a number the server knows), so an older backup the server hands back is refused
- * (`backup_rollback`). After new messages an upload follows on its own, debounced and at
- * most one every 30.5 seconds (the server takes 2 a minute). No DOM.
+ * The highest version this profile has uploaded or restored under its recovery key is
+ * kept too (in the clear: a number the server knows), with which key it belongs to (a
+ * hash of the key, `keyId`), so an older backup of that key the server hands back is
+ * refused (`backup_rollback`), and an upload never goes below it (`BackupBehind`: the
+ * server's copy was deleted or rolled back; the user decides). Another key has its own
+ * count: a new key (backups turned on again) or restoring one made under another key
+ * starts from what that key has seen. "Delete" deletes the server's copy and forgets the
+ * key. After new messages an upload follows on its own, debounced and at most one every
+ * 30.5 seconds (the server takes 2 a minute). No DOM.
  *
  * @module
  */
@@ -34,6 +39,9 @@ import { LocalHistory } from "./v2-history.js";
 /** @import { ChatMessage } from "./conversations.js" */
 
 const PATH = "/account/history-backup";
+/** Versions are below 2^53 (15.10.1). */
+const VERSION_LIMIT = 2 ** 53;
+const KEY_ID_LABEL = new TextEncoder().encode("securechat/v2/history-backup/key-id\0");
 /** After the last change, this long without another before the automatic upload. */
 export const AUTO_DELAY_MS = 3_000;
 /** Between two uploads at least this long: the server takes 2 a minute (429 past that). */
@@ -56,6 +64,41 @@ export class BackupFailed extends Error {
     super(BACKUP_REFUSALS[reason]);
     this.reason = reason;
   }
+}
+
+/**
+ * The server holds an older version than this profile has seen under its key: the backup
+ * was deleted (by a device of the account or anyone with the password) or rolled back.
+ * Nothing is uploaded: going on from the server's version would let that key's older
+ * backups, replayed by the server, pass for new ones.
+ */
+export class BackupBehind extends Error {
+  /**
+   * @param {number} stored
+   * @param {number} highest
+   */
+  constructor(stored, highest) {
+    super(
+      `The server holds backup version ${stored}, older than version ${highest} this device has seen under its recovery key: the backup was deleted or rolled back, so nothing was uploaded. Restore the backup there with its recovery key, or turn backups off on this device and on again with a new key.`,
+    );
+    this.stored = stored;
+    this.highest = highest;
+  }
+}
+
+/**
+ * A name for a recovery key in this profile's store: which key the highest version seen
+ * belongs to. A hash of it (the key cannot be had back from it).
+ *
+ * @param {Uint8Array} key
+ * @returns {Promise<string>}
+ */
+export async function keyId(key) {
+  const data = new Uint8Array(KEY_ID_LABEL.length + key.length);
+  data.set(KEY_ID_LABEL);
+  data.set(key, KEY_ID_LABEL.length);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return Array.from(digest.subarray(0, 16), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -136,6 +179,11 @@ export class HistoryBackups {
     return [this.me, "backup-highest"];
   }
 
+  /** Which key `highestPath` belongs to (`keyId`); absent in profiles of earlier releases. */
+  get highestKeyPath() {
+    return [this.me, "backup-highest-key"];
+  }
+
   /** A hash of what the last upload held (message ids), to skip one that would hold the same. */
   get digestPath() {
     return [this.me, "backup-digest"];
@@ -146,10 +194,33 @@ export class HistoryBackups {
     return (await store.get("v2", this.keyPath)) !== undefined;
   }
 
-  /** @returns {Promise<number>} */
-  async highestSeen() {
+  /**
+   * The highest version this profile has seen; with `key`, under that key (0 for a key it
+   * has not seen a backup of; a count kept without its key counts for any key).
+   *
+   * @param {Uint8Array} [key]
+   * @returns {Promise<number>}
+   */
+  async highestSeen(key) {
     const value = await store.get("v2", this.highestPath);
-    return typeof value === "number" ? value : 0;
+    const highest = typeof value === "number" ? value : 0;
+    const owner = await store.get("v2", this.highestKeyPath);
+    if (!key || typeof owner !== "string" || owner === (await keyId(key))) return highest;
+    return 0;
+  }
+
+  /**
+   * The writes that note `version` of `key`'s backups as uploaded or restored here.
+   *
+   * @param {Uint8Array} key
+   * @param {number} version
+   * @returns {Promise<import("./store.js").Write[]>}
+   */
+  async sawWrites(key, version) {
+    return [
+      { store: "v2", key: this.highestPath, value: Math.max(version, await this.highestSeen(key)) },
+      { store: "v2", key: this.highestKeyPath, value: await keyId(key) },
+    ];
   }
 
   /** @returns {Promise<Uint8Array | null>} the kept recovery key; null when backups are off */
@@ -189,10 +260,34 @@ export class HistoryBackups {
     await store.writeAll([await sealer.write(this.keyPath, b64encode(key))]);
   }
 
-  /** Turn backups off here: forget the key (the server's copy stays until deleted). */
+  /**
+   * Turn backups off here: forget the key (the server's copy stays until deleted). The
+   * highest version seen under it stays, so restoring with it later still refuses its
+   * older backups; a count kept without its key is tied to the key first.
+   */
   async disable() {
     this.cancel();
+    const kept = await this.recoveryKey();
+    if (kept && (await store.get("v2", this.highestPath)) !== undefined && (await store.get("v2", this.highestKeyPath)) === undefined) {
+      await store.writeAll([{ store: "v2", key: this.highestKeyPath, value: await keyId(kept) }]);
+    }
     await store.remove("v2", this.keyPath);
+  }
+
+  /**
+   * Delete the account's backup on the server and turn backups off here. Turning them on
+   * again makes a new key, whose versions start at 1.
+   *
+   * @returns {Promise<boolean>} whether the server had one
+   */
+  async deleteBackup() {
+    const answer = await this.host.api.request("DELETE", PATH);
+    await this.disable();
+    // A count tied to no key would hold back the new key's first upload: the user's
+    // delete ends it. What the last upload held is forgotten with the key.
+    if ((await store.get("v2", this.highestKeyPath)) === undefined) await store.remove("v2", this.highestPath);
+    await store.remove("v2", this.digestPath);
+    return answer?.deleted === true;
   }
 
   /**
@@ -239,8 +334,10 @@ export class HistoryBackups {
   }
 
   /**
-   * Seal this profile's history as the next version and upload it. If another device
-   * of the account uploaded a later version meanwhile, go above it once.
+   * Seal this profile's history as the next version and upload it. The server takes only
+   * its stored version plus one: if another device of the account uploaded a later
+   * version meanwhile, go above it once; if it holds an older one than this profile has
+   * seen under its key, upload nothing (`BackupBehind`).
    *
    * @returns {Promise<{version: number, messages: number, size: number}>}
    */
@@ -254,8 +351,10 @@ export class HistoryBackups {
     const key = await this.recoveryKey();
     if (!key) throw new Error("Backups are off on this device.");
     const messages = await this.keptMessages();
-    let version = (await this.highestSeen()) + 1;
+    const highest = await this.highestSeen(key);
+    let version = highest + 1;
     for (let attempt = 0; ; attempt += 1) {
+      if (version >= VERSION_LIMIT) throw new Error("The backup's versions are used up: delete the backup, then turn backups on again with a new key.");
       /** @type {Archive} */
       const archive = { username: this.me, version, created_at: Date.now(), messages };
       const sealed = await sealBackup(key, archive, crypto.getRandomValues(new Uint8Array(12)));
@@ -264,16 +363,14 @@ export class HistoryBackups {
         await this.host.api.request("PUT", PATH, { body: { version, sealed: b64encode(sealed) } });
       } catch (error) {
         const stored = error instanceof ApiError ? error.details.version : undefined;
-        if (attempt === 0 && error instanceof ApiError && error.code === "backup_version_stale" && typeof stored === "number") {
-          version = Math.max(version, stored) + 1;
-          continue;
-        }
-        throw error;
+        if (!(error instanceof ApiError && error.code === "backup_version_stale" && Number.isSafeInteger(stored))) throw error;
+        const at = /** @type {number} */ (stored);
+        if (at < highest) throw new BackupBehind(at, highest);
+        if (attempt > 0 || at < version) throw error;
+        version = at + 1;
+        continue;
       }
-      await store.writeAll([
-        { store: "v2", key: this.highestPath, value: Math.max(version, await this.highestSeen()) },
-        { store: "v2", key: this.digestPath, value: await digest(messages) },
-      ]);
+      await store.writeAll([...(await this.sawWrites(key, version)), { store: "v2", key: this.digestPath, value: await digest(messages) }]);
       return { version, messages: messages.length, size: sealed.length };
     }
   }
@@ -306,13 +403,13 @@ export class HistoryBackups {
     } catch {
       throw new BackupFailed("backup_failed");
     }
-    const highest = await this.highestSeen();
+    const highest = await this.highestSeen(key);
     const archive = await refusing(() => openBackup(key, this.me, version, sealed, { highestSeen: highest }));
     const sorted = await restoreRows(this.me, archive.messages);
     const local = new LocalHistory(this.me, await Sealer.forAccount(this.me));
     const { writes, added, present, differing } = await local.importWrites(sorted.rows);
     writes.push(await local.sealer.write(this.keyPath, b64encode(key)));
-    writes.push({ store: "v2", key: this.highestPath, value: Math.max(version, highest) });
+    writes.push(...(await this.sawWrites(key, version)));
     await store.writeAll(writes);
     for (const { item, peer } of added) {
       await this.host.show(item, peer === this.me ? null : peer);
