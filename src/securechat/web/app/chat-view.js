@@ -42,6 +42,11 @@ export class ChatView {
     this.rendered = new WeakMap();
     /** @type {HTMLElement | undefined} */
     this.historyMore = undefined;
+    // Whether the reader is at the newest item: the list is kept there while items
+    // grow after they were drawn (an image preview takes its height when it has loaded).
+    this.stuck = true;
+    /** The scroll position this view last set at the bottom: its own scroll, not the reader's. */
+    this.ownScrollTop = -1;
     /** @type {import("./message-view.js").ItemActions} */
     this.itemActions = {
       me: messenger.username,
@@ -105,7 +110,12 @@ export class ChatView {
         if (this.openId && this.text.value) this.messenger.presence.typed(this.openId);
       }],
       [this.fileInput, "change", () => void this.sendFiles()],
-      [this.messages, "scroll", () => void this.maybeLoadOlder()],
+      [this.messages, "scroll", () => {
+        this.noteScroll();
+        void this.maybeLoadOlder();
+      }],
+      // Images do not bubble their load: listened for on the way down.
+      [this.messages, "load", () => this.keepAtBottom(), true],
       [byId("back"), "click", () => this.close()],
       [byId("open-contact"), "click", () => this.current() && this.panels.openContact(/** @type {Conversation} */ (this.current()).peer)],
       [byId("open-group"), "click", () => this.current() && this.panels.openGroup(/** @type {Conversation} */ (this.current()).id)],
@@ -126,11 +136,11 @@ export class ChatView {
         if (conversation) this.receiptRead(conversation);
       }],
     ];
-    for (const [target, type, handler] of this.listeners) target.addEventListener(type, handler);
+    for (const [target, type, handler, capture] of this.listeners) target.addEventListener(type, handler, Boolean(capture));
   }
 
   destroy() {
-    for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
+    for (const [target, type, handler, capture] of this.listeners) target.removeEventListener(type, handler, Boolean(capture));
     this.messenger.removeEventListener("conversations", this.onConversations);
     this.messenger.removeEventListener("messages", this.onMessages);
     this.messenger.removeEventListener("trust", this.onTrust);
@@ -178,6 +188,8 @@ export class ChatView {
   /** @param {string} conversationId */
   async open(conversationId) {
     this.openId = conversationId;
+    // A conversation opens at its newest item.
+    this.stuck = true;
     const conversation = this.current();
     if (!conversation) return;
     show(byId("conversation"));
@@ -260,7 +272,7 @@ export class ChatView {
     const conversation = this.current();
     if (!conversation) return;
     const list = this.messages;
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    const atBottom = this.stuck || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     const previousHeight = list.scrollHeight;
     const previousTop = list.scrollTop;
     // Keyed by the message object: only new or changed messages are (re)built, so a
@@ -347,6 +359,19 @@ export class ChatView {
 
   scrollToBottom() {
     this.messages.scrollTop = this.messages.scrollHeight;
+    this.ownScrollTop = this.messages.scrollTop;
+    this.stuck = true;
+  }
+
+  /** A scroll: the reader's (at the bottom or not), or this view's own to the bottom. */
+  noteScroll() {
+    const list = this.messages;
+    this.stuck = list.scrollTop === this.ownScrollTop || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  }
+
+  /** Something in the list grew (an image loaded): a reader at the newest item stays there. */
+  keepAtBottom() {
+    if (this.stuck) this.scrollToBottom();
   }
 
   async maybeLoadOlder() {
