@@ -103,6 +103,28 @@ export function conversationTitle(conversation) {
 }
 
 /**
+ * When an item happened, for placing it among others: the signer's clock, else the server's.
+ *
+ * @param {ChatMessage} item
+ * @returns {number}
+ */
+export function itemTimeOf(item) {
+  return item.sentAt ?? item.serverTs ?? 0;
+}
+
+/**
+ * Put `line` into `messages` (oldest first) before the first item that is later than it.
+ *
+ * @param {ChatMessage[]} messages changed in place
+ * @param {ChatMessage} line
+ */
+export function insertByTime(messages, line) {
+  const at = itemTimeOf(line);
+  const index = messages.findIndex((m) => itemTimeOf(m) > at);
+  messages.splice(index === -1 ? messages.length : index, 0, line);
+}
+
+/**
  * Why nothing is sent in a direct conversation: its contact did not derive from its id
  * (PROTOCOL.md 14.1), whatever the server lists; null when it did (or for a group).
  *
@@ -314,7 +336,9 @@ export class Conversations {
   }
 
   /**
-   * Lines for a group's newly verified changes, each once; true if any was added.
+   * Lines for a group's newly verified changes, each once and in its place by time (a
+   * new device verifies a chain whose changes are older than what it shows); true if
+   * any was added.
    *
    * @param {GroupRecord} record
    * @param {readonly ChatMessage[]} lines
@@ -325,7 +349,7 @@ export class Conversations {
     let added = false;
     for (const line of lines) {
       if (conversation.messages.some((m) => m.messageId === line.messageId)) continue;
-      conversation.messages.push(line);
+      insertByTime(conversation.messages, line);
       conversation.lastActivity = Math.max(conversation.lastActivity, line.sentAt ?? 0);
       added = true;
     }

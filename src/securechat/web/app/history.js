@@ -9,7 +9,7 @@
 
 import { GroupChange } from "../protocol/index.js";
 import { ApiError } from "./api.js";
-import { derivePeer, isConversationId, mergeOlder } from "./conversations.js";
+import { derivePeer, insertByTime, isConversationId, itemTimeOf, mergeOlder } from "./conversations.js";
 import { describeChange } from "./group-text.js";
 import { showStatus } from "./receipts.js";
 import { historyOrder, itemTime } from "./v2-history.js";
@@ -48,30 +48,32 @@ export function changeLine(groupId, change) {
 
 /**
  * Put the lines of a group's verified changes among its loaded messages, by time, those
- * older than the oldest loaded message only once the history is complete.
+ * older than the oldest loaded message only once the history is complete. Lines shown
+ * before (the chain verified before a page of older messages came) are placed again: a
+ * page is merged before everything shown, and a change line is not older than that.
  *
  * @param {Conversation} conversation
  */
 export function mergeChangeLines(conversation) {
   const record = conversation.group;
   if (!record?.state) return;
-  const shown = new Set(conversation.messages.map((m) => m.messageId));
-  const time = (/** @type {ChatMessage} */ m) => m.sentAt ?? m.serverTs ?? 0;
-  const firstMessage = conversation.messages.find((m) => m.kind !== "system");
-  const from = conversation.historyComplete || !firstMessage ? -Infinity : time(firstMessage);
-  const messages = [...conversation.messages];
+  const own = new Set(record.chain.map((_, seq) => `change:${record.id}:${seq}`));
+  const messages = conversation.messages.filter((m) => !(m.kind === "system" && m.verified && own.has(m.messageId)));
+  const firstMessage = messages.find((m) => m.kind !== "system");
+  const from = conversation.historyComplete || !firstMessage ? -Infinity : itemTimeOf(firstMessage);
+  const previous = new Map(conversation.messages.map((m) => [m.messageId, m]));
   record.chain.forEach((wire, seq) => {
-    const id = `change:${record.id}:${seq}`;
-    if (shown.has(id) || wire.at < from) return;
-    let change;
-    try {
-      change = GroupChange.fromWire(wire);
-    } catch {
-      return;
+    if (wire.at < from) return;
+    // The same object where there was one: the view keeps what it drew for it.
+    let line = previous.get(`change:${record.id}:${seq}`);
+    if (!line?.verified) {
+      try {
+        line = changeLine(record.id, GroupChange.fromWire(wire));
+      } catch {
+        return;
+      }
     }
-    const line = changeLine(record.id, change);
-    const index = messages.findIndex((m) => time(m) > line.sentAt);
-    messages.splice(index === -1 ? messages.length : index, 0, line);
+    insertByTime(messages, line);
   });
   conversation.messages = messages;
 }
@@ -212,11 +214,13 @@ export class History {
 
   /**
    * The newest message of the most recent conversations, for the list: one message
-   * each, so a fresh page shows what each conversation is about without opening it.
+   * each, so a fresh page shows what each conversation is about without opening it. A
+   * conversation with only membership lines (a group whose chain was verified before
+   * its history was read) still gets one.
    */
   async loadPreviews(count = 20) {
     for (const conversation of this.host.conversations.sorted().slice(0, count)) {
-      if (conversation.messages.length || conversation.preview || !isConversationId(conversation.id)) continue;
+      if (conversation.messages.some((m) => m.kind !== "system") || conversation.preview || !isConversationId(conversation.id)) continue;
       if (conversation.group && conversation.group.status === "removed") continue;
       try {
         const page = await this.host.api.history(conversation.id, { limit: 1 });

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { itemTimeOf } from "./conversations.js";
 import { el, fullTime, humanSize, shortTime } from "./dom.js";
 import { previewable } from "./transfers.js";
 import { reasonText } from "./reasons.js";
@@ -38,7 +39,11 @@ const STATUS_LABELS = {
  * @returns {string}
  */
 export function previewText(conversation) {
-  const last = conversation.messages.at(-1) ?? conversation.preview;
+  const shown = conversation.messages.at(-1);
+  const preview = conversation.preview;
+  // A membership line older than the newest message (a group's chain verified before its
+  // history was read) does not stand for the conversation.
+  const last = shown && preview && itemTimeOf(preview) > itemTimeOf(shown) ? preview : shown ?? preview;
   if (!last) return "";
   if (!last.verified) return last.kind === "system" ? "Unverifiable membership change" : "Unverifiable message";
   if (last.kind) return `${last.sender} ${last.text ?? ""}`;
