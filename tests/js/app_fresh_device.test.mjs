@@ -1,11 +1,15 @@
 // What a new device of an account shows before and after it has read a group's history
-// (issue 16, defect 2), without a DOM: membership lines take their place by time,
-// however late the chain was verified; the list's line is the newest item.
+// (issue 16, defects 1 and 2), without a DOM: a group without a known name is called
+// after its verified members, never "Unnamed group" and never a name from the server;
+// membership lines take their place by time, however late the chain was verified; the
+// list's line is the newest item; an admin owes the name to whoever joined after it.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { Conversations, insertByTime } from "../../src/securechat/web/app/conversations.js";
+import { groupTitle } from "../../src/securechat/web/app/group-text.js";
+import { GroupBook } from "../../src/securechat/web/app/groups.js";
 import { changeLine, mergeChangeLines } from "../../src/securechat/web/app/history.js";
 import { previewText } from "../../src/securechat/web/app/message-view.js";
 import { GroupChange, makeInvite, signChange, verifyChain } from "../../src/securechat/web/protocol/index.js";
@@ -53,6 +57,29 @@ async function group() {
   });
   return { create, join, first, joined, record, groupId: create.groupId };
 }
+
+describe("a group's title", () => {
+  test("its signed name when one is known, else who is in it", async () => {
+    const { first, record } = await group();
+    assert.deepEqual(groupTitle(record([], first, { name: "Team", sentAt: AT, messageId: "m" }), "bob"), {
+      title: "Team",
+      named: true,
+    });
+    assert.deepEqual(groupTitle(record([], first), "bob"), { title: "Group with alice and mallory", named: false });
+    assert.equal(groupTitle(record([], first), "carol").title, "Group with alice, bob and mallory");
+  });
+
+  test("many members are counted, and without a verified chain nothing is claimed", () => {
+    const state = { members: ["a1", "a2", "a3", "a4", "a5", "me"] };
+    const base = { id: "grp-1", chain: [], name: null, status: "member", problem: null, serverMembers: null, mismatch: null };
+    assert.equal(groupTitle(/** @type {any} */ ({ ...base, state }), "me").title, "Group with a1, a2, a3 and 2 others");
+    assert.equal(groupTitle(/** @type {any} */ ({ ...base, state: { members: ["a1", "a2", "a3", "a4", "me"] } }), "me").title, "Group with a1, a2, a3 and a4");
+    assert.equal(groupTitle(/** @type {any} */ ({ ...base, state: { members: ["me"] } }), "me").title, "Group with only you");
+    assert.equal(groupTitle(/** @type {any} */ ({ ...base, state: null }), "me").title, "Group");
+    assert.equal(groupTitle(/** @type {any} */ ({ ...base, state: null, problem: "chain_fork" }), "me").title, "Unverifiable group");
+    assert.equal(groupTitle(undefined, "me").title, "Group");
+  });
+});
 
 describe("membership lines on a new device", () => {
   test("a chain verified before the history was read: its lines go back to their time", async () => {
@@ -106,5 +133,34 @@ describe("membership lines on a new device", () => {
     assert.equal(previewText(conversation), "alice: the newest");
     conversation.messages.push(message("live", AT + 200, "live one"));
     assert.equal(previewText(conversation), "alice: live one");
+  });
+});
+
+describe("an admin owes the name", () => {
+  /** @param {string} me */
+  const book = (me) =>
+    new GroupBook(/** @type {any} */ ({ me: { username: me }, changed: () => {}, adopted: () => {}, listStale: () => {} }));
+
+  test("to someone who joined after it was sent, once", async () => {
+    const { create, join, joined, record, groupId } = await group();
+    const alice = book("alice");
+    alice.records.set(groupId, /** @type {any} */ (record([create, join], joined, { name: "Team", sentAt: AT + 10, messageId: "m" })));
+    assert.equal(alice.nameOwed(groupId), "Team");
+    // Sent again after the join: owed no more.
+    alice.records.set(groupId, /** @type {any} */ (record([create, join], joined, { name: "Team", sentAt: AT + 2000, messageId: "n" })));
+    assert.equal(alice.nameOwed(groupId), null);
+  });
+
+  test("not by a member who is no admin, not without a name, not when nobody came since", async () => {
+    const { create, join, first, joined, record, groupId } = await group();
+    const bob = book("bob");
+    bob.records.set(groupId, /** @type {any} */ (record([create, join], joined, { name: "Team", sentAt: AT + 10, messageId: "m" })));
+    assert.equal(bob.nameOwed(groupId), null);
+    const alice = book("alice");
+    alice.records.set(groupId, /** @type {any} */ (record([create, join], joined)));
+    assert.equal(alice.nameOwed(groupId), null);
+    alice.records.set(groupId, /** @type {any} */ (record([create], first, { name: "Team", sentAt: AT + 10, messageId: "m" })));
+    assert.equal(alice.nameOwed(groupId), null);
+    assert.equal(alice.nameOwed("grp-unknown"), null);
   });
 });

@@ -10,7 +10,7 @@
 import { renderConversationItem } from "./conversation-list.js";
 import { contactWarning, conversationTitle } from "./conversations.js";
 import { byId, el, explain, setMessage, show } from "./dom.js";
-import { groupWarning } from "./group-text.js";
+import { groupTitle, groupWarning } from "./group-text.js";
 import { renderItem, renderSignature } from "./message-view.js";
 import { previewable } from "./transfers.js";
 
@@ -163,7 +163,11 @@ export class ChatView {
 
   renderConversations() {
     const items = this.messenger.sortedConversations().map((conversation) =>
-      renderConversationItem(conversation, { current: conversation.id === this.openId, open: (id) => void this.open(id) }),
+      renderConversationItem(conversation, {
+        current: conversation.id === this.openId,
+        open: (id) => void this.open(id),
+        me: this.messenger.username,
+      }),
     );
     this.list.replaceChildren(...items);
     show(byId("no-conversations"), items.length === 0);
@@ -224,7 +228,9 @@ export class ChatView {
     const conversation = this.current();
     if (!conversation) return;
     const group = conversation.kind === "group";
-    byId("conversation-title").textContent = conversationTitle(conversation);
+    const title = byId("conversation-title");
+    title.textContent = conversationTitle(conversation, this.messenger.username);
+    title.classList.toggle("unnamed", group && !groupTitle(conversation.group, this.messenger.username).named);
     const members = conversation.group?.state?.members;
     const subtitle = byId("conversation-subtitle");
     subtitle.textContent = group && members ? `${members.length} member${members.length === 1 ? "" : "s"}` : "";

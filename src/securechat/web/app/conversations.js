@@ -8,7 +8,7 @@
 
 import { directPeer } from "../core/index.js";
 import { isPlainObject, parseConversationId } from "../protocol/index.js";
-import { listNames } from "./group-text.js";
+import { groupTitle, listNames } from "./group-text.js";
 
 /** @import { FileDescriptor } from "../protocol/index.js" */
 /** @import { Reason } from "../core/reasons.js" */
@@ -92,13 +92,15 @@ export function isConversationId(value) {
 }
 
 /**
- * What a conversation is called: the derived contact, or the group's name.
+ * What a conversation is called: the derived contact, or the group's name (or, while no
+ * name is known here, who is in it: group-text.js groupTitle).
  *
  * @param {Conversation} conversation
+ * @param {string} [me] this device's user, left out of a nameless group's members
  * @returns {string}
  */
-export function conversationTitle(conversation) {
-  if (conversation.kind === "group") return conversation.group?.name?.name ?? "Unnamed group";
+export function conversationTitle(conversation, me = "") {
+  if (conversation.kind === "group") return groupTitle(conversation.group, me).title;
   return conversation.peer || UNKNOWN_CONTACT;
 }
 
@@ -249,7 +251,8 @@ export class Conversations {
   /** Conversations, most recent activity first. */
   sorted() {
     return this.all().sort(
-      (a, b) => b.lastActivity - a.lastActivity || conversationTitle(a).localeCompare(conversationTitle(b)),
+      (a, b) =>
+        b.lastActivity - a.lastActivity || conversationTitle(a, this.me).localeCompare(conversationTitle(b, this.me)),
     );
   }
 

@@ -8,7 +8,7 @@
 
 import { byId, el, explain, fullTime, setMessage, show } from "./dom.js";
 import { reasonText } from "./reasons.js";
-import { mismatchText } from "./group-text.js";
+import { groupTitle, mismatchText } from "./group-text.js";
 
 /**
  * Usernames typed into one field: separated by commas, semicolons or white space.
@@ -174,7 +174,10 @@ export class GroupPanels {
     if (!record) return;
     const me = this.messenger.username;
     const state = record.state;
-    byId("group-dialog-name").textContent = record.name?.name ?? "Unnamed group";
+    const { title, named } = groupTitle(record, me);
+    const nameNode = byId("group-dialog-name");
+    nameNode.textContent = named ? title : `${title} (no name yet)`;
+    nameNode.classList.toggle("unnamed", !named);
     byId("group-dialog-id").textContent = record.id;
     const status = byId("group-dialog-status");
     if (record.problem) {

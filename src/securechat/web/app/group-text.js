@@ -23,6 +23,32 @@ export function listNames(names) {
   return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
 }
 
+/** How many other members a group without a name is called after. */
+const TITLE_MEMBERS = 3;
+
+/**
+ * What a group is called: the name from an admin's signed group_info (14.4), or, while
+ * none is known here (a joiner before an admin has told it, a device that has not read
+ * one yet), who is in it by the verified chain, so that two such groups differ. Never a
+ * name from the server.
+ *
+ * @param {Readonly<GroupRecord> | undefined} record
+ * @param {string} me this device's user, left out of the members named
+ * @returns {{title: string, named: boolean}}
+ */
+export function groupTitle(record, me) {
+  const name = record?.name?.name;
+  if (name !== undefined) return { title: name, named: true };
+  const members = record?.state?.members;
+  if (!members) return { title: record?.problem ? "Unverifiable group" : "Group", named: false };
+  const others = members.filter((member) => member !== me);
+  if (others.length === 0) return { title: "Group with only you", named: false };
+  const shown = others.length > TITLE_MEMBERS + 1 ? others.slice(0, TITLE_MEMBERS) : others;
+  const rest = others.length - shown.length;
+  const names = rest ? [...shown, `${rest} others`] : shown;
+  return { title: `Group with ${listNames(names)}`, named: false };
+}
+
 /**
  * Who the server lists that the signed changes do not make members, and the reverse;
  * null when both lists are the same.

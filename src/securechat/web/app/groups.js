@@ -336,6 +336,23 @@ export class GroupBook {
 
   // Names ------------------------------------------------------------------------------
   /**
+   * The name this device's user, an admin, owes the group: someone joined or was added
+   * after the newest name known here was sent (its signed time against the change's), so
+   * may not have it (13.5: an admin sends the name when it sees someone join; a device
+   * that was not running then, or did not know the name yet, sends it once it does).
+   *
+   * @param {string} id
+   * @returns {string | null}
+   */
+  nameOwed(id) {
+    const record = this.records.get(id);
+    const name = record?.name;
+    if (!record || !name || record.problem || !record.state?.admins.includes(this.me)) return null;
+    const since = record.chain.some((wire) => (wire.action === "join" || wire.action === "add") && wire.at > name.sentAt);
+    return since ? name.name : null;
+  }
+
+  /**
    * An accepted group_info message (so after the replay check): the core decides whether
    * it renames the group (14.4); "unverified" if the group has no verified state here.
    *

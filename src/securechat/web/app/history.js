@@ -21,6 +21,8 @@ import { historyOrder, itemTime } from "./v2-history.js";
 /** @import { LocalHistory } from "./v2-history.js" */
 
 const HISTORY_PAGE = 50;
+/** How far back (in pages) a new device looks for a group's name. */
+const NAME_PAGES = 10;
 
 /**
  * A membership change as a conversation item.
@@ -78,14 +80,26 @@ export function mergeChangeLines(conversation) {
   conversation.messages = messages;
 }
 
+/**
+ * @typedef {object} HistoryHost
+ * @property {Pick<Api, "history">} api
+ * @property {string} me
+ * @property {Receiver} receiver
+ * @property {Pick<ReceiptBook, "noteSent">} receipts
+ * @property {Conversations} conversations
+ * @property {(conversationId: string) => void} changed
+ * @property {() => void} listChanged
+ * @property {() => Promise<LocalHistory | null>} [local] this profile's v2 messages, if it keeps any
+ * @property {(groupId: string) => Promise<unknown> | undefined} [tellName] an admin's device
+ *   sends the group's name again if someone joined since it was sent (groups.js nameOwed)
+ */
+
 export class History {
-  /**
-   * @param {{api: Pick<Api, "history">, me: string, receiver: Receiver, receipts: Pick<ReceiptBook, "noteSent">,
-   *   conversations: Conversations, changed: (conversationId: string) => void, listChanged: () => void,
-   *   local?: () => Promise<LocalHistory | null>}} host `local`: this profile's v2 messages, if it keeps any
-   */
+  /** @param {HistoryHost} host */
   constructor(host) {
     this.host = host;
+    /** @type {Map<string, Promise<boolean>>} the page being loaded, by conversation */
+    this.loading = new Map();
   }
 
   /**
@@ -118,12 +132,25 @@ export class History {
   }
 
   /**
-   * Load the next page of older messages; false when there are no more.
+   * Load the next page of older messages; false when there are no more. One page at a
+   * time per conversation: asked again while one loads, the answer is that load's.
    *
    * @param {Conversation} conversation
    * @returns {Promise<boolean>}
    */
-  async loadOlder(conversation) {
+  loadOlder(conversation) {
+    const running = this.loading.get(conversation.id);
+    if (running) return running;
+    const load = this.loadPage(conversation).finally(() => this.loading.delete(conversation.id));
+    this.loading.set(conversation.id, load);
+    return load;
+  }
+
+  /**
+   * @param {Conversation} conversation
+   * @returns {Promise<boolean>}
+   */
+  async loadPage(conversation) {
     if (conversation.historyComplete) return false;
     if (!isConversationId(conversation.id)) {
       // Only a misbehaving server names a conversation like this: nothing to page through.
@@ -232,5 +259,38 @@ export class History {
         // A preview is a convenience: the conversation still opens normally.
       }
     }
+  }
+
+  // A new device -------------------------------------------------------------------------
+  /**
+   * What a new device (nothing of this account kept here yet) reads as it starts: each
+   * group back until its name is found (from an admin's signed group_info only, 14.4),
+   * then the newest message of the others for the list.
+   */
+  async loadNew() {
+    for (const conversation of this.host.conversations.sorted()) {
+      if (conversation.kind === "group") await this.findName(conversation);
+    }
+    await this.loadPreviews();
+  }
+
+  /**
+   * Read a group's history back until its name is known (at most NAME_PAGES pages); an
+   * admin's device then tells the group again if someone joined since (groups.js).
+   *
+   * @param {Conversation} conversation
+   */
+  async findName(conversation) {
+    const record = conversation.group;
+    try {
+      for (let pages = 0; record && !record.name && !conversation.historyComplete && pages < NAME_PAGES; pages += 1) {
+        await this.loadOlder(conversation);
+      }
+    } catch {
+      // Unreachable for now: the group shows who is in it until its name comes.
+    }
+    // What was read changes the list's line for it (a page alone only redraws the chat).
+    if (conversation.historyLoaded) this.host.listChanged();
+    if (record?.name) await this.host.tellName?.(conversation.id);
   }
 }

@@ -126,6 +126,10 @@ export class Messenger extends EventTarget {
       listChanged: () => this.#emit("conversations"),
       // The v2 messages this profile keeps, readable before v2 has started on the page.
       local: async () => this.#v2?.local ?? (await LocalHistory.existing(me.username)),
+      tellName: (id) => {
+        const name = groups.nameOwed(id);
+        return name === null ? undefined : this.sendGroupInfo(id, name).catch(() => {});
+      },
     });
     this.presence = new Presence(socket, me.username, (id, ids) => receipts.read(id, conversations.get(id)?.messages ?? [], ids));
     this.#incoming = new Incoming(
@@ -267,7 +271,8 @@ export class Messenger extends EventTarget {
     await this.presence.load();
     await this.#trust.load();
     const saved = await store.get("state", [this.username, "lastSeq"]);
-    if (typeof saved === "number") {
+    const fresh = typeof saved !== "number";
+    if (!fresh) {
       this.#incoming.lastSeq = saved;
     } else {
       // A new device: history comes from the server; the inbox starts at its head.
@@ -277,7 +282,7 @@ export class Messenger extends EventTarget {
     await this.#groups.load();
     await this.refreshConversations();
     this.#socket.start();
-    void this.#history.loadPreviews();
+    void (fresh ? this.#history.loadNew() : this.#history.loadPreviews());
     void this.#v2.init();
   }
 
