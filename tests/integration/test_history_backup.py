@@ -7,13 +7,16 @@ nor the recovery key."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from securechat.client.history_backup import HistoryBackups
@@ -170,9 +173,10 @@ class StubApi:
     def __init__(self, answer: dict[str, Any]) -> None:
         self.answer = answer
 
-    async def request(self, method: str, path: str, **_: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, path: str, **_: Any) -> AsyncIterator[httpx.Response]:
         assert (method, path) == ("GET", "/api/v1/account/history-backup")
-        return self.answer
+        yield httpx.Response(200, json=self.answer)
 
 
 class StubSession:

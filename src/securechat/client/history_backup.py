@@ -22,6 +22,7 @@ whoever held the recovery key once can upload any archive; what it skips is coun
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -31,8 +32,10 @@ from ..protocol.encoding import b64decode, b64encode
 from ..protocol.errors import VerificationFailed
 from ..protocol.v2.backup import (
     MAX_SAFE_INTEGER,
+    MAX_SEALED_BYTES,
     Archive,
     BackupMessage,
+    BackupRefused,
     format_recovery_key,
     open_backup,
     parse_recovery_key,
@@ -40,7 +43,7 @@ from ..protocol.v2.backup import (
 )
 from .api import ApiClient
 from .core.v2.backup import restore_rows
-from .errors import ApiError, ClientError
+from .errors import ApiError, ClientError, ServerMisbehaved
 from .session import Session
 from .state import StateStore
 from .v2.device import account_seed
@@ -55,6 +58,9 @@ HIGHEST = "history_backup.highest_version"
 # releases, whose highest version then counts for any key.
 HIGHEST_KEY = "history_backup.highest_key"
 KEY_ID_LABEL = b"securechat/v2/history-backup/key-id\x00"
+# The longest answer to GET: the largest sealed backup in base64, and its few other
+# members. Read with this bound as it streams (a malicious server could send without end).
+MAX_ANSWER_BYTES = 4 * ((MAX_SEALED_BYTES + 2) // 3) + 4096
 
 
 def key_id(key: bytes) -> str:
@@ -288,6 +294,30 @@ class HistoryBackups:
             return Uploaded(version, len(archive.messages), len(sealed))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _fetch(self) -> object:
+        """The server's answer to GET, refused as ``backup_too_large`` once it is longer
+        than any backup can be: before reading it when its length is declared, else as
+        soon as more has arrived."""
+        async with self.api.stream("GET", PATH) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                raise BackupRefused("backup_too_large")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise BackupRefused("backup_too_large")
+            status = response.status_code
+        try:
+            answer = json.loads(body)
+        except ValueError as exc:
+            raise ServerMisbehaved(f"the server answered {status} without JSON") from exc
+        if status >= 400:
+            error = answer.get("error", {}) if isinstance(answer, dict) else {}
+            error = error if isinstance(error, dict) else {}
+            raise ApiError(status, str(error.get("code", "error")), str(error.get("message", "")), error)
+        return answer
+
     async def restore(self, typed_key: str) -> Restored:
         """Check the typed key (its checksum, before anything is downloaded), fetch the
         latest backup, open it, and add the rows that pass the hand-over's row check
@@ -295,7 +325,7 @@ class HistoryBackups:
         holds keeps the copy here (it was checked here; the backup's row is only as
         trustworthy as whoever held the recovery key)."""
         key = parse_recovery_key(typed_key)
-        answer = await self.api.request("GET", PATH)
+        answer = await self._fetch()
         version = answer.get("version") if isinstance(answer, dict) else None
         sealed_b64 = answer.get("sealed") if isinstance(answer, dict) else None
         if not isinstance(version, int) or isinstance(version, bool) or not isinstance(sealed_b64, str):

@@ -27,7 +27,15 @@
 
 import { restoreRows } from "../core/v2/backup.js";
 import { b64decode, b64encode } from "../protocol/encoding.js";
-import { BackupRefused, RECOVERY_KEY_BYTES, formatRecoveryKey, openBackup, parseRecoveryKey, sealBackup } from "../protocol/v2/backup.js";
+import {
+  BackupRefused,
+  MAX_SEALED_BACKUP_BYTES,
+  RECOVERY_KEY_BYTES,
+  formatRecoveryKey,
+  openBackup,
+  parseRecoveryKey,
+  sealBackup,
+} from "../protocol/v2/backup.js";
 import { EnvelopeV2 } from "../protocol/v2/index.js";
 import { ApiError } from "./api.js";
 import { Sealer } from "./device-keys.js";
@@ -42,6 +50,11 @@ const PATH = "/account/history-backup";
 /** Versions are below 2^53 (15.10.1). */
 const VERSION_LIMIT = 2 ** 53;
 const KEY_ID_LABEL = new TextEncoder().encode("securechat/v2/history-backup/key-id\0");
+/**
+ * The longest answer to GET: the largest sealed backup in base64, and its few other
+ * members. Read with this bound as it streams (a malicious server could send without end).
+ */
+export const MAX_ANSWER_BYTES = 4 * Math.ceil(MAX_SEALED_BACKUP_BYTES / 3) + 4096;
 /** After the last change, this long without another before the automatic upload. */
 export const AUTO_DELAY_MS = 3_000;
 /** Between two uploads at least this long: the server takes 2 a minute (429 past that). */
@@ -390,7 +403,7 @@ export class HistoryBackups {
    */
   async restore(typed) {
     const key = await refusing(() => parseRecoveryKey(typed));
-    const answer = await this.host.api.request("GET", PATH);
+    const answer = await this.fetchAnswer();
     const version = answer?.version;
     const sealedText = answer?.sealed;
     if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1 || typeof sealedText !== "string") {
@@ -424,6 +437,74 @@ export class HistoryBackups {
       unfit: sorted.unfit,
       repeated: sorted.repeated,
     };
+  }
+
+  /**
+   * The server's answer to GET, refused as `backup_too_large` once it is longer than
+   * `limit`: before reading it when its length is declared, else as soon as more has
+   * arrived (not after taking in all a malicious server sends). Api.request reads a
+   * whole body, so this one is fetched here, with the same token.
+   *
+   * @param {number} [limit]
+   * @returns {Promise<any>}
+   * @throws {BackupFailed} backup_too_large; {ApiError} an error answer, or the network
+   */
+  async fetchAnswer(limit = MAX_ANSWER_BYTES) {
+    const { api } = this.host;
+    await api.ensureToken();
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (api.accessToken) headers.Authorization = `Bearer ${api.accessToken}`;
+    /** @type {Response} */
+    let response;
+    try {
+      response = await fetch(`/api/v1${PATH}`, { method: "GET", headers, credentials: "same-origin", cache: "no-store" });
+    } catch {
+      throw new ApiError(0, "network_error", "The server cannot be reached. Check your connection.");
+    }
+    const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > limit) {
+      await response.body?.cancel().catch(() => {});
+      throw new BackupFailed("backup_too_large");
+    }
+    /** @type {Uint8Array[]} */
+    const parts = [];
+    let length = 0;
+    const reader = response.body?.getReader();
+    for (;;) {
+      if (!reader) break;
+      /** @type {ReadableStreamReadResult<Uint8Array>} */
+      let step;
+      try {
+        step = await reader.read();
+      } catch {
+        throw new ApiError(0, "network_error", "The download was interrupted. Check your connection.");
+      }
+      if (step.done) break;
+      length += step.value.length;
+      if (length > limit) {
+        await reader.cancel().catch(() => {});
+        throw new BackupFailed("backup_too_large");
+      }
+      parts.push(step.value);
+    }
+    const body = new Uint8Array(length);
+    let at = 0;
+    for (const part of parts) {
+      body.set(part, at);
+      at += part.length;
+    }
+    let data = null;
+    try {
+      data = JSON.parse(new TextDecoder().decode(body));
+    } catch {
+      data = null;
+    }
+    if (!response.ok) {
+      const error = data && typeof data === "object" ? data.error ?? {} : {};
+      throw new ApiError(response.status, String(error.code ?? "error"), String(error.message ?? response.statusText), error);
+    }
+    return data;
   }
 
   /**
