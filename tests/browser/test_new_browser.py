@@ -1,7 +1,8 @@
 """A fresh browser profile (a new device of the account) as a person meets it after
 logging in: groups carry their signed names, or a name of who is in them until an admin
-has sent one; a group's timeline is in order and the list shows its newest message
-(issue 16, defects 1 and 2). Names only ever come from an admin's signed group_info."""
+has sent one; a group's timeline is in order and the list shows its newest message;
+conversations with messages no device of the account has received show them as unread
+(issue 16, defects 1 to 3). Names only ever come from an admin's signed group_info."""
 
 from __future__ import annotations
 
@@ -166,3 +167,37 @@ def test_a_joiner_tells_groups_apart_until_an_admin_device_sends_the_name(
         expect(page.locator("#message-list .system-line").last).to_have_text(
             re.compile("^alice named the group “Alpha”")
         )
+
+
+def test_a_new_browser_shows_what_no_device_received_as_unread(
+    people: dict[str, Person], terminal: MakeTerminal
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    alice.register()
+    bob.register()
+    dave = terminal("dave")
+    create_group(alice, "Seen", ["bob"])
+    send(alice, "bob has this")
+    # Bob's page has it: its signed receipt follows the acknowledgement.
+    expect(alice.page.locator(".message.mine .status")).to_have_text([" · Delivered"])
+    # Bob's only browser is closed (not logged out); then the others write.
+    bob.page.close()
+    create_group(alice, "Missed", ["bob"])
+    send(alice, "one")
+    send(alice, "two")
+    dave.run(dave.messenger.send_text("bob", "from the terminal"))
+
+    with new_browser(bob) as laptop:
+        laptop.login()
+        page = laptop.page
+        missed = group_item(page, "Missed")
+        expect(missed.locator(".unread")).to_have_text("2")
+        expect(page.locator(".conversation-item[data-peer='dave'] .unread")).to_have_text("1")
+        expect(group_item(page, "Seen")).to_be_visible()
+        expect(group_item(page, "Seen").locator(".unread")).to_have_count(0)
+        expect(page).to_have_title("(3) SecureChat")
+        open_group(laptop, "Missed")
+        expect(page.locator(".message .message-text")).to_have_text(["one", "two"])
+        expect(missed.locator(".unread")).to_have_count(0)
+        # Alice sees that bob has them, and has read them.
+        expect(alice.page.locator(".message.mine .status")).to_have_text([" · Read", " · Read"])

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { GroupChange } from "../protocol/index.js";
+import { GroupChange, isPlainObject } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { derivePeer, insertByTime, isConversationId, itemTimeOf, mergeOlder } from "./conversations.js";
 import { describeChange } from "./group-text.js";
@@ -21,8 +21,12 @@ import { historyOrder, itemTime } from "./v2-history.js";
 /** @import { LocalHistory } from "./v2-history.js" */
 
 const HISTORY_PAGE = 50;
+/** Conversations whose newest message is fetched for the list. */
+const PREVIEWS = 20;
 /** How far back (in pages) a new device looks for a group's name. */
 const NAME_PAGES = 10;
+/** How many conversations a new device reads for unread messages as it starts. */
+const FIRST_PAGES = 50;
 
 /**
  * A membership change as a conversation item.
@@ -85,19 +89,33 @@ export function mergeChangeLines(conversation) {
  * @property {Pick<Api, "history">} api
  * @property {string} me
  * @property {Receiver} receiver
- * @property {Pick<ReceiptBook, "noteSent">} receipts
+ * @property {Pick<ReceiptBook, "noteSent" | "delivered" | "sendDelivered">} receipts
  * @property {Conversations} conversations
  * @property {(conversationId: string) => void} changed
  * @property {() => void} listChanged
  * @property {() => Promise<LocalHistory | null>} [local] this profile's v2 messages, if it keeps any
+ * @property {(conversationId: string, count: number) => Promise<void>} [setUnread]
  * @property {(groupId: string) => Promise<unknown> | undefined} [tellName] an admin's device
  *   sends the group's name again if someone joined since it was sent (groups.js nameOwed)
  */
+
+/**
+ * A page of history as the server answered it: its entries, or none.
+ *
+ * @param {unknown} page
+ * @returns {Record<string, unknown>[]}
+ */
+function entriesOf(page) {
+  const entries = isPlainObject(page) && Array.isArray(page.messages) ? page.messages : [];
+  return entries.filter((entry) => isPlainObject(entry));
+}
 
 export class History {
   /** @param {HistoryHost} host */
   constructor(host) {
     this.host = host;
+    /** @type {Map<string, Promise<unknown>>} a new device's first pages, by conversation ({@link fetchNewest}) */
+    this.newest = new Map();
     /** @type {Map<string, Promise<boolean>>} the page being loaded, by conversation */
     this.loading = new Map();
   }
@@ -205,18 +223,19 @@ export class History {
    * @returns {Promise<boolean | null>}
    */
   async loadV1Page(conversation, older) {
-    let page;
+    // A new device's first page was fetched before its inbox socket connected.
+    let page = conversation.before === null ? await this.takeNewest(conversation.id) : null;
     try {
-      page = await this.host.api.history(conversation.id, { before: conversation.before, limit: HISTORY_PAGE });
+      page ??= await this.host.api.history(conversation.id, { before: conversation.before, limit: HISTORY_PAGE });
     } catch (error) {
       if (!(conversation.kind === "group" && error instanceof ApiError && error.status === 404)) throw error;
       // The server does not (or no longer) count this device's user as a member.
       this.finish(conversation);
       return null;
     }
-    const entries = Array.isArray(page?.messages) ? page.messages : [];
-    for (const entry of entries) older.push(await this.item(conversation.id, entry));
-    conversation.before = typeof page.next_before === "number" ? page.next_before : null;
+    for (const entry of entriesOf(page)) older.push(await this.item(conversation.id, entry));
+    const next = isPlainObject(page) ? page.next_before : null;
+    conversation.before = typeof next === "number" ? next : null;
     conversation.v1Done = conversation.before === null;
     return conversation.v1Done;
   }
@@ -245,13 +264,13 @@ export class History {
    * conversation with only membership lines (a group whose chain was verified before
    * its history was read) still gets one.
    */
-  async loadPreviews(count = 20) {
+  async loadPreviews(count = PREVIEWS) {
     for (const conversation of this.host.conversations.sorted().slice(0, count)) {
       if (conversation.messages.some((m) => m.kind !== "system") || conversation.preview || !isConversationId(conversation.id)) continue;
       if (conversation.group && conversation.group.status === "removed") continue;
       try {
-        const page = await this.host.api.history(conversation.id, { limit: 1 });
-        const entry = page.messages[0];
+        const page = (await this.takeNewest(conversation.id)) ?? (await this.host.api.history(conversation.id, { limit: 1 }));
+        const entry = entriesOf(page)[0];
         if (!entry) continue;
         conversation.preview = await this.item(conversation.id, entry, { remember: false });
         this.host.listChanged();
@@ -263,15 +282,77 @@ export class History {
 
   // A new device -------------------------------------------------------------------------
   /**
-   * What a new device (nothing of this account kept here yet) reads as it starts: each
-   * group back until its name is found (from an admin's signed group_info only, 14.4),
-   * then the newest message of the others for the list.
+   * A new device (nothing of this account kept here yet): fetch the newest page of the
+   * most recent conversations at once. Call it before the inbox socket connects. A new
+   * device starts reading the inbox at its head and its first acknowledgement covers all
+   * of it, after which the server counts every message as delivered to this account;
+   * read before, the pages still say which messages no device of the account has
+   * received ({@link loadNew}).
+   *
+   * @param {number} [count]
+   */
+  async fetchNewest(count = FIRST_PAGES) {
+    const listed = this.host.conversations.sorted().filter((conversation) => isConversationId(conversation.id));
+    for (const conversation of listed.slice(0, count)) {
+      const page = this.host.api.history(conversation.id, { limit: HISTORY_PAGE }).catch(() => null);
+      this.newest.set(conversation.id, page);
+    }
+    await Promise.all(this.newest.values());
+  }
+
+  /**
+   * A page {@link fetchNewest} fetched, once; null if there is none (or it failed).
+   *
+   * @param {string} conversationId
+   * @returns {Promise<unknown>}
+   */
+  async takeNewest(conversationId) {
+    const page = this.newest.get(conversationId);
+    this.newest.delete(conversationId);
+    return (await page) ?? null;
+  }
+
+  /**
+   * What a new device makes of the pages {@link fetchNewest} fetched: the messages of
+   * others that no device of this account had received count as unread (the server's
+   * `delivered_to` is only a hint for a count: a message shows as it is decided, like
+   * any) and are receipted as delivered, since this device has them now; each group is
+   * read back until its name is found (from an admin's signed group_info only, 14.4);
+   * the rest get their newest message for the list.
    */
   async loadNew() {
+    for (const [id, pending] of [...this.newest]) {
+      const conversation = this.host.conversations.get(id);
+      if (conversation) await this.countUnread(conversation, entriesOf(await pending));
+    }
+    await this.host.receipts.sendDelivered();
     for (const conversation of this.host.conversations.sorted()) {
       if (conversation.kind === "group") await this.findName(conversation);
     }
     await this.loadPreviews();
+  }
+
+  /**
+   * Count as unread the messages of others among `entries` that no device of this
+   * account received (the inbox counts those it shows itself).
+   *
+   * @param {Conversation} conversation
+   * @param {Record<string, unknown>[]} entries a page, newest first
+   */
+  async countUnread(conversation, entries) {
+    const me = this.host.me;
+    let count = 0;
+    for (const entry of entries) {
+      const deliveredTo = Array.isArray(entry.delivered_to) ? entry.delivered_to : [];
+      if (entry.sender === me || deliveredTo.includes(me)) continue;
+      const item = await this.item(conversation.id, entry, { remember: false });
+      // A group's name is a line, not a message to read, as in the inbox.
+      if (item.kind || item.sender === me) continue;
+      if (conversation.messages.some((m) => m.messageId === item.messageId)) continue;
+      count += 1;
+      if (item.verified) this.host.receipts.delivered(conversation.id, item.sender, item.messageId);
+    }
+    if (count && this.host.setUnread) await this.host.setUnread(conversation.id, conversation.unread + count);
   }
 
   /**

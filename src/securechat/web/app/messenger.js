@@ -126,6 +126,7 @@ export class Messenger extends EventTarget {
       listChanged: () => this.#emit("conversations"),
       // The v2 messages this profile keeps, readable before v2 has started on the page.
       local: async () => this.#v2?.local ?? (await LocalHistory.existing(me.username)),
+      setUnread: (id, count) => this.setUnread(id, count),
       tellName: (id) => {
         const name = groups.nameOwed(id);
         return name === null ? undefined : this.sendGroupInfo(id, name).catch(() => {});
@@ -281,6 +282,8 @@ export class Messenger extends EventTarget {
     }
     await this.#groups.load();
     await this.refreshConversations();
+    // Before the socket's first acknowledgement, which covers the inbox up to its head.
+    if (fresh) await this.#history.fetchNewest();
     this.#socket.start();
     void (fresh ? this.#history.loadNew() : this.#history.loadPreviews());
     void this.#v2.init();
