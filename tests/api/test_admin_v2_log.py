@@ -9,6 +9,7 @@ import json
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from securechat.protocol.identifiers import Username, direct_conversation_id
 from securechat.server.services.admin import make_admin
@@ -143,3 +144,41 @@ async def test_a_delivered_v2_message_stays_in_the_log_without_its_ciphertext(
     again = await world.send(envelope)
     assert again.status_code == 201
     assert (await world.inbox(world.bob_phone, since=1))["entries"] == []
+
+
+async def test_odd_stored_rows_neither_break_the_log_nor_an_acknowledgement(
+    world: World, app: FastAPI, register_user: RegisterUser
+) -> None:
+    """The server checked every envelope it stored, but a database can be restored or
+    edited: an odd row shows as what it is and never turns the log or an ack into a 500."""
+    root = await admin(app, register_user)
+    envelope = world.seal("odd")
+    assert (await world.send(envelope)).status_code == 201
+    odd = ["null", "[1, 2]", '{"targets": null, "body": 5}', '{"targets": [1, {"devices": "x"}]}', "not json"]
+    async with app.state.context.database.write() as conn:
+        for n, text_value in enumerate(odd):
+            await conn.execute(
+                text(
+                    "INSERT INTO v2_messages (message_id, conversation_id, sender_id, envelope_sha256,"
+                    " envelope, server_ts) VALUES (:m, :c, 1, :d, :e, 1)"
+                ),
+                {
+                    "m": f"00000000-0000-4000-8000-{n:012d}",
+                    "c": "dm-" + "0" * 32,
+                    "d": bytes(32),
+                    "e": text_value,
+                },
+            )
+        # The real message's body replaced by something that is not an envelope.
+        await conn.execute(
+            text("UPDATE v2_messages SET envelope = 'null' WHERE message_id = :m"),
+            {"m": envelope["message_id"]},
+        )
+    entries = await log(world.http, root, protocol=2)
+    assert len(entries) == len(odd) + 1
+    exported = await world.http.get(
+        "/api/v1/admin/messages/export", headers=root.headers, params={"protocol": 2}
+    )
+    assert exported.status_code == 200 and len(exported.text.splitlines()) == len(odd) + 1
+    for device in (world.bob_phone, world.phone):
+        assert (await world.ack(device, 1)).status_code == 200

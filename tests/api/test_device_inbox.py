@@ -278,6 +278,26 @@ async def test_a_retry_is_answered_once_and_another_envelope_under_its_id_refuse
     error(await world.send(other), 409, "message_id_reused")
 
 
+async def test_a_retry_is_answered_after_a_device_list_changed_and_past_the_rate(
+    world: World, app: FastAPI
+) -> None:
+    """The first answer was lost and bob added a device meanwhile: the very same envelope,
+    sent again, is answered as the first time (not refused as stale, which would make the
+    client seal again under the same id and be told the id is taken), and costs no rate."""
+    envelope = world.seal("answer lost", message_id=str(uuid.uuid4()))
+    first = await world.send(envelope)
+    assert first.status_code == 201
+    tablet = make_device(world.bob.identity, "tablet")
+    assert (
+        await publish(world.http, world.bob, device_list(world.bob.identity, [world.bob_phone, tablet], 2))
+    ).status_code == 200
+    app.state.context.settings.messages_per_minute = 1
+    again = await world.send(envelope)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert (await world.inbox(world.bob_phone))["head"] == 1
+
+
 async def test_envelopes_for_stale_lists_are_refused(world: World) -> None:
     # bob adds a tablet: an envelope for his version 1 leaves it out, so it is refused.
     tablet = make_device(world.bob.identity, "tablet")
@@ -347,7 +367,15 @@ async def test_a_revoked_device_loses_its_undelivered_entries(world: World, app:
     assert (await world.ack(world.phone, 1)).json() == {"acknowledged": 1}
     assert await stored_messages(app) == 0
     (header,) = await stored_envelopes(app)
-    assert set(header) == {"v", "message_id", "conversation_id", "sender", "sender_device", "sent_at", "targets"}
+    assert set(header) == {
+        "v",
+        "message_id",
+        "conversation_id",
+        "sender",
+        "sender_device",
+        "sent_at",
+        "targets",
+    }
 
 
 async def test_the_server_checks_sender_device_and_signature(

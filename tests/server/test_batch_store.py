@@ -87,6 +87,8 @@ async def test_every_writer_query_on_each_path(store: tuple[Database, Runner]) -
         assert set(ids) == {"alice", "bob", "carol"}
         assert batch.get_conversation_ids(conn, [cid]) == set()
         batch.add_conversation(conn, cid, "direct", [ids["alice"], ids["bob"]], 5)
+        # Stored meanwhile by a v2 message on another instance: the first rows stand.
+        batch.add_conversation(conn, cid, "direct", [ids["alice"], ids["bob"]], 6, if_absent=True)
         assert batch.get_conversation_ids(conn, [cid, "grp-" + "2" * 32]) == {cid}
         members = batch.get_members_by_conversation(conn, [cid, "grp-" + "2" * 32])
         assert members == {cid: {"alice": ids["alice"], "bob": ids["bob"]}, "grp-" + "2" * 32: {}}

@@ -74,12 +74,24 @@ def _entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, 
     return entry
 
 
+def _stored_object(text: str) -> dict[str, Any]:
+    """A stored JSON object as it was checked when stored; ``{}`` for anything else, so
+    that one odd row cannot break the log (the server checked each envelope, but a
+    database can be restored or edited)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _v2_entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[str, Any]:
     """A v2 message as the server stores it (PROTOCOL.md 15.8, without its slots): who
     sent it from which device, to which accounts and how many devices, when, how large."""
-    envelope = json.loads(row["envelope"])
-    targets = envelope.get("targets", [])
-    names = [target["username"] for target in targets]
+    envelope = _stored_object(row["envelope"])
+    listed = envelope.get("targets")
+    targets = [t for t in listed if isinstance(t, dict)] if isinstance(listed, list) else []
+    names = [str(target.get("username")) for target in targets]
     entry: dict[str, Any] = {
         "id": row["id"],
         "protocol": 2,
@@ -89,14 +101,15 @@ def _v2_entry(row: Any, members: dict[str, list[str]], *, full: bool) -> dict[st
         "sender_device": envelope.get("sender_device"),
         # A hand-over to the account's own new device names only the account (15.10.2).
         "recipients": [name for name in names if name != row["sender"]] or names,
-        "devices": sum(len(target["devices"]) for target in targets),
+        "devices": sum(len(t["devices"]) for t in targets if isinstance(t.get("devices"), list)),
         "client_ts": envelope.get("sent_at"),
         "server_ts": row["server_ts"],
         "size": row["size"],
         # Set once every device had it: the ciphertext is gone, the header stays.
         "body_deleted_at": row["body_deleted_at"],
     }
-    body = envelope.get("body", "")
+    stored_body = envelope.get("body")
+    body = stored_body if isinstance(stored_body, str) else ""
     if full:
         entry["envelope"] = envelope
     else:

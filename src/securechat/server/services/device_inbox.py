@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from ...protocol.errors import ProtocolError, UnsupportedVersion, VerificationFailed
 from ...protocol.identifiers import direct_conversation_id
 from ...protocol.v2.devices import Device
-from ...protocol.v2.envelope import EnvelopeV2, verify_envelope
+from ...protocol.v2.envelope import EnvelopeV2, HeaderV2, verify_envelope
 from ..errors import (
     DeviceListStale,
     DeviceNotListed,
@@ -79,9 +79,6 @@ def device_inbox_frame(device_id: str, seq: int) -> str:
 
 
 async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str, Any]:
-    await ratelimit.hit(
-        ctx, SEND_ACTION, f"user:{principal.user_id}", ctx.settings.messages_per_minute, who="account"
-    )
     text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
     try:
         size = len(text.encode())
@@ -94,6 +91,17 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
     header = envelope.header
     if header.sender != principal.username:
         raise Forbidden("an envelope must be sent by its sender", reason="sender_mismatch")
+    digest = hashlib.sha256(text.encode()).digest()
+    # A retry of an envelope already stored (its answer was lost) is answered as the first
+    # time, before anything that may have changed since (rate, device lists) can refuse it:
+    # refused, the client would seal again under the same id and be told the id is taken.
+    async with ctx.database.read() as conn:
+        stored_before = await store.get_message(conn, header.message_id)
+    if stored_before is not None:
+        return _retry_answer(stored_before, principal, digest, header, len(envelope.slots))
+    await ratelimit.hit(
+        ctx, SEND_ACTION, f"user:{principal.user_id}", ctx.settings.messages_per_minute, who="account"
+    )
     names = [target.username for target in header.targets]
     peers = [name for name in names if name != principal.username]
     # A device addressing only devices of its own account, in the account's conversation
@@ -153,7 +161,6 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
     stored = json.dumps(
         {k: v for k, v in raw.items() if k != "slots"}, separators=(",", ":"), ensure_ascii=False
     )
-    digest = hashlib.sha256(text.encode()).digest()
     now = now_ms()
     try:
         async with ctx.database.write() as conn:
@@ -209,9 +216,17 @@ async def send(ctx: ServiceContext, principal: Principal, raw: Any) -> dict[str,
             existing = await store.get_message(conn, header.message_id)
         if existing is None:
             raise
+    return _retry_answer(existing, principal, digest, header, len(slots))
+
+
+def _retry_answer(
+    existing: Any, principal: Principal, digest: bytes, header: HeaderV2, devices: int
+) -> dict[str, Any]:
+    """The answer to an envelope whose message id is stored: the first answer again if it
+    is the same envelope from the same account, else ``message_id_reused``."""
     if int(existing["sender_id"]) != principal.user_id or bytes(existing["envelope_sha256"]) != digest:
         raise MessageIdReused("this message id was used for another envelope")
-    return _answer(header.message_id, header.conversation_id, int(existing["server_ts"]), len(slots))
+    return _answer(header.message_id, header.conversation_id, int(existing["server_ts"]), devices)
 
 
 async def read_inbox(

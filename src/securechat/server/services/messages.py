@@ -102,7 +102,9 @@ def _ensure_direct_conversation(conn: Connection, conversation_id: str, me: str,
         ids = batch_store.get_user_ids(conn, [me, peer])
         if peer not in ids:
             raise NotFound("no such user", field="peer")
-        batch_store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now_ms())
+        batch_store.add_conversation(
+            conn, conversation_id, "direct", list(ids.values()), now_ms(), if_absent=True
+        )
     return batch_store.get_members_by_conversation(conn, [conversation_id])[conversation_id]
 
 

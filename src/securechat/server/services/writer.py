@@ -448,7 +448,7 @@ def _create_direct_conversation(conn: DriverConnection, request: SendRequest, no
     ids = batch_store.get_user_ids(conn, [principal.username, others[0]])
     if len(ids) != 2:
         raise NotFound("no such user", field="recipient")
-    batch_store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now)
+    batch_store.add_conversation(conn, conversation_id, "direct", list(ids.values()), now, if_absent=True)
 
 
 def message_source(database: Database) -> Callable[[int, int, str], Awaitable[Callable[[int], str] | None]]:

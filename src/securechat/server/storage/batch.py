@@ -114,16 +114,27 @@ def get_user_ids(conn: DriverConnection, usernames: Sequence[str]) -> dict[str, 
 
 
 def add_conversation(
-    conn: DriverConnection, conversation_id: str, kind: str, member_ids: list[int], now: int
+    conn: DriverConnection,
+    conversation_id: str,
+    kind: str,
+    member_ids: list[int],
+    now: int,
+    *,
+    if_absent: bool = False,
 ) -> None:
+    """Store a conversation and its members. ``if_absent``: rows already there stand (a v2
+    message can record the same direct conversation on another instance at this moment,
+    storage/device_inbox.ensure_direct_conversation); else a second one is an error."""
+    on_conflict = " ON CONFLICT DO NOTHING" if if_absent else ""
     _execute(
         conn,
-        "INSERT INTO conversations (id, kind, created_at) VALUES (?, ?, ?)",
+        "INSERT INTO conversations (id, kind, created_at) VALUES (?, ?, ?)" + on_conflict,
         (conversation_id, kind, now),
     ).close()
     _execute_many(
         conn,
-        "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)",
+        "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)"
+        + on_conflict,
         [(conversation_id, uid, now) for uid in member_ids],
     )
 

@@ -213,8 +213,14 @@ _HEADER_MEMBERS = ("v", "message_id", "conversation_id", "sender", "sender_devic
 
 
 def header_only(envelope: str) -> str:
-    """The stored envelope without its ciphertext (``iv``, ``body``) and signature."""
-    document = json.loads(envelope)
+    """The stored envelope without its ciphertext (``iv``, ``body``) and signature; ``{}``
+    for anything stored that is not an envelope (nothing of it is kept)."""
+    try:
+        document = json.loads(envelope)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        return "{}"
     return json.dumps({k: document[k] for k in _HEADER_MEMBERS if k in document}, separators=(",", ":"))
 
 
@@ -224,10 +230,22 @@ async def delete_unreferenced_bodies(conn: AsyncConnection, message_pks: Sequenc
     serve them again; the metadata stays for the admin log (as a v1 message's does)."""
     ordered = sorted(set(message_pks))
     for start in range(0, len(ordered), _DELETE_CHUNK):
+        chunk = ordered[start : start + _DELETE_CHUNK]
+        if conn.dialect.name == "postgresql":
+            # Two devices acknowledging a message's last two entries at once would each still
+            # see the other's entry (not yet committed) and both keep the body. Locking the
+            # message rows (in id order, as every taker does) makes the second wait for the
+            # first and then see its deletion, so one of them cuts it. SQLite has one writer.
+            await conn.execute(
+                select(v2_messages.c.id)
+                .where(and_(v2_messages.c.id.in_(chunk), v2_messages.c.body_deleted_at.is_(None)))
+                .order_by(v2_messages.c.id)
+                .with_for_update()
+            )
         rows = await conn.execute(
             select(v2_messages.c.id, v2_messages.c.envelope).where(
                 and_(
-                    v2_messages.c.id.in_(ordered[start : start + _DELETE_CHUNK]),
+                    v2_messages.c.id.in_(chunk),
                     v2_messages.c.body_deleted_at.is_(None),
                     ~exists().where(device_inbox.c.message_pk == v2_messages.c.id),
                 )
