@@ -14,6 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from securechat.client.errors import ApiError
 from securechat.client.messenger import Messenger
 
 from ..conftest import LiveServer
@@ -137,3 +138,47 @@ async def test_chat_shows_v2_messages_live_and_a_new_device(
         await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
     finally:
         child.close(force=True)
+
+
+async def test_a_revoked_home_carries_on_in_v1(
+    clients: dict[str, Messenger], live_server: LiveServer, tmp_path: Path
+) -> None:
+    """Revoked from another device, a home still reads and sends (protocol v1) and says
+    why v2 is off, rather than failing every command."""
+    url, password = live_server.url, PASSWORDS["alice"]
+    home = tmp_path / "home-alice"
+    bob = clients["bob"]
+    await bob.enable_v2()
+    assert cli(home, url, "devices", password=password).returncode == 0
+    own = clients["alice"]
+    mine = own.v2.device()
+    assert mine is not None
+    laptop = Messenger(tmp_path / "home-alice-laptop", url)
+    try:
+        await laptop.login("alice", password)
+        await laptop.enable_v2()
+        await laptop.v2.revoke(mine.device_id)
+    finally:
+        await laptop.close()
+    await bob.send_text("alice", "to alice's devices")
+
+    listed = cli(home, url, "inbox", password=password)
+    assert listed.returncode == 0, listed.stderr
+    assert "revoked" in listed.stderr
+    sent = cli(home, url, "send", "bob", "from the revoked home", password=password)
+    assert sent.returncode == 0, sent.stderr
+    got = [i for i in await bob.sync_inbox() if i.kind == "message"]
+    assert [(i.text, i.verified) for i in got] == [("from the revoked home", True)]
+
+
+async def test_v2_that_cannot_start_does_not_stop_a_command(
+    clients: dict[str, Messenger], live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = clients["alice"]
+
+    async def refused() -> str:
+        raise ApiError(503, "unavailable", "the device list cannot be stored now")
+
+    monkeypatch.setattr(alice, "enable_v2", refused)
+    said = await alice.start_v2()
+    assert said is not None and "protocol v1" in said and "503" in said

@@ -163,11 +163,15 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
             try:
                 return await client.v2.uses_v2(target)
             except ApiError as exc:
-                if exc.status != 0 and exc.status < 500:
+                if exc.status not in (0, 502, 503, 504):
                     show(f"error: {exc}")
                     return None
                 await live.wait_connected()
                 await asyncio.sleep(0.25)
+            except ClientError as exc:
+                # A list refused by the core, a server answer that makes no sense: said.
+                show(f"error: {exc}")
+                return None
 
     async def send(line: str) -> None:
         v2 = group_id is None and await uses_v2()
@@ -206,6 +210,8 @@ async def run_chat(client: Messenger, target: str, fetched: list[InboxItem] | No
             line = await outbox.get()
             try:
                 await send(line)
+            except Exception as exc:  # one line's failure must not end the sending task
+                show(f"error: {exc}")
             finally:
                 unsent.remove(line)
                 outbox.task_done()

@@ -153,7 +153,8 @@ async def unlocked(password_stdin: bool) -> Messenger:
         await client.close()
         raise
     if revoked is not None:
-        show(str(revoked), to=errors)
+        show(revoked, to=errors)
+    client.v2_off = revoked
     return client
 
 
@@ -302,11 +303,14 @@ async def inbox(
     """Fetch new messages, then list the messages on this device."""
     async with await unlocked(password_stdin) as client:
         fresh = await client.sync_inbox()
+        revoked_said = client.v2_off
         me = client.username
         for item in fresh:
             if item.kind == "session":
                 # To stderr: stdout has the messages (and with --json, only them).
                 show(login_notice(item.session_id, item.text, when(item.sent_at)), to=errors)
+            elif item.kind == "notice" and item.text and item.text != revoked_said:
+                show(item.text, to=errors)
         for row in client.stored_messages():
             if row["sender"] == me and row["verified"] and not include_sent:
                 continue

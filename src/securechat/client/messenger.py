@@ -63,6 +63,8 @@ class Messenger:
         # (both opt-outs).
         self.read_receipts = read_receipts
         self.typing_indicators = typing_indicators
+        # Why v2 did not start for this process (start_v2), once said.
+        self.v2_off: str | None = None
 
     async def close(self) -> None:
         await self.api.close()
@@ -206,14 +208,17 @@ class Messenger:
         """Give this home a v2 device (once), listed and with prekeys; its id."""
         return (await self.v2.enable()).device_id
 
-    async def start_v2(self) -> Revoked | None:
+    async def start_v2(self) -> str | None:
         """v2 is the default (PROTOCOL.md 15.12): make sure this home is a listed device
-        with prekeys, as every unlocked start does. A home revoked from another device
-        carries on with v1 only; the refusal is returned for the caller to say."""
+        with prekeys, as every unlocked start does. If it cannot (this home was revoked
+        from another device, the server refused or could not be reached), the command goes
+        on in v1; what to tell the user is returned."""
         try:
             await self.enable_v2()
         except Revoked as exc:
-            return exc
+            return str(exc)
+        except ClientError as exc:
+            return f"protocol v2 could not start ({exc}); this goes on in protocol v1"
         return None
 
     async def other_devices(self) -> int:
@@ -224,7 +229,11 @@ class Messenger:
         """This device's v2 inbox (nothing while it has no v2 device or is locked)."""
         if self.identity is None or self.v2.device() is None:
             return []
-        return await self.v2.sync()
+        try:
+            return await self.v2.sync()
+        except Revoked as exc:
+            # Its v1 inbox was read and acknowledged already: say why nothing v2 comes.
+            return [InboxItem(kind="notice", seq=0, verified=True, text=str(exc))]
 
     async def post_envelope(self, envelope: Envelope) -> dict[str, Any]:
         """Send a sealed envelope over HTTP; the server's answer (message id, seq, time)."""

@@ -41,7 +41,8 @@ class Revoked(ClientError):
     def __init__(self) -> None:
         super().__init__(
             "this device was revoked from your account (its device list no longer names it): "
-            "it receives nothing more; use another device, or a new home with `securechat devices add`"
+            "it receives nothing more and sends in v1; use another device, or log in in a new "
+            "home (SECURECHAT_HOME=<new folder> securechat login), which becomes a new device"
         )
 
 
@@ -153,10 +154,12 @@ class V2Client:
     async def uses_v2(self, peer: str) -> bool:
         """A direct conversation uses v2 once both accounts have an accepted device list
         (and this home has a device); else v1."""
-        if self.session.identity is None or self.device() is None:
+        device = self.device()
+        if self.session.identity is None or device is None:
             return False
         own = self.directory.accepted(self.session.username)
-        if own is None:
+        # A device revoked from another one no longer sends in v2: it carries on in v1.
+        if own is None or device.device_id not in {d.device_id for d in own.devices}:
             return False
         if self.directory.accepted(peer) is not None:
             return True
