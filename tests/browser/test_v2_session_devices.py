@@ -7,6 +7,7 @@ device a session is counts only for devices of the list this browser verified.""
 from __future__ import annotations
 
 import json
+import time
 
 from playwright.sync_api import Page, Response, expect
 
@@ -129,16 +130,27 @@ def test_a_device_the_verified_list_does_not_have_is_not_offered(
     second = people["alice-second"]
     second.name = "alice"
     second.login()
+    # v2 is on by default: the second browser is a device, and its session names it.
+    second.page.locator("#open-account").click()
+    expect(second.page.locator("#device-list li.current")).to_have_count(1, timeout=20_000)
+    seconds_device = second.page.locator("#device-list li.current").get_attribute("data-device-id")
+    second.page.locator("#account-close").click()
     bob.page.locator("#open-account").click()
     expect(bob.page.locator("#device-list li.current")).to_have_count(1, timeout=20_000)
     bobs_device = bob.page.locator("#device-list li.current").get_attribute("data-device-id")
-    assert bobs_device
+    assert bobs_device and seconds_device
     database = server_database(server)
     try:
+        # Once the second browser has proved itself (its device credential), the server
+        # lies: its session names bob's device instead.
+        deadline = time.monotonic() + 20
+        while not database.execute(
+            "SELECT 1 FROM sessions WHERE device_id = ?", (seconds_device,)
+        ).fetchone():
+            assert time.monotonic() < deadline, "the second browser's session never named its device"
+            time.sleep(0.1)
         database.execute(
-            "UPDATE sessions SET device_id = ? WHERE device_id IS NULL"
-            " AND user_id = (SELECT id FROM users WHERE username = 'alice')",
-            (bobs_device,),
+            "UPDATE sessions SET device_id = ? WHERE device_id = ?", (bobs_device, seconds_device)
         )
     finally:
         database.close()

@@ -128,7 +128,8 @@ export class V2Receiver {
         if (error instanceof ApiError && error.code === "device_not_listed") {
           this.stopped = true;
           this.host.revoked();
-        } else {
+        } else if (!(error instanceof ApiError && error.status === 401)) {
+          // (A session that ended meanwhile is told on its own; the next read is on login.)
           console.error(error);
         }
       } finally {

@@ -217,7 +217,8 @@ export class V2 {
     } catch (error) {
       this.off = error instanceof Error ? error.message : "v2 could not start";
       this.starting = null;
-      console.warn("protocol v2 is off on this device:", error);
+      // A session that ended meanwhile (logged out elsewhere, revoked) is told on its own.
+      if (!(error instanceof ApiError && error.status === 401)) console.warn("protocol v2 is off on this device:", error);
       this.host.devicesChanged();
     }
   }
