@@ -3,6 +3,7 @@ and rotating the identity key (``securechat account rotate-identity``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
@@ -11,10 +12,14 @@ from rich.table import Table
 from ..client.errors import ClientError
 from ..client.messenger import Messenger
 from ..client.passwords import PASSWORD_RULES
+from ..client.v2.client import DeviceEntry
 from ..client.v2.rotation import ED25519_SPKI_PREFIX
 from ..protocol.keys import fingerprint
 from .formatting import human_size, safe_line
 from .main import PasswordStdin, app, console, messenger, read_password, run, show, signed_in, unlocked, when
+
+# A device id as the signed list has it (PROTOCOL.md 15.3).
+DEVICE_ID = re.compile(r"[0-9a-f]{32}")
 
 NEW_DEVICE_HISTORY = (
     "This home is a new device of your account: protocol v2 messages sent before now stay on your "
@@ -72,12 +77,17 @@ async def logout(password_stdin: PasswordStdin = False) -> None:
 async def sessions(
     revoke: Annotated[str | None, typer.Option(help="Revoke the session with this id.")] = None,
     device: Annotated[
-        bool,
+        str | None,
         typer.Option(
             "--device",
-            help="With --revoke: also revoke that session's device (a new signed device list without it).",
+            metavar="DEVICE_ID",
+            help=(
+                "With --revoke: also revoke the device this listing shows for that session (a new "
+                "signed device list without it). Refused unless the server still names that device "
+                "for the session, it is in your signed list, and it is not this home's device."
+            ),
         ),
-    ] = False,
+    ] = None,
     revoke_others: Annotated[
         bool, typer.Option("--revoke-others", help="Log out every other session.")
     ] = False,
@@ -85,16 +95,29 @@ async def sessions(
 ) -> None:
     """List your sessions (with the device that proved itself in each), or revoke them.
 
-    The device column is the server's word: --device revokes only a device of your
-    account's signed list, never this session's, and asks for your password to sign.
+    The device column is the server's word: --device DEVICE_ID revokes only the device
+    you read on that session's row, only if the server names that same one when asked
+    again, only a device of your account's signed list, never this home's, and asks for
+    your password to sign.
     """
-    if device and not revoke:
+    if device is not None and not revoke:
         raise typer.BadParameter("--device needs --revoke SESSION_ID", param_hint="--device")
-    async with await (unlocked(password_stdin) if device else signed_in(password_stdin)) as client:
+    if device is not None and not DEVICE_ID.fullmatch(device):
+        # Also catches a forgotten value, where the next option would be taken as one.
+        raise typer.BadParameter(
+            "a device id is 32 lowercase hex characters, as the listing's device column shows",
+            param_hint="--device",
+        )
+    async with await (
+        unlocked(password_stdin) if device is not None else signed_in(password_stdin)
+    ) as client:
         await client.ensure_token()
-        if revoke and device:
-            revoked_device = await revoke_session_device(client, revoke)
-            show(f"revoked device {revoked_device} and ended session {revoke}")
+        if revoke and device is not None:
+            revoked = await revoke_session_device(client, revoke, device)
+            show(
+                f"revoked device {revoked.device_id} (created {when(revoked.created_at)}) "
+                f"and ended session {revoke}"
+            )
         elif revoke:
             await client.session.revoke_session(revoke)
             show(f"Revoked {revoke}")
@@ -114,25 +137,41 @@ async def sessions(
         console.print(table)
 
 
-async def revoke_session_device(client: Messenger, session_id: str) -> str:
-    """Revoke the device the server names on another session (signing a new list without
-    it, which refuses a device the signed list does not have), then end the session;
-    return the device's id. Nothing happens if any check fails."""
+async def revoke_session_device(client: Messenger, session_id: str, device_id: str) -> DeviceEntry:
+    """Revoke ``device_id``, which the user read on session ``session_id``'s row, then end
+    the session; return the device's entry in the verified list.
+
+    The server's word on a session's device is a hint (PROTOCOL.md 15.16), so the device is
+    the user's, not the server's answer now: it is revoked only if the server still names
+    that same device for the session (a server cannot swap it after the listing), it is not
+    this home's own device (compared with this home's record, not the server's ``current``
+    flag), and the account's signed list, as this client verifies it, has it. Nothing
+    happens if any check fails."""
+    own = client.v2.device()
+    if own is not None and own.device_id == device_id:
+        raise ClientError(f"{device_id} is this home's own device: revoke it from another device")
     found: list[dict[str, Any]] = [s for s in await client.session.sessions() if s.get("id") == session_id]
     if not found:
         raise ClientError(f"no session {session_id}")
     session = found[0]
     if session.get("current"):
         raise ClientError("that is this session: end it with `securechat logout`")
-    device_id = session.get("device_id")
-    if not isinstance(device_id, str):
-        raise ClientError(f"no device has proved itself in session {session_id}: revoke the session alone")
-    own = client.v2.device()
-    if own is not None and own.device_id == device_id:
-        raise ClientError("that session names this device: revoke it from another device")
+    named = session.get("device_id")
+    if named != device_id:
+        now = f"names device {named}" if isinstance(named, str) else "names no device"
+        raise ClientError(
+            f"the server now {now} for session {session_id}, not {device_id}: nothing revoked "
+            "(list the sessions again, and revoke the session alone if in doubt)"
+        )
+    entries = {entry.device_id: entry for entry in await client.v2.devices()}
+    entry = entries.get(device_id)
+    if entry is None:
+        raise ClientError(f"no device {device_id} in your device list: nothing revoked")
+    if entry.this_device:
+        raise ClientError(f"{device_id} is this home's own device: revoke it from another device")
     await client.v2.revoke(device_id)
     await client.session.revoke_session(session_id)
-    return device_id
+    return entry
 
 
 @app.command()
