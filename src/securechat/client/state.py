@@ -205,13 +205,18 @@ class StateStore:
     def add_message(self, **values: Any) -> None:
         """Keep a row. ``imported`` marks a row of an archive (``backup``: a restored
         backup, ``link``: a device's hand-over; PROTOCOL.md 15.10). A verified row checked
-        here (no ``imported``) replaces any imported copy of its message id: the archive's
-        row is only as trustworthy as whoever made the archive, so it never stands beside
-        or in for a message this home verified itself."""
+        here (no ``imported``) replaces an imported copy of the same message: same id, same
+        conversation, same sender. The archive's row is only as trustworthy as whoever made
+        the archive, so it never stands beside or in for that message once this home has
+        verified it itself. A message with the id but another conversation or sender is not
+        that message (a contact can sign one under the id of a restored row, even one of the
+        user's own words): it is kept beside the copy and erases nothing."""
         values.setdefault("received_at", int(time.time() * 1000))
         if values.get("verified") and not values.get("imported") and values.get("message_id"):
             self._db.execute(
-                "DELETE FROM messages WHERE message_id = ? AND imported IS NOT NULL", (values["message_id"],)
+                "DELETE FROM messages WHERE message_id = ? AND conversation_id = ? AND sender = ?"
+                " AND imported IS NOT NULL",
+                (values["message_id"], values.get("conversation_id"), values.get("sender")),
             )
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
