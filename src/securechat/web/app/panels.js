@@ -17,6 +17,7 @@ import { DevicesPanel, deviceName } from "./devices-panel.js";
 import { RotationPanel } from "./rotation-panel.js";
 import { byId, el, explain, fullTime, humanSize, show } from "./dom.js";
 import { passwordProblem } from "./password-policy.js";
+import { sessionDevice } from "../core/v2/session_devices.js";
 
 export class Panels {
   /**
@@ -181,16 +182,13 @@ export class Panels {
       }),
     ]);
     item.dataset.sessionId = session.id;
-    const index = devices.findIndex((device) => device.deviceId === session.device_id);
-    if (index === -1) return item;
+    // The server's word, trusted as far as the verified list goes (the core decides).
+    const own = devices.find((device) => device.current)?.deviceId ?? null;
+    const shown = sessionDevice(session.device_id, session.current, devices.map((device) => device.deviceId), own);
+    if (shown.kind === "this_device") item.append(el("span", { className: "session-device", text: "this device" }));
+    if (shown.kind !== "revocable") return item;
+    const index = devices.findIndex((device) => device.deviceId === shown.deviceId);
     const device = devices[index];
-    if (device.current) {
-      item.append(el("span", { className: "session-device", text: "this device" }));
-      return item;
-    }
-    // The server names another device on the session asking: not offered, so that a lie
-    // cannot make this button log this browser out.
-    if (session.current) return item;
     const named = deviceName(device, index);
     item.append(el("span", { className: "session-device", text: `${named.name} · ${named.id}` }));
     const button = /** @type {HTMLButtonElement} */ (el("button", { className: "danger small", text: "Revoke device", attrs: { type: "button" } }));

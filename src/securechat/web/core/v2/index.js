@@ -14,3 +14,4 @@ export * from "./receive.js";
 export * from "./wire.js";
 export * from "./transitions.js";
 export * from "./receipts.js";
+export * from "./session_devices.js";
