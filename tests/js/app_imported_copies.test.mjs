@@ -4,6 +4,10 @@
 // itself (a v1 message the server still serves, or a v2 one it accepted) never replaces or
 // hides it: the verified copy is shown, the imported one is not, whichever came first and
 // whatever its time.
+//
+// But only the same message replaces a copy: same id, same conversation, same sender.
+// A contact's message signed under the id of a restored row (one of the user's own words,
+// say) is another message: both show, and neither hides the other.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -96,6 +100,68 @@ describe("an imported copy never shadows a message verified here", () => {
     assert.deepEqual(
       merged.map((m) => m.messageId),
       ["m1", "m2"],
+    );
+  });
+});
+
+describe("a message with a reused id is not the imported copy's message", () => {
+  /** Alice's own words, restored from her backup. */
+  const own = imported({ sender: "alice", text: "my own words", status: "sent" });
+  /** Bob's genuine, verified message, signed under the id of alice's restored one. */
+  const bobs = item({ text: "bob's words under alice's id", sentAt: 2000 });
+
+  test("a page with bob's message keeps alice's restored words", () => {
+    const merged = mergeOlder([own], [bobs]);
+    assert.deepEqual(
+      merged.map((m) => [m.sender, m.text]),
+      [
+        ["bob", "bob's words under alice's id"],
+        ["alice", "my own words"],
+      ],
+    );
+  });
+
+  test("a page with alice's restored words, after bob's arrived live, keeps them", () => {
+    const merged = mergeOlder([bobs], [own]);
+    assert.deepEqual(
+      merged.map((m) => [m.sender, m.text]),
+      [
+        ["alice", "my own words"],
+        ["bob", "bob's words under alice's id"],
+      ],
+    );
+  });
+
+  test("in one page, both stay", () => {
+    assert.deepEqual(
+      mergeOlder([], [own, bobs]).map((m) => m.sender),
+      ["alice", "bob"],
+    );
+  });
+
+  test("neither is taken for a copy of the other", () => {
+    assert.ok(!alreadyShown([own], bobs));
+    assert.ok(!alreadyShown([bobs], own));
+  });
+
+  test("two messages verified here with one id and other senders both show", () => {
+    // Alice's v1 message the server serves again, and bob's v2 one under its id.
+    const served = item({ sender: "alice", text: "my own words", status: "sent" });
+    assert.ok(!alreadyShown([served], bobs));
+    assert.ok(!alreadyShown([bobs], served));
+    assert.deepEqual(
+      mergeOlder([bobs], [served]).map((m) => m.sender),
+      ["alice", "bob"],
+    );
+  });
+
+  test("the sender's message in another conversation leaves the copy", () => {
+    const elsewhere = item({ conversationId: "grp-y", text: "in a group" });
+    const copy = imported({});
+    assert.ok(!alreadyShown([elsewhere], copy));
+    assert.deepEqual(
+      mergeOlder([copy], [elsewhere]).map((m) => m.conversationId),
+      ["grp-y", "dm-x"],
     );
   });
 });

@@ -157,6 +157,30 @@ export function derivePeer(me, id, listed, known = []) {
 }
 
 /**
+ * Whether two accepted items are the same message: the same id, in the same conversation,
+ * from the same sender. An id alone is not enough: a contact can sign a message of his own
+ * under an id he learnt (that of a restored row, or of a v1 message, v1 and v2 ids being
+ * kept apart by the server), and that is another message, which must not hide this one.
+ *
+ * @param {Pick<ChatMessage, "messageId" | "conversationId" | "sender">} a
+ * @param {Pick<ChatMessage, "messageId" | "conversationId" | "sender">} b
+ * @returns {boolean}
+ */
+function sameMessage(a, b) {
+  return a.messageId === b.messageId && a.conversationId === b.conversationId && a.sender === b.sender;
+}
+
+/**
+ * What `sameMessage` compares, as one string (unambiguous: a JSON array).
+ *
+ * @param {Pick<ChatMessage, "messageId" | "conversationId" | "sender">} m
+ * @returns {string}
+ */
+function messageKey(m) {
+  return JSON.stringify([m.messageId, m.conversationId, m.sender]);
+}
+
+/**
  * Whether an item is already among `shown` (a history page overlapping what the inbox
  * or an earlier page showed): the same message accepted twice, or the same envelope
  * refused twice. A replay the inbox flagged does not hide the original, and an imported
@@ -170,7 +194,7 @@ export function alreadyShown(shown, item) {
   return shown.some(
     (m) =>
       m.messageId === item.messageId &&
-      ((m.verified && item.verified && (!m.imported || Boolean(item.imported))) ||
+      ((m.verified && item.verified && sameMessage(m, item) && (!m.imported || Boolean(item.imported))) ||
         (!m.verified && !item.verified && m.envelopeText === item.envelopeText && m.refusal !== "replayed")),
   );
 }
@@ -179,15 +203,17 @@ export function alreadyShown(shown, item) {
  * A page of older items (oldest first) put before those shown, each once. An imported
  * copy of a message verified here (among those shown or in the page: a v1 message the
  * server serves again, a v2 one this device accepted) is left out, whatever its time:
- * an archive's row is only as trustworthy as whoever made the archive (15.10.1).
+ * an archive's row is only as trustworthy as whoever made the archive (15.10.1). Only
+ * that message replaces it (`sameMessage`): another conversation's or another sender's
+ * message with its id leaves it, and both show.
  *
  * @param {readonly ChatMessage[]} shown
  * @param {readonly ChatMessage[]} older
  * @returns {ChatMessage[]}
  */
 export function mergeOlder(shown, older) {
-  const verifiedHere = new Set([...shown, ...older].filter((m) => m.verified && !m.imported).map((m) => m.messageId));
-  const keep = (/** @type {ChatMessage} */ m) => !(m.imported && verifiedHere.has(m.messageId));
+  const verifiedHere = new Set([...shown, ...older].filter((m) => m.verified && !m.imported).map(messageKey));
+  const keep = (/** @type {ChatMessage} */ m) => !(m.imported && verifiedHere.has(messageKey(m)));
   const current = shown.filter(keep);
   /** @type {ChatMessage[]} */
   const kept = [];
