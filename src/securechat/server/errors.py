@@ -209,7 +209,9 @@ class TooManyPrekeys(Conflict):
 
 
 class BackupVersionStale(Conflict):
-    """A history backup whose version is not above the stored one (PROTOCOL.md 15.10)."""
+    """A history backup whose version is not the stored one plus one (1 when none is
+    stored; PROTOCOL.md 15.10.1): an older or equal version, or one that jumps ahead. The
+    error's ``version`` is the stored one (0 if none)."""
 
     code = "backup_version_stale"
 
