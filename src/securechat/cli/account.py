@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ..client.core.v2.session_devices import session_device
 from ..client.errors import ClientError
 from ..client.messenger import Messenger
 from ..client.passwords import PASSWORD_RULES
@@ -148,7 +149,8 @@ async def revoke_session_device(client: Messenger, session_id: str, device_id: s
     flag), and the account's signed list, as this client verifies it, has it. Nothing
     happens if any check fails."""
     own = client.v2.device()
-    if own is not None and own.device_id == device_id:
+    own_id = own.device_id if own is not None else None
+    if own_id == device_id:
         raise ClientError(f"{device_id} is this home's own device: revoke it from another device")
     found: list[dict[str, Any]] = [s for s in await client.session.sessions() if s.get("id") == session_id]
     if not found:
@@ -164,11 +166,13 @@ async def revoke_session_device(client: Messenger, session_id: str, device_id: s
             "(list the sessions again, and revoke the session alone if in doubt)"
         )
     entries = {entry.device_id: entry for entry in await client.v2.devices()}
-    entry = entries.get(device_id)
-    if entry is None:
+    # The server's word, trusted as far as the verified list and this home's record go.
+    decided = session_device(named, False, entries, own_id)
+    if decided.kind == "none":
         raise ClientError(f"no device {device_id} in your device list: nothing revoked")
-    if entry.this_device:
+    if decided.kind == "this_device":
         raise ClientError(f"{device_id} is this home's own device: revoke it from another device")
+    entry = entries[device_id]
     await client.v2.revoke(device_id)
     await client.session.revoke_session(session_id)
     return entry
