@@ -303,3 +303,62 @@ def test_a_forged_device_list_is_refused_said_in_the_conversation_and_not_used(
     )
     assert posts == []
     expect(notice).to_have_count(1)
+
+
+def test_a_forged_copy_of_a_kept_message_does_not_replace_it(
+    people: dict[str, Person], server: LiveServer
+) -> None:
+    """The server delivers bob's device, again, an envelope claiming the id and time of a
+    message he already has, with a signature that does not verify: it is shown
+    unverifiable beside the genuine one, which stays kept and verified after a reload
+    (the refused item was stored over the genuine one before)."""
+    alice, bob = two_in_a_v2_chat(people, "hello")
+    bob.page.close()
+    alice.send("the genuine message")
+    expect(alice.page.locator(".message.mine .status")).to_have_text([POSTED, " · Sent"])
+    database = server_database(server)
+    try:
+        (entry,) = database.execute(
+            "SELECT device_inbox.user_id, device_inbox.device_id, message_pk, slot, envelope FROM device_inbox"
+            " JOIN v2_messages ON v2_messages.id = device_inbox.message_pk"
+        ).fetchall()
+    finally:
+        database.close()
+    bob_id, bob_device, pk, slot, envelope_text = entry
+    page = bob.new_page()
+    bob.unlock()
+    bob.open_chat("alice")
+    expect(page.locator(".message.theirs .message-text")).to_have_text(
+        ["hello", "the genuine message"], timeout=20_000
+    )
+    # What a server can make: the same envelope, id and time, with a signature of its own.
+    forged = {**json.loads(envelope_text), "signature": base64.b64encode(bytes(64)).decode()}
+    database = server_database(server)
+    try:
+        database.execute(
+            "UPDATE v2_messages SET envelope = ?, body_deleted_at = NULL WHERE id = ?",
+            (json.dumps(forged), pk),
+        )
+        (head,) = database.execute(
+            "SELECT inbox_head FROM devices WHERE user_id = ? AND device_id = ?", (bob_id, bob_device)
+        ).fetchone()
+        database.execute(
+            "INSERT INTO device_inbox (user_id, device_id, seq, message_pk, slot, created_at) VALUES (?, ?, ?, ?, ?, 0)",
+            (bob_id, bob_device, head + 1, pk, slot),
+        )
+        database.execute(
+            "UPDATE devices SET inbox_head = ? WHERE user_id = ? AND device_id = ?",
+            (head + 1, bob_id, bob_device),
+        )
+    finally:
+        database.close()
+    for _ in range(2):
+        page.reload()
+        bob.unlock()
+        bob.open_chat("alice")
+        unverifiable = page.locator(".message.unverifiable")
+        expect(unverifiable).to_have_count(1, timeout=20_000)
+        expect(unverifiable).to_have_attribute("data-reason", "bad_signature")
+        expect(page.locator(".message.theirs:not(.unverifiable) .message-text")).to_have_text(
+            ["hello", "the genuine message"]
+        )

@@ -365,7 +365,10 @@ export class V2Receiver {
       sender: header?.sender ?? "?",
       serverTs,
     };
-    const refused = refusedItem(decision, { delivery, envelopeText });
+    const claimed = refusedItem(decision, { delivery, envelopeText });
+    // Kept and shown under an id of its own (this inbox position's): a refused envelope
+    // that claims the id and time of a message this device has must never replace it.
+    const refused = { ...claimed, messageId: `v2-refused:${seq}:${claimed.messageId}` };
     // Kept too (with its reason and what it claims), so a reload still shows that
     // something arrived and could not be opened; one that names no conversation is not.
     if (refused.conversationId.startsWith("dm-")) writes.push(await this.host.local.write({ ...refused, sentAt: header?.sentAt ?? refused.sentAt }));
