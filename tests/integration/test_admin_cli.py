@@ -66,8 +66,10 @@ async def test_admin_create_then_message_log_and_export(live_server, make_client
     assert listed_v1.returncode == 0, listed_v1.stderr
     entries = [json.loads(line) for line in listed_v1.stdout.splitlines()]
     assert [(e["sender"], e["recipients"]) for e in entries] == [("alice", ["bob"])] * 2
+    # bob's device has not read its inbox yet: the body is still stored. Once it has, the
+    # table says the ciphertext is gone.
     table = cli("admin", "messages", home=alice.state.home, server=live_server.url)
-    assert table.returncode == 0 and "sender device" in table.stdout
+    assert table.returncode == 0 and "sender device" in table.stdout and "deleted once" not in table.stdout
 
     exported = cli("admin", "export", home=alice.state.home, server=live_server.url)
     assert exported.returncode == 0, exported.stderr
@@ -86,6 +88,16 @@ async def test_admin_create_then_message_log_and_export(live_server, make_client
         assert (
             text not in listed.stdout + listed_v1.stdout + table.stdout + exported.stdout + exported_v1.stdout
         )
+
+    # bob's device reads its inbox (and sends a delivered receipt, a v2 message too).
+    await bob.sync_inbox()
+    delivered = cli(
+        "admin", "messages", "--json", "--sender", "alice", home=alice.state.home, server=live_server.url
+    )
+    (entry,) = [json.loads(line) for line in delivered.stdout.splitlines()]
+    assert entry["body_deleted_at"] is not None and entry["ciphertext_preview"] == ""
+    shown = cli("admin", "messages", "--sender", "alice", home=alice.state.home, server=live_server.url)
+    assert "deleted once" in shown.stdout
 
     audit = cli("admin", "audit", home=alice.state.home, server=live_server.url)
     assert audit.returncode == 0 and "export_messages" in audit.stdout and "grant_admin" in audit.stdout

@@ -166,7 +166,9 @@ async def messages(
             cell(entry["sender"]),
             cells(entry["recipients"]),
             cell(entry["size"]),
-            cell(entry["ciphertext_preview"]),
+            "(deleted once every device had it)"
+            if entry.get("body_deleted_at")
+            else cell(entry["ciphertext_preview"]),
             f"{cell(device)} to {cell(entry.get('devices'))} device(s)" if device else "-",
         )
     console.print(table)
