@@ -18,11 +18,11 @@
 import { b64decode, b64encode, bytesEqual, canonical, splitCanonical, u64 } from "../encoding.js";
 import { MAX_CIPHERTEXT_BYTES, pad, unpad } from "../envelope.js";
 import { parseConversationId, parseMessageId, parseNormalisedUsername } from "../identifiers.js";
-import { GCM_IV_BYTES, aesGcmDecrypt, aesGcmEncrypt, sha256 } from "../primitives.js";
+import { GCM_IV_BYTES, aesGcmDecrypt, aesGcmEncrypt, ed25519Verify, sha256 } from "../primitives.js";
 import { MAX_DEVICES, parseDeviceId } from "./devices.js";
 import { MalformedInput, Refusal, VerificationFailed } from "./errors.js";
 import { BODY_BINDING, KEY_SLOT, MESSAGE_HEADER_V2, MESSAGE_SIGNATURE_V2 } from "./labels.js";
-import { KEY_BYTES, SIGNATURE_BYTES, ed25519SignRaw, ed25519VerifyRaw } from "./primitives.js";
+import { KEY_BYTES, SIGNATURE_BYTES, ed25519SignRaw, ed25519VerifyKey } from "./primitives.js";
 import { RatchetMessage, ratchetEncrypt } from "./ratchet.js";
 import { exactBytes, integer, members, versionTwo } from "./wire.js";
 
@@ -156,9 +156,16 @@ export class EnvelopeV2 {
     Object.freeze(this);
   }
 
-  /** @returns {Promise<Uint8Array>} the hash binding body and header */
-  binding() {
-    return bodyBinding(this.header.toBytes(), this.iv, this.body);
+  /** @returns {Promise<Uint8Array>} the hash binding body and header (a fresh copy) */
+  async binding() {
+    let binding = bindings.get(this);
+    if (binding === undefined) {
+      // Hashed once per envelope (whose arrays, like a state's, are never written to):
+      // the signature, the ratchet's extra AD and the key slot all use it.
+      binding = bodyBinding(headerBytes(this.header), this.iv, this.body);
+      bindings.set(this, binding);
+    }
+    return (await binding).slice();
   }
 
   /**
@@ -260,6 +267,31 @@ export class EnvelopeV2 {
 }
 
 /**
+ * The bindings of envelopes (frozen, so kept beside them) and the bytes of headers, each
+ * computed once; the arrays kept here are never handed out to be written to.
+ *
+ * @type {WeakMap<EnvelopeV2, Promise<Uint8Array>>}
+ */
+const bindings = new WeakMap();
+/** @type {WeakMap<HeaderV2, Uint8Array>} */
+const headerBytesCache = new WeakMap();
+
+/**
+ * `header.toBytes()`, kept for the header (only read: AAD and canonical input).
+ *
+ * @param {HeaderV2} header
+ * @returns {Uint8Array}
+ */
+function headerBytes(header) {
+  let bytes = headerBytesCache.get(header);
+  if (bytes === undefined) {
+    bytes = header.toBytes();
+    headerBytesCache.set(header, bytes);
+  }
+  return bytes;
+}
+
+/**
  * @param {Uint8Array} headerBytes
  * @param {Uint8Array} iv
  * @param {Uint8Array} body
@@ -341,8 +373,10 @@ export async function verifyEnvelope(envelope, senderDevice) {
   if (envelope.header.senderDevice !== senderDevice.deviceId) {
     throw new VerificationFailed();
   }
-  const signed = envelopeSignatureInput(envelope.header.toBytes(), await envelope.binding());
-  await ed25519VerifyRaw(senderDevice.signingKey, envelope.signature, signed);
+  // The key import and the binding's hash run together; a key the platform refuses
+  // fails here as it did in ed25519VerifyRaw.
+  const [binding, key] = await Promise.all([envelope.binding(), ed25519VerifyKey(senderDevice.signingKey)]);
+  await ed25519Verify(key, envelope.signature, envelopeSignatureInput(headerBytes(envelope.header), binding));
 }
 
 /**
@@ -376,5 +410,5 @@ export async function openKeySlot(envelope, slotPlaintext) {
  * @throws {VerificationFailed}
  */
 export async function openBody(envelope, contentKey) {
-  return unpad(await aesGcmDecrypt(contentKey, envelope.iv, envelope.body, envelope.header.toBytes()));
+  return unpad(await aesGcmDecrypt(contentKey, envelope.iv, envelope.body, headerBytes(envelope.header)));
 }

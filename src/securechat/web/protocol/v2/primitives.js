@@ -139,6 +139,112 @@ export async function x25519(privateKey, publicKey) {
 }
 
 /**
+ * Ratchet private keys imported lately (PROTOCOL.md 15.7): a session's own ratchet key
+ * is used by every send of its chain (for its public half) and by the next DH turn
+ * (X25519), and the states are read back from storage between the two, so the cache
+ * goes by the scalar's bytes, not by the array. Each entry holds a copy of the scalar
+ * (compared in full on every look-up, so a hit is always the same key) with its
+ * non-extractable `CryptoKey` and public key; the oldest is dropped, its copy zeroed,
+ * beyond {@link RATCHET_KEY_CACHE_SIZE}. Only ratchet.js uses it, for keys a state owns.
+ *
+ * @type {{scalar: Uint8Array, key: Promise<CryptoKey>, publicKey: Promise<Uint8Array> | null}[]}
+ */
+const ratchetKeys = [];
+export const RATCHET_KEY_CACHE_SIZE = 16;
+
+/**
+ * The cache entry of a ratchet private scalar (made, and moved to the newest, here).
+ *
+ * @param {Uint8Array} scalar 32 bytes
+ */
+function ratchetEntry(scalar) {
+  const index = ratchetKeys.findIndex((entry) => bytesEqual(entry.scalar, scalar));
+  if (index >= 0) {
+    const [entry] = ratchetKeys.splice(index, 1);
+    ratchetKeys.push(entry);
+    return entry;
+  }
+  const copy = Uint8Array.from(scalar);
+  const entry = { scalar: copy, key: importX25519Private(copy, false), publicKey: /** @type {Promise<Uint8Array> | null} */ (null) };
+  // A key the platform refuses is not kept: the next use fails the same way again.
+  entry.key.catch(() => forgetRatchetEntry(entry));
+  ratchetKeys.push(entry);
+  while (ratchetKeys.length > RATCHET_KEY_CACHE_SIZE) {
+    const dropped = /** @type {(typeof ratchetKeys)[number]} */ (ratchetKeys.shift());
+    dropped.scalar.fill(0);
+  }
+  return entry;
+}
+
+/** @param {(typeof ratchetKeys)[number]} entry */
+function forgetRatchetEntry(entry) {
+  const index = ratchetKeys.indexOf(entry);
+  if (index >= 0) ratchetKeys.splice(index, 1);
+}
+
+/**
+ * Drop a ratchet private key from the cache (zeroing the cache's copy), when a session
+ * has replaced it; the caller's array is left alone.
+ *
+ * @param {Uint8Array} privateKey
+ */
+export function forgetX25519Ratchet(privateKey) {
+  const index = ratchetKeys.findIndex((entry) => bytesEqual(entry.scalar, privateKey));
+  if (index >= 0) {
+    const [entry] = ratchetKeys.splice(index, 1);
+    entry.scalar.fill(0);
+  }
+}
+
+/**
+ * {@link x25519} for a ratchet private key (the same checks, refusals and output), with
+ * the private key imported once per scalar and the peer's key imported meanwhile.
+ *
+ * @param {Uint8Array} privateKey 32 bytes, never written to afterwards
+ * @param {Uint8Array} publicKey 32 bytes
+ * @returns {Promise<Uint8Array | null>}
+ * @throws {MalformedInput} for keys that are not 32 bytes or a refused private key
+ */
+export async function x25519Ratchet(privateKey, publicKey) {
+  if (privateKey.length !== KEY_BYTES || publicKey.length !== KEY_BYTES) {
+    throw new MalformedInput("X25519 keys are 32 bytes");
+  }
+  const ownKey = ratchetEntry(privateKey).key;
+  const peerKey = subtle()
+    .importKey("raw", buffer(publicKey), X25519, false, [])
+    .catch(() => null);
+  const own = await ownKey;
+  const peer = await peerKey;
+  if (peer === null) return null;
+  let shared;
+  try {
+    shared = new Uint8Array(await subtle().deriveBits({ name: "X25519", public: peer }, own, 256));
+  } catch {
+    return null;
+  }
+  return shared.every((byte) => byte === 0) ? null : shared;
+}
+
+/**
+ * {@link x25519Public} of a ratchet private key, computed once per scalar.
+ *
+ * @param {Uint8Array} privateKey 32 bytes, never written to afterwards
+ * @returns {Promise<Uint8Array>} a fresh copy
+ * @throws {MalformedInput}
+ */
+export async function x25519RatchetPublic(privateKey) {
+  if (privateKey.length !== KEY_BYTES) {
+    throw new MalformedInput("an X25519 private key is 32 bytes");
+  }
+  const entry = ratchetEntry(privateKey);
+  if (entry.publicKey === null) {
+    entry.publicKey = x25519Public(entry.scalar.slice());
+    entry.publicKey.catch(() => forgetRatchetEntry(entry));
+  }
+  return (await entry.publicKey).slice();
+}
+
+/**
  * A fresh X25519 private scalar from the platform's `generateKey`, read from its PKCS#8
  * export (PROTOCOL.md 15.15): the `RandomSource` of production code.
  *
@@ -223,15 +329,48 @@ export async function ed25519SignRaw(seed, message) {
  * @throws {MalformedInput | VerificationFailed}
  */
 export async function ed25519VerifyRaw(publicKey, signature, message) {
+  await ed25519Verify(await ed25519VerifyKey(publicKey), signature, message);
+}
+
+/**
+ * Imported Ed25519 public keys by their hex (public, so kept as text), newest last; a
+ * device's key verifies every message it sends and is read back from storage each time.
+ *
+ * @type {Map<string, Promise<CryptoKey>>}
+ */
+const verifyKeys = new Map();
+const VERIFY_KEY_CACHE_SIZE = 64;
+
+/**
+ * A raw Ed25519 public key as a Web Crypto verify key: `MalformedInput` for a key of the
+ * wrong size or of small order, `VerificationFailed` for 32 bytes that are no point.
+ *
+ * @param {Uint8Array} publicKey
+ * @returns {Promise<CryptoKey>}
+ * @throws {MalformedInput | VerificationFailed}
+ */
+export async function ed25519VerifyKey(publicKey) {
   checkEd25519Raw(publicKey);
-  let key;
+  const name = toHex(publicKey);
+  let key = verifyKeys.get(name);
+  if (key === undefined) {
+    key = subtle().importKey("raw", buffer(Uint8Array.from(publicKey)), ED25519, false, ["verify"]);
+    verifyKeys.set(name, key);
+    key.catch(() => verifyKeys.delete(name));
+    for (const oldest of verifyKeys.keys()) {
+      if (verifyKeys.size <= VERIFY_KEY_CACHE_SIZE) break;
+      verifyKeys.delete(oldest);
+    }
+  } else {
+    verifyKeys.delete(name);
+    verifyKeys.set(name, key);
+  }
   try {
-    key = await subtle().importKey("raw", buffer(publicKey), ED25519, false, ["verify"]);
+    return await key;
   } catch {
     // 32 bytes that are no point: no signature verifies with them.
     throw new VerificationFailed();
   }
-  await ed25519Verify(key, signature, message);
 }
 
 /**

@@ -22,7 +22,7 @@ import { b64decode, b64encode, bytesEqual, canonical, splitCanonical, u64, utf8E
 import { aesGcmDecrypt, aesGcmEncrypt, hkdfSha256 } from "../primitives.js";
 import { MalformedInput, Refusal, VerificationFailed } from "./errors.js";
 import { MESSAGE_KEY, RATCHET_AAD, RATCHET_HEADER, RATCHET_ROOT, SESSION_SETUP, SESSION_STATE } from "./labels.js";
-import { KEY_BYTES, checkX25519Raw, x25519, x25519Public } from "./primitives.js";
+import { KEY_BYTES, checkX25519Raw, forgetX25519Ratchet, x25519Ratchet, x25519RatchetPublic } from "./primitives.js";
 import { exactBytes, integer, members, readU64 } from "./wire.js";
 
 
@@ -439,15 +439,18 @@ export async function ratchetEncrypt(state, plaintext, extraAd, random) {
       throw new Refusal("session_unknown");
     }
     const dhsPrivate = Uint8Array.from(await random(KEY_BYTES));
-    const shared = await x25519(dhsPrivate, current.dhr);
+    const shared = await x25519Ratchet(dhsPrivate, current.dhr);
     if (shared === null) {
       throw new Refusal("ratchet_failed");
     }
     const [rootKey, cks] = await kdfRk(current.rootKey, shared);
+    // The new key replaces the old one in this session, so the cache need not keep it
+    // (a caller that goes on with the old state only imports it again).
+    forgetX25519Ratchet(current.dhsPrivate);
     current = current.with({ dhsPrivate, rootKey, cks, pn: current.ns, ns: 0 });
   }
   const [messageKey, cks] = await kdfCk(current.cks);
-  const dh = await x25519Public(current.dhsPrivate);
+  const dh = await x25519RatchetPublic(current.dhsPrivate);
   const header = ratchetHeaderBytes(dh, current.pn, current.ns);
   const ciphertext = await seal(messageKey, plaintext, ratchetAad(current.adHash, header, extraAd));
   const setup = current.pendingSetup.length > 0 ? SetupMessage.fromBytes(current.pendingSetup) : null;
@@ -530,7 +533,7 @@ export async function ratchetDecrypt(state, message, extraAd, now) {
     if (hasChain) {
       [, previousChainKeys] = await skip(ckr, state.dhr, nr, message.pn, now);
     }
-    const shared = await x25519(state.dhsPrivate, message.dh);
+    const shared = await x25519Ratchet(state.dhsPrivate, message.dh);
     if (shared === null) throw new Refusal("ratchet_failed");
     [rootKey, ckr] = await kdfRk(rootKey, shared);
     nr = 0;
