@@ -10,7 +10,6 @@ import pytest
 from playwright.sync_api import expect
 
 from securechat.client.errors import ApiError
-from securechat.client.v2.client import Revoked
 
 from ..conftest import LiveServer
 from .conftest import PASSWORDS, MakeTerminal, Person
@@ -128,8 +127,9 @@ def test_a_terminal_device_added_and_revoked_mid_conversation_with_a_browser(
         assert texts == ["after the revocation"]
         # The revoked laptop can no longer read a device inbox, and nothing it seals is
         # taken by carol as dave's.
-        with pytest.raises(Revoked):
-            laptop.run(laptop.messenger.sync_v2())
+        # (It says so once instead of failing: a revoked home goes on in v1.)
+        told = laptop.run(laptop.messenger.sync_v2())
+        assert [i.kind for i in told] == ["notice"] and "revoked" in (told[0].text or "")
         before = len(carol.messages())
         # The server refuses what it seals (its device is not listed): nothing reaches carol.
         with pytest.raises(ApiError) as refused:

@@ -28,14 +28,15 @@ import {
   x25519Ratchet,
   x25519RatchetPublic,
 } from "../../src/securechat/web/protocol/v2/index.js";
+import { fromHex, toHex } from "../../src/securechat/web/protocol/encoding.js";
 
 const random32 = () => crypto.getRandomValues(new Uint8Array(32));
-const hex = (bytes) => Buffer.from(bytes).toString("hex");
+const hex = (bytes) => toHex(bytes);
 const SMALL_ORDER_X25519 = [
   "0000000000000000000000000000000000000000000000000000000000000000",
   "0100000000000000000000000000000000000000000000000000000000000000",
   "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-].map((text) => Uint8Array.from(Buffer.from(text, "hex")));
+].map((text) => fromHex(text));
 
 describe("ratchet private keys", () => {
   test("each scalar derives its own output, also after the cache has dropped it", async () => {
@@ -107,7 +108,7 @@ describe("Ed25519 verify keys", () => {
     const seed = random32();
     const message = random32();
     const signature = await ed25519SignRaw(seed, message);
-    const smallOrder = Uint8Array.from(Buffer.from("0100000000000000000000000000000000000000000000000000000000000000", "hex"));
+    const smallOrder = fromHex("0100000000000000000000000000000000000000000000000000000000000000");
     for (let round = 0; round < 2; round += 1) {
       await assert.rejects(ed25519VerifyKey(smallOrder), MalformedInput);
       await assert.rejects(ed25519VerifyRaw(new Uint8Array(31), signature, message), MalformedInput);
