@@ -6,7 +6,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.markup import render
@@ -45,6 +45,8 @@ def test_the_output_never_holds_a_forbidden_character(text: str) -> None:
 
 
 @given(foreign_text)
+@example("two trailing backslashes \\\\")
+@example("\\\\\\")
 def test_with_markup_the_text_renders_as_itself(text: str) -> None:
     # Inside markup, any text renders without error to exactly the text shown without it.
     assert render(f"[red]{safe_line(text, markup=True)}[/red]").plain == safe_line(text)

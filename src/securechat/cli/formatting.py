@@ -70,7 +70,14 @@ def safe_line(value: object, *, markup: bool = False) -> str:
     """
     text = str(value)
     shown = text if text.isascii() and text.isprintable() else text.translate(_ESCAPES)
-    return escape(shown) if markup else shown
+    return _markup_escape(shown) if markup else shown
+
+
+def _markup_escape(shown: str) -> str:
+    """Rich's ``escape``, and every trailing backslash doubled: markup that follows (a
+    closing tag) would otherwise take them as escapes (Rich doubles only a single one)."""
+    core = shown.rstrip("\\")
+    return escape(core) + "\\" * (2 * (len(shown) - len(core)))
 
 
 _MEASURE = Console(file=io.StringIO(), width=80, color_system=None)
